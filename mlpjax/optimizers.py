@@ -1,0 +1,34 @@
+"""Optimizers by their Keras names, built with optax at Keras 3's default hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import optax
+
+from mlpjax.errors import UserInputError, check_name
+
+# name -> (Keras' default learning rate, builder taking the learning rate)
+OPTIMIZERS: dict[str, tuple[float, Callable[[float], optax.GradientTransformation]]] = {
+    "sgd": (0.01, lambda lr: optax.sgd(lr)),
+    "adam": (1e-3, lambda lr: optax.adam(lr, b1=0.9, b2=0.999, eps=1e-7)),
+    "adagrad": (1e-3, lambda lr: optax.adagrad(lr, initial_accumulator_value=0.1, eps=1e-7)),
+    "rmsprop": (1e-3, lambda lr: optax.rmsprop(lr, decay=0.9, eps=1e-7)),
+    "adadelta": (1e-3, lambda lr: optax.adadelta(lr, rho=0.95, eps=1e-7)),
+    "adamax": (1e-3, lambda lr: optax.adamax(lr, b1=0.9, b2=0.999, eps=1e-7)),
+    "nadam": (1e-3, lambda lr: optax.nadam(lr, b1=0.9, b2=0.999, eps=1e-7)),
+}
+
+
+def default_learning_rate(name: str) -> float:
+    """Keras' default learning rate for optimizer ``name``."""
+    return OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)][0]
+
+
+def get_optimizer(name: str, learning_rate: float | None = None) -> optax.GradientTransformation:
+    """The optax transformation for Keras optimizer ``name``; ``learning_rate`` overrides Keras' default."""
+    default_lr, build = OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)]
+    lr = default_lr if learning_rate is None else learning_rate
+    if not lr > 0:
+        raise UserInputError(f"--lr must be a positive number, got {lr}")
+    return build(lr)
