@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -133,3 +134,26 @@ def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
 def param_count(params: Params) -> int:
     """Number of trainable scalars."""
     return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+    """Trained params bound to their architecture, for prediction: what ``load_model`` returns."""
+
+    params: Params
+    config: ModelConfig
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Probabilities ``(batch, num_classes)`` for ``x`` ``(batch, input_dim)`` (or one ``(input_dim,)`` image)."""
+        x = jnp.asarray(x, jnp.float32)
+        single = x.ndim == 1
+        probs = _predict_proba_jit(self.params, x[None] if single else x, config=self.config)
+        probs = np.asarray(probs)
+        return probs[0] if single else probs
+
+    def predict(self, x) -> np.ndarray:
+        """Predicted class indices ``(batch,)`` (or one int for one image)."""
+        return np.argmax(self.predict_proba(x), axis=-1)
+
+
+_predict_proba_jit = jax.jit(predict_proba, static_argnames=("config",))
