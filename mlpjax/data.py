@@ -166,7 +166,7 @@ def load_quadrants() -> Dataset:
 
 
 def load_tfds(name: str) -> Dataset:
-    """``mnist`` or ``fashion_mnist`` through tensorflow-datasets (may download to its data dir)."""
+    """``mnist`` or ``fashion_mnist`` through ``tfds.data_source`` (no TensorFlow needed; may download)."""
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -174,16 +174,18 @@ def load_tfds(name: str) -> Dataset:
             f"dataset {name!r} not found: pass --data-dir DIR (a folder with the four IDX files), "
             f"set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') to download it"
         ) from None
-    try:
-        splits = tfds.as_numpy(tfds.load(name, split=["train", "test"], batch_size=-1, as_supervised=True))
-    except Exception as e:  # tfds raises many types (network, checksum, missing builder)
-        raise UserInputError(f"tensorflow-datasets could not load {name!r}: {e}; "
-                             f"pass --data-dir DIR or set ${DATA_DIR_ENV} instead") from None
-    (x_train, y_train), (x_test, y_test) = splits
-    h, w = x_train.shape[1:3]
-    return make_dataset(name, x_train.reshape(len(x_train), -1) / np.float32(255), y_train,
-                        x_test.reshape(len(x_test), -1) / np.float32(255), y_test, num_classes=10,
-                        image_shape=(h, w), source=f"tfds:{name}",
+    arrays = []
+    for split in ("train", "test"):
+        try:
+            source = tfds.data_source(name, split=split)
+            examples = [source[i] for i in range(len(source))]
+        except Exception as e:  # tfds raises many types (network, checksum, missing builder)
+            raise UserInputError(f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
+                                 f"pass --data-dir DIR or set ${DATA_DIR_ENV} instead") from None
+        images = np.stack([np.asarray(ex["image"]) for ex in examples])
+        arrays += [images.reshape(len(images), -1) / np.float32(255), np.array([ex["label"] for ex in examples])]
+    h, w = images.shape[1:3]
+    return make_dataset(name, *arrays, num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
                         class_names=FASHION_CLASSES if name == "fashion_mnist" else ())
 
 

@@ -1,0 +1,109 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mlpjax import model
+from mlpjax.errors import UserInputError
+
+
+def test_step_and_relu_on_the_tutorials_example():
+    x = jnp.array([1.0, -2.0, 3.0, -4.0, 7.0])
+    np.testing.assert_array_equal(model.ACTIVATIONS["step"](x), [1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(model.ACTIVATIONS["relu"](x), [1, 0, 3, 0, 7])
+
+
+def test_step_has_zero_gradient_almost_everywhere():
+    grad = jax.grad(lambda x: jnp.sum(model.step(x)))(jnp.array([-2.0, -0.5, 0.5, 3.0]))
+    np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_init_shapes_glorot_uniform_and_zero_biases():
+    config = model.ModelConfig(input_dim=784, hidden=(512, 64), num_classes=10)
+    params = model.init(jax.random.PRNGKey(0), config)
+    assert set(params) == {"hidden_0", "hidden_1", "output"}
+    for name, (fan_in, fan_out) in {"hidden_0": (784, 512), "hidden_1": (512, 64), "output": (64, 10)}.items():
+        kernel, bias = np.asarray(params[name]["kernel"]), np.asarray(params[name]["bias"])
+        assert kernel.shape == (fan_in, fan_out)
+        np.testing.assert_array_equal(bias, np.zeros(fan_out))
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        assert np.abs(kernel).max() <= limit
+        # uniform on [-limit, limit]: standard deviation limit / sqrt(3)
+        assert abs(kernel.std() - limit / np.sqrt(3)) < 0.05 * limit
+    assert model.param_count(params) == 784 * 512 + 512 + 512 * 64 + 64 + 64 * 10 + 10
+
+
+def test_init_is_a_function_of_the_key():
+    config = model.ModelConfig(input_dim=8, hidden=(4,), num_classes=3)
+    a, b = model.init(jax.random.PRNGKey(1), config), model.init(jax.random.PRNGKey(1), config)
+    c = model.init(jax.random.PRNGKey(2), config)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+    assert not np.array_equal(a["hidden_0"]["kernel"], c["hidden_0"]["kernel"])
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "step", "tanh"])
+def test_apply_matches_a_hand_written_forward_pass(activation):
+    config = model.ModelConfig(input_dim=6, hidden=(5, 4), activation=activation, dropout=0.0, num_classes=3)
+    params = model.init(jax.random.PRNGKey(0), config)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (7, 6))
+    act = {"relu": lambda z: np.maximum(z, 0), "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+           "step": lambda z: (z > 0).astype(np.float32), "tanh": np.tanh}[activation]
+    h = np.asarray(x)
+    for name in ("hidden_0", "hidden_1"):
+        h = act(h @ np.asarray(params[name]["kernel"]) + np.asarray(params[name]["bias"]))
+    expected = h @ np.asarray(params["output"]["kernel"]) + np.asarray(params["output"]["bias"])
+    np.testing.assert_allclose(model.apply(params, x, config=config), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dropout_is_inverted_and_only_active_in_training():
+    config = model.ModelConfig(input_dim=4, hidden=(2000,), dropout=0.2, num_classes=2)
+    params = model.init(jax.random.PRNGKey(0), config)
+    x = jnp.ones((3, 4))
+    inference = model.apply(params, x, config=config)
+    np.testing.assert_array_equal(inference, model.apply(params, x, config=config, rng=jax.random.PRNGKey(5)))
+    masks = model.dropout_masks(jax.random.PRNGKey(5), config, 3)
+    assert masks[0].shape == (3, 2000) and masks[0].dtype == jnp.bool_
+    assert abs(float(masks[0].mean()) - 0.8) < 0.02
+    kept = model.apply_dropout(jnp.ones((3, 2000)), masks[0], 0.2)
+    np.testing.assert_allclose(np.unique(np.asarray(kept)), [0.0, 1.25])
+    a = model.apply(params, x, config=config, train=True, rng=jax.random.PRNGKey(5))
+    b = model.apply(params, x, config=config, train=True, rng=jax.random.PRNGKey(5))
+    c = model.apply(params, x, config=config, train=True, rng=jax.random.PRNGKey(6))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c) and not np.allclose(a, inference)
+
+
+def test_training_with_dropout_needs_a_key():
+    config = model.ModelConfig(input_dim=4, hidden=(3,), dropout=0.5, num_classes=2)
+    params = model.init(jax.random.PRNGKey(0), config)
+    with pytest.raises(ValueError, match="PRNG key"):
+        model.apply(params, jnp.ones((1, 4)), config=config, train=True)
+
+
+def test_predict_proba_is_a_distribution_and_classifier_agrees():
+    config = model.ModelConfig(input_dim=5, hidden=(8,), num_classes=4)
+    params = model.init(jax.random.PRNGKey(0), config)
+    x = np.random.default_rng(0).random((6, 5), np.float32)
+    probs = np.asarray(model.predict_proba(params, x, config=config))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+    clf = model.Classifier(params, config)
+    np.testing.assert_allclose(clf.predict_proba(x), probs, rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(x), probs.argmax(-1))
+    assert clf.predict(x[0]) == probs[0].argmax()
+
+
+def test_one_hot_is_to_categorical():
+    np.testing.assert_array_equal(model.one_hot(jnp.array([0, 2, 1]), 3),
+                                  [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"activation": "softsign"}, "relu, sigmoid, step, tanh"),
+    ({"dropout": 1.5}, "--dropout"),
+    ({"dropout": -0.1}, "--dropout"),
+    ({"hidden": (0,)}, "--hidden"),
+    ({"num_classes": 1}, "num_classes"),
+])
+def test_bad_model_configs_name_the_problem(kwargs, message):
+    with pytest.raises(UserInputError, match=message):
+        model.ModelConfig(**kwargs)
