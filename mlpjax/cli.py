@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import os
 import sys
 from pathlib import Path
@@ -76,23 +77,151 @@ def train_config_from_args(args: argparse.Namespace):
                        dropout=args.dropout, optimizer=args.optimizer, lr=args.lr, loss=args.loss, seed=args.seed)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from mlpjax import data, fileio, model, train
+def checkpoint_run(args: argparse.Namespace):
+    """The checkpointed run that ``train --output/--resume`` asks for, checked before anything is written."""
+    import dataclasses
 
-    config = train_config_from_args(args)
+    from mlpjax import checkpoint, train
+
+    if not args.resume:
+        return checkpoint.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
+    if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
+        raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output {args.output}")
+    defaults = build_parser().parse_args(["train"])  # flags left at their defaults come from the checkpoint
+    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(train.TrainConfig)
+               if getattr(args, f.name) != getattr(defaults, f.name)}
+    return checkpoint.resume(args.resume, changes, keep=args.keep, save_best=args.save_best)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mlpjax import data, distributed, model, train
+
+    if not (args.output or args.resume) and (args.keep or args.save_best):
+        raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
+    if distributed.wants_initialize(args.coordinator) and (args.output or args.resume):
+        raise UserInputError("--output/--resume with several processes is not supported yet (the checkpoints "
+                             "would need a collective Orbax save); train on one process to keep checkpoints")
+    mesh = distributed.setup(args.devices, args.coordinator, args.num_processes, args.process_id)
+    print = builtins.print if distributed.is_primary() else (lambda *a, **k: None)  # process 0 speaks
+    run = checkpoint_run(args) if args.output or args.resume else None
+    config = run.config if run else train_config_from_args(args)
     dataset = data.load_dataset(config.dataset, config.data_dir)
     log = None if args.quiet else print
     print(f"{dataset.name}: {len(dataset.x_train)} train, {len(dataset.x_test)} test, "
-          f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs")
-    result = train.fit(config, dataset, quiet=args.quiet, log=log)
+          f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
+          + (f"; data-parallel over {mesh.size} devices" if mesh is not None else ""))
+    if run and run.checkpoint:
+        print(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
+    if run:
+        with distributed.mesh_context(mesh):  # Run.fit takes no mesh: train.fit finds it in jax.set_mesh
+            result = run.fit(dataset, quiet=args.quiet, log=log)
+    else:
+        result = train.fit(config, dataset, quiet=args.quiet, log=log, mesh=mesh)
     print(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.x_test) > 9:
         probs = model.predict_proba(result.state.params, dataset.x_test[9:10], config=result.state.model)[0]
         print(f"test sample 9: predicted {int(probs.argmax())} (p={float(probs.max()):.3f}), "
               f"true {int(dataset.y_test[9])}")
-    if args.output:
-        fileio.write_json_atomic(Path(args.output) / "metrics.json", result.record())
-        print(f"wrote {Path(args.output) / 'metrics.json'}")
+    if run:
+        print(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
+              if run.save_best else "") + f"; wrote {run.directory / 'metrics.json'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from mlpjax import checkpoint
+
+    report = checkpoint.evaluate(args.directory, dataset=args.dataset, data_dir=args.data_dir, best=args.best)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    m = report["test_metrics"]
+    print(f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
+          f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+          f"f1 {m['f1_score']:.4f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mlpjax import checkpoint, predict
+
+    ckpt = checkpoint.restore(args.directory, best=args.best)
+    if args.image:
+        x = predict.load_image(args.image, ckpt.model_config.input_dim)
+        print(f"{args.image}: {predict.predict_one(ckpt.classifier, x).describe()}")
+        return 0
+    ds = checkpoint.dataset_for(ckpt, args.dataset, args.data_dir)
+    if not 0 <= args.index < len(ds.x_test):
+        raise UserInputError(f"--index {args.index}: the {ds.name} test set has samples 0 to {len(ds.x_test) - 1}")
+    result = predict.predict_one(ckpt.classifier, ds.x_test[args.index], ds.y_test[args.index])
+    print(f"{ds.name} test sample {args.index}: {result.describe()}")
+    if ds.image_shape is not None:
+        out = predict.save_png(ds.x_test[args.index].reshape(ds.image_shape), result.describe(sep="\n"),
+                               args.out or f"predict_{args.index}.png")
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_backprop(args: argparse.Namespace) -> int:
+    import json
+
+    from mlpjax import backprop, gradcheck
+
+    step = backprop.worked_step(backprop.ARTICLE)
+    reference = gradcheck.article_jax_grads(backprop.ARTICLE)
+    run = backprop.worked_train(backprop.ARTICLE, args.iterations) if args.iterations else None
+    if args.json:
+        print(json.dumps(backprop.worked_record(step, reference, run), indent=2))
+        return 0
+    print(backprop.walkthrough(step, reference))
+    if run is not None:
+        print()
+        print(backprop.training_lines(run))
+    return 0
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from mlpjax import ui
+
+    if args.directory and args.train_quick:
+        raise UserInputError(f"give a model DIR ({args.directory}) or --train-quick, not both")
+    if not args.directory and not args.train_quick:
+        raise UserInputError("no model given: train one with `mlpjax train --output DIR` and run `mlpjax draw DIR`, "
+                             "or run `mlpjax draw --train-quick` to train a 1-epoch MNIST model first")
+    ui.check_display(probe=True)
+    if args.directory:
+        from mlpjax.checkpoint import load_model
+
+        classifier = load_model(args.directory, best=args.best)
+    else:
+        classifier = ui.train_quick_model(args.data_dir)
+    window = ui.DrawWindow(classifier, on_recognise=lambda r: print(f"recognised {r.text}", flush=True))
+    print("window open: draw a digit; Recognise (Enter), Clear (Escape)", flush=True)
+    window.run()
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from mlpjax import experiments
+
+    names = experiments.EXPERIMENTS if args.name == "all" else [args.name]
+    for name in names:
+        experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from mlpjax import bench
+
+    config = bench.BenchConfig(quick=args.quick, against=tuple(a for a in args.against.split(",") if a),
+                               batch_size=args.batch_size, hidden=tuple(args.hidden), data_dir=args.data_dir,
+                               rounds=args.rounds, sweep=not args.no_sweep, memory=not args.no_memory)
+    report = bench.run(config, log=(lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr)))
+    print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
     return 0
 
 
@@ -102,9 +231,74 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the MLP and report test accuracy")
     add_train_flags(p)
-    p.add_argument("--output", metavar="DIR", help="write DIR/metrics.json")
+    p.add_argument("--output", metavar="DIR",
+                   help="save a checkpoint every epoch into DIR/checkpoints and the history into DIR/metrics.json")
+    p.add_argument("--keep", type=positive_int, metavar="N", help="checkpoints to keep, the most recent (default: 3)")
+    p.add_argument("--save-best", action="store_true", help="also keep the epoch of lowest val_loss in DIR/best")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue DIR from its last complete epoch up to --epochs in all, with its saved settings")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--devices", type=positive_int, metavar="N",
+                   help="data-parallel over N devices of each process (default: all of the default backend)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="several processes (jax.distributed): the address of process 0; 'auto' under "
+                        "Slurm/Open MPI (default: $JAX_COORDINATOR_ADDRESS)")
+    p.add_argument("--num-processes", type=positive_int, metavar="P", help="with --coordinator: processes in all")
+    p.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: this process, 0 to P-1")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test loss, accuracy, precision, recall and F1 of a saved model")
+    p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
+    add_data_flags(p, default_dataset=None)
+    p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict a test sample (--index) or a digit image file (--image)")
+    p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--index", type=int, metavar="N", help="test sample N; draws it to a PNG (see --out)")
+    what.add_argument("--image", metavar="FILE", help="an image of a digit, any size, either polarity")
+    add_data_flags(p, default_dataset=None)
+    p.add_argument("--out", metavar="FILE.png", help="with --index: where to draw it (default: predict_N.png)")
+    p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("backprop", help="the worked 2-2-2 backpropagation example, checked against jax.grad")
+    p.add_argument("--iterations", type=positive_int, metavar="N", help="then repeat the update N times")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the walk-through")
+    p.set_defaults(func=cmd_backprop)
+
+    p = sub.add_parser("draw", help="a window to draw a digit with the mouse and have the model recognise it")
+    p.add_argument("directory", nargs="?", metavar="DIR", help="a run directory from mlpjax train --output DIR")
+    p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
+    p.add_argument("--train-quick", action="store_true",
+                   help="no DIR: train 1 epoch of MNIST now (needs --data-dir or $MLPJAX_DATA_DIR)")
+    p.add_argument("--data-dir", metavar="DIR", help="with --train-quick: the folder with the MNIST IDX files")
+    p.set_defaults(func=cmd_draw)
+
+    from mlpjax.experiments import DEFAULT_OUT, EXPERIMENTS
+
+    p = sub.add_parser("bench", help="training speed against the matmul ceiling, PyTorch and Keras")
+    p.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--against", default="torch,keras", metavar="NAMES",
+                   help="comma-separated baselines, run when installed (default: torch,keras; '' for none)")
+    p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default: 128")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[512], metavar="N", help="default: 512")
+    p.add_argument("--data-dir", metavar="DIR", help="real MNIST (default: $MLPJAX_DATA_DIR, else random data)")
+    p.add_argument("--rounds", type=positive_int, default=3, metavar="N", help="timed epochs per framework")
+    p.add_argument("--no-sweep", action="store_true", help="skip the batch-size and width sweep")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("experiment", help="measure one of the tutorial's claims: tables and figures in DIR/NAME/")
+    p.add_argument("name", metavar="NAME", help=f"one of {', '.join(EXPERIMENTS)}, or all")
+    p.add_argument("--quick", action="store_true", help="smoke-test budget: digits (or an MNIST slice), 2 epochs")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"default: {DEFAULT_OUT}")
+    p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 
