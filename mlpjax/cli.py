@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import builtins
 import os
 import sys
 from pathlib import Path
@@ -41,56 +40,61 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_data_flags(p: argparse.ArgumentParser, default_dataset: str | None = "mnist") -> None:
+def add_data_flags(p: argparse.ArgumentParser, default_help: str = "mnist") -> None:
     from mlpjax.data import DATA_DIR_ENV, DATASETS
 
-    p.add_argument("--dataset", default=default_dataset, metavar="NAME",
-                   help=f"one of {', '.join(DATASETS)} (default: {default_dataset})")
+    p.add_argument("--dataset", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: {default_help})")
     p.add_argument("--data-dir", metavar="DIR",
                    help=f"folder with the four MNIST-format IDX files (default: ${DATA_DIR_ENV}, else tfds)")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """The TrainConfig flags. Their parser defaults are None, so that ``--resume`` can tell a given flag from an
+    omitted one; the defaults themselves live in :class:`mlpjax.train.TrainConfig`."""
     from mlpjax.train import DEFAULT_EPOCHS
 
     add_data_flags(p)
     p.add_argument("--epochs", type=positive_int, metavar="N",
                    help="epochs in all (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_EPOCHS.items()) + ")")
-    p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default: 128")
-    p.add_argument("--hidden", type=positive_int, nargs="+", default=[512], metavar="N",
-                   help="hidden layer sizes (default: 512)")
-    p.add_argument("--activation", default="relu", help="relu, sigmoid, step or tanh (default: relu)")
-    p.add_argument("--dropout", type=dropout_rate, default=0.2, metavar="RATE", help="default: 0.2")
-    p.add_argument("--optimizer", default="adam",
-                   help="sgd, adam, adagrad, rmsprop, adadelta, adamax or nadam (default: adam)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="default: 128")
+    p.add_argument("--hidden", type=positive_int, nargs="+", metavar="N", help="hidden layer sizes (default: 512)")
+    p.add_argument("--activation", help="relu, sigmoid, step or tanh (default: relu)")
+    p.add_argument("--dropout", type=dropout_rate, metavar="RATE", help="default: 0.2")
+    p.add_argument("--optimizer", help="sgd, adam, adagrad, rmsprop, adadelta, adamax or nadam (default: adam)")
     p.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (default: Keras' for the optimizer)")
-    p.add_argument("--loss", default="categorical_crossentropy",
-                   help="categorical_crossentropy, mse, binary_crossentropy, hinge or huber_loss")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed for init, dropout and shuffling (default: 0)")
+    p.add_argument("--loss", help="categorical_crossentropy (default), mse, binary_crossentropy, hinge or huber_loss")
+    p.add_argument("--seed", type=int, help="PRNG seed for init, dropout and shuffling (default: 0)")
+
+
+def given_train_flags(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields that were given on the command line (flags left out are None)."""
+    import dataclasses
+
+    from mlpjax.train import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if "hidden" in given:
+        given["hidden"] = tuple(given["hidden"])
+    return given
 
 
 def train_config_from_args(args: argparse.Namespace):
     from mlpjax.train import TrainConfig
 
-    return TrainConfig(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                       batch_size=args.batch_size, hidden=tuple(args.hidden), activation=args.activation,
-                       dropout=args.dropout, optimizer=args.optimizer, lr=args.lr, loss=args.loss, seed=args.seed)
+    return TrainConfig(**given_train_flags(args))
 
 
 def checkpoint_run(args: argparse.Namespace):
     """The checkpointed run that ``train --output/--resume`` asks for, checked before anything is written."""
-    import dataclasses
-
-    from mlpjax import checkpoint, train
+    from mlpjax import checkpoint
 
     if not args.resume:
         return checkpoint.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
     if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
         raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output {args.output}")
-    defaults = build_parser().parse_args(["train"])  # flags left at their defaults come from the checkpoint
-    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(train.TrainConfig)
-               if getattr(args, f.name) != getattr(defaults, f.name)}
-    return checkpoint.resume(args.resume, changes, keep=args.keep, save_best=args.save_best)
+    # flags left out come from the checkpoint; those given must agree with it (or be resumable changes)
+    return checkpoint.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -102,29 +106,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserInputError("--output/--resume with several processes is not supported yet (the checkpoints "
                              "would need a collective Orbax save); train on one process to keep checkpoints")
     mesh = distributed.setup(args.devices, args.coordinator, args.num_processes, args.process_id)
-    print = builtins.print if distributed.is_primary() else (lambda *a, **k: None)  # process 0 speaks
+    say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks
     run = checkpoint_run(args) if args.output or args.resume else None
     config = run.config if run else train_config_from_args(args)
     dataset = data.load_dataset(config.dataset, config.data_dir)
-    log = None if args.quiet else print
-    print(f"{dataset.name}: {len(dataset.x_train)} train, {len(dataset.x_test)} test, "
+    log = None if args.quiet else say
+    say(f"{dataset.name}: {len(dataset.x_train)} train, {len(dataset.x_test)} test, "
           f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
           + (f"; data-parallel over {mesh.size} devices" if mesh is not None else ""))
     if run and run.checkpoint:
-        print(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
+        say(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
     if run:
-        with distributed.mesh_context(mesh):  # Run.fit takes no mesh: train.fit finds it in jax.set_mesh
-            result = run.fit(dataset, quiet=args.quiet, log=log)
+        result = run.fit(dataset, quiet=args.quiet, log=log, mesh=mesh)
     else:
         result = train.fit(config, dataset, quiet=args.quiet, log=log, mesh=mesh)
-    print(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
+    say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.x_test) > 9:
         probs = model.predict_proba(result.state.params, dataset.x_test[9:10], config=result.state.model)[0]
-        print(f"test sample 9: predicted {int(probs.argmax())} (p={float(probs.max()):.3f}), "
-              f"true {int(dataset.y_test[9])}")
+        say(f"test sample 9: predicted {int(probs.argmax())} (p={float(probs.max()):.3f}), "
+            f"true {int(dataset.y_test[9])}")
     if run:
-        print(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
-              if run.save_best else "") + f"; wrote {run.directory / 'metrics.json'}")
+        say(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
+            if run.save_best else "") + f"; wrote {run.directory / 'metrics.json'}")
     return 0
 
 
@@ -205,7 +208,9 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from mlpjax import experiments
+    from mlpjax.errors import check_name
 
+    check_name("experiment", args.name, (*experiments.EXPERIMENTS, "all"))
     names = experiments.EXPERIMENTS if args.name == "all" else [args.name]
     for name in names:
         experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)
@@ -249,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test loss, accuracy, precision, recall and F1 of a saved model")
     p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
-    add_data_flags(p, default_dataset=None)
+    add_data_flags(p, default_help="the dataset the model was trained on")
     p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_evaluate)
@@ -259,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--index", type=int, metavar="N", help="test sample N; draws it to a PNG (see --out)")
     what.add_argument("--image", metavar="FILE", help="an image of a digit, any size, either polarity")
-    add_data_flags(p, default_dataset=None)
+    add_data_flags(p, default_help="the dataset the model was trained on")
     p.add_argument("--out", metavar="FILE.png", help="with --index: where to draw it (default: predict_N.png)")
     p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
     p.set_defaults(func=cmd_predict)

@@ -4,6 +4,10 @@ Randomness: ``fit`` derives everything from ``config.seed``: ``init_key, state_k
 ``init_key`` draws the initial params; ``state_key`` (kept in the TrainState, so a resumed run continues
 the same stream) gives the dropout key of step ``s`` as ``fold_in(fold_in(state_key, 0), s)`` and the
 shuffle of epoch ``e`` (0-based) as ``fold_in(fold_in(state_key, 1), e)``.
+
+Several devices: pass ``fit(mesh=...)`` (see :mod:`mlpjax.distributed`): the same jitted epoch runs with the
+params replicated and every global batch sharded over the mesh's ``data`` axis; the shuffle, the batches and the
+dropout masks are those of one device, so the results are equal up to float reassociation.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import optax
 from flax import struct
 
 from mlpjax import data as data_lib
-from mlpjax import losses, metrics, model, optimizers
+from mlpjax import distributed, losses, metrics, model, optimizers
 from mlpjax.errors import UserInputError, check_name
 
 _DROPOUT_STREAM, _SHUFFLE_STREAM = 0, 1
@@ -136,35 +140,55 @@ def eval_step(params: model.Params, batch: dict[str, jax.Array], *, config: mode
     }
 
 
-def batch_indices(n: int, batch_size: int, order: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """``(steps, batch_size)`` example indices covering ``n`` examples and their weights (0 pads the last batch)."""
+def batch_indices(n: int, batch_size: int, order: jax.Array | None = None, *,
+                  multiple: int = 1) -> tuple[jax.Array, jax.Array]:
+    """``(steps, width)`` example indices covering ``n`` examples and their weights (0 pads the last batch).
+
+    ``width`` is ``batch_size`` rounded up to a ``multiple`` (the device count): each batch's extra columns are
+    weight-0 copies of example 0, so the batches hold the same examples whatever ``multiple``.
+    """
     steps = math.ceil(n / batch_size)
     order = jnp.arange(n) if order is None else order
-    padded = jnp.concatenate([order, jnp.zeros(steps * batch_size - n, order.dtype)])
-    weight = (jnp.arange(steps * batch_size) < n).astype(jnp.float32)
-    return padded.reshape(steps, batch_size), weight.reshape(steps, batch_size)
+    padded = jnp.concatenate([order, jnp.zeros(steps * batch_size - n, order.dtype)]).reshape(steps, batch_size)
+    weight = (jnp.arange(steps * batch_size) < n).astype(jnp.float32).reshape(steps, batch_size)
+    extra = -batch_size % multiple
+    if extra:
+        padded = jnp.concatenate([padded, jnp.zeros((steps, extra), padded.dtype)], axis=1)
+        weight = jnp.concatenate([weight, jnp.zeros((steps, extra), weight.dtype)], axis=1)
+    return padded, weight
+
+
+def _batch(x, y, i, w, parallel: distributed.DataParallel | None) -> dict[str, jax.Array]:
+    """Rows ``i`` of ``(x, y)`` with weights ``w``: plain indexing, or gathered sharded over the mesh."""
+    if parallel is None:
+        return {"image": x[i], "label": y[i], "weight": w}
+    return parallel.batch(x, y, i, w)
 
 
 ProgressFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], None]
 
 
 def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, epoch: jax.Array, *, batch_size: int,
-                progress: ProgressFn | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+                progress: ProgressFn | None = None, parallel: distributed.DataParallel | None = None,
+                num_examples: int | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
     """One shuffled pass over ``x`` ``(N, D)``, ``y`` ``(N,)`` as a single ``lax.scan`` of ``train_step``.
 
     The last partial batch is kept (padded with weight-0 examples), so an epoch is ``ceil(N / batch_size)``
     steps, as in Keras. Returns the example-weighted mean ``loss`` and ``accuracy`` over the epoch.
     ``progress(step, loss_sum, correct_sum, seen)`` is called from the device about 50 times an epoch.
-    Jit it with ``batch_size`` and ``progress`` static (see :func:`compile_epoch`).
+    With ``parallel``, ``x``/``y`` are placed by :meth:`~mlpjax.distributed.DataParallel.put_rows` (their first
+    ``num_examples`` rows are the examples) and each batch is sharded over the mesh.
+    Jit it with the keyword arguments static (see :func:`compile_epoch`).
     """
-    n = x.shape[0]
-    idx, weight = batch_indices(n, batch_size, jax.random.permutation(shuffle_key(state, epoch), n))
+    n = x.shape[0] if num_examples is None else num_examples
+    idx, weight = batch_indices(n, batch_size, jax.random.permutation(shuffle_key(state, epoch), n),
+                                multiple=1 if parallel is None else parallel.size)
     report_every = max(1, idx.shape[0] // 50)
 
     def body(carry, inputs):
         state, loss_sum, correct_sum, seen = carry
         i, w, s = inputs
-        state, m = train_step(state, {"image": x[i], "label": y[i], "weight": w})
+        state, m = train_step(state, _batch(x, y, i, w, parallel))
         count = jnp.sum(w)
         loss_sum, correct_sum, seen = loss_sum + m["loss"] * count, correct_sum + m["accuracy"] * count, seen + count
         if progress is not None:
@@ -178,21 +202,39 @@ def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, epoch: jax.Array,
     return state, {"loss": loss_sum / seen, "accuracy": correct_sum / seen}
 
 
+def _jit(fn, parallel: distributed.DataParallel | None, num_args: int, **kwargs):
+    """``jax.jit(fn)``; with ``parallel``, its shardings given explicitly: argument 0 (state or params)
+    replicated, then the dataset rows ``x``, ``y``, then ``num_args - 3`` replicated scalars; outputs replicated."""
+    if parallel is None:
+        return jax.jit(fn, **kwargs)
+    rep, rows = parallel.replicated, parallel.rows_sharding
+    return jax.jit(fn, in_shardings=(rep, rows, rows) + (rep,) * (num_args - 3), out_shardings=rep, **kwargs)
+
+
 def compile_epoch(state: TrainState, x: jax.Array, y: jax.Array, *, batch_size: int,
-                  progress: ProgressFn | None = None):
-    """Ahead-of-time compile :func:`train_epoch` (state donated); returns ``(compiled, seconds)``."""
-    fn = jax.jit(functools.partial(train_epoch, batch_size=batch_size, progress=progress), donate_argnums=0)
+                  progress: ProgressFn | None = None, parallel: distributed.DataParallel | None = None,
+                  num_examples: int | None = None):
+    """Ahead-of-time compile :func:`train_epoch` (state donated); returns ``(compiled, seconds)``.
+
+    With ``parallel``, ``state`` must be replicated and ``x``, ``y`` placed on its mesh; the compiled epoch then
+    takes the epoch number as a replicated int32 scalar (see :class:`EpochRunner`).
+    """
+    fn = _jit(functools.partial(train_epoch, batch_size=batch_size, progress=progress, parallel=parallel,
+                                num_examples=num_examples), parallel, 4, donate_argnums=0)
+    epoch = jax.ShapeDtypeStruct((), jnp.int32, sharding=parallel and parallel.replicated)
     start = time.perf_counter()
-    compiled = fn.lower(state, x, y, jnp.zeros((), jnp.int32)).compile()
+    compiled = fn.lower(state, x, y, epoch).compile()
     return compiled, time.perf_counter() - start
 
 
-def _evaluate_sums(params, x, y, *, config: model.ModelConfig, loss_name: str, batch_size: int):
-    idx, weight = batch_indices(x.shape[0], batch_size)
+def _evaluate_sums(params, x, y, *, config: model.ModelConfig, loss_name: str, batch_size: int,
+                   parallel: distributed.DataParallel | None = None, num_examples: int | None = None):
+    n = x.shape[0] if num_examples is None else num_examples
+    idx, weight = batch_indices(n, batch_size, multiple=1 if parallel is None else parallel.size)
 
     def body(total, inputs):
         i, w = inputs
-        sums = eval_step(params, {"image": x[i], "label": y[i], "weight": w}, config=config, loss_name=loss_name)
+        sums = eval_step(params, _batch(x, y, i, w, parallel), config=config, loss_name=loss_name)
         return jax.tree_util.tree_map(jnp.add, total, sums), None
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
@@ -201,10 +243,16 @@ def _evaluate_sums(params, x, y, *, config: model.ModelConfig, loss_name: str, b
     return jax.lax.scan(body, zeros, (idx, weight))[0]
 
 
-def compile_evaluate(params, x, y, *, config: model.ModelConfig, loss_name: str, batch_size: int = 1000):
-    """Ahead-of-time compile the evaluation of ``params`` on ``(x, y)``; returns ``(compiled, seconds)``."""
-    fn = jax.jit(functools.partial(_evaluate_sums, config=config, loss_name=loss_name,
-                                   batch_size=min(batch_size, x.shape[0])))
+def compile_evaluate(params, x, y, *, config: model.ModelConfig, loss_name: str, batch_size: int = 1000,
+                     parallel: distributed.DataParallel | None = None, num_examples: int | None = None):
+    """Ahead-of-time compile the evaluation of ``params`` on ``(x, y)``; returns ``(compiled, seconds)``.
+
+    With ``parallel``: ``params`` replicated and ``x``, ``y`` placed on its mesh, as for :func:`compile_epoch`.
+    """
+    n = x.shape[0] if num_examples is None else num_examples
+    fn = _jit(functools.partial(_evaluate_sums, config=config, loss_name=loss_name,
+                                batch_size=min(batch_size, n), parallel=parallel, num_examples=num_examples),
+              parallel, 3)
     start = time.perf_counter()
     compiled = fn.lower(params, x, y).compile()
     return compiled, time.perf_counter() - start
@@ -226,6 +274,74 @@ def evaluate(params: model.Params, x, y, *, config: model.ModelConfig,
     return summarize(compiled(params, jnp.asarray(x), jnp.asarray(y)))
 
 
+@dataclasses.dataclass(frozen=True)
+class EpochRunner:
+    """A compiled training epoch with its dataset on the devices: ``state, metrics = runner(state, epoch)``.
+
+    Built by :func:`prepare_epoch`. ``state`` must be placed as :meth:`place` places it (replicated over the
+    mesh; as is on one device) and is donated; ``metrics`` (``loss``, ``accuracy``) and the new state are placed
+    the same way: :meth:`local` gives this process's single-device copy of either.
+    """
+
+    compiled: Any  # the AOT-compiled train_epoch
+    x: jax.Array  # (rows, D) training images, placed (rows >= num_examples)
+    y: jax.Array  # (rows,) int32 labels, placed
+    num_examples: int
+    batch_size: int  # examples per global batch (before padding to a multiple of the device count)
+    compile_seconds: float
+    parallel: distributed.DataParallel | None = None
+
+    @property
+    def devices(self) -> int:
+        return 1 if self.parallel is None else self.parallel.size
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch: ``ceil(num_examples / batch_size)``, whatever the device count."""
+        return math.ceil(self.num_examples / self.batch_size)
+
+    def place(self, tree: Any) -> Any:
+        """Put ``tree`` (a state, params) where the compiled epoch expects it."""
+        return tree if self.parallel is None else self.parallel.put_replicated(tree)
+
+    def local(self, tree: Any) -> Any:
+        """This process's single-device copy of a placed ``tree`` (identity on one device)."""
+        return tree if self.parallel is None else self.parallel.local(tree)
+
+    def put_rows(self, a) -> jax.Array:
+        """Put dataset rows ``a`` ``(n, ...)`` on the devices as :attr:`x` is (e.g. the test split)."""
+        return jnp.asarray(a) if self.parallel is None else self.parallel.put_rows(a)
+
+    def __call__(self, state: TrainState, epoch: int) -> tuple[TrainState, dict[str, jax.Array]]:
+        """Train 0-based ``epoch`` (its shuffle) from the placed ``state``."""
+        e = jnp.asarray(epoch, jnp.int32) if self.parallel is None else self.place(np.int32(epoch))
+        return self.compiled(state, self.x, self.y, e)
+
+
+def prepare_epoch(state: TrainState, x, y, *, batch_size: int, mesh: jax.sharding.Mesh | None = None,
+                  shard_rows: bool | None = None,
+                  progress: ProgressFn | None = None) -> tuple[EpochRunner, TrainState]:
+    """Put ``x`` ``(N, D)``, ``y`` ``(N,)`` and ``state`` on the devices and compile one epoch.
+
+    ``mesh`` None: the default device (what :func:`fit` does without a mesh). Else data-parallel over ``mesh``,
+    e.g. ``distributed.make_mesh(4)`` for 4 local devices (``shard_rows``: see
+    :class:`~mlpjax.distributed.DataParallel`); with several processes there is no progress callback.
+    Returns ``(runner, placed state)``. Use it to time an epoch on ``N`` devices.
+    """
+    n = len(x)
+    parallel = None
+    if mesh is not None:
+        parallel = distributed.DataParallel(mesh, shard_rows)
+        distributed.check_padding(batch_size, parallel.size)
+        state = parallel.put_replicated(state)
+        progress = progress if parallel.process_count == 1 else None
+    put = jnp.asarray if parallel is None else parallel.put_rows
+    x, y = put(x), put(y)
+    compiled, seconds = compile_epoch(state, x, y, batch_size=batch_size, progress=progress, parallel=parallel,
+                                      num_examples=n)
+    return EpochRunner(compiled, x, y, n, batch_size, seconds, parallel), state
+
+
 class TrainingDiverged(UserInputError):
     """The training loss became NaN or infinite."""
 
@@ -241,6 +357,8 @@ class FitResult:
     epoch_seconds: list[float]
     compile_seconds: float
     dataset: dict[str, Any]
+    devices: int = 1  # devices of the data-parallel mesh, all processes together
+    processes: int = 1
 
     def record(self) -> dict[str, Any]:
         """The JSON-able record written to ``metrics.json``."""
@@ -255,6 +373,8 @@ class FitResult:
             "epoch_seconds": self.epoch_seconds,
             "compile_seconds": self.compile_seconds,
             "device": jax.devices()[0].platform,
+            "devices": self.devices,
+            "processes": self.processes,
             "config": self.config.to_dict(),
             "model": dataclasses.asdict(self.state.model),
             "dataset": self.dataset,
@@ -291,12 +411,20 @@ def _tqdm_progress(steps: int) -> tuple[ProgressFn, Callable[[int], None], Calla
 
 def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, quiet: bool = True,
         initial_state: TrainState | None = None, initial_history: dict[str, list[float]] | None = None,
-        on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None) -> FitResult:
+        on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None,
+        mesh: jax.sharding.Mesh | None = None) -> FitResult:
     """Train ``config`` for ``config.epochs`` epochs in all, evaluating on the test split after each.
 
     Resume by passing ``initial_state`` and ``initial_history`` (the epochs already done are
     ``len(initial_history["loss"])``). ``on_epoch_end(epoch, state, history)`` runs after each epoch
     (1-based ``epoch``), e.g. to save a checkpoint. Raises :class:`TrainingDiverged` if the loss is not finite.
+
+    ``mesh`` (from :func:`mlpjax.distributed.make_mesh`; None: one device):
+    train data-parallel over its ``data`` axis, on one process or, after
+    :func:`mlpjax.distributed.initialize`, several (each calls ``fit`` alike; each holds only its block of the
+    rows on its devices). The states handed to ``on_epoch_end`` and returned are this process's
+    single-device copies, as without a mesh. Several processes: no progress bar; every process calls ``log``
+    and ``on_epoch_end``, so pass them on process 0 only to write once.
     """
     if dataset is None:
         dataset = data_lib.load_dataset(config.dataset, config.data_dir)
@@ -307,29 +435,30 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, quiet: 
     history = {k: list(v) for k, v in (initial_history or {k: [] for k in HISTORY_KEYS}).items()}
     done = len(history["loss"])
 
-    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-    x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
     steps = math.ceil(len(dataset.x_train) / config.batch_size)
+    quiet = quiet or (mesh is not None and jax.process_count() > 1)
     progress, start_bar, close_bar = _tqdm_progress(steps) if not quiet else (None, None, None)
-    epoch_fn, compile_seconds = compile_epoch(state, x_train, y_train, batch_size=config.batch_size,
-                                              progress=progress)
+    runner, state = prepare_epoch(state, dataset.x_train, dataset.y_train, batch_size=config.batch_size,
+                                  mesh=mesh, progress=progress)
+    x_test, y_test = runner.put_rows(dataset.x_test), runner.put_rows(dataset.y_test)
     eval_fn, eval_compile = compile_evaluate(state.params, x_test, y_test, config=model_config,
-                                             loss_name=config.loss)
-    compile_seconds += eval_compile
+                                             loss_name=config.loss, parallel=runner.parallel,
+                                             num_examples=len(dataset.x_test))
+    compile_seconds = runner.compile_seconds + eval_compile
     epoch_seconds, test_metrics = [], {}
     for epoch in range(done, config.epochs):
         if start_bar:
             start_bar(epoch + 1)
         t0 = time.perf_counter()
-        state, train_metrics = epoch_fn(state, x_train, y_train, jnp.asarray(epoch, jnp.int32))
-        train_metrics = {k: float(v) for k, v in train_metrics.items()}  # waits for the device
+        state, train_metrics = runner(state, epoch)
+        train_metrics = {k: float(v) for k, v in runner.local(train_metrics).items()}  # waits for the device
         epoch_seconds.append(time.perf_counter() - t0)
         if close_bar:
             close_bar()
         if not math.isfinite(train_metrics["loss"]):
             raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the loss is "
                                    f"{train_metrics['loss']}; try a lower --lr")
-        test_metrics = summarize(eval_fn(state.params, x_test, y_test))
+        test_metrics = summarize(runner.local(eval_fn(state.params, x_test, y_test)))
         for key, value in (("loss", train_metrics["loss"]), ("accuracy", train_metrics["accuracy"]),
                            ("val_loss", test_metrics["loss"]), ("val_accuracy", test_metrics["accuracy"])):
             history[key].append(value)
@@ -338,8 +467,9 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, quiet: 
                 f"accuracy {train_metrics['accuracy']:.4f} val_loss {test_metrics['loss']:.4f} "
                 f"val_accuracy {test_metrics['accuracy']:.4f} ({epoch_seconds[-1]:.2f} s)")
         if on_epoch_end:
-            on_epoch_end(epoch + 1, state, history)
+            on_epoch_end(epoch + 1, runner.local(state), history)
     if not test_metrics:  # nothing left to train (resumed at the last epoch): still report the test figures
-        test_metrics = summarize(eval_fn(state.params, x_test, y_test))
-    return FitResult(state=state, config=config, history=history, test_metrics=test_metrics,
-                     epoch_seconds=epoch_seconds, compile_seconds=compile_seconds, dataset=dataset.describe())
+        test_metrics = summarize(runner.local(eval_fn(state.params, x_test, y_test)))
+    return FitResult(state=runner.local(state), config=config, history=history, test_metrics=test_metrics,
+                     epoch_seconds=epoch_seconds, compile_seconds=compile_seconds, dataset=dataset.describe(),
+                     devices=runner.devices, processes=1 if mesh is None else runner.parallel.process_count)

@@ -310,6 +310,9 @@ def test_not_a_checkpoint_directory(tmp_path, capsys):
     (["--dropout", "0.5"], "--dropout 0.5 contradicts"),
     (["--optimizer", "sgd"], "--optimizer sgd contradicts"),
     (["--dataset", "quadrants"], "--dataset quadrants contradicts"),
+    # flags spelled at their defaults still contradict a run trained with other values
+    (["--hidden", "512"], "--hidden 512 contradicts"),
+    (["--dataset", "mnist"], "--dataset mnist contradicts"),
     (["--epochs", "1"], "already holds 2 epochs"),
 ])
 def test_resume_with_contradicting_flags_is_refused(run_copy, capsys, flags, message):

@@ -1,0 +1,148 @@
+"""Subprocess side of tests/test_distributed.py: runs with several CPU devices (``XLA_FLAGS`` set by the test
+before JAX starts) and prints one JSON object as its last line of stdout.
+
+    python tests/distributed_worker.py devices SPECS_JSON [masks]  # each run on 1, 2 and 8 devices; the masks
+    python tests/distributed_worker.py process SPEC_JSON PORT ID NUM  # one of NUM processes
+
+(Few subprocesses, each doing several checks: JAX's start-up and compilations dominate their time.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+
+def dataset(spec):
+    from mlpjax import data
+
+    ds = data.load_dataset(spec["dataset"], spec.get("data_dir"))
+    n_train, n_test = spec.get("n_train"), spec.get("n_test")
+    if n_train or n_test:
+        ds = data.make_dataset(ds.name, ds.x_train[:n_train], ds.y_train[:n_train], ds.x_test[:n_test],
+                               ds.y_test[:n_test], num_classes=ds.num_classes, image_shape=ds.image_shape)
+    return ds
+
+
+def config(spec):
+    from mlpjax import train
+
+    return train.TrainConfig(**spec["config"])
+
+
+def masks() -> dict:
+    """Dropout masks of a global batch drawn inside jit: unsharded vs sharded over 2 and 8 devices."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from mlpjax import distributed, model
+
+    cfg = model.ModelConfig(input_dim=4, hidden=(24, 8), dropout=0.5)
+    key = jax.random.PRNGKey(7)
+
+    def draw(batch, sharding=None):
+        fn = jax.jit(lambda k: model.dropout_masks(k, cfg, batch),
+                     out_shardings=None if sharding is None else [sharding] * len(cfg.hidden))
+        return fn, [np.asarray(m) for m in fn(key)]
+
+    _, plain = draw(104)
+    _, unpadded = draw(100)
+    out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "devices": jax.device_count()}
+    for n in (2, 8):
+        mesh = distributed.make_mesh(n)
+        fn, sharded = draw(104, NamedSharding(mesh, P(distributed.DATA)))
+        hlo = fn.lower(key).compile().as_text()
+        out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
+        out[f"collectives_{n}"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute")
+                                   if op in hlo]
+    out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded))
+    out["keep_fraction"] = float(np.mean(plain[0]))
+    with jax.threefry_partitionable(False):  # the older generator: other bits, still sharding-invariant
+        _, old = draw(104)
+        _, old_sharded = draw(104, NamedSharding(distributed.make_mesh(8), P(distributed.DATA)))
+    out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded))
+    out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain))
+    return out
+
+
+def devices(spec) -> dict:
+    """fit on one device (no mesh), then on meshes of 2 and 8 (``extra``: also the epochs with the rows
+    sharded over 8 devices, as on several processes)."""
+    import jax
+
+    from mlpjax import distributed, train
+
+    ds, cfg = dataset(spec), config(spec)
+    runs = {"1": train.fit(cfg, ds)}
+    for n in (2, 8):
+        runs[str(n)] = train.fit(cfg, ds, mesh=distributed.make_mesh(n))
+    out = {k: {"history": r.history, "devices": r.devices, "processes": r.processes, "step": int(r.state.step),
+               "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(r.state.params)})}
+           for k, r in runs.items()}
+    if not spec.get("extra"):
+        return out
+    # The multi-process layout (rows sharded, each batch gathered by reduce-scatter), here on one process.
+    state = train.create_train_state(jax.random.PRNGKey(cfg.seed), cfg, cfg.model_config(ds.input_dim,
+                                                                                         ds.num_classes))
+    runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=cfg.batch_size,
+                                        mesh=distributed.make_mesh(8), shard_rows=True)
+    losses = []
+    for epoch in range(cfg.epochs):
+        state, metrics = runner(state, epoch)
+        losses.append(float(runner.local(metrics)["loss"]))
+    out["8_rows"] = {"loss": losses, "x_rows": int(runner.x.shape[0]), "steps": runner.steps,
+                     "x_shard_rows": sorted({s.data.shape[0] for s in runner.x.addressable_shards})}
+    out["cli"] = cli_checkpoints(cfg)
+    return out
+
+
+def cli_checkpoints(cfg) -> dict:
+    """``mlpjax train --devices 2 --output DIR`` for one epoch, then ``--resume DIR --devices 8`` for one more."""
+    import tempfile
+    from pathlib import Path
+
+    from mlpjax import cli
+
+    flags = ["--dataset", cfg.dataset, "--batch-size", str(cfg.batch_size), "--hidden", *map(str, cfg.hidden),
+             "--lr", str(cfg.lr), "--seed", str(cfg.seed), "--quiet"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run = str(Path(tmp) / "run")
+        codes = [cli.main(["train", *flags, "--epochs", "1", "--devices", "2", "--output", run]),
+                 cli.main(["train", "--resume", run, "--epochs", "2", "--devices", "8", "--quiet"])]
+        record = json.loads((Path(run) / "metrics.json").read_text())
+    return {"codes": codes, "history": record["history"], "devices": record["devices"]}
+
+
+def process(spec, port: str, process_id: int, num: int) -> dict:
+    """One of ``num`` processes of a fit over loopback, set up as ``mlpjax train --coordinator`` does;
+    only process 0 passes a ``log``."""
+    import jax
+
+    from mlpjax import distributed, train
+
+    mesh = distributed.setup(None, f"127.0.0.1:{port}", num, process_id)  # before any other JAX work
+    ds, cfg = dataset(spec), config(spec)
+    lines = []
+    result = train.fit(cfg, ds, mesh=mesh, log=lines.append if distributed.is_primary() else None)
+    parallel = distributed.DataParallel(mesh)
+    rows = parallel.process_rows(len(ds.x_train))
+    return {"history": result.history, "devices": result.devices, "processes": result.processes,
+            "process_count": jax.process_count(), "shard_rows": parallel.shard_rows,
+            "rows": [rows.start, rows.stop], "lines": lines}
+
+
+def main(argv: list[str]) -> None:
+    what = argv[0]
+    if what == "devices":  # devices SPECS_JSON [masks]
+        out = {name: devices(spec) for name, spec in json.loads(argv[1]).items()}
+        if argv[2:3] == ["masks"]:
+            out["masks"] = masks()
+    else:
+        out = process(json.loads(argv[1]), argv[2], int(argv[3]), int(argv[4]))
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
