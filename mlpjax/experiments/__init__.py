@@ -1,0 +1,48 @@
+"""Experiments that measure the tutorial's claims, one module per question.
+
+Each module ``mlpjax.experiments.NAME`` has a ``QUESTION`` (one line) and
+``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``: it trains through :func:`mlpjax.train.fit`,
+draws its figures into ``out_dir`` and returns its numbers and tables. :func:`run_experiment` then writes
+``out_dir/results.json`` (everything, machine-readable) and ``out_dir/results.md`` (the tables and figures).
+The logic lives in the package so that it works from an installed wheel; the scripts in the repository's
+``experiments/`` folder and ``mlpjax experiment NAME`` only call :func:`run_experiment`.
+
+``quick=True`` is the smoke-test budget: a few hundred MNIST images if a data folder is given, else
+scikit-learn's 8x8 digits (offline), and 1-2 epochs. Every run is reproducible from ``seed``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from mlpjax.errors import check_name
+
+EXPERIMENTS = ("samples", "quadrants", "activations", "epochs", "optimizers", "dropout", "losses", "errors")
+DEFAULT_OUT = "results"
+
+
+def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
+                   data_dir: str | os.PathLike | None = None, seed: int = 0,
+                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``."""
+    check_name("experiment", name, EXPERIMENTS)
+    from mlpjax.experiments import common
+
+    module = importlib.import_module(f"{__name__}.{name}")
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    log = log or (lambda _: None)
+    log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")
+    start = time.perf_counter()
+    report = module.run(folder, quick=quick, data_dir=None if data_dir is None else str(data_dir), seed=seed,
+                        log=log)
+    seconds = time.perf_counter() - start
+    record = common.write_report(folder, name=name, question=module.QUESTION, report=report, quick=quick,
+                                 seed=seed, seconds=seconds)
+    log(f"wrote {folder / 'results.json'}, {folder / 'results.md'} and {len(report.figures)} figures "
+        f"({seconds:.1f} s)")
+    return record

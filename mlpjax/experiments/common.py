@@ -1,0 +1,186 @@
+"""What the experiments share: the data they run on, logged training, per-epoch evaluation, and the report
+(``results.json`` + ``results.md``) they leave behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mlpjax import data, fileio, losses, model, train
+
+Log = Callable[[str], None]
+QUICK_EPOCHS = 2
+QUICK_MNIST = (1000, 500)  # train and test images of the --quick MNIST slice
+GRAD_BATCH = 128  # examples in the batch on which initial gradients are measured
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table for ``results.md``: ``rows`` are lists of cells (numbers are formatted by the experiment)."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+    def markdown(self) -> str:
+        lines = [f"| {' | '.join(self.columns)} |", f"|{'|'.join('---' for _ in self.columns)}|"]
+        lines += [f"| {' | '.join(str(c) for c in row)} |" for row in self.rows]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": list(self.columns), "rows": [[jsonable(c) for c in r]
+                                                                            for r in self.rows]}
+
+
+@dataclasses.dataclass
+class Report:
+    """What an experiment returns: its numbers, tables, figures (file name -> caption) and findings."""
+
+    results: dict[str, Any]
+    tables: list[Table]
+    figures: dict[str, str]
+    findings: list[str]  # one sentence each, measured values in them
+    dataset: dict[str, Any]
+    budget: dict[str, Any]  # the settings that define the run (epochs, seeds, sizes)
+    timing: dict[str, Any] = dataclasses.field(default_factory=dict)  # seconds: not part of the reproducible results
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy/JAX scalars and arrays turned into Python numbers and lists."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        return jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def load_data(data_dir: str | None, quick: bool, *, slice_quick: bool = True) -> data.Dataset:
+    """MNIST from ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds) for a full run.
+
+    ``quick``: the first :data:`QUICK_MNIST` images of MNIST where a data folder is given (``slice_quick``;
+    the whole set otherwise), else scikit-learn's digits, which need no download.
+    """
+    if quick and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
+        return data.load_dataset("digits")
+    full = data.load_dataset("mnist", data_dir)
+    if not (quick and slice_quick):
+        return full
+    n_train, n_test = QUICK_MNIST
+    return data.make_dataset(full.name, full.x_train[:n_train], full.y_train[:n_train], full.x_test[:n_test],
+                             full.y_test[:n_test], num_classes=full.num_classes, image_shape=full.image_shape,
+                             class_names=full.class_names, source=f"first {n_train}/{n_test} of {full.name}")
+
+
+def describe(dataset: data.Dataset) -> dict[str, Any]:
+    return {**dataset.describe(), "image_shape": list(dataset.image_shape or ())}
+
+
+def fit(config: train.TrainConfig, dataset: data.Dataset, log: Log, label: str,
+        on_epoch_end: train.EpochHook | None = None) -> train.FitResult:
+    """:func:`mlpjax.train.fit` with each epoch's line logged as ``label: epoch i/N ...``."""
+    return train.fit(config, dataset, on_epoch_end=on_epoch_end, log=lambda line: log(f"  {label}: {line}"))
+
+
+class EpochEvaluator:
+    """An ``on_epoch_end`` hook that evaluates the params on ``(x, y)`` after every epoch (inference mode,
+    no dropout), compiled once; ``.history`` holds one metrics dict per epoch."""
+
+    def __init__(self, config: train.TrainConfig, dataset: data.Dataset, x: np.ndarray, y: np.ndarray, *,
+                 loss_name: str | None = None):
+        self.model_config = config.model_config(dataset.input_dim, dataset.num_classes)
+        self.loss_name = loss_name or config.loss
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+        self.compiled = None
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, epoch: int, state: train.TrainState, history: dict[str, list[float]]) -> None:
+        if self.compiled is None:
+            self.compiled, _ = train.compile_evaluate(state.params, self.x, self.y, config=self.model_config,
+                                                      loss_name=self.loss_name)
+        self.history.append(train.summarize(self.compiled(state.params, self.x, self.y)))
+
+    def series(self, key: str) -> list[float]:
+        return [m[key] for m in self.history]
+
+
+def initial_params(config: train.TrainConfig, ds: data.Dataset) -> model.Params:
+    """The params ``fit`` starts from: :func:`mlpjax.train.create_train_state` with ``PRNGKey(config.seed)``."""
+    mcfg = config.model_config(ds.input_dim, ds.num_classes)
+    return train.create_train_state(jax.random.PRNGKey(config.seed), config, mcfg).params
+
+
+def layer_gradient_norms(params: model.Params, config: train.TrainConfig, ds: data.Dataset) -> dict[str, float]:
+    """``||dL/dW||`` of each layer's kernel on the first ``GRAD_BATCH`` training examples (dropout off)."""
+    mcfg = config.model_config(ds.input_dim, ds.num_classes)
+    batch = {"image": ds.x_train[:GRAD_BATCH], "label": ds.y_train[:GRAD_BATCH]}
+    grads = jax.grad(lambda p: losses.loss(p, batch, None, config=mcfg, loss_name=config.loss, train=False)[0])(
+        params)
+    return {name: float(np.linalg.norm(layer["kernel"])) for name, layer in grads.items()}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+
+
+def pm(values: Sequence[float], digits: int = 4) -> str:
+    """``"mean ± std"`` of ``values``."""
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def epochs_for(quick: bool, full: int) -> int:
+    return QUICK_EPOCHS if quick else full
+
+
+def write_report(folder: Path, *, name: str, question: str, report: Report, quick: bool, seed: int,
+                 seconds: float) -> dict[str, Any]:
+    """Write ``results.json`` and ``results.md`` for ``report`` into ``folder``; return the JSON record."""
+    import flax
+    import optax
+
+    record = jsonable({
+        "experiment": name,
+        "question": question,
+        "quick": quick,
+        "seed": seed,
+        "dataset": report.dataset,
+        "budget": report.budget,
+        "results": report.results,
+        "findings": report.findings,
+        "tables": [t.to_dict() for t in report.tables],
+        "figures": report.figures,
+        "timing": {"seconds": seconds, **report.timing},
+        "environment": {"device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
+                        "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+                        "optax": optax.__version__, "numpy": np.__version__},
+    })
+    fileio.write_json_atomic(folder / "results.json", record)
+    ds = report.dataset
+    lines = [f"# {name}: {question}", "",
+             f"{'Quick (smoke-test) run' if quick else 'Full run'} on **{ds.get('name')}** "
+             f"({ds['x_train'][0]} training / {ds['x_test'][0]} test examples), seed {seed}, "
+             + ", ".join(f"{k} {v}" for k, v in report.budget.items()) + f"; {seconds:.0f} s on "
+             f"{record['environment']['device']} ({os.cpu_count()} cores).", ""]
+    lines += [f"- {f}" for f in report.findings]
+    for table in report.tables:
+        lines += ["", f"## {table.title}", "", table.markdown()]
+    for file, caption in report.figures.items():
+        lines += ["", f"![{caption}]({file})", "", f"*{caption}*"]
+    text = "\n".join(lines) + "\n"
+    tmp = folder / ".results.md.tmp"
+    tmp.write_text(text)
+    tmp.replace(folder / "results.md")
+    return record

@@ -1,0 +1,277 @@
+"""Experiments and plots: the figures draw; every experiment's ``--quick`` form runs from the command line
+(offline, on scikit-learn's digits) and writes results whose numbers make sense; a run is reproducible."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlpjax import cli, optimizers, plots
+from mlpjax.experiments import EXPERIMENTS, common, run_experiment
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The smoke test only checks behaviour, not speed: compile at XLA's lowest optimisation level, and let identical
+# programs (the default model recurs in most experiments) come from a persistent compilation cache.
+FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def quick_env(cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLPJAX_DATA_DIR"}  # no MNIST: the digits fallback
+    env.update(XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {FAST_XLA}".strip(), JAX_PLATFORMS="cpu",
+               JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    return env
+
+
+def run_quick(args: list[str], out: Path, cache: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", "experiment", *args, "--quick", "--out", str(out)],
+                          env=quick_env(cache), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def assert_png(path: Path, min_size: tuple[int, int] = (200, 150)) -> None:
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    with Image.open(path) as im:
+        assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1], (path, im.size)
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 5, f"{path} is blank"
+
+
+# --- plots -------------------------------------------------------------------------------------------------
+
+
+def history(epochs: int, offset: float = 0.0) -> dict[str, list[float]]:
+    t = np.arange(1, epochs + 1)
+    return {"loss": list(1 / t + offset), "accuracy": list(1 - 0.5 / t - offset),
+            "val_loss": list(1.2 / t + offset), "val_accuracy": list(0.95 - 0.5 / t - offset)}
+
+
+def test_training_curves_single_multi_seed_and_log_panel(tmp_path):
+    out = plots.training_curves({"seeds": [history(5), history(5, 0.01), history(5, 0.02)], "other": history(5)},
+                                tmp_path / "sub" / "curves.png", log_panels=("loss",), title="t")
+    assert out == tmp_path / "sub" / "curves.png"
+    assert_png(out)
+    single = plots.training_curves({"run": history(1)}, tmp_path / "one.png",
+                                   panels=(("loss", ("loss",)),))
+    assert_png(single)
+
+
+def test_image_grid_flattened_and_titles(tmp_path):
+    images = np.random.default_rng(0).random((7, 64)).astype(np.float32)
+    out = plots.image_grid(images, tmp_path / "grid.png", image_shape=(8, 8), titles=[str(i) for i in range(7)],
+                           ncols=3, title_colors=["red"] * 7, title="seven")
+    assert_png(out)
+    with Image.open(out) as im:
+        assert im.size[1] > im.size[0]  # 3 rows of 3 columns plus a title: taller than wide
+
+
+def test_decision_regions_calls_predict_on_the_plane(tmp_path):
+    seen = []
+
+    def predict(xy):
+        seen.append(xy)
+        assert xy.ndim == 2 and xy.shape[1] == 2 and xy.dtype == np.float32
+        return (xy[:, 0] < 0).astype(int) + 2 * (xy[:, 1] < 0)
+
+    points = np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]], np.float32)
+    out = plots.decision_regions(predict, points, np.array([0, 1, 2, 3]), tmp_path / "regions.png",
+                                 class_names=["a", "b", "c", "d"], resolution=51,
+                                 queries=np.array([[2.0, 2.0]]), title="quadrants")
+    assert_png(out)
+    assert seen[0].shape == (51 * 51, 2)
+    assert seen[0][:, 0].min() == -3.0 and seen[0][:, 0].max() == 3.0
+
+
+def test_confusion_matrix_and_activation_functions(tmp_path):
+    cm = np.diag([50, 40, 30]) + np.array([[0, 2, 0], [1, 0, 0], [0, 5, 0]])
+    assert_png(plots.confusion_matrix(cm, tmp_path / "cm.png", class_names=["x", "y", "z"], title="cm"))
+    assert_png(plots.activation_functions({"relu": lambda x: np.maximum(x, 0), "id": lambda x: x},
+                                          tmp_path / "act.png", derivatives={"relu": lambda x: (x > 0) * 1.0}))
+
+
+# --- experiments -------------------------------------------------------------------------------------------
+
+
+def test_unknown_experiment_is_one_line_and_exit_2(capsys, tmp_path):
+    assert cli.main(["experiment", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown experiment 'nope'" in err and "dropout" in err and "Traceback" not in err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):
+    monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
+    ds = common.load_data(None, quick=True)
+    assert ds.name == "digits" and ds.x_train.shape[1] == 64
+
+
+@pytest.mark.mnist
+def test_quick_data_is_a_slice_of_mnist_with_a_data_folder(mnist_path, mnist):
+    ds = common.load_data(str(mnist_path), quick=True)
+    n_train, n_test = common.QUICK_MNIST
+    assert ds.x_train.shape == (n_train, 784) and ds.x_test.shape == (n_test, 784)
+    np.testing.assert_array_equal(ds.y_train, mnist.y_train[:n_train])
+    np.testing.assert_array_equal(ds.x_test, mnist.x_test[:n_test])
+
+
+@pytest.mark.mnist
+def test_samples_on_real_mnist(mnist_path, mnist, tmp_path):
+    record = run_experiment("samples", tmp_path, data_dir=mnist_path, log=None)
+    r = record["results"]
+    assert r["shapes"] == {"x_train": [60000, 784], "y_train": [60000], "x_test": [10000, 784], "y_test": [10000]}
+    assert r["image_shape"] == [28, 28] and r["pixel_range"] == [0.0, 1.0]
+    assert r["first_labels"] == mnist.y_train[:20].tolist()
+    assert sum(r["class_counts"]["train"]) == 60000
+    assert_png(tmp_path / "samples" / "samples.png", (600, 600))
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> dict[str, dict]:
+    """Every experiment's --quick form, run once through the command line (``experiment all``)."""
+    root = tmp_path_factory.mktemp("quick")
+    proc = run_quick(["all", "--seed", "0"], root / "results", root / "jax-cache")
+    assert "X (4, 2)  H (4, 50)  Y (4, 4)" in proc.stdout and "(2, 2) -> quadrant I" in proc.stdout
+    return {name: json.loads((root / "results" / name / "results.json").read_text()) | {
+        "_dir": str(root / "results" / name)} for name in EXPERIMENTS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_writes_json_markdown_and_figures(quick, name):
+    record, folder = quick[name], Path(quick[name]["_dir"])
+    assert record["experiment"] == name and record["quick"] is True and record["seed"] == 0
+    assert record["dataset"]["name"] in ("digits", "quadrants")
+    markdown = (folder / "results.md").read_text()
+    assert markdown.startswith(f"# {name}: ")
+    assert record["figures"] and record["tables"] and record["findings"]
+    for file in record["figures"]:
+        assert_png(folder / file)
+        assert f"]({file})" in markdown
+    for table in record["tables"]:
+        assert table["rows"] and all(len(row) == len(table["columns"]) for row in table["rows"])
+        assert f"## {table['title']}" in markdown and "| " + " | ".join(table["columns"]) + " |" in markdown
+
+
+@pytest.mark.slow
+def test_quick_samples(quick, digits):
+    r = quick["samples"]["results"]
+    assert r["shapes"]["x_train"] == list(digits.x_train.shape) and r["image_shape"] == [8, 8]
+    assert r["first_labels"] == digits.y_train[:20].tolist()
+    assert r["class_counts"]["test"] == np.bincount(digits.y_test, minlength=10).tolist()
+
+
+@pytest.mark.slow
+def test_quick_quadrants(quick):
+    r = quick["quadrants"]["results"]
+    assert r["shapes"] == {"X": [4, 2], "H": [4, 50], "Y": [4, 4]}
+    probs = np.array(r["probabilities"])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert r["predicted"] == r["labels"] == ["I", "II", "III", "IV"]
+    assert (probs.max(axis=1) > 0.5).all()
+    assert r["query_class"] == "I" and np.argmax(r["query_probabilities"]) == 0
+
+
+@pytest.mark.slow
+def test_quick_activations_step_hidden_layer_cannot_learn(quick):
+    acts = quick["activations"]["results"]["activations"]
+    step, sigmoid, relu = acts["step"], acts["sigmoid"], acts["relu"]
+    assert step["initial_gradient_norm"]["hidden_0"] == 0.0
+    assert step["relative_weight_change"]["hidden_0"] == 0.0  # not one hidden weight moved
+    assert step["relative_weight_change"]["output"] > 0.0  # the output layer still learns
+    for r in (sigmoid, relu):
+        assert r["initial_gradient_norm"]["hidden_0"] > 0.0 and r["relative_weight_change"]["hidden_0"] > 0.01
+    assert relu["test_accuracy"] > 0.5 and relu["test_accuracy"] > step["test_accuracy"]
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in acts.values())
+
+
+@pytest.mark.slow
+def test_quick_epochs_summary_matches_runs(quick):
+    r = quick["epochs"]["results"]
+    assert r["seeds"] == [0, 1] and len(r["runs"]) == 2
+    for mark, summary in r["test_accuracy_after"].items():
+        values = [run["history"]["val_accuracy"][int(mark) - 1] for run in r["runs"]]
+        assert summary["values"] == values
+        assert summary["mean"] == pytest.approx(np.mean(values)) and summary["std"] == pytest.approx(
+            np.std(values, ddof=1))
+    finals = [run["history"]["val_accuracy"][-1] for run in r["runs"]]
+    assert finals == [run["test_metrics"]["accuracy"] for run in r["runs"]]
+    assert r["runs"][0]["history"] != r["runs"][1]["history"]  # the seeds differ, so do the runs
+
+
+@pytest.mark.slow
+def test_quick_optimizers_all_seven_at_keras_defaults(quick):
+    r = quick["optimizers"]["results"]
+    assert set(r["optimizers"]) == set(optimizers.OPTIMIZERS)
+    for name, o in r["optimizers"].items():
+        assert o["learning_rate"] == optimizers.default_learning_rate(name)
+        assert 0.0 <= o["test_accuracy"] <= 1.0 and np.isfinite(o["test_loss"])
+    accs = [r["optimizers"][n]["test_accuracy"] for n in r["ranking"]]
+    assert accs == sorted(accs, reverse=True)
+    assert r["optimizers"]["adam"]["test_accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_quick_dropout_gap_is_train_minus_test(quick):
+    rates = quick["dropout"]["results"]["rates"]
+    assert list(rates) == ["0", "0.2", "0.5"]
+    for r in rates.values():
+        assert r["gap"] == pytest.approx(r["train_accuracy"] - r["test_accuracy"])
+        assert r["gap_per_epoch"][-1] == pytest.approx(r["gap"])
+        assert r["test_accuracy"] == r["history"]["val_accuracy"][-1] > 0.5
+        assert 1 <= r["best_val_loss_epoch"] <= len(r["history"]["val_loss"])
+
+
+@pytest.mark.slow
+def test_quick_losses_crossentropy_against_mse(quick):
+    runs = quick["losses"]["results"]["runs"]
+    assert list(runs) == ["adam", "sgd"]
+    for by_loss in runs.values():
+        ce, mse = by_loss["categorical_crossentropy"], by_loss["mse"]
+        # the CE run's own test loss is cross-entropy: the per-epoch evaluation must agree with Keras' val_loss
+        np.testing.assert_allclose(ce["test_crossentropy_per_epoch"], ce["history"]["val_loss"], rtol=1e-5)
+        assert ce["initial_gradient_norm"]["output"] > mse["initial_gradient_norm"]["output"]
+        assert 0.0 <= mse["test_mse"] <= 0.2  # at most 2/C: all probability on one wrong class
+    assert runs["adam"]["categorical_crossentropy"]["test_accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_quick_errors_confusion_matrix_and_confident_mistakes(quick, digits):
+    r = quick["errors"]["results"]
+    cm = np.array(r["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == len(digits.y_test)
+    assert cm.sum(axis=1).tolist() == np.bincount(digits.y_test, minlength=10).tolist()
+    assert r["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert r["errors"] == cm.sum() - np.trace(cm)
+    errs = r["most_confident_errors"]
+    assert errs and len(errs) <= 20
+    p = [e["p_predicted"] for e in errs]
+    assert p == sorted(p, reverse=True)
+    for e in errs:
+        assert e["true"] == digits.y_test[e["index"]] and e["predicted"] != e["true"]
+        assert e["p_predicted"] >= e["p_true"]
+
+
+@pytest.mark.slow
+def test_quick_run_is_reproducible_from_the_seed(quick, tmp_path):
+    cache = Path(quick["quadrants"]["_dir"]).parents[1] / "jax-cache"
+    run_quick(["quadrants", "--seed", "0"], tmp_path / "again", cache)
+    again = json.loads((tmp_path / "again" / "quadrants" / "results.json").read_text())
+    assert again["results"] == quick["quadrants"]["results"]
+    assert again["tables"] == quick["quadrants"]["tables"]
+
+
+@pytest.mark.slow
+def test_script_in_experiments_folder_runs_its_experiment(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLPJAX_DATA_DIR"}
+    script = Path(__file__).resolve().parents[1] / "experiments" / "samples.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "samples" / "results.json").read_text())["experiment"] == "samples"
