@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from mlpjax import bench, cli
+from mlpjax.errors import UserInputError
+
+
+def test_step_flops_of_the_tutorials_model():
+    # forward 2*128*(784*512 + 512*10), weight gradients the same, hidden-activation gradient 2*128*512*10
+    expected = 2 * 128 * (2 * (784 * 512 + 512 * 10) + 512 * 10)
+    assert bench.step_flops(128, (784, 512, 10)) == expected
+    assert expected / 1e9 == pytest.approx(0.209, abs=0.001)
+    assert bench.step_flops(128, (784, 512, 10)) * 469 / 1e9 == pytest.approx(98, abs=0.5)
+
+
+def test_matmul_gflops_is_positive_and_finite():
+    assert 0 < bench.matmul_gflops(64, 64, 64, repeats=5) < 1e6
+
+
+@pytest.mark.slow
+def test_quick_bench_reports_every_figure_and_compiles_once(capsys):
+    assert cli.main(["bench", "--quick", "--json", "--against", "", "--no-sweep", "--no-memory", "--rounds", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("device", "ceiling_gflops", "mlpjax", "baselines", "ratios", "predict"):
+        assert key in report
+    m = report["mlpjax"]
+    for key in ("epoch_seconds", "examples_per_second", "gflops", "fraction_of_ceiling", "compile_seconds",
+                "test_accuracy"):
+        assert m[key] > 0
+    assert m["compiles_during_epochs"] == 0
+    # the FLOPs counted from the shapes agree with XLA's own cost analysis within 10 %
+    assert m["xla_step_gflop"] == pytest.approx(m["step_gflop"], rel=0.1)
+    assert m["examples_per_second"] == pytest.approx(report["train_examples"] / m["epoch_seconds"])
+    assert report["predict"]["latency_ms_p50"] <= report["predict"]["latency_ms_p99"]
+    assert report["device_scaling"][0]["devices"] == 1 and report["device_scaling"][0]["epoch_seconds"] > 0
+    text = bench.format_report(report)
+    assert "mlpjax" in text and "GFLOP/s" in text
+
+
+def test_baselines_run_when_installed():
+    pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
+    import numpy as np
+
+    from mlpjax import baselines
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 20), np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int32)
+    epoch, accuracy = baselines.torch_runner(x, y, x, y, hidden=(16,), batch_size=32)
+    for _ in range(20):
+        epoch()
+    assert accuracy() > 0.8
+
+
+def test_unknown_baseline_is_refused():
+    with pytest.raises(UserInputError, match="--against 'jax2': valid baselines are torch, keras"):
+        bench.BenchConfig(against=("jax2",))
