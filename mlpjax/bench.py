@@ -192,12 +192,13 @@ def predict_latency(classifier: model.Classifier, x_test: np.ndarray, quick: boo
             "images_per_second": len(x_test) / batch_seconds, "images": len(x_test)}
 
 
+# ru_maxrss survives fork+exec (a child of a big parent reports the parent's size): read VmHWM of the new
+# address space where /proc has it.
 _MEMORY_CHILD = """
 import json, resource, sys
 from mlpjax import bench
 kind, data_dir, quick = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
 ds, _ = bench.load_bench_data(data_dir, quick)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if kind == "mlpjax":
     from mlpjax import train
     train.fit(train.TrainConfig(dataset="mnist", epochs=1), ds)
@@ -205,7 +206,11 @@ else:
     from mlpjax import baselines
     epoch, accuracy = baselines.RUNNERS[kind](ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     epoch(); accuracy()
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+try:
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+except OSError:
+    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_mib": hwm / 1024}))
 """
 
 
