@@ -37,6 +37,13 @@ def add_data_flags(p: argparse.ArgumentParser, default_help: str = "mnist") -> N
                    help=f"folder with the four MNIST-format IDX files (default: ${DATA_DIR_ENV}, else tfds)")
 
 
+def add_saved_model_flags(p: argparse.ArgumentParser) -> None:
+    """DIR of a saved run, the dataset to test it on, and --best."""
+    p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
+    add_data_flags(p, default_help="the dataset the model was trained on")
+    p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The TrainConfig flags. Their parser defaults are None, so that ``--resume`` can tell a given flag from an
     omitted one; the defaults themselves live in :class:`mlpjax.train.TrainConfig`."""
@@ -242,20 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test loss, accuracy, precision, recall and F1 of a saved model")
-    p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
-    add_data_flags(p, default_help="the dataset the model was trained on")
-    p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
+    add_saved_model_flags(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a test sample (--index) or a digit image file (--image)")
-    p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
+    add_saved_model_flags(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--index", type=int, metavar="N", help="test sample N; draws it to a PNG (see --out)")
     what.add_argument("--image", metavar="FILE", help="an image of a digit, any size, either polarity")
-    add_data_flags(p, default_help="the dataset the model was trained on")
     p.add_argument("--out", metavar="FILE.png", help="with --index: where to draw it (default: predict_N.png)")
-    p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("backprop", help="the worked 2-2-2 backpropagation example, checked against jax.grad")
