@@ -283,7 +283,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
                               "data": source, "train_examples": len(ds.x_train), "batch_size": config.batch_size,
-                              "hidden": list(config.hidden), "versions": {"jax": jax.__version__}}
+                              "hidden": list(config.hidden), "versions": train.library_versions()}
     log("matmul ceiling ...")
     report["matmul"] = matmul_ceiling(config.batch_size, dims, config.quick)
     ceiling = report["ceiling_gflops"] = report["matmul"]["ceiling_gflops"]

@@ -342,6 +342,16 @@ def prepare_epoch(state: TrainState, x, y, *, batch_size: int, mesh: jax.shardin
     return EpochRunner(compiled, x, y, n, batch_size, seconds, parallel), state
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the numerical libraries, recorded with every result."""
+    import platform
+
+    import flax
+
+    return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+            "optax": optax.__version__, "numpy": np.__version__}
+
+
 class TrainingDiverged(UserInputError):
     """The training loss became NaN or infinite."""
 
@@ -362,9 +372,6 @@ class FitResult:
 
     def record(self) -> dict[str, Any]:
         """The JSON-able record written to ``metrics.json``."""
-        import flax
-        import optax as optax_mod
-
         return {
             "test_loss": self.test_metrics["loss"],
             "test_accuracy": self.test_metrics["accuracy"],
@@ -378,9 +385,7 @@ class FitResult:
             "config": self.config.to_dict(),
             "model": dataclasses.asdict(self.state.model),
             "dataset": self.dataset,
-            "versions": {"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__")
-                         else jax.__version__, "flax": flax.__version__, "optax": optax_mod.__version__,
-                         "numpy": np.__version__},
+            "versions": library_versions(),
         }
 
 

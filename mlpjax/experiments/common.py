@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -148,9 +147,6 @@ def epochs_for(quick: bool, full: int) -> int:
 def write_report(folder: Path, *, name: str, question: str, report: Report, quick: bool, seed: int,
                  seconds: float) -> dict[str, Any]:
     """Write ``results.json`` and ``results.md`` for ``report`` into ``folder``; return the JSON record."""
-    import flax
-    import optax
-
     record = jsonable({
         "experiment": name,
         "question": question,
@@ -164,8 +160,7 @@ def write_report(folder: Path, *, name: str, question: str, report: Report, quic
         "figures": report.figures,
         "timing": {"seconds": seconds, **report.timing},
         "environment": {"device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
-                        "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-                        "optax": optax.__version__, "numpy": np.__version__},
+                        **train.library_versions()},
     })
     fileio.write_json_atomic(folder / "results.json", record)
     ds = report.dataset
@@ -179,8 +174,5 @@ def write_report(folder: Path, *, name: str, question: str, report: Report, quic
         lines += ["", f"## {table.title}", "", table.markdown()]
     for file, caption in report.figures.items():
         lines += ["", f"![{caption}]({file})", "", f"*{caption}*"]
-    text = "\n".join(lines) + "\n"
-    tmp = folder / ".results.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(folder / "results.md")
+    fileio.write_text_atomic(folder / "results.md", "\n".join(lines) + "\n")
     return record
