@@ -67,11 +67,13 @@ def load_bench_data(data_dir: str | None, quick: bool) -> tuple[data_lib.Dataset
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (70000, 784)).astype(np.float32) / 255
         y = rng.integers(0, 10, 70000)
-        ds, source = data_lib.make_dataset("random", x[:60000], y[:60000], x[60000:], y[60000:], num_classes=10), \
+        ds, source = data_lib.make_dataset("random", x[:60000], y[:60000], x[60000:], y[60000:], num_classes=10,
+                                           pixel_levels=255), \
             "random (MNIST not found: pass --data-dir)"
     if quick:
         ds = data_lib.make_dataset(ds.name, ds.x_train[:6000], ds.y_train[:6000], ds.x_test[:2000],
-                                   ds.y_test[:2000], num_classes=ds.num_classes, image_shape=ds.image_shape)
+                                   ds.y_test[:2000], num_classes=ds.num_classes, image_shape=ds.image_shape,
+                                   pixel_levels=ds.pixel_levels)
     return ds, source
 
 
@@ -148,13 +150,16 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
     tconfig = train.TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size, hidden=hidden, seed=config.seed)
     mconfig = tconfig.model_config(ds.input_dim, ds.num_classes)
     state = train.create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
-    x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+    x, y = jnp.asarray(ds.x_train[:batch_size]), jnp.asarray(ds.y_train[:batch_size])
     xla_flops = _xla_step_flops(state, x, y, batch_size)
-    compiled, compile_seconds = train.compile_epoch(state, x, y, batch_size=batch_size)
+    # the same placement and compiled epoch as train.fit (uint8 pixels where the dataset has levels)
+    runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=batch_size,
+                                        pixel_levels=ds.pixel_levels)
+    compile_seconds = runner.compile_seconds
     box = {"state": state, "epoch": 0}
 
     def epoch():
-        box["state"], metrics = compiled(box["state"], x, y, jnp.asarray(box["epoch"], jnp.int32))
+        box["state"], metrics = runner(box["state"], box["epoch"])
         box["epoch"] += 1
         jax.block_until_ready(metrics)
 
@@ -262,7 +267,8 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
     for n in (c for c in (1, 2, 4, 8, 16, 32) if c <= jax.local_device_count()):
         state = train.create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
         runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=config.batch_size,
-                                            mesh=distributed.make_mesh(n) if n > 1 else None)
+                                            mesh=distributed.make_mesh(n) if n > 1 else None,
+                                            pixel_levels=ds.pixel_levels)
         times = []
         for epoch in range(2):
             start = time.perf_counter()

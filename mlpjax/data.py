@@ -43,6 +43,9 @@ class Dataset:
     num_classes: int
     image_shape: tuple[int, ...] | None = None  # (H, W) for image datasets, to draw samples
     class_names: tuple[str, ...] = ()
+    # Every x is k / pixel_levels for an integer k in [0, pixel_levels] (255: 8-bit images; 16: digits), so the
+    # images can be held as uint8 on the device (see to_levels); None for other data.
+    pixel_levels: int | None = None
 
     @property
     def input_dim(self) -> int:
@@ -53,6 +56,29 @@ class Dataset:
         return {"name": self.name, "x_train": list(self.x_train.shape), "y_train": list(self.y_train.shape),
                 "x_test": list(self.x_test.shape), "y_test": list(self.y_test.shape),
                 "num_classes": self.num_classes}
+
+
+def level_values(levels: int) -> np.ndarray:
+    """``(levels + 1,)`` float32: the value of each pixel level ``k``, ``k / levels`` as the loaders compute it."""
+    if not 1 <= levels <= 255:
+        raise ValueError(f"pixel levels must be in [1, 255], got {levels}")
+    return np.arange(levels + 1, dtype=np.float32) / np.float32(levels)
+
+
+def to_levels(x: np.ndarray, levels: int, chunk: int = 8192) -> np.ndarray:
+    """The integers ``k = x * levels`` as uint8, checked exact: ``level_values(levels)[k]`` is ``x`` bit for bit.
+
+    Converted ``chunk`` rows at a time, so no float temporary of the whole array is made.
+    """
+    values = level_values(levels)
+    out = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk]
+        k = np.clip(np.rint(part * np.float32(levels)), 0, levels).astype(np.uint8)
+        if not np.array_equal(values[k], part):
+            raise ValueError(f"rows {start}-{start + len(part) - 1} are not multiples of 1/{levels}")
+        out[start:start + chunk] = k
+    return out
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -115,13 +141,13 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
         arrays["x_train"].reshape(len(arrays["x_train"]), -1) / np.float32(255),
         arrays["y_train"], arrays["x_test"].reshape(len(arrays["x_test"]), -1) / np.float32(255),
         arrays["y_test"], num_classes=10, image_shape=(h, w), source=str(folder),
-        class_names=FASHION_CLASSES if name == "fashion_mnist" else (),
+        class_names=FASHION_CLASSES if name == "fashion_mnist" else (), pixel_levels=255,
     )
 
 
 def make_dataset(name: str, x_train, y_train, x_test, y_test, *, num_classes: int,
                  image_shape: tuple[int, ...] | None = None, source: str = "",
-                 class_names: tuple[str, ...] = ()) -> Dataset:
+                 class_names: tuple[str, ...] = (), pixel_levels: int | None = None) -> Dataset:
     """Validate and package arrays: float32 features, int32 labels in [0, num_classes), no NaN or inf."""
     where = source or name
     out = {}
@@ -142,7 +168,7 @@ def make_dataset(name: str, x_train, y_train, x_test, y_test, *, num_classes: in
     if out["train"][0].shape[1] != out["test"][0].shape[1]:
         raise UserInputError(f"{where}: train and test feature sizes differ")
     return Dataset(name, *out["train"], *out["test"], num_classes=num_classes,
-                   image_shape=image_shape, class_names=class_names)
+                   image_shape=image_shape, class_names=class_names, pixel_levels=pixel_levels)
 
 
 def load_digits() -> Dataset:
@@ -154,7 +180,8 @@ def load_digits() -> Dataset:
     x = bunch.data.astype(np.float32) / 16.0
     x_train, x_test, y_train, y_test = train_test_split(
         x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0)
-    return make_dataset("digits", x_train, y_train, x_test, y_test, num_classes=10, image_shape=(8, 8))
+    return make_dataset("digits", x_train, y_train, x_test, y_test, num_classes=10, image_shape=(8, 8),
+                        pixel_levels=16)
 
 
 def load_quadrants() -> Dataset:
@@ -186,7 +213,7 @@ def load_tfds(name: str) -> Dataset:
         arrays += [images.reshape(len(images), -1) / np.float32(255), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
     return make_dataset(name, *arrays, num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
-                        class_names=FASHION_CLASSES if name == "fashion_mnist" else ())
+                        class_names=FASHION_CLASSES if name == "fashion_mnist" else (), pixel_levels=255)
 
 
 DATASETS = ("mnist", "fashion_mnist", "digits", "quadrants")

@@ -136,6 +136,26 @@ def test_config_round_trips_through_a_dict():
     assert train.TrainConfig.from_dict(config.to_dict()) == config
 
 
+@pytest.mark.parametrize("which", ["digits", "idx"])
+def test_uint8_pixels_on_the_device_train_exactly_as_float32(which, digits, idx_folder):
+    import dataclasses
+
+    ds = digits if which == "digits" else data.load_dataset("mnist", idx_folder)
+    assert ds.pixel_levels == (16 if which == "digits" else 255)
+    as_levels = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), ds)
+    as_floats = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), dataclasses.replace(ds, pixel_levels=None))
+    assert as_levels.history == as_floats.history
+    jax.tree_util.tree_map(np.testing.assert_array_equal, as_levels.state.params, as_floats.state.params)
+
+
+def test_to_levels_is_exact_and_refuses_other_values():
+    x = (np.arange(256, dtype=np.uint8).reshape(16, 16) / np.float32(255)).astype(np.float32)
+    np.testing.assert_array_equal(data.to_levels(x, 255, chunk=5), np.arange(256).reshape(16, 16))
+    np.testing.assert_array_equal(data.level_values(255)[data.to_levels(x, 255)], x)
+    with pytest.raises(ValueError, match="not multiples of 1/255"):
+        data.to_levels(x + np.float32(1e-3), 255)
+
+
 @pytest.mark.mnist
 def test_one_mnist_epoch_reaches_95_percent(mnist):
     result = train.fit(train.TrainConfig(dataset="mnist", epochs=1), mnist)
