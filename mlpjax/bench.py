@@ -103,16 +103,18 @@ def matmul_gflops(m: int, k: int, n: int, repeats: int = 50) -> float:
 
 
 def matmul_ceiling(batch_size: int, dims: tuple[int, ...], quick: bool) -> dict[str, Any]:
-    """GFLOP/s of the model's own matmuls (forward and weight-gradient shapes) and of a 2048² product."""
+    """GFLOP/s of the model's own matmuls (forward and weight-gradient shapes) and of a 2048² product.
+
+    The ceiling is the best of them: on a shared machine any single measurement can come out low."""
     shapes = {}
     for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
         shapes[f"forward_{i} {batch_size}x{fan_in}x{fan_out}"] = (batch_size, fan_in, fan_out)
         shapes[f"weight_grad_{i} {fan_in}x{batch_size}x{fan_out}"] = (fan_in, batch_size, fan_out)
     shapes["square 2048x2048x2048"] = (2048, 2048, 2048)
-    repeats = 3 if quick else 10
+    repeats = 3 if quick else 20
     measured = {name: matmul_gflops(*s, repeats=repeats if s[0] == 2048 else 30 * repeats)
                 for name, s in shapes.items()}
-    return {"shapes": measured, "ceiling_gflops": measured["square 2048x2048x2048"]}
+    return {"shapes": measured, "ceiling_gflops": max(measured.values())}
 
 
 class CompileCounter:
