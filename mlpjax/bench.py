@@ -71,9 +71,7 @@ def load_bench_data(data_dir: str | None, quick: bool) -> tuple[data_lib.Dataset
                                            pixel_levels=255), \
             "random (MNIST not found: pass --data-dir)"
     if quick:
-        ds = data_lib.make_dataset(ds.name, ds.x_train[:6000], ds.y_train[:6000], ds.x_test[:2000],
-                                   ds.y_test[:2000], num_classes=ds.num_classes, image_shape=ds.image_shape,
-                                   pixel_levels=ds.pixel_levels)
+        ds = ds.head(6000, 2000)
     return ds, source
 
 

@@ -94,7 +94,7 @@ def checkpoint_run(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlpjax import data, distributed, model, train
+    from mlpjax import data, distributed, model, predict, train
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
@@ -118,9 +118,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train.fit(config, dataset, quiet=args.quiet, log=log, mesh=mesh)
     say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.x_test) > 9:
-        probs = model.predict_proba(result.state.params, dataset.x_test[9:10], config=result.state.model)[0]
-        say(f"test sample 9: predicted {int(probs.argmax())} (p={float(probs.max()):.3f}), "
-            f"true {int(dataset.y_test[9])}")
+        sample = predict.predict_one(model.Classifier(result.state.params, result.state.model),
+                                     dataset.x_test[9], dataset.y_test[9])
+        say(f"test sample 9: {sample.describe()}")
     if run:
         say(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
             if run.save_best else "") + f"; wrote {run.directory / 'metrics.json'}")

@@ -51,6 +51,11 @@ class Dataset:
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
 
+    def head(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
+        """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
+        return dataclasses.replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train],
+                                   x_test=self.x_test[:n_test], y_test=self.y_test[:n_test])
+
     def describe(self) -> dict[str, object]:
         """Shapes and sizes, as printed and written to metrics.json."""
         return {"name": self.name, "x_train": list(self.x_train.shape), "y_train": list(self.y_train.shape),

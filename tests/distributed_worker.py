@@ -21,8 +21,7 @@ def dataset(spec):
     ds = data.load_dataset(spec["dataset"], spec.get("data_dir"))
     n_train, n_test = spec.get("n_train"), spec.get("n_test")
     if n_train or n_test:
-        ds = data.make_dataset(ds.name, ds.x_train[:n_train], ds.y_train[:n_train], ds.x_test[:n_test],
-                               ds.y_test[:n_test], num_classes=ds.num_classes, image_shape=ds.image_shape)
+        ds = ds.head(n_train, n_test)
     return ds
 
 

@@ -76,9 +76,7 @@ def load_data(data_dir: str | None, quick: bool, *, slice_quick: bool = True) ->
     if not (quick and slice_quick):
         return full
     n_train, n_test = QUICK_MNIST
-    return data.make_dataset(full.name, full.x_train[:n_train], full.y_train[:n_train], full.x_test[:n_test],
-                             full.y_test[:n_test], num_classes=full.num_classes, image_shape=full.image_shape,
-                             class_names=full.class_names, source=f"first {n_train}/{n_test} of {full.name}")
+    return full.head(n_train, n_test)
 
 
 def describe(dataset: data.Dataset) -> dict[str, Any]:
