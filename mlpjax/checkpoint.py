@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import data as data_lib
-from mlpjax import fileio, model, train
+from mlpjax import distributed, fileio, model, train
 from mlpjax.errors import UserInputError
 
 FORMAT = "mlpjax-checkpoint"
@@ -160,9 +161,13 @@ def restore_step(root: Path, step: int) -> Checkpoint:
     except Exception as e:
         raise UserInputError(f"{path}: cannot restore the saved arrays ({_short(e)}); the checkpoint is "
                              f"truncated or corrupted, or does not match its saved architecture") from None
+    expected = jax.tree_util.tree_map(lambda a: (a.shape, np.dtype(a.dtype)), _arrays(abstract))
+    if jax.tree_util.tree_map(lambda a: (np.shape(a), np.asarray(a).dtype), arrays) != expected:
+        raise UserInputError(f"{path}: the saved arrays' shapes do not match the saved architecture "
+                             f"({model_config}); the checkpoint is inconsistent")
     if state_digest(arrays) != digest:
         raise UserInputError(f"{path}: the saved arrays do not match their checksum; the checkpoint is corrupted")
-    state = abstract.replace(**arrays)
+    state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
     return Checkpoint(path=path, epoch=epoch, config=config, model_config=model_config, history=history,
                       state=state, keep=keep, save_best=save_best)
 
@@ -202,6 +207,8 @@ class Writer:
     """Saves epochs into ``DIR/checkpoints`` (the last ``keep``) and, with ``save_best``, ``DIR/best``.
 
     Use as ``fit``'s ``on_epoch_end`` hook. Saves are synchronous: when it returns, the epoch is on disk.
+    With several processes (``jax.distributed``) every process calls :meth:`save` with the same state: Orbax's
+    save is collective (the processes meet at barriers) and process 0 alone writes, onto a shared filesystem.
     """
 
     def __init__(self, directory: Path, config: train.TrainConfig, *, keep: int, save_best: bool,
@@ -224,7 +231,8 @@ class Writer:
         ``last=False``: only consider it for the best (a resumed epoch, already among the last ones).
         """
         ocp = _ocp()
-        arrays = _arrays(state)
+        # Host copies: the same bytes on every process, written once by process 0.
+        arrays = jax.device_get(_arrays(state))
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch, "train_config": self.config.to_dict(),
                 "model_config": dataclasses.asdict(state.model), "history": {k: list(v) for k, v in history.items()},
                 "digest": state_digest(arrays), "keep": self.keep, "save_best": self.save_best}
@@ -266,7 +274,8 @@ class Run:
             log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> train.FitResult:
         """Train up to ``config.epochs`` epochs in all, saving each; metrics.json holds the whole history.
 
-        ``mesh`` is passed to :func:`mlpjax.train.fit` (one process; several processes are not handled here).
+        ``mesh`` is passed to :func:`mlpjax.train.fit`. With several processes, every process calls this alike
+        (the checkpoint saves are collective); only process 0 writes ``metrics.json``.
         """
         ckpt = self.checkpoint
         dataset = dataset or data_lib.load_dataset(self.config.dataset, self.config.data_dir)
@@ -278,6 +287,7 @@ class Run:
         best_val_loss = math.inf
         if ckpt is not None and self.save_best and (self.directory / BEST).is_dir():
             best_val_loss = restore(self.directory, best=True).history["val_loss"][-1]
+        primary = distributed.is_primary()
         writer = Writer(self.directory, self.config, keep=self.keep, save_best=self.save_best,
                         best_val_loss=best_val_loss)
         if ckpt is not None and self.save_best:
@@ -287,8 +297,9 @@ class Run:
 
         def on_epoch_end(epoch, state, history):
             writer.save(epoch, state, history)
-            fileio.write_json_atomic(self.directory / METRICS,
-                                     _progress_record(self.config, model_config, history, dataset))
+            if primary:
+                fileio.write_json_atomic(self.directory / METRICS,
+                                         _progress_record(self.config, model_config, history, dataset))
 
         try:
             result = train.fit(self.config, dataset, quiet=quiet, log=log,
@@ -299,9 +310,10 @@ class Run:
             raise train.TrainingDiverged(f"{e}; the checkpoints in {self.directory} are kept as they were") from None
         finally:
             writer.close()
-        record = {"complete": True, "epochs_done": len(result.history["loss"]),
-                  "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record()}
-        fileio.write_json_atomic(self.directory / METRICS, record)
+        if primary:
+            record = {"complete": True, "epochs_done": len(result.history["loss"]),
+                      "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record()}
+            fileio.write_json_atomic(self.directory / METRICS, record)
         return result
 
 

@@ -98,9 +98,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
-    if distributed.wants_initialize(args.coordinator) and (args.output or args.resume):
-        raise UserInputError("--output/--resume with several processes is not supported yet (the checkpoints "
-                             "would need a collective Orbax save); train on one process to keep checkpoints")
     mesh = distributed.setup(args.devices, args.coordinator, args.num_processes, args.process_id)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks
     run = checkpoint_run(args) if args.output or args.resume else None

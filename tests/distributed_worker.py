@@ -3,6 +3,7 @@ before JAX starts) and prints one JSON object as its last line of stdout.
 
     python tests/distributed_worker.py devices SPECS_JSON [masks]  # each run on 1, 2 and 8 devices; the masks
     python tests/distributed_worker.py process SPEC_JSON PORT ID NUM  # one of NUM processes
+    python tests/distributed_worker.py cli ARGV_JSON PORT ID NUM  # mlpjax ARGV as one of NUM processes
 
 (Few subprocesses, each doing several checks: JAX's start-up and compilations dominate their time.)
 """
@@ -116,20 +117,38 @@ def cli_checkpoints(cfg) -> dict:
 
 def process(spec, port: str, process_id: int, num: int) -> dict:
     """One of ``num`` processes of a fit over loopback, set up as ``mlpjax train --coordinator`` does;
-    only process 0 passes a ``log``."""
+    only process 0 passes a ``log``. With ``spec["output"]``: a checkpointed run into that directory."""
     import jax
 
-    from mlpjax import distributed, train
+    from mlpjax import checkpoint, distributed, train
 
     mesh = distributed.setup(None, f"127.0.0.1:{port}", num, process_id)  # before any other JAX work
     ds, cfg = dataset(spec), config(spec)
     lines = []
-    result = train.fit(cfg, ds, mesh=mesh, log=lines.append if distributed.is_primary() else None)
+    log = lines.append if distributed.is_primary() else None
+    if spec.get("output"):
+        result = checkpoint.start(spec["output"], cfg, save_best=True).fit(ds, mesh=mesh, log=log)
+    else:
+        result = train.fit(cfg, ds, mesh=mesh, log=log)
     parallel = distributed.DataParallel(mesh)
     rows = parallel.process_rows(len(ds.x_train))
     return {"history": result.history, "devices": result.devices, "processes": result.processes,
             "process_count": jax.process_count(), "shard_rows": parallel.shard_rows,
             "rows": [rows.start, rows.stop], "lines": lines}
+
+
+def cli(argv: list[str], port: str, process_id: int, num: int) -> dict:
+    """``mlpjax ARGV --coordinator 127.0.0.1:PORT --num-processes NUM --process-id ID``: exit code and stdout."""
+    import contextlib
+    import io
+
+    from mlpjax import cli as mlpjax_cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = mlpjax_cli.main([*argv, "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num),
+                                "--process-id", str(process_id)])
+    return {"code": code, "stdout": out.getvalue()}
 
 
 def main(argv: list[str]) -> None:
@@ -138,8 +157,9 @@ def main(argv: list[str]) -> None:
         out = {name: devices(spec) for name, spec in json.loads(argv[1]).items()}
         if argv[2:3] == ["masks"]:
             out["masks"] = masks()
-    else:
-        out = process(json.loads(argv[1]), argv[2], int(argv[3]), int(argv[4]))
+    else:  # process or cli
+        run = process if what == "process" else cli
+        out = run(json.loads(argv[1]), argv[2], int(argv[3]), int(argv[4]))
     print(json.dumps(out), flush=True)
 
 
