@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         print(f"model: trained 2 epochs in {time.perf_counter() - t0:.1f} s, "
               f"full test accuracy {result.test_metrics['accuracy']:.4f}")
 
-    n = min(args.n, len(dataset.x_test))
+    n = min(args.n, len(dataset.y_test))
     digits, labels = dataset.x_test[:n].reshape(n, 28, 28), dataset.y_test[:n]
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()

@@ -65,7 +65,7 @@ def load_bench_data(data_dir: str | None, quick: bool) -> tuple[data_lib.Dataset
         ds, source = data_lib.load_dataset("mnist", folder), "mnist"
     else:
         rng = np.random.default_rng(0)
-        x = rng.integers(0, 256, (70000, 784)).astype(np.float32) / 255
+        x = rng.integers(0, 256, (70000, 784)).astype(np.uint8)  # 8-bit levels, as MNIST's
         y = rng.integers(0, 10, 70000)
         ds, source = data_lib.make_dataset("random", x[:60000], y[:60000], x[60000:], y[60000:], num_classes=10,
                                            pixel_levels=255), \
@@ -150,10 +150,11 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
     tconfig = train.TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size, hidden=hidden, seed=config.seed)
     mconfig = tconfig.model_config(ds.input_dim, ds.num_classes)
     state = train.create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
-    x, y = jnp.asarray(ds.x_train[:batch_size]), jnp.asarray(ds.y_train[:batch_size])
+    x = jnp.asarray(data_lib.features(ds.raw_train[:batch_size], ds.pixel_levels))
+    y = jnp.asarray(ds.y_train[:batch_size])
     xla_flops = _xla_step_flops(state, x, y, batch_size)
     # the same placement and compiled epoch as train.fit (uint8 pixels where the dataset has levels)
-    runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=batch_size,
+    runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=batch_size,
                                         pixel_levels=ds.pixel_levels)
     compile_seconds = runner.compile_seconds
     box = {"state": state, "epoch": 0}
@@ -166,7 +167,7 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
     def accuracy() -> float:
         return train.evaluate(box["state"].params, ds.x_test, ds.y_test, config=mconfig)["accuracy"]
 
-    steps = -(-len(ds.x_train) // batch_size)
+    steps = -(-len(ds.y_train) // batch_size)
     flops = step_flops(batch_size, (ds.input_dim, *hidden, ds.num_classes))
     return epoch, accuracy, {"compile_seconds": compile_seconds, "steps": steps, "step_flops": flops,
                              "xla_step_flops": xla_flops}
@@ -248,7 +249,7 @@ def sweep(ds: data_lib.Dataset, config: BenchConfig, ceiling: float) -> list[dic
         seconds = min(times)
         flops = info["step_flops"] * info["steps"]
         rows.append({"batch_size": batch, "hidden": list(hidden), "epoch_seconds": seconds,
-                     "examples_per_second": len(ds.x_train) / seconds, "gflops": flops / seconds / 1e9,
+                     "examples_per_second": len(ds.y_train) / seconds, "gflops": flops / seconds / 1e9,
                      "fraction_of_ceiling": flops / seconds / 1e9 / ceiling})
     return rows
 
@@ -266,7 +267,7 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
     rows = []
     for n in (c for c in (1, 2, 4, 8, 16, 32) if c <= jax.local_device_count()):
         state = train.create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
-        runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=config.batch_size,
+        runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=config.batch_size,
                                             mesh=distributed.make_mesh(n) if n > 1 else None,
                                             pixel_levels=ds.pixel_levels)
         times = []
@@ -276,7 +277,7 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
             jax.block_until_ready(metrics)
             times.append(time.perf_counter() - start)
         rows.append({"devices": n, "epoch_seconds": min(times),
-                     "examples_per_second": len(ds.x_train) / min(times)})
+                     "examples_per_second": len(ds.y_train) / min(times)})
     return rows
 
 
@@ -288,7 +289,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     dims = (ds.input_dim, *config.hidden, ds.num_classes)
     report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-                              "data": source, "train_examples": len(ds.x_train), "batch_size": config.batch_size,
+                              "data": source, "train_examples": len(ds.y_train), "batch_size": config.batch_size,
                               "hidden": list(config.hidden), "versions": train.library_versions()}
     log("matmul ceiling ...")
     report["matmul"] = matmul_ceiling(config.batch_size, dims, config.quick)
@@ -320,7 +321,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
                 times[name].append(time.perf_counter() - start)
                 log(f"round {r + 1}: {name} {times[name][-1]:.3f} s")
     epoch_flops = info["step_flops"] * info["steps"]
-    results = {name: _summary(times[name], len(ds.x_train), epoch_flops, ceiling, acc())
+    results = {name: _summary(times[name], len(ds.y_train), epoch_flops, ceiling, acc())
                for name, (_, acc) in runners.items()}
     report["mlpjax"] = {**results.pop("mlpjax"), "compile_seconds": info["compile_seconds"],
                         "compiles_during_epochs": compiles.count, "step_gflop": info["step_flops"] / 1e9,

@@ -98,15 +98,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
-    mesh = distributed.setup(args.devices, args.coordinator, args.num_processes, args.process_id)
+    mesh = distributed.setup(args.devices, args.coordinator, args.num_processes, args.process_id, args.model_parallel)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks
     run = checkpoint_run(args) if args.output or args.resume else None
     config = run.config if run else train_config_from_args(args)
+    distributed.check_widths(mesh, config.hidden)
     dataset = data.load_dataset(config.dataset, config.data_dir)
     log = None if args.quiet else say
-    say(f"{dataset.name}: {len(dataset.x_train)} train, {len(dataset.x_test)} test, "
+    say(f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
           f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
-          + (f"; data-parallel over {mesh.size} devices" if mesh is not None else ""))
+          + (f"; {distributed.describe(mesh)}" if mesh is not None else ""))
     if run and run.checkpoint:
         say(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
     if run:
@@ -114,9 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         result = train.fit(config, dataset, quiet=args.quiet, log=log, mesh=mesh)
     say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
-    if len(dataset.x_test) > 9:
+    if len(dataset.y_test) > 9:
         sample = predict.predict_one(model.Classifier(result.state.params, result.state.model),
-                                     dataset.x_test[9], dataset.y_test[9])
+                                     *dataset.test_example(9))
         say(f"test sample 9: {sample.describe()}")
     if run:
         say(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
@@ -149,12 +150,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{args.image}: {predict.predict_one(ckpt.classifier, x).describe()}")
         return 0
     ds = checkpoint.dataset_for(ckpt, args.dataset, args.data_dir)
-    if not 0 <= args.index < len(ds.x_test):
-        raise UserInputError(f"--index {args.index}: the {ds.name} test set has samples 0 to {len(ds.x_test) - 1}")
-    result = predict.predict_one(ckpt.classifier, ds.x_test[args.index], ds.y_test[args.index])
+    if not 0 <= args.index < len(ds.y_test):
+        raise UserInputError(f"--index {args.index}: the {ds.name} test set has samples 0 to {len(ds.y_test) - 1}")
+    image, label = ds.test_example(args.index)
+    result = predict.predict_one(ckpt.classifier, image, label)
     print(f"{ds.name} test sample {args.index}: {result.describe()}")
     if ds.image_shape is not None:
-        out = predict.save_png(ds.x_test[args.index].reshape(ds.image_shape), result.describe(sep="\n"),
+        out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n"),
                                args.out or f"predict_{args.index}.png")
         print(f"wrote {out}")
     return 0
@@ -238,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument("--devices", type=positive_int, metavar="N",
                    help="data-parallel over N devices of each process (default: all of the default backend)")
+    p.add_argument("--model-parallel", type=positive_int, default=1, metavar="M",
+                   help="tensor-parallel: split each hidden layer's weights over M of those devices (M must divide "
+                        "--devices and every --hidden width; default: 1)")
     p.add_argument("--coordinator", metavar="HOST:PORT",
                    help="several processes (jax.distributed): the address of process 0; 'auto' under "
                         "Slurm/Open MPI (default: $JAX_COORDINATOR_ADDRESS)")

@@ -1,4 +1,4 @@
-"""Datasets by name, as flattened float32 images in [0, 1] with int32 labels.
+"""Datasets by name: flattened images as float32 in [0, 1] (stored as 8-bit levels) with int32 labels.
 
 - ``mnist`` and ``fashion_mnist``: the four standard IDX files (gzipped or raw) from ``--data-dir DIR`` or
   ``$MLPJAX_DATA_DIR`` (the folder holding the files, or a folder with a ``mnist/`` or ``fashion_mnist/`` inside);
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 from pathlib import Path
@@ -33,34 +34,63 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A train/test split: ``x_*`` ``(N, features)`` float32 in [0, 1], ``y_*`` ``(N,)`` int32 in [0, C)."""
+    """A train/test split: features ``x_*`` ``(N, D)`` float32 (in [0, 1] for images), labels ``y_*`` ``(N,)``
+    int32 in [0, C).
+
+    The features are stored as ``raw_*``: for images (``pixel_levels`` set), the uint8 levels ``k`` that stand
+    for ``k / pixel_levels`` (255 for 8-bit images, 16 for the 8x8 digits), a quarter of float32's memory; else
+    the float32 features themselves. ``x_*`` is computed from ``raw_*`` on first use and kept; training reads
+    ``raw_*`` and never builds it.
+    """
 
     name: str
-    x_train: np.ndarray
+    raw_train: np.ndarray
     y_train: np.ndarray
-    x_test: np.ndarray
+    raw_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
     image_shape: tuple[int, ...] | None = None  # (H, W) for image datasets, to draw samples
     class_names: tuple[str, ...] = ()
-    # Every x is k / pixel_levels for an integer k in [0, pixel_levels] (255: 8-bit images; 16: digits), so the
-    # images can be held as uint8 on the device (see to_levels); None for other data.
     pixel_levels: int | None = None
+
+    def __post_init__(self):
+        stored = np.uint8 if self.pixel_levels is not None else np.float32
+        for raw in (self.raw_train, self.raw_test):
+            if raw.dtype != stored:
+                raise ValueError(f"dataset {self.name!r}: raw features must be {np.dtype(stored)} with pixel_levels "
+                                 f"{self.pixel_levels}, got {raw.dtype} (build datasets with make_dataset)")
+
+    @functools.cached_property
+    def x_train(self) -> np.ndarray:
+        return features(self.raw_train, self.pixel_levels)
+
+    @functools.cached_property
+    def x_test(self) -> np.ndarray:
+        return features(self.raw_test, self.pixel_levels)
 
     @property
     def input_dim(self) -> int:
-        return int(self.x_train.shape[1])
+        return int(self.raw_train.shape[1])
+
+    def test_example(self, index: int) -> tuple[np.ndarray, int]:
+        """Test example ``index``: its ``(D,)`` float32 features and its label (without building ``x_test``)."""
+        return features(self.raw_test[index], self.pixel_levels), int(self.y_test[index])
 
     def head(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
         """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
-        return dataclasses.replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train],
-                                   x_test=self.x_test[:n_test], y_test=self.y_test[:n_test])
+        return dataclasses.replace(self, raw_train=self.raw_train[:n_train], y_train=self.y_train[:n_train],
+                                   raw_test=self.raw_test[:n_test], y_test=self.y_test[:n_test])
 
     def describe(self) -> dict[str, object]:
         """Shapes and sizes, as printed and written to metrics.json."""
-        return {"name": self.name, "x_train": list(self.x_train.shape), "y_train": list(self.y_train.shape),
-                "x_test": list(self.x_test.shape), "y_test": list(self.y_test.shape),
+        return {"name": self.name, "x_train": list(self.raw_train.shape), "y_train": list(self.y_train.shape),
+                "x_test": list(self.raw_test.shape), "y_test": list(self.y_test.shape),
                 "num_classes": self.num_classes}
+
+
+def features(raw: np.ndarray, pixel_levels: int | None) -> np.ndarray:
+    """float32 features of stored ``raw`` (any shape): ``level_values(pixel_levels)[raw]``, or ``raw`` as is."""
+    return raw if pixel_levels is None else level_values(pixel_levels)[raw]
 
 
 def level_values(levels: int) -> np.ndarray:
@@ -73,9 +103,14 @@ def level_values(levels: int) -> np.ndarray:
 def to_levels(x: np.ndarray, levels: int, chunk: int = 8192) -> np.ndarray:
     """The integers ``k = x * levels`` as uint8, checked exact: ``level_values(levels)[k]`` is ``x`` bit for bit.
 
-    Converted ``chunk`` rows at a time, so no float temporary of the whole array is made.
+    Integer ``x`` is taken as the levels themselves (checked to lie in [0, levels]). Float ``x`` is converted
+    ``chunk`` rows at a time, so no float temporary of the whole array is made.
     """
     values = level_values(levels)
+    if np.issubdtype(x.dtype, np.integer):
+        if x.size and (x.min() < 0 or x.max() > levels):
+            raise ValueError(f"pixel levels must lie in [0, {levels}], got {x.min()} to {x.max()}")
+        return x.astype(np.uint8, copy=False)
     out = np.empty(x.shape, np.uint8)
     for start in range(0, len(x), chunk):
         part = x[start:start + chunk]
@@ -109,7 +144,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) != expected:
         raise UserInputError(f"{path}: header declares shape {shape} ({expected} bytes) "
                              f"but the file has {len(raw)} bytes (short read or wrong count)")
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    # uint8 (images, labels) stays a read-only view of the bytes read: no copy
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -130,7 +166,7 @@ def _resolve_folder(name: str, data_dir: Path) -> Path:
 
 
 def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
-    """The four IDX files in ``folder`` as a Dataset (images flattened and scaled by 1/255)."""
+    """The four IDX files in ``folder`` as a Dataset (images flattened, kept as 8-bit levels of 1/255)."""
     folder = _resolve_folder(name, Path(folder))
     arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
     for split in ("train", "test"):
@@ -143,8 +179,8 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
     h, w = arrays["x_train"].shape[1:]
     return make_dataset(
         name,
-        arrays["x_train"].reshape(len(arrays["x_train"]), -1) / np.float32(255),
-        arrays["y_train"], arrays["x_test"].reshape(len(arrays["x_test"]), -1) / np.float32(255),
+        arrays["x_train"].reshape(len(arrays["x_train"]), -1),
+        arrays["y_train"], arrays["x_test"].reshape(len(arrays["x_test"]), -1),
         arrays["y_test"], num_classes=10, image_shape=(h, w), source=str(folder),
         class_names=FASHION_CLASSES if name == "fashion_mnist" else (), pixel_levels=255,
     )
@@ -153,18 +189,29 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
 def make_dataset(name: str, x_train, y_train, x_test, y_test, *, num_classes: int,
                  image_shape: tuple[int, ...] | None = None, source: str = "",
                  class_names: tuple[str, ...] = (), pixel_levels: int | None = None) -> Dataset:
-    """Validate and package arrays: float32 features, int32 labels in [0, num_classes), no NaN or inf."""
+    """Validate and package arrays: features ``(N, D)``, int32 labels in [0, num_classes), no NaN or inf.
+
+    With ``pixel_levels``, ``x_*`` are integer levels in [0, pixel_levels] (e.g. uint8 pixels) or floats that
+    are exact multiples of ``1 / pixel_levels``; they are stored as uint8 levels. Else float32 features.
+    """
     where = source or name
     out = {}
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        x = np.asarray(x, np.float32)
+        x = np.asarray(x)
+        x = x if pixel_levels is not None and np.issubdtype(x.dtype, np.integer) else x.astype(np.float32,
+                                                                                              copy=False)
         y = np.asarray(y)
         if x.ndim != 2 or y.shape != (len(x),):
             raise UserInputError(f"{where}: {split} features must be (N, D) with N labels, "
                                  f"got {x.shape} and {y.shape}")
-        if not np.isfinite(x).all():
+        if x.dtype == np.float32 and not np.isfinite(x).all():
             bad = int(np.argwhere(~np.isfinite(x))[0][0])
             raise UserInputError(f"{where}: {split} example {bad} contains NaN or infinite values")
+        if pixel_levels is not None:
+            try:
+                x = to_levels(x, pixel_levels)
+            except ValueError as e:
+                raise UserInputError(f"{where}: {split} images: {e}") from None
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             bad = int(np.argmax((y < 0) | (y >= num_classes)))
             raise UserInputError(f"{where}: {split} label {int(y[bad])} at index {bad} is out of range "
@@ -182,7 +229,7 @@ def load_digits() -> Dataset:
     from sklearn.model_selection import train_test_split
 
     bunch = sk_digits()
-    x = bunch.data.astype(np.float32) / 16.0
+    x = bunch.data.astype(np.uint8)  # levels 0-16
     x_train, x_test, y_train, y_test = train_test_split(
         x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0)
     return make_dataset("digits", x_train, y_train, x_test, y_test, num_classes=10, image_shape=(8, 8),
@@ -215,7 +262,7 @@ def load_tfds(name: str) -> Dataset:
             raise UserInputError(f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
                                  f"pass --data-dir DIR or set ${DATA_DIR_ENV} instead") from None
         images = np.stack([np.asarray(ex["image"]) for ex in examples])
-        arrays += [images.reshape(len(images), -1) / np.float32(255), np.array([ex["label"] for ex in examples])]
+        arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
     return make_dataset(name, *arrays, num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
                         class_names=FASHION_CLASSES if name == "fashion_mnist" else (), pixel_levels=255)

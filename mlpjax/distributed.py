@@ -1,8 +1,14 @@
-"""Data parallelism with ``jax.sharding``: one ``data`` mesh axis, on one process or several (``jax.distributed``).
+"""Data parallelism with ``jax.sharding``: a ``data`` mesh axis, on one process or several (``jax.distributed``),
+and optionally a ``model`` axis that shards the hidden layers' weights (tensor parallel).
 
 Layout (see :class:`DataParallel`):
 
-- params, optimizer state, step and PRNG key: replicated on every device of the mesh (``P()``);
+- params, optimizer state, step and PRNG key: replicated on every device of the mesh (``P()``); with a ``model``
+  axis of size ``M > 1``, each layer's weights split over it, Megatron-style (:func:`param_spec`): every hidden
+  layer's kernel ``(in, h)`` by columns ``P(None, 'model')`` and its bias ``P('model')``, the output kernel
+  ``(h, C)`` by rows ``P('model', None)``, the output bias replicated; the optimizer state's param-shaped leaves
+  (Adam's ``mu``, ``nu``) like their param. One hidden layer (the tutorial's) needs one all-reduce of the logits
+  over ``model`` a step; each further hidden layer an all-gather of its input activations (XLA inserts both);
 - each global batch of ``B`` examples: padded with weight-0 rows to a multiple of the device count ``N`` and
   sharded over ``data`` (``P('data')``): device ``k`` holds rows ``k*B/N ... (k+1)*B/N - 1`` of every batch;
 - the training and test arrays: on one process, replicated on every device, and each device gathers its own
@@ -19,7 +25,11 @@ Dropout masks are drawn for the whole global batch from one key inside the jitte
 values never depend on sharding; with ``jax_threefry_partitionable`` (the default since JAX 0.5) each device
 computes only its own rows of the masks, and the bits of row ``r`` depend on ``r`` and the row width alone, so
 padding a batch with extra rows leaves the masks of the real rows unchanged. Without that flag a padded batch
-(``B`` not divisible by ``N``) draws different masks than an unpadded one: :func:`check_padding` warns.
+(``B`` not divisible by ``N``) draws different masks than an unpadded one: :func:`check_padding` warns. The masks
+of a layer whose units are split over ``model`` are likewise the unsharded masks, each device drawing its block.
+
+The ``model`` axis lies within each process (:func:`make_mesh`), so each process holds every shard of the
+weights and :meth:`DataParallel.local` assembles its full copy without communication.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from jax.sharding import PartitionSpec as P
 from mlpjax.errors import UserInputError
 
 DATA = "data"
+MODEL = "model"
 COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"  # jax.distributed.initialize reads it when no address is given
 
 
@@ -76,9 +87,11 @@ def wants_initialize(coordinator: str | None) -> bool:
     return coordinator is not None or bool(os.environ.get(COORDINATOR_ENV))
 
 
-def make_mesh(devices: int | None = None) -> Mesh:
-    """A 1-D mesh over axis ``data``: the first ``devices`` local devices of every process (default: all).
+def make_mesh(devices: int | None = None, model_parallel: int = 1) -> Mesh:
+    """A mesh over the first ``devices`` local devices of every process (default: all).
 
+    ``model_parallel`` 1: 1-D, axis ``data``. ``M > 1``: 2-D, axes ``(data, model)`` of shape
+    ``(devices * processes / M, M)``, each row of ``M`` devices within one process (``M`` must divide ``devices``).
     Devices are ordered process by process, so each process's devices hold one contiguous block of rows.
     """
     local = jax.local_device_count()
@@ -87,31 +100,83 @@ def make_mesh(devices: int | None = None) -> Mesh:
         raise UserInputError(f"--devices {count}: this process has {local} {jax.default_backend()} device(s); "
                              f"give 1 to {local} (on CPU, more with "
                              "XLA_FLAGS=--xla_force_host_platform_device_count=N)")
-    chosen = [d for p in range(jax.process_count())
-              for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:count]]
-    return Mesh(np.array(chosen), (DATA,), axis_types=(AxisType.Auto,))
+    if model_parallel < 1 or count % model_parallel:
+        divisors = ", ".join(str(m) for m in range(1, count + 1) if count % m == 0)
+        raise UserInputError(f"--model-parallel {model_parallel}: the model axis must divide --devices {count} "
+                             f"(the devices of each process): give one of {divisors}")
+    chosen = np.array([d for p in range(jax.process_count())
+                       for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:count]])
+    if model_parallel == 1:
+        return Mesh(chosen, (DATA,), axis_types=(AxisType.Auto,))
+    return Mesh(chosen.reshape(-1, model_parallel), (DATA, MODEL), axis_types=(AxisType.Auto,) * 2)
+
+
+def describe(mesh: Mesh) -> str:
+    """How a run uses ``mesh``, for the command's first line."""
+    model = dict(mesh.shape).get(MODEL, 1)
+    if model == 1:
+        return f"data-parallel over {mesh.size} devices"
+    return f"{mesh.size} devices: data-parallel over {mesh.size // model} x tensor-parallel over {model}"
 
 
 def setup(devices: int | None = None, coordinator: str | None = None, num_processes: int | None = None,
-          process_id: int | None = None) -> Mesh | None:
-    """What ``mlpjax train --devices N --coordinator HOST:PORT --num-processes P --process-id I`` asks for.
+          process_id: int | None = None, model_parallel: int = 1) -> Mesh | None:
+    """What ``mlpjax train --devices N --model-parallel M --coordinator HOST:PORT --num-processes P
+    --process-id I`` asks for.
 
     Joins the multi-process run when a coordinator is given (or ``$JAX_COORDINATOR_ADDRESS`` is set), then
-    returns the data-parallel mesh over ``devices`` local devices of every process (default: all), or None
-    for one device in one process (the plain single-device path).
+    returns the mesh over ``devices`` local devices of every process (default: all; see :func:`make_mesh`), or
+    None for one device in one process (the plain single-device path).
     """
     if wants_initialize(coordinator):
         initialize(coordinator, num_processes, process_id)
     elif num_processes is not None or process_id is not None:
         raise UserInputError("--num-processes and --process-id need --coordinator HOST:PORT (the address of "
                              f"process 0) or ${COORDINATOR_ENV}")
-    mesh = make_mesh(devices)
+    mesh = make_mesh(devices, model_parallel)
     return None if mesh.size == 1 else mesh
 
 
 def is_primary() -> bool:
     """Whether this process writes the run's output (process 0; the only one without jax.distributed)."""
     return jax.process_index() == 0
+
+
+def _key_name(key) -> str:
+    """The name of one entry of a pytree key path (a dict key, an attribute, an index)."""
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def param_spec(path: tuple, ndim: int) -> P:
+    """The ``model``-axis split of the leaf at key ``path`` with ``ndim`` dimensions, from its last two keys.
+
+    ``hidden_i/kernel`` ``(in, h)``: ``P(None, 'model')``; ``hidden_i/bias`` ``(h,)``: ``P('model')``;
+    ``output/kernel`` ``(h, C)``: ``P('model', None)``; anything else (the output bias, step, PRNG key, Adam's
+    ``count``): ``P()``. The same rule serves the params and the optimizer state (``.../mu/hidden_0/kernel``).
+    """
+    layer, name = ([""] * 2 + [_key_name(k) for k in path])[-2:]
+    if layer.startswith("hidden_"):
+        spec = {"kernel": P(None, MODEL), "bias": P(MODEL)}.get(name, P())
+    else:
+        spec = P(MODEL, None) if (layer, name) == ("output", "kernel") else P()
+    return spec if len(spec) == ndim else P()
+
+
+def split_width(spec: P, shape: tuple[int, ...]) -> int | None:
+    """The size of the dimension that ``spec`` splits over ``model`` (a hidden width), or None."""
+    return next((n for n, axis in zip(shape, spec) if axis == MODEL), None)
+
+
+def check_widths(mesh: Mesh | None, hidden) -> None:
+    """Every hidden width must divide by the size of ``mesh``'s ``model`` axis (if any): a clear error if not."""
+    model_size = 1 if mesh is None else int(dict(mesh.shape).get(MODEL, 1))
+    for width in hidden:
+        if width % model_size:
+            raise UserInputError(f"--hidden {width}: with --model-parallel {model_size} every hidden width must "
+                                 f"divide by {model_size}")
 
 
 def check_padding(batch_size: int, size: int) -> None:
@@ -124,7 +189,9 @@ def check_padding(batch_size: int, size: int) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DataParallel:
-    """How a run uses ``mesh``: params replicated, batches sharded over ``data``, dataset rows placed.
+    """How a run uses ``mesh``: params replicated (or split over ``model``, :meth:`shardings`), batches sharded over
+    ``data`` (replicated over ``model``), dataset rows placed. ``mesh``: from :func:`make_mesh`, axes ``(data,)``
+    or ``(data, model)``.
 
     ``shard_rows``: the dataset's rows are sharded over ``data`` (each process holds its block; each batch is
     gathered with a reduce-scatter) rather than replicated on every device. Default: sharded exactly when the
@@ -135,8 +202,11 @@ class DataParallel:
     shard_rows: bool | None = None
 
     def __post_init__(self):
-        if self.mesh.axis_names != (DATA,):
-            raise ValueError(f"expected a 1-D mesh with axis {DATA!r}, got axes {self.mesh.axis_names}")
+        if self.mesh.axis_names not in ((DATA,), (DATA, MODEL)):
+            raise ValueError(f"expected a mesh with axes ({DATA!r},) or ({DATA!r}, {MODEL!r}), "
+                             f"got {self.mesh.axis_names}")
+        if any(len({d.process_index for d in row}) > 1 for row in self.mesh.devices.reshape(self.size, -1)):
+            raise ValueError(f"each row of the {MODEL!r} axis must lie within one process (see make_mesh)")
         if self.shard_rows is None:
             object.__setattr__(self, "shard_rows", self.process_count > 1)
 
@@ -144,6 +214,11 @@ class DataParallel:
     def size(self) -> int:
         """Devices along ``data``: every global batch is padded to a multiple of it."""
         return int(self.mesh.shape[DATA])
+
+    @property
+    def model_size(self) -> int:
+        """Devices along ``model`` (1 without that axis): each hidden layer's weights are split ``model_size`` ways."""
+        return int(dict(self.mesh.shape).get(MODEL, 1))
 
     @property
     def process_count(self) -> int:
@@ -194,9 +269,21 @@ class DataParallel:
         local[: block.stop - block.start] = a[block]
         return self._put(self.rows_sharding, local, (self.padded_rows(n),) + a.shape[1:])
 
-    def put_replicated(self, tree: Any) -> Any:
-        """Copy every array leaf of ``tree`` (the same value on every process) to every device of the mesh."""
-        return jax.tree_util.tree_map(lambda a: self._put(self.replicated, np.asarray(a), np.shape(a)), tree)
+    def shardings(self, tree: Any) -> Any:
+        """``tree`` (a state, params, a scalar) with a ``NamedSharding`` for each leaf: :func:`param_spec` of its key
+        path when :attr:`model_size` > 1, else replicated. A split hidden width must divide by the model size."""
+        def sharding(path, leaf):
+            spec = param_spec(path, len(np.shape(leaf))) if self.model_size > 1 else P()
+            check_widths(self.mesh, [w for w in [split_width(spec, np.shape(leaf))] if w is not None])
+            return NamedSharding(self.mesh, spec)
+
+        return jax.tree_util.tree_map_with_path(sharding, tree)
+
+    def put_state(self, tree: Any) -> Any:
+        """Copy every array leaf of ``tree`` (the same value on every process: a state, params, a scalar) to the
+        mesh, laid out by :meth:`shardings`."""
+        return jax.tree_util.tree_map(lambda a, s: self._put(s, np.asarray(a), np.shape(a)), tree,
+                                      self.shardings(tree))
 
     def _put(self, sharding: NamedSharding, local: np.ndarray, global_shape: tuple[int, ...]) -> jax.Array:
         if self.process_count == 1:
@@ -204,9 +291,10 @@ class DataParallel:
         return jax.make_array_from_process_local_data(sharding, local, global_shape)
 
     def local(self, tree: Any) -> Any:
-        """This process's copy of every replicated leaf of ``tree``: single-device arrays, as a one-device run
-        has them (readable with ``float``/``np.asarray`` on any process, savable, usable with other arrays)."""
-        return jax.tree_util.tree_map(lambda a: a.addressable_data(0) if isinstance(a, jax.Array) else a, tree)
+        """This process's full copy of every leaf of ``tree`` placed on the mesh (replicated, or split over
+        ``model``): single-device arrays, as a one-device run has them (readable with ``float``/``np.asarray``
+        on any process, savable, usable with other arrays)."""
+        return jax.tree_util.tree_map(lambda a: local_copy(a) if isinstance(a, jax.Array) else a, tree)
 
     def batch(self, x: jax.Array, y: jax.Array, idx: jax.Array, weight: jax.Array) -> dict[str, jax.Array]:
         """The global batch ``x[idx]``, ``y[idx]``, ``weight`` for ``idx`` ``(W,)`` (``W`` a multiple of the
@@ -231,3 +319,15 @@ class DataParallel:
         image, label = jax.shard_map(gather, mesh=self.mesh, in_specs=in_specs, out_specs=(spec, spec))(x, y, idx)
         return {"image": image, "label": label,
                 "weight": jax.lax.with_sharding_constraint(weight, self.batch_sharding)}
+
+
+def local_copy(a: jax.Array) -> jax.Array:
+    """The whole of ``a`` on its first device of this process: that device's buffer when ``a`` is replicated, else
+    assembled on the host from this process's shards of ``a``, which must cover it (a ``model`` axis within the
+    process, :func:`make_mesh`). No communication between processes."""
+    if a.is_fully_replicated:
+        return a.addressable_data(0)
+    whole = np.empty(a.shape, a.dtype)
+    for shard in a.addressable_shards:
+        whole[shard.index] = np.asarray(shard.data)
+    return jax.device_put(whole, a.addressable_shards[0].device)

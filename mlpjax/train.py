@@ -6,8 +6,9 @@ the same stream) gives the dropout key of step ``s`` as ``fold_in(fold_in(state_
 shuffle of epoch ``e`` (0-based) as ``fold_in(fold_in(state_key, 1), e)``.
 
 Several devices: pass ``fit(mesh=...)`` (see :mod:`mlpjax.distributed`): the same jitted epoch runs with the
-params replicated and every global batch sharded over the mesh's ``data`` axis; the shuffle, the batches and the
-dropout masks are those of one device, so the results are equal up to float reassociation.
+params replicated (or, on a mesh with a ``model`` axis, each hidden layer's weights split over it) and every global
+batch sharded over the mesh's ``data`` axis; the shuffle, the batches and the dropout masks are those of one device,
+so the results are equal up to float reassociation.
 """
 
 from __future__ import annotations
@@ -210,13 +211,16 @@ def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, epoch: jax.Array,
     return state, {"loss": loss_sum / seen, "accuracy": correct_sum / seen}
 
 
-def _jit(fn, parallel: distributed.DataParallel | None, num_args: int, **kwargs):
-    """``jax.jit(fn)``; with ``parallel``, its shardings given explicitly: argument 0 (state or params)
-    replicated, then the dataset rows ``x``, ``y``, then ``num_args - 3`` replicated scalars; outputs replicated."""
+def _jit(fn, parallel: distributed.DataParallel | None, first: Any, num_args: int, *, returns_first: bool = False,
+         **kwargs):
+    """``jax.jit(fn)``; with ``parallel``, its shardings given explicitly: argument 0 (``first``, a state or params)
+    as :meth:`~mlpjax.distributed.DataParallel.shardings` lays it out, then the dataset rows ``x``, ``y``, then
+    ``num_args - 3`` replicated scalars; outputs replicated, or ``(like first, replicated)`` with ``returns_first``."""
     if parallel is None:
         return jax.jit(fn, **kwargs)
-    rep, rows = parallel.replicated, parallel.rows_sharding
-    return jax.jit(fn, in_shardings=(rep, rows, rows) + (rep,) * (num_args - 3), out_shardings=rep, **kwargs)
+    rep, rows, placed = parallel.replicated, parallel.rows_sharding, parallel.shardings(first)
+    return jax.jit(fn, in_shardings=(placed, rows, rows) + (rep,) * (num_args - 3),
+                   out_shardings=(placed, rep) if returns_first else rep, **kwargs)
 
 
 def compile_epoch(state: TrainState, x: jax.Array, y: jax.Array, *, batch_size: int,
@@ -224,12 +228,13 @@ def compile_epoch(state: TrainState, x: jax.Array, y: jax.Array, *, batch_size: 
                   num_examples: int | None = None, pixel_levels: int | None = None):
     """Ahead-of-time compile :func:`train_epoch` (state donated); returns ``(compiled, seconds)``.
 
-    With ``parallel``, ``state`` must be replicated and ``x``, ``y`` placed on its mesh; the compiled epoch then
-    takes the epoch number as a replicated int32 scalar (see :class:`EpochRunner`).
+    With ``parallel``, ``state`` must be placed by :meth:`~mlpjax.distributed.DataParallel.put_state` and ``x``,
+    ``y`` on its mesh; the compiled epoch then takes the epoch number as a replicated int32 scalar (see
+    :class:`EpochRunner`).
     """
     fn = _jit(functools.partial(train_epoch, batch_size=batch_size, progress=progress, parallel=parallel,
-                                num_examples=num_examples, pixel_levels=pixel_levels), parallel, 4,
-              donate_argnums=0)
+                                num_examples=num_examples, pixel_levels=pixel_levels), parallel, state, 4,
+              returns_first=True, donate_argnums=0)
     epoch = jax.ShapeDtypeStruct((), jnp.int32, sharding=parallel and parallel.replicated)
     start = time.perf_counter()
     compiled = fn.lower(state, x, y, epoch).compile()
@@ -237,31 +242,36 @@ def compile_epoch(state: TrainState, x: jax.Array, y: jax.Array, *, batch_size: 
 
 
 def _evaluate_sums(params, x, y, *, config: model.ModelConfig, loss_name: str, batch_size: int,
-                   parallel: distributed.DataParallel | None = None, num_examples: int | None = None):
+                   parallel: distributed.DataParallel | None = None, num_examples: int | None = None,
+                   pixel_levels: int | None = None):
     n = x.shape[0] if num_examples is None else num_examples
     idx, weight = batch_indices(n, batch_size, multiple=1 if parallel is None else parallel.size)
 
     def body(total, inputs):
         i, w = inputs
-        sums = eval_step(params, _batch(x, y, i, w, parallel), config=config, loss_name=loss_name)
+        sums = eval_step(params, _batch(x, y, i, w, parallel, pixel_levels), config=config, loss_name=loss_name)
         return jax.tree_util.tree_map(jnp.add, total, sums), None
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
-        lambda: eval_step(params, {"image": x[:batch_size], "label": y[:batch_size]},
+        lambda: eval_step(params, {"image": x[:batch_size].astype(jnp.float32), "label": y[:batch_size]},
                           config=config, loss_name=loss_name)))
     return jax.lax.scan(body, zeros, (idx, weight))[0]
 
 
 def compile_evaluate(params, x, y, *, config: model.ModelConfig, loss_name: str, batch_size: int = 1000,
-                     parallel: distributed.DataParallel | None = None, num_examples: int | None = None):
+                     parallel: distributed.DataParallel | None = None, num_examples: int | None = None,
+                     pixel_levels: int | None = None):
     """Ahead-of-time compile the evaluation of ``params`` on ``(x, y)``; returns ``(compiled, seconds)``.
 
-    With ``parallel``: ``params`` replicated and ``x``, ``y`` placed on its mesh, as for :func:`compile_epoch`.
+    ``pixel_levels``: ``x`` holds uint8 levels, converted batch by batch (as in :func:`train_epoch`).
+
+    With ``parallel``: ``params`` and ``x``, ``y`` placed on its mesh, as for :func:`compile_epoch`.
     """
     n = x.shape[0] if num_examples is None else num_examples
     fn = _jit(functools.partial(_evaluate_sums, config=config, loss_name=loss_name,
-                                batch_size=min(batch_size, n), parallel=parallel, num_examples=num_examples),
-              parallel, 3)
+                                batch_size=min(batch_size, n), parallel=parallel, num_examples=num_examples,
+                                pixel_levels=pixel_levels),
+              parallel, params, 3)
     start = time.perf_counter()
     compiled = fn.lower(params, x, y).compile()
     return compiled, time.perf_counter() - start
@@ -288,8 +298,9 @@ class EpochRunner:
     """A compiled training epoch with its dataset on the devices: ``state, metrics = runner(state, epoch)``.
 
     Built by :func:`prepare_epoch`. ``state`` must be placed as :meth:`place` places it (replicated over the
-    mesh; as is on one device) and is donated; ``metrics`` (``loss``, ``accuracy``) and the new state are placed
-    the same way: :meth:`local` gives this process's single-device copy of either.
+    mesh, or its weights split over ``model``; as is on one device) and is donated; ``metrics`` (``loss``,
+    ``accuracy``) and the new state are placed the same way: :meth:`local` gives this process's single-device
+    copy of either.
     """
 
     compiled: Any  # the AOT-compiled train_epoch
@@ -302,7 +313,8 @@ class EpochRunner:
 
     @property
     def devices(self) -> int:
-        return 1 if self.parallel is None else self.parallel.size
+        """Devices of the mesh, all axes and processes together."""
+        return 1 if self.parallel is None else self.parallel.mesh.size
 
     @property
     def steps(self) -> int:
@@ -311,7 +323,7 @@ class EpochRunner:
 
     def place(self, tree: Any) -> Any:
         """Put ``tree`` (a state, params) where the compiled epoch expects it."""
-        return tree if self.parallel is None else self.parallel.put_replicated(tree)
+        return tree if self.parallel is None else self.parallel.put_state(tree)
 
     def local(self, tree: Any) -> Any:
         """This process's single-device copy of a placed ``tree`` (identity on one device)."""
@@ -332,12 +344,14 @@ def prepare_epoch(state: TrainState, x, y, *, batch_size: int, mesh: jax.shardin
                   pixel_levels: int | None = None) -> tuple[EpochRunner, TrainState]:
     """Put ``x`` ``(N, D)``, ``y`` ``(N,)`` and ``state`` on the devices and compile one epoch.
 
-    ``pixel_levels`` (a dataset's :attr:`~mlpjax.data.Dataset.pixel_levels`): keep ``x`` on the devices as uint8
-    levels, converted batch by batch, which trains on exactly the same numbers with a quarter of the memory.
+    ``pixel_levels`` (a dataset's :attr:`~mlpjax.data.Dataset.pixel_levels`): ``x`` is uint8 levels (a dataset's
+    ``raw_train``) or floats that are multiples of ``1 / pixel_levels``, kept on the devices as uint8 levels and
+    converted batch by batch, which trains on exactly the same numbers with a quarter of the memory.
 
     ``mesh`` None: the default device (what :func:`fit` does without a mesh). Else data-parallel over ``mesh``,
-    e.g. ``distributed.make_mesh(4)`` for 4 local devices (``shard_rows``: see
-    :class:`~mlpjax.distributed.DataParallel`); with several processes there is no progress callback.
+    e.g. ``distributed.make_mesh(4)`` for 4 local devices, and tensor-parallel over its ``model`` axis if any, e.g.
+    ``make_mesh(8, model_parallel=2)`` (``shard_rows``: see :class:`~mlpjax.distributed.DataParallel`); with
+    several processes there is no progress callback.
     Returns ``(runner, placed state)``. Use it to time an epoch on ``N`` devices.
     """
     n = len(x)
@@ -345,7 +359,7 @@ def prepare_epoch(state: TrainState, x, y, *, batch_size: int, mesh: jax.shardin
     if mesh is not None:
         parallel = distributed.DataParallel(mesh, shard_rows)
         distributed.check_padding(batch_size, parallel.size)
-        state = parallel.put_replicated(state)
+        state = parallel.put_state(state)
         progress = progress if parallel.process_count == 1 else None
     put = jnp.asarray if parallel is None else parallel.put_rows
     x = put(data_lib.to_levels(np.asarray(x), pixel_levels) if pixel_levels is not None else x)
@@ -380,7 +394,7 @@ class FitResult:
     epoch_seconds: list[float]
     compile_seconds: float
     dataset: dict[str, Any]
-    devices: int = 1  # devices of the data-parallel mesh, all processes together
+    devices: int = 1  # devices of the mesh, all axes and processes together
     processes: int = 1
 
     def record(self) -> dict[str, Any]:
@@ -438,7 +452,8 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, quiet: 
     (1-based ``epoch``), e.g. to save a checkpoint. Raises :class:`TrainingDiverged` if the loss is not finite.
 
     ``mesh`` (from :func:`mlpjax.distributed.make_mesh`; None: one device):
-    train data-parallel over its ``data`` axis, on one process or, after
+    train data-parallel over its ``data`` axis (and tensor-parallel over its ``model`` axis, if any), on one
+    process or, after
     :func:`mlpjax.distributed.initialize`, several (each calls ``fit`` alike; each holds only its block of the
     rows on its devices). The states handed to ``on_epoch_end`` and returned are this process's
     single-device copies, as without a mesh. Several processes: no progress bar; every process calls ``log``
@@ -453,15 +468,15 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, quiet: 
     history = {k: list(v) for k, v in (initial_history or {k: [] for k in HISTORY_KEYS}).items()}
     done = len(history["loss"])
 
-    steps = math.ceil(len(dataset.x_train) / config.batch_size)
+    steps = math.ceil(len(dataset.y_train) / config.batch_size)
     quiet = quiet or (mesh is not None and jax.process_count() > 1)
     progress, start_bar, close_bar = _tqdm_progress(steps) if not quiet else (None, None, None)
-    runner, state = prepare_epoch(state, dataset.x_train, dataset.y_train, batch_size=config.batch_size,
+    runner, state = prepare_epoch(state, dataset.raw_train, dataset.y_train, batch_size=config.batch_size,
                                   mesh=mesh, progress=progress, pixel_levels=dataset.pixel_levels)
-    x_test, y_test = runner.put_rows(dataset.x_test), runner.put_rows(dataset.y_test)
+    x_test, y_test = runner.put_rows(dataset.raw_test), runner.put_rows(dataset.y_test)
     eval_fn, eval_compile = compile_evaluate(state.params, x_test, y_test, config=model_config,
                                              loss_name=config.loss, parallel=runner.parallel,
-                                             num_examples=len(dataset.x_test))
+                                             num_examples=len(dataset.y_test), pixel_levels=dataset.pixel_levels)
     compile_seconds = runner.compile_seconds + eval_compile
     epoch_seconds, test_metrics = [], {}
     for epoch in range(done, config.epochs):

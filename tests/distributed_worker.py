@@ -131,7 +131,7 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     else:
         result = train.fit(cfg, ds, mesh=mesh, log=log)
     parallel = distributed.DataParallel(mesh)
-    rows = parallel.process_rows(len(ds.x_train))
+    rows = parallel.process_rows(len(ds.y_train))
     return {"history": result.history, "devices": result.devices, "processes": result.processes,
             "process_count": jax.process_count(), "shard_rows": parallel.shard_rows,
             "rows": [rows.start, rows.stop], "lines": lines}

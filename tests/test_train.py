@@ -138,12 +138,14 @@ def test_config_round_trips_through_a_dict():
 
 @pytest.mark.parametrize("which", ["digits", "idx"])
 def test_uint8_pixels_on_the_device_train_exactly_as_float32(which, digits, idx_folder):
-    import dataclasses
-
     ds = digits if which == "digits" else data.load_dataset("mnist", idx_folder)
-    assert ds.pixel_levels == (16 if which == "digits" else 255)
+    ds = ds.head()  # a fresh Dataset: nothing cached yet
+    assert ds.pixel_levels == (16 if which == "digits" else 255) and ds.raw_train.dtype == np.uint8
     as_levels = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), ds)
-    as_floats = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), dataclasses.replace(ds, pixel_levels=None))
+    assert "x_train" not in vars(ds) and "x_test" not in vars(ds)  # training never built the float32 copies
+    floats = data.make_dataset(ds.name, ds.x_train, ds.y_train, ds.x_test, ds.y_test, num_classes=ds.num_classes)
+    assert floats.pixel_levels is None and floats.raw_train.dtype == np.float32
+    as_floats = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), floats)
     assert as_levels.history == as_floats.history
     jax.tree_util.tree_map(np.testing.assert_array_equal, as_levels.state.params, as_floats.state.params)
 
@@ -154,6 +156,20 @@ def test_to_levels_is_exact_and_refuses_other_values():
     np.testing.assert_array_equal(data.level_values(255)[data.to_levels(x, 255)], x)
     with pytest.raises(ValueError, match="not multiples of 1/255"):
         data.to_levels(x + np.float32(1e-3), 255)
+    # integers are the levels themselves, checked to be in range
+    np.testing.assert_array_equal(data.to_levels(np.array([[0, 16]]), 16), [[0, 16]])
+    with pytest.raises(ValueError, match=r"in \[0, 16\], got 0 to 17"):
+        data.to_levels(np.array([[0, 17]]), 16)
+
+
+def test_a_dataset_stores_images_as_levels_and_gives_their_float_features(digits):
+    assert digits.raw_train.dtype == np.uint8 and digits.x_train.dtype == np.float32
+    np.testing.assert_array_equal(digits.x_train, digits.raw_train.astype(np.float32) / 16)
+    x, label = digits.test_example(3)
+    np.testing.assert_array_equal(x, digits.x_test[3])
+    assert label == int(digits.y_test[3])
+    with pytest.raises(ValueError, match="raw features must be uint8"):
+        data.Dataset("bad", digits.x_train, digits.y_train, digits.x_test, digits.y_test, 10, pixel_levels=16)
 
 
 @pytest.mark.mnist

@@ -1,0 +1,119 @@
+"""Subprocess side of tests/test_tensor_parallel.py: runs with 8 CPU devices (``XLA_FLAGS`` set by the test before
+JAX starts) and prints one JSON object as its last line of stdout.
+
+    python tests/tensor_parallel_worker.py CONFIG_JSON  # fits on 1 device and on (data, model) meshes, masks, CLI
+
+(One subprocess doing every check: JAX's start-up and compilations dominate its time.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+
+import numpy as np
+
+MESHES = ((8, 1), (4, 2), (2, 4), (1, 8))  # (data, model)
+PLACED = ((4, 2), (2, 4))  # meshes whose placed state is inspected after an epoch
+
+
+def mesh_name(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def history(result) -> dict:
+    """What the test compares of a fit: the history, and where the returned state lives."""
+    import jax
+
+    return {"history": result.history, "devices": result.devices, "step": int(result.state.step),
+            "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(result.state)})}
+
+
+def fits(cfg, ds) -> dict:
+    """``cfg`` on one device and on every mesh of :data:`MESHES`."""
+    from mlpjax import distributed, train
+
+    runs = {"1": history(train.fit(cfg, ds))}
+    for data, model in MESHES:
+        runs[mesh_name((data, model))] = history(train.fit(cfg, ds, mesh=distributed.make_mesh(8, model)))
+    return runs
+
+
+def placed(cfg, ds, model: int) -> dict:
+    """One epoch from :func:`~mlpjax.train.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled epoch, from
+    the cache): the shard shapes of every state leaf (by key path) while placed, and the shapes and devices of
+    :meth:`~mlpjax.train.EpochRunner.local`'s copy."""
+    import jax
+
+    from mlpjax import distributed, train
+
+    state = train.create_train_state(jax.random.PRNGKey(cfg.seed), cfg, cfg.model_config(ds.input_dim,
+                                                                                         ds.num_classes))
+    runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=cfg.batch_size,
+                                        mesh=distributed.make_mesh(8, model), pixel_levels=ds.pixel_levels)
+    state, metrics = runner(state, 0)
+    local = runner.local(state)
+    leaves = jax.tree_util.tree_leaves_with_path
+    return {"mesh": dict(runner.parallel.mesh.shape), "loss": float(runner.local(metrics)["loss"]),
+            "shards": {jax.tree_util.keystr(p): sorted({s.data.shape for s in a.addressable_shards})
+                       for p, a in leaves(state)},
+            "local": {jax.tree_util.keystr(p): [list(a.shape), len(a.devices())] for p, a in leaves(local)}}
+
+
+def masks() -> dict:
+    """Dropout masks of a global batch drawn inside jit: unsharded vs sharded over both axes ``(data, model)``."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from mlpjax import distributed, model
+
+    cfg = model.ModelConfig(input_dim=4, hidden=(24, 8), dropout=0.5)
+    key = jax.random.PRNGKey(7)
+
+    def draw(sharding=None):
+        fn = jax.jit(lambda k: model.dropout_masks(k, cfg, 104),
+                     out_shardings=None if sharding is None else [sharding] * len(cfg.hidden))
+        return [np.asarray(m) for m in fn(key)]
+
+    plain = draw()
+    out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "keep_fraction": float(np.mean(plain[0]))}
+    for data, m in PLACED:
+        sharding = NamedSharding(distributed.make_mesh(8, m), P(distributed.DATA, distributed.MODEL))
+        out[f"equal_{mesh_name((data, m))}"] = all(np.array_equal(a, b) for a, b in zip(plain, draw(sharding)))
+    return out
+
+
+def cli(*argv: str) -> dict:
+    """``mlpjax train ARGV`` in this process: its exit status and output."""
+    from mlpjax import cli as cli_lib
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_lib.main(["train", *argv])
+    return {"code": code, "out": out.getvalue(), "err": err.getvalue()}
+
+
+def main(argv: list[str]) -> None:
+    from mlpjax import data, distributed, train
+
+    spec = json.loads(argv[0])
+    ds, cfg = data.load_dataset(spec["dataset"]), train.TrainConfig(**spec)
+    two_layers = train.TrainConfig(**{**spec, "hidden": [32, 16], "epochs": 2})
+    # the config's flags, so that the command line reuses the compilations of fit on the 4x2 mesh
+    flags = ["--hidden", *map(str, cfg.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--quiet"]
+    out = {"runs": fits(cfg, ds),
+           "two_layers": {"1": history(train.fit(two_layers, ds)),
+                          "2x4": history(train.fit(two_layers, ds, mesh=distributed.make_mesh(8, 4)))},
+           "placed": {mesh_name(shape): placed(cfg, ds, shape[1]) for shape in PLACED},
+           "masks": masks(),
+           "cli": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "2", "--epochs", "1", *flags),
+           "cli_hidden": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "4", "--hidden", "30",
+                             "--quiet"),
+           "cli_devices": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "3", "--quiet")}
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
