@@ -107,3 +107,27 @@ def test_one_hot_is_to_categorical():
 def test_bad_model_configs_name_the_problem(kwargs, message):
     with pytest.raises(UserInputError, match=message):
         model.ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("k, n", [(512, 10), (16, 64), (784, 512), (8, 10)])
+def test_matmul_has_the_gradients_of_a_plain_product(k, n):
+    # of these, only (512, 10) is transposed: at most NARROW_OUTPUT wide and narrower than its input
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((32, k), np.float32), rng.standard_normal((k, n), np.float32)
+    g = rng.standard_normal((32, n), np.float32)
+    ours = jax.grad(lambda x, w: jnp.sum(model.matmul(x, w) * g), argnums=(0, 1))(x, w)
+    plain = jax.grad(lambda x, w: jnp.sum((x @ w) * g), argnums=(0, 1))(x, w)
+    for a, b in zip(ours, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    # on CPU, a narrow output's weight gradient is formed as (n, k) behind an optimization barrier
+    hlo = jax.jit(jax.grad(lambda w: jnp.sum(model.matmul(x, w) * g))).lower(w).as_text()
+    assert ("optimization_barrier" in hlo) == (jax.default_backend() == "cpu" and n <= model.NARROW_OUTPUT and n < k)
+
+
+def test_dense_layers_take_any_leading_shape():
+    config = model.ModelConfig(input_dim=5, hidden=(8,), num_classes=3, dropout=0.0)
+    params = model.init(jax.random.PRNGKey(0), config)
+    x = np.random.default_rng(0).random((2, 4, 5), np.float32)
+    batched = np.asarray(model.apply(params, x.reshape(8, 5), config=config))
+    np.testing.assert_allclose(model.apply(params, x, config=config), batched.reshape(2, 4, 3), rtol=1e-6)
+    np.testing.assert_allclose(model.apply(params, x[0, 0], config=config), batched[0], rtol=1e-6)
