@@ -55,41 +55,25 @@ class ModelConfig:
             raise UserInputError(f"num_classes must be at least 2, got {self.num_classes}")
 
 
-# Output widths up to this get their weight gradient computed as (N, K) and transposed, on CPU (see matmul).
+# Output widths up to this get their weight gradient formed as (N, K) and transposed, on CPU (see matmul).
 NARROW_OUTPUT = 64
 
 
-def _weight_grad(x: jax.Array, g: jax.Array) -> jax.Array:
-    """``x.T @ g`` ``(K, N)`` for ``x`` ``(B, K)`` and the output gradient ``g`` ``(B, N)``.
-
-    XLA:CPU's matmul is slow at writing a narrow ``(K, N)`` (the output layer's ``(512, 10)``: ~270 us a step
-    on 2 AVX2 cores, a quarter of the big layer's time for 1 % of its FLOPs), but fast at ``(N, K)``: there the
-    product is formed as ``g.T @ x``, kept in that layout by an optimization barrier, then transposed (~60 us).
-    Other platforms, and wide outputs (where the transpose costs more than it saves), take ``x.T @ g``.
-    """
-    k, n = x.shape[-1], g.shape[-1]
-    if n > NARROW_OUTPUT or n >= k:
-        return x.T @ g
-    return jax.lax.platform_dependent(
-        x, g, cpu=lambda x, g: jax.lax.optimization_barrier(g.T @ x).T, default=lambda x, g: x.T @ g)
-
-
-@jax.custom_vjp
 def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
-    """``x @ w`` for ``x`` ``(B, K)``, ``w`` ``(K, N)``, with the same gradients, the weight's by :func:`_weight_grad`."""
-    return x @ w
+    """``x @ w`` for ``x`` ``(..., K)``, ``w`` ``(K, N)``, laid out so that its weight gradient is fast on CPU.
 
-
-def _matmul_fwd(x, w):
-    return x @ w, (x, w)
-
-
-def _matmul_bwd(residuals, g):
-    x, w = residuals
-    return g @ w.T, _weight_grad(x, g)
-
-
-matmul.defvjp(_matmul_fwd, _matmul_bwd)
+    Autodiff forms the gradient of ``w`` as ``x.T @ g`` ``(K, N)``, and XLA:CPU's matmul is slow at writing a
+    narrow ``(K, N)`` (the output layer's ``(512, 10)``: ~270 us a step on 2 AVX2 cores, a quarter of the big
+    layer's time for 1 % of its FLOPs) but fast at ``(N, K)`` (~60 us). For a narrow ``w`` (``N`` at most
+    :data:`NARROW_OUTPUT` and below ``K``) on CPU, the product goes through ``w.T`` behind an optimization
+    barrier, whose transpose keeps the gradient ``g.T @ x`` in that layout before it is transposed back. The
+    values are the same; every autodiff mode works; other platforms and wide layers compute ``x @ w`` plainly.
+    """
+    k, n = w.shape
+    if n > NARROW_OUTPUT or n >= k:
+        return x @ w
+    w_t = jax.lax.platform_dependent(w, cpu=lambda w: jax.lax.optimization_barrier(w.T), default=lambda w: w.T)
+    return x @ w_t.T
 
 
 def dense_dot_general(x, kernel, dimension_numbers, precision=None, preferred_element_type=None):
@@ -97,8 +81,7 @@ def dense_dot_general(x, kernel, dimension_numbers, precision=None, preferred_el
     if dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or precision or preferred_element_type:
         return jax.lax.dot_general(x, kernel, dimension_numbers, precision=precision,
                                    preferred_element_type=preferred_element_type)
-    rows = x.reshape(-1, x.shape[-1])
-    return matmul(rows, kernel).reshape(*x.shape[:-1], kernel.shape[-1])
+    return matmul(x, kernel)
 
 
 class MLP(nn.Module):

@@ -122,6 +122,9 @@ def test_matmul_has_the_gradients_of_a_plain_product(k, n):
     # on CPU, a narrow output's weight gradient is formed as (n, k) behind an optimization barrier
     hlo = jax.jit(jax.grad(lambda w: jnp.sum(model.matmul(x, w) * g))).lower(w).as_text()
     assert ("optimization_barrier" in hlo) == (jax.default_backend() == "cpu" and n <= model.NARROW_OUTPUT and n < k)
+    # forward-mode autodiff works too (jvp, hence jacfwd and hessian)
+    _, tangent = jax.jvp(lambda w: model.matmul(x, w), (w,), (w,))
+    np.testing.assert_allclose(tangent, x @ w, rtol=1e-5, atol=1e-3)
 
 
 def test_dense_layers_take_any_leading_shape():
