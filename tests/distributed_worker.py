@@ -32,39 +32,58 @@ def config(spec):
     return train.TrainConfig(**spec["config"])
 
 
+MASK_CONFIG, MASK_SEED = {"input_dim": 4, "hidden": (24, 8), "dropout": 0.5}, 7
+
+
+def draw_masks(batch: int, sharding=None) -> tuple:
+    """The dropout masks of :data:`MASK_CONFIG` for a global ``batch`` drawn inside jit from
+    ``PRNGKey(MASK_SEED)``, with every mask placed
+    by ``sharding`` (None: unsharded): ``(jitted function, [numpy masks])``."""
+    import jax
+
+    from mlpjax import model
+
+    cfg = model.ModelConfig(**MASK_CONFIG)
+    fn = jax.jit(lambda k: model.dropout_masks(k, cfg, batch),
+                 out_shardings=None if sharding is None else [sharding] * len(cfg.hidden))
+    return fn, [np.asarray(m) for m in fn(jax.random.PRNGKey(MASK_SEED))]
+
+
 def masks() -> dict:
     """Dropout masks of a global batch drawn inside jit: unsharded vs sharded over 2 and 8 devices."""
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mlpjax import distributed, model
+    from mlpjax import distributed
 
-    cfg = model.ModelConfig(input_dim=4, hidden=(24, 8), dropout=0.5)
-    key = jax.random.PRNGKey(7)
-
-    def draw(batch, sharding=None):
-        fn = jax.jit(lambda k: model.dropout_masks(k, cfg, batch),
-                     out_shardings=None if sharding is None else [sharding] * len(cfg.hidden))
-        return fn, [np.asarray(m) for m in fn(key)]
-
-    _, plain = draw(104)
-    _, unpadded = draw(100)
+    _, plain = draw_masks(104)
+    _, unpadded = draw_masks(100)
     out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "devices": jax.device_count()}
     for n in (2, 8):
         mesh = distributed.make_mesh(n)
-        fn, sharded = draw(104, NamedSharding(mesh, P(distributed.DATA)))
-        hlo = fn.lower(key).compile().as_text()
+        fn, sharded = draw_masks(104, NamedSharding(mesh, P(distributed.DATA)))
+        hlo = fn.lower(jax.random.PRNGKey(MASK_SEED)).compile().as_text()
         out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
         out[f"collectives_{n}"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute")
                                    if op in hlo]
     out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded))
     out["keep_fraction"] = float(np.mean(plain[0]))
     with jax.threefry_partitionable(False):  # the older generator: other bits, still sharding-invariant
-        _, old = draw(104)
-        _, old_sharded = draw(104, NamedSharding(distributed.make_mesh(8), P(distributed.DATA)))
+        _, old = draw_masks(104)
+        _, old_sharded = draw_masks(104, NamedSharding(distributed.make_mesh(8), P(distributed.DATA)))
     out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded))
     out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain))
     return out
+
+
+def summary(result) -> dict:
+    """What the tests compare of a fit: the history, the device and process counts, the step, and on how many
+    devices each leaf of the returned state lives (1: this process's single-device copy)."""
+    import jax
+
+    return {"history": result.history, "devices": result.devices, "processes": result.processes,
+            "step": int(result.state.step),
+            "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(result.state)})}
 
 
 def devices(spec) -> dict:
@@ -78,16 +97,15 @@ def devices(spec) -> dict:
     runs = {"1": train.fit(cfg, ds)}
     for n in (2, 8):
         runs[str(n)] = train.fit(cfg, ds, mesh=distributed.make_mesh(n))
-    out = {k: {"history": r.history, "devices": r.devices, "processes": r.processes, "step": int(r.state.step),
-               "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(r.state.params)})}
-           for k, r in runs.items()}
+    out = {k: summary(r) for k, r in runs.items()}
     if not spec.get("extra"):
         return out
     # The multi-process layout (rows sharded, each batch gathered by reduce-scatter), here on one process.
     state = train.create_train_state(jax.random.PRNGKey(cfg.seed), cfg, cfg.model_config(ds.input_dim,
                                                                                          ds.num_classes))
-    runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=cfg.batch_size,
-                                        mesh=distributed.make_mesh(8), shard_rows=True)
+    runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=cfg.batch_size,
+                                        mesh=distributed.make_mesh(8), shard_rows=True,
+                                        pixel_levels=ds.pixel_levels)
     losses = []
     for epoch in range(cfg.epochs):
         state, metrics = runner(state, epoch)
@@ -137,18 +155,23 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
             "rows": [rows.start, rows.stop], "lines": lines}
 
 
-def cli(argv: list[str], port: str, process_id: int, num: int) -> dict:
-    """``mlpjax ARGV --coordinator 127.0.0.1:PORT --num-processes NUM --process-id ID``: exit code and stdout."""
+def run_cli(argv: list[str]) -> dict:
+    """``mlpjax ARGV`` in this process: its exit status, stdout and stderr."""
     import contextlib
     import io
 
     from mlpjax import cli as mlpjax_cli
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = mlpjax_cli.main([*argv, "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num),
-                                "--process-id", str(process_id)])
-    return {"code": code, "stdout": out.getvalue()}
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = mlpjax_cli.main(argv)
+    return {"code": code, "out": out.getvalue(), "err": err.getvalue()}
+
+
+def cli(argv: list[str], port: str, process_id: int, num: int) -> dict:
+    """``mlpjax ARGV --coordinator 127.0.0.1:PORT --num-processes NUM --process-id ID``, by :func:`run_cli`."""
+    return run_cli([*argv, "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num),
+                    "--process-id", str(process_id)])
 
 
 def main(argv: list[str]) -> None:

@@ -8,12 +8,12 @@ JAX starts) and prints one JSON object as its last line of stdout.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 
 import numpy as np
+
+from distributed_worker import draw_masks, run_cli, summary
 
 MESHES = ((8, 1), (4, 2), (2, 4), (1, 8))  # (data, model)
 PLACED = ((4, 2), (2, 4))  # meshes whose placed state is inspected after an epoch
@@ -23,21 +23,13 @@ def mesh_name(shape) -> str:
     return "x".join(map(str, shape))
 
 
-def history(result) -> dict:
-    """What the test compares of a fit: the history, and where the returned state lives."""
-    import jax
-
-    return {"history": result.history, "devices": result.devices, "step": int(result.state.step),
-            "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(result.state)})}
-
-
 def fits(cfg, ds) -> dict:
     """``cfg`` on one device and on every mesh of :data:`MESHES`."""
     from mlpjax import distributed, train
 
-    runs = {"1": history(train.fit(cfg, ds))}
+    runs = {"1": summary(train.fit(cfg, ds))}
     for data, model in MESHES:
-        runs[mesh_name((data, model))] = history(train.fit(cfg, ds, mesh=distributed.make_mesh(8, model)))
+        runs[mesh_name((data, model))] = summary(train.fit(cfg, ds, mesh=distributed.make_mesh(8, model)))
     return runs
 
 
@@ -51,7 +43,7 @@ def placed(cfg, ds, model: int) -> dict:
 
     state = train.create_train_state(jax.random.PRNGKey(cfg.seed), cfg, cfg.model_config(ds.input_dim,
                                                                                          ds.num_classes))
-    runner, state = train.prepare_epoch(state, ds.x_train, ds.y_train, batch_size=cfg.batch_size,
+    runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=cfg.batch_size,
                                         mesh=distributed.make_mesh(8, model), pixel_levels=ds.pixel_levels)
     state, metrics = runner(state, 0)
     local = runner.local(state)
@@ -67,32 +59,20 @@ def masks() -> dict:
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mlpjax import distributed, model
+    from mlpjax import distributed
 
-    cfg = model.ModelConfig(input_dim=4, hidden=(24, 8), dropout=0.5)
-    key = jax.random.PRNGKey(7)
-
-    def draw(sharding=None):
-        fn = jax.jit(lambda k: model.dropout_masks(k, cfg, 104),
-                     out_shardings=None if sharding is None else [sharding] * len(cfg.hidden))
-        return [np.asarray(m) for m in fn(key)]
-
-    plain = draw()
+    _, plain = draw_masks(104)
     out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "keep_fraction": float(np.mean(plain[0]))}
     for data, m in PLACED:
         sharding = NamedSharding(distributed.make_mesh(8, m), P(distributed.DATA, distributed.MODEL))
-        out[f"equal_{mesh_name((data, m))}"] = all(np.array_equal(a, b) for a, b in zip(plain, draw(sharding)))
+        _, sharded = draw_masks(104, sharding)
+        out[f"equal_{mesh_name((data, m))}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
     return out
 
 
 def cli(*argv: str) -> dict:
-    """``mlpjax train ARGV`` in this process: its exit status and output."""
-    from mlpjax import cli as cli_lib
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli_lib.main(["train", *argv])
-    return {"code": code, "out": out.getvalue(), "err": err.getvalue()}
+    """``mlpjax train ARGV`` in this process (:func:`distributed_worker.run_cli`)."""
+    return run_cli(["train", *argv])
 
 
 def main(argv: list[str]) -> None:
@@ -104,8 +84,8 @@ def main(argv: list[str]) -> None:
     # the config's flags, so that the command line reuses the compilations of fit on the 4x2 mesh
     flags = ["--hidden", *map(str, cfg.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--quiet"]
     out = {"runs": fits(cfg, ds),
-           "two_layers": {"1": history(train.fit(two_layers, ds)),
-                          "2x4": history(train.fit(two_layers, ds, mesh=distributed.make_mesh(8, 4)))},
+           "two_layers": {"1": summary(train.fit(two_layers, ds)),
+                          "2x4": summary(train.fit(two_layers, ds, mesh=distributed.make_mesh(8, 4)))},
            "placed": {mesh_name(shape): placed(cfg, ds, shape[1]) for shape in PLACED},
            "masks": masks(),
            "cli": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "2", "--epochs", "1", *flags),

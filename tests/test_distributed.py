@@ -220,7 +220,7 @@ def test_two_processes_train_like_one_and_checkpoint_once(eight_devices, tmp_pat
     argv = ["train", "--resume", str(run), "--epochs", "2", "--quiet"]
     outs = finish([start_worker(2, "cli", json.dumps(argv), port, str(i), "2") for i in range(2)])
     assert [o["code"] for o in outs] == [0, 0]
-    assert "resuming" in outs[0]["stdout"] and outs[1]["stdout"] == ""  # only process 0 speaks
+    assert "resuming" in outs[0]["out"] and outs[1]["out"] == ""  # only process 0 speaks
     record = json.loads((run / "metrics.json").read_text())
     assert record["complete"] and record["processes"] == 2 and record["resumed_from_epoch"] == 1
     assert_same_history({"2 processes, resumed": record}, {"history": {k: v[:2] for k, v in reference.items()}})
