@@ -26,6 +26,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mlpjax import data, model, preprocess, train
+from mlpjax.config import TrainConfig
 
 CANVAS = 280
 MNIST_STROKE = 2.5  # typical MNIST stroke width in the 20x20 box, pixels
@@ -104,8 +105,8 @@ def main(argv=None) -> int:
         print(f"model: {args.model}")
     else:
         t0 = time.perf_counter()
-        result = train.fit(train.TrainConfig(dataset="mnist", epochs=2, seed=0), dataset)
-        clf = model.Classifier(result.state.params, result.state.model)
+        result = train.fit(TrainConfig(dataset="mnist", epochs=2, seed=0), dataset)
+        clf = model.Classifier(result.state.params, result.state.model_config)
         print(f"model: trained 2 epochs in {time.perf_counter() - t0:.1f} s, "
               f"full test accuracy {result.test_metrics['accuracy']:.4f}")
 

@@ -257,7 +257,7 @@ def worked_train(example: WorkedExample = ARTICLE, iterations: int = 10_000) -> 
                      outputs=(float(trace.outs[-1][0]), float(trace.outs[-1][1])))
 
 
-def _g(x: float) -> str:
+def _num(x: float) -> str:
     return f"{x:.9g}"
 
 
@@ -269,47 +269,47 @@ def walkthrough(step: WorkedStep, reference: Mapping[str, float] | None = None) 
     b1, b2 = ex.biases
     lines = [
         "The worked example: inputs i1, i2 -> hidden h1, h2 -> outputs o1, o2; sigmoid in every neuron;",
-        f"E_total = Σ ½(target − out)²; learning rate η = {_g(ex.lr)}; b1 = {_g(b1)}, b2 = {_g(b2)} are shared",
+        f"E_total = Σ ½(target − out)²; learning rate η = {_num(ex.lr)}; b1 = {_num(b1)}, b2 = {_num(b2)} are shared",
         "by the neurons of their layer and not updated.",
-        f"  i1 = {_g(ex.inputs[0])}, i2 = {_g(ex.inputs[1])}; targets {_g(ex.targets[0])}, {_g(ex.targets[1])}",
-        "  " + ", ".join(f"{n} = {_g(w[n])}" for n in WEIGHT_NAMES),
+        f"  i1 = {_num(ex.inputs[0])}, i2 = {_num(ex.inputs[1])}; targets {_num(ex.targets[0])}, {_num(ex.targets[1])}",
+        "  " + ", ".join(f"{n} = {_num(w[n])}" for n in WEIGHT_NAMES),
         "",
         "Forward pass",
     ]
     for h, (wa, wb) in (("h1", ("w1", "w2")), ("h2", ("w3", "w4"))):
-        lines.append(f"  net_{h} = {wa}·i1 + {wb}·i2 + b1 = {_g(w[wa])}·{_g(v['i1'])} + {_g(w[wb])}·{_g(v['i2'])}"
-                     f" + {_g(b1)} = {_g(v['net_' + h])}   out_{h} = σ(net_{h}) = {_g(v['out_' + h])}")
+        lines.append(f"  net_{h} = {wa}·i1 + {wb}·i2 + b1 = {_num(w[wa])}·{_num(v['i1'])} + {_num(w[wb])}·{_num(v['i2'])}"
+                     f" + {_num(b1)} = {_num(v['net_' + h])}   out_{h} = σ(net_{h}) = {_num(v['out_' + h])}")
     for o, (wa, wb) in (("o1", ("w5", "w6")), ("o2", ("w7", "w8"))):
-        lines.append(f"  net_{o} = {wa}·out_h1 + {wb}·out_h2 + b2 = {_g(w[wa])}·{_g(v['out_h1'])} + {_g(w[wb])}·"
-                     f"{_g(v['out_h2'])} + {_g(b2)} = {_g(v['net_' + o])}   out_{o} = σ(net_{o}) = {_g(v['out_' + o])}")
+        lines.append(f"  net_{o} = {wa}·out_h1 + {wb}·out_h2 + b2 = {_num(w[wa])}·{_num(v['out_h1'])} + {_num(w[wb])}·"
+                     f"{_num(v['out_h2'])} + {_num(b2)} = {_num(v['net_' + o])}   out_{o} = σ(net_{o}) = {_num(v['out_' + o])}")
     for k, o in enumerate(("o1", "o2")):
-        lines.append(f"  E_{o} = ½(target_{o} − out_{o})² = ½({_g(ex.targets[k])} − {_g(v['out_' + o])})²"
-                     f" = {_g(v['E_' + o])}")
+        lines.append(f"  E_{o} = ½(target_{o} − out_{o})² = ½({_num(ex.targets[k])} − {_num(v['out_' + o])})²"
+                     f" = {_num(v['E_' + o])}")
     lines += [
-        f"  E_total = E_o1 + E_o2 = {_g(v['E_total'])}",
+        f"  E_total = E_o1 + E_o2 = {_num(v['E_total'])}",
         "",
         "Backward pass, output layer: ∂E_total/∂w5 = ∂E_total/∂out_o1 · ∂out_o1/∂net_o1 · ∂net_o1/∂w5",
-        f"  ∂E_total/∂out_o1 = −(target_o1 − out_o1) = {_g(v['dE_dout_o1'])}",
-        f"  ∂out_o1/∂net_o1 = out_o1 (1 − out_o1) = {_g(v['dout_dnet_o1'])}",
-        f"  ∂net_o1/∂w5 = out_h1 = {_g(v['out_h1'])}",
-        f"  ∂E_total/∂w5 = {_g(v['dE_dout_o1'])} · {_g(v['dout_dnet_o1'])} · {_g(v['out_h1'])}"
-        f" = {_g(step.grads['w5'])}",
-        f"  (δ_o1 = ∂E_total/∂net_o1 = {_g(v['delta_o1'])}, so ∂E_total/∂w5 = δ_o1 · out_h1)",
-        f"  w5⁺ = w5 − η · ∂E_total/∂w5 = {_g(w['w5'])} − {_g(ex.lr)} · {_g(step.grads['w5'])}"
-        f" = {_g(step.updated['w5'])}",
+        f"  ∂E_total/∂out_o1 = −(target_o1 − out_o1) = {_num(v['dE_dout_o1'])}",
+        f"  ∂out_o1/∂net_o1 = out_o1 (1 − out_o1) = {_num(v['dout_dnet_o1'])}",
+        f"  ∂net_o1/∂w5 = out_h1 = {_num(v['out_h1'])}",
+        f"  ∂E_total/∂w5 = {_num(v['dE_dout_o1'])} · {_num(v['dout_dnet_o1'])} · {_num(v['out_h1'])}"
+        f" = {_num(step.grads['w5'])}",
+        f"  (δ_o1 = ∂E_total/∂net_o1 = {_num(v['delta_o1'])}, so ∂E_total/∂w5 = δ_o1 · out_h1)",
+        f"  w5⁺ = w5 − η · ∂E_total/∂w5 = {_num(w['w5'])} − {_num(ex.lr)} · {_num(step.grads['w5'])}"
+        f" = {_num(step.updated['w5'])}",
         "",
         "Backward pass, hidden layer: w1 reaches E_total through both outputs (with w5, w7 before the update)",
         "  ∂E_total/∂w1 = ∂E_total/∂out_h1 · ∂out_h1/∂net_h1 · ∂net_h1/∂w1",
-        f"  ∂E_o1/∂out_h1 = ∂E_o1/∂net_o1 · ∂net_o1/∂out_h1 = δ_o1 · w5 = {_g(v['delta_o1'])} · {_g(w['w5'])}"
-        f" = {_g(v['dE_o1_dout_h1'])}",
-        f"  ∂E_o2/∂out_h1 = ∂E_o2/∂net_o2 · ∂net_o2/∂out_h1 = δ_o2 · w7 = {_g(v['delta_o2'])} · {_g(w['w7'])}"
-        f" = {_g(v['dE_o2_dout_h1'])}",
-        f"  ∂E_total/∂out_h1 = ∂E_o1/∂out_h1 + ∂E_o2/∂out_h1 = {_g(v['dE_dout_h1'])}",
-        f"  ∂out_h1/∂net_h1 = out_h1 (1 − out_h1) = {_g(v['dout_dnet_h1'])}",
-        f"  ∂net_h1/∂w1 = i1 = {_g(v['i1'])}",
-        f"  ∂E_total/∂w1 = {_g(v['dE_dout_h1'])} · {_g(v['dout_dnet_h1'])} · {_g(v['i1'])} = {_g(step.grads['w1'])}",
-        f"  w1⁺ = w1 − η · ∂E_total/∂w1 = {_g(w['w1'])} − {_g(ex.lr)} · {_g(step.grads['w1'])}"
-        f" = {_g(step.updated['w1'])}",
+        f"  ∂E_o1/∂out_h1 = ∂E_o1/∂net_o1 · ∂net_o1/∂out_h1 = δ_o1 · w5 = {_num(v['delta_o1'])} · {_num(w['w5'])}"
+        f" = {_num(v['dE_o1_dout_h1'])}",
+        f"  ∂E_o2/∂out_h1 = ∂E_o2/∂net_o2 · ∂net_o2/∂out_h1 = δ_o2 · w7 = {_num(v['delta_o2'])} · {_num(w['w7'])}"
+        f" = {_num(v['dE_o2_dout_h1'])}",
+        f"  ∂E_total/∂out_h1 = ∂E_o1/∂out_h1 + ∂E_o2/∂out_h1 = {_num(v['dE_dout_h1'])}",
+        f"  ∂out_h1/∂net_h1 = out_h1 (1 − out_h1) = {_num(v['dout_dnet_h1'])}",
+        f"  ∂net_h1/∂w1 = i1 = {_num(v['i1'])}",
+        f"  ∂E_total/∂w1 = {_num(v['dE_dout_h1'])} · {_num(v['dout_dnet_h1'])} · {_num(v['i1'])} = {_num(step.grads['w1'])}",
+        f"  w1⁺ = w1 − η · ∂E_total/∂w1 = {_num(w['w1'])} − {_num(ex.lr)} · {_num(step.grads['w1'])}"
+        f" = {_num(step.updated['w1'])}",
         "",
         "Every weight",
     ]
@@ -332,9 +332,9 @@ def training_lines(run: WorkedRun) -> str:
     lines = [f"Training: {n} updates of w1..w8 (biases fixed)", f"  {'updates':>9}  {'E_total':>14}"]
     lines += [f"  {k:>9}  {run.errors[k]:>14.10g}" for k in marks]
     if n >= 1:
-        lines.append(f"  E_total in forward pass {n} (before its update, after {n - 1} updates): {_g(run.errors[n - 1])}")
-    lines.append(f"  after {n}: out_o1 = {_g(run.outputs[0])} (target {_g(targets[0])}), "
-                 f"out_o2 = {_g(run.outputs[1])} (target {_g(targets[1])})")
+        lines.append(f"  E_total in forward pass {n} (before its update, after {n - 1} updates): {_num(run.errors[n - 1])}")
+    lines.append(f"  after {n}: out_o1 = {_num(run.outputs[0])} (target {_num(targets[0])}), "
+                 f"out_o2 = {_num(run.outputs[1])} (target {_num(targets[1])})")
     return "\n".join(lines)
 
 
@@ -450,46 +450,46 @@ class MLPTrace:
     masks: list[Array] | None  # keep-masks (B, h) bool, or None for no dropout
 
 
-def _layer_names(config) -> list[str]:
-    return [f"hidden_{i}" for i in range(len(config.hidden))] + ["output"]
+def _layer_names(model_config) -> list[str]:
+    return [f"hidden_{i}" for i in range(len(model_config.hidden))] + ["output"]
 
 
-def mlp_forward(params: Mapping[str, Any], x: Any, *, config,
+def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,
                 masks: Sequence[Any] | None = None) -> tuple[Array, MLPTrace]:
     """Logits ``(B, C)`` of :class:`mlpjax.model.MLP` for ``x`` ``(B, input_dim)``, in float64.
 
-    ``config`` is a :class:`mlpjax.model.ModelConfig`. ``masks``: one ``(B, h)`` keep-mask per hidden layer
-    (from :func:`mlpjax.model.dropout_masks`) for inverted dropout at rate ``config.dropout``, as
+    ``model_config`` is a :class:`mlpjax.model.ModelConfig`. ``masks``: one ``(B, h)`` keep-mask per hidden layer
+    (from :func:`mlpjax.model.dropout_masks`) for inverted dropout at rate ``model_config.dropout``, as
     ``model.apply(train=True)``; ``None`` for inference.
     """
-    f, _ = ACTIVATIONS[check_name("activation", config.activation, ACTIVATIONS)]
-    names = _layer_names(config)
+    f, _ = ACTIVATIONS[check_name("activation", model_config.activation, ACTIVATIONS)]
+    names = _layer_names(model_config)
     if masks is not None:
         masks = [np.asarray(m, bool) for m in masks]
-        if len(masks) != len(config.hidden):
-            raise UserInputError(f"need one dropout mask per hidden layer ({len(config.hidden)}), got {len(masks)}")
+        if len(masks) != len(model_config.hidden):
+            raise UserInputError(f"need one dropout mask per hidden layer ({len(model_config.hidden)}), got {len(masks)}")
     a = np.asarray(x, np.float64)
     inputs, nets, outs = [], [], []
     for i, name in enumerate(names[:-1]):
         inputs.append(a)
         nets.append(a @ np.asarray(params[name]["kernel"], np.float64) + np.asarray(params[name]["bias"], np.float64))
         outs.append(f(nets[-1]))
-        a = outs[-1] if masks is None else np.where(masks[i], outs[-1] / (1.0 - config.dropout), 0.0)
+        a = outs[-1] if masks is None else np.where(masks[i], outs[-1] / (1.0 - model_config.dropout), 0.0)
     inputs.append(a)
     out = params["output"]
     logits = a @ np.asarray(out["kernel"], np.float64) + np.asarray(out["bias"], np.float64)
     return logits, MLPTrace(inputs=inputs, nets=nets, outs=outs, masks=masks)
 
 
-def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *, config) -> dict[str, dict[str, Array]]:
+def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *, model_config) -> dict[str, dict[str, Array]]:
     """Gradients ``{layer: {"kernel", "bias"}}`` (the params layout) from ``δ_output = ∂loss/∂logits`` ``(B, C)``.
 
     Per dense layer with input ``a`` and δ = ``∂loss/∂net`` ``(B, n_out)``: ``∂kernel = aᵀ δ`` (summed over the
     batch), ``∂bias = Σ_b δ``, and the error of its input ``∂loss/∂a = δ kernelᵀ``. Through dropout
     ``∂loss/∂out = ∂loss/∂a · keep / (1 − rate)``; through the activation ``δ = ∂loss/∂out · f'(net)``.
     """
-    _, df = ACTIVATIONS[check_name("activation", config.activation, ACTIVATIONS)]
-    names = _layer_names(config)
+    _, df = ACTIVATIONS[check_name("activation", model_config.activation, ACTIVATIONS)]
+    names = _layer_names(model_config)
     delta = np.asarray(d_logits, np.float64)
     grads: dict[str, dict[str, Array]] = {}
     for i in range(len(names) - 1, -1, -1):
@@ -499,22 +499,22 @@ def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *,
             break
         d_a = delta @ kernel.T  # ∂loss/∂(input of layer i) = output of hidden layer i − 1
         h = i - 1
-        d_out = d_a if trace.masks is None else np.where(trace.masks[h], d_a / (1.0 - config.dropout), 0.0)
+        d_out = d_a if trace.masks is None else np.where(trace.masks[h], d_a / (1.0 - model_config.dropout), 0.0)
         delta = d_out * df(trace.nets[h], trace.outs[h])
     return {name: grads[name] for name in names}
 
 
-def loss_and_grads(params: Mapping[str, Any], batch: Mapping[str, Any], *, config,
+def loss_and_grads(params: Mapping[str, Any], batch: Mapping[str, Any], *, model_config,
                    loss_name: str = "categorical_crossentropy",
                    masks: Sequence[Any] | None = None) -> tuple[float, dict[str, dict[str, Array]]]:
     """The loss of :func:`mlpjax.losses.loss` and its gradient with respect to every kernel and bias, by hand.
 
     ``batch``: ``image`` ``(B, input_dim)``, ``label`` ``(B,)`` int, optional ``weight`` ``(B,)``.
-    ``masks`` as :func:`mlp_forward`: pass ``mlpjax.model.dropout_masks(rng, config, B)`` to get the
+    ``masks`` as :func:`mlp_forward`: pass ``mlpjax.model.dropout_masks(rng, model_config, B)`` to get the
     gradient of ``losses.loss(..., rng, train=True)``; ``None`` for ``train=False`` (or dropout 0).
     """
-    logits, trace = mlp_forward(params, batch["image"], config=config, masks=masks)
+    logits, trace = mlp_forward(params, batch["image"], model_config=model_config, masks=masks)
     labels = np.asarray(batch["label"])
-    targets = np.eye(config.num_classes)[labels]
+    targets = np.eye(model_config.num_classes)[labels]
     value, d_logits = output_gradient(logits, targets, loss_name, batch.get("weight"))
-    return value, mlp_backward(params, trace, d_logits, config=config)
+    return value, mlp_backward(params, trace, d_logits, model_config=model_config)

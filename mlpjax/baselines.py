@@ -1,9 +1,12 @@
-"""The same model trained by PyTorch (eager) and Keras 3 (TensorFlow backend), for the benchmark.
+"""The same model trained by a minimal hand-written JAX loop, PyTorch (eager) and Keras 3 (TensorFlow backend),
+for the benchmark.
 
-Both build the tutorial's network — Dense(512, relu) -> Dropout(0.2) -> Dense(10, softmax) with Glorot-uniform
+Each builds the tutorial's network — Dense(512, relu) -> Dropout(0.2) -> Dense(10, softmax) with Glorot-uniform
 kernels and zero biases — train it with Adam (lr 1e-3, eps 1e-7) on categorical cross-entropy with shuffled
 batches of 128 (the last partial batch kept), and hand back two callables: ``epoch()`` trains one epoch and
-``accuracy()`` returns the test accuracy. Neither framework is a dependency of mlpjax: install the ``bench`` extra.
+``accuracy()`` returns the test accuracy. PyTorch and Keras are not dependencies of mlpjax: install the ``bench``
+extra. The JAX loop is what a person would write by hand (plain matmuls, integer labels, no metrics): the bar
+mlpjax's own epoch must beat.
 """
 
 from __future__ import annotations
@@ -20,9 +23,68 @@ def available() -> dict[str, bool]:
     """Which baseline frameworks can be imported."""
     import importlib.util
 
-    return {"torch": importlib.util.find_spec("torch") is not None,
+    return {"jax": True, "torch": importlib.util.find_spec("torch") is not None,
             "keras": importlib.util.find_spec("keras") is not None
             and importlib.util.find_spec("tensorflow") is not None}
+
+
+def jax_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = (512,), dropout: float = 0.2,
+               batch_size: int = 128, seed: int = 0, threads: int | None = None) -> Runner:
+    """A minimal JAX epoch: one jitted ``lax.scan`` over shuffled batches of float32 images (the last partial
+    batch dropped: simpler than padding), Adam from optax, dropout from ``jax.random.bernoulli``.
+    ``threads`` is ignored (XLA uses every core)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    key = jax.random.PRNGKey(seed)
+    dims = (x_train.shape[1], *hidden, int(y_train.max()) + 1)
+    params = []
+    for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+        params.append((jax.nn.initializers.glorot_uniform()(jax.random.fold_in(key, i), (n_in, n_out)),
+                       jnp.zeros(n_out)))
+    tx = optax.adam(1e-3, eps=1e-7)
+    x, y = jnp.asarray(x_train), jnp.asarray(y_train, jnp.int32)
+    xt, yt = jnp.asarray(x_test), jnp.asarray(y_test)
+    steps = len(x_train) // batch_size
+
+    def forward(params, h, key):
+        for i, (w, b) in enumerate(params[:-1]):
+            h = jax.nn.relu(h @ w + b)
+            if key is not None:
+                h = jnp.where(jax.random.bernoulli(jax.random.fold_in(key, i), 1 - dropout, h.shape),
+                              h / (1 - dropout), 0)
+        w, b = params[-1]
+        return h @ w + b
+
+    def loss(params, xb, yb, key):
+        return optax.softmax_cross_entropy_with_integer_labels(forward(params, xb, key), yb).mean()
+
+    @jax.jit
+    def train_epoch(params, opt_state, key, x, y):
+        order = jax.random.permutation(key, len(x))[:steps * batch_size].reshape(steps, batch_size)
+
+        def step(carry, idx):
+            params, opt_state, k = carry
+            k, sub = jax.random.split(k)
+            grads = jax.grad(loss)(params, x[idx], y[idx], sub)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state, k), None
+
+        return jax.lax.scan(step, (params, opt_state, key), order)[0][:2]
+
+    state = {"params": params, "opt_state": tx.init(params), "epoch": 0}
+
+    def epoch():
+        params, opt_state = train_epoch(state["params"], state["opt_state"], jax.random.fold_in(key, state["epoch"]),
+                                        x, y)
+        jax.block_until_ready(params)
+        state.update(params=params, opt_state=opt_state, epoch=state["epoch"] + 1)
+
+    def accuracy() -> float:
+        return float((forward(state["params"], xt, None).argmax(-1) == yt).mean())
+
+    return epoch, accuracy
 
 
 def torch_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = (512,), dropout: float = 0.2,
@@ -94,4 +156,4 @@ def keras_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = 
     return epoch, accuracy
 
 
-RUNNERS = {"torch": torch_runner, "keras": keras_runner}
+RUNNERS = {"jax": jax_runner, "torch": torch_runner, "keras": keras_runner}

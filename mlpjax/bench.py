@@ -1,5 +1,5 @@
 """``mlpjax bench``: how fast the tutorial's model trains here, against the machine's matmul ceiling and
-against PyTorch and Keras, measured in one run.
+against a minimal hand-written JAX loop, PyTorch and Keras, measured in one run.
 
 FLOPs of one training step of a ``D -> H1 -> ... -> C`` MLP at batch ``B`` are counted from the shapes: the
 forward pass (``2·B·Σ in·out``), the weight gradients of every layer (the same again) and the gradients with
@@ -23,8 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import data as data_lib
-from mlpjax import model, train
-from mlpjax.errors import UserInputError
+from mlpjax import mesh as mesh_lib
+from mlpjax import model, records, runner, steps
+from mlpjax.config import TrainConfig
+from mlpjax.errors import FieldError, check_int
+from mlpjax.rows import Rows
+from mlpjax.state import TrainState, create_train_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +36,7 @@ class BenchConfig:
     """What ``mlpjax bench`` measures; ``quick`` shrinks every budget for a smoke test."""
 
     quick: bool = False
-    against: tuple[str, ...] = ("torch", "keras")
+    against: tuple[str, ...] = ("jax", "torch", "keras")
     batch_size: int = 128
     hidden: tuple[int, ...] = (512,)
     data_dir: str | None = None
@@ -46,9 +50,9 @@ class BenchConfig:
 
         for name in self.against:
             if name not in RUNNERS:
-                raise UserInputError(f"--against {name!r}: valid baselines are {', '.join(RUNNERS)}")
-        if self.rounds < 1:
-            raise UserInputError(f"--rounds must be at least 1, got {self.rounds}")
+                raise FieldError("against", f"{{field}} {name!r}: valid baselines are {', '.join(RUNNERS)}")
+        check_int("rounds", self.rounds)
+        check_int("batch_size", self.batch_size)
 
 
 def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
@@ -135,42 +139,48 @@ class CompileCounter:
         monitoring.unregister_event_duration_listener(self._listener)
 
 
-def _xla_step_flops(state: train.TrainState, x: jax.Array, y: jax.Array, batch_size: int) -> float | None:
+def _xla_step_flops(state: TrainState, x: jax.Array, y: jax.Array, batch_size: int) -> float | None:
     """FLOPs of one ``train_step`` by XLA's own cost analysis, to cross-check :func:`step_flops`."""
     batch = {"image": x[:batch_size], "label": y[:batch_size], "weight": jnp.ones(batch_size)}
-    cost = train.train_step.lower(state, batch).compile().cost_analysis()
+    cost = steps.train_step.lower(state, batch).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+class _Trainer:
+    """An epoch runner and the state it trains, one epoch after another."""
+
+    def __init__(self, epoch_runner: runner.EpochRunner, state: TrainState):
+        self.runner, self.state, self.done = epoch_runner, state, 0
+
+    def epoch(self) -> None:
+        self.state, metrics = self.runner(self.state, self.done)
+        self.done += 1
+        jax.block_until_ready(metrics)
 
 
 def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, batch_size=None):
     """Compile mlpjax's scanned epoch; returns ``(epoch(), accuracy(), info)`` with compile seconds and FLOPs."""
     hidden = hidden or config.hidden
     batch_size = batch_size or config.batch_size
-    tconfig = train.TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size, hidden=hidden, seed=config.seed)
+    tconfig = TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size, model=model.ModelConfig(hidden=hidden),
+                          seed=config.seed)
     mconfig = tconfig.model_config(ds.input_dim, ds.num_classes)
-    state = train.create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
-    x = jnp.asarray(data_lib.features(ds.raw_train[:batch_size], ds.pixel_levels))
+    state = create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
+    x = jnp.asarray(data_lib.features(ds.encoded_train[:batch_size], ds.pixel_levels))
     y = jnp.asarray(ds.y_train[:batch_size])
     xla_flops = _xla_step_flops(state, x, y, batch_size)
     # the same placement and compiled epoch as train.fit (uint8 pixels where the dataset has levels)
-    runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=batch_size,
-                                        pixel_levels=ds.pixel_levels)
-    compile_seconds = runner.compile_seconds
-    box = {"state": state, "epoch": 0}
-
-    def epoch():
-        box["state"], metrics = runner(box["state"], box["epoch"])
-        box["epoch"] += 1
-        jax.block_until_ready(metrics)
+    trainer = _Trainer(*runner.prepare_epoch(state, Rows.from_dataset(ds, "train"), batch_size=batch_size))
+    test_rows = Rows.from_dataset(ds, "test")
 
     def accuracy() -> float:
-        return train.evaluate(box["state"].params, ds.x_test, ds.y_test, config=mconfig)["accuracy"]
+        return runner.evaluate(trainer.state.params, test_rows, model_config=mconfig)["accuracy"]
 
-    steps = -(-len(ds.y_train) // batch_size)
+    steps_per_epoch = -(-len(ds.y_train) // batch_size)
     flops = step_flops(batch_size, (ds.input_dim, *hidden, ds.num_classes))
-    return epoch, accuracy, {"compile_seconds": compile_seconds, "steps": steps, "step_flops": flops,
-                             "xla_step_flops": xla_flops}
+    return trainer.epoch, accuracy, {"compile_seconds": trainer.runner.compile_seconds, "steps": steps_per_epoch,
+                                     "step_flops": flops, "xla_step_flops": xla_flops}
 
 
 def _summary(times: list[float], n_examples: int, epoch_flops: float, ceiling: float, accuracy: float) -> dict:
@@ -206,8 +216,8 @@ from mlpjax import bench
 kind, data_dir, quick = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
 ds, _ = bench.load_bench_data(data_dir, quick)
 if kind == "mlpjax":
-    from mlpjax import train
-    train.fit(train.TrainConfig(dataset="mnist", epochs=1), ds)
+    from mlpjax import config, train
+    train.fit(config.TrainConfig(dataset="mnist", epochs=1), ds)
 else:
     from mlpjax import baselines
     epoch, accuracy = baselines.RUNNERS[kind](ds.x_train, ds.y_train, ds.x_test, ds.y_test)
@@ -259,21 +269,19 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
 
     On CPU, more devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (they share the cores).
     """
-    from mlpjax import distributed
-
-    tconfig = train.TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size, hidden=config.hidden,
-                                seed=config.seed)
+    tconfig = TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size,
+                          model=model.ModelConfig(hidden=config.hidden), seed=config.seed)
     mconfig = tconfig.model_config(ds.input_dim, ds.num_classes)
     rows = []
     for n in (c for c in (1, 2, 4, 8, 16, 32) if c <= jax.local_device_count()):
-        state = train.create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
-        runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=config.batch_size,
-                                            mesh=distributed.make_mesh(n) if n > 1 else None,
-                                            pixel_levels=ds.pixel_levels)
+        state = create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
+        layout = runner.layout_for(mesh_lib.make_mesh(n) if n > 1 else None, mconfig)
+        epoch_runner, state = runner.prepare_epoch(state, Rows.from_dataset(ds, "train", layout),
+                                                   batch_size=config.batch_size)
         times = []
         for epoch in range(2):
             start = time.perf_counter()
-            state, metrics = runner(state, epoch)
+            state, metrics = epoch_runner(state, epoch)
             jax.block_until_ready(metrics)
             times.append(time.perf_counter() - start)
         rows.append({"devices": n, "epoch_seconds": min(times),
@@ -290,7 +298,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
                               "data": source, "train_examples": len(ds.y_train), "batch_size": config.batch_size,
-                              "hidden": list(config.hidden), "versions": train.library_versions()}
+                              "hidden": list(config.hidden), "versions": records.library_versions()}
     log("matmul ceiling ...")
     report["matmul"] = matmul_ceiling(config.batch_size, dims, config.quick)
     ceiling = report["ceiling_gflops"] = report["matmul"]["ceiling_gflops"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ from mlpjax.errors import UserInputError
 
 
 def _checked(cast, accept, expected: str):
-    """An argparse type: ``cast(text)``, refused with "expected ..." unless ``accept(value)``."""
+    """An argparse type: ``cast(text)``, refused with "expected ..." unless ``accept(value)``. Only for flags
+    that no library object checks; the others are checked once, by the object they configure."""
     def parse(text: str):
         try:
             value = cast(text)
@@ -25,14 +25,24 @@ def _checked(cast, accept, expected: str):
 
 
 positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
-dropout_rate = _checked(float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
-positive_float = _checked(float, lambda v: v > 0, "a positive number")
+integer = _checked(int, lambda v: True, "an integer")
+number = _checked(float, lambda v: True, "a number")
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a library field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + field.replace("_", "-")
+
+
+def _choices(registry, default: str) -> str:
+    return ", ".join(f"{name}{' (default)' if name == default else ''}" for name in registry)
 
 
 def add_data_flags(p: argparse.ArgumentParser, default_help: str = "mnist") -> None:
     from mlpjax.data import DATA_DIR_ENV, DATASETS
 
-    p.add_argument("--dataset", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: {default_help})")
+    p.add_argument("--dataset", metavar="NAME", help="; ".join(f"{name}: {spec.about}" for name, spec in
+                                                             DATASETS.items()) + f" (default: {default_help})")
     p.add_argument("--data-dir", metavar="DIR",
                    help=f"folder with the four MNIST-format IDX files (default: ${DATA_DIR_ENV}, else tfds)")
 
@@ -45,69 +55,70 @@ def add_saved_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
-    """The TrainConfig flags. Their parser defaults are None, so that ``--resume`` can tell a given flag from an
-    omitted one; the defaults themselves live in :class:`mlpjax.train.TrainConfig`."""
-    from mlpjax.train import DEFAULT_EPOCHS
+    """The TrainConfig flags, with help from the registries. Their parser defaults are None, so that ``--resume``
+    can tell a given flag from an omitted one; the defaults and the checks live in the library's configs."""
+    from mlpjax import data, losses, model, optimizers
 
     add_data_flags(p)
-    p.add_argument("--epochs", type=positive_int, metavar="N",
-                   help="epochs in all (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_EPOCHS.items()) + ")")
-    p.add_argument("--batch-size", type=positive_int, metavar="N", help="default: 128")
-    p.add_argument("--hidden", type=positive_int, nargs="+", metavar="N", help="hidden layer sizes (default: 512)")
-    p.add_argument("--activation", help="relu, sigmoid, step or tanh (default: relu)")
-    p.add_argument("--dropout", type=dropout_rate, metavar="RATE", help="default: 0.2")
-    p.add_argument("--optimizer", help="sgd, adam, adagrad, rmsprop, adadelta, adamax or nadam (default: adam)")
-    p.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (default: Keras' for the optimizer)")
-    p.add_argument("--loss", help="categorical_crossentropy (default), mse, binary_crossentropy, hinge or huber_loss")
-    p.add_argument("--seed", type=int, help="PRNG seed for init, dropout and shuffling (default: 0)")
+    p.add_argument("--epochs", type=integer, metavar="N", help="epochs in all (default: " + ", ".join(
+        f"{k} {v.default_epochs}" for k, v in data.DATASETS.items()) + ")")
+    p.add_argument("--batch-size", type=integer, metavar="N", help="default: 128")
+    p.add_argument("--hidden", type=integer, nargs="+", metavar="N", help="hidden layer sizes (default: 512)")
+    p.add_argument("--activation", help=_choices(model.ACTIVATIONS, "relu"))
+    p.add_argument("--dropout", type=number, metavar="RATE", help="in [0, 1) (default: 0.2)")
+    p.add_argument("--optimizer", help=_choices(optimizers.OPTIMIZERS, "adam"))
+    p.add_argument("--lr", type=number, metavar="X", help="learning rate (default: Keras' for the optimizer: " +
+                   ", ".join(f"{k} {v[0]:g}" for k, v in optimizers.OPTIMIZERS.items()) + ")")
+    p.add_argument("--loss", help=_choices(losses.LOSSES, "categorical_crossentropy"))
+    p.add_argument("--seed", type=integer, help="PRNG seed for init, dropout and shuffling (default: 0)")
+
+
+TRAIN_FIELDS = ("dataset", "data_dir", "epochs", "batch_size", "hidden", "activation", "dropout", "optimizer", "lr",
+                "loss", "seed")  # TrainConfig.to_dict()'s keys, one flag each
 
 
 def given_train_flags(args: argparse.Namespace) -> dict:
-    """The TrainConfig fields that were given on the command line (flags left out are None)."""
-    import dataclasses
-
-    from mlpjax.train import TrainConfig
-
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
+    """The flat TrainConfig fields that were given on the command line (flags left out are None)."""
+    given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
     if "hidden" in given:
         given["hidden"] = tuple(given["hidden"])
     return given
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from mlpjax.train import TrainConfig
+    from mlpjax.config import TrainConfig
 
-    return TrainConfig(**given_train_flags(args))
+    return TrainConfig.from_dict(given_train_flags(args))
 
 
 def checkpoint_run(args: argparse.Namespace):
     """The checkpointed run that ``train --output/--resume`` asks for, checked before anything is written."""
-    from mlpjax import checkpoint
+    from mlpjax import run
 
     if not args.resume:
-        return checkpoint.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
+        return run.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
     if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
         raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output {args.output}")
     # flags left out come from the checkpoint; those given must agree with it (or be resumable changes)
-    return checkpoint.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
+    return run.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlpjax import data, distributed, model, predict, train
+    from mlpjax import data, distributed, mesh as mesh_lib, model, predict, train
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
-    mesh = distributed.setup(args.devices, args.coordinator, args.num_processes, args.process_id, args.model_parallel)
+    cluster = distributed.Cluster(args.coordinator, args.num_processes, args.process_id)
+    mesh = distributed.setup(args.devices, cluster, args.model_parallel)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks
     run = checkpoint_run(args) if args.output or args.resume else None
     config = run.config if run else train_config_from_args(args)
-    distributed.check_widths(mesh, config.hidden)
+    mesh_lib.check_widths(mesh, config.model.hidden)
     dataset = data.load_dataset(config.dataset, config.data_dir)
     log = None if args.quiet else say
     say(f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
-          f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
-          + (f"; {distributed.describe(mesh)}" if mesh is not None else ""))
+        f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
+        + (f"; {mesh_lib.describe(mesh)}" if mesh is not None else ""))
     if run and run.checkpoint:
         say(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
     if run:
@@ -116,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train.fit(config, dataset, quiet=args.quiet, log=log, mesh=mesh)
     say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.y_test) > 9:
-        sample = predict.predict_one(model.Classifier(result.state.params, result.state.model),
+        sample = predict.predict_one(model.Classifier(result.state.params, result.state.model_config),
                                      *dataset.test_example(9))
         say(f"test sample 9: {sample.describe()}")
     if run:
@@ -128,9 +139,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from mlpjax import checkpoint
+    from mlpjax import run
 
-    report = checkpoint.evaluate(args.directory, dataset=args.dataset, data_dir=args.data_dir, best=args.best)
+    report = run.evaluate(args.directory, dataset=args.dataset, data_dir=args.data_dir, best=args.best)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -142,14 +153,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mlpjax import checkpoint, predict
+    from mlpjax import checkpoint, predict, run
 
     ckpt = checkpoint.restore(args.directory, best=args.best)
     if args.image:
         x = predict.load_image(args.image, ckpt.model_config.input_dim)
         print(f"{args.image}: {predict.predict_one(ckpt.classifier, x).describe()}")
         return 0
-    ds = checkpoint.dataset_for(ckpt, args.dataset, args.data_dir)
+    ds = run.dataset_for(ckpt, args.dataset, args.data_dir)
     if not 0 <= args.index < len(ds.y_test):
         raise UserInputError(f"--index {args.index}: the {ds.name} test set has samples 0 to {len(ds.y_test) - 1}")
     image, label = ds.test_example(args.index)
@@ -205,8 +216,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from mlpjax import experiments
     from mlpjax.errors import check_name
 
-    check_name("experiment", args.name, (*experiments.EXPERIMENTS, "all"))
-    names = experiments.EXPERIMENTS if args.name == "all" else [args.name]
+    found = experiments.discover()
+    check_name("experiment", args.name, (*found, "all"))
+    names = list(found) if args.name == "all" else [args.name]
     for name in names:
         experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)
     return 0
@@ -233,21 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_flags(p)
     p.add_argument("--output", metavar="DIR",
                    help="save a checkpoint every epoch into DIR/checkpoints and the history into DIR/metrics.json")
-    p.add_argument("--keep", type=positive_int, metavar="N", help="checkpoints to keep, the most recent (default: 3)")
+    p.add_argument("--keep", type=integer, metavar="N", help="checkpoints to keep, the most recent (default: 3)")
     p.add_argument("--save-best", action="store_true", help="also keep the epoch of lowest val_loss in DIR/best")
     p.add_argument("--resume", metavar="DIR",
                    help="continue DIR from its last complete epoch up to --epochs in all, with its saved settings")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    p.add_argument("--devices", type=positive_int, metavar="N",
+    p.add_argument("--devices", type=integer, metavar="N",
                    help="data-parallel over N devices of each process (default: all of the default backend)")
-    p.add_argument("--model-parallel", type=positive_int, default=1, metavar="M",
+    p.add_argument("--model-parallel", type=integer, default=1, metavar="M",
                    help="tensor-parallel: split each hidden layer's weights over M of those devices (M must divide "
                         "--devices and every --hidden width; default: 1)")
     p.add_argument("--coordinator", metavar="HOST:PORT",
                    help="several processes (jax.distributed): the address of process 0; 'auto' under "
                         "Slurm/Open MPI (default: $JAX_COORDINATOR_ADDRESS)")
-    p.add_argument("--num-processes", type=positive_int, metavar="P", help="with --coordinator: processes in all")
-    p.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: this process, 0 to P-1")
+    p.add_argument("--num-processes", type=integer, metavar="P", help="with --coordinator: processes in all")
+    p.add_argument("--process-id", type=integer, metavar="I", help="with --coordinator: this process, 0 to P-1")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test loss, accuracy, precision, recall and F1 of a saved model")
@@ -276,13 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="with --train-quick: the folder with the MNIST IDX files")
     p.set_defaults(func=cmd_draw)
 
-    from mlpjax.experiments import DEFAULT_OUT, EXPERIMENTS
+    from mlpjax.experiments import DEFAULT_OUT, discover
 
     p = sub.add_parser("bench", help="training speed against the matmul ceiling, PyTorch and Keras")
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--against", default="torch,keras", metavar="NAMES",
-                   help="comma-separated baselines, run when installed (default: torch,keras; '' for none)")
+    p.add_argument("--against", default="jax,torch,keras", metavar="NAMES",
+                   help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, keras (default: all; '' for none)")
     p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default: 128")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[512], metavar="N", help="default: 512")
     p.add_argument("--data-dir", metavar="DIR", help="real MNIST (default: $MLPJAX_DATA_DIR, else random data)")
@@ -292,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("experiment", help="measure one of the tutorial's claims: tables and figures in DIR/NAME/")
-    p.add_argument("name", metavar="NAME", help=f"one of {', '.join(EXPERIMENTS)}, or all")
+    p.add_argument("name", metavar="NAME", help="; ".join(f"{name}: {question}" for name, question in
+                                                          discover().items()) + "; or all of them in turn")
     p.add_argument("--quick", action="store_true", help="smoke-test budget: digits (or an MNIST slice), 2 epochs")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"default: {DEFAULT_OUT}")
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
@@ -306,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserInputError as e:
-        print(f"mlpjax {args.command}: error: {e}", file=sys.stderr)
+        print(f"mlpjax {args.command}: error: {e.for_cli(flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Datasets by name: flattened images as float32 in [0, 1] (stored as 8-bit levels) with int32 labels.
 
-- ``mnist`` and ``fashion_mnist``: the four standard IDX files (gzipped or raw) from ``--data-dir DIR`` or
+- ``mnist`` and ``fashion_mnist``: the four standard IDX files (gzipped or raw) from a data folder or
   ``$MLPJAX_DATA_DIR`` (the folder holding the files, or a folder with a ``mnist/`` or ``fashion_mnist/`` inside);
   where neither is given, through tensorflow-datasets (the ``tfds`` extra), which may download.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits, a fixed stratified 75/25 split; works offline.
@@ -14,10 +14,11 @@ import functools
 import gzip
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from mlpjax.errors import UserInputError, check_name
+from mlpjax.errors import FieldError, UserInputError, check_name
 
 DATA_DIR_ENV = "MLPJAX_DATA_DIR"
 IDX_FILES = {
@@ -37,16 +38,16 @@ class Dataset:
     """A train/test split: features ``x_*`` ``(N, D)`` float32 (in [0, 1] for images), labels ``y_*`` ``(N,)``
     int32 in [0, C).
 
-    The features are stored as ``raw_*``: for images (``pixel_levels`` set), the uint8 levels ``k`` that stand
-    for ``k / pixel_levels`` (255 for 8-bit images, 16 for the 8x8 digits), a quarter of float32's memory; else
-    the float32 features themselves. ``x_*`` is computed from ``raw_*`` on first use and kept; training reads
-    ``raw_*`` and never builds it.
+    The features are stored encoded as ``encoded_*`` ``(N, D)``: for images (``pixel_levels`` set), the uint8
+    levels ``k`` that stand for ``k / pixel_levels`` (255 for 8-bit images, 16 for the 8x8 digits), a quarter of
+    float32's memory; else the float32 features themselves. ``x_*`` decodes them on first use and keeps the
+    result; training reads ``encoded_*`` (see :class:`mlpjax.rows.Rows`) and never builds it.
     """
 
     name: str
-    raw_train: np.ndarray
+    encoded_train: np.ndarray
     y_train: np.ndarray
-    raw_test: np.ndarray
+    encoded_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
     image_shape: tuple[int, ...] | None = None  # (H, W) for image datasets, to draw samples
@@ -55,42 +56,43 @@ class Dataset:
 
     def __post_init__(self):
         stored = np.uint8 if self.pixel_levels is not None else np.float32
-        for raw in (self.raw_train, self.raw_test):
-            if raw.dtype != stored:
-                raise ValueError(f"dataset {self.name!r}: raw features must be {np.dtype(stored)} with pixel_levels "
-                                 f"{self.pixel_levels}, got {raw.dtype} (build datasets with make_dataset)")
+        for encoded in (self.encoded_train, self.encoded_test):
+            if encoded.dtype != stored:
+                raise ValueError(f"dataset {self.name!r}: encoded features must be {np.dtype(stored)} with "
+                                 f"pixel_levels {self.pixel_levels}, got {encoded.dtype} (build datasets with "
+                                 "make_dataset)")
 
     @functools.cached_property
     def x_train(self) -> np.ndarray:
-        return features(self.raw_train, self.pixel_levels)
+        return features(self.encoded_train, self.pixel_levels)
 
     @functools.cached_property
     def x_test(self) -> np.ndarray:
-        return features(self.raw_test, self.pixel_levels)
+        return features(self.encoded_test, self.pixel_levels)
 
     @property
     def input_dim(self) -> int:
-        return int(self.raw_train.shape[1])
+        return int(self.encoded_train.shape[1])
 
     def test_example(self, index: int) -> tuple[np.ndarray, int]:
         """Test example ``index``: its ``(D,)`` float32 features and its label (without building ``x_test``)."""
-        return features(self.raw_test[index], self.pixel_levels), int(self.y_test[index])
+        return features(self.encoded_test[index], self.pixel_levels), int(self.y_test[index])
 
     def head(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
         """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
-        return dataclasses.replace(self, raw_train=self.raw_train[:n_train], y_train=self.y_train[:n_train],
-                                   raw_test=self.raw_test[:n_test], y_test=self.y_test[:n_test])
+        return dataclasses.replace(self, encoded_train=self.encoded_train[:n_train], y_train=self.y_train[:n_train],
+                                   encoded_test=self.encoded_test[:n_test], y_test=self.y_test[:n_test])
 
     def describe(self) -> dict[str, object]:
         """Shapes and sizes, as printed and written to metrics.json."""
-        return {"name": self.name, "x_train": list(self.raw_train.shape), "y_train": list(self.y_train.shape),
-                "x_test": list(self.raw_test.shape), "y_test": list(self.y_test.shape),
+        return {"name": self.name, "x_train": list(self.encoded_train.shape), "y_train": list(self.y_train.shape),
+                "x_test": list(self.encoded_test.shape), "y_test": list(self.y_test.shape),
                 "num_classes": self.num_classes}
 
 
-def features(raw: np.ndarray, pixel_levels: int | None) -> np.ndarray:
-    """float32 features of stored ``raw`` (any shape): ``level_values(pixel_levels)[raw]``, or ``raw`` as is."""
-    return raw if pixel_levels is None else level_values(pixel_levels)[raw]
+def features(encoded: np.ndarray, pixel_levels: int | None) -> np.ndarray:
+    """float32 features of ``encoded`` ones (any shape): ``level_values(pixel_levels)[encoded]``, or as they are."""
+    return encoded if pixel_levels is None else level_values(pixel_levels)[encoded]
 
 
 def level_values(levels: int) -> np.ndarray:
@@ -182,7 +184,7 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
         arrays["x_train"].reshape(len(arrays["x_train"]), -1),
         arrays["y_train"], arrays["x_test"].reshape(len(arrays["x_test"]), -1),
         arrays["y_test"], num_classes=10, image_shape=(h, w), source=str(folder),
-        class_names=FASHION_CLASSES if name == "fashion_mnist" else (), pixel_levels=255,
+        class_names=_class_names(name), pixel_levels=255,
     )
 
 
@@ -240,8 +242,7 @@ def load_quadrants() -> Dataset:
     """The tutorial's four points, one per quadrant; the test split is the same four points."""
     x = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)
     y = np.arange(4)
-    return make_dataset("quadrants", x, y, x, y, num_classes=4,
-                        class_names=("I", "II", "III", "IV"))
+    return make_dataset("quadrants", x, y, x, y, num_classes=4, class_names=_class_names("quadrants"))
 
 
 def load_tfds(name: str) -> Dataset:
@@ -249,36 +250,61 @@ def load_tfds(name: str) -> Dataset:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise UserInputError(
-            f"dataset {name!r} not found: pass --data-dir DIR (a folder with the four IDX files), "
-            f"set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') to download it"
-        ) from None
+        raise FieldError("data_dir", f"dataset {name!r} not found: give {{field}} DIR (a folder with the four IDX "
+                         f"files), set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') "
+                         "to download it") from None
     arrays = []
     for split in ("train", "test"):
         try:
             source = tfds.data_source(name, split=split)
             examples = [source[i] for i in range(len(source))]
         except Exception as e:  # tfds raises many types (network, checksum, missing builder)
-            raise UserInputError(f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
-                                 f"pass --data-dir DIR or set ${DATA_DIR_ENV} instead") from None
+            raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
+                                         f"give {{field}} DIR or set ${DATA_DIR_ENV} instead") from None
         images = np.stack([np.asarray(ex["image"]) for ex in examples])
         arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
     return make_dataset(name, *arrays, num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
-                        class_names=FASHION_CLASSES if name == "fashion_mnist" else (), pixel_levels=255)
+                        class_names=_class_names(name), pixel_levels=255)
 
 
-DATASETS = ("mnist", "fashion_mnist", "digits", "quadrants")
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
+    ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts."""
+
+    load: Callable[[str | None], Dataset]
+    default_epochs: int
+    about: str
+    class_names: tuple[str, ...] = ()
+
+
+def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
+    """``name`` from ``data_dir`` (else ``$MLPJAX_DATA_DIR``) holding the four IDX files, else through tfds."""
+    folder = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    return load_idx_folder(folder, name) if folder else load_tfds(name)
+
+
+# The tutorial's 2 epochs on MNIST; the small sets need more passes to converge. Add a dataset here.
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)"),
+    "fashion_mnist": DatasetSpec(lambda d: load_mnist_like("fashion_mnist", d), 2,
+                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES),
+    "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)"),
+    "quadrants": DatasetSpec(lambda d: load_quadrants(), 300, "the tutorial's four points",
+                             ("I", "II", "III", "IV")),
+}
+
+
+def _class_names(name: str) -> tuple[str, ...]:
+    return DATASETS[name].class_names if name in DATASETS else ()
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registered dataset ``name``; an unknown name lists the valid ones."""
+    return DATASETS[check_name("dataset", name, DATASETS)]
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Load dataset ``name``; for the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds)."""
-    check_name("dataset", name, DATASETS)
-    if name == "digits":
-        return load_digits()
-    if name == "quadrants":
-        return load_quadrants()
-    folder = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    if folder:
-        return load_idx_folder(folder, name)
-    return load_tfds(name)
+    return get_spec(name).load(data_dir)

@@ -69,7 +69,7 @@ def loss(
     batch: dict[str, jax.Array],
     rng: jax.Array | None,
     *,
-    config: model.ModelConfig,
+    model_config: model.ModelConfig,
     loss_name: str = "categorical_crossentropy",
     train: bool = True,
 ) -> tuple[jax.Array, dict[str, Any]]:
@@ -78,8 +78,8 @@ def loss(
     ``batch``: ``image`` ``(B, input_dim)`` float32, ``label`` ``(B,)`` int, optional ``weight`` ``(B,)``
     (0 for padding). With ``train=True`` dropout is active and consumes ``rng``.
     """
-    logits = model.apply(params, batch["image"], config=config, train=train, rng=rng)
-    targets = model.one_hot(batch["label"], config.num_classes)
+    logits = model.apply(params, batch["image"], model_config=model_config, train=train, rng=rng)
+    targets = model.one_hot(batch["label"], model_config.num_classes)
     weight = batch.get("weight")
     value = weighted_mean(get_loss(loss_name)(logits, targets), weight)
     correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)

@@ -14,7 +14,7 @@ import numpy as np
 import jax.numpy as jnp
 from flax import linen as nn
 
-from mlpjax.errors import UserInputError, check_name
+from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 Params = Mapping[str, Any]
 
@@ -43,16 +43,27 @@ class ModelConfig:
     num_classes: int = 10
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
+            raise FieldError("hidden", f"must be a sequence of layer widths, got {self.hidden!r}")
+        try:
+            hidden = tuple(check_int("hidden", h) for h in self.hidden)
+        except FieldError:
+            raise FieldError("hidden", f"sizes must be positive integers, got {list(self.hidden)}") from None
+        object.__setattr__(self, "hidden", hidden)
         check_name("activation", self.activation, ACTIVATIONS)
-        if self.input_dim < 1:
-            raise UserInputError(f"input_dim must be a positive integer, got {self.input_dim}")
-        if any(h < 1 for h in self.hidden):
-            raise UserInputError(f"--hidden sizes must be positive integers, got {list(self.hidden)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserInputError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.num_classes < 2:
-            raise UserInputError(f"num_classes must be at least 2, got {self.num_classes}")
+        object.__setattr__(self, "input_dim", check_int("input_dim", self.input_dim))
+        object.__setattr__(self, "dropout", check_number("dropout", self.dropout, low=0.0, high=1.0))
+        object.__setattr__(self, "num_classes", check_int("num_classes", self.num_classes, 2))
+
+    def for_data(self, input_dim: int, num_classes: int) -> "ModelConfig":
+        """This architecture with the input width and class count of a dataset."""
+        return dataclasses.replace(self, input_dim=input_dim, num_classes=num_classes)
+
+
+def layer_kinds(model_config: ModelConfig) -> dict[str, str]:
+    """Each layer of :class:`MLP` by name, with its kind: ``"hidden"`` (``input -> width``, followed by the
+    activation) or ``"output"`` (``width -> classes``). Tensor parallelism splits weights by kind."""
+    return {**{f"hidden_{i}": "hidden" for i in range(len(model_config.hidden))}, "output": "output"}
 
 
 # Output widths up to this get their weight gradient formed as (N, K) and transposed, on CPU (see matmul).
@@ -63,8 +74,8 @@ def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
     """``x @ w`` for ``x`` ``(..., K)``, ``w`` ``(K, N)``, laid out so that its weight gradient is fast on CPU.
 
     Autodiff forms the gradient of ``w`` as ``x.T @ g`` ``(K, N)``, and XLA:CPU's matmul is slow at writing a
-    narrow ``(K, N)`` (the output layer's ``(512, 10)``: ~270 us a step on 2 AVX2 cores, a quarter of the big
-    layer's time for 1 % of its FLOPs) but fast at ``(N, K)`` (~60 us). For a narrow ``w`` (``N`` at most
+    narrow ``(K, N)`` such as the output layer's ``(512, 10)`` but fast at ``(N, K)`` (measured in
+    ``docs/speed.md``). For a narrow ``w`` (``N`` at most
     :data:`NARROW_OUTPUT` and below ``K``) on CPU, the product goes through ``w.T`` behind an optimization
     barrier, whose transpose keeps the gradient ``g.T @ x`` in that layout before it is transposed back. The
     values are the same; every autodiff mode works; other platforms and wide layers compute ``x @ w`` plainly.
@@ -92,19 +103,19 @@ class MLP(nn.Module):
     handed to the hand-written backward pass in :mod:`mlpjax.backprop`.
     """
 
-    config: ModelConfig
+    model_config: ModelConfig
 
     @nn.compact
     def __call__(self, x: jax.Array, masks: Sequence[jax.Array] | None = None) -> jax.Array:
-        cfg = self.config
-        act = ACTIVATIONS[cfg.activation]
-        for i, width in enumerate(cfg.hidden):
+        model_config = self.model_config
+        act = ACTIVATIONS[model_config.activation]
+        for i, width in enumerate(model_config.hidden):
             x = nn.Dense(width, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
                          name=f"hidden_{i}")(x)
             x = act(x)
             if masks is not None:
-                x = apply_dropout(x, masks[i], cfg.dropout)
-        return nn.Dense(cfg.num_classes, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
+                x = apply_dropout(x, masks[i], model_config.dropout)
+        return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
                         name="output")(x)
 
 
@@ -113,29 +124,29 @@ def apply_dropout(x: jax.Array, keep: jax.Array, rate: float) -> jax.Array:
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
-def dropout_masks(rng: jax.Array, config: ModelConfig, batch_size: int) -> list[jax.Array]:
+def dropout_masks(rng: jax.Array, model_config: ModelConfig, batch_size: int) -> list[jax.Array]:
     """Keep-masks for every hidden layer: ``[(batch_size, h) bool, ...]``, each unit kept with ``1 - rate``.
 
     Consumes ``rng`` only: layer ``i`` uses ``jax.random.fold_in(rng, i)``.
     """
-    keep = 1.0 - config.dropout
+    keep = 1.0 - model_config.dropout
     return [
         jax.random.bernoulli(jax.random.fold_in(rng, i), keep, (batch_size, width))
-        for i, width in enumerate(config.hidden)
+        for i, width in enumerate(model_config.hidden)
     ]
 
 
-def init(key: jax.Array, config: ModelConfig) -> Params:
-    """Fresh params for ``config``; consumes ``key`` (Glorot-uniform kernels, zero biases)."""
-    dummy = jnp.zeros((1, config.input_dim), jnp.float32)
-    return MLP(config).init(key, dummy)["params"]
+def init(key: jax.Array, model_config: ModelConfig) -> Params:
+    """Fresh params for ``model_config``; consumes ``key`` (Glorot-uniform kernels, zero biases)."""
+    dummy = jnp.zeros((1, model_config.input_dim), jnp.float32)
+    return MLP(model_config).init(key, dummy)["params"]
 
 
 def apply(
     params: Params,
     x: jax.Array,
     *,
-    config: ModelConfig,
+    model_config: ModelConfig,
     train: bool = False,
     rng: jax.Array | None = None,
 ) -> jax.Array:
@@ -145,16 +156,16 @@ def apply(
     (consumed through :func:`dropout_masks`); otherwise ``rng`` is ignored.
     """
     masks = None
-    if train and config.dropout > 0.0:
+    if train and model_config.dropout > 0.0:
         if rng is None:
             raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
-        masks = dropout_masks(rng, config, x.shape[0])
-    return MLP(config).apply({"params": params}, x, masks)
+        masks = dropout_masks(rng, model_config, x.shape[0])
+    return MLP(model_config).apply({"params": params}, x, masks)
 
 
-def predict_proba(params: Params, x: jax.Array, *, config: ModelConfig) -> jax.Array:
+def predict_proba(params: Params, x: jax.Array, *, model_config: ModelConfig) -> jax.Array:
     """Class probabilities ``(batch, num_classes)``: softmax of the inference-mode logits."""
-    return jax.nn.softmax(apply(params, x, config=config), axis=-1)
+    return jax.nn.softmax(apply(params, x, model_config=model_config), axis=-1)
 
 
 def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
@@ -172,13 +183,13 @@ class Classifier:
     """Trained params bound to their architecture, for prediction: what ``load_model`` returns."""
 
     params: Params
-    config: ModelConfig
+    model_config: ModelConfig
 
     def predict_proba(self, x) -> np.ndarray:
         """Probabilities ``(batch, num_classes)`` for ``x`` ``(batch, input_dim)`` (or one ``(input_dim,)`` image)."""
         x = jnp.asarray(x, jnp.float32)
         single = x.ndim == 1
-        probs = _predict_proba_jit(self.params, x[None] if single else x, config=self.config)
+        probs = _predict_proba_jit(self.params, x[None] if single else x, model_config=self.model_config)
         probs = np.asarray(probs)
         return probs[0] if single else probs
 
@@ -187,4 +198,4 @@ class Classifier:
         return np.argmax(self.predict_proba(x), axis=-1)
 
 
-_predict_proba_jit = jax.jit(predict_proba, static_argnames=("config",))
+_predict_proba_jit = jax.jit(predict_proba, static_argnames=("model_config",))

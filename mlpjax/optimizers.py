@@ -1,4 +1,6 @@
-"""Optimizers by their Keras names, built with optax at Keras 3's default hyperparameters."""
+"""Optimizers by their Keras names, built with optax at Keras 3's default hyperparameters.
+
+To add one, add a line to :data:`OPTIMIZERS`: the command line's choices and help come from it."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Callable
 
 import optax
 
-from mlpjax.errors import UserInputError, check_name
+from mlpjax.errors import check_name, check_number
 
 # name -> (Keras' default learning rate, builder taking the learning rate)
 OPTIMIZERS: dict[str, tuple[float, Callable[[float], optax.GradientTransformation]]] = {
@@ -29,6 +31,4 @@ def get_optimizer(name: str, learning_rate: float | None = None) -> optax.Gradie
     """The optax transformation for Keras optimizer ``name``; ``learning_rate`` overrides Keras' default."""
     default_lr, build = OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)]
     lr = default_lr if learning_rate is None else learning_rate
-    if not lr > 0:
-        raise UserInputError(f"--lr must be a positive number, got {lr}")
-    return build(lr)
+    return build(check_number("lr", lr, low=0.0, low_open=True))

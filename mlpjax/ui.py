@@ -96,8 +96,8 @@ def recognise_image(classifier: Classifier, image) -> Recognition:
 def check_model(classifier: Classifier) -> None:
     """The window feeds 28x28 images: the model must take 784 inputs."""
     side = preprocess.MNIST_SIZE
-    if classifier.config.input_dim != side * side:
-        raise UserInputError(f"the model takes {classifier.config.input_dim} inputs, but the draw window feeds "
+    if classifier.model_config.input_dim != side * side:
+        raise UserInputError(f"the model takes {classifier.model_config.input_dim} inputs, but the draw window feeds "
                              f"{side}x{side} = {side * side}-pixel images; use a model trained on mnist "
                              "(mlpjax train --dataset mnist --output DIR)")
 
@@ -183,7 +183,7 @@ class DrawWindow:
         self.preview.grid(row=1, column=0, sticky="w")
         self._show_preview(np.zeros((preprocess.MNIST_SIZE, preprocess.MNIST_SIZE)))
         tk.Label(right, text="class probabilities").grid(row=2, column=0, sticky="w", pady=(PAD, 0))
-        n = classifier.config.num_classes
+        n = classifier.model_config.num_classes
         self._bar_h, self._bar_w = 18, 150
         self.bars = tk.Canvas(right, width=30 + self._bar_w + 45, height=n * self._bar_h, highlightthickness=0)
         self.bars.grid(row=3, column=0, sticky="w")
@@ -201,7 +201,7 @@ class DrawWindow:
         self.canvas.bind("<ButtonRelease-1>", lambda e: self._pen_up())
         root.bind("<Return>", lambda e: self._recognise_pressed())
         root.bind("<Escape>", lambda e: self.clear())
-        classifier.predict_proba(np.zeros(classifier.config.input_dim, np.float32))  # compile now, not mid-stroke
+        classifier.predict_proba(np.zeros(classifier.model_config.input_dim, np.float32))  # compile now, not mid-stroke
         root.update_idletasks()
 
     # ---- drawing -------------------------------------------------------------------------------------------
@@ -340,11 +340,12 @@ class DrawWindow:
 def train_quick_model(data_dir: str | None = None, log: Callable[[str], None] | None = print) -> Classifier:
     """A 1-epoch tutorial MLP on MNIST (seed 0), for trying the window without a saved model (a few seconds)."""
     from mlpjax import train
+    from mlpjax.config import TrainConfig
 
     if log:
         log("training a quick model: 1 epoch of MNIST ...")
-    result = train.fit(train.TrainConfig(dataset="mnist", data_dir=data_dir, epochs=1, seed=0))
+    result = train.fit(TrainConfig(dataset="mnist", data_dir=data_dir, epochs=1, seed=0))
     if log:
         log(f"trained a quick model: 1 epoch of MNIST, test accuracy {result.test_metrics['accuracy']:.4f} "
             "(to keep a model: mlpjax train --output DIR, then mlpjax draw DIR)")
-    return Classifier(result.state.params, result.state.model)
+    return Classifier(result.state.params, result.state.model_config)

@@ -46,6 +46,46 @@ def digits():
     return data.load_dataset("digits")
 
 
+def small_config(**kwargs):
+    """A small TrainConfig on digits (2 epochs, batch 32, hidden 32); ``kwargs`` flat, model fields included."""
+    from mlpjax.config import TrainConfig
+
+    defaults = dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,), seed=0)
+    return TrainConfig.from_dict({**defaults, **kwargs})
+
+
+def toy_dataset(n_train=70, n_test=30, seed=0):
+    """70 + 30 random 6-feature float examples, 2 classes (is feature 0 above feature 1)."""
+    from mlpjax import data
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((n_train + n_test, 6), np.float32)
+    y = (x[:, 0] > x[:, 1]).astype(np.int32)
+    return data.make_dataset("toy", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+
+
+def state_for(config, dataset):
+    """The state ``fit`` would start ``config`` from on ``dataset``."""
+    import jax
+
+    from mlpjax.state import create_train_state
+
+    return create_train_state(jax.random.PRNGKey(config.seed), config,
+                              config.model_config(dataset.input_dim, dataset.num_classes))
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``mlpjax ARGV`` in this process: exit status (argparse's SystemExit included), stdout, stderr."""
+    from mlpjax import cli
+
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> Path:
     """Write ``array`` (uint8) as an IDX file, gzipped when ``compress``."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

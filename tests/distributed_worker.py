@@ -27,9 +27,9 @@ def dataset(spec):
 
 
 def config(spec):
-    from mlpjax import train
+    from mlpjax.config import TrainConfig
 
-    return train.TrainConfig(**spec["config"])
+    return TrainConfig.from_dict(spec["config"])
 
 
 MASK_CONFIG, MASK_SEED = {"input_dim": 4, "hidden": (24, 8), "dropout": 0.5}, 7
@@ -54,14 +54,14 @@ def masks() -> dict:
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mlpjax import distributed
+    from mlpjax import mesh as mesh_lib
 
     _, plain = draw_masks(104)
     _, unpadded = draw_masks(100)
     out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "devices": jax.device_count()}
     for n in (2, 8):
-        mesh = distributed.make_mesh(n)
-        fn, sharded = draw_masks(104, NamedSharding(mesh, P(distributed.DATA)))
+        mesh = mesh_lib.make_mesh(n)
+        fn, sharded = draw_masks(104, NamedSharding(mesh, P(mesh_lib.DATA)))
         hlo = fn.lower(jax.random.PRNGKey(MASK_SEED)).compile().as_text()
         out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
         out[f"collectives_{n}"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute")
@@ -70,7 +70,7 @@ def masks() -> dict:
     out["keep_fraction"] = float(np.mean(plain[0]))
     with jax.threefry_partitionable(False):  # the older generator: other bits, still sharding-invariant
         _, old = draw_masks(104)
-        _, old_sharded = draw_masks(104, NamedSharding(distributed.make_mesh(8), P(distributed.DATA)))
+        _, old_sharded = draw_masks(104, NamedSharding(mesh_lib.make_mesh(8), P(mesh_lib.DATA)))
     out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded))
     out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain))
     return out
@@ -91,27 +91,29 @@ def devices(spec) -> dict:
     sharded over 8 devices, as on several processes)."""
     import jax
 
-    from mlpjax import distributed, train
+    from mlpjax import mesh, runner, train
+    from mlpjax.rows import Rows
+    from mlpjax.state import create_train_state
 
     ds, cfg = dataset(spec), config(spec)
     runs = {"1": train.fit(cfg, ds)}
     for n in (2, 8):
-        runs[str(n)] = train.fit(cfg, ds, mesh=distributed.make_mesh(n))
+        runs[str(n)] = train.fit(cfg, ds, mesh=mesh.make_mesh(n))
     out = {k: summary(r) for k, r in runs.items()}
     if not spec.get("extra"):
         return out
     # The multi-process layout (rows sharded, each batch gathered by reduce-scatter), here on one process.
-    state = train.create_train_state(jax.random.PRNGKey(cfg.seed), cfg, cfg.model_config(ds.input_dim,
-                                                                                         ds.num_classes))
-    runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=cfg.batch_size,
-                                        mesh=distributed.make_mesh(8), shard_rows=True,
-                                        pixel_levels=ds.pixel_levels)
+    model_config = cfg.model_config(ds.input_dim, ds.num_classes)
+    state = create_train_state(jax.random.PRNGKey(cfg.seed), cfg, model_config)
+    layout = runner.layout_for(mesh.make_mesh(8), model_config, shard_rows=True)
+    epochs, state = runner.prepare_epoch(state, Rows.from_dataset(ds, "train", layout), batch_size=cfg.batch_size)
     losses = []
     for epoch in range(cfg.epochs):
-        state, metrics = runner(state, epoch)
-        losses.append(float(runner.local(metrics)["loss"]))
-    out["8_rows"] = {"loss": losses, "x_rows": int(runner.x.shape[0]), "steps": runner.steps,
-                     "x_shard_rows": sorted({s.data.shape[0] for s in runner.x.addressable_shards})}
+        state, metrics = epochs(state, epoch)
+        losses.append(float(epochs.local(metrics)["loss"]))
+    x = epochs.rows.x
+    out["8_rows"] = {"loss": losses, "x_rows": int(x.shape[0]), "steps": epochs.steps,
+                     "x_shard_rows": sorted({s.data.shape[0] for s in x.addressable_shards})}
     out["cli"] = cli_checkpoints(cfg)
     return out
 
@@ -123,7 +125,7 @@ def cli_checkpoints(cfg) -> dict:
 
     from mlpjax import cli
 
-    flags = ["--dataset", cfg.dataset, "--batch-size", str(cfg.batch_size), "--hidden", *map(str, cfg.hidden),
+    flags = ["--dataset", cfg.dataset, "--batch-size", str(cfg.batch_size), "--hidden", *map(str, cfg.model.hidden),
              "--lr", str(cfg.lr), "--seed", str(cfg.seed), "--quiet"]
     with tempfile.TemporaryDirectory() as tmp:
         run = str(Path(tmp) / "run")
@@ -138,20 +140,21 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     only process 0 passes a ``log``. With ``spec["output"]``: a checkpointed run into that directory."""
     import jax
 
-    from mlpjax import checkpoint, distributed, train
+    from mlpjax import distributed, mesh as mesh_lib, run, train
 
-    mesh = distributed.setup(None, f"127.0.0.1:{port}", num, process_id)  # before any other JAX work
+    cluster = distributed.Cluster(f"127.0.0.1:{port}", num, process_id)
+    mesh = distributed.setup(None, cluster)  # before any other JAX work
     ds, cfg = dataset(spec), config(spec)
     lines = []
     log = lines.append if distributed.is_primary() else None
     if spec.get("output"):
-        result = checkpoint.start(spec["output"], cfg, save_best=True).fit(ds, mesh=mesh, log=log)
+        result = run.start(spec["output"], cfg, save_best=True).fit(ds, mesh=mesh, log=log)
     else:
         result = train.fit(cfg, ds, mesh=mesh, log=log)
-    parallel = distributed.DataParallel(mesh)
-    rows = parallel.process_rows(len(ds.y_train))
+    layout = mesh_lib.MeshLayout(mesh)
+    rows = layout.process_rows(len(ds.y_train))
     return {"history": result.history, "devices": result.devices, "processes": result.processes,
-            "process_count": jax.process_count(), "shard_rows": parallel.shard_rows,
+            "process_count": jax.process_count(), "shard_rows": layout.shard_rows,
             "rows": [rows.start, rows.stop], "lines": lines}
 
 

@@ -25,30 +25,32 @@ def mesh_name(shape) -> str:
 
 def fits(cfg, ds) -> dict:
     """``cfg`` on one device and on every mesh of :data:`MESHES`."""
-    from mlpjax import distributed, train
+    from mlpjax import mesh, train
 
     runs = {"1": summary(train.fit(cfg, ds))}
     for data, model in MESHES:
-        runs[mesh_name((data, model))] = summary(train.fit(cfg, ds, mesh=distributed.make_mesh(8, model)))
+        runs[mesh_name((data, model))] = summary(train.fit(cfg, ds, mesh=mesh.make_mesh(8, model)))
     return runs
 
 
 def placed(cfg, ds, model: int) -> dict:
-    """One epoch from :func:`~mlpjax.train.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled epoch, from
+    """One epoch from :func:`~mlpjax.runner.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled epoch, from
     the cache): the shard shapes of every state leaf (by key path) while placed, and the shapes and devices of
-    :meth:`~mlpjax.train.EpochRunner.local`'s copy."""
+    :meth:`~mlpjax.runner.EpochRunner.local`'s copy."""
     import jax
 
-    from mlpjax import distributed, train
+    from mlpjax import mesh, runner
+    from mlpjax.rows import Rows
+    from mlpjax.state import create_train_state
 
-    state = train.create_train_state(jax.random.PRNGKey(cfg.seed), cfg, cfg.model_config(ds.input_dim,
-                                                                                         ds.num_classes))
-    runner, state = train.prepare_epoch(state, ds.raw_train, ds.y_train, batch_size=cfg.batch_size,
-                                        mesh=distributed.make_mesh(8, model), pixel_levels=ds.pixel_levels)
-    state, metrics = runner(state, 0)
-    local = runner.local(state)
+    model_config = cfg.model_config(ds.input_dim, ds.num_classes)
+    state = create_train_state(jax.random.PRNGKey(cfg.seed), cfg, model_config)
+    layout = runner.layout_for(mesh.make_mesh(8, model), model_config)
+    epochs, state = runner.prepare_epoch(state, Rows.from_dataset(ds, "train", layout), batch_size=cfg.batch_size)
+    state, metrics = epochs(state, 0)
+    local = epochs.local(state)
     leaves = jax.tree_util.tree_leaves_with_path
-    return {"mesh": dict(runner.parallel.mesh.shape), "loss": float(runner.local(metrics)["loss"]),
+    return {"mesh": dict(epochs.layout.mesh.shape), "loss": float(epochs.local(metrics)["loss"]),
             "shards": {jax.tree_util.keystr(p): sorted({s.data.shape for s in a.addressable_shards})
                        for p, a in leaves(state)},
             "local": {jax.tree_util.keystr(p): [list(a.shape), len(a.devices())] for p, a in leaves(local)}}
@@ -59,12 +61,12 @@ def masks() -> dict:
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mlpjax import distributed
+    from mlpjax import mesh
 
     _, plain = draw_masks(104)
     out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "keep_fraction": float(np.mean(plain[0]))}
     for data, m in PLACED:
-        sharding = NamedSharding(distributed.make_mesh(8, m), P(distributed.DATA, distributed.MODEL))
+        sharding = NamedSharding(mesh.make_mesh(8, m), P(mesh.DATA, mesh.MODEL))
         _, sharded = draw_masks(104, sharding)
         out[f"equal_{mesh_name((data, m))}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
     return out
@@ -76,16 +78,17 @@ def cli(*argv: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    from mlpjax import data, distributed, train
+    from mlpjax import data, mesh, train
+    from mlpjax.config import TrainConfig
 
     spec = json.loads(argv[0])
-    ds, cfg = data.load_dataset(spec["dataset"]), train.TrainConfig(**spec)
-    two_layers = train.TrainConfig(**{**spec, "hidden": [32, 16], "epochs": 2})
+    ds, cfg = data.load_dataset(spec["dataset"]), TrainConfig.from_dict(spec)
+    two_layers = cfg.replace(hidden=[32, 16], epochs=2)
     # the config's flags, so that the command line reuses the compilations of fit on the 4x2 mesh
-    flags = ["--hidden", *map(str, cfg.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--quiet"]
+    flags = ["--hidden", *map(str, cfg.model.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--quiet"]
     out = {"runs": fits(cfg, ds),
            "two_layers": {"1": summary(train.fit(two_layers, ds)),
-                          "2x4": summary(train.fit(two_layers, ds, mesh=distributed.make_mesh(8, 4)))},
+                          "2x4": summary(train.fit(two_layers, ds, mesh=mesh.make_mesh(8, 4)))},
            "placed": {mesh_name(shape): placed(cfg, ds, shape[1]) for shape in PLACED},
            "masks": masks(),
            "cli": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "2", "--epochs", "1", *flags),

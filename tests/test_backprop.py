@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import run_cli
 from mlpjax import backprop, cli, gradcheck, losses, model
 from mlpjax.errors import UserInputError
 
@@ -165,13 +166,14 @@ def test_worked_train_rejects_negative_iterations():
 # ----------------------------------------------------------------------------------------------------- the CLI
 
 
-def run_cli(capsys, *argv):
-    assert cli.main(["backprop", *argv]) == 0
-    return capsys.readouterr().out
+def backprop_cli(capsys, *argv):
+    code, out, _ = run_cli(capsys, "backprop", *argv)
+    assert code == 0
+    return out
 
 
 def test_cli_json_reproduces_the_article(capsys):
-    record = json.loads(run_cli(capsys, "--json"))
+    record = json.loads(backprop_cli(capsys, "--json"))
     assert set(record) == {"total_error", "grads", "updated", "jax_grads", "max_abs_diff"}
     assert_quoted(record["total_error"], "0.298371109", "total_error")
     for name, quoted in ARTICLE_GRADS.items():
@@ -184,7 +186,7 @@ def test_cli_json_reproduces_the_article(capsys):
 
 
 def test_cli_json_with_iterations(capsys):
-    record = json.loads(run_cli(capsys, "--json", "--iterations", "200"))
+    record = json.loads(backprop_cli(capsys, "--json", "--iterations", "200"))
     run = backprop.worked_train(backprop.ARTICLE, 200)
     assert record["iterations"] == 200
     assert record["total_error_after"] == float(run.errors[-1])
@@ -195,7 +197,7 @@ def test_cli_json_with_iterations(capsys):
 
 
 def test_cli_text(capsys):
-    out = run_cli(capsys, "--iterations", "20")
+    out = backprop_cli(capsys, "--iterations", "20")
     assert "∂E_total/∂w5 = 0.74136507 · 0.186815602 · 0.593269992 = 0.0821670406" in out
     assert "w1⁺ = w1 − η · ∂E_total/∂w1 = 0.15 − 0.5 · 0.000438567734 = 0.149780716" in out
     assert "Training: 20 updates" in out
@@ -320,7 +322,7 @@ def jax_loss_and_grads(case):
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), case["params"])
     batch = {k: jnp.asarray(v) for k, v in case["batch"].items()}
     (value, _), grads = jax.value_and_grad(losses.loss, has_aux=True)(
-        params, batch, rng, config=config, loss_name=case["loss_name"], train=case["train"])
+        params, batch, rng, model_config=config, loss_name=case["loss_name"], train=case["train"])
     dropout = case["train"] and config.dropout > 0
     masks = model.dropout_masks(rng, config, len(case["batch"]["label"])) if dropout else None
     return float(value), jax.tree_util.tree_map(np.asarray, grads), masks
@@ -330,7 +332,7 @@ def check_mlp(case, corrupt=None, drop_masks=False):
     """The check of every parameter; ``corrupt`` mutates the manual gradient, to show the check can fail."""
     with gradcheck.x64():
         value, reference, masks = jax_loss_and_grads(case)
-        manual_value, manual = backprop.loss_and_grads(case["params"], case["batch"], config=case["config"],
+        manual_value, manual = backprop.loss_and_grads(case["params"], case["batch"], model_config=case["config"],
                                                        loss_name=case["loss_name"],
                                                        masks=None if drop_masks else masks)
     assert jnp.asarray(1.0).dtype == (jnp.float64 if X64_AT_IMPORT else jnp.float32), "x64 leaked"
@@ -435,15 +437,15 @@ def test_output_gradient_rejects_unknown_loss():
 def test_mlp_forward_needs_one_mask_per_hidden_layer():
     case = small_case()
     with pytest.raises(UserInputError, match="one dropout mask per hidden layer"):
-        backprop.mlp_forward(case["params"], case["batch"]["image"], config=case["config"],
+        backprop.mlp_forward(case["params"], case["batch"]["image"], model_config=case["config"],
                              masks=[np.ones((4, 4), bool)])
 
 
 def test_manual_logits_match_model_apply():
     case = small_case()
-    logits, _ = backprop.mlp_forward(case["params"], case["batch"]["image"], config=case["config"])
+    logits, _ = backprop.mlp_forward(case["params"], case["batch"]["image"], model_config=case["config"])
     with gradcheck.x64():
-        expected = model.apply(case["params"], jnp.asarray(case["batch"]["image"]), config=case["config"])
+        expected = model.apply(case["params"], jnp.asarray(case["batch"]["image"]), model_config=case["config"])
         assert expected.dtype == jnp.float64
     np.testing.assert_allclose(logits, np.asarray(expected), rtol=1e-13, atol=1e-14)
 

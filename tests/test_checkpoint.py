@@ -18,18 +18,13 @@ import pytest
 from PIL import Image
 
 import mlpjax
-from mlpjax import checkpoint, cli, model, predict, train
+from conftest import run_cli
+from mlpjax import checkpoint, cli, model, predict, records, run, train
 from mlpjax.errors import UserInputError
 
 # Small and fast: the digits (8x8, 1347 train images), one hidden layer of 16, dropout on (so the resumed
 # PRNG stream matters), a learning rate at which it learns something in 2 epochs.
 FLAGS = ["--dataset", "digits", "--hidden", "16", "--lr", "0.01", "--save-best", "--quiet"]
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def snapshot(directory: Path) -> dict[str, tuple]:
@@ -68,7 +63,7 @@ def test_saved_run_layout_and_metrics(base_run):
     best_epoch = int(np.argmin(record["history"]["val_loss"])) + 1
     assert steps(base_run / "best") == [best_epoch]
     ckpt = checkpoint.restore(base_run)
-    assert ckpt.epoch == 2 and ckpt.config.hidden == (16,) and ckpt.config.dataset == "digits"
+    assert ckpt.epoch == 2 and ckpt.config.model.hidden == (16,) and ckpt.config.dataset == "digits"
     assert ckpt.model_config == model.ModelConfig(input_dim=64, hidden=(16,), num_classes=10)
     assert int(ckpt.state.step) == 2 * 11  # ceil(1347 / 128) steps an epoch
     assert ckpt.state.key.dtype == np.uint32 and ckpt.history == record["history"]
@@ -81,7 +76,7 @@ def test_resume_gives_the_same_params_and_history_as_one_run(base_run, run_copy,
     assert code == 0 and "resuming" in out and "from epoch 2" in out
     a, b = checkpoint.restore(once), checkpoint.restore(run_copy)
     assert a.epoch == b.epoch == 4
-    assert arrays_equal(checkpoint._arrays(a.state), checkpoint._arrays(b.state))  # params, opt_state, step, key
+    assert arrays_equal(a.state.arrays(), b.state.arrays())  # params, opt_state, step, key
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (once, run_copy))
     assert len(ma["history"]["loss"]) == 4 and ma["history"] == mb["history"]
     assert mb["resumed_from_epoch"] == 2 and mb["test_accuracy"] == ma["test_accuracy"]
@@ -101,7 +96,7 @@ def test_keep_and_best_only(tmp_path, base_run):
     states = {}
     try:
         for epoch, val_loss in enumerate(val_losses, 1):
-            history = {k: [0.1] * epoch for k in train.HISTORY_KEYS}
+            history = {k: [0.1] * epoch for k in records.HISTORY_KEYS}
             history["val_loss"] = val_losses[:epoch]
             states[epoch] = ckpt.state.replace(step=ckpt.state.step + epoch,
                                                params=jax.tree_util.tree_map(lambda p: p + epoch, ckpt.state.params))
@@ -125,15 +120,15 @@ def test_resume_repairs_a_best_checkpoint_that_missed_the_last_epoch(run_copy, c
     assert code == 0 and "test accuracy" in out
     assert steps(run_copy / "best") == [2] and steps(run_copy / "checkpoints") == [1, 2]
     best = checkpoint.restore(run_copy, best=True)
-    assert arrays_equal(checkpoint._arrays(best.state), checkpoint._arrays(checkpoint.restore(run_copy).state))
+    assert arrays_equal(best.state.arrays(), checkpoint.restore(run_copy).state.arrays())
 
 
 def test_load_model_predicts_like_the_saved_params(base_run, digits):
     clf = mlpjax.load_model(base_run)
-    assert isinstance(clf, model.Classifier) and clf.config.hidden == (16,)
+    assert isinstance(clf, model.Classifier) and clf.model_config.hidden == (16,)
     probs = clf.predict_proba(digits.x_test[:20])
     assert probs.shape == (20, 10) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
-    expected = model.predict_proba(checkpoint.restore(base_run).state.params, digits.x_test[:20], config=clf.config)
+    expected = model.predict_proba(checkpoint.restore(base_run).state.params, digits.x_test[:20], model_config=clf.model_config)
     np.testing.assert_allclose(probs, expected, rtol=1e-6)
     np.testing.assert_array_equal(clf.predict(digits.x_test[:20]), probs.argmax(1))
 

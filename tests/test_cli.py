@@ -5,14 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_idx
+from conftest import run_cli, write_idx
 from mlpjax import cli
-
-
-def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -23,10 +17,8 @@ def run_cli(capsys, *argv):
     (["--hidden", "0"], "--hidden"),
 ])
 def test_nonsense_flags_exit_2_naming_the_flag(capsys, argv, flag):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["train", "--dataset", "digits", *argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "train", "--dataset", "digits", *argv)
+    assert code == 2
     assert flag in err and "Traceback" not in err
 
 

@@ -116,7 +116,7 @@ def test_without_a_folder_or_tfds_it_says_how_to_provide_mnist(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tfds)
-    with pytest.raises(UserInputError, match=r"--data-dir DIR.*\$MLPJAX_DATA_DIR.*mlpjax\[tfds\]"):
+    with pytest.raises(UserInputError, match=r"give data_dir DIR.*\$MLPJAX_DATA_DIR.*mlpjax\[tfds\]"):
         data.load_dataset("fashion_mnist")
 
 

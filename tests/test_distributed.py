@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, mnist_dir
+from mlpjax import mesh
+from mlpjax.rows import batch_indices
 
 WORKER = REPO / "tests" / "distributed_worker.py"
 RTOL = 1e-5  # float reassociation of the per-device partial sums; nothing else may differ
@@ -83,11 +85,9 @@ def assert_same_history(runs: dict, reference: dict):
 def test_batches_are_padded_to_a_multiple_of_the_devices_with_weight_zero():
     import jax
 
-    from mlpjax import train
-
     order = jax.random.permutation(jax.random.PRNGKey(0), 21)
-    idx1, w1 = train.batch_indices(21, 10, order)
-    idx8, w8 = train.batch_indices(21, 10, order, multiple=8)
+    idx1, w1 = batch_indices(21, 10, order)
+    idx8, w8 = batch_indices(21, 10, order, multiple=8)
     assert idx1.shape == (3, 10) and idx8.shape == (3, 16)
     np.testing.assert_array_equal(np.asarray(idx8)[:, :10], np.asarray(idx1))  # the same examples per step
     np.testing.assert_array_equal(np.asarray(w8)[:, :10], np.asarray(w1))
@@ -148,10 +148,10 @@ def test_padding_warns_only_where_it_would_change_the_dropout_masks():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        distributed.check_padding(100, 8)  # partitionable bits: padding is harmless, no warning
-        distributed.check_padding(128, 8)
+        mesh.check_padding(100, 8)  # partitionable bits: padding is harmless, no warning
+        mesh.check_padding(128, 8)
     with jax.threefry_partitionable(False), pytest.warns(UserWarning, match="dropout masks differ"):
-        distributed.check_padding(100, 8)
+        mesh.check_padding(100, 8)
 
 
 def check_devices(out: dict):

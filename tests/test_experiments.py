@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mlpjax import cli, optimizers, plots
-from mlpjax.experiments import EXPERIMENTS, common, run_experiment
+from mlpjax.experiments import common, discover, run_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The smoke test only checks behaviour, not speed: compile at XLA's lowest optimisation level, and let identical
@@ -139,11 +139,11 @@ def quick(tmp_path_factory) -> dict[str, dict]:
     proc = run_quick(["all", "--seed", "0"], root / "results", root / "jax-cache")
     assert "X (4, 2)  H (4, 50)  Y (4, 4)" in proc.stdout and "(2, 2) -> quadrant I" in proc.stdout
     return {name: json.loads((root / "results" / name / "results.json").read_text()) | {
-        "_dir": str(root / "results" / name)} for name in EXPERIMENTS}
+        "_dir": str(root / "results" / name)} for name in discover()}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", list(discover()))
 def test_quick_writes_json_markdown_and_figures(quick, name):
     record, folder = quick[name], Path(quick[name]["_dir"])
     assert record["experiment"] == name and record["quick"] is True and record["seed"] == 0

@@ -52,7 +52,7 @@ def test_padding_of_weight_zero_does_not_change_the_loss_or_its_gradient():
     plain = {"image": x, "label": y}
     padded = {"image": jnp.concatenate([x, jnp.ones((3, 4))]), "label": jnp.concatenate([y, jnp.array([2, 2, 2])]),
               "weight": jnp.array([1.0] * 5 + [0.0] * 3)}
-    f = lambda p, b: losses.loss(p, b, None, config=config, train=False)  # noqa: E731
+    f = lambda p, b: losses.loss(p, b, None, model_config=config, train=False)  # noqa: E731
     (v1, aux1), g1 = jax.value_and_grad(f, has_aux=True)(params, plain)
     (v2, aux2), g2 = jax.value_and_grad(f, has_aux=True)(params, padded)
     np.testing.assert_allclose(v1, v2, rtol=1e-6)
@@ -64,8 +64,8 @@ def test_loss_is_the_batch_mean_of_the_per_example_loss():
     config = model.ModelConfig(input_dim=4, hidden=(6,), dropout=0.0, num_classes=3)
     params = model.init(jax.random.PRNGKey(0), config)
     batch = {"image": jax.random.uniform(jax.random.PRNGKey(1), (5, 4)), "label": jnp.array([0, 1, 2, 1, 0])}
-    value, aux = losses.loss(params, batch, None, config=config, loss_name="mse", train=False)
-    logits = model.apply(params, batch["image"], config=config)
+    value, aux = losses.loss(params, batch, None, model_config=config, loss_name="mse", train=False)
+    logits = model.apply(params, batch["image"], model_config=config)
     np.testing.assert_allclose(aux["logits"], logits)
     np.testing.assert_allclose(value, reference("mse", np.asarray(logits), np.eye(3)[[0, 1, 2, 1, 0]]).mean(),
                                rtol=1e-5)

@@ -52,23 +52,23 @@ def test_apply_matches_a_hand_written_forward_pass(activation):
     for name in ("hidden_0", "hidden_1"):
         h = act(h @ np.asarray(params[name]["kernel"]) + np.asarray(params[name]["bias"]))
     expected = h @ np.asarray(params["output"]["kernel"]) + np.asarray(params["output"]["bias"])
-    np.testing.assert_allclose(model.apply(params, x, config=config), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.apply(params, x, model_config=config), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_dropout_is_inverted_and_only_active_in_training():
     config = model.ModelConfig(input_dim=4, hidden=(2000,), dropout=0.2, num_classes=2)
     params = model.init(jax.random.PRNGKey(0), config)
     x = jnp.ones((3, 4))
-    inference = model.apply(params, x, config=config)
-    np.testing.assert_array_equal(inference, model.apply(params, x, config=config, rng=jax.random.PRNGKey(5)))
+    inference = model.apply(params, x, model_config=config)
+    np.testing.assert_array_equal(inference, model.apply(params, x, model_config=config, rng=jax.random.PRNGKey(5)))
     masks = model.dropout_masks(jax.random.PRNGKey(5), config, 3)
     assert masks[0].shape == (3, 2000) and masks[0].dtype == jnp.bool_
     assert abs(float(masks[0].mean()) - 0.8) < 0.02
     kept = model.apply_dropout(jnp.ones((3, 2000)), masks[0], 0.2)
     np.testing.assert_allclose(np.unique(np.asarray(kept)), [0.0, 1.25])
-    a = model.apply(params, x, config=config, train=True, rng=jax.random.PRNGKey(5))
-    b = model.apply(params, x, config=config, train=True, rng=jax.random.PRNGKey(5))
-    c = model.apply(params, x, config=config, train=True, rng=jax.random.PRNGKey(6))
+    a = model.apply(params, x, model_config=config, train=True, rng=jax.random.PRNGKey(5))
+    b = model.apply(params, x, model_config=config, train=True, rng=jax.random.PRNGKey(5))
+    c = model.apply(params, x, model_config=config, train=True, rng=jax.random.PRNGKey(6))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c) and not np.allclose(a, inference)
 
@@ -77,14 +77,14 @@ def test_training_with_dropout_needs_a_key():
     config = model.ModelConfig(input_dim=4, hidden=(3,), dropout=0.5, num_classes=2)
     params = model.init(jax.random.PRNGKey(0), config)
     with pytest.raises(ValueError, match="PRNG key"):
-        model.apply(params, jnp.ones((1, 4)), config=config, train=True)
+        model.apply(params, jnp.ones((1, 4)), model_config=config, train=True)
 
 
 def test_predict_proba_is_a_distribution_and_classifier_agrees():
     config = model.ModelConfig(input_dim=5, hidden=(8,), num_classes=4)
     params = model.init(jax.random.PRNGKey(0), config)
     x = np.random.default_rng(0).random((6, 5), np.float32)
-    probs = np.asarray(model.predict_proba(params, x, config=config))
+    probs = np.asarray(model.predict_proba(params, x, model_config=config))
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
     clf = model.Classifier(params, config)
     np.testing.assert_allclose(clf.predict_proba(x), probs, rtol=1e-6)
@@ -99,9 +99,9 @@ def test_one_hot_is_to_categorical():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"activation": "softsign"}, "relu, sigmoid, step, tanh"),
-    ({"dropout": 1.5}, "--dropout"),
-    ({"dropout": -0.1}, "--dropout"),
-    ({"hidden": (0,)}, "--hidden"),
+    ({"dropout": 1.5}, "dropout must be in"),
+    ({"dropout": -0.1}, "dropout must be in"),
+    ({"hidden": (0,)}, "hidden sizes must be positive integers"),
     ({"num_classes": 1}, "num_classes"),
 ])
 def test_bad_model_configs_name_the_problem(kwargs, message):
@@ -131,6 +131,6 @@ def test_dense_layers_take_any_leading_shape():
     config = model.ModelConfig(input_dim=5, hidden=(8,), num_classes=3, dropout=0.0)
     params = model.init(jax.random.PRNGKey(0), config)
     x = np.random.default_rng(0).random((2, 4, 5), np.float32)
-    batched = np.asarray(model.apply(params, x.reshape(8, 5), config=config))
-    np.testing.assert_allclose(model.apply(params, x, config=config), batched.reshape(2, 4, 3), rtol=1e-6)
-    np.testing.assert_allclose(model.apply(params, x[0, 0], config=config), batched[0], rtol=1e-6)
+    batched = np.asarray(model.apply(params, x.reshape(8, 5), model_config=config))
+    np.testing.assert_allclose(model.apply(params, x, model_config=config), batched.reshape(2, 4, 3), rtol=1e-6)
+    np.testing.assert_allclose(model.apply(params, x[0, 0], model_config=config), batched[0], rtol=1e-6)

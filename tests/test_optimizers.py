@@ -49,5 +49,5 @@ def test_default_learning_rates_are_keras():
 def test_unknown_optimizer_and_bad_lr():
     with pytest.raises(UserInputError, match="unknown optimizer 'adamw'; valid: sgd, adam"):
         optimizers.get_optimizer("adamw")
-    with pytest.raises(UserInputError, match="--lr"):
+    with pytest.raises(UserInputError, match="^lr must be a positive number"):
         optimizers.get_optimizer("adam", -1.0)

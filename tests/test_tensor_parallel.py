@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from test_distributed import DIGITS, TIMEOUT, assert_close, assert_same_history, last_json, worker_env
 
 WORKER = REPO / "tests" / "tensor_parallel_worker.py"
@@ -25,11 +25,15 @@ WORKER = REPO / "tests" / "tensor_parallel_worker.py"
 def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
     import jax
 
-    from mlpjax import distributed, train
+    from mlpjax import mesh, model
+    from mlpjax.config import TrainConfig
+    from mlpjax.model import ModelConfig
+    from mlpjax.state import create_train_state
 
-    config = train.TrainConfig(dataset="digits", hidden=(32, 16))
-    state = train.create_train_state(jax.random.PRNGKey(0), config, config.model_config(64, 10))
-    specs = {jax.tree_util.keystr(path): distributed.param_spec(path, leaf.ndim)
+    config = TrainConfig(dataset="digits", model=ModelConfig(hidden=(32, 16)))
+    model_config = config.model_config(64, 10)
+    state = create_train_state(jax.random.PRNGKey(0), config, model_config)
+    specs = {jax.tree_util.keystr(path): mesh.param_spec(path, leaf.ndim, model.layer_kinds(model_config))
              for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
     columns, rows, whole = (None, "model"), ("model", None), ()
     expected = {"['hidden_0']['kernel']": columns, "['hidden_0']['bias']": ("model",),
@@ -39,7 +43,7 @@ def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
         for leaf, spec in expected.items():
             assert tuple(specs[tree + leaf]) == spec, tree + leaf
     assert tuple(specs[".opt_state[0].count"]) == tuple(specs[".step"]) == tuple(specs[".key"]) == whole
-    assert distributed.make_mesh(1).axis_names == ("data",)  # --model-parallel 1: the data-parallel mesh
+    assert mesh.make_mesh(1).axis_names == ("data",)  # --model-parallel 1: the data-parallel mesh
 
 
 def test_bad_model_parallel_flags_are_one_line_errors(capsys):
@@ -52,9 +56,8 @@ def test_bad_model_parallel_flags_are_one_line_errors(capsys):
     err = capsys.readouterr().err
     assert f"--model-parallel {local + 1}: the model axis must divide --devices {local}" in err
     assert len(err.strip().splitlines()) == 1
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["train", "--dataset", "digits", "--model-parallel", "0"])
-    assert exc.value.code == 2 and "--model-parallel" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--model-parallel", "0")
+    assert code == 2 and "--model-parallel" in err
 
 
 # --- one subprocess with 8 CPU devices ------------------------------------------------------------------

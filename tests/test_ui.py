@@ -20,7 +20,10 @@ import jax
 import numpy as np
 import pytest
 
-from mlpjax import cli, model, preprocess, train, ui
+from mlpjax import cli, model, preprocess, run, train, ui
+from mlpjax.config import TrainConfig
+from mlpjax.records import HISTORY_KEYS
+from mlpjax.state import create_train_state
 from mlpjax.errors import UserInputError
 
 from conftest import REPO, mnist_dir
@@ -109,12 +112,12 @@ def model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("draw_model")
     folder = mnist_dir()
     if folder is not None:
-        config = train.TrainConfig(dataset="mnist", data_dir=str(folder), epochs=1, seed=0)
-        checkpoint.start(directory, config, keep=1).fit()
+        config = TrainConfig(dataset="mnist", data_dir=str(folder), epochs=1, seed=0)
+        run.start(directory, config, keep=1).fit()
         return directory, True
-    config = train.TrainConfig(dataset="mnist", epochs=1, seed=0)
-    state = train.create_train_state(jax.random.PRNGKey(0), config, config.model_config(784, 10))
-    history = {k: [0.0] for k in train.HISTORY_KEYS}
+    config = TrainConfig(dataset="mnist", epochs=1, seed=0)
+    state = create_train_state(jax.random.PRNGKey(0), config, config.model_config(784, 10))
+    history = {k: [0.0] for k in HISTORY_KEYS}
     writer = checkpoint.Writer(directory, config, keep=1, save_best=False)
     writer.save(1, state, history)
     writer.close()

@@ -1,11 +1,12 @@
 """Experiments that measure the tutorial's claims, one module per question.
 
-Each module ``mlpjax.experiments.NAME`` has a ``QUESTION`` (one line) and
-``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``: it trains through :func:`mlpjax.train.fit`,
+Each module ``mlpjax.experiments.NAME`` (every module here but ``common``) is an experiment: it has a
+``QUESTION`` (one line), an ``ORDER`` (its place in the tutorial; ``all`` runs them in that order) and
+``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``. Adding a module adds the experiment: it trains through :func:`mlpjax.train.fit`,
 draws its figures into ``out_dir`` and returns its numbers and tables. :func:`run_experiment` then writes
 ``out_dir/results.json`` (everything, machine-readable) and ``out_dir/results.md`` (the tables and figures).
-The logic lives in the package so that it works from an installed wheel; the scripts in the repository's
-``experiments/`` folder and ``mlpjax experiment NAME`` only call :func:`run_experiment`.
+The logic lives in the package so that it works from an installed wheel; ``experiments/run.py NAME`` in the
+repository and ``mlpjax experiment NAME`` only call :func:`run_experiment`.
 
 ``quick=True`` is the smoke-test budget: a few hundred MNIST images if a data folder is given, else
 scikit-learn's 8x8 digits (offline), and 1-2 epochs. Every run is reproducible from ``seed``.
@@ -13,23 +14,49 @@ scikit-learn's 8x8 digits (offline), and 1-2 epochs. Every run is reproducible f
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
+import pkgutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from mlpjax.errors import check_name
 
-EXPERIMENTS = ("samples", "quadrants", "activations", "epochs", "optimizers", "dropout", "losses", "errors")
 DEFAULT_OUT = "results"
+_NOT_EXPERIMENTS = ("common",)
+
+
+def _constants(path: Path) -> dict[str, Any]:
+    """The module-level ``NAME = literal`` assignments of the source file ``path``, read without importing it."""
+    found = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return found
+
+
+def discover() -> dict[str, str]:
+    """Every experiment of this package, ``name -> QUESTION``, in ``ORDER`` (read from the sources: nothing is
+    imported, so listing them is fast)."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in _NOT_EXPERIMENTS or info.ispkg:
+            continue
+        constants = _constants(Path(__path__[0]) / f"{info.name}.py")
+        found.append((constants.get("ORDER", 1000), info.name, constants.get("QUESTION", "")))
+    return {name: question for _, name, question in sorted(found)}
 
 
 def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
                    data_dir: str | os.PathLike | None = None, seed: int = 0,
                    log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``."""
-    check_name("experiment", name, EXPERIMENTS)
+    check_name("experiment", name, discover())
     from mlpjax.experiments import common
 
     module = importlib.import_module(f"{__name__}.{name}")

@@ -8,10 +8,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mlpjax import model, plots, train
+from mlpjax import model, plots
+from mlpjax.config import TrainConfig
+from mlpjax.model import ModelConfig
 from mlpjax.experiments import common
 
 QUESTION = "Can the MLP learn with a step activation, as with sigmoid and ReLU?"
+ORDER = 30  # the place of its question in the tutorial
 ACTIVATIONS = ("step", "sigmoid", "relu")
 FULL_EPOCHS = 5
 
@@ -37,7 +40,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                                title="Activation functions (solid) and their derivatives (dashed)")
     per_act, histories = {}, {}
     for name in ACTIVATIONS:
-        config = train.TrainConfig(dataset=ds.name, activation=name, epochs=epochs, seed=seed)
+        config = TrainConfig(dataset=ds.name, model=ModelConfig(activation=name), epochs=epochs, seed=seed)
         init = common.initial_params(config, ds)
         grad_norms = common.layer_gradient_norms(init, config, ds)
         result = common.fit(config, ds, log, name)
@@ -61,7 +64,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         f"(step'(x) = 0 wherever it is defined), so its weights moved by "
         f"{step['relative_weight_change']['hidden_0']:g}: the hidden layer cannot learn by gradient descent.",
         f"step still reaches {step['test_accuracy']:.4f} test accuracy: the output layer (whose gradient is not "
-        f"zero) learns a linear classifier on {train.TrainConfig().hidden[0]} fixed random binary features "
+        f"zero) learns a linear classifier on {ModelConfig().hidden[0]} fixed random binary features "
         f"(signs of random projections). That is learning in the last layer only, not through the network.",
         f"sigmoid reaches {per_act['sigmoid']['test_accuracy']:.4f} and relu "
         f"{per_act['relu']['test_accuracy']:.4f} after {epochs} epochs (best: {best}); both move their "
@@ -77,6 +80,6 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                                              "the step's derivative is zero everywhere it exists.",
                  "training.png": "Loss and accuracy per epoch (train dashed, test solid) for each activation."},
         findings=findings, dataset=common.describe(ds),
-        budget={"epochs": epochs, "hidden": list(train.TrainConfig().hidden), "optimizer": "adam",
-                "dropout": train.TrainConfig().dropout,
+        budget={"epochs": epochs, "hidden": list(ModelConfig().hidden), "optimizer": "adam",
+                "dropout": ModelConfig().dropout,
                 "gradient batch": common.GRAD_BATCH})

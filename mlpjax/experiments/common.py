@@ -12,7 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import data, fileio, losses, model, train
+from mlpjax import data, fileio, losses, model, records, runner, train
+from mlpjax.config import TrainConfig
+from mlpjax.rows import Rows
+from mlpjax.state import TrainState, create_train_state
 
 Log = Callable[[str], None]
 QUICK_EPOCHS = 2
@@ -83,8 +86,8 @@ def describe(dataset: data.Dataset) -> dict[str, Any]:
     return {**dataset.describe(), "image_shape": list(dataset.image_shape or ())}
 
 
-def fit(config: train.TrainConfig, dataset: data.Dataset, log: Log, label: str,
-        on_epoch_end: train.EpochHook | None = None) -> train.FitResult:
+def fit(config: TrainConfig, dataset: data.Dataset, log: Log, label: str,
+        on_epoch_end: train.EpochHook | None = None) -> records.FitResult:
     """:func:`mlpjax.train.fit` with each epoch's line logged as ``label: epoch i/N ...``."""
     return train.fit(config, dataset, on_epoch_end=on_epoch_end, log=lambda line: log(f"  {label}: {line}"))
 
@@ -93,35 +96,35 @@ class EpochEvaluator:
     """An ``on_epoch_end`` hook that evaluates the params on ``(x, y)`` after every epoch (inference mode,
     no dropout), compiled once; ``.history`` holds one metrics dict per epoch."""
 
-    def __init__(self, config: train.TrainConfig, dataset: data.Dataset, x: np.ndarray, y: np.ndarray, *,
+    def __init__(self, config: TrainConfig, dataset: data.Dataset, x: np.ndarray, y: np.ndarray, *,
                  loss_name: str | None = None):
         self.model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         self.loss_name = loss_name or config.loss
-        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
-        self.compiled = None
+        self.rows = Rows.place(jnp.asarray(x), jnp.asarray(y))
+        self.evaluator: runner.Evaluator | None = None
         self.history: list[dict[str, float]] = []
 
-    def __call__(self, epoch: int, state: train.TrainState, history: dict[str, list[float]]) -> None:
-        if self.compiled is None:
-            self.compiled, _ = train.compile_evaluate(state.params, self.x, self.y, config=self.model_config,
-                                                      loss_name=self.loss_name)
-        self.history.append(train.summarize(self.compiled(state.params, self.x, self.y)))
+    def __call__(self, epoch: int, state: TrainState, history: dict[str, list[float]]) -> None:
+        if self.evaluator is None:
+            self.evaluator = runner.prepare_evaluate(state.params, self.rows, model_config=self.model_config,
+                                                     loss_name=self.loss_name)
+        self.history.append(self.evaluator(state.params))
 
     def series(self, key: str) -> list[float]:
         return [m[key] for m in self.history]
 
 
-def initial_params(config: train.TrainConfig, ds: data.Dataset) -> model.Params:
-    """The params ``fit`` starts from: :func:`mlpjax.train.create_train_state` with ``PRNGKey(config.seed)``."""
+def initial_params(config: TrainConfig, ds: data.Dataset) -> model.Params:
+    """The params ``fit`` starts from: :func:`mlpjax.state.create_train_state` with ``PRNGKey(config.seed)``."""
     mcfg = config.model_config(ds.input_dim, ds.num_classes)
-    return train.create_train_state(jax.random.PRNGKey(config.seed), config, mcfg).params
+    return create_train_state(jax.random.PRNGKey(config.seed), config, mcfg).params
 
 
-def layer_gradient_norms(params: model.Params, config: train.TrainConfig, ds: data.Dataset) -> dict[str, float]:
+def layer_gradient_norms(params: model.Params, config: TrainConfig, ds: data.Dataset) -> dict[str, float]:
     """``||dL/dW||`` of each layer's kernel on the first ``GRAD_BATCH`` training examples (dropout off)."""
     mcfg = config.model_config(ds.input_dim, ds.num_classes)
     batch = {"image": ds.x_train[:GRAD_BATCH], "label": ds.y_train[:GRAD_BATCH]}
-    grads = jax.grad(lambda p: losses.loss(p, batch, None, config=mcfg, loss_name=config.loss, train=False)[0])(
+    grads = jax.grad(lambda p: losses.loss(p, batch, None, model_config=mcfg, loss_name=config.loss, train=False)[0])(
         params)
     return {name: float(np.linalg.norm(layer["kernel"])) for name, layer in grads.items()}
 
@@ -132,7 +135,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else 0.0)
 
 
-def pm(values: Sequence[float], digits: int = 4) -> str:
+def mean_pm_std(values: Sequence[float], digits: int = 4) -> str:
     """``"mean ± std"`` of ``values``."""
     mean, std = mean_std(values)
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
@@ -158,7 +161,7 @@ def write_report(folder: Path, *, name: str, question: str, report: Report, quic
         "figures": report.figures,
         "timing": {"seconds": seconds, **report.timing},
         "environment": {"device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
-                        **train.library_versions()},
+                        **records.library_versions()},
     })
     fileio.write_json_atomic(folder / "results.json", record)
     ds = report.dataset

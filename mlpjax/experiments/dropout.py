@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpjax import plots, train
+from mlpjax import plots
+from mlpjax.config import TrainConfig
+from mlpjax.model import ModelConfig
 from mlpjax.experiments import common
 
 QUESTION = "Does dropout shrink the gap between training and test accuracy (overfitting)?"
+ORDER = 60  # the place of its question in the tutorial
 RATES = (0.0, 0.2, 0.5)
 FULL_EPOCHS = 20
 
@@ -25,7 +28,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     per_rate, curves = {}, {}
     for rate in RATES:
-        config = train.TrainConfig(dataset=ds.name, dropout=rate, epochs=epochs, seed=seed)
+        config = TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed)
         on_train = common.EpochEvaluator(config, ds, ds.x_train, ds.y_train)
         result = common.fit(config, ds, log, f"dropout {rate:g}", on_epoch_end=on_train)
         h = result.history

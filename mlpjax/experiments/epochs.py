@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpjax import plots, train
+from mlpjax import plots
+from mlpjax.config import TrainConfig
+from mlpjax.records import HISTORY_KEYS
 from mlpjax.experiments import common
 
 QUESTION = "What test accuracy do 2 and 10 epochs give (tutorial: 0.9716 and about 0.98), and how much does it vary?"
+ORDER = 40  # the place of its question in the tutorial
 FULL_EPOCHS, FULL_SEEDS = 10, 5
 QUICK_SEEDS = 2
 TUTORIAL = {2: "0.9716", 10: "about 0.98"}
@@ -25,7 +28,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     marks = [1, epochs] if quick else [2, epochs]  # the epochs whose test accuracy is tabulated
     runs = []
     for s in seeds:
-        result = common.fit(train.TrainConfig(dataset=ds.name, epochs=epochs, seed=s), ds, log, f"seed {s}")
+        result = common.fit(TrainConfig(dataset=ds.name, epochs=epochs, seed=s), ds, log, f"seed {s}")
         runs.append({"seed": s, "history": result.history, "test_metrics": result.test_metrics,
                      "epoch_seconds": result.epoch_seconds})
     histories = [r["history"] for r in runs]
@@ -33,27 +36,27 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     summary = {str(e): {"mean": common.mean_std(v)[0], "std": common.mean_std(v)[1], "min": min(v), "max": max(v),
                         "values": v} for e, v in at.items()}
     for e in marks:
-        log(f"test accuracy after {e} epochs: {common.pm(at[e])} over {len(seeds)} seeds "
+        log(f"test accuracy after {e} epochs: {common.mean_pm_std(at[e])} over {len(seeds)} seeds "
             f"(min {min(at[e]):.4f}, max {max(at[e]):.4f}; tutorial: {TUTORIAL.get(e, '-')})")
     plots.training_curves({f"{len(seeds)} seeds": histories}, out_dir / "curves.png",
                           title=f"Tutorial MLP on {ds.name}: mean ± std over {len(seeds)} seeds")
-    per_epoch_rows = [[e + 1] + [common.pm([h[k][e] for h in histories]) for k in train.HISTORY_KEYS]
+    per_epoch_rows = [[e + 1] + [common.mean_pm_std([h[k][e] for h in histories]) for k in HISTORY_KEYS]
                       for e in range(epochs)]
     first, last = marks[0], marks[-1]
-    findings = [f"Test accuracy after {e} epochs: {common.pm(at[e])} (mean ± sample std over {len(seeds)} seeds, "
+    findings = [f"Test accuracy after {e} epochs: {common.mean_pm_std(at[e])} (mean ± sample std over {len(seeds)} seeds, "
                 f"range {min(at[e]):.4f}-{max(at[e]):.4f}); the tutorial reports {TUTORIAL.get(e, 'nothing')}."
                 for e in marks]
     if first != last:
         gain = common.mean_std(at[last])[0] - common.mean_std(at[first])[0]
         findings.append(f"Going from {first} to {last} epochs adds {gain:+.4f} test accuracy on average, while "
-                        f"the training loss keeps falling ({common.pm([h['loss'][first - 1] for h in histories])} "
-                        f"-> {common.pm([h['loss'][last - 1] for h in histories])}).")
+                        f"the training loss keeps falling ({common.mean_pm_std([h['loss'][first - 1] for h in histories])} "
+                        f"-> {common.mean_pm_std([h['loss'][last - 1] for h in histories])}).")
     return common.Report(
         results={"seeds": seeds, "test_accuracy_after": summary, "runs": [
             {k: v for k, v in r.items() if k != "epoch_seconds"} for r in runs]},
         tables=[common.Table("Test accuracy", ["epochs", f"mean ± std ({len(seeds)} seeds)", "min", "max",
                                                "tutorial"],
-                             [[e, common.pm(at[e]), f"{min(at[e]):.4f}", f"{max(at[e]):.4f}", TUTORIAL.get(e, "-")]
+                             [[e, common.mean_pm_std(at[e]), f"{min(at[e]):.4f}", f"{max(at[e]):.4f}", TUTORIAL.get(e, "-")]
                               for e in marks]),
                 common.Table("Per seed", ["seed"] + [f"test acc @ {e}" for e in marks] + ["test loss @ end"],
                              [[r["seed"]] + [f"{r['history']['val_accuracy'][e - 1]:.4f}" for e in marks]
@@ -62,5 +65,5 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                                                                      "val_accuracy"], per_epoch_rows)],
         figures={"curves.png": "Keras-style history (train dashed, test solid), mean ± std over seeds."},
         findings=findings, dataset=common.describe(ds),
-        budget={"epochs": epochs, "seeds": len(seeds), "batch size": train.TrainConfig().batch_size},
+        budget={"epochs": epochs, "seeds": len(seeds), "batch size": TrainConfig().batch_size},
         timing={"epoch_seconds": [r["epoch_seconds"] for r in runs]})

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpjax import metrics, model, plots, train
+from mlpjax import metrics, model, plots
+from mlpjax.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = "Which digits does the tutorial's model confuse, and which mistakes does it make with confidence?"
+ORDER = 80  # the place of its question in the tutorial
 FULL_EPOCHS = 2  # the tutorial's model
 SHOWN = 20
 
@@ -19,8 +21,8 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     """Randomness: ``seed`` (initial weights, batch order, dropout masks); predictions are deterministic."""
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
-    result = common.fit(train.TrainConfig(dataset=ds.name, epochs=epochs, seed=seed), ds, log, "tutorial model")
-    probs = model.Classifier(result.state.params, result.state.model).predict_proba(ds.x_test)  # (N, C)
+    result = common.fit(TrainConfig(dataset=ds.name, epochs=epochs, seed=seed), ds, log, "tutorial model")
+    probs = model.Classifier(result.state.params, result.state.model_config).predict_proba(ds.x_test)  # (N, C)
     predicted = probs.argmax(axis=1)
     names = list(ds.class_names) or [str(c) for c in range(ds.num_classes)]
     cm = np.asarray(metrics.confusion_matrix(ds.y_test, predicted, ds.num_classes)).astype(int)

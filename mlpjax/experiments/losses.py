@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpjax import plots, train
+from mlpjax import plots
+from mlpjax.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = "Does categorical cross-entropy train the softmax classifier better than mean squared error?"
+ORDER = 70  # the place of its question in the tutorial
 LOSS_NAMES = ("categorical_crossentropy", "mse")
 OPTIMIZER_NAMES = ("adam", "sgd")
 SHORT = {"categorical_crossentropy": "cross-entropy", "mse": "mse"}
@@ -28,7 +30,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     for opt in OPTIMIZER_NAMES:
         for name in LOSS_NAMES:
             label = f"{SHORT[name]}, {opt}"
-            config = train.TrainConfig(dataset=ds.name, loss=name, optimizer=opt, epochs=epochs, seed=seed)
+            config = TrainConfig(dataset=ds.name, loss=name, optimizer=opt, epochs=epochs, seed=seed)
             grads = common.layer_gradient_norms(common.initial_params(config, ds), config, ds)
             on_test = common.EpochEvaluator(config, ds, ds.x_test, ds.y_test, loss_name="categorical_crossentropy")
             result = common.fit(config, ds, log, label, on_epoch_end=on_test)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpjax import optimizers, plots, train
+from mlpjax import optimizers, plots
+from mlpjax.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = "How do the seven Keras optimizers, at their default settings, compare on the same budget?"
+ORDER = 50  # the place of its question in the tutorial
 FULL_EPOCHS = 5
 
 
@@ -20,7 +22,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     per_opt, histories = {}, {}
     seconds = {}
     for name in optimizers.OPTIMIZERS:
-        result = common.fit(train.TrainConfig(dataset=ds.name, optimizer=name, epochs=epochs, seed=seed), ds, log,
+        result = common.fit(TrainConfig(dataset=ds.name, optimizer=name, epochs=epochs, seed=seed), ds, log,
                             name)
         histories[name] = {**result.history, "val_error": [1.0 - a for a in result.history["val_accuracy"]]}
         seconds[name] = float(np.median(result.epoch_seconds))
@@ -53,5 +55,5 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         figures={"curves.png": "Training loss and test error rate (1 - accuracy) per epoch for each optimizer, "
                                "log scales."},
         findings=findings, dataset=common.describe(ds),
-        budget={"epochs": epochs, "batch size": train.TrainConfig().batch_size},
+        budget={"epochs": epochs, "batch size": TrainConfig().batch_size},
         timing={"median_epoch_seconds": seconds})

@@ -8,30 +8,33 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import data, model, plots, train
+from mlpjax import data, model, plots
+from mlpjax.config import TrainConfig
+from mlpjax.model import ModelConfig
 from mlpjax.experiments import common
 
 QUESTION = "Does a 2-50-4 network learn the four quadrants, and which class does it give (2, 2)?"
+ORDER = 20  # the place of its question in the tutorial
 QUERY = (2.0, 2.0)
 
 
-def hidden_layer(params: model.Params, x: np.ndarray, config: model.ModelConfig) -> np.ndarray:
+def hidden_layer(params: model.Params, x: np.ndarray, model_config: model.ModelConfig) -> np.ndarray:
     """``H = act(X W + b)`` ``(N, hidden)``: the first hidden layer applied with the trained params."""
     layer = params["hidden_0"]
-    return np.asarray(model.ACTIVATIONS[config.activation](jnp.asarray(x) @ layer["kernel"] + layer["bias"]))
+    return np.asarray(model.ACTIVATIONS[model_config.activation](jnp.asarray(x) @ layer["kernel"] + layer["bias"]))
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
     """Randomness: ``seed`` (initial weights; one full batch per epoch, so shuffling does not matter).
     The quick run is the full run: four points train in about a second once compiled."""
     ds = data.load_dataset("quadrants")
-    config = train.TrainConfig(dataset="quadrants", hidden=(50,), activation="relu", dropout=0.0,
-                               loss="categorical_crossentropy", seed=seed)
+    config = TrainConfig(dataset="quadrants", model=ModelConfig(hidden=(50,), activation="relu", dropout=0.0),
+                         loss="categorical_crossentropy", seed=seed)
     result = common.fit(config, ds, lambda _: None, "quadrants")
-    params, mcfg = result.state.params, result.state.model
+    params, mcfg = result.state.params, result.state.model_config
     x = ds.x_train
     h = hidden_layer(params, x, mcfg)
-    y = np.asarray(model.predict_proba(params, jnp.asarray(x), config=mcfg))
+    y = np.asarray(model.predict_proba(params, jnp.asarray(x), model_config=mcfg))
     names = ds.class_names
     query = np.array(QUERY, np.float32)
     classifier = model.Classifier(params, mcfg)

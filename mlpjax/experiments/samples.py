@@ -10,6 +10,7 @@ from mlpjax import plots
 from mlpjax.experiments import common
 
 QUESTION = "What do the training images look like, and what shapes does the network see?"
+ORDER = 10  # the place of its question in the tutorial
 COUNT = 20
 
 

@@ -1,0 +1,74 @@
+"""What a training run depends on, as one frozen, validated object: :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from mlpjax import data, losses, optimizers
+from mlpjax.errors import FieldError, check_int, check_name, check_number
+from mlpjax.model import ModelConfig
+
+MODEL_FIELDS = ("hidden", "activation", "dropout")  # ModelConfig's fields that a TrainConfig chooses
+SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; defaults are the tutorial's (MNIST, 512 relu, dropout 0.2, Adam).
+
+    ``model`` chooses the architecture; its input width and class count come from the dataset
+    (:meth:`model_config`). ``epochs`` None: the dataset's default; ``lr`` None: Keras' for the optimizer.
+    Every field is checked on construction; an error names the field and the value.
+    """
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    epochs: int | None = None
+    batch_size: int = 128
+    model: ModelConfig = ModelConfig()
+    optimizer: str = "adam"
+    lr: float | None = None
+    loss: str = "categorical_crossentropy"
+    seed: int = 0
+
+    def __post_init__(self):
+        spec = data.get_spec(self.dataset)
+        if not isinstance(self.model, ModelConfig):
+            raise FieldError("model", f"must be a ModelConfig, got {self.model!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        object.__setattr__(self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None
+                                                     else self.epochs))
+        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
+        check_name("optimizer", self.optimizer, optimizers.OPTIMIZERS)
+        if self.lr is not None:
+            object.__setattr__(self, "lr", check_number("lr", self.lr, low=0.0, low_open=True))
+        check_name("loss", self.loss, losses.LOSSES)
+        seed = check_int("seed", self.seed, SEED_RANGE[0])
+        if seed >= SEED_RANGE[1]:
+            raise FieldError("seed", f"must be below 2**63, got {seed}")
+        object.__setattr__(self, "seed", seed)
+
+    def model_config(self, input_dim: int, num_classes: int) -> ModelConfig:
+        """The architecture for a dataset of ``input_dim`` features and ``num_classes`` classes."""
+        return self.model.for_data(input_dim, num_classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat and JSON-able, as ``metrics.json`` and checkpoints record it (the model's fields at top level)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        return {**d, "hidden": list(self.model.hidden), "activation": self.model.activation,
+                "dropout": self.model.dropout}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """From :meth:`to_dict`'s flat form (unknown keys ignored; missing ones take their defaults)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"model"}
+        model = {k: d[k] for k in MODEL_FIELDS if k in d}
+        if "hidden" in model and isinstance(model["hidden"], (list, tuple)):
+            model["hidden"] = tuple(model["hidden"])
+        return cls(**{k: v for k, v in d.items() if k in names}, model=ModelConfig(**model))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with flat ``changes`` (model fields included: ``replace(hidden=(256,), epochs=4)``)."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,76 @@
+"""What a training run leaves behind: its Keras-style history and the record written to ``metrics.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+
+from mlpjax.config import TrainConfig
+from mlpjax.state import TrainState
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the numerical libraries, recorded with every result."""
+    import platform
+
+    import flax
+    import numpy as np
+    import optax
+
+    return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+            "optax": optax.__version__, "numpy": np.__version__}
+
+
+def empty_history() -> dict[str, list[float]]:
+    return {k: [] for k in HISTORY_KEYS}
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`mlpjax.train.fit` returns: the final state and a Keras-style record of the run.
+
+    ``epoch_seconds`` and ``compile_seconds`` are wall-clock seconds of this call (a resumed run's earlier
+    epochs are in ``earlier_epoch_seconds``); ``devices`` counts the mesh's devices, all axes and processes.
+    """
+
+    state: TrainState
+    config: TrainConfig
+    history: dict[str, list[float]]
+    test_metrics: dict[str, float]
+    epoch_seconds: list[float]
+    compile_seconds: float
+    dataset: dict[str, Any]
+    devices: int = 1
+    processes: int = 1
+
+    def record(self, earlier_epoch_seconds: list[float] = ()) -> dict[str, Any]:
+        """The JSON-able record written to ``metrics.json`` (``epoch_seconds`` of every epoch: earlier ones
+        first, when resumed)."""
+        return {
+            "test_loss": self.test_metrics["loss"],
+            "test_accuracy": self.test_metrics["accuracy"],
+            "test_metrics": self.test_metrics,
+            "history": self.history,
+            "epoch_seconds": [*earlier_epoch_seconds, *self.epoch_seconds],
+            "compile_seconds": self.compile_seconds,
+            "device": jax.devices()[0].platform,
+            "devices": self.devices,
+            "processes": self.processes,
+            "config": self.config.to_dict(),
+            "model": dataclasses.asdict(self.state.model_config),
+            "dataset": self.dataset,
+            "versions": library_versions(),
+        }
+
+
+def progress_record(config: TrainConfig, history: Mapping[str, list[float]], dataset: Mapping[str, Any],
+                    model: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics.json`` while training: the history so far and the last epoch's test figures."""
+    return {"complete": False, "epochs_done": len(history["loss"]), "test_loss": history["val_loss"][-1],
+            "test_accuracy": history["val_accuracy"][-1], "history": {k: list(v) for k, v in history.items()},
+            "config": config.to_dict(), "model": dict(model),
+            "dataset": dict(dataset)}

@@ -1,0 +1,46 @@
+"""TrainConfig: defaults from the dataset registry, one validation, errors that name the field."""
+
+import pytest
+
+from conftest import run_cli, small_config
+from mlpjax import data
+from mlpjax.config import TrainConfig
+from mlpjax.errors import FieldError, UserInputError
+from mlpjax.model import ModelConfig
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs must be at least 1, got 0"), ({"batch_size": -1}, "batch_size must be at least 1"),
+    ({"dropout": 1.5}, r"dropout must be in \[0, 1\), got 1.5"),
+    ({"optimizer": "adamw"}, "valid: sgd"), ({"loss": "xent"}, "valid: categorical_crossentropy"),
+    ({"activation": "gelu"}, "valid: relu"), ({"lr": 0.0}, "lr must be a positive number, got 0.0"),
+    ({"batch_size": 1.5}, "batch_size must be an integer, got 1.5"), ({"seed": "x"}, "seed must be an integer"),
+    ({"seed": 2**63}, "seed must be below 2\\*\\*63"), ({"epochs": 2.5}, "epochs must be an integer"),
+])
+def test_bad_train_configs_name_the_field_not_a_flag(kwargs, message):
+    with pytest.raises(UserInputError, match=message) as exc:
+        small_config(**kwargs)
+    assert "--" not in str(exc.value)
+
+
+def test_config_round_trips_through_a_flat_dict():
+    config = small_config(hidden=(16, 8), lr=0.5)
+    assert config.model == ModelConfig(hidden=(16, 8))
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert set(config.to_dict()) == {"dataset", "data_dir", "epochs", "batch_size", "hidden", "activation",
+                                     "dropout", "optimizer", "lr", "loss", "seed"}
+    assert config.replace(hidden=(4,), epochs=5) == small_config(hidden=(4,), lr=0.5, epochs=5)
+
+
+def test_default_epochs_come_from_the_dataset_registry():
+    for name, spec in data.DATASETS.items():
+        assert TrainConfig(dataset=name).epochs == spec.default_epochs
+    assert TrainConfig().epochs == 2  # the tutorial's
+
+
+def test_the_command_line_names_the_flag(capsys):
+    error = FieldError("batch_size", "must be at least 1, got 0")
+    assert str(error) == "batch_size must be at least 1, got 0"
+    assert error.for_cli(lambda f: "--" + f.replace("_", "-")) == "--batch-size must be at least 1, got 0"
+    code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--batch-size", "0")
+    assert code == 2 and "--batch-size must be at least 1, got 0" in err and "Traceback" not in err
