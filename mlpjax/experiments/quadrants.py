@@ -78,5 +78,5 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         figures={"decision_regions.png": "Decision regions of the trained 2-50-4 network; the star is (2, 2).",
                  "training.png": "Training loss (log scale) and accuracy on the four points."},
         findings=findings, dataset=common.describe(ds),
-        budget={"epochs": config.epochs, "hidden": list(config.hidden), "optimizer": config.optimizer},
+        budget={"epochs": config.epochs, "hidden": list(config.model.hidden), "optimizer": config.optimizer},
         timing={"compile_seconds": result.compile_seconds})
