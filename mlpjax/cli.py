@@ -191,6 +191,16 @@ def cmd_backprop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_basics(args: argparse.Namespace) -> int:
+    import json
+
+    from mlpjax import basics
+
+    record = basics.compute(args.data_dir)
+    print(json.dumps(record, indent=2) if args.json else basics.render(record))
+    return 0
+
+
 def cmd_draw(args: argparse.Namespace) -> int:
     from mlpjax import ui
 
@@ -279,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=positive_int, metavar="N", help="then repeat the update N times")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the walk-through")
     p.set_defaults(func=cmd_backprop)
+
+    p = sub.add_parser("basics", help="the tutorial's small worked examples: activations, softmax, ..., the δ method")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="MNIST IDX files, to read the shapes from their headers (default: $MLPJAX_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="print every number as one JSON object")
+    p.set_defaults(func=cmd_basics)
 
     p = sub.add_parser("draw", help="a window to draw a digit with the mouse and have the model recognise it")
     p.add_argument("directory", nargs="?", metavar="DIR", help="a run directory from mlpjax train --output DIR")
