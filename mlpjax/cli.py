@@ -247,8 +247,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class VersionAction(argparse.Action):
+    """``--version``: print :func:`mlpjax.versions.report` (what a bug report needs) and exit 0."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mlpjax import versions
+
+        print(versions.report())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlpjax", description=__doc__)
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the versions of mlpjax, its libraries and Python, and the devices, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train the MLP and report test accuracy")

@@ -246,7 +246,12 @@ def load_quadrants() -> Dataset:
 
 
 def load_tfds(name: str) -> Dataset:
-    """``mnist`` or ``fashion_mnist`` through ``tfds.data_source`` (no TensorFlow needed; may download)."""
+    """``mnist`` or ``fashion_mnist`` through ``tfds.data_source``; may download.
+
+    Reading a prepared dataset needs no TensorFlow, but tfds prepares MNIST (the first download) with TensorFlow,
+    which the ``tfds`` extra therefore installs together with ``importlib_resources`` (imported by tfds 4.9 on
+    every Python, declared by it only for Python < 3.9).
+    """
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -258,6 +263,11 @@ def load_tfds(name: str) -> Dataset:
         try:
             source = tfds.data_source(name, split=split)
             examples = [source[i] for i in range(len(source))]
+        except ImportError as e:  # a module tfds needs and does not declare (importlib_resources, tensorflow)
+            raise UserInputError(f"tensorflow-datasets could not load {name!r} ({split}): it needs the missing "
+                                 f"module {getattr(e, 'name', None) or e}: pip install 'mlpjax[tfds]' (tfds with "
+                                 f"what it needs), or pass --data-dir DIR (a folder with the four IDX files) "
+                                 f"or set ${DATA_DIR_ENV}") from None
         except Exception as e:  # tfds raises many types (network, checksum, missing builder)
             raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
                                          f"give {{field}} DIR or set ${DATA_DIR_ENV} instead") from None
