@@ -11,12 +11,25 @@ mlpjax's own epoch must beat.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Callable
 
 import numpy as np
 
 Runner = tuple[Callable[[], None], Callable[[], float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What every baseline builds: the hidden widths, the dropout rate, the batch size, the seed, and the CPU
+    threads it may use (None: every core)."""
+
+    hidden: tuple[int, ...] = (512,)
+    dropout: float = 0.2
+    batch_size: int = 128
+    seed: int = 0
+    threads: int | None = None
 
 
 def available() -> dict[str, bool]:
@@ -28,11 +41,12 @@ def available() -> dict[str, bool]:
             and importlib.util.find_spec("tensorflow") is not None}
 
 
-def jax_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = (512,), dropout: float = 0.2,
-               batch_size: int = 128, seed: int = 0, threads: int | None = None) -> Runner:
+def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
     """A minimal JAX epoch: one jitted ``lax.scan`` over shuffled batches of float32 images (the last partial
     batch dropped: simpler than padding), Adam from optax, dropout from ``jax.random.bernoulli``.
     ``threads`` is ignored (XLA uses every core)."""
+    spec = spec or Spec()
+    hidden, dropout, batch_size, seed = spec.hidden, spec.dropout, spec.batch_size, spec.seed
     import jax
     import jax.numpy as jnp
     import optax
@@ -87,9 +101,10 @@ def jax_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = (5
     return epoch, accuracy
 
 
-def torch_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = (512,), dropout: float = 0.2,
-                 batch_size: int = 128, seed: int = 0, threads: int | None = None) -> Runner:
+def torch_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
     """PyTorch eager training on CPU tensors; ``threads`` defaults to the machine's cores."""
+    spec = spec or Spec()
+    hidden, dropout, batch_size, seed, threads = spec.hidden, spec.dropout, spec.batch_size, spec.seed, spec.threads
     import torch
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
@@ -125,9 +140,10 @@ def torch_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = 
     return epoch, accuracy
 
 
-def keras_runner(x_train, y_train, x_test, y_test, *, hidden: tuple[int, ...] = (512,), dropout: float = 0.2,
-                 batch_size: int = 128, seed: int = 0, threads: int | None = None) -> Runner:
+def keras_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
     """Keras 3 on TensorFlow, ``model.fit(epochs=1)`` per epoch, as the tutorial writes it."""
+    spec = spec or Spec()
+    hidden, dropout, batch_size, seed, threads = spec.hidden, spec.dropout, spec.batch_size, spec.seed, spec.threads
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras

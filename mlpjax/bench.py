@@ -314,8 +314,8 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
             skipped[name] = "not installed (pip install -e '.[bench]')"
             continue
         log(f"building the {name} baseline ...")
-        runners[name] = baselines.RUNNERS[name](ds.x_train, ds.y_train, ds.x_test, ds.y_test, hidden=config.hidden,
-                                                batch_size=config.batch_size, seed=config.seed)
+        spec = baselines.Spec(hidden=config.hidden, batch_size=config.batch_size, seed=config.seed)
+        runners[name] = baselines.RUNNERS[name](ds.x_train, ds.y_train, ds.x_test, ds.y_test, spec)
     for name, (epoch_fn, _) in runners.items():  # one untimed epoch each: warm caches, graph tracing
         log(f"warm-up epoch: {name}")
         epoch_fn()

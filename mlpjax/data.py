@@ -264,10 +264,10 @@ def load_tfds(name: str) -> Dataset:
             source = tfds.data_source(name, split=split)
             examples = [source[i] for i in range(len(source))]
         except ImportError as e:  # a module tfds needs and does not declare (importlib_resources, tensorflow)
-            raise UserInputError(f"tensorflow-datasets could not load {name!r} ({split}): it needs the missing "
-                                 f"module {getattr(e, 'name', None) or e}: pip install 'mlpjax[tfds]' (tfds with "
-                                 f"what it needs), or pass --data-dir DIR (a folder with the four IDX files) "
-                                 f"or set ${DATA_DIR_ENV}") from None
+            raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): it needs the "
+                             f"missing module {getattr(e, 'name', None) or e}: pip install 'mlpjax[tfds]' (tfds with "
+                             f"what it needs), or give {{field}} DIR (a folder with the four IDX files) or set "
+                             f"${DATA_DIR_ENV}") from None
         except Exception as e:  # tfds raises many types (network, checksum, missing builder)
             raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
                                          f"give {{field}} DIR or set ${DATA_DIR_ENV} instead") from None

@@ -9,20 +9,9 @@ import jax
 
 from mlpjax.config import TrainConfig
 from mlpjax.state import TrainState
+from mlpjax.versions import library_versions
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the numerical libraries, recorded with every result."""
-    import platform
-
-    import flax
-    import numpy as np
-    import optax
-
-    return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-            "optax": optax.__version__, "numpy": np.__version__}
 
 
 def empty_history() -> dict[str, list[float]]:

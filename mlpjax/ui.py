@@ -98,8 +98,7 @@ def check_model(classifier: Classifier) -> None:
     side = preprocess.MNIST_SIZE
     if classifier.model_config.input_dim != side * side:
         raise UserInputError(f"the model takes {classifier.model_config.input_dim} inputs, but the draw window feeds "
-                             f"{side}x{side} = {side * side}-pixel images; use a model trained on mnist "
-                             "(mlpjax train --dataset mnist --output DIR)")
+                             f"{side}x{side} = {side * side}-pixel images; use a model trained on mnist")
 
 
 def check_display(probe: bool = False) -> None:

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlpjax import basics, cli, data, gradcheck, model, train
+from mlpjax import basics, cli, data, gradcheck, model
+from mlpjax.rows import batch_indices
 from mlpjax.errors import UserInputError
 
 
@@ -146,7 +147,7 @@ def test_steps_per_epoch_is_469_not_128():
     st = basics.steps_example()
     assert st["steps_per_epoch"] == 469 and st["total_steps"] == 4690 and st["last_batch"] == 96
     assert len(range(0, 60000, 128)) == 469 and 468 * 128 + 96 == 60000
-    idx, weight = train.batch_indices(60000, 128)  # mlpjax's own epoch
+    idx, weight = batch_indices(60000, 128)  # mlpjax's own epoch
     assert idx.shape[0] == st["steps_per_epoch"] and int(weight[-1].sum()) == st["last_batch"]
     assert (st["tutorial_steps_per_epoch"], st["tutorial_total_steps"]) == (128, 1280)
 

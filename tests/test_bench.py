@@ -47,7 +47,7 @@ def test_baselines_run_when_installed():
     rng = np.random.default_rng(0)
     x = rng.random((300, 20), np.float32)
     y = (x[:, 0] > 0.5).astype(np.int32)
-    epoch, accuracy = baselines.torch_runner(x, y, x, y, hidden=(16,), batch_size=32)
+    epoch, accuracy = baselines.torch_runner(x, y, x, y, baselines.Spec(hidden=(16,), batch_size=32))
     for _ in range(20):
         epoch()
     assert accuracy() > 0.8

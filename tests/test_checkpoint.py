@@ -19,7 +19,7 @@ from PIL import Image
 
 import mlpjax
 from conftest import run_cli
-from mlpjax import checkpoint, cli, model, predict, records, run, train
+from mlpjax import checkpoint, cli, model, predict, records
 from mlpjax.errors import UserInputError
 
 # Small and fast: the digits (8x8, 1347 train images), one hidden layer of 16, dropout on (so the resumed

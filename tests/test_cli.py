@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, write_idx
-from mlpjax import cli
 
 
 @pytest.mark.parametrize("argv, flag", [

@@ -144,7 +144,6 @@ def test_padding_warns_only_where_it_would_change_the_dropout_masks():
 
     import jax
 
-    from mlpjax import distributed
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

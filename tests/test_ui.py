@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from mlpjax import cli, model, preprocess, run, train, ui
+from mlpjax import cli, model, preprocess, run, ui
 from mlpjax.config import TrainConfig
 from mlpjax.records import HISTORY_KEYS
 from mlpjax.state import create_train_state
