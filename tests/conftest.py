@@ -86,6 +86,20 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path, min_size: tuple[int, int] = (200, 150)) -> None:
+    """``path`` is a PNG of at least ``min_size`` pixels that is not blank."""
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    with Image.open(path) as im:
+        assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1], (path, im.size)
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 5, f"{path} is blank"
+
+
 def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> Path:
     """Write ``array`` (uint8) as an IDX file, gzipped when ``compress``."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
