@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mlpjax import cli, optimizers, plots
+from mlpjax.errors import UserInputError
 from mlpjax.experiments import EXPERIMENTS, common, run_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -104,6 +105,20 @@ def test_unknown_experiment_is_one_line_and_exit_2(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "unknown experiment 'nope'" in err and "dropout" in err and "Traceback" not in err
     assert not (tmp_path / "nope").exists()
+
+
+def test_out_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path):
+    """Issue 13, defect 12: ``experiment NAME --out FILE`` was a FileExistsError traceback."""
+    (tmp_path / "afile").write_text("mine")
+    for name, out in (("samples", "afile"), ("all", "afile/sub")):
+        assert cli.main(["experiment", name, "--quick", "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"--out {tmp_path / out}: " in err and ("is a file, expected a folder" in err if out == "afile" else
+                                                      f"{tmp_path / 'afile'} is a file, not a folder" in err), err
+    assert (tmp_path / "afile").read_text() == "mine"
+    with pytest.raises(UserInputError, match=r"afile/samples: cannot create the folder: .*afile is a file, not a"):
+        run_experiment("samples", tmp_path / "afile", quick=True)  # from Python too, before any training
 
 
 def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):

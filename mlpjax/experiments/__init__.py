@@ -30,11 +30,11 @@ def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick
                    log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``."""
     check_name("experiment", name, EXPERIMENTS)
+    from mlpjax import paths
     from mlpjax.experiments import common
 
     module = importlib.import_module(f"{__name__}.{name}")
-    folder = Path(out_dir) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = paths.make_folder(Path(out_dir) / name)  # a UserInputError where out_dir is a file, ...
     log = log or (lambda _: None)
     log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")
     start = time.perf_counter()
