@@ -71,7 +71,7 @@ def load_bench_data(data_dir: str | None, quick: bool) -> tuple[data_lib.Dataset
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (70000, 784)).astype(np.uint8)  # 8-bit levels, as MNIST's
         y = rng.integers(0, 10, 70000)
-        ds, source = data_lib.make_dataset("random", x[:60000], y[:60000], x[60000:], y[60000:], num_classes=10,
+        ds, source = data_lib.make_dataset("random", (x[:60000], y[:60000]), (x[60000:], y[60000:]), num_classes=10,
                                            pixel_levels=255), \
             "random (MNIST not found: pass --data-dir)"
     if quick:

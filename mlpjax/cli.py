@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -152,23 +153,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def flag_error(flag: str):
+    """Within it, a UserInputError gets ``flag`` in front: "--out x.png: already exists; ..."."""
+    try:
+        yield
+    except UserInputError as e:
+        raise UserInputError(f"{flag} {e}") from None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mlpjax import checkpoint, predict, run
+    from mlpjax import checkpoint, paths, predict, run
 
     ckpt = checkpoint.restore(args.directory, best=args.best)
     if args.image:
-        x = predict.load_image(args.image, ckpt.model_config.input_dim)
+        with flag_error("--image"):
+            x = predict.load_image(args.image, ckpt.model_config.input_dim)
         print(f"{args.image}: {predict.predict_one(ckpt.classifier, x).describe()}")
         return 0
     ds = run.dataset_for(ckpt, args.dataset, args.data_dir)
     if not 0 <= args.index < len(ds.y_test):
         raise UserInputError(f"--index {args.index}: the {ds.name} test set has samples 0 to {len(ds.y_test) - 1}")
+    out = args.out or f"predict_{args.index}.png"
+    if ds.image_shape is not None:
+        with flag_error("--out"):
+            paths.check_new_file(out)  # before predicting; save_png checks again as it writes
     image, label = ds.test_example(args.index)
     result = predict.predict_one(ckpt.classifier, image, label)
     print(f"{ds.name} test sample {args.index}: {result.describe()}")
     if ds.image_shape is not None:
-        out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n"),
-                               args.out or f"predict_{args.index}.png")
+        with flag_error("--out"):
+            out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n"), out)
         print(f"wrote {out}")
     return 0
 
@@ -223,11 +238,13 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from mlpjax import experiments
+    from mlpjax import experiments, paths
     from mlpjax.errors import check_name
 
     found = experiments.discover()
     check_name("experiment", args.name, (*found, "all"))
+    with flag_error("--out"):
+        paths.make_folder(args.out)
     names = list(found) if args.name == "all" else [args.name]
     for name in names:
         experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)

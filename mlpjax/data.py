@@ -9,15 +9,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
+import math
 import os
+import struct
+import zlib
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 
+from mlpjax import paths
 from mlpjax.errors import FieldError, UserInputError, check_name
 
 DATA_DIR_ENV = "MLPJAX_DATA_DIR"
@@ -123,82 +128,174 @@ def to_levels(x: np.ndarray, levels: int, chunk: int = 8192) -> np.ndarray:
     return out
 
 
+IDX_MAX_DIMS = 4  # labels have 1 dimension, images 3; more is no MNIST-format file
+DEFLATE_MAX_RATIO = 1032  # no deflate stream expands more than this: a 258-byte match costs at least 2 bits
+_READ_CHUNK = 1 << 24  # bytes read (or decompressed) at a time into the array
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw) into an array of its declared shape; bad files raise UserInputError."""
+    """One IDX file, gzipped or raw (told apart by its first bytes), as an array of its declared shape and type.
+
+    Checked before anything is allocated: the file is a regular file (links followed; a directory, FIFO or
+    device is refused unread); the magic number names an IDX type and 1 to :data:`IDX_MAX_DIMS` dimensions;
+    the declared size is at most the memory available and equals the file's size (raw) or is at most
+    :data:`DEFLATE_MAX_RATIO` times it (gzip). Then exactly the declared bytes are read, streaming (a gzip
+    stream is decompressed no further, but for one byte to detect trailing data). A zero-sized shape gives an
+    empty array. Every bad file raises UserInputError naming it: bad magic, truncated, trailing data, corrupt
+    compressed data, permission denied, ...
+    """
     path = Path(path)
+    with paths.open_regular(path) as file, _read_errors(path):
+        size = os.fstat(file.fileno()).st_size
+        gzipped = file.read(2) == b"\x1f\x8b"
+        file.seek(0)
+        stream = gzip.GzipFile(fileobj=file, mode="rb") if gzipped else file
+        dtype, shape = _read_idx_header(path, stream)
+        nbytes = _check_idx_size(path, dtype, shape, size, gzipped)
+        body = _read_body(path, stream, nbytes, f"shape {shape} ({4 + 4 * len(shape) + nbytes} bytes)")
+    # uint8 (images, labels) stays a view of the bytes read: no copy
+    return body.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path):
+    """Turn what reading ``path`` raises into one UserInputError that says why in words."""
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise UserInputError(f"{path}: cannot read ({e}); the file is truncated or not gzip data") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise UserInputError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}; "
+        yield
+    except EOFError:
+        raise UserInputError(f"{path}: truncated: the gzip data ends before its end marker") from None
+    except (zlib.error, gzip.BadGzipFile) as e:
+        raise UserInputError(f"{path}: corrupt gzip data ({e})") from None
+    except MemoryError:
+        raise UserInputError(f"{path}: not enough memory to read it") from None
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot read: {paths.why_unusable(path, e)}") from None
+
+
+def _read_idx_header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
+    """The element type and shape from the IDX header at the start of ``stream`` (4 + 4 * ndim bytes)."""
+    magic = _read_up_to(stream, 4)
+    if len(magic) < 4 or magic[0] or magic[1] or magic[2] not in _IDX_DTYPES:
+        raise UserInputError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'}; "
                              "expected 00000801 for labels or 00000803 for images)")
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise UserInputError(f"{path}: truncated IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise UserInputError(f"{path}: header declares shape {shape} ({expected} bytes) "
-                             f"but the file has {len(raw)} bytes (short read or wrong count)")
-    # uint8 (images, labels) stays a read-only view of the bytes read: no copy
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+    ndim = magic[3]
+    if not 1 <= ndim <= IDX_MAX_DIMS:
+        raise UserInputError(f"{path}: the IDX header declares {ndim} dimensions; expected 1 to {IDX_MAX_DIMS} "
+                             "(1 for labels, 3 for images)")
+    dims = _read_up_to(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise UserInputError(f"{path}: truncated IDX header ({4 + len(dims)} of {4 + 4 * ndim} bytes)")
+    return np.dtype(_IDX_DTYPES[magic[2]]), struct.unpack(f">{ndim}I", dims)
+
+
+def _check_idx_size(path: Path, dtype: np.dtype, shape: tuple[int, ...], size: int, gzipped: bool) -> int:
+    """The body's declared byte size, once checked against the file's ``size`` and the memory available."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    declared = 4 + 4 * len(shape) + nbytes
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize >= 2 ** 63:
+        raise UserInputError(f"{path}: the IDX header declares shape {shape}, whose size overflows 64 bits")
+    if gzipped and declared > DEFLATE_MAX_RATIO * size:
+        raise UserInputError(f"{path}: header declares shape {shape} ({declared} bytes), more than a gzip file of "
+                             f"{size} bytes can hold (at most {DEFLATE_MAX_RATIO} times that): a wrong count")
+    if not gzipped and declared != size:
+        raise UserInputError(f"{path}: header declares shape {shape} ({declared} bytes) "
+                             f"but the file has {size} bytes (short read or wrong count)")
+    return paths.check_memory(path, nbytes, f"shape {shape}")
+
+
+def _read_body(path: Path, stream: BinaryIO, nbytes: int, declared: str) -> np.ndarray:
+    """Exactly ``nbytes`` more bytes of ``stream`` as uint8, then one more read to make sure none follow."""
+    out = np.empty(nbytes, np.uint8)
+    view, done = memoryview(out), 0
+    while done < nbytes:
+        n = stream.readinto(view[done:done + _READ_CHUNK])
+        if not n:
+            raise UserInputError(f"{path}: header declares {declared} but the data ends {nbytes - done} bytes "
+                                 "early (short read or wrong count)")
+        done += n
+    if stream.read(1):
+        raise UserInputError(f"{path}: header declares {declared} but more data follows (wrong count)")
+    return out
+
+
+def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+    """``n`` bytes of ``stream``, fewer only where it ends first."""
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(n - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
+    """``folder/stem.gz`` or ``folder/stem``, whichever has a directory entry (what it is, open_regular checks)."""
     for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.exists():
+        if os.path.lexists(candidate):
             return candidate
     raise UserInputError(f"{folder}: missing {stem}.gz (or {stem}); an MNIST-format folder holds "
                          f"{', '.join(v + '.gz' for v in IDX_FILES.values())}")
 
 
 def _resolve_folder(name: str, data_dir: Path) -> Path:
-    if not data_dir.is_dir():
-        raise UserInputError(f"data directory {data_dir} does not exist")
+    """The folder of ``data_dir`` holding dataset ``name``'s IDX files: ``data_dir/name`` or ``data_dir``."""
+    try:
+        paths.check_folder(data_dir)
+    except UserInputError as e:
+        raise UserInputError(f"data folder {e}") from None
     for folder in (data_dir / name, data_dir / name.replace("_", "-"), data_dir):
-        if any((folder / f"{IDX_FILES['x_train']}{ext}").exists() for ext in (".gz", "")):
+        if any(os.path.lexists(folder / f"{IDX_FILES['x_train']}{ext}") for ext in (".gz", "")):
             return folder
     return data_dir  # _find_idx names what is missing
 
 
 def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
-    """The four IDX files in ``folder`` as a Dataset (images flattened, kept as 8-bit levels of 1/255)."""
+    """The four IDX files in ``folder`` as a Dataset (images flattened, kept as 8-bit levels of 1/255).
+
+    Each file is read by :func:`read_idx`; then each split must hold at least one image of at least 1x1
+    pixels, as many labels as images, and the same image size as the other split.
+    """
     folder = _resolve_folder(name, Path(folder))
-    arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
+    files = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
+    arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or y.ndim != 1:
-            raise UserInputError(f"{folder}: {split} images must be 3-D and labels 1-D, "
-                                 f"got shapes {x.shape} and {y.shape}")
-        if len(x) != len(y):
-            raise UserInputError(f"{folder}: {len(x)} {split} images but {len(y)} labels")
+        _check_idx_split(files, arrays, split)
     h, w = arrays["x_train"].shape[1:]
-    return make_dataset(
-        name,
-        arrays["x_train"].reshape(len(arrays["x_train"]), -1),
-        arrays["y_train"], arrays["x_test"].reshape(len(arrays["x_test"]), -1),
-        arrays["y_test"], num_classes=10, image_shape=(h, w), source=str(folder),
-        class_names=_class_names(name), pixel_levels=255,
-    )
+    return make_dataset(name, (arrays["x_train"].reshape(len(arrays["x_train"]), -1), arrays["y_train"]),
+                        (arrays["x_test"].reshape(len(arrays["x_test"]), -1), arrays["y_test"]), num_classes=10,
+                        image_shape=(h, w), source=str(folder), pixel_levels=255)
 
 
-def make_dataset(name: str, x_train, y_train, x_test, y_test, *, num_classes: int,
+def _check_idx_split(files: dict[str, Path], arrays: dict[str, np.ndarray], split: str) -> None:
+    """One split's images ``(N, H, W)``, N >= 1, H, W >= 1, the train split's H x W, and ``(N,)`` labels."""
+    x, y, path = arrays[f"x_{split}"], arrays[f"y_{split}"], files[f"x_{split}"]
+    if x.ndim != 3 or y.ndim != 1:
+        raise UserInputError(f"{path.parent}: {split} images must be 3-D and labels 1-D, "
+                             f"got shapes {x.shape} and {y.shape}")
+    if len(x) == 0:
+        raise UserInputError(f"{path}: holds no images (shape {x.shape})")
+    if 0 in x.shape[1:] or x.shape[1:] != arrays["x_train"].shape[1:]:
+        raise UserInputError(f"{path}: images of {x.shape[1]}x{x.shape[2]} pixels; expected at least 1x1"
+                             + ("" if split == "train" else f" and the train images' "
+                                f"{arrays['x_train'].shape[1]}x{arrays['x_train'].shape[2]}"))
+    if len(x) != len(y):
+        raise UserInputError(f"{path.parent}: {len(x)} {split} images but {len(y)} labels")
+
+
+def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
                  image_shape: tuple[int, ...] | None = None, source: str = "",
-                 class_names: tuple[str, ...] = (), pixel_levels: int | None = None) -> Dataset:
-    """Validate and package arrays: features ``(N, D)``, int32 labels in [0, num_classes), no NaN or inf.
+                 pixel_levels: int | None = None) -> Dataset:
+    """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: int32 labels in
+    [0, num_classes), no NaN or inf. Class names come from the registry (:data:`DATASETS`) for its names.
 
-    With ``pixel_levels``, ``x_*`` are integer levels in [0, pixel_levels] (e.g. uint8 pixels) or floats that
+    With ``pixel_levels``, the features are integer levels in [0, pixel_levels] (e.g. uint8 pixels) or floats that
     are exact multiples of ``1 / pixel_levels``; they are stored as uint8 levels. Else float32 features.
     """
     where = source or name
     out = {}
-    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+    for split, (x, y) in (("train", train), ("test", test)):
         x = np.asarray(x)
         x = x if pixel_levels is not None and np.issubdtype(x.dtype, np.integer) else x.astype(np.float32,
                                                                                               copy=False)
@@ -214,15 +311,29 @@ def make_dataset(name: str, x_train, y_train, x_test, y_test, *, num_classes: in
                 x = to_levels(x, pixel_levels)
             except ValueError as e:
                 raise UserInputError(f"{where}: {split} images: {e}") from None
-        if len(y) and (y.min() < 0 or y.max() >= num_classes):
-            bad = int(np.argmax((y < 0) | (y >= num_classes)))
-            raise UserInputError(f"{where}: {split} label {int(y[bad])} at index {bad} is out of range "
-                                 f"[0, {num_classes})")
-        out[split] = (x, y.astype(np.int32))
+        out[split] = (x, class_labels(y, num_classes, f"{where}: {split}"))
     if out["train"][0].shape[1] != out["test"][0].shape[1]:
         raise UserInputError(f"{where}: train and test feature sizes differ")
     return Dataset(name, *out["train"], *out["test"], num_classes=num_classes,
-                   image_shape=image_shape, class_names=class_names, pixel_levels=pixel_levels)
+                   image_shape=image_shape, class_names=_class_names(name), pixel_levels=pixel_levels)
+
+
+def class_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
+    """``y`` as int32 class numbers, if every label is a whole number in [0, num_classes) (integers, or floats
+    that are whole); else a UserInputError naming the first bad label and its index (NaN included)."""
+    if y.dtype.kind not in "biuf":
+        raise UserInputError(f"{where} labels are {y.dtype}, expected class numbers in [0, {num_classes})")
+    bad = ~((y >= 0) & (y < num_classes))  # NaN compares false: bad
+    if y.dtype.kind == "f":
+        bad |= np.floor(y) != y
+    if bad.any():
+        i = int(np.argmax(bad))
+        value = y[i].item()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        why = "is not a whole number in" if isinstance(value, float) else "is out of range"
+        raise UserInputError(f"{where} label {value} at index {i} {why} [0, {num_classes})")
+    return y.astype(np.int32)
 
 
 def load_digits() -> Dataset:
@@ -234,7 +345,7 @@ def load_digits() -> Dataset:
     x = bunch.data.astype(np.uint8)  # levels 0-16
     x_train, x_test, y_train, y_test = train_test_split(
         x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0)
-    return make_dataset("digits", x_train, y_train, x_test, y_test, num_classes=10, image_shape=(8, 8),
+    return make_dataset("digits", (x_train, y_train), (x_test, y_test), num_classes=10, image_shape=(8, 8),
                         pixel_levels=16)
 
 
@@ -242,7 +353,7 @@ def load_quadrants() -> Dataset:
     """The tutorial's four points, one per quadrant; the test split is the same four points."""
     x = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)
     y = np.arange(4)
-    return make_dataset("quadrants", x, y, x, y, num_classes=4, class_names=_class_names("quadrants"))
+    return make_dataset("quadrants", (x, y), (x, y), num_classes=4)
 
 
 def load_tfds(name: str) -> Dataset:
@@ -274,8 +385,8 @@ def load_tfds(name: str) -> Dataset:
         images = np.stack([np.asarray(ex["image"]) for ex in examples])
         arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
-    return make_dataset(name, *arrays, num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
-                        class_names=_class_names(name), pixel_levels=255)
+    return make_dataset(name, arrays[:2], arrays[2:], num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
+                        pixel_levels=255)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,17 @@
-"""Shared fixtures: small datasets, synthetic IDX files, and the real MNIST folder (skipped where absent)."""
+"""Shared fixtures: small datasets, synthetic IDX files, the real MNIST folder (skipped where absent), and
+processes under a memory limit for the fuzz tests."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import select
 import struct
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +68,7 @@ def toy_dataset(n_train=70, n_test=30, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.random((n_train + n_test, 6), np.float32)
     y = (x[:, 0] > x[:, 1]).astype(np.int32)
-    return data.make_dataset("toy", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+    return data.make_dataset("toy", (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), num_classes=2)
 
 
 def state_for(config, dataset):
@@ -116,6 +123,101 @@ def idx_folder(tmp_path) -> Path:
         write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
     return tmp_path
+
+
+WORKER_LIMIT = 1 << 30  # address space of the input worker: mlpjax imported (JAX never started) plus ~500 MiB
+CLI_LIMIT = 3 << 30  # address space of an ``mlpjax`` command that may train (JAX's CPU backend started)
+
+
+def limited_python(limit: int, *argv: str) -> list[str]:
+    """The command line of ``python -m MODULE ARGS...`` or ``python SCRIPT ARGS...`` (``argv``) that first caps
+    its own address space (``RLIMIT_AS``) at ``limit`` bytes: set in the child itself, as a ``preexec_fn`` is
+    unsafe in a test process that runs JAX's threads."""
+    launch = "\n".join([
+        "import resource, runpy, sys",
+        "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]),) * 2)",
+        "if sys.argv[2] == '-m':",
+        "    sys.argv = sys.argv[3:]",
+        "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)",
+        "else:",
+        "    sys.argv = sys.argv[2:]",
+        "    runpy.run_path(sys.argv[0], run_name='__main__')"])
+    return [sys.executable, "-c", launch, str(limit), *argv]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a test's child process: this checkout importable, JAX on the CPU."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "JAX_PLATFORMS": "cpu"}
+
+
+def run_limited(*argv: str, limit: int = CLI_LIMIT, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m mlpjax.cli *argv`` under an address-space limit of ``limit`` bytes; output captured."""
+    return subprocess.run(limited_python(limit, "-m", "mlpjax.cli", *argv), capture_output=True, text=True,
+                          timeout=timeout, env=child_env(), check=False)
+
+
+def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
+    """Success (0), or bad input told in one ``mlpjax ...: error: ...`` line (2): never a traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 2), (proc.returncode, proc.stderr[-3000:])
+    if proc.returncode == 2:
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("mlpjax ") and ": error: " in last, proc.stderr
+
+
+class LimitedWorker:
+    """``tests/input_worker.py`` in a child process with an address-space limit: :meth:`ask` sends it one
+    request and returns its reply (``outcome`` "ok", "user" or "crash"). A worker that dies or does not answer
+    within ``timeout`` seconds fails the asking test, and a fresh one serves the next request."""
+
+    def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30):
+        self.limit, self.timeout, self.proc = limit, timeout, None
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr for the life of the worker
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.stderr.seek(0)
+            self.stderr.truncate()
+            self.proc = subprocess.Popen(limited_python(self.limit, str(REPO / "tests" / "input_worker.py")),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                         env=child_env())
+        return self.proc
+
+    def ask(self, call: str, path, **args) -> dict:
+        """The reply to ``call(path, **args)``; "crash" replies are returned for the caller to report."""
+        proc = self._start()
+        proc.stdin.write((json.dumps({"call": call, "path": str(path), **args}) + "\n").encode())
+        proc.stdin.flush()
+        line = self._read_line(proc)
+        return json.loads(line[len("REPLY "):])
+
+    def _read_line(self, proc: subprocess.Popen) -> str:
+        buffer, deadline = b"", time.monotonic() + self.timeout
+        while not any(line.startswith(b"REPLY ") for line in buffer.split(b"\n")[:-1]):
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                self.close()
+                self.stderr.seek(0)
+                raise AssertionError(f"input worker {'timed out' if not ready else 'died'}: "
+                                     f"{self.stderr.read().decode(errors='replace')[-3000:]}")
+            buffer += chunk
+        return next(line for line in buffer.decode().splitlines() if line.startswith("REPLY "))
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def input_worker():
+    """One :class:`LimitedWorker` (1 GiB of address space) for the session's fuzz tests."""
+    worker = LimitedWorker()
+    yield worker
+    worker.close()
 
 
 def pytest_configure(config):

@@ -35,7 +35,9 @@ def test_unknown_names_exit_2_with_the_valid_ones(capsys, argv, message):
 
 def test_missing_and_corrupted_data_name_the_path(capsys, idx_folder, tmp_path):
     code, _, err = run_cli(capsys, "train", "--data-dir", str(tmp_path / "none"))
-    assert code == 2 and "none does not exist" in err
+    assert code == 2 and "none: does not exist" in err
+    code, _, err = run_cli(capsys, "train", "--data-dir", str(idx_folder / "train-labels-idx1-ubyte.gz"))
+    assert code == 2 and "train-labels-idx1-ubyte.gz: is a file, expected a folder" in err  # issue 13, defect 13
     (idx_folder / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
     code, _, err = run_cli(capsys, "train", "--data-dir", str(idx_folder))
     assert code == 2 and "train-images-idx3-ubyte.gz" in err and len(err.strip().splitlines()) == 1

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import assert_png
 from mlpjax import cli, optimizers
+from mlpjax.errors import UserInputError
 from mlpjax.experiments import common, discover, run_experiment
 
 # The smoke test only checks behaviour, not speed: compile at XLA's lowest optimisation level, and let identical
@@ -44,6 +44,20 @@ def test_unknown_experiment_is_one_line_and_exit_2(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "unknown experiment 'nope'" in err and "dropout" in err and "Traceback" not in err
     assert not (tmp_path / "nope").exists()
+
+
+def test_out_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path):
+    """Issue 13, defect 12: ``experiment NAME --out FILE`` was a FileExistsError traceback."""
+    (tmp_path / "afile").write_text("mine")
+    for name, out in (("samples", "afile"), ("all", "afile/sub")):
+        assert cli.main(["experiment", name, "--quick", "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"--out {tmp_path / out}: " in err and ("is a file, expected a folder" in err if out == "afile" else
+                                                      f"{tmp_path / 'afile'} is a file, not a folder" in err), err
+    assert (tmp_path / "afile").read_text() == "mine"
+    with pytest.raises(UserInputError, match=r"afile/samples: cannot create the folder: .*afile is a file, not a"):
+        run_experiment("samples", tmp_path / "afile", quick=True)  # from Python too, before any training
 
 
 def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):

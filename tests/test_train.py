@@ -60,7 +60,7 @@ def test_uint8_pixels_on_the_device_train_exactly_as_float32(which, digits, idx_
     assert ds.pixel_levels == (16 if which == "digits" else 255) and ds.encoded_train.dtype == np.uint8
     as_levels = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), ds)
     assert "x_train" not in vars(ds) and "x_test" not in vars(ds)  # training never built the float32 copies
-    floats = data.make_dataset(ds.name, ds.x_train, ds.y_train, ds.x_test, ds.y_test, num_classes=ds.num_classes)
+    floats = data.make_dataset(ds.name, (ds.x_train, ds.y_train), (ds.x_test, ds.y_test), num_classes=ds.num_classes)
     assert floats.pixel_levels is None and floats.encoded_train.dtype == np.float32
     as_floats = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), floats)
     assert as_levels.history == as_floats.history

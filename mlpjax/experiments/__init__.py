@@ -15,6 +15,7 @@ scikit-learn's 8x8 digits (offline), and 1-2 epochs. Every run is reproducible f
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import os
 import pkgutil
@@ -40,9 +41,10 @@ def _constants(path: Path) -> dict[str, Any]:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def discover() -> dict[str, str]:
-    """Every experiment of this package, ``name -> QUESTION``, in ``ORDER`` (read from the sources: nothing is
-    imported, so listing them is fast)."""
+    """Every experiment of this package, ``name -> QUESTION``, in ``ORDER`` (read once from the sources:
+    nothing is imported, so listing them is fast)."""
     found = []
     for info in pkgutil.iter_modules(__path__):
         if info.name in _NOT_EXPERIMENTS or info.ispkg:
@@ -57,11 +59,11 @@ def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick
                    log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``."""
     check_name("experiment", name, discover())
+    from mlpjax import paths
     from mlpjax.experiments import common
 
     module = importlib.import_module(f"{__name__}.{name}")
-    folder = Path(out_dir) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = paths.make_folder(Path(out_dir) / name)  # a UserInputError where out_dir is a file, ...
     log = log or (lambda _: None)
     log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")
     start = time.perf_counter()

@@ -1,0 +1,168 @@
+"""The files and folders a user names: opened for reading only when they are regular files, sizes checked
+against the memory there is before anything is allocated, and every refusal one line in the right words.
+
+Each function raises :class:`mlpjax.errors.UserInputError` naming the path and what would be right
+("is a directory, expected a file", "symbolic link loop", "permission denied", ...), never "not found" for a
+path that exists. Command-line flags are not named here: the caller adds them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from mlpjax.errors import UserInputError
+
+try:
+    import resource
+except ImportError:  # not a Unix
+    resource = None
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words: "a directory", "a named pipe (FIFO)", ..."""
+    default = "a regular file" if stat.S_ISREG(mode) else "a special file"
+    return next((name for test, name in _KINDS if test(mode)), default)
+
+
+def why_unusable(path: Path, error: OSError) -> str:
+    """The words for an ``error`` raised on ``path``: a loop, a broken link, a parent that is a file, ..."""
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if error.errno == errno.EROFS:
+        return "read-only file system"
+    if error.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if error.errno == errno.ENOTDIR:
+        parent = first_existing_parent(path)
+        return f"{parent} is a file, not a folder" if parent and not parent.is_dir() else "a parent is not a folder"
+    if error.errno == errno.ENOENT:
+        if os.path.islink(path):
+            return f"broken symbolic link (to {os.readlink(path)}, which does not exist)"
+        return "does not exist"
+    return error.strerror or str(error)
+
+
+def first_existing_parent(path: Path) -> Path | None:
+    """The nearest of ``path``'s parents that exists (as a directory entry), or None."""
+    for parent in Path(path).parents:
+        if os.path.lexists(parent):
+            return parent
+    return None
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for unbuffered binary reading, following symbolic links, if it is a regular file.
+
+    A directory, FIFO, device (e.g. a link to ``/dev/zero``) or socket is refused without reading from it (a
+    FIFO without a writer does not block the open); a missing file, a broken or looping link and a permission
+    error are refused in those words.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket, or a FIFO on some systems
+            raise UserInputError(f"{path}: is {kind(os.stat(path).st_mode)}, expected a regular file") from None
+        raise UserInputError(f"{path}: {why_unusable(path, e)}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UserInputError(f"{path}: is {kind(mode)}, expected a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb", buffering=0)
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """``path`` if it is a folder (following links); else "is a file, expected a folder", "does not exist", ..."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise UserInputError(f"{path}: {why_unusable(path, e)}") from None
+    if not stat.S_ISDIR(mode):
+        what = "a file" if stat.S_ISREG(mode) else kind(mode)
+        raise UserInputError(f"{path}: is {what}, expected a folder")
+    return path
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create folder ``path`` and its parents unless they exist; "is a file, expected a folder" where ``path``
+    or a parent is a file, and the reason in words where it cannot be created (permission, read-only, ...)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # path itself exists and is no folder (or is a link to none)
+        return check_folder(path)
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot create the folder: {why_unusable(path, e)}") from None
+    return check_folder(path)
+
+
+def check_new_file(path: str | os.PathLike) -> Path:
+    """``path`` if a new file can be created there: nothing at ``path`` yet, and its nearest existing parent a
+    folder. Else "already exists; give another path", "X is a file, not a folder", ..."""
+    path = Path(path)
+    if os.path.lexists(path):
+        raise UserInputError(f"{path}: already exists; give another file name (or delete it first)")
+    parent = first_existing_parent(path)
+    if parent is not None and not parent.is_dir():
+        raise UserInputError(f"{path}: {parent} is a file, not a folder")
+    return path
+
+
+def new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file: ``0o666`` less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate: the system's MemAvailable (else its physical memory), less where
+    an address-space limit (``RLIMIT_AS``) leaves less."""
+    budget = _meminfo_bytes("MemAvailable") or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else -1
+    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+        budget = min(budget, limit - (_meminfo_bytes("VmSize", "/proc/self/status") or 0))
+    return max(budget, 0)
+
+
+def _meminfo_bytes(key: str, source: str = "/proc/meminfo") -> int | None:
+    """The ``key: N kB`` line of ``source`` in bytes; None where there is none (not Linux)."""
+    try:
+        with open(source, "rb") as f:
+            for line in f:
+                if line.startswith(key.encode() + b":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(path: str | os.PathLike, nbytes: int, what: str) -> int:
+    """``nbytes`` if that many bytes can be allocated for ``what`` read from ``path``; else one line naming both."""
+    available = available_memory()
+    if nbytes > available:
+        raise UserInputError(f"{path}: {what} needs {format_bytes(nbytes)}, more than the "
+                             f"{format_bytes(available)} of memory available; the file's header is wrong or the "
+                             "machine is too small for it")
+    return nbytes
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes for people: "512 B", "3.2 MiB", "17.0 GiB", ..."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,62 @@
+"""Reads input files for the fuzz tests, in a process with a memory limit (see ``conftest.LimitedWorker``).
+
+One JSON request a line on stdin: ``{"call": "read_idx" | "load_idx_folder" | "load_image", "path": ...}``
+(``load_image`` also takes ``"input_dim"``). One reply a line on stdout, after the marker ``REPLY ``:
+``{"outcome": "ok", ...what was read}``, ``{"outcome": "user", "message": ...}`` for a UserInputError, or
+``{"outcome": "crash", "traceback": ...}`` for any other exception (MemoryError included). JAX is imported with
+mlpjax but never started, so a small address space suffices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import traceback
+
+import numpy as np
+
+from mlpjax import data, predict
+from mlpjax.errors import UserInputError
+
+
+def digest(array: np.ndarray) -> dict:
+    return {"shape": list(array.shape), "dtype": str(array.dtype),
+            "sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()}
+
+
+def read_idx(path: str) -> dict:
+    return digest(data.read_idx(path))
+
+
+def load_idx_folder(path: str) -> dict:
+    ds = data.load_idx_folder(path)
+    return {"train": digest(ds.encoded_train), "y_train": digest(ds.y_train), "test": digest(ds.encoded_test)}
+
+
+def load_image(path: str, input_dim: int = 784) -> dict:
+    x = predict.load_image(path, input_dim)
+    assert x.shape == (input_dim,) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1, (x.shape, x.dtype)
+    return digest(x)
+
+
+CALLS = {f.__name__: f for f in (read_idx, load_idx_folder, load_image)}
+
+
+def answer(request: dict) -> dict:
+    call = CALLS[request.pop("call")]
+    try:
+        return {"outcome": "ok", **call(**request)}
+    except UserInputError as e:
+        return {"outcome": "user", "message": str(e)}
+    except BaseException:  # noqa: BLE001 - every other exception is what the fuzz tests look for
+        return {"outcome": "crash", "traceback": traceback.format_exc()}
+
+
+def main() -> None:
+    for line in sys.stdin:
+        print("REPLY " + json.dumps(answer(json.loads(line))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
