@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from mlpjax import data, losses, optimizers
-from mlpjax.errors import FieldError, check_int, check_name, check_number
+from mlpjax.errors import FieldError, check_int, check_name
 from mlpjax.model import ModelConfig
 
 MODEL_FIELDS = ("hidden", "activation", "dropout")  # ModelConfig's fields that a TrainConfig chooses
@@ -43,7 +43,7 @@ class TrainConfig:
         object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
         check_name("optimizer", self.optimizer, optimizers.OPTIMIZERS)
         if self.lr is not None:
-            object.__setattr__(self, "lr", check_number("lr", self.lr, low=0.0, low_open=True))
+            object.__setattr__(self, "lr", optimizers.learning_rate(self.optimizer, self.lr))
         check_name("loss", self.loss, losses.LOSSES)
         seed = check_int("seed", self.seed, SEED_RANGE[0])
         if seed >= SEED_RANGE[1]:

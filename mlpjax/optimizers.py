@@ -27,8 +27,11 @@ def default_learning_rate(name: str) -> float:
     return OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)][0]
 
 
-def get_optimizer(name: str, learning_rate: float | None = None) -> optax.GradientTransformation:
-    """The optax transformation for Keras optimizer ``name``; ``learning_rate`` overrides Keras' default."""
-    default_lr, build = OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)]
-    lr = default_lr if learning_rate is None else learning_rate
-    return build(check_number("lr", lr, low=0.0, low_open=True))
+def learning_rate(name: str, lr: float | None = None) -> float:
+    """``lr``, checked positive, or Keras' default for optimizer ``name`` when None (the one rule for both)."""
+    return default_learning_rate(name) if lr is None else check_number("lr", lr, low=0.0, low_open=True)
+
+
+def get_optimizer(name: str, lr: float | None = None) -> optax.GradientTransformation:
+    """The optax transformation for Keras optimizer ``name``; ``lr`` overrides Keras' default."""
+    return OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)][1](learning_rate(name, lr))
