@@ -99,3 +99,25 @@ def test_resuming_a_run_saved_without_lr_in_its_history_fills_it_in():
     old = {k: v for k, v in half.history.items() if k != "lr"}
     rest = train.fit(small_config(epochs=2), ds, resume_from=train.Resumed(half.state, old))
     assert rest.history["lr"] == [1e-3, 1e-3]
+
+
+def test_a_run_with_a_split_keeps_the_test_set_out_of_metrics_json_until_the_end(tmp_path):
+    ds = toy_dataset()
+    seen = []
+    metrics = tmp_path / "metrics.json"
+    result = run.start(tmp_path, small_config(epochs=2, validation_split=0.25)).fit(ds, log=lambda line: seen.append(
+        json.loads(metrics.read_text()) if metrics.exists() else None))  # logged before the epoch is saved
+    progress = [s for s in seen if s]
+    assert progress and all("test_loss" not in s and s["validation"] == "split" for s in progress)
+    final = json.loads((tmp_path / "metrics.json").read_text())
+    assert final["validation"] == "split" and final["test_loss"] == result.test_metrics["loss"]
+
+
+def test_early_stopping_may_be_added_on_resume(tmp_path):
+    ds = toy_dataset(n_train=200)
+    run.start(tmp_path, _stopping_config().replace(early_stopping=None, epochs=3)).fit(ds)
+    assert not (tmp_path / "best").exists()
+    resumed = run.resume(tmp_path, {"epochs": 40, "early_stopping": 2}).fit(ds)
+    early = resumed.callbacks["early_stopping"]
+    assert early["stopped_epoch"] is not None and early["best_epoch"] >= 3 and (tmp_path / "best").is_dir()
+    assert resumed.config.early_stopping == 2
