@@ -8,7 +8,7 @@ In run directory ``DIR`` (``mlpjax train --output DIR``), after every epoch:
 * ``DIR/tensorboard/``: tensorboardX event files (no TensorFlow needed): every history value as a scalar at
   step = the 1-based epoch, and, for image datasets whose pixels are the model's input, the first layer's
   weights of up to :data:`IMAGE_UNITS` hidden units as grey images (``hidden_0/kernel``), each scaled to [0, 1].
-  A resumed run adds a new event file; TensorBoard shows them as one run.
+  A resumed run adds a new event file (named by its first epoch too); TensorBoard shows them as one run.
 * ``DIR/learning_curves.png``: loss and accuracy per epoch (and the learning rate when it changes), redrawn
   and replaced atomically.
 """
@@ -53,8 +53,9 @@ def kernel_images(kernel: np.ndarray, image_shape: tuple[int, ...], units: int =
 
 
 def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
-                    validation: str = "test") -> Path:
-    """Draw ``history``'s curves into ``path``, replacing it atomically (a reader never sees half a PNG)."""
+                    validation: str = "test", label: str = "run") -> Path:
+    """Draw ``history``'s curves into ``path``, replacing it atomically (a reader never sees half a PNG);
+    ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label`` the run in the legends."""
     path = Path(path)
     val = "test" if validation == "test" else "validation"
     panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
@@ -65,7 +66,7 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     os.close(fd)
     try:
-        plots.training_curves({"run": history}, tmp, panels=panels, key_labels=labels,
+        plots.training_curves({label: history}, tmp, panels=panels, key_labels=labels,
                               log_panels=("learning rate",))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -88,13 +89,16 @@ class RunLogs:
         """After 1-based ``epoch``: rewrite the CSV and the figure, add the epoch's TensorBoard events."""
         fileio.write_text_atomic(self.directory / CSV, csv_text(history))
         self._tensorboard(epoch, state, history)
-        learning_curves(history, self.directory / CURVES, validation=self.validation)
+        learning_curves(history, self.directory / CURVES, validation=self.validation,
+                        label=self.directory.resolve().name or "run")
 
     def _tensorboard(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
         from tensorboardX import SummaryWriter
 
         if self.writer is None:
-            self.writer = SummaryWriter(logdir=str(self.directory / TENSORBOARD))
+            # the file name holds the second it was opened: a resume within the same second would overwrite
+            # the previous file without the suffix of the first epoch it writes
+            self.writer = SummaryWriter(logdir=str(self.directory / TENSORBOARD), filename_suffix=f".epoch{epoch}")
         for key, values in history.items():
             self.writer.add_scalar(key, float(values[epoch - 1]), epoch)
         kernel = np.asarray(state.params["hidden_0"]["kernel"]) if "hidden_0" in state.params else None
