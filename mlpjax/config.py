@@ -83,7 +83,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Flat and JSON-able, as ``metrics.json`` and checkpoints record it (the model's fields at top level)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
-        return {**d, "metrics": list(self.metrics), "hidden": list(self.model.hidden), "activation": self.model.activation,
+        return {**d, "metrics": list(self.metrics), "hidden": list(self.model.hidden),
+                "activation": self.model.activation,
                 "dropout": self.model.dropout}
 
     @classmethod

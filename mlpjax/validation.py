@@ -23,7 +23,7 @@ def split(dataset: data.Dataset, fraction: float) -> tuple[data.Dataset, data.Da
     if fraction <= 0:
         return dataset, dataset
     n = len(dataset.y_train)
-    at = int(math.floor(n * (1.0 - fraction)))
+    at = math.floor(n * (1.0 - fraction))
     if at < 1 or at >= n:
         raise FieldError("validation_split", f"{{field}} {fraction:g} of {n} training examples leaves "
                          f"{at} to train on and {n - at} to validate on; both need at least 1")

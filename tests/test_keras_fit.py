@@ -26,8 +26,8 @@ def test_validation_split_holds_out_the_last_rows_and_tests_once_at_the_end():
     np.testing.assert_array_equal(val_part.encoded_test, ds.encoded_train[80:])
     np.testing.assert_array_equal(train_part.encoded_train, ds.encoded_train[:80])
     mc = result.state.model_config
-    held_out = evaluate(result.state.params, Rows.from_dataset(val_part, "test"), model_config=mc, loss_name="categorical_crossentropy")
-    test = evaluate(result.state.params, Rows.from_dataset(ds, "test"), model_config=mc, loss_name="categorical_crossentropy")
+    held_out = evaluate(result.state.params, Rows.from_dataset(val_part, "test"), model_config=mc)
+    test = evaluate(result.state.params, Rows.from_dataset(ds, "test"), model_config=mc)
     assert result.history["val_loss"][-1] == held_out["loss"] and result.test_metrics == test
     record = result.record()
     assert record["validation"] == "split" and record["test_loss"] == test["loss"]

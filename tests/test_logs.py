@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import run_cli, small_config
+from conftest import run_cli
 from mlpjax import logs
 
 

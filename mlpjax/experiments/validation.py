@@ -49,8 +49,8 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     plots.training_curves({k: v["history"] for k, v in stops.items()}, out_dir / "early_stopping.png",
                           panels=(("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")),
                                   ("learning rate", ("lr",))), key_labels=labels, log_panels=("learning rate",),
-                          title=f"{ds.name}, validation split {SPLIT:g}, early stopping (patience "
-                                f"{budget['patience']}, seed {seed})")
+                          title=(f"{ds.name}, validation split {SPLIT:g}, early stopping (patience "
+                                 f"{budget['patience']}, seed {seed})"))
     tests = [r["test_accuracy"] for r in fixed]
     findings = [f"With a {SPLIT:g} validation split, {budget['epochs']} epochs give test accuracy "
                 f"{common.mean_pm_std(tests)} over {len(seeds)} seeds (range {min(tests):.4f}-{max(tests):.4f})."]
@@ -73,7 +73,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                              [[label, r["stopped_epoch"] or "-", r["best_epoch"], f"{r['best_val_loss']:.4f}",
                                f"{r['test_accuracy']:.4f}", ", ".join(map(str, r["lr_cuts_after"] or [])) or "-"]
                               for label, r in stops.items()])],
-        figures={"early_stopping.png": "Training (dashed) and validation (solid) curves of the early-stopping "
-                                       "runs, and their learning rate."},
+        figures={"early_stopping.png": ("Training (dashed) and validation (solid) curves of the early-stopping "
+                                        "runs, and their learning rate.")},
         findings=findings, dataset=common.describe(ds),
         budget={**budget, "validation_split": SPLIT, "batch size": TrainConfig().batch_size})
