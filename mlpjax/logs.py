@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -76,21 +77,66 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     return path
 
 
+class _Redrawer:
+    """Draws the learning curves on a background thread, so that training does not wait for matplotlib: each
+    :meth:`submit` replaces the history waiting to be drawn (the latest wins); :meth:`close` draws the last one
+    and re-raises the first error of the thread."""
+
+    def __init__(self, draw):
+        self.draw, self.pending, self.error = draw, None, None
+        self.cond = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, name="mlpjax-learning-curves", daemon=True)
+        self.thread.start()
+
+    def submit(self, history: Mapping[str, Sequence[float]]) -> None:
+        with self.cond:
+            self.pending = {k: list(v) for k, v in history.items()}
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while self.pending is None and not self.closed:
+                    self.cond.wait()
+                if self.pending is None:
+                    return
+                history, self.pending = self.pending, None
+            try:
+                self.draw(history)
+            except Exception as e:  # kept for close(), which raises it in the training thread
+                self.error = self.error or e
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class RunLogs:
     """The logs of a run into ``directory`` (module docstring); ``image_shape`` ``(H, W)`` of an image dataset
-    (None: no weight images). Use :meth:`epoch_end` as ``fit``'s hook and :meth:`close` at the end."""
+    (None: no weight images). Use :meth:`epoch_end` as ``fit``'s hook and :meth:`close` at the end: the figure
+    is drawn on a background thread and is complete once :meth:`close` returns."""
 
     def __init__(self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
                  validation: str = "test"):
         self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
         self.writer = None  # opened at the first epoch
+        self.redrawer: _Redrawer | None = None
 
-    def epoch_end(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
-        """After 1-based ``epoch``: rewrite the CSV and the figure, add the epoch's TensorBoard events."""
-        fileio.write_text_atomic(self.directory / CSV, csv_text(history))
-        self._tensorboard(epoch, state, history)
+    def _draw(self, history: Mapping[str, Sequence[float]]) -> None:
         learning_curves(history, self.directory / CURVES, validation=self.validation,
                         label=self.directory.resolve().name or "run")
+
+    def epoch_end(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
+        """After 1-based ``epoch``: rewrite the CSV, add the epoch's TensorBoard events, redraw the figure."""
+        fileio.write_text_atomic(self.directory / CSV, csv_text(history))
+        self._tensorboard(epoch, state, history)
+        self.redrawer = self.redrawer or _Redrawer(self._draw)
+        self.redrawer.submit(history)
 
     def _tensorboard(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
         from tensorboardX import SummaryWriter
@@ -109,6 +155,10 @@ class RunLogs:
         self.writer.flush()
 
     def close(self) -> None:
+        """Flush the TensorBoard events and wait for the last figure (re-raising an error of its drawing)."""
+        redrawer, self.redrawer = self.redrawer, None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if redrawer is not None:
+            redrawer.close()

@@ -68,3 +68,30 @@ def test_learning_curves_are_replaced_atomically(tmp_path):
     first = path.read_bytes()
     logs.learning_curves({k: v[:1] for k, v in history.items()}, path)
     assert path.read_bytes() != first and [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+def test_run_logs_draw_the_latest_history_and_close_waits_for_it(tmp_path):
+    class State:
+        params = {"hidden_0": {"kernel": np.zeros((4, 3), np.float32)}}
+
+    history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "lr": []}
+    run_logs = logs.RunLogs(tmp_path, image_shape=(8, 8))  # 4 inputs: no weight images
+    for epoch in range(1, 4):
+        for key in history:
+            history[key].append(1.0 / epoch)
+        run_logs.epoch_end(epoch, State(), history)
+    run_logs.close()
+    assert (tmp_path / logs.CURVES).read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / logs.CSV).read_text().splitlines()) == 4
+    assert {tag for tag, _, _ in read_events(tmp_path / logs.TENSORBOARD)} == set(history)
+
+
+def test_an_error_while_drawing_is_raised_by_close(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    run_logs = logs.RunLogs(tmp_path)
+    run_logs.directory = blocker  # a file where the figure's folder should be
+    redrawer = logs._Redrawer(run_logs._draw)
+    redrawer.submit({"loss": [1.0], "accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [0.5]})
+    with pytest.raises(OSError):
+        redrawer.close()
