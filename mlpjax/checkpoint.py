@@ -144,6 +144,7 @@ def restore_step(root: Path, step: int) -> Checkpoint:
         config = TrainConfig.from_dict(meta["train_config"])
         model_config = model.ModelConfig(**meta["model_config"])
         history = {k: [float(v) for v in meta["history"][k]] for k in HISTORY_KEYS}
+        history.update({k: [float(x) for x in v] for k, v in meta["history"].items() if k not in history})
         epoch, digest = int(meta["epoch"]), str(meta["digest"])
         keep, save_best = int(meta["keep"]), bool(meta["save_best"])
     except (KeyError, TypeError, ValueError) as e:  # UserInputError is a ValueError: its message is kept

@@ -72,10 +72,34 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    ", ".join(f"{k} {v[0]:g}" for k, v in optimizers.OPTIMIZERS.items()) + ")")
     p.add_argument("--loss", help=_choices(losses.LOSSES, "categorical_crossentropy"))
     p.add_argument("--seed", type=integer, help="PRNG seed for init, dropout and shuffling (default: 0)")
+    add_keras_flags(p)
+
+
+def add_keras_flags(p: argparse.ArgumentParser) -> None:
+    """Validation, early stopping, learning-rate schedule and plateau, metrics (TrainConfig fields; None: left out)."""
+    from mlpjax import schedules
+
+    p.add_argument("--validation-split", type=number, metavar="F",
+                   help="hold out the last F of the training rows (before shuffling, as Keras) for val_*; the test "
+                        "set is then evaluated once, at the end (default: 0, val_* on the test set)")
+    p.add_argument("--early-stopping", type=integer, metavar="PATIENCE",
+                   help="stop when val_loss has not improved for PATIENCE epochs and restore the best weights")
+    p.add_argument("--lr-schedule", metavar="NAME", help="learning rate by step over the planned epochs: " + "; ".join(
+        f"{name}: {spec.about}{' (default)' if name == 'constant' else ''}".replace("%", "%%")
+        for name, spec in schedules.SCHEDULES.items()))
+    p.add_argument("--reduce-lr-on-plateau", action="store_const", const=True,
+                   help="multiply the learning rate by --plateau-factor when val_loss has not improved for "
+                        "--plateau-patience epochs (Keras' ReduceLROnPlateau)")
+    p.add_argument("--plateau-factor", type=number, metavar="X", help="in (0, 1) (default: 0.1)")
+    p.add_argument("--plateau-patience", type=integer, metavar="N", help="epochs (default: 10)")
+    p.add_argument("--metrics", metavar="NAMES", help="comma-separated, computed on the validation data each epoch "
+                   "and kept in the history as val_NAME: accuracy, precision, recall, f1, mse, mae "
+                   "(default: accuracy)")
 
 
 TRAIN_FIELDS = ("dataset", "data_dir", "epochs", "batch_size", "hidden", "activation", "dropout", "optimizer", "lr",
-                "loss", "seed")  # TrainConfig.to_dict()'s keys, one flag each
+                "loss", "seed", "validation_split", "early_stopping", "lr_schedule", "reduce_lr_on_plateau",
+                "plateau_factor", "plateau_patience", "metrics")  # TrainConfig.to_dict()'s keys, one flag each
 
 
 def given_train_flags(args: argparse.Namespace) -> dict:
@@ -83,6 +107,10 @@ def given_train_flags(args: argparse.Namespace) -> dict:
     given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
     if "hidden" in given:
         given["hidden"] = tuple(given["hidden"])
+    if "metrics" in given:
+        from mlpjax.metrics import check_names
+
+        given["metrics"] = list(check_names(given["metrics"]))
     return given
 
 
@@ -105,7 +133,7 @@ def checkpoint_run(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlpjax import data, distributed, mesh as mesh_lib, model, predict, train
+    from mlpjax import data, distributed, mesh as mesh_lib, model, predict, summary, train, validation
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
@@ -120,6 +148,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
         f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
         + (f"; {mesh_lib.describe(mesh)}" if mesh is not None else ""))
+    if config.validation == "test":
+        say(f"note: {validation.TEST_NOTE}")
+    else:
+        n_val = len(dataset.y_train) - len(validation.split(dataset, config.validation_split)[0].y_train)
+        say(f"validation: the last {n_val} training examples (--validation-split {config.validation_split:g}); "
+            "the test set is evaluated once, at the end")
+    if not args.quiet:
+        say(summary.summary(config.model_config(dataset.input_dim, dataset.num_classes)))
     if run and run.checkpoint:
         say(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
     if run:
@@ -133,16 +169,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         say(f"test sample 9: {sample.describe()}")
     if run:
         say(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
-            if run.save_best else "") + f"; wrote {run.directory / 'metrics.json'}")
+            if run.save_best or config.early_stopping is not None else "")
+            + f"; wrote {run.directory / 'metrics.json'}, history.csv, tensorboard/ and learning_curves.png")
+    if result.kept_epoch is not None and result.kept_epoch != len(result.history["loss"]):
+        say(f"kept the weights of epoch {result.kept_epoch} (the best val_loss)"
+            + (f"; they are in {run.directory / 'best'} (commands take --best)" if run else ""))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    import numpy as np
+
     from mlpjax import run
 
     report = run.evaluate(args.directory, dataset=args.dataset, data_dir=args.data_dir, best=args.best)
+    if args.confusion:
+        from mlpjax import plots
+
+        plots.confusion_matrix(np.asarray(report["confusion"]), args.confusion, class_names=report["class_names"],
+                               title=f"{report['dataset']} test, epoch {report['epoch']}")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -150,6 +197,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
           f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
           f"f1 {m['f1_score']:.4f}")
+    if args.confusion:
+        print(per_class_table(report))
+        print(f"wrote {args.confusion}")
+    return 0
+
+
+def per_class_table(report: dict) -> str:
+    """Per-class precision, recall and support of an evaluation report, one line per class."""
+    names, pc = report["class_names"], report["per_class"]
+    width = max(len("class"), *(len(n) for n in names))
+    lines = [f"{'class':<{width}}  precision  recall  support"]
+    for name, p, r, n in zip(names, pc["precision"], pc["recall"], pc["support"]):
+        lines.append(f"{name:<{width}}  {p:9.4f}  {r:6.4f}  {int(n):7d}")
+    return "\n".join(lines)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from mlpjax import summary
+
+    if args.directory:
+        given = {k for k in ("hidden", "activation", "dropout", "dataset") if getattr(args, k) is not None}
+        if given:
+            raise UserInputError(f"give a run DIR ({args.directory}) or architecture flags "
+                                 f"({', '.join(flag(k) for k in sorted(given))}), not both")
+        from mlpjax import checkpoint
+
+        model_config = checkpoint.restore(args.directory).model_config
+    else:
+        model_config = summary.model_config_for(train_config_from_args(args))
+    print(summary.summary(model_config))
     return 0
 
 
@@ -307,7 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test loss, accuracy, precision, recall and F1 of a saved model")
     add_saved_model_flags(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="draw the confusion matrix into FILE.png and print per-class precision and recall")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("summary", help="the model's layers, output shapes and parameters, as Keras' model.summary()")
+    p.add_argument("directory", nargs="?", metavar="DIR", help="a run directory (else the architecture flags)")
+    p.add_argument("--dataset", metavar="NAME", help="the input width and classes of this dataset (default: mnist)")
+    p.add_argument("--hidden", type=integer, nargs="+", metavar="N", help="hidden layer sizes (default: 512)")
+    p.add_argument("--activation", help="default: relu")
+    p.add_argument("--dropout", type=number, metavar="RATE", help="in [0, 1) (default: 0.2)")
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("predict", help="predict a test sample (--index) or a digit image file (--image)")
     add_saved_model_flags(p)

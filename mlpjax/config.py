@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from mlpjax import data, losses, optimizers
-from mlpjax.errors import FieldError, check_int, check_name
+from mlpjax import data, losses, optimizers, schedules
+from mlpjax import metrics as metrics_lib
+from mlpjax.errors import FieldError, check_int, check_name, check_number
 from mlpjax.model import ModelConfig
 
 MODEL_FIELDS = ("hidden", "activation", "dropout")  # ModelConfig's fields that a TrainConfig chooses
@@ -31,6 +32,13 @@ class TrainConfig:
     lr: float | None = None
     loss: str = "categorical_crossentropy"
     seed: int = 0
+    validation_split: float = 0.0  # the last fraction of the training rows held out for val_* (0: the test set)
+    early_stopping: int | None = None  # patience in epochs on val_loss (None: off); the best weights are restored
+    lr_schedule: str = "constant"  # one of schedules.SCHEDULES, by step over the planned epochs
+    reduce_lr_on_plateau: bool = False  # Keras' ReduceLROnPlateau on val_loss
+    plateau_factor: float = 0.1  # the learning rate is multiplied by this on a plateau
+    plateau_patience: int = 10  # epochs without improvement of val_loss before reducing
+    metrics: tuple[str, ...] = ("accuracy",)  # metrics by Keras name kept in the history as val_<name>
 
     def __post_init__(self):
         spec = data.get_spec(self.dataset)
@@ -49,6 +57,24 @@ class TrainConfig:
         if seed >= SEED_RANGE[1]:
             raise FieldError("seed", f"must be below 2**63, got {seed}")
         object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "validation_split", check_number("validation_split", self.validation_split,
+                                                                  low=0.0, high=1.0))
+        if self.early_stopping is not None:
+            object.__setattr__(self, "early_stopping", check_int("early_stopping", self.early_stopping, 0))
+        if self.lr_schedule not in schedules.SCHEDULES:
+            raise FieldError("lr_schedule", f"{{field}} {self.lr_schedule!r} is unknown; valid: "
+                             + ", ".join(schedules.SCHEDULES))
+        if not isinstance(self.reduce_lr_on_plateau, bool):
+            raise FieldError("reduce_lr_on_plateau", f"must be True or False, got {self.reduce_lr_on_plateau!r}")
+        object.__setattr__(self, "plateau_factor", check_number("plateau_factor", self.plateau_factor, low=0.0,
+                                                                high=1.0, low_open=True))
+        object.__setattr__(self, "plateau_patience", check_int("plateau_patience", self.plateau_patience, 0))
+        object.__setattr__(self, "metrics", metrics_lib.check_names(self.metrics))
+
+    @property
+    def validation(self) -> str:
+        """Where ``val_*`` is measured: ``"split"`` (held-out training rows) or ``"test"`` (the test set)."""
+        return "split" if self.validation_split > 0 else "test"
 
     def model_config(self, input_dim: int, num_classes: int) -> ModelConfig:
         """The architecture for a dataset of ``input_dim`` features and ``num_classes`` classes."""
@@ -57,7 +83,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Flat and JSON-able, as ``metrics.json`` and checkpoints record it (the model's fields at top level)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
-        return {**d, "hidden": list(self.model.hidden), "activation": self.model.activation,
+        return {**d, "metrics": list(self.metrics), "hidden": list(self.model.hidden),
+                "activation": self.model.activation,
                 "dropout": self.model.dropout}
 
     @classmethod
@@ -67,7 +94,10 @@ class TrainConfig:
         model = {k: d[k] for k in MODEL_FIELDS if k in d}
         if "hidden" in model and isinstance(model["hidden"], (list, tuple)):
             model["hidden"] = tuple(model["hidden"])
-        return cls(**{k: v for k, v in d.items() if k in names}, model=ModelConfig(**model))
+        flat = {k: v for k, v in d.items() if k in names}
+        if isinstance(flat.get("metrics"), list):
+            flat["metrics"] = tuple(flat["metrics"])
+        return cls(**flat, model=ModelConfig(**model))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with flat ``changes`` (model fields included: ``replace(hidden=(256,), epochs=4)``)."""

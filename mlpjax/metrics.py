@@ -10,9 +10,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax.errors import check_name
+from mlpjax.errors import FieldError, check_name
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "mse", "mae")
+ALIASES = {"f1": "f1_score"}  # the names a user may give besides METRICS'
+
+
+def check_names(names) -> tuple[str, ...]:
+    """``names`` (a sequence, or one comma-separated string) as METRICS' names, in order, without repeats
+    (``f1`` is ``f1_score``); an unknown name is a FieldError of ``metrics`` that lists the valid ones."""
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    out = []
+    for name in names:
+        canonical = ALIASES.get(str(name).strip(), str(name).strip())
+        if canonical not in METRICS:
+            raise FieldError("metrics", f"{{field}}: unknown metric {name!r}; valid: accuracy, precision, recall, "
+                             "f1, mse, mae")
+        if canonical not in out:
+            out.append(canonical)
+    return tuple(out)
+
+
+def per_class(cm: np.ndarray) -> dict[str, list[float]]:
+    """Per-class ``precision``, ``recall`` and ``support`` (true examples) from a ``(C, C)`` confusion matrix
+    (row: true class); a class never predicted (or never seen) has precision (recall) 0."""
+    cm = np.asarray(cm, np.float64)
+    tp, predicted, actual = np.diag(cm), cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    return {"precision": precision.tolist(), "recall": recall.tolist(), "support": actual.tolist()}
 
 
 def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int,

@@ -11,7 +11,7 @@ from mlpjax.config import TrainConfig
 from mlpjax.state import TrainState
 from mlpjax.versions import library_versions
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # in every history; also "lr", "val_<metric>"
 
 
 def empty_history() -> dict[str, list[float]]:
@@ -35,6 +35,8 @@ class FitResult:
     dataset: dict[str, Any]
     devices: int = 1
     processes: int = 1
+    kept_epoch: int | None = None  # the 1-based epoch whose weights ``state`` holds (early stopping restores one)
+    callbacks: dict[str, Any] = dataclasses.field(default_factory=dict)  # early_stopping, reduce_lr_on_plateau
 
     def record(self, earlier_epoch_seconds: list[float] = ()) -> dict[str, Any]:
         """The JSON-able record written to ``metrics.json`` (``epoch_seconds`` of every epoch: earlier ones
@@ -44,6 +46,9 @@ class FitResult:
             "test_accuracy": self.test_metrics["accuracy"],
             "test_metrics": self.test_metrics,
             "history": self.history,
+            "validation": self.config.validation,
+            "kept_epoch": len(self.history["loss"]) if self.kept_epoch is None else self.kept_epoch,
+            **self.callbacks,
             "epoch_seconds": [*earlier_epoch_seconds, *self.epoch_seconds],
             "compile_seconds": self.compile_seconds,
             "device": jax.devices()[0].platform,
@@ -58,8 +63,11 @@ class FitResult:
 
 def progress_record(config: TrainConfig, history: Mapping[str, list[float]], dataset: Mapping[str, Any],
                     model: Mapping[str, Any]) -> dict[str, Any]:
-    """``metrics.json`` while training: the history so far and the last epoch's test figures."""
-    return {"complete": False, "epochs_done": len(history["loss"]), "test_loss": history["val_loss"][-1],
-            "test_accuracy": history["val_accuracy"][-1], "history": {k: list(v) for k, v in history.items()},
+    """``metrics.json`` while training: the history so far and, validating on the test set, the last epoch's
+    test figures (with a validation split, the test set is evaluated only at the end)."""
+    test = {} if config.validation == "split" else {"test_loss": history["val_loss"][-1],
+                                                    "test_accuracy": history["val_accuracy"][-1]}
+    return {"complete": False, "epochs_done": len(history["loss"]), **test, "validation": config.validation,
+            "history": {k: list(v) for k, v in history.items()},
             "config": config.to_dict(), "model": dict(model),
             "dataset": dict(dataset)}

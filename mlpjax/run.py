@@ -15,19 +15,22 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jax
+import numpy as np
 
-from mlpjax import checkpoint, distributed, fileio, records
+from mlpjax import checkpoint, distributed, fileio, logs, records
+from mlpjax import metrics as metrics_lib
 from mlpjax import data as data_lib
 from mlpjax.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.rows import Rows
-from mlpjax.runner import evaluate as evaluate_rows
+from mlpjax.runner import prepare_evaluate
+from mlpjax.steps import summarize
 from mlpjax.state import abstract_state
 from mlpjax.train import Resumed, TrainingDiverged, fit
 
 # Settings that may change when resuming; every other TrainConfig field is part of the saved architecture/objective.
-RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size")
+RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size", "early_stopping")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +58,14 @@ class Run:
             raise UserInputError(f"{ckpt.path}: the saved model ({ckpt.model_config.input_dim} features, "
                                  f"{ckpt.model_config.num_classes} classes) does not fit dataset "
                                  f"{dataset.name!r} ({dataset.input_dim} features, {dataset.num_classes} classes)")
-        writer = checkpoint.Writer(self.directory, self.config, keep=self.keep, save_best=self.save_best,
-                                   best_val_loss=self._best_val_loss())
-        if ckpt is not None and self.save_best:
+        # early stopping keeps the best epoch in DIR/best: a resumed run restores its weights from there
+        save_best = self.save_best or self.config.early_stopping is not None
+        best = self._best()
+        writer = checkpoint.Writer(self.directory, self.config, keep=self.keep, save_best=save_best,
+                                   best_val_loss=math.inf if best is None else best.history["val_loss"][-1])
+        run_logs = (logs.RunLogs(self.directory, dataset.image_shape, self.config.validation)
+                    if distributed.is_primary() else None)
+        if ckpt is not None and save_best:
             # The resumed epoch may be better than DIR/best: a kill between the two saves of an epoch, or
             # save_best first asked for now (then the best is tracked from the resumed epoch on).
             writer.save(ckpt.epoch, ckpt.state, ckpt.history, last=False)
@@ -65,28 +73,34 @@ class Run:
 
         def on_epoch_end(epoch, state, history):
             writer.save(epoch, state, history)
+            if run_logs is not None:
+                run_logs.epoch_end(epoch, state, history)
             if primary:
                 fileio.write_json_atomic(self.directory / METRICS, records.progress_record(
                     self.config, history, dataset.describe(), dataclasses.asdict(model_config)))
 
         try:
             result = fit(self.config, dataset, quiet=quiet, log=log, on_epoch_end=on_epoch_end, mesh=mesh,
-                         resume_from=Resumed(ckpt.state, ckpt.history) if ckpt else None)
+                         resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else
+                                             (best.epoch, best.state.params)) if ckpt else None)
         except TrainingDiverged as e:
             raise TrainingDiverged(e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as "
                                    "they were") from None
         finally:
             writer.close()
+            if run_logs is not None:
+                run_logs.close()
         if primary:
             record = {"complete": True, "epochs_done": len(result.history["loss"]),
                       "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record(earlier)}
             fileio.write_json_atomic(self.directory / METRICS, record)
         return result
 
-    def _best_val_loss(self) -> float:
-        if self.checkpoint is not None and self.save_best and (self.directory / BEST).is_dir():
-            return checkpoint.restore(self.directory, best=True).history["val_loss"][-1]
-        return math.inf
+    def _best(self) -> Checkpoint | None:
+        """The resumed run's best epoch (DIR/best), where it keeps one."""
+        if self.checkpoint is not None and (self.directory / BEST).is_dir():
+            return checkpoint.restore(self.directory, best=True)
+        return None
 
     def _earlier_epoch_seconds(self) -> list[float]:
         """The seconds of the epochs already done, from ``metrics.json`` (as many as the checkpoint holds)."""
@@ -162,10 +176,16 @@ def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
 def evaluate(directory: str | os.PathLike, *, dataset: str | None = None, data_dir: str | os.PathLike | None = None,
              best: bool = False) -> dict[str, Any]:
     """Test loss and metrics of a saved model: ``checkpoint``, ``epoch``, ``dataset``, ``test_loss``,
-    ``test_accuracy`` and ``test_metrics`` (loss, accuracy, precision, recall, f1_score, mse, mae)."""
+    ``test_accuracy``, ``test_metrics`` (loss, accuracy, precision, recall, f1_score, mse, mae), ``confusion``
+    (``(C, C)`` counts as lists, row: true class), ``per_class`` (precision, recall, support lists) and
+    ``class_names``."""
     ckpt = checkpoint.restore(directory, best=best)
     ds = dataset_for(ckpt, dataset, data_dir)
-    metrics = evaluate_rows(ckpt.state.params, Rows.from_dataset(ds, "test"), model_config=ckpt.model_config,
-                            loss_name=ckpt.config.loss)
+    evaluator = prepare_evaluate(ckpt.state.params, Rows.from_dataset(ds, "test"), model_config=ckpt.model_config,
+                                 loss_name=ckpt.config.loss)
+    sums = evaluator.sums(ckpt.state.params)
+    metrics, confusion = summarize(sums), np.asarray(sums["confusion"])
     return {"checkpoint": str(ckpt.path), "epoch": ckpt.epoch, "dataset": ds.name, "test_loss": metrics["loss"],
-            "test_accuracy": metrics["accuracy"], "test_metrics": metrics}
+            "test_accuracy": metrics["accuracy"], "test_metrics": metrics,
+            "confusion": confusion.astype(int).tolist(), "per_class": metrics_lib.per_class(confusion),
+            "class_names": list(ds.class_names) or [str(c) for c in range(ds.num_classes)]}

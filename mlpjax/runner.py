@@ -113,8 +113,13 @@ class Evaluator:
     compile_seconds: float
 
     def __call__(self, params: model.Params) -> dict[str, float]:
+        return summarize(self.sums(params))
+
+    def sums(self, params: model.Params) -> dict[str, jax.Array]:
+        """The evaluation sums of :func:`mlpjax.steps.eval_step` (the ``(C, C)`` ``confusion`` among them),
+        this process's copy."""
         sums = self.compiled(params, self.rows)
-        return summarize(sums if self.rows.layout is None else self.rows.layout.local(sums))
+        return sums if self.rows.layout is None else self.rows.layout.local(sums)
 
 
 def prepare_evaluate(params: model.Params, rows: Rows, *, model_config: model.ModelConfig,

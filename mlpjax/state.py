@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mlpjax import model, optimizers
+from mlpjax import model, schedules
 from mlpjax.config import TrainConfig
 
 _DROPOUT_STREAM, _SHUFFLE_STREAM = 0, 1
@@ -35,11 +35,15 @@ class TrainState:
         return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "key": self.key}
 
 
-def create_train_state(key: jax.Array, config: TrainConfig, model_config: model.ModelConfig) -> TrainState:
-    """Fresh state for ``config`` with architecture ``model_config``; consumes ``key`` (module docstring)."""
+def create_train_state(key: jax.Array, config: TrainConfig, model_config: model.ModelConfig,
+                       steps_per_epoch: int = 1) -> TrainState:
+    """Fresh state for ``config`` with architecture ``model_config``; consumes ``key`` (module docstring).
+
+    ``steps_per_epoch`` sets the length of a learning-rate schedule (:mod:`mlpjax.schedules`); the state's
+    structure does not depend on it, and ``fit`` rebuilds ``tx`` for the rows it trains on."""
     init_key, state_key = jax.random.split(key)
     params = model.init(init_key, model_config)
-    tx = optimizers.get_optimizer(config.optimizer, config.lr)
+    tx = schedules.make_optimizer(config, steps_per_epoch)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       key=state_key, model_config=model_config, tx=tx, loss_name=config.loss)
 

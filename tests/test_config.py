@@ -28,7 +28,9 @@ def test_config_round_trips_through_a_flat_dict():
     assert config.model == ModelConfig(hidden=(16, 8))
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert set(config.to_dict()) == {"dataset", "data_dir", "epochs", "batch_size", "hidden", "activation",
-                                     "dropout", "optimizer", "lr", "loss", "seed"}
+                                     "dropout", "optimizer", "lr", "loss", "seed", "validation_split",
+                                     "early_stopping", "lr_schedule", "reduce_lr_on_plateau", "plateau_factor",
+                                     "plateau_patience", "metrics"}
     assert config.replace(hidden=(4,), epochs=5) == small_config(hidden=(4,), lr=0.5, epochs=5)
 
 

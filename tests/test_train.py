@@ -22,7 +22,7 @@ def test_same_seed_gives_identical_results_and_another_seed_does_not():
 def test_fit_records_a_keras_history(tmp_path):
     ds = toy_dataset()
     result = train.fit(small_config(epochs=3), ds)
-    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 3 for v in result.history.values())
     assert result.history["val_accuracy"][-1] == result.test_metrics["accuracy"]
     record = result.record()
