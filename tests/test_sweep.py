@@ -171,3 +171,23 @@ def test_resume_of_a_sequential_sweep(tmp_path, capsys):
 def test_load_plan_refuses_a_folder_without_one(tmp_path):
     with pytest.raises(Exception, match="not a sweep folder"):
         sweep_checkpoint.load_plan(tmp_path)
+
+
+@pytest.mark.slow
+def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
+    """6 models (padded to 8) over 8 forced CPU devices: each model's history as on one device."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from test_distributed import TIMEOUT, last_json, worker_env
+
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "sweep_worker.py"), "8", "0,1,2"],
+                          env=worker_env(8), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = last_json(proc.stdout)
+    assert got["devices"] == 8
+    configs = sweep.grid(BASE, {"seed": [0, 1, 2], "dropout": [0.0, 0.3]})
+    want = sweep.run_sweep(configs, digits, strategy="vmap")
+    for history, run in zip(got["histories"], want.runs):
+        assert_same_history(history, run.history)
