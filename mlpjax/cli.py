@@ -231,7 +231,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = bench.BenchConfig(quick=args.quick, against=tuple(a for a in args.against.split(",") if a),
                                batch_size=args.batch_size, hidden=tuple(args.hidden), data_dir=args.data_dir,
-                               rounds=args.rounds, sweep=not args.no_sweep, memory=not args.no_memory)
+                               rounds=args.rounds, sweep=not args.no_sweep, memory=not args.no_memory,
+                               models=not args.no_models)
     report = bench.run(config, log=(lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr)))
     print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
     return 0
@@ -387,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=3, metavar="N", help="timed epochs per framework")
     p.add_argument("--no-sweep", action="store_true", help="skip the batch-size and width sweep")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument("--no-models", action="store_true",
+                   help="skip models per second by K (K models as one vmapped program, and one by one)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("experiment", help="measure one of the tutorial's claims: tables and figures in DIR/NAME/")

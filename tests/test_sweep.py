@@ -191,3 +191,24 @@ def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
     want = sweep.run_sweep(configs, digits, strategy="vmap")
     for history, run in zip(got["histories"], want.runs):
         assert_same_history(history, run.history)
+
+
+def test_bench_models_per_second_quick(digits):
+    from mlpjax import bench
+
+    ds = digits.head(bench.QUICK_MODEL_STEPS * 16)
+    rows = bench.models_per_second(ds, bench.BenchConfig(quick=True, batch_size=16, hidden=(16,)))
+    assert [(r["models"], r["strategy"]) for r in rows] == [(k, s) for k in bench.QUICK_MODEL_COUNTS
+                                                            for s in ("vmap", "sequential")]
+    assert all(r["models_per_second"] > 0 and r["seconds"] > 0 for r in rows)
+    assert rows[1]["x_one_model"] == 1.0
+    text = bench.format_report({"device": "cpu", "cpu_count": 2, "data": "digits", "train_examples": 160,
+                                "batch_size": 16, "hidden": [16], "matmul": {"shapes": {}},
+                                "mlpjax": {"step_gflop": 0, "xla_step_gflop": 0, "epoch_gflop": 0,
+                                           "epoch_seconds": 1, "examples_per_second": 1, "gflops": 1,
+                                           "fraction_of_ceiling": 0.1, "test_accuracy": 0.5,
+                                           "compile_seconds": 1, "compiles_during_epochs": 0},
+                                "baselines": {}, "ratios": {}, "predict": {"latency_ms_p50": 1, "latency_ms_p99": 1,
+                                                                          "images": 1, "images_per_second": 1},
+                                "models_per_second": rows})
+    assert "models per second" in text and "sequential" in text
