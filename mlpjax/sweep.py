@@ -206,13 +206,17 @@ def _real(state: TrainState, k: int) -> TrainState:
 
 
 def train_sequential(config: TrainConfig, dataset: data_lib.Dataset, *, log: Log | None = None,
-                     where: str = "model", fit: Callable[..., Any] | None = None) -> tuple[ModelRun, GroupRun]:
-    """One model by :func:`mlpjax.train.fit` (or ``fit``, called alike: e.g. a checkpointed run's), as a group
-    of one. A diverged model is recorded, not raised: its history up to the epoch before."""
+                     where: str = "model", fit: Callable[..., Any] | None = None,
+                     on_epoch_end: Callable[[int, Any], None] | None = None) -> tuple[ModelRun, GroupRun]:
+    """One model by :func:`mlpjax.train.fit` (or ``fit``, called alike: e.g. a checkpointed run's, which calls
+    no ``on_epoch_end``), as a group of one; ``on_epoch_end(epoch, params)`` after each epoch. A diverged model
+    is recorded, not raised: its history up to the epoch before."""
     seen: list[History] = [empty_history()]
 
     def keep(epoch, state, history):
         seen[0] = {k: list(v) for k, v in history.items()}
+        if on_epoch_end:
+            on_epoch_end(epoch, state.params)
 
     line = (lambda s: log(f"{where} {s}")) if log else None
     try:
@@ -239,14 +243,33 @@ class SweepResult:
                 "runs": [r.record() for r in self.runs], "groups": [g.record() for g in self.groups]}
 
 
+ModelHook = Callable[[int, int, Any], None]  # (model index in the sweep, 1-based epoch, its params)
+
+
+def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch: ModelHook | None
+                ) -> GroupHook | None:
+    if saver is None and on_model_epoch is None:
+        return None
+
+    def hook(epoch: int, state: TrainState, histories: list[History]) -> None:
+        if saver:
+            saver(epoch, state, histories)
+        if on_model_epoch:
+            for n, i in enumerate(members):
+                on_model_epoch(i, epoch, stack.member(state, n).params)
+    return hook
+
+
 def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None = None, *, strategy: str = "auto",
-              mesh: Mesh | None = None, log: Log | None = None, hooks: Any = None) -> SweepResult:
+              mesh: Mesh | None = None, log: Log | None = None, hooks: Any = None,
+              on_model_epoch: ModelHook | None = None) -> SweepResult:
     """Train every config of ``configs``, group by group (:func:`groups`) with ``strategy``.
 
     ``dataset`` None: loaded by name from the first config (all must share it). ``mesh``: a model mesh for
     ``vmap``. ``hooks`` (e.g. :class:`mlpjax.sweep_checkpoint.SweepCheckpoints`): ``hooks.group_start(g,
     configs)`` gives a :class:`GroupStart` or None, ``hooks.group_saver(g)`` an ``on_epoch_end`` or None,
     ``hooks.fit_for(i)`` a ``fit`` for sequential model ``i`` or None. ``log`` gets one line per epoch.
+    ``on_model_epoch(i, epoch, params)``: after each epoch of model ``i`` (host params), e.g. to evaluate more.
     """
     t_start = time.perf_counter()
     strategy = resolve_strategy(strategy)
@@ -262,14 +285,16 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
             group_runs, group = train_group_vmap(
                 [configs[i] for i in members], dataset, mesh=mesh, log=log, where=where,
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
-                on_epoch_end=hooks.group_saver(g) if hooks else None)
+                on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch))
             for i, r in zip(members, group_runs):
                 runs[i] = r
         else:
             group = GroupRun([], "sequential", 0.0, [])
             for n, i in enumerate(members):
                 runs[i], one = train_sequential(configs[i], dataset, log=log, where=f"{where} model {n + 1}:",
-                                                fit=hooks.fit_for(i) if hooks else None)
+                                                fit=hooks.fit_for(i) if hooks else None,
+                                                on_epoch_end=functools.partial(on_model_epoch, i)
+                                                if on_model_epoch else None)
                 group.compile_seconds += one.compile_seconds
                 group.epoch_seconds = [a + b for a, b in itertools.zip_longest(
                     group.epoch_seconds, one.epoch_seconds, fillvalue=0.0)]

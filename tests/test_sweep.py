@@ -212,3 +212,27 @@ def test_bench_models_per_second_quick(digits):
                                                                           "images": 1, "images_per_second": 1},
                                 "models_per_second": rows})
     assert "models per second" in text and "sequential" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_experiments_epochs_and_dropout_train_through_the_sweep(tmp_path, monkeypatch, digits, strategy):
+    """The quick `epochs` (2 seeds) and `dropout` (3 rates) experiments: each run's numbers are train.fit's."""
+    from mlpjax.config import TrainConfig
+    from mlpjax.experiments import common, dropout, epochs
+
+    monkeypatch.setattr(common, "STRATEGY", strategy)
+    monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
+    rtol = RTOL if strategy == "vmap" else 0
+    report = epochs.run(tmp_path / "epochs", quick=True, data_dir=None, seed=0, log=lambda s: None)
+    assert report.timing["strategy"] == strategy and report.results["seeds"] == [0, 1]
+    for run in report.results["runs"]:
+        want = train.fit(TrainConfig(dataset="digits", epochs=2, seed=run["seed"]), digits)
+        assert_same_history(run["history"], want.history, rtol)
+    report = dropout.run(tmp_path / "dropout", quick=True, data_dir=None, seed=0, log=lambda s: None)
+    for rate, r in report.results["rates"].items():
+        config = TrainConfig(dataset="digits", epochs=2, seed=0, model=model.ModelConfig(dropout=float(rate)))
+        on_train = common.EpochEvaluator(config, digits, digits.x_train, digits.y_train)
+        want = train.fit(config, digits, on_epoch_end=on_train)
+        assert_same_history(r["history"], want.history, rtol)
+        np.testing.assert_allclose(r["train_accuracy_per_epoch"], on_train.series("accuracy"), rtol=rtol)
