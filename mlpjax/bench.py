@@ -295,12 +295,16 @@ MODEL_COUNTS, QUICK_MODEL_COUNTS = (1, 4, 16, 64), (1, 2, 4)
 MODEL_STEPS, QUICK_MODEL_STEPS = 100, 10  # optimizer steps each model trains in one timed call
 
 
-def _timed_twice(call: Callable[[], Any]) -> float:
-    """Seconds of ``call()``'s second run (the first compiles and warms up); ``call`` waits for the device."""
+def _timed_best(call: Callable[[], Any], rounds: int) -> float:
+    """The least seconds of ``rounds`` runs of ``call()`` after an untimed one (which compiles and warms up);
+    ``call`` waits for the device."""
     call()
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, Any]]:
@@ -309,7 +313,8 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
 
     ``vmap``: the K states stacked and trained as one vmapped epoch; ``sequential``: one compiled epoch called
     K times, one state after another. ``x_one_model``: models/s over that of one model trained alone
-    (``sequential`` at K = 1). Seeds ``seed, seed + 1, ...``; compilation and a warm-up call not timed.
+    (``sequential`` at K = 1). Seeds ``seed, seed + 1, ...``; compilation and a warm-up call not timed; the
+    best of ``config.rounds`` timed calls (1 with ``quick``).
     """
     from mlpjax import stack
 
@@ -341,7 +346,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
                 jax.block_until_ready(metrics)
 
         for strategy, call in (("vmap", vmapped), ("sequential", one_by_one)):
-            seconds = _timed_twice(call)
+            seconds = _timed_best(call, 1 if config.quick else config.rounds)
             results.append({"models": k, "strategy": strategy, "steps": steps, "seconds": seconds,
                             "models_per_second": k / seconds})
     one = next(r["models_per_second"] for r in results if r["models"] == 1 and r["strategy"] == "sequential")

@@ -292,6 +292,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy))
         output = args.output
     mesh = None
+    if args.devices is not None and plan.strategy != "vmap":
+        raise UserInputError(f"--devices splits the models of a vmapped group; this sweep's strategy is "
+                             f"{plan.strategy} (give --strategy vmap)")
     if args.devices is not None:
         from mlpjax import stack
 

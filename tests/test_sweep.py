@@ -133,7 +133,8 @@ def test_cli_sweep_writes_results_summary_and_curves(tmp_path, capsys, alone):
                                          (("--dropout", "0,2"), "--dropout must be in [0, 1)"),
                                          (("--seed", "0,0"), "--seed lists 0 twice"),
                                          (("--activation", "relu,nope"), "unknown activation 'nope'"),
-                                         (("--hidden", "32,0"), "--hidden sizes must be positive")])
+                                         (("--hidden", "32,0"), "--hidden sizes must be positive"),
+                                         (("--strategy", "sequential", "--devices", "2"), "--devices splits")])
 def test_cli_sweep_errors_name_the_flag(capsys, argv, shown):
     code, _, err = run_cli(capsys, "sweep", *SMALL[:6], *argv)
     assert code == 2 and shown in err, err
