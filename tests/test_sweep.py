@@ -237,3 +237,13 @@ def test_experiments_epochs_and_dropout_train_through_the_sweep(tmp_path, monkey
         want = train.fit(config, digits, on_epoch_end=on_train)
         assert_same_history(r["history"], want.history, rtol)
         np.testing.assert_allclose(r["train_accuracy_per_epoch"], on_train.series("accuracy"), rtol=rtol)
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_diverging_model_is_recorded_and_the_others_train_on(digits, strategy):
+    configs = sweep.grid({**BASE, "optimizer": "sgd"}, {"lr": [0.01, 1e30]})
+    result = sweep.run_sweep(configs, digits, strategy=strategy)
+    fine, bad = result.runs
+    assert fine.diverged is None and all(np.isfinite(fine.history["loss"]))
+    assert bad.diverged is not None and bad.diverged <= 2
+    assert len(fine.history["loss"]) == 2
