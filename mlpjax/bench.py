@@ -10,6 +10,7 @@ For 784-512-10 at batch 128 that is 0.209 GFLOP, 98 GFLOP an epoch. Element-wise
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -44,6 +45,7 @@ class BenchConfig:
     sweep: bool = True
     memory: bool = True
     seed: int = 0
+    models: bool = True  # models per second by K (mlpjax.sweep's strategies)
 
     def __post_init__(self):
         from mlpjax.baselines import RUNNERS
@@ -289,6 +291,70 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
     return rows
 
 
+MODEL_COUNTS, QUICK_MODEL_COUNTS = (1, 4, 16, 64), (1, 2, 4)
+MODEL_STEPS, QUICK_MODEL_STEPS = 100, 10  # optimizer steps each model trains in one timed call
+
+
+def _timed_best(call: Callable[[], Any], rounds: int) -> float:
+    """The least seconds of ``rounds`` runs of ``call()`` after an untimed one (which compiles and warms up);
+    ``call`` waits for the device."""
+    call()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, Any]]:
+    """Models trained per second when ``K`` models (:data:`MODEL_COUNTS`; quick: :data:`QUICK_MODEL_COUNTS`)
+    each take :data:`MODEL_STEPS` steps (an epoch of that many batches), by strategy of :mod:`mlpjax.sweep`:
+
+    ``vmap``: the K states stacked and trained as one vmapped epoch; ``sequential``: one compiled epoch called
+    K times, one state after another. ``x_one_model``: models/s over that of one model trained alone
+    (``sequential`` at K = 1). Seeds ``seed, seed + 1, ...``; compilation and a warm-up call not timed; the
+    best of ``config.rounds`` timed calls (1 with ``quick``).
+    """
+    from mlpjax import stack
+
+    steps = QUICK_MODEL_STEPS if config.quick else MODEL_STEPS
+    part = ds.head(steps * config.batch_size)
+    base = TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size,
+                       model=model.ModelConfig(hidden=config.hidden), seed=config.seed)
+    mconfig = base.model_config(ds.input_dim, ds.num_classes)
+    rows = Rows.from_dataset(part, "train")
+    template = create_train_state(jax.random.PRNGKey(config.seed), base, mconfig)
+    one_runner, _ = runner.prepare_epoch(template, rows, batch_size=config.batch_size)
+    results = []
+    for k in QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS:
+        configs = [base.replace(seed=config.seed + i) for i in range(k)]
+        epoch = jax.jit(functools.partial(stack.group_epoch, batch_size=config.batch_size), donate_argnums=0)
+        group = [stack.group_state(configs, mconfig)]
+
+        def vmapped():
+            group[0], metrics = epoch(group[0], rows, np.int32(0))
+            jax.block_until_ready(metrics)
+
+        # the compiled epoch's static fields: its optimizer object (the same transformation for every seed)
+        states = [create_train_state(jax.random.PRNGKey(c.seed), c, mconfig).replace(tx=template.tx)
+                  for c in configs]
+
+        def one_by_one():
+            for i, state in enumerate(states):
+                states[i], metrics = one_runner(state, 0)
+                jax.block_until_ready(metrics)
+
+        for strategy, call in (("vmap", vmapped), ("sequential", one_by_one)):
+            seconds = _timed_best(call, 1 if config.quick else config.rounds)
+            results.append({"models": k, "strategy": strategy, "steps": steps, "seconds": seconds,
+                            "models_per_second": k / seconds})
+    one = next(r["models_per_second"] for r in results if r["models"] == 1 and r["strategy"] == "sequential")
+    for r in results:
+        r["x_one_model"] = r["models_per_second"] / one
+    return results
+
+
 def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Every measurement of ``mlpjax bench``, as one JSON-able dict."""
     from mlpjax import baselines
@@ -350,6 +416,9 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     if config.sweep:
         log("sweep ...")
         report["sweep"] = sweep(ds, config, ceiling)
+    if config.models:
+        log("models per second by K ...")
+        report["models_per_second"] = models_per_second(ds, config)
     return report
 
 
@@ -394,4 +463,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [f"{r['batch_size']:>6} {str(r['hidden']):>8} {r['epoch_seconds']:8.3f} "
                   f"{r['examples_per_second']:11.0f} {r['gflops']:8.1f} {r['fraction_of_ceiling']:10.1%}"
                   for r in report["sweep"]]
+    if report.get("models_per_second"):
+        rows = report["models_per_second"]
+        lines += ["", f"models per second ({rows[0]['steps']} steps each; x one model: over one model alone):",
+                  f"{'K':>4} {'strategy':>10} {'seconds':>8} {'models/s':>9} {'x one model':>11}"]
+        lines += [f"{r['models']:>4} {r['strategy']:>10} {r['seconds']:8.3f} {r['models_per_second']:9.2f} "
+                  f"{r['x_one_model']:11.2f}" for r in rows]
     return "\n".join(lines)

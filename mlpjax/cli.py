@@ -335,7 +335,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = bench.BenchConfig(quick=args.quick, against=tuple(a for a in args.against.split(",") if a),
                                batch_size=args.batch_size, hidden=tuple(args.hidden), data_dir=args.data_dir,
-                               rounds=args.rounds, sweep=not args.no_sweep, memory=not args.no_memory)
+                               rounds=args.rounds, sweep=not args.no_sweep, memory=not args.no_memory,
+                               models=not args.no_models)
     report = bench.run(config, log=(lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr)))
     print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
     return 0
@@ -352,6 +353,81 @@ class VersionAction(argparse.Action):
 
         print(versions.report())
         parser.exit()
+def _listed(cast, expected: str):
+    """An argparse type for comma-separated values, each ``cast`` (its ValueError: "expected ...")."""
+    def parse(text: str):
+        try:
+            return [cast(part.strip()) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, comma-separated, got {text!r}") from None
+
+    return parse
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    return tuple(int(w) for w in text.split("x"))
+
+
+def add_sweep_flags(p: argparse.ArgumentParser) -> None:
+    """The train flags, those of :data:`mlpjax.sweep.LISTED` as comma-separated lists (parser default None)."""
+    from mlpjax import data, losses, model, optimizers
+
+    add_data_flags(p)
+    p.add_argument("--seed", type=_listed(int, "integers"), metavar="S,...", help="PRNG seeds (default: 0)")
+    p.add_argument("--lr", type=_listed(float, "numbers"), metavar="X,...",
+                   help="learning rates (default: Keras' for the optimizer)")
+    p.add_argument("--dropout", type=_listed(float, "numbers"), metavar="RATE,...", help="in [0, 1) (default: 0.2)")
+    p.add_argument("--hidden", type=_listed(_widths, "layer widths like 512 or 256x128"), metavar="H,...",
+                   help="architectures, layers joined by x: 512,256x128 (default: 512)")
+    p.add_argument("--activation", type=_listed(str, "names"), metavar="NAME,...",
+                   help=_choices(model.ACTIVATIONS, "relu"))
+    p.add_argument("--optimizer", type=_listed(str, "names"), metavar="NAME,...",
+                   help=_choices(optimizers.OPTIMIZERS, "adam"))
+    p.add_argument("--loss", type=_listed(str, "names"), metavar="NAME,...",
+                   help=_choices(losses.LOSSES, "categorical_crossentropy"))
+    p.add_argument("--batch-size", type=_listed(int, "integers"), metavar="N,...", help="default: 128")
+    p.add_argument("--epochs", type=_listed(int, "integers"), metavar="N,...", help="epochs (default: " + ", ".join(
+        f"{k} {v.default_epochs}" for k, v in data.DATASETS.items()) + ")")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mlpjax import sweep, sweep_checkpoint, sweep_report
+
+    if args.resume:
+        if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
+            raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output")
+        plan = sweep_checkpoint.load_plan(args.resume)
+        given = [n for n in sweep.LISTED + ("dataset", "data_dir") if getattr(args, n, None) is not None]
+        if given:
+            raise UserInputError(f"--resume continues the saved sweep; drop {', '.join(flag(n) for n in given)}")
+        output = args.resume
+    else:
+        base = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k) is not None}
+        lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
+        plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy))
+        output = args.output
+    mesh = None
+    if args.devices is not None and plan.strategy != "vmap":
+        raise UserInputError(f"--devices splits the models of a vmapped group; this sweep's strategy is "
+                             f"{plan.strategy} (give --strategy vmap)")
+    if args.devices is not None:
+        from mlpjax import stack
+
+        mesh = stack.model_mesh(args.devices)
+    hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
+    say = (lambda s: None) if args.quiet else print
+    print(f"{len(plan.configs)} models in {len(sweep.groups(plan.configs))} group(s), strategy {plan.strategy}"
+          + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
+    try:
+        result = sweep.run_sweep(plan.configs, strategy=plan.strategy, mesh=mesh, log=say, hooks=hooks)
+    finally:
+        if hooks:
+            hooks.close()
+    print(sweep_report.summary_markdown(result), end="")
+    if output:
+        paths = sweep_report.write(output, result)
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,6 +456,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=integer, metavar="P", help="with --coordinator: processes in all")
     p.add_argument("--process-id", type=integer, metavar="I", help="with --coordinator: this process, 0 to P-1")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="train the product of lists of settings, as vmapped groups of models")
+    add_sweep_flags(p)
+    p.add_argument("--strategy", default="auto", choices=("auto", "vmap", "sequential"),
+                   help="vmap: each group as one vmapped program; sequential: one model at a time; auto: vmap "
+                        "on an accelerator, sequential on a CPU (measured: docs/sweep.md) (default: auto)")
+    p.add_argument("--output", metavar="DIR", help="results.json, summary.md, curves.png and checkpoints in DIR")
+    p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its last saved epochs")
+    p.add_argument("--devices", type=positive_int, metavar="N",
+                   help="with vmap: split the model axis over N devices (default: one device)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("evaluate", help="test loss, accuracy, precision, recall and F1 of a saved model")
     add_saved_model_flags(p)
@@ -436,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=3, metavar="N", help="timed epochs per framework")
     p.add_argument("--no-sweep", action="store_true", help="skip the batch-size and width sweep")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument("--no-models", action="store_true",
+                   help="skip models per second by K (K models as one vmapped program, and one by one)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("experiment", help="measure one of the tutorial's claims: tables and figures in DIR/NAME/")

@@ -72,13 +72,16 @@ def loss(
     model_config: model.ModelConfig,
     loss_name: str = "categorical_crossentropy",
     train: bool = True,
+    dropout_rate: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, Any]]:
     """Mean loss over ``batch`` and ``aux = {"logits", "accuracy"}``.
 
     ``batch``: ``image`` ``(B, input_dim)`` float32, ``label`` ``(B,)`` int, optional ``weight`` ``(B,)``
-    (0 for padding). With ``train=True`` dropout is active and consumes ``rng``.
+    (0 for padding). With ``train=True`` dropout is active and consumes ``rng``; ``dropout_rate`` (may be
+    traced) replaces ``model_config.dropout`` (see :func:`mlpjax.model.apply`).
     """
-    logits = model.apply(params, batch["image"], model_config=model_config, train=train, rng=rng)
+    logits = model.apply(params, batch["image"], model_config=model_config, train=train, rng=rng,
+                         dropout_rate=dropout_rate)
     targets = model.one_hot(batch["label"], model_config.num_classes)
     weight = batch.get("weight")
     value = weighted_mean(get_loss(loss_name)(logits, targets), weight)

@@ -106,7 +106,9 @@ class MLP(nn.Module):
     model_config: ModelConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, masks: Sequence[jax.Array] | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, masks: Sequence[jax.Array] | None = None,
+                 rate: jax.Array | None = None) -> jax.Array:
+        """``rate`` (a scalar, may be traced): the dropout rate of ``masks`` instead of ``model_config.dropout``."""
         model_config = self.model_config
         act = ACTIVATIONS[model_config.activation]
         for i, width in enumerate(model_config.hidden):
@@ -114,22 +116,25 @@ class MLP(nn.Module):
                          name=f"hidden_{i}")(x)
             x = act(x)
             if masks is not None:
-                x = apply_dropout(x, masks[i], model_config.dropout)
+                x = apply_dropout(x, masks[i], model_config.dropout if rate is None else rate)
         return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
                         name="output")(x)
 
 
-def apply_dropout(x: jax.Array, keep: jax.Array, rate: float) -> jax.Array:
-    """Inverted dropout: kept units are scaled by ``1 / (1 - rate)``, dropped ones are zero."""
+def apply_dropout(x: jax.Array, keep: jax.Array, rate: float | jax.Array) -> jax.Array:
+    """Inverted dropout: kept units are scaled by ``1 / (1 - rate)``, dropped ones are zero (``rate`` may be a
+    traced scalar)."""
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
-def dropout_masks(rng: jax.Array, model_config: ModelConfig, batch_size: int) -> list[jax.Array]:
+def dropout_masks(rng: jax.Array, model_config: ModelConfig, batch_size: int,
+                  rate: jax.Array | None = None) -> list[jax.Array]:
     """Keep-masks for every hidden layer: ``[(batch_size, h) bool, ...]``, each unit kept with ``1 - rate``.
 
+    ``rate`` None: ``model_config.dropout``; else a scalar that may be traced (one per model of a sweep).
     Consumes ``rng`` only: layer ``i`` uses ``jax.random.fold_in(rng, i)``.
     """
-    keep = 1.0 - model_config.dropout
+    keep = 1.0 - (model_config.dropout if rate is None else rate)
     return [
         jax.random.bernoulli(jax.random.fold_in(rng, i), keep, (batch_size, width))
         for i, width in enumerate(model_config.hidden)
@@ -149,18 +154,21 @@ def apply(
     model_config: ModelConfig,
     train: bool = False,
     rng: jax.Array | None = None,
+    dropout_rate: jax.Array | None = None,
 ) -> jax.Array:
     """Logits ``(batch, num_classes)`` for ``x`` ``(batch, input_dim)``.
 
     With ``train=True`` and a dropout rate above zero, dropout is active and needs ``rng``
-    (consumed through :func:`dropout_masks`); otherwise ``rng`` is ignored.
+    (consumed through :func:`dropout_masks`); otherwise ``rng`` is ignored. ``dropout_rate`` (a scalar that
+    may be traced, e.g. one per model under ``vmap``) replaces ``model_config.dropout``: with ``train=True``
+    masks are then always drawn from ``rng`` (a rate of 0 keeps every unit: the same values as no dropout).
     """
     masks = None
-    if train and model_config.dropout > 0.0:
+    if train and (dropout_rate is not None or model_config.dropout > 0.0):
         if rng is None:
             raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
-        masks = dropout_masks(rng, model_config, x.shape[0])
-    return MLP(model_config).apply({"params": params}, x, masks)
+        masks = dropout_masks(rng, model_config, x.shape[0], dropout_rate)
+    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)
 
 
 def predict_proba(params: Params, x: jax.Array, *, model_config: ModelConfig) -> jax.Array:

@@ -29,6 +29,9 @@ class TrainState:
     model_config: model.ModelConfig = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
     loss_name: str = struct.field(pytree_node=False, default="categorical_crossentropy")
+    # None: model_config.dropout. A float32 scalar: the dropout rate as a traced value, so that the models of a
+    # sweep (mlpjax.sweep), stacked along a leading axis, can each have their own; not part of arrays().
+    dropout_rate: jax.Array | None = None
 
     def arrays(self) -> dict[str, jax.Array]:
         """The array leaves, as a checkpoint saves them: ``step``, ``params``, ``opt_state``, ``key``."""

@@ -25,9 +25,11 @@ REPORTS_PER_EPOCH = 50  # how often an epoch calls its progress function
 @jax.jit
 def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on ``batch`` (``image``, ``label``, optional ``weight``): the new state and the
-    batch's weighted mean ``loss`` and ``accuracy``. Consumes the state's dropout key of this step."""
+    batch's weighted mean ``loss`` and ``accuracy``. Consumes the state's dropout key of this step; the dropout
+    rate is ``state.dropout_rate`` where set, else the model config's."""
     grad_fn = jax.value_and_grad(functools.partial(
-        losses.loss, model_config=state.model_config, loss_name=state.loss_name, train=True), has_aux=True)
+        losses.loss, model_config=state.model_config, loss_name=state.loss_name, train=True,
+        dropout_rate=state.dropout_rate), has_aux=True)
     (value, aux), grads = grad_fn(state.params, batch, dropout_key(state))
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

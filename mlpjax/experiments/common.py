@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,9 @@ from mlpjax import data, fileio, losses, model, records, runner, train
 from mlpjax.config import TrainConfig
 from mlpjax.rows import Rows
 from mlpjax.state import TrainState, create_train_state
+
+if TYPE_CHECKING:
+    from mlpjax import sweep
 
 Log = Callable[[str], None]
 QUICK_EPOCHS = 2
@@ -92,6 +95,20 @@ def fit(config: TrainConfig, dataset: data.Dataset, log: Log, label: str,
     return train.fit(config, dataset, on_epoch_end=on_epoch_end, log=lambda line: log(f"  {label}: {line}"))
 
 
+STRATEGY = "auto"  # how experiments train their seeds and settings: mlpjax.sweep's strategies
+
+
+def train_many(configs: Sequence[TrainConfig], dataset: data.Dataset, log: Log,
+               on_model_epoch: sweep.ModelHook | None = None) -> sweep.SweepResult:
+    """Train ``configs`` (e.g. several seeds or settings) through the sweep engine with :data:`STRATEGY`; each
+    epoch's line logged. Each model's numbers are those of :func:`mlpjax.train.fit` of its config (up to
+    float reassociation under vmap)."""
+    from mlpjax import sweep
+
+    return sweep.run_sweep(configs, dataset, strategy=STRATEGY, log=lambda line: log(f"  {line}"),
+                           on_model_epoch=on_model_epoch)
+
+
 class EpochEvaluator:
     """An ``on_epoch_end`` hook that evaluates the params on ``(x, y)`` after every epoch (inference mode,
     no dropout), compiled once; ``.history`` holds one metrics dict per epoch."""
@@ -105,10 +122,14 @@ class EpochEvaluator:
         self.history: list[dict[str, float]] = []
 
     def __call__(self, epoch: int, state: TrainState, history: dict[str, list[float]]) -> None:
+        self.add(state.params)
+
+    def add(self, params: model.Params) -> None:
+        """Evaluate ``params`` (the next epoch's) and append the metrics."""
         if self.evaluator is None:
-            self.evaluator = runner.prepare_evaluate(state.params, self.rows, model_config=self.model_config,
+            self.evaluator = runner.prepare_evaluate(params, self.rows, model_config=self.model_config,
                                                      loss_name=self.loss_name)
-        self.history.append(self.evaluator(state.params))
+        self.history.append(self.evaluator(params))
 
     def series(self, key: str) -> list[float]:
         return [m[key] for m in self.history]

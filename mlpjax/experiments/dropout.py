@@ -18,7 +18,8 @@ FULL_EPOCHS = 20
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
-    """Randomness: every rate starts from ``seed`` (same initial weights and batch order).
+    """Randomness: every rate starts from ``seed`` (same initial weights and batch order); the rates train
+    together through the sweep engine (:func:`common.train_many`), each with the numbers of its own run.
 
     Keras' ``accuracy`` is a running mean over the epoch with dropout active, which understates what the
     network knows; the gap is therefore measured with the training set evaluated after each epoch in inference
@@ -27,10 +28,11 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     per_rate, curves = {}, {}
-    for rate in RATES:
-        config = TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed)
-        on_train = common.EpochEvaluator(config, ds, ds.x_train, ds.y_train)
-        result = common.fit(config, ds, log, f"dropout {rate:g}", on_epoch_end=on_train)
+    configs = [TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed)
+               for rate in RATES]
+    evaluators = [common.EpochEvaluator(c, ds, ds.x_train, ds.y_train) for c in configs]
+    sweep = common.train_many(configs, ds, log, on_model_epoch=lambda i, epoch, params: evaluators[i].add(params))
+    for rate, result, on_train in zip(RATES, sweep.runs, evaluators):
         h = result.history
         train_acc = on_train.series("accuracy")
         gap = [a - b for a, b in zip(train_acc, h["val_accuracy"])]

@@ -17,7 +17,8 @@ TUTORIAL = {2: "0.9716", 10: "about 0.98"}
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
-    """Randomness: runs with seeds ``seed, seed + 1, ...`` (initial weights, shuffling, dropout masks).
+    """Randomness: runs with seeds ``seed, seed + 1, ...`` (initial weights, shuffling, dropout masks), trained
+    together through the sweep engine (:func:`common.train_many`): the numbers of one run per seed.
 
     Epoch ``e`` of a 10-epoch run is the same as the last epoch of an ``e``-epoch run with that seed (the
     shuffle and dropout keys depend only on the epoch and step), so one run per seed gives both numbers.
@@ -26,11 +27,8 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     seeds = list(range(seed, seed + (QUICK_SEEDS if quick else FULL_SEEDS)))
     marks = [1, epochs] if quick else [2, epochs]  # the epochs whose test accuracy is tabulated
-    runs = []
-    for s in seeds:
-        result = common.fit(TrainConfig(dataset=ds.name, epochs=epochs, seed=s), ds, log, f"seed {s}")
-        runs.append({"seed": s, "history": result.history, "test_metrics": result.test_metrics,
-                     "epoch_seconds": result.epoch_seconds})
+    sweep = common.train_many([TrainConfig(dataset=ds.name, epochs=epochs, seed=s) for s in seeds], ds, log)
+    runs = [{"seed": s, "history": r.history, "test_metrics": r.test_metrics} for s, r in zip(seeds, sweep.runs)]
     histories = [r["history"] for r in runs]
     at = {e: [h["val_accuracy"][e - 1] for h in histories] for e in marks}
     summary = {str(e): {"mean": common.mean_std(v)[0], "std": common.mean_std(v)[1], "min": min(v), "max": max(v),
@@ -52,8 +50,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                         f"the training loss keeps falling ({common.mean_pm_std([h['loss'][first - 1] for h in histories])} "
                         f"-> {common.mean_pm_std([h['loss'][last - 1] for h in histories])}).")
     return common.Report(
-        results={"seeds": seeds, "test_accuracy_after": summary, "runs": [
-            {k: v for k, v in r.items() if k != "epoch_seconds"} for r in runs]},
+        results={"seeds": seeds, "test_accuracy_after": summary, "runs": runs},
         tables=[common.Table("Test accuracy", ["epochs", f"mean ± std ({len(seeds)} seeds)", "min", "max",
                                                "tutorial"],
                              [[e, common.mean_pm_std(at[e]), f"{min(at[e]):.4f}", f"{max(at[e]):.4f}", TUTORIAL.get(e, "-")]
@@ -66,4 +63,4 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         figures={"curves.png": "Keras-style history (train dashed, test solid), mean ± std over seeds."},
         findings=findings, dataset=common.describe(ds),
         budget={"epochs": epochs, "seeds": len(seeds), "batch size": TrainConfig().batch_size},
-        timing={"epoch_seconds": [r["epoch_seconds"] for r in runs]})
+        timing={"strategy": sweep.strategy, "groups": [g.record() for g in sweep.groups]})

@@ -1,0 +1,249 @@
+"""Sweeps (mlpjax.sweep, mlpjax.stack): the grid, the groups, and each model's numbers equal to training it alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from mlpjax import model, stack, sweep, sweep_checkpoint, train
+from mlpjax.errors import FieldError
+
+RTOL = 1e-5  # vmap may reassociate floats; nothing else may differ
+BASE = dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,))
+LISTS = {"seed": [0, 1], "lr": [0.001, 0.003], "dropout": [0.0, 0.3]}
+SMALL = ("--dataset", "digits", "--epochs", "2", "--batch-size", "32", "--hidden", "32")
+
+
+def assert_same_history(got, want, rtol=RTOL):
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(got[key], want[key], rtol=rtol, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return sweep.grid(BASE, LISTS)
+
+
+@pytest.fixture(scope="module")
+def alone(configs, digits):
+    """Each config trained alone by train.fit: what `mlpjax train` with its single values gives."""
+    return [train.fit(c, digits) for c in configs]
+
+
+def test_grid_is_the_product_in_listed_order(configs):
+    assert len(configs) == 8
+    assert [(c.seed, c.lr, c.model.dropout) for c in configs[:3]] == [(0, 0.001, 0.0), (0, 0.001, 0.3),
+                                                                       (0, 0.003, 0.0)]
+    assert all(c.model.hidden == (32,) and c.dataset == "digits" for c in configs)
+    more = sweep.grid(BASE, {"hidden": [(16,), (8, 8)], "seed": [0, 1], "optimizer": ["adam", "sgd"]})
+    assert sweep.groups(more) == [[0, 4], [1, 5], [2, 6], [3, 7]]  # seeds together; hidden, optimizer apart
+
+
+@pytest.mark.parametrize("lists, field", [({"lr": [0.1, -1.0]}, "lr"), ({"dropout": [1.5]}, "dropout"),
+                                          ({"seed": [0, 0]}, "seed"), ({"epochs": []}, "epochs"),
+                                          ({"data_dir": ["a", "b"]}, "data_dir")])
+def test_grid_errors_name_the_field(lists, field):
+    with pytest.raises(FieldError) as e:
+        sweep.grid(BASE, lists)
+    assert e.value.field == field and "--" not in str(e.value)
+
+
+def test_traced_dropout_rate_gives_the_static_rates_logits():
+    mc = model.ModelConfig(input_dim=6, hidden=(8, 4), dropout=0.3, num_classes=2)
+    params = model.init(jax.random.PRNGKey(0), mc)
+    x, rng = jax.random.uniform(jax.random.PRNGKey(1), (5, 6)), jax.random.PRNGKey(2)
+    want = model.apply(params, x, model_config=mc, train=True, rng=rng)
+    got = jax.jit(lambda r: model.apply(params, x, model_config=mc, train=True, rng=rng, dropout_rate=r))(
+        jnp.float32(0.3))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    zero = model.apply(params, x, model_config=mc, train=True, rng=rng, dropout_rate=jnp.float32(0.0))
+    np.testing.assert_array_equal(zero, model.apply(params, x, model_config=mc))
+
+
+def test_stacked_state_holds_each_models_lr_dropout_and_key(configs, digits):
+    mc = configs[0].model_config(digits.input_dim, digits.num_classes)
+    state = stack.group_state(configs, mc)
+    np.testing.assert_allclose(stack.learning_rates(state), [c.lr for c in configs])
+    np.testing.assert_allclose(state.dropout_rate, [c.model.dropout for c in configs])
+    from conftest import state_for
+
+    one = state_for(configs[5], digits)
+    np.testing.assert_array_equal(stack.member(state, 5).key, one.key)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, stack.member(state, 5).params, one.params)
+
+
+def test_vmap_gives_each_models_history_alone(configs, alone, digits):
+    result = sweep.run_sweep(configs, digits, strategy="vmap")
+    assert [g.members for g in result.groups] == [list(range(8))] and result.groups[0].strategy == "vmap"
+    for run, want in zip(result.runs, alone):
+        assert run.config == want.config
+        assert_same_history(run.history, want.history)
+        np.testing.assert_allclose(run.test_metrics["loss"], want.test_metrics["loss"], rtol=RTOL)
+
+
+def test_sequential_gives_each_models_history_alone(configs, alone, digits):
+    result = sweep.run_sweep(configs[:3], digits, strategy="sequential")
+    assert result.strategy == "sequential" and len(result.groups[0].epoch_seconds) == 2
+    for run, want in zip(result.runs, alone):
+        assert_same_history(run.history, want.history, rtol=0)  # the same program: the same bits
+
+
+def test_strategy_auto_is_sequential_on_cpu_vmap_on_gpu():
+    assert sweep.auto_strategy("cpu") == "sequential"
+    assert sweep.auto_strategy("gpu") == sweep.auto_strategy("tpu") == "vmap"
+    with pytest.raises(Exception, match="strategy"):
+        sweep.resolve_strategy("parallel")
+
+
+@pytest.mark.slow
+def test_groups_of_different_shapes_train_apart(digits):
+    configs = sweep.grid({**BASE, "epochs": 1}, {"hidden": [(16,), (8, 8)], "seed": [0, 1]})
+    result = sweep.run_sweep(configs, digits, strategy="vmap")
+    assert [g.members for g in result.groups] == [[0, 2], [1, 3]]
+    for run, config in zip(result.runs, configs):
+        assert_same_history(run.history, train.fit(config, digits).history)
+
+
+def test_cli_sweep_writes_results_summary_and_curves(tmp_path, capsys, alone):
+    out = tmp_path / "sweep"
+    code, stdout, err = run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--lr", "0.001,0.003",
+                                "--dropout", "0,0.3", "--strategy", "vmap", "--output", out)
+    assert code == 0, err
+    assert stdout.count("epoch 1/2") == 1 and stdout.count("epoch 2/2") == 1  # one line per epoch
+    record = json.loads((out / "results.json").read_text())
+    assert len(record["runs"]) == 8 and record["groups"][0]["members"] == list(range(8))
+    assert set(record["groups"][0]) >= {"members", "strategy", "compile_seconds", "epoch_seconds"}
+    for run, want in zip(record["runs"], alone):
+        assert run["config"] == want.config.to_dict() and set(run) >= {"history", "test_loss", "test_accuracy"}
+        assert_same_history(run["history"], want.history)
+    summary = (out / "summary.md").read_text()
+    assert "lr 0.001, dropout 0.3 | 0, 1 |" in summary and summary.count("±") >= 12
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run_cli(capsys, "sweep", *SMALL, "--output", out)
+    assert code == 2 and "--output" in err and "--resume" in err
+
+
+@pytest.mark.parametrize("argv, shown", [(("--lr", "0.1,-1"), "--lr must be a positive number"),
+                                         (("--dropout", "0,2"), "--dropout must be in [0, 1)"),
+                                         (("--seed", "0,0"), "--seed lists 0 twice"),
+                                         (("--activation", "relu,nope"), "unknown activation 'nope'"),
+                                         (("--hidden", "32,0"), "--hidden sizes must be positive"),
+                                         (("--strategy", "sequential", "--devices", "2"), "--devices splits")])
+def test_cli_sweep_errors_name_the_flag(capsys, argv, shown):
+    code, _, err = run_cli(capsys, "sweep", *SMALL[:6], *argv)
+    assert code == 2 and shown in err, err
+
+
+def test_resume_continues_a_sweep(tmp_path, capsys, configs, alone):
+    out = tmp_path / "sweep"
+    assert run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--dropout", "0.2", "--strategy", "vmap",
+                   "--output", out)[0] == 0
+    first = json.loads((out / "results.json").read_text())
+    shutil.rmtree(out / "groups" / "0" / "2")  # as if killed during epoch 2
+    (out / "results.json").unlink()
+    code, stdout, err = run_cli(capsys, "sweep", "--resume", out)
+    assert code == 0, err
+    assert "epoch 1/2" not in stdout and "epoch 2/2" in stdout
+    again = json.loads((out / "results.json").read_text())
+    for a, b in zip(again["runs"], first["runs"]):
+        assert a["config"] == b["config"]
+        assert_same_history(a["history"], b["history"], rtol=0)
+    code, _, err = run_cli(capsys, "sweep", "--resume", out, "--seed", "3")
+    assert code == 2 and "--seed" in err
+
+
+def test_resume_of_a_sequential_sweep(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--strategy", "sequential", "--output", out)[0] == 0
+    assert (out / "runs" / "1" / "metrics.json").exists()
+    first = json.loads((out / "results.json").read_text())
+    code, stdout, err = run_cli(capsys, "sweep", "--resume", out)
+    assert code == 0 and "epoch 1/2" not in stdout, err
+    again = json.loads((out / "results.json").read_text())
+    assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+
+
+def test_load_plan_refuses_a_folder_without_one(tmp_path):
+    with pytest.raises(Exception, match="not a sweep folder"):
+        sweep_checkpoint.load_plan(tmp_path)
+
+
+@pytest.mark.slow
+def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
+    """6 models (padded to 8) over 8 forced CPU devices: each model's history as on one device."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from test_distributed import TIMEOUT, last_json, worker_env
+
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "sweep_worker.py"), "8", "0,1,2"],
+                          env=worker_env(8), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = last_json(proc.stdout)
+    assert got["devices"] == 8
+    configs = sweep.grid(BASE, {"seed": [0, 1, 2], "dropout": [0.0, 0.3]})
+    want = sweep.run_sweep(configs, digits, strategy="vmap")
+    for history, run in zip(got["histories"], want.runs):
+        assert_same_history(history, run.history)
+
+
+def test_bench_models_per_second_quick(digits):
+    from mlpjax import bench
+
+    ds = digits.head(bench.QUICK_MODEL_STEPS * 16)
+    rows = bench.models_per_second(ds, bench.BenchConfig(quick=True, batch_size=16, hidden=(16,)))
+    assert [(r["models"], r["strategy"]) for r in rows] == [(k, s) for k in bench.QUICK_MODEL_COUNTS
+                                                            for s in ("vmap", "sequential")]
+    assert all(r["models_per_second"] > 0 and r["seconds"] > 0 for r in rows)
+    assert rows[1]["x_one_model"] == 1.0
+    text = bench.format_report({"device": "cpu", "cpu_count": 2, "data": "digits", "train_examples": 160,
+                                "batch_size": 16, "hidden": [16], "matmul": {"shapes": {}},
+                                "mlpjax": {"step_gflop": 0, "xla_step_gflop": 0, "epoch_gflop": 0,
+                                           "epoch_seconds": 1, "examples_per_second": 1, "gflops": 1,
+                                           "fraction_of_ceiling": 0.1, "test_accuracy": 0.5,
+                                           "compile_seconds": 1, "compiles_during_epochs": 0},
+                                "baselines": {}, "ratios": {}, "predict": {"latency_ms_p50": 1, "latency_ms_p99": 1,
+                                                                          "images": 1, "images_per_second": 1},
+                                "models_per_second": rows})
+    assert "models per second" in text and "sequential" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_experiments_epochs_and_dropout_train_through_the_sweep(tmp_path, monkeypatch, digits, strategy):
+    """The quick `epochs` (2 seeds) and `dropout` (3 rates) experiments: each run's numbers are train.fit's."""
+    from mlpjax.config import TrainConfig
+    from mlpjax.experiments import common, dropout, epochs
+
+    monkeypatch.setattr(common, "STRATEGY", strategy)
+    monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
+    rtol = RTOL if strategy == "vmap" else 0
+    report = epochs.run(tmp_path / "epochs", quick=True, data_dir=None, seed=0, log=lambda s: None)
+    assert report.timing["strategy"] == strategy and report.results["seeds"] == [0, 1]
+    for run in report.results["runs"]:
+        want = train.fit(TrainConfig(dataset="digits", epochs=2, seed=run["seed"]), digits)
+        assert_same_history(run["history"], want.history, rtol)
+    report = dropout.run(tmp_path / "dropout", quick=True, data_dir=None, seed=0, log=lambda s: None)
+    for rate, r in report.results["rates"].items():
+        config = TrainConfig(dataset="digits", epochs=2, seed=0, model=model.ModelConfig(dropout=float(rate)))
+        on_train = common.EpochEvaluator(config, digits, digits.x_train, digits.y_train)
+        want = train.fit(config, digits, on_epoch_end=on_train)
+        assert_same_history(r["history"], want.history, rtol)
+        np.testing.assert_allclose(r["train_accuracy_per_epoch"], on_train.series("accuracy"), rtol=rtol)
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_diverging_model_is_recorded_and_the_others_train_on(digits, strategy):
+    configs = sweep.grid({**BASE, "optimizer": "sgd"}, {"lr": [0.01, 1e30]})
+    result = sweep.run_sweep(configs, digits, strategy=strategy)
+    fine, bad = result.runs
+    assert fine.diverged is None and all(np.isfinite(fine.history["loss"]))
+    assert bad.diverged is not None and bad.diverged <= 2
+    assert len(fine.history["loss"]) == 2
