@@ -144,10 +144,11 @@ def _refuse_a_run(directory: Path) -> None:
 
 
 def _probe(directory: Path, field: str) -> None:
-    """Write, sync and remove a file in ``directory``: it can take checkpoints (else a FieldError)."""
+    """Create ``directory``, write, sync and remove a file in it: it can take checkpoints (else a FieldError)."""
     import tempfile
 
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=directory, prefix=".mlpjax-probe-")
         try:
             os.write(fd, b"mlpjax")
@@ -157,6 +158,19 @@ def _probe(directory: Path, field: str) -> None:
             os.unlink(name)
     except OSError as e:
         raise FieldError(field, f"{{field}} {directory}: cannot be written ({e.strerror or e})") from None
+
+
+def _claim(directory: Path, field: str) -> RunLock | None:
+    """Claim ``directory`` for a run: its lock (process 0 holds it for all the processes of a distributed run,
+    which meet at each save) and the proof that it can be written."""
+    lock = RunLock(directory, field) if distributed.is_primary() else None  # the lock creates the directory
+    try:
+        _probe(directory, field)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock
 
 
 def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = None,
@@ -170,13 +184,13 @@ def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = 
     if directory.exists() and not directory.is_dir():
         raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
     _refuse_a_run(directory)
-    lock = RunLock(directory, "output")
-    try:
-        _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
-        _probe(directory, "output")
-    except BaseException:
-        lock.release()
-        raise
+    lock = _claim(directory, "output")
+    if lock is not None:
+        try:
+            _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
+        except BaseException:
+            lock.release()
+            raise
     return Run(directory, _absolute_data_dir(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
                save_best=save_best, lock=lock)
 
@@ -197,16 +211,11 @@ def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = Non
     directory = Path(directory)
     refuse_if_locked(directory, "resume")  # before reading: a live run deletes its old epochs as it goes
     run = _resumed(directory, checkpoint.restore(directory), changes, keep=keep, save_best=save_best)
-    lock = RunLock(directory, "resume")  # only once the checks pass: a refusal writes nothing
-    if checkpoint.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:
+    lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
+    if lock is not None and checkpoint.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:
         lock.release()  # another run saved an epoch while this one was being read
         raise FieldError("resume", f"{{field}} {directory}: another run saved into it while it was being read; "
                          "try again")
-    try:
-        _probe(directory, "resume")
-    except BaseException:
-        lock.release()
-        raise
     return dataclasses.replace(run, lock=lock)
 
 
