@@ -243,6 +243,10 @@ def _restore_step(root: Path, plain: Path, step: int) -> Checkpoint:
                              f"({model_config}); the checkpoint is inconsistent")
     if state_digest(arrays) != digest:
         raise UserInputError(f"{path}: the saved arrays do not match their checksum; the checkpoint is corrupted")
+    if not all(np.isfinite(a).all() for a in jax.tree_util.tree_leaves((arrays["params"], arrays["opt_state"]))
+               if np.issubdtype(np.asarray(a).dtype, np.floating)):
+        raise UserInputError(f"{path}: the saved weights or optimizer state hold NaN or infinite values; "
+                             "fit never saves such an epoch, so the checkpoint was altered")
     state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
     return Checkpoint(path=path, epoch=epoch, config=config, model_config=model_config, history=history,
                       state=state, keep=keep, save_best=save_best)

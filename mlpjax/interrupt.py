@@ -40,13 +40,16 @@ def exit_on_interrupt(message: str = "interrupted") -> bool:
 
 
 def exit_now(message: str = "interrupted") -> None:
-    """Write ``message`` to stderr (after what stdout holds) and end the process with status 130 at once."""
+    """Write ``message`` to stderr on a line of its own (after what stdout holds; below an open progress bar)
+    and end the process with status 130 at once."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:  # a closed or broken stream: the message still goes out below
             pass
+    tqdm = sys.modules.get("tqdm")
+    bar_open = bool(getattr(getattr(tqdm, "tqdm", None), "_instances", None))  # a progress bar's line is open
     try:
-        os.write(2, f"{message}\n".encode())
+        os.write(2, f"{chr(10) if bar_open else ''}{message}\n".encode())
     finally:
         os._exit(EXIT_STATUS)

@@ -334,3 +334,18 @@ def test_a_relative_data_dir_is_saved_absolute(idx_folder, tmp_path, monkeypatch
     monkeypatch.chdir("/")
     code, out, err = run_cli(capsys, "evaluate", tmp_path / "run")
     assert code == 0 and "accuracy" in out, err
+
+
+def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_path, capsys):
+    import jax
+
+    from conftest import state_for
+
+    config = small_config(epochs=1)
+    state = state_for(config, digits)
+    state = state.replace(params=jax.tree_util.tree_map(lambda a: a * np.nan, state.params))
+    writer = checkpoint.Writer(tmp_path / "run", config, keep=1, save_best=False)
+    writer.save(1, state, {"loss": [1.0], "accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [0.5]})
+    writer.close()
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "run")
+    one_line_error(code, err, "NaN or infinite")
