@@ -51,6 +51,7 @@ FORMAT = "mlpjax-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINTS, BEST, METRICS = "checkpoints", "best", "metrics.json"
 DEFAULT_KEEP = 3
+MAX_METADATA_BYTES = 64 * 2**20  # the JSON of configs and history: kilobytes (a million epochs: ~80 MB)
 COMPLETE_MARK = "_CHECKPOINT_METADATA"  # Orbax writes it into an epoch's directory before renaming it into place
 
 
@@ -202,6 +203,10 @@ def _disk_bytes(path: Path) -> int:
 def _restore_step(root: Path, plain: Path, step: int) -> Checkpoint:
     ocp = _ocp()
     path = root / str(step)
+    meta_file = path / "meta" / "metadata"
+    if meta_file.is_file() and meta_file.stat().st_size > MAX_METADATA_BYTES:
+        raise UserInputError(f"{meta_file}: {resources.human(meta_file.stat().st_size)} of metadata; an mlpjax "
+                             f"checkpoint's is far below {resources.human(MAX_METADATA_BYTES)}: it is not one")
     manager = _reader(plain)
     try:
         meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta

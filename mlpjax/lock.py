@@ -25,6 +25,8 @@ from pathlib import Path
 from mlpjax.errors import FieldError
 
 LOCK_NAME = ".mlpjax-lock"
+# never through a link: a lock file planted as a link to another file must not get that file truncated
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -48,7 +50,7 @@ class RunLock:
         self.directory, self.path = Path(directory), Path(directory) / LOCK_NAME
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o666)
         except OSError as e:
             raise FieldError(field, f"{{field}} {self.directory}: cannot be written ({_reason(e)})") from None
         self._fd = fd
@@ -85,7 +87,7 @@ def refuse_if_locked(directory: Path, field: str = "resume") -> None:
     if fcntl is None:  # pragma: no cover
         return
     try:
-        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | _NO_FOLLOW)
     except OSError:
         return  # no lock file: never owned, or not readable (the claim will say)
     try:

@@ -349,3 +349,22 @@ def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_pat
     writer.close()
     code, _, err = run_cli(capsys, "evaluate", tmp_path / "run")
     one_line_error(code, err, "NaN or infinite")
+
+
+@pytest.mark.parametrize("flags,needle", [(["--hidden", 1_000_000_000], "--hidden 1000000000"),
+                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000")])
+def test_bench_refuses_what_cannot_fit_before_allocating(capsys, flags, needle):
+    start = time.monotonic()
+    code, _, err = run_cli(capsys, "bench", "--quick", "--against", "", "--no-sweep", "--no-memory", *flags)
+    one_line_error(code, err, needle)
+    assert time.monotonic() - start < 60
+
+
+def test_a_lock_file_planted_as_a_link_is_never_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(FieldError, match="cannot be written"):
+        RunLock(tmp_path / "run")
+    assert victim.read_text() == "precious"
