@@ -322,11 +322,15 @@ EXIT_AT_ONCE = ("train", "evaluate", "predict", "backprop")
 def _quiet_unraisable(hook):
     """``sys.unraisablehook`` without Orbax's leftovers of a failed save: its worker threads finish after the
     event loop they report to is closed ("Event loop is closed")."""
+    if getattr(hook, "mlpjax_quiet", False):  # installed already (main called again in one process)
+        return hook
+
     def unraisable(info):
         if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
             return
         hook(info)
 
+    unraisable.mlpjax_quiet = True
     return unraisable
 
 
