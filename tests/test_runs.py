@@ -183,6 +183,8 @@ CRAFTED = {
     "fractional epoch": (lambda m: m.update(epoch=2.5), "epoch"),
     "fractional batch": (lambda m: m["train_config"].update(batch_size=1.5), "batch_size"),
     "string keep": (lambda m: m.update(keep="3"), "keep"),
+    "infinite learning rate": (lambda m: m["train_config"].update(lr=float("inf")), "lr"),
+    "huge learning rate": (lambda m: m["train_config"].update(lr=10**400), "lr"),
 }
 
 
