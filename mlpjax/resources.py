@@ -115,7 +115,8 @@ def check_training(config, model_config, dataset) -> None:
         field, value = "hidden", " ".join(map(str, model_config.hidden))
     else:
         used = effective_batch_size(config.batch_size, len(dataset.y_train))
-        field, value = "batch_size", f"{config.batch_size}{f' (capped at the {used} training examples)' if used < config.batch_size else ''}"
+        capped = f" (capped at the {used} training examples)" if used < config.batch_size else ""
+        field, value = "batch_size", f"{config.batch_size}{capped}"
     raise FieldError(field, f"{{field}} {value}: training would need about {human(total)} of memory (params and "
                      f"optimizer state {human(parts['state'])}, gradients {human(parts['step'])}, activations "
                      f"{human(parts['activations'])}, data {human(parts['data'])}) but {human(min(free))} is "
