@@ -51,6 +51,7 @@ FORMAT = "mlpjax-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINTS, BEST, METRICS = "checkpoints", "best", "metrics.json"
 DEFAULT_KEEP = 3
+READ_ATTEMPTS = 5  # reads of the newest epoch while a live run rotates its epochs away (see restore)
 MAX_METADATA_BYTES = 64 * 2**20  # the JSON of configs and history: kilobytes (a million epochs: ~80 MB)
 COMPLETE_MARK = "_CHECKPOINT_METADATA"  # Orbax writes it into an epoch's directory before renaming it into place
 
@@ -170,7 +171,10 @@ def holds_run(directory: Path) -> Path | None:
 
 
 def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
-    """The latest complete epoch of run ``directory`` (``best=True``: the best one by val_loss)."""
+    """The latest complete epoch of run ``directory`` (``best=True``: the best one by val_loss).
+
+    Safe while another process trains into ``directory``: an epoch deleted while it is read (the run keeps
+    only its last few) is replaced by the newest one."""
     directory = Path(directory)
     _check_run_dir(directory)
     root = directory / (BEST if best else CHECKPOINTS)
@@ -180,7 +184,17 @@ def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
                              where=directory)
         raise UserInputError(f"{directory}: not an mlpjax checkpoint directory (no {CHECKPOINTS}/ inside); "
                              "a run directory is made by training with an output directory")
-    return restore_step(root, _latest_step(root, "best checkpoint" if best else "checkpoint"))
+    what = "best checkpoint" if best else "checkpoint"
+    for attempt in range(READ_ATTEMPTS):
+        step = _latest_step(root, what)
+        try:
+            return restore_step(root, step)
+        except UserInputError:
+            # a live run keeps its last few epochs and deletes older ones as it saves: an epoch that vanished
+            # while it was read was superseded, so read the newest again; an epoch still there is truly bad
+            if (root / str(step)).is_dir() or attempt == READ_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def restore_step(root: Path, step: int) -> Checkpoint:
