@@ -355,11 +355,25 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
     return results
 
 
+def check_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
+    """Refuse, before anything is allocated, a batch larger than the training set (a benchmark times real
+    epochs) and a width or batch whose training cannot fit in memory (:mod:`mlpjax.resources`)."""
+    from mlpjax import resources
+
+    if config.batch_size > len(ds.y_train):
+        raise FieldError("batch_size", f"{{field}} {config.batch_size}: the benchmark's training set has "
+                         f"{len(ds.y_train)} examples; give at most that")
+    tconfig = TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size,
+                          model=model.ModelConfig(hidden=config.hidden), seed=config.seed)
+    resources.check_training(tconfig, tconfig.model_config(ds.input_dim, ds.num_classes), ds)
+
+
 def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Every measurement of ``mlpjax bench``, as one JSON-able dict."""
     from mlpjax import baselines
 
     ds, source = load_bench_data(config.data_dir, config.quick)
+    check_memory(config, ds)
     dims = (ds.input_dim, *config.hidden, ds.num_classes)
     report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),

@@ -14,14 +14,25 @@ nothing is unpickled and a checkpoint cannot run code. Orbax writes each epoch i
 and renames it when complete: a process killed at any moment leaves the previous epochs loadable.
 Bad checkpoints raise :class:`~mlpjax.errors.UserInputError` naming the path; nothing is ever overwritten.
 Starting or resuming a run into such a directory is :mod:`mlpjax.run`'s business.
+
+Promises (``docs/reliability.md``): an epoch is complete when its ``<epoch>/`` directory holds Orbax's
+``_CHECKPOINT_METADATA``; restoring takes the newest complete epoch (an empty or half-made numbered directory
+is passed over); a directory of any characters works (Orbax sees it through :mod:`mlpjax.safepath`); the
+metadata is validated as a :class:`TrainConfig` is, and the sizes it declares are checked against the files
+on disk and the memory available before any array is allocated (:func:`mlpjax.resources.check_restore`); a
+save that fails (a full disk) raises :class:`SaveError` in one line, its partial files removed, the earlier
+epochs intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,9 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import model
+from mlpjax import model, resources
 from mlpjax.config import TrainConfig
-from mlpjax.errors import FieldError, UserInputError
+from mlpjax.errors import FieldError, UserInputError, check_int
+from mlpjax.safepath import PlainPath
 from mlpjax.records import HISTORY_KEYS
 from mlpjax.state import TrainState, abstract_state
 
@@ -39,6 +51,13 @@ FORMAT = "mlpjax-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINTS, BEST, METRICS = "checkpoints", "best", "metrics.json"
 DEFAULT_KEEP = 3
+READ_ATTEMPTS = 5  # reads of the newest epoch while a live run rotates its epochs away (see restore)
+MAX_METADATA_BYTES = 64 * 2**20  # the JSON of configs and history: kilobytes (a million epochs: ~80 MB)
+COMPLETE_MARK = "_CHECKPOINT_METADATA"  # Orbax writes it into an epoch's directory before renaming it into place
+
+
+class SaveError(UserInputError):
+    """An epoch could not be saved (a full disk, a vanished directory); the earlier epochs are intact."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +106,28 @@ def _reader(root: Path):
 
 
 def _short(e: BaseException) -> str:
-    """The first line of an exception (without TensorStore's pointer to more details), for one-line errors."""
+    """The first line of an exception (without TensorStore's pointer to more details), for one-line errors;
+    an operating system's error (TensorStore's ``os_error_code``) as its text, e.g. ``No space left on device``."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    code = re.search(r"os_error_code='?(\d+)", str(e))
+    if code:
+        return os.strerror(int(code.group(1)))
     text = (str(e).strip().splitlines() or [""])[0].split(" See full TensorStore details")[0]
     return f"{type(e).__name__}: {text[:200]}"
+
+
+@contextlib.contextmanager
+def _orbax_quiet():
+    """Orbax's worker threads log a failed write with its traceback (absl's logger): the caller reports it in
+    one line instead, so that logger is silenced while Orbax works."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check_run_dir(directory: Path) -> None:
@@ -101,18 +139,42 @@ def _check_run_dir(directory: Path) -> None:
                              "output directory")
 
 
-def _latest_step(root: Path, what: str) -> int:
+def complete_steps(root: Path) -> list[int]:
+    """The complete epochs in CheckpointManager directory ``root``, in order: numbered directories that hold
+    Orbax's completion mark (temporary, empty or half-made ones are not epochs)."""
     try:
-        step = _reader(root).latest_step()
-    except Exception as e:  # orbax raises many types on unreadable step metadata
-        raise UserInputError(f"{root}: cannot list the checkpoints ({_short(e)}); the directory is corrupted") from None
-    if step is None:
-        raise UserInputError(f"{root}: holds no complete {what}")
-    return step
+        entries = list(os.scandir(root))
+    except OSError:
+        return []
+    return sorted(int(e.name) for e in entries if e.name.isdigit() and e.is_dir(follow_symlinks=False)
+                  and os.path.isfile(os.path.join(e.path, COMPLETE_MARK)))
+
+
+def _latest_step(root: Path, what: str) -> int:
+    steps = complete_steps(root)
+    if not steps:
+        raise UserInputError(f"{root}: holds no complete {what} (a run interrupted before its first epoch was "
+                             "saved can be started again with the same output directory)")
+    return steps[-1]
+
+
+def holds_run(directory: Path) -> Path | None:
+    """What makes ``directory`` a run that a fresh one must not overwrite: its ``metrics.json`` or a complete
+    epoch (checkpoints or best); None if there is none (e.g. a run interrupted during its first save)."""
+    if (directory / METRICS).exists():
+        return directory / METRICS
+    for name in (CHECKPOINTS, BEST):
+        steps = complete_steps(directory / name)
+        if steps:
+            return directory / name / str(steps[-1])
+    return None
 
 
 def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
-    """The latest complete epoch of run ``directory`` (``best=True``: the best one by val_loss)."""
+    """The latest complete epoch of run ``directory`` (``best=True``: the best one by val_loss).
+
+    Safe while another process trains into ``directory``: an epoch deleted while it is read (the run keeps
+    only its last few) is replaced by the newest one."""
     directory = Path(directory)
     _check_run_dir(directory)
     root = directory / (BEST if best else CHECKPOINTS)
@@ -122,14 +184,44 @@ def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
                              where=directory)
         raise UserInputError(f"{directory}: not an mlpjax checkpoint directory (no {CHECKPOINTS}/ inside); "
                              "a run directory is made by training with an output directory")
-    return restore_step(root, _latest_step(root, "best checkpoint" if best else "checkpoint"))
+    what = "best checkpoint" if best else "checkpoint"
+    for attempt in range(READ_ATTEMPTS):
+        step = _latest_step(root, what)
+        try:
+            return restore_step(root, step)
+        except UserInputError:
+            # a live run keeps its last few epochs and deletes older ones as it saves: an epoch that vanished
+            # while it was read was superseded, so read the newest again; an epoch still there is truly bad
+            if (root / str(step)).is_dir() or attempt == READ_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def restore_step(root: Path, step: int) -> Checkpoint:
     """Epoch ``step`` of the CheckpointManager directory ``root``; any inconsistency is a UserInputError."""
+    with PlainPath(root) as plain:
+        return _restore_step(root, plain, step)
+
+
+def _disk_bytes(path: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _restore_step(root: Path, plain: Path, step: int) -> Checkpoint:
     ocp = _ocp()
     path = root / str(step)
-    manager = _reader(root)
+    meta_file = path / "meta" / "metadata"
+    if meta_file.is_file() and meta_file.stat().st_size > MAX_METADATA_BYTES:
+        raise UserInputError(f"{meta_file}: {resources.human(meta_file.stat().st_size)} of metadata; an mlpjax "
+                             f"checkpoint's is far below {resources.human(MAX_METADATA_BYTES)}: it is not one")
+    manager = _reader(plain)
     try:
         meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     except Exception as e:
@@ -145,9 +237,12 @@ def restore_step(root: Path, step: int) -> Checkpoint:
         model_config = model.ModelConfig(**meta["model_config"])
         history = {k: [float(v) for v in meta["history"][k]] for k in HISTORY_KEYS}
         history.update({k: [float(x) for x in v] for k, v in meta["history"].items() if k not in history})
-        epoch, digest = int(meta["epoch"]), str(meta["digest"])
-        keep, save_best = int(meta["keep"]), bool(meta["save_best"])
-    except (KeyError, TypeError, ValueError) as e:  # UserInputError is a ValueError: its message is kept
+        epoch, digest = check_int("epoch", meta["epoch"]), str(meta["digest"])
+        keep, save_best = check_int("keep", meta["keep"]), meta["save_best"]
+        if not isinstance(save_best, bool):
+            raise FieldError("save_best", f"must be true or false, got {save_best!r}")
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+        # UserInputError is a ValueError: its message is kept
         raise UserInputError(f"{path}: the checkpoint's metadata is invalid ({_short(e)})") from None
     if model_config != config.model_config(model_config.input_dim, model_config.num_classes):
         raise UserInputError(f"{path}: the saved model {model_config} does not match the saved training config")
@@ -155,6 +250,7 @@ def restore_step(root: Path, step: int) -> Checkpoint:
         raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(history['loss'])} epochs of "
                              f"history; expected {step}; the checkpoint is inconsistent")
     abstract = abstract_state(config, model_config)
+    resources.check_restore(path, resources.tree_bytes(abstract.arrays()), _disk_bytes(path / "state"))
     try:
         arrays = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract.arrays()))).state
@@ -167,6 +263,10 @@ def restore_step(root: Path, step: int) -> Checkpoint:
                              f"({model_config}); the checkpoint is inconsistent")
     if state_digest(arrays) != digest:
         raise UserInputError(f"{path}: the saved arrays do not match their checksum; the checkpoint is corrupted")
+    if not all(np.isfinite(a).all() for a in jax.tree_util.tree_leaves((arrays["params"], arrays["opt_state"]))
+               if np.issubdtype(np.asarray(a).dtype, np.floating)):
+        raise UserInputError(f"{path}: the saved weights or optimizer state hold NaN or infinite values; "
+                             "fit never saves such an epoch, so the checkpoint was altered")
     state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
     return Checkpoint(path=path, epoch=epoch, config=config, model_config=model_config, history=history,
                       state=state, keep=keep, save_best=save_best)
@@ -192,10 +292,16 @@ class Writer:
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
         self.best_val_loss = best_val_loss
         self.last = self.best = None  # opened at the first save: a run that saves nothing creates nothing
+        self._plain: PlainPath | None = None
+        self._failed = False
 
     def _manager(self, name: str, max_to_keep: int):
         ocp = _ocp()
-        return ocp.CheckpointManager((self.directory / name).absolute(), options=ocp.CheckpointManagerOptions(
+        if self._plain is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._plain = PlainPath(self.directory)
+        _remove_empty_steps(self.directory / name)
+        return ocp.CheckpointManager(self._plain.path / name, options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=False, cleanup_tmp_directories=True))
 
     def save(self, epoch: int, state: TrainState, history: Mapping[str, list[float]], *,
@@ -203,6 +309,7 @@ class Writer:
         """Save epoch ``epoch`` (1-based) and, if its val_loss is the lowest yet, also as the best.
 
         ``last=False``: only consider it for the best (a resumed epoch, already among the last ones).
+        Raises :class:`SaveError` if it cannot be written, after removing what it had begun to write.
         """
         ocp = _ocp()
         # Host copies: the same bytes on every process, written once by process 0.
@@ -213,16 +320,58 @@ class Writer:
         args = ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta))
         if last:
             self.last = self.last or self._manager(CHECKPOINTS, self.keep)
-            self.last.save(epoch, args=args, force=True)
+            self._save(self.last, CHECKPOINTS, epoch, args)
         val_loss = history["val_loss"][-1]
         if self.save_best and val_loss < self.best_val_loss:
             self.best = self.best or self._manager(BEST, 1)
-            self.best.save(epoch, args=args, force=True)
+            self._save(self.best, BEST, epoch, args)
             self.best_val_loss = val_loss
 
+    def _save(self, manager, name: str, epoch: int, args) -> None:
+        try:
+            with _orbax_quiet():
+                manager.save(epoch, args=args, force=True)
+        except Exception as e:  # orbax and tensorstore raise many types for an I/O failure
+            self._failed = True
+            _remove_partial(self.directory / name)
+            raise SaveError(f"{self.directory / name / str(epoch)}: cannot save epoch {epoch} ({_short(e)}); "
+                            f"its partial files are removed and the earlier epochs are intact") from None
+
     def close(self) -> None:
+        """Close the Orbax managers (after a failed save, quietly) and the path alias."""
         for manager in (self.last, self.best):
             if manager is not None:
-                manager.close()
+                try:
+                    manager.close()
+                except Exception:
+                    if not self._failed:
+                        raise
+        if self._plain is not None:
+            self._plain.close()
 
 
+def _remove_partial(root: Path) -> None:
+    """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves)."""
+    import shutil
+
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if ".orbax-checkpoint-tmp" in entry.name:
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _remove_empty_steps(root: Path) -> None:
+    """Remove empty numbered directories from ``root``: they are no epoch, yet Orbax would count them."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.isdigit() and entry.is_dir(follow_symlinks=False):
+            try:
+                os.rmdir(entry.path)  # only ever removes an empty directory
+            except OSError:
+                pass

@@ -539,14 +539,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that start no child process: Ctrl-C ends them at once (mlpjax.interrupt); the others (experiment,
+# bench) get a KeyboardInterrupt, so that their children are interrupted with them.
+EXIT_AT_ONCE = ("train", "evaluate", "predict", "backprop")
+
+
+def _quiet_unraisable(hook):
+    """``sys.unraisablehook`` without Orbax's leftovers of a failed save: its worker threads finish after the
+    event loop they report to is closed ("Event loop is closed")."""
+    if getattr(hook, "mlpjax_quiet", False):  # installed already (main called again in one process)
+        return hook
+
+    def unraisable(info):
+        if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
+            return
+        hook(info)
+
+    unraisable.mlpjax_quiet = True
+    return unraisable
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command of ``argv``: its exit status; bad input is one line and 2, Ctrl-C one line and 130.
+
+    ``argv`` None: the process's own command line (``sys.argv``); then Ctrl-C ends the process at once for
+    the commands of :data:`EXIT_AT_ONCE` (see :mod:`mlpjax.interrupt`).
+    """
+    from mlpjax import interrupt
+
+    program = argv is None
+    if program and sys.argv[1:2] and sys.argv[1] in EXIT_AT_ONCE:
+        interrupt.exit_on_interrupt()
+    command = "?"
+    sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
+        args = build_parser().parse_args(argv)
+        command = args.command
         return args.func(args)
     except UserInputError as e:
-        print(f"mlpjax {args.command}: error: {e.for_cli(flag)}", file=sys.stderr)
+        print(f"mlpjax {command}: error: {e.for_cli(flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if program:  # now, before Orbax's threads or a C extension's leftovers can say more
+            interrupt.exit_now()
         print("interrupted", file=sys.stderr)
         return 130
 

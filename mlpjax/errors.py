@@ -3,6 +3,7 @@ name into its flag (:meth:`UserInputError.for_cli`) when it prints the error as 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
 FIELD = "{field}"  # where a FieldError's text names its field
@@ -63,9 +64,9 @@ def check_number(field: str, value: Any, *, low: float, high: float | None = Non
     """``value`` as a finite float in the interval given (``low_open``: ``low`` excluded; ``high`` None: no top)."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
         number = float("nan")
-    if isinstance(value, bool) or not (number > low if low_open else number >= low) or (
+    if isinstance(value, bool) or not math.isfinite(number) or not (number > low if low_open else number >= low) or (
             high is not None and not (number < high if high_open else number <= high)):
         interval = describe or ("a positive number" if low_open and low == 0 and high is None else
                                 f"in {'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}"

@@ -3,6 +3,12 @@
 
 A run directory ``DIR`` holds ``checkpoints/<epoch>/``, ``best/<epoch>/`` and ``metrics.json`` (see
 ``docs/checkpoints.md``). Nothing is written before every setting has been checked.
+
+Ownership: :func:`start` and :func:`resume` claim the directory (:class:`mlpjax.lock.RunLock`) once their
+checks pass, and the :class:`Run` holds it until :meth:`Run.fit` returns (or :meth:`Run.close`); a second
+claimant is refused. Claiming creates the directory and proves it writable, before anything is trained. A
+directory without a complete epoch (a run interrupted during its first save) is no run: :func:`start` may
+use it again, and :func:`resume` says so. A relative ``data_dir`` is saved absolute.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from mlpjax import checkpoint, distributed, fileio, logs, records
+from mlpjax import checkpoint, distributed, fileio, logs, records, resources
 from mlpjax import metrics as metrics_lib
 from mlpjax import data as data_lib
-from mlpjax.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint
+from mlpjax.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
+from mlpjax.lock import RunLock, refuse_if_locked
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.rows import Rows
@@ -43,6 +50,12 @@ class Run:
     keep: int
     save_best: bool
     checkpoint: Checkpoint | None = None
+    lock: RunLock | None = None  # held for the run's life (None: a Run made by hand, unowned)
+
+    def close(self) -> None:
+        """Give the directory up without training (:meth:`fit` does it when it ends)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def fit(self, dataset: data_lib.Dataset | None = None, *, quiet: bool = True,
             log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> records.FitResult:
@@ -51,19 +64,27 @@ class Run:
         ``mesh`` as for :func:`mlpjax.train.fit`. With several processes, every process calls this alike (the
         checkpoint saves are collective); only process 0 writes ``metrics.json``.
         """
+        try:
+            return self._fit(dataset, quiet=quiet, log=log, mesh=mesh)
+        finally:
+            self.close()
+
+    def _fit(self, dataset, *, quiet, log, mesh) -> records.FitResult:
         ckpt = self.checkpoint
         dataset = dataset or data_lib.load_dataset(self.config.dataset, self.config.data_dir)
-        model_config = self.config.model_config(dataset.input_dim, dataset.num_classes)
+        config = self.config.replace(batch_size=resources.effective_batch_size(self.config.batch_size,
+                                                                               len(dataset.y_train)))
+        model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         if ckpt is not None and ckpt.model_config != model_config:
             raise UserInputError(f"{ckpt.path}: the saved model ({ckpt.model_config.input_dim} features, "
                                  f"{ckpt.model_config.num_classes} classes) does not fit dataset "
                                  f"{dataset.name!r} ({dataset.input_dim} features, {dataset.num_classes} classes)")
         # early stopping keeps the best epoch in DIR/best: a resumed run restores its weights from there
-        save_best = self.save_best or self.config.early_stopping is not None
+        save_best = self.save_best or config.early_stopping is not None
         best = self._best()
-        writer = checkpoint.Writer(self.directory, self.config, keep=self.keep, save_best=save_best,
+        writer = checkpoint.Writer(self.directory, config, keep=self.keep, save_best=save_best,
                                    best_val_loss=math.inf if best is None else best.history["val_loss"][-1])
-        run_logs = (logs.RunLogs(self.directory, dataset.image_shape, self.config.validation)
+        run_logs = (logs.RunLogs(self.directory, dataset.image_shape, config.validation)
                     if distributed.is_primary() else None)
         if ckpt is not None and save_best:
             # The resumed epoch may be better than DIR/best: a kill between the two saves of an epoch, or
@@ -76,11 +97,11 @@ class Run:
             if run_logs is not None:
                 run_logs.epoch_end(epoch, state, history)
             if primary:
-                fileio.write_json_atomic(self.directory / METRICS, records.progress_record(
-                    self.config, history, dataset.describe(), dataclasses.asdict(model_config)))
+                _write_metrics(self.directory, records.progress_record(
+                    config, history, dataset.describe(), dataclasses.asdict(model_config)))
 
         try:
-            result = fit(self.config, dataset, quiet=quiet, log=log, on_epoch_end=on_epoch_end, mesh=mesh,
+            result = fit(config, dataset, quiet=quiet, log=log, on_epoch_end=on_epoch_end, mesh=mesh,
                          resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else
                                              (best.epoch, best.state.params)) if ckpt else None)
         except TrainingDiverged as e:
@@ -93,7 +114,7 @@ class Run:
         if primary:
             record = {"complete": True, "epochs_done": len(result.history["loss"]),
                       "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record(earlier)}
-            fileio.write_json_atomic(self.directory / METRICS, record)
+            _write_metrics(self.directory, record)
         return result
 
     def _best(self) -> Checkpoint | None:
@@ -114,18 +135,78 @@ class Run:
         return seconds
 
 
+def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
+    try:
+        fileio.write_json_atomic(directory / METRICS, record)
+    except OSError as e:
+        raise SaveError(f"{directory / METRICS}: cannot be written ({e.strerror or e}); the checkpoints saved "
+                        "so far are intact") from None
+
+
+def _absolute_data_dir(config: TrainConfig) -> TrainConfig:
+    """``config`` with its ``data_dir`` made absolute, so that the run can be read from any working directory."""
+    if config.data_dir is None or os.path.isabs(config.data_dir):
+        return config
+    return config.replace(data_dir=os.path.abspath(config.data_dir))
+
+
+def _refuse_a_run(directory: Path) -> None:
+    found = checkpoint.holds_run(directory)
+    if found is not None:
+        raise FieldError("output", f"{{field}} {directory}: already holds a training run ({found}); "
+                         f"continue it with {{resume}} {directory} or choose another {{field}}", also=("resume",))
+
+
+def _probe(directory: Path, field: str) -> None:
+    """Create ``directory``, write, sync and remove a file in it: it can take checkpoints (else a FieldError)."""
+    import tempfile
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".mlpjax-probe-")
+        try:
+            os.write(fd, b"mlpjax")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as e:
+        raise FieldError(field, f"{{field}} {directory}: cannot be written ({e.strerror or e})") from None
+
+
+def _claim(directory: Path, field: str) -> RunLock | None:
+    """Claim ``directory`` for a run: its lock (process 0 holds it for all the processes of a distributed run,
+    which meet at each save) and the proof that it can be written."""
+    lock = RunLock(directory, field) if distributed.is_primary() else None  # the lock creates the directory
+    try:
+        _probe(directory, field)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock
+
+
 def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = None,
           save_best: bool = False) -> Run:
-    """A fresh run into directory ``output``, which must not hold a run already (nothing is overwritten)."""
+    """A fresh run into directory ``output``, which must not hold a run already (nothing is overwritten).
+
+    Creates the directory, claims it (the Run holds its lock) and checks it can be written; a directory
+    without a complete epoch (an interrupted first save) is used again.
+    """
     directory = Path(output)
     if directory.exists() and not directory.is_dir():
         raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
-    for name in (CHECKPOINTS, BEST, METRICS):
-        if (directory / name).exists():
-            raise FieldError("output", f"{{field}} {directory}: already holds a training run ({directory / name}); "
-                             f"continue it with {{resume}} {directory} or choose another {{field}}",
-                             also=("resume",))
-    return Run(directory, config, keep=checkpoint.DEFAULT_KEEP if keep is None else keep, save_best=save_best)
+    _refuse_a_run(directory)
+    lock = _claim(directory, "output")
+    if lock is not None:
+        try:
+            _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
+        except BaseException:
+            lock.release()
+            raise
+    return Run(directory, _absolute_data_dir(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
+               save_best=save_best, lock=lock)
 
 
 def _shown(value: Any) -> str:
@@ -138,9 +219,23 @@ def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = Non
 
     ``changes``: flat TrainConfig fields to set (as :meth:`TrainConfig.replace` takes them). Only
     :data:`RESUMABLE_CHANGES` may differ from the saved config (``epochs`` is the total, at least the epochs
-    done); ``keep`` and ``save_best`` default to the saved ones. Reads only: raises before anything is written.
+    done); ``keep`` and ``save_best`` default to the saved ones. Raises before anything is written; then
+    claims the directory (refused while another run holds it) and checks it can still be written.
     """
-    ckpt = checkpoint.restore(directory)
+    directory = Path(directory)
+    refuse_if_locked(directory, "resume")  # before reading: a live run deletes its old epochs as it goes
+    run = _resumed(directory, checkpoint.restore(directory), changes, keep=keep, save_best=save_best)
+    lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
+    if lock is not None and checkpoint.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:
+        lock.release()  # another run saved an epoch while this one was being read
+        raise FieldError("resume", f"{{field}} {directory}: another run saved into it while it was being read; "
+                         "try again")
+    return dataclasses.replace(run, lock=lock)
+
+
+def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | None, *, keep: int | None,
+             save_best: bool) -> Run:
+    """The Run that continues ``ckpt`` with ``changes`` (checked; writes nothing, claims nothing)."""
     saved = ckpt.config.to_dict()
     changes = {k: list(v) if k == "hidden" else v for k, v in (changes or {}).items()}
     for name, value in changes.items():
@@ -150,14 +245,14 @@ def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = Non
             raise FieldError(name, f"{{field}} {_shown(value)} contradicts the checkpoint ({name} {saved[name]!r}); "
                              "leave it out to resume with the saved settings, or train a new model into another "
                              "{output}", where=ckpt.path, also=("output",))
-    config = ckpt.config.replace(**changes)
+    config = _absolute_data_dir(ckpt.config.replace(**changes))
     if config.epochs < ckpt.epoch:
         raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
                          f"{{field}} is the total, so give at least {ckpt.epoch}")
     # The optimizer is a static field of the state: rebuild it, in case the learning rate changed.
     state = ckpt.state.replace(tx=abstract_state(config, ckpt.model_config).tx)
-    return Run(Path(directory), config, keep=ckpt.keep if keep is None else keep,
-               save_best=save_best or ckpt.save_best, checkpoint=dataclasses.replace(ckpt, state=state))
+    return Run(directory, config, keep=ckpt.keep if keep is None else keep, save_best=save_best or ckpt.save_best,
+               checkpoint=dataclasses.replace(ckpt, state=state))
 
 
 def dataset_for(ckpt: Checkpoint, dataset: str | None = None,

@@ -20,6 +20,7 @@ from mlpjax import model
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.records import FitResult, empty_history
+from mlpjax.resources import check_training, effective_batch_size
 from mlpjax.rows import Rows
 from mlpjax.runner import EpochRunner, layout_for, prepare_epoch, prepare_evaluate
 from mlpjax.state import TrainState, create_train_state
@@ -171,7 +172,9 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     ``dataset`` None: loaded by name from ``config``. ``resume_from``: continue after its epochs.
     ``on_epoch_end(epoch, state, history)`` runs after each epoch (1-based ``epoch``), e.g. to save a
     checkpoint; ``log`` receives one line per epoch; ``quiet=False`` draws a progress bar. Raises
-    :class:`TrainingDiverged` if the loss is not finite.
+    :class:`TrainingDiverged` if the loss is not finite. A ``batch_size`` above the training set's size is
+    capped at it (``FitResult.config`` holds the batch used); a config whose memory cannot fit the machine is
+    refused before anything is allocated (:func:`mlpjax.resources.check_training`).
 
     ``mesh`` (from :func:`mlpjax.mesh.make_mesh`; None: one device): data-parallel over its ``data`` axis and
     tensor-parallel over its ``model`` axis, if any, on one process or several (after
@@ -181,6 +184,9 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     dataset = dataset or data_lib.load_dataset(config.dataset, config.data_dir)
     train_ds, val_ds = validation.split(dataset, config.validation_split)
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
+    # a batch larger than the training set is the training set (as Keras); the record shows the batch used
+    check_training(config, model_config, dataset)  # before anything is allocated
+    config = config.replace(batch_size=effective_batch_size(config.batch_size, len(train_ds.y_train)))
     steps_per_epoch = math.ceil(len(train_ds.y_train) / config.batch_size)
     state = resume_from.state if resume_from else create_train_state(jax.random.PRNGKey(config.seed), config,
                                                                      model_config)

@@ -213,8 +213,8 @@ def test_two_processes_train_like_one_and_checkpoint_once(eight_devices, tmp_pat
     assert_same_history({"2 processes x 2 devices": first}, {"history": {k: v[:1] for k, v in reference.items()}})
     saved = checkpoint.restore(run)
     assert saved.epoch == 1 and saved.history == first["history"] and int(saved.state.step) == 14
-    assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoints", "history.csv", "learning_curves.png",
-                                                     "metrics.json", "tensorboard"]  # as one process writes
+    assert sorted(p.name for p in run.iterdir()) == [".mlpjax-lock", "best", "checkpoints", "history.csv",
+                                                     "learning_curves.png", "metrics.json", "tensorboard"]
 
     port = str(free_port())
     argv = ["train", "--resume", str(run), "--epochs", "2", "--quiet"]

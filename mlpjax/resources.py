@@ -1,0 +1,142 @@
+"""Memory before it is allocated: what a run or a checkpoint will need, against what the machine has.
+
+Contract: :func:`check_training` and :func:`check_restore` raise a :class:`~mlpjax.errors.FieldError` naming
+the setting to lower when the estimate exceeds the memory available (``MemAvailable`` of ``/proc/meminfo``,
+bounded by the cgroup's limit, else ``os.sysconf``; where neither is known, nothing is refused). Estimates
+are shapes times bytes, made without allocating anything, and err on the generous side of what XLA needs:
+only what cannot fit is refused. :func:`effective_batch_size` caps a batch at the training set (as Keras does).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from mlpjax.errors import FieldError
+
+# Live copies of a float per example and unit while a step runs: pre-activation, activation, dropout mask and
+# their gradients (a generous bound: XLA fuses most of them).
+ACTIVATION_COPIES = 6
+# Beyond the state itself, a step holds the gradients, the updates and the new params: copies of the params.
+STEP_PARAM_COPIES = 3
+EVAL_BATCH = 1000
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate on the host: MemAvailable, within the cgroup's limit if any."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            limit = Path("/sys/fs/cgroup", limit_file).read_text().strip()
+            used = int(Path("/sys/fs/cgroup", usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # "max" or v1's near-2**63: no limit
+            found.append(max(0, int(limit) - used))
+        break
+    return min(found) if found else None
+
+
+def device_memory() -> int | None:
+    """Free bytes of the first accelerator (None on CPU, whose memory is the host's)."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    try:
+        stats = device.memory_stats() or {}
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):
+        return None
+
+
+def tree_bytes(tree: Any) -> int:
+    """Bytes of the arrays (or shape-dtype structs) of ``tree``."""
+    return sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def human(n: float) -> str:
+    """``n`` bytes as a short figure: ``1.5 GB``."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
+def effective_batch_size(batch_size: int, train_examples: int) -> int:
+    """The batch a run uses: ``batch_size``, at most the training set (one full-batch step per epoch)."""
+    return max(1, min(batch_size, train_examples))
+
+
+def _widths(model_config) -> list[int]:
+    return [model_config.input_dim, *model_config.hidden, model_config.num_classes]
+
+
+def training_bytes(config, model_config, dataset, batch_size: int | None = None) -> dict[str, int]:
+    """The estimate of :func:`check_training`, in parts: ``state`` (params and optimizer state), ``step``
+    (gradients, updates), ``activations`` (of a training batch of ``batch_size``, by default the config's,
+    and an evaluation batch) and ``data`` (the rows placed on the device and the epoch's batch indices)."""
+    from mlpjax.state import abstract_state
+
+    state = abstract_state(config, model_config)
+    params = tree_bytes(state.params)
+    n_train, n_test = len(dataset.y_train), len(dataset.y_test)
+    batch = effective_batch_size(config.batch_size if batch_size is None else batch_size, n_train)
+    per_example = sum(_widths(model_config)) * 4 * ACTIVATION_COPIES
+    rows = sum(np.asarray(a).nbytes for a in (dataset.encoded_train, dataset.encoded_test)) + 4 * (n_train + n_test)
+    return {"state": tree_bytes(state), "step": STEP_PARAM_COPIES * params,
+            "activations": per_example * (batch + min(EVAL_BATCH, max(n_test, 1))),
+            "data": rows + 8 * math.ceil(n_train / batch) * batch}
+
+
+def check_training(config, model_config, dataset) -> None:
+    """Refuse ``config`` on ``dataset`` if its estimated memory (:func:`training_bytes`) cannot fit.
+
+    The error names ``hidden`` when even a batch of one cannot fit, else ``batch_size``.
+    """
+    parts = training_bytes(config, model_config, dataset)
+    total = sum(parts.values())
+    free = [m for m in (available_memory(), device_memory()) if m is not None]
+    if not free or total <= min(free):
+        return
+    if sum(training_bytes(config, model_config, dataset, batch_size=1).values()) > min(free):
+        field, value = "hidden", " ".join(map(str, model_config.hidden))
+    else:
+        used = effective_batch_size(config.batch_size, len(dataset.y_train))
+        capped = f" (capped at the {used} training examples)" if used < config.batch_size else ""
+        field, value = "batch_size", f"{config.batch_size}{capped}"
+    raise FieldError(field, f"{{field}} {value}: training would need about {human(total)} of memory (params and "
+                     f"optimizer state {human(parts['state'])}, gradients {human(parts['step'])}, activations "
+                     f"{human(parts['activations'])}, data {human(parts['data'])}) but {human(min(free))} is "
+                     f"available; choose a smaller {{field}}")
+
+
+def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64,
+                  floor: int = 16 * 2**20) -> None:
+    """Refuse to restore a checkpoint at ``path`` whose config declares ``declared`` bytes of arrays when its
+    files hold ``on_disk`` bytes: more than ``ratio`` times as much (and above ``floor``) cannot be trained
+    weights, which hardly compress; or more than the memory available."""
+    from mlpjax.errors import UserInputError
+
+    if declared > floor and declared > ratio * on_disk:
+        raise UserInputError(f"{path}: its config declares {human(declared)} of arrays but its files hold only "
+                             f"{human(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)")
+    free = [m for m in (available_memory(),) if m is not None]
+    if free and declared > min(free):
+        raise UserInputError(f"{path}: restoring it needs {human(declared)} of memory but {human(min(free))} is "
+                             "available")

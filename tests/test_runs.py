@@ -1,0 +1,372 @@
+"""Run directories and checkpoints under abuse (issue 13): any path, one owner, bounded memory, unwritable or full
+disks, interruptions, empty step directories, relative data folders. Each test names the promise it shows
+(``docs/reliability.md``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli, small_config
+from mlpjax import checkpoint, resources, run, train
+from mlpjax.errors import FieldError, UserInputError
+from mlpjax.lock import LOCK_NAME, RunLock, RunLocked
+
+FLAGS = ["--dataset", "digits", "--hidden", "16", "--lr", "0.01", "--quiet"]
+
+
+def cli_process(*argv, **kwargs) -> subprocess.Popen:
+    """``mlpjax ARGV`` in a subprocess (stdout and stderr piped, text)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "mlpjax.cli", *map(str, argv)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended with {proc.returncode}: {proc.communicate()[1][-2000:]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A 2-epoch digits run; tests copy it (:func:`copy_of`) before changing anything."""
+    directory = tmp_path_factory.mktemp("trained") / "run"
+    from mlpjax import cli
+
+    assert cli.main(["train", *FLAGS, "--epochs", "2", "--output", str(directory)]) == 0
+    return directory
+
+
+def copy_of(trained: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(trained, tmp_path / "run"))
+
+
+# -- 1. any path ---------------------------------------------------------------------------------------------
+
+def test_a_run_directory_with_glob_characters_saves_loads_and_resumes(tmp_path, capsys):
+    directory = tmp_path / "exp[1]*?{a,b}"
+    assert run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)[0] == 0
+    assert checkpoint.restore(directory).epoch == 1
+    code, out, err = run_cli(capsys, "evaluate", directory)
+    assert code == 0 and "epoch 1" in out, err
+    code, out, err = run_cli(capsys, "train", "--resume", directory, "--epochs", 2, "--quiet")
+    assert code == 0 and "from epoch 1" in out, err
+    assert checkpoint.restore(directory).epoch == 2
+    assert sorted(p.name for p in (directory / "checkpoints").iterdir()) == ["1", "2"]
+
+
+# -- 2. one owner ------------------------------------------------------------------------------------------
+
+def test_a_run_directory_has_one_owner_and_a_dead_owner_holds_nothing(tmp_path):
+    first = RunLock(tmp_path / "run")
+    with pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
+        RunLock(tmp_path / "run")
+    first.release()
+    RunLock(tmp_path / "run").release()
+    # a process killed while it holds the lock leaves the file, not the lock
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mlpjax.lock import RunLock; "
+                               f"lock = RunLock({str(tmp_path / 'run')!r}); print('held', flush=True); "
+                               "time.sleep(600)"], env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
+            RunLock(tmp_path / "run")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / "run" / LOCK_NAME).exists()
+    RunLock(tmp_path / "run").release()  # stale: taken over
+
+
+@pytest.mark.slow
+def test_a_second_training_or_resume_is_refused_while_a_run_trains_and_evaluate_reads(tmp_path):
+    directory = tmp_path / "run"
+    both = [cli_process("train", *FLAGS, "--epochs", 100000, "--output", directory) for _ in range(2)]
+    try:
+        wait_for(lambda: any(p.poll() is not None for p in both), timeout=240)
+        loser = next(p for p in both if p.poll() is not None)
+        trainer = next(p for p in both if p is not loser)
+        _, err = loser.communicate()
+        one_line_error(loser.returncode, err, str(directory))
+        assert "another mlpjax run is using it" in err or "already holds a training run" in err
+        wait_for(lambda: checkpoint.complete_steps(directory / "checkpoints"), proc=trainer)
+        proc = cli_process("train", "--resume", directory, "--epochs", 100000, "--quiet")
+        _, err = proc.communicate(timeout=120)
+        one_line_error(proc.returncode, err, str(directory), "another mlpjax run is using it",
+                       f"pid {trainer.pid}")
+        proc = cli_process("evaluate", directory)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "accuracy" in out, err
+        assert trainer.poll() is None  # undisturbed
+    finally:
+        for p in both:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+            p.wait(timeout=60)
+    err = trainer.stderr.read()
+    assert trainer.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    done = checkpoint.restore(directory).epoch
+    proc = cli_process("train", "--resume", directory, "--epochs", done + 1, "--quiet")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert checkpoint.restore(directory).epoch == done + 1
+
+
+# -- 3. flags that allocate --------------------------------------------------------------------------------
+
+def test_a_batch_larger_than_the_training_set_is_the_training_set(digits):
+    n = len(digits.y_train)
+    huge = train.fit(small_config(epochs=1, batch_size=10**9), digits)
+    exact = train.fit(small_config(epochs=1, batch_size=n), digits)
+    assert huge.config.batch_size == n and huge.record()["config"]["batch_size"] == n
+    assert huge.history == exact.history and int(huge.state.step) == 1
+
+
+def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, capsys):
+    start = time.monotonic()
+    code, out, err = run_cli(capsys, "train", *FLAGS, "--hidden", 1_000_000_000, "--epochs", 1,
+                             "--output", tmp_path / "run")
+    one_line_error(code, err, "--hidden 1000000000", "of memory", "available")
+    assert time.monotonic() - start < 30 and "epoch 1/" not in out
+    assert checkpoint.holds_run(tmp_path / "run") is None
+
+
+def test_activations_that_cannot_fit_name_the_batch_size(digits, monkeypatch, capsys):
+    monkeypatch.setattr(resources, "available_memory", lambda: 2_000_000)
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--batch-size", 1_000_000, "--epochs", 1)
+    one_line_error(code, err, "--batch-size 1000000", "activations")
+
+
+# -- 4. checkpoint bombs and crafted metadata ----------------------------------------------------------------
+
+def _edit_meta(directory: Path, edit, step: int = 2) -> None:
+    path = directory / "checkpoints" / str(step) / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def _declare_hidden(width):
+    def edit(meta):
+        meta["train_config"]["hidden"] = [width]
+        meta["model_config"]["hidden"] = [width]
+    return edit
+
+
+CRAFTED = {
+    "huge widths": (_declare_hidden(4_000_000), "declares"),
+    "infinite widths": (_declare_hidden(float("inf")), "hidden"),
+    "huge seed": (lambda m: m["train_config"].update(seed=2**70), "seed"),
+    "string seed": (lambda m: m["train_config"].update(seed="x"), "seed"),
+    "fractional epoch": (lambda m: m.update(epoch=2.5), "epoch"),
+    "fractional batch": (lambda m: m["train_config"].update(batch_size=1.5), "batch_size"),
+    "string keep": (lambda m: m.update(keep="3"), "keep"),
+    "infinite learning rate": (lambda m: m["train_config"].update(lr=float("inf")), "lr"),
+    "huge learning rate": (lambda m: m["train_config"].update(lr=10**400), "lr"),
+}
+
+
+@pytest.mark.parametrize("kind", CRAFTED)
+def test_crafted_checkpoint_metadata_is_one_line_before_any_array_is_restored(trained, tmp_path, capsys, kind):
+    directory = copy_of(trained, tmp_path)
+    edit, needle = CRAFTED[kind]
+    _edit_meta(directory, edit)
+    start = time.monotonic()
+    with pytest.raises(UserInputError, match=needle):
+        checkpoint.restore(directory)
+    for argv in (["evaluate", directory], ["train", "--resume", directory, "--epochs", 3, "--quiet"]):
+        code, _, err = run_cli(capsys, *argv)
+        one_line_error(code, err, str(directory / "checkpoints" / "2"))
+    assert time.monotonic() - start < 30
+
+
+def test_a_checkpoint_declaring_more_than_memory_is_refused(trained, tmp_path, monkeypatch):
+    directory = copy_of(trained, tmp_path)
+    monkeypatch.setattr(resources, "available_memory", lambda: 1000)
+    with pytest.raises(UserInputError, match="needs .* of memory"):
+        checkpoint.restore(directory)
+
+
+# -- 5. unwritable and full disks ----------------------------------------------------------------------------
+
+def test_an_output_under_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, out, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", tmp_path / "file" / "run")
+    one_line_error(code, err, "--output", "cannot be written")
+    assert out == ""  # refused before the data is even loaded
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (as root), unmounted afterwards; skipped where it cannot be mounted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_read_only_output_is_refused_before_training(small_disk, capsys):
+    (small_disk / "run").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    code, out, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", small_disk / "run")
+    one_line_error(code, err, "--output", "cannot be written")
+    assert out == ""
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_the_earlier_epochs_survive(small_disk, capsys):
+    directory = small_disk / "run"
+    # about 0.6 MB an epoch (hidden 1024): the third save cannot fit in 2 MB
+    code, out, err = run_cli(capsys, "train", "--dataset", "digits", "--hidden", 1024, "--epochs", 6, "--quiet",
+                             "--output", directory)
+    one_line_error(code, err, "cannot save epoch", "earlier epochs are intact")
+    ckpt = checkpoint.restore(directory)
+    assert ckpt.epoch >= 1
+    assert not [p for p in (directory / "checkpoints").iterdir() if "tmp" in p.name]
+    assert f"epoch {ckpt.epoch + 1}" in err
+
+
+# -- 6. interruptions ----------------------------------------------------------------------------------------
+
+def test_a_run_interrupted_in_its_first_save_can_be_started_again(trained, tmp_path, capsys):
+    directory = tmp_path / "run"
+    partial = directory / "checkpoints" / "1.orbax-checkpoint-tmp-1234"
+    shutil.copytree(trained / "checkpoints" / "1", partial)
+    shutil.rmtree(partial / "state")
+    code, _, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    one_line_error(code, err, "holds no complete checkpoint", "started again with the same output directory")
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)
+    assert code == 0, err
+    assert checkpoint.restore(directory).epoch == 1 and not partial.exists()
+
+
+def sigint_blocked(pid: int) -> bool:
+    """Whether process ``pid`` has blocked SIGINT (mlpjax.interrupt's watcher is in place): from /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["start-up", "training"])
+def test_ctrl_c_prints_one_line_and_stops_at_once(tmp_path, when):
+    """At start-up (once Python runs mlpjax: the interpreter's own start is out of reach) and in the middle
+    of an epoch or a save of a wide model: one line, status 130, within about a second; the directory
+    resumes."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to see when the process is ready")
+    directory = tmp_path / "run"
+    proc = cli_process("train", "--dataset", "digits", "--hidden", 2048, "--epochs", 100000, "--quiet",
+                       "--output", directory)
+    wait_for(lambda: sigint_blocked(proc.pid), proc=proc)
+    if when == "training":
+        wait_for(lambda: checkpoint.complete_steps(directory / "checkpoints"), proc=proc)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 5  # about a second, on a busy machine
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted" and "Error" not in err, err
+    if when == "training":
+        done = checkpoint.restore(directory).epoch
+        resumed = cli_process("train", "--resume", directory, "--epochs", done + 1, "--quiet")
+        assert resumed.wait(timeout=300) == 0
+        assert checkpoint.restore(directory).epoch == done + 1
+
+
+def test_ctrl_c_during_the_first_save_leaves_a_directory_that_starts_again(tmp_path):
+    """What Ctrl-C (or a kill) in the first save leaves: the lock and Orbax's temporary directory."""
+    directory = tmp_path / "run"
+    (directory / "checkpoints" / "1.orbax-checkpoint-tmp").mkdir(parents=True)
+    RunLock(directory).release()
+    with pytest.raises(UserInputError, match="started again with the same output directory"):
+        run.resume(directory)
+    fresh = run.start(directory, small_config(epochs=1))
+    fresh.fit()
+    assert checkpoint.restore(directory).epoch == 1
+
+
+# -- 7. empty step directories -------------------------------------------------------------------------------
+
+def test_an_empty_newer_step_directory_is_passed_over(trained, tmp_path, capsys):
+    directory = copy_of(trained, tmp_path)
+    (directory / "checkpoints" / "99").mkdir()
+    assert checkpoint.restore(directory).epoch == 2
+    code, out, err = run_cli(capsys, "train", "--resume", directory, "--epochs", 3, "--quiet")
+    assert code == 0 and "from epoch 2" in out, err
+    assert checkpoint.restore(directory).epoch == 3
+    assert checkpoint.complete_steps(directory / "checkpoints") == [1, 2, 3]
+
+
+# -- 8. relative data folders --------------------------------------------------------------------------------
+
+def test_a_relative_data_dir_is_saved_absolute(idx_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(idx_folder.parent)
+    code, _, err = run_cli(capsys, "train", "--dataset", "mnist", "--data-dir", idx_folder.name, "--epochs", 1,
+                           "--hidden", 8, "--quiet", "--output", tmp_path / "run")
+    assert code == 0, err
+    assert checkpoint.restore(tmp_path / "run").config.data_dir == str(idx_folder)
+    monkeypatch.chdir("/")
+    code, out, err = run_cli(capsys, "evaluate", tmp_path / "run")
+    assert code == 0 and "accuracy" in out, err
+
+
+def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_path, capsys):
+    import jax
+
+    from conftest import state_for
+
+    config = small_config(epochs=1)
+    state = state_for(config, digits)
+    state = state.replace(params=jax.tree_util.tree_map(lambda a: a * np.nan, state.params))
+    writer = checkpoint.Writer(tmp_path / "run", config, keep=1, save_best=False)
+    writer.save(1, state, {"loss": [1.0], "accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [0.5]})
+    writer.close()
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "run")
+    one_line_error(code, err, "NaN or infinite")
+
+
+@pytest.mark.parametrize("flags,needle", [(["--hidden", 1_000_000_000], "--hidden 1000000000"),
+                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000")])
+def test_bench_refuses_what_cannot_fit_before_allocating(capsys, flags, needle):
+    start = time.monotonic()
+    code, _, err = run_cli(capsys, "bench", "--quick", "--against", "", "--no-sweep", "--no-memory", *flags)
+    one_line_error(code, err, needle)
+    assert time.monotonic() - start < 60
+
+
+def test_a_lock_file_planted_as_a_link_is_never_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(FieldError, match="cannot be written"):
+        RunLock(tmp_path / "run")
+    assert victim.read_text() == "precious"
