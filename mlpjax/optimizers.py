@@ -4,6 +4,7 @@ To add one, add a line to :data:`OPTIMIZERS`: the command line's choices and hel
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import optax
@@ -32,6 +33,8 @@ def learning_rate(name: str, lr: float | None = None) -> float:
     return default_learning_rate(name) if lr is None else check_number("lr", lr, low=0.0, low_open=True)
 
 
+@functools.lru_cache(maxsize=64)
 def get_optimizer(name: str, lr: float | None = None) -> optax.GradientTransformation:
-    """The optax transformation for Keras optimizer ``name``; ``lr`` overrides Keras' default."""
+    """The optax transformation for Keras optimizer ``name``; ``lr`` overrides Keras' default. The same
+    arguments give the same object (a pure transformation), so states that share it share compilations."""
     return OPTIMIZERS[check_name("optimizer", name, OPTIMIZERS)][1](learning_rate(name, lr))

@@ -11,6 +11,7 @@ same computation, bit for bit, as without this module.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
@@ -56,13 +57,22 @@ def schedule_for(config, steps_per_epoch: int) -> Schedule:
 
 def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
     """The optax transformation ``config`` trains with, for epochs of ``steps_per_epoch`` steps (its
-    structure, and so a checkpoint's optimizer state, does not depend on ``steps_per_epoch``)."""
-    if config.lr_schedule == "constant":
-        tx = optimizers.get_optimizer(config.optimizer, config.lr)
+    structure, and so a checkpoint's optimizer state, does not depend on ``steps_per_epoch``). The same
+    settings give the same object, so models that differ only in seed share one compiled epoch."""
+    scheduled = config.lr_schedule != "constant"
+    return _optimizer(config.optimizer, config.lr, config.lr_schedule, config.epochs if scheduled else 0,
+                      steps_per_epoch if scheduled else 0, config.reduce_lr_on_plateau)
+
+
+@functools.lru_cache(maxsize=64)
+def _optimizer(optimizer: str, lr: float | None, lr_schedule: str, epochs: int, steps_per_epoch: int,
+               plateau: bool) -> optax.GradientTransformation:
+    if lr_schedule == "constant":
+        tx = optimizers.get_optimizer(optimizer, lr)
     else:
-        build = optimizers.OPTIMIZERS[config.optimizer][1]
-        tx = build(schedule_for(config, steps_per_epoch))
-    if config.reduce_lr_on_plateau:
+        base = optimizers.learning_rate(optimizer, lr)
+        tx = optimizers.OPTIMIZERS[optimizer][1](SCHEDULES[lr_schedule].build(base, max(1, epochs * steps_per_epoch)))
+    if plateau:
         tx = optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
     return tx
 

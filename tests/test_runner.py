@@ -38,3 +38,11 @@ def test_no_rows_is_one_clear_error():
     state = state_for(small_config(), ds)
     with pytest.raises(UserInputError, match="0 rows"):
         runner.evaluate(state.params, Rows.place(ds.x_test[:0], ds.y_test[:0]), model_config=state.model_config)
+
+
+def test_models_that_differ_only_in_seed_share_one_compiled_epoch(digits):
+    first = train.fit(small_config(seed=11, hidden=(24,)), digits)
+    second = train.fit(small_config(seed=12, hidden=(24,)), digits)
+    assert second.compile_seconds == 0.0 and second.history != first.history
+    other = train.fit(small_config(seed=12, hidden=(24,), dropout=0.1), digits)  # another program: compiled
+    assert other.compile_seconds > 0
