@@ -350,26 +350,26 @@ class Writer:
             self._plain.close()
 
 
+def _entries(root: Path) -> list[os.DirEntry]:
+    """The entries of ``root`` (none where it cannot be listed)."""
+    try:
+        return list(os.scandir(root))
+    except OSError:
+        return []
+
+
 def _remove_partial(root: Path) -> None:
     """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves)."""
     import shutil
 
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return
-    for entry in entries:
+    for entry in _entries(root):
         if ".orbax-checkpoint-tmp" in entry.name:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _remove_empty_steps(root: Path) -> None:
     """Remove empty numbered directories from ``root``: they are no epoch, yet Orbax would count them."""
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return
-    for entry in entries:
+    for entry in _entries(root):
         if entry.name.isdigit() and entry.is_dir(follow_symlinks=False):
             try:
                 os.rmdir(entry.path)  # only ever removes an empty directory

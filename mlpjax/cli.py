@@ -182,14 +182,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from mlpjax import run
+    from mlpjax import paths, run
 
+    if args.confusion is not None:
+        with flag_error("--confusion"):
+            paths.check_new_file(args.confusion)  # before evaluating; written below, never replacing a file
     report = run.evaluate(args.directory, dataset=args.dataset, data_dir=args.data_dir, best=args.best)
-    if args.confusion:
+    if args.confusion is not None:
         from mlpjax import plots
 
-        plots.confusion_matrix(np.asarray(report["confusion"]), args.confusion, class_names=report["class_names"],
-                               title=f"{report['dataset']} test, epoch {report['epoch']}")
+        title = f"{report['dataset']} test, epoch {report['epoch']}"
+        with flag_error("--confusion"):
+            paths.write_new(args.confusion, lambda tmp: plots.confusion_matrix(
+                np.asarray(report["confusion"]), tmp, class_names=report["class_names"], title=title))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -197,7 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
           f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
           f"f1 {m['f1_score']:.4f}")
-    if args.confusion:
+    if args.confusion is not None:
         print(per_class_table(report))
         print(f"wrote {args.confusion}")
     return 0
@@ -243,7 +248,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mlpjax import checkpoint, paths, predict, run
 
     ckpt = checkpoint.restore(args.directory, best=args.best)
-    if args.image:
+    if args.image is not None:
         with flag_error("--image"):
             x = predict.load_image(args.image, ckpt.model_config.input_dim)
         print(f"{args.image}: {predict.predict_one(ckpt.classifier, x).describe()}")
@@ -251,7 +256,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ds = run.dataset_for(ckpt, args.dataset, args.data_dir)
     if not 0 <= args.index < len(ds.y_test):
         raise UserInputError(f"--index {args.index}: the {ds.name} test set has samples 0 to {len(ds.y_test) - 1}")
-    out = args.out or f"predict_{args.index}.png"
+    out = f"predict_{args.index}.png" if args.out is None else args.out
     if ds.image_shape is not None:
         with flag_error("--out"):
             paths.check_new_file(out)  # before predicting; save_png checks again as it writes

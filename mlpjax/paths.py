@@ -11,8 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from mlpjax.errors import UserInputError
 
@@ -166,3 +167,45 @@ def format_bytes(n: int) -> str:
             return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def write_new(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Make the new file ``path`` (its folders created) with ``write(tmp)``, which writes a temporary file beside
+    it, and return ``path``. Never replaces a file: ``path`` existing (checked before writing, and again
+    atomically when the file is linked into place) or a parent that is a file is a UserInputError naming it;
+    so is a failed write, which leaves nothing behind."""
+    path = check_new_file(path)
+    make_folder(path.parent)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600: give the file the mode open() would
+        write(Path(tmp))
+        _publish(Path(tmp), path)
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot write: {why_unusable(path, e)}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Give the finished file ``tmp`` the name ``path`` unless ``path`` exists (then a UserInputError)."""
+    exists = UserInputError(f"{path}: already exists; give another file name (or delete it first)")
+    try:
+        os.link(tmp, path)  # atomic, and fails where path exists
+        return
+    except FileExistsError:
+        raise exists from None
+    except OSError:
+        pass  # a file system without hard links: an exclusive create and a copy
+    try:
+        with open(path, "xb") as f:
+            f.write(tmp.read_bytes())
+    except FileExistsError:
+        raise exists from None
+    except OSError:
+        path.unlink(missing_ok=True)  # ours: created exclusively above
+        raise

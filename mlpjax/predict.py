@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -160,46 +159,7 @@ def _grey_source(image):
 
 def save_png(image: np.ndarray, title: str, path: str | os.PathLike) -> Path:
     """Draw ``image`` ``(H, W)`` in [0, 1] (white on black) titled ``title`` to a new PNG file ``path`` (its
-    folders created) and return ``path``.
-
-    Never replaces a file: ``path`` existing (checked before drawing, and again atomically when the file is
-    linked into place) or a parent that is a file is a UserInputError naming it; so is a failed write, which
-    leaves nothing behind.
-    """
+    folders created) and return ``path``; never replaces a file (:func:`mlpjax.paths.write_new`)."""
     from mlpjax import paths, plots
 
-    path = paths.check_new_file(path)
-    paths.make_folder(path.parent)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, paths.new_file_mode())  # mkstemp makes 0600: give the PNG the mode open() would
-        plots.image_grid(np.asarray(image)[None], tmp, titles=[title])
-        _publish(Path(tmp), path)
-    except OSError as e:
-        raise UserInputError(f"{path}: cannot write: {paths.why_unusable(path, e)}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Give the finished file ``tmp`` the name ``path`` unless ``path`` exists (then a UserInputError)."""
-    exists = UserInputError(f"{path}: already exists; give another file name (or delete it first)")
-    try:
-        os.link(tmp, path)  # atomic, and fails where path exists
-        return
-    except FileExistsError:
-        raise exists from None
-    except OSError:
-        pass  # a file system without hard links: an exclusive create and a copy
-    try:
-        with open(path, "xb") as f:
-            f.write(tmp.read_bytes())
-    except FileExistsError:
-        raise exists from None
-    except OSError:
-        path.unlink(missing_ok=True)  # ours: created exclusively above
-        raise
+    return paths.write_new(path, lambda tmp: plots.image_grid(np.asarray(image)[None], tmp, titles=[title]))

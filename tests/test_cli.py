@@ -67,3 +67,20 @@ def test_the_console_script_gives_one_line_and_no_traceback(tmp_path):
     assert proc.stderr.strip() == f"mlpjax train: error: {tmp_path}: missing train-images-idx3-ubyte.gz " \
         "(or train-images-idx3-ubyte); an MNIST-format folder holds train-images-idx3-ubyte.gz, " \
         "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+
+
+def test_confusion_and_out_never_replace_a_file_and_an_empty_image_name_is_one_line(capsys, tmp_path):
+    run = tmp_path / "run"
+    code, _, _ = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
+                         "--output", run)
+    assert code == 0
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"keep me")
+    code, _, err = run_cli(capsys, "evaluate", run, "--confusion", taken)
+    assert code == 2 and f"--confusion {taken}: already exists" in err and taken.read_bytes() == b"keep me"
+    code, _, err = run_cli(capsys, "evaluate", run, "--confusion", tmp_path)
+    assert code == 2 and "--confusion" in err and "Traceback" not in err
+    code, out, _ = run_cli(capsys, "evaluate", run, "--confusion", tmp_path / "cm.png")
+    assert code == 0 and (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG" and "precision" in out
+    code, _, err = run_cli(capsys, "predict", run, "--image", "")  # was a TypeError: '' is not None
+    assert code == 2 and "--image" in err and len(err.strip().splitlines()) == 1

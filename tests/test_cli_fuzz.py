@@ -1,0 +1,85 @@
+"""Random values for every flag that takes one: each command ends with exit status 0 or 2 and, on 2, one line that
+names the flag or the value, never a traceback. (The multi-process flags are left out: a random coordinator
+address would be a network connection.)"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from conftest import run_cli
+
+# A fast run to put each random value into: the tutorial's four points, one epoch.
+BASE = ["train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
+TRAIN_FLAGS = ["--dataset", "--data-dir", "--epochs", "--batch-size", "--hidden", "--activation", "--dropout",
+               "--optimizer", "--lr", "--loss", "--seed", "--validation-split", "--early-stopping", "--lr-schedule",
+               "--plateau-factor", "--plateau-patience", "--metrics", "--output", "--keep", "--resume", "--devices",
+               "--model-parallel"]
+SAVED_FLAGS = {"evaluate": ["--dataset", "--data-dir", "--confusion"],
+               "predict": ["--dataset", "--data-dir", "--index", "--image", "--out"]}
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def values() -> st.SearchStrategy[str]:
+    """Random flag values: numbers of every size and sign, numbers' spellings, names, paths, nonsense."""
+    return st.one_of(
+        st.integers(-10**30, 10**30).map(str),
+        st.integers(-3, 600).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.sampled_from(["nan", "inf", "-0", "1e400", "0x10", "", " ", "1,2", "relu", "mnist", "adam", "..", "/",
+                         "/dev/zero", "/proc/self/mem", "a[1]", "💥", "--quiet"]),
+        st.text(max_size=12),
+    )
+
+
+def assert_one_clean_line(code, err: str, flag: str, value: str) -> None:
+    assert code in (0, 2), (flag, value, code, err[-2000:])
+    assert "Traceback" not in err, (flag, value, err[-2000:])
+    if code == 2:
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert lines and lines[-1].startswith(("mlpjax ", "usage:")), (flag, value, err)
+
+
+def too_long(flag: str, value: str) -> bool:
+    """A valid value that asks for real work: many epochs (a legitimate run, not a defect)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return flag in ("--epochs", "--plateau-patience", "--early-stopping") and math.isfinite(number) and number > 50
+
+
+@pytest.mark.slow
+@FUZZ
+@given(flag=st.sampled_from(TRAIN_FLAGS), value=values())
+def test_train_with_a_random_value_for_any_flag(flag, value, capsys, tmp_path, monkeypatch):
+    assume(not too_long(flag, value))
+    monkeypatch.chdir(tmp_path)  # --output and --out land here
+    code, _, err = run_cli(capsys, *BASE, flag, value)
+    assert_one_clean_line(code, err, flag, value)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A tiny saved run of the tutorial's four points."""
+    from mlpjax import cli
+
+    directory = tmp_path_factory.mktemp("fuzz") / "run"
+    assert cli.main([*BASE, "--output", str(directory)]) == 0
+    return directory
+
+
+@pytest.mark.slow
+@FUZZ
+@given(command=st.sampled_from(sorted(SAVED_FLAGS)), data=st.data(), value=values())
+def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, value, saved_run, capsys, tmp_path,
+                                                              monkeypatch):
+    flag = data.draw(st.sampled_from(SAVED_FLAGS[command]))
+    monkeypatch.chdir(tmp_path)
+    extra = ["--index", "0"] if command == "predict" and flag not in ("--index", "--image") else []
+    code, _, err = run_cli(capsys, command, saved_run, *extra, flag, value)
+    assert_one_clean_line(code, err, flag, value)
