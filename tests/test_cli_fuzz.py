@@ -83,3 +83,36 @@ def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, va
     extra = ["--index", "0"] if command == "predict" and flag not in ("--index", "--image") else []
     code, _, err = run_cli(capsys, command, saved_run, *extra, flag, value)
     assert_one_clean_line(code, err, flag, value)
+
+
+SWEEP = ["sweep", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
+SWEEP_FLAGS = ["--seed", "--lr", "--dropout", "--hidden", "--activation", "--optimizer", "--loss", "--batch-size",
+               "--epochs", "--strategy", "--output", "--resume", "--devices"]
+OTHER = {"summary": (["summary"], ["--dataset", "--hidden", "--activation", "--dropout"]),
+         "basics": (["basics"], ["--data-dir"])}
+
+
+def listed_values() -> st.SearchStrategy[str]:
+    """Comma-separated lists of random values, as the sweep's flags take them."""
+    return st.lists(values(), min_size=1, max_size=3).map(",".join)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(flag=st.sampled_from(SWEEP_FLAGS), value=st.one_of(values(), listed_values()))
+def test_sweep_with_a_random_value_for_any_flag(flag, value, capsys, tmp_path, monkeypatch):
+    assume(not any(too_long(flag, v) for v in value.split(",")))
+    assume(not (flag == "--seed" and len(value.split(",")) > 2))  # a few models at most
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *SWEEP, flag, value)
+    assert_one_clean_line(code, err, flag, value)
+
+
+@FUZZ
+@given(command=st.sampled_from(sorted(OTHER)), data=st.data(), value=values())
+def test_summary_and_basics_with_a_random_value_for_any_flag(command, data, value, capsys, tmp_path, monkeypatch):
+    argv, flags = OTHER[command]
+    flag = data.draw(st.sampled_from(flags))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv, flag, value)
+    assert_one_clean_line(code, err, flag, value)
