@@ -395,6 +395,17 @@ def add_sweep_flags(p: argparse.ArgumentParser) -> None:
         f"{k} {v.default_epochs}" for k, v in data.DATASETS.items()) + ")")
 
 
+def _sweep_bar(plan, found: list[list[int]]):
+    """One progress bar for the whole sweep, a step per epoch line: a group's epoch when vmapped, a model's when
+    one after another; the lines are written above it."""
+    from tqdm.auto import tqdm
+
+    configs = plan.configs
+    total = (sum(configs[g[0]].epochs for g in found) if plan.strategy == "vmap"
+             else sum(c.epochs for c in configs))
+    return tqdm(total=total, desc="sweep", unit="epoch", leave=False)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from mlpjax import sweep, sweep_checkpoint, sweep_report
 
@@ -420,12 +431,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         mesh = stack.model_mesh(args.devices)
     hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
-    say = (lambda s: None) if args.quiet else print
-    print(f"{len(plan.configs)} models in {len(sweep.groups(plan.configs))} group(s), strategy {plan.strategy}"
+    found = sweep.groups(plan.configs)
+    print(f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
           + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
+    bar = None if args.quiet else _sweep_bar(plan, found)
     try:
-        result = sweep.run_sweep(plan.configs, strategy=plan.strategy, mesh=mesh, log=say, hooks=hooks)
+        result = sweep.run_sweep(plan.configs, strategy=plan.strategy, mesh=mesh, hooks=hooks,
+                                 log=None if bar is None else lambda line: (bar.write(line), bar.update(1)))
     finally:
+        if bar is not None:
+            bar.close()
         if hooks:
             hooks.close()
     print(sweep_report.summary_markdown(result), end="")
