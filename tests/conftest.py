@@ -171,8 +171,8 @@ class LimitedWorker:
     request and returns its reply (``outcome`` "ok", "user" or "crash"). A worker that dies or does not answer
     within ``timeout`` seconds fails the asking test, and a fresh one serves the next request."""
 
-    def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30):
-        self.limit, self.timeout, self.proc = limit, timeout, None
+    def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30, env: dict[str, str] | None = None):
+        self.limit, self.timeout, self.proc, self.env = limit, timeout, None, env
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr for the life of the worker
 
     def _start(self) -> subprocess.Popen:
@@ -181,7 +181,7 @@ class LimitedWorker:
             self.stderr.truncate()
             self.proc = subprocess.Popen(limited_python(self.limit, str(REPO / "tests" / "input_worker.py")),
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                         env=child_env())
+                                         env={**child_env(), **(self.env or {})})
         return self.proc
 
     def ask(self, call: str, path, **args) -> dict:
@@ -210,6 +210,17 @@ class LimitedWorker:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+@pytest.fixture(scope="session")
+def cli_worker(tmp_path_factory):
+    """One :class:`LimitedWorker` that runs ``mlpjax`` commands in its own process with :data:`CLI_LIMIT` bytes of
+    address space (JAX started), for the flag fuzz tests; two minutes a command. MNIST comes from the real folder,
+    else from an empty one (never a download)."""
+    folder = mnist_dir() or tmp_path_factory.mktemp("no-mnist")
+    worker = LimitedWorker(limit=CLI_LIMIT, timeout=120, env={"MLPJAX_DATA_DIR": str(folder)})
+    yield worker
+    worker.close()
 
 
 @pytest.fixture(scope="session")

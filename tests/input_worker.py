@@ -1,7 +1,7 @@
 """Reads input files for the fuzz tests, in a process with a memory limit (see ``conftest.LimitedWorker``).
 
-One JSON request a line on stdin: ``{"call": "read_idx" | "load_idx_folder" | "load_image", "path": ...}``
-(``load_image`` also takes ``"input_dim"``). One reply a line on stdout, after the marker ``REPLY ``:
+One JSON request a line on stdin: ``{"call": "read_idx" | "load_idx_folder" | "load_image" | "cli", "path": ...}``
+(``load_image`` also takes ``"input_dim"``; ``cli`` runs ``mlpjax ARGV`` in the folder ``path``, ``"argv"``). One reply a line on stdout, after the marker ``REPLY ``:
 ``{"outcome": "ok", ...what was read}``, ``{"outcome": "user", "message": ...}`` for a UserInputError, or
 ``{"outcome": "crash", "traceback": ...}`` for any other exception (MemoryError included). JAX is imported with
 mlpjax but never started, so a small address space suffices.
@@ -40,7 +40,27 @@ def load_image(path: str, input_dim: int = 784) -> dict:
     return digest(x)
 
 
-CALLS = {f.__name__: f for f in (read_idx, load_idx_folder, load_image)}
+def cli(path: str, argv: list[str]) -> dict:
+    """``mlpjax ARGV`` in this process, run in the folder ``path``: its exit status and what it wrote to stderr
+    (argparse's own exits included). This process's address space is limited: whatever a flag asks for must be
+    refused before it is allocated."""
+    import contextlib
+    import io
+    import os
+
+    from mlpjax import cli as mlpjax_cli
+
+    err = io.StringIO()
+    os.chdir(path)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            code = mlpjax_cli.main(argv)
+        except SystemExit as e:
+            code = e.code
+    return {"code": code, "err": err.getvalue()}
+
+
+CALLS = {f.__name__: f for f in (read_idx, load_idx_folder, load_image, cli)}
 
 
 def answer(request: dict) -> dict:

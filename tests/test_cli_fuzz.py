@@ -1,6 +1,7 @@
 """Random values for every flag that takes one: each command ends with exit status 0 or 2 and, on 2, one line that
-names the flag or the value, never a traceback. (The multi-process flags are left out: a random coordinator
-address would be a network connection.)"""
+names the flag or the value, never a traceback, in a child process whose address space is limited to 3 GiB
+(``conftest.cli_worker``): what a flag asks for beyond that must be refused before it is allocated. (The
+multi-process flags are left out: a random coordinator address would be a network connection.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
 
 # A fast run to put each random value into: the tutorial's four points, one epoch.
 BASE = ["train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
@@ -36,6 +36,12 @@ def values() -> st.SearchStrategy[str]:
     )
 
 
+def run_in_worker(worker, folder, *argv) -> tuple[int, str]:
+    reply = worker.ask("cli", folder, argv=[str(a) for a in argv])
+    assert reply["outcome"] == "ok", reply.get("traceback")
+    return reply["code"], reply["err"]
+
+
 def assert_one_clean_line(code, err: str, flag: str, value: str) -> None:
     assert code in (0, 2), (flag, value, code, err[-2000:])
     assert "Traceback" not in err, (flag, value, err[-2000:])
@@ -56,10 +62,9 @@ def too_long(flag: str, value: str) -> bool:
 @pytest.mark.slow
 @FUZZ
 @given(flag=st.sampled_from(TRAIN_FLAGS), value=values())
-def test_train_with_a_random_value_for_any_flag(flag, value, capsys, tmp_path, monkeypatch):
+def test_train_with_a_random_value_for_any_flag(flag, value, cli_worker, tmp_path):
     assume(not too_long(flag, value))
-    monkeypatch.chdir(tmp_path)  # --output and --out land here
-    code, _, err = run_cli(capsys, *BASE, flag, value)
+    code, err = run_in_worker(cli_worker, tmp_path, *BASE, flag, value)  # --output lands in tmp_path
     assert_one_clean_line(code, err, flag, value)
 
 
@@ -76,12 +81,10 @@ def saved_run(tmp_path_factory):
 @pytest.mark.slow
 @FUZZ
 @given(command=st.sampled_from(sorted(SAVED_FLAGS)), data=st.data(), value=values())
-def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, value, saved_run, capsys, tmp_path,
-                                                              monkeypatch):
+def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, value, saved_run, cli_worker, tmp_path):
     flag = data.draw(st.sampled_from(SAVED_FLAGS[command]))
-    monkeypatch.chdir(tmp_path)
     extra = ["--index", "0"] if command == "predict" and flag not in ("--index", "--image") else []
-    code, _, err = run_cli(capsys, command, saved_run, *extra, flag, value)
+    code, err = run_in_worker(cli_worker, tmp_path, command, saved_run, *extra, flag, value)
     assert_one_clean_line(code, err, flag, value)
 
 
@@ -100,19 +103,17 @@ def listed_values() -> st.SearchStrategy[str]:
 @pytest.mark.slow
 @FUZZ
 @given(flag=st.sampled_from(SWEEP_FLAGS), value=st.one_of(values(), listed_values()))
-def test_sweep_with_a_random_value_for_any_flag(flag, value, capsys, tmp_path, monkeypatch):
+def test_sweep_with_a_random_value_for_any_flag(flag, value, cli_worker, tmp_path):
     assume(not any(too_long(flag, v) for v in value.split(",")))
     assume(not (flag == "--seed" and len(value.split(",")) > 2))  # a few models at most
-    monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, *SWEEP, flag, value)
+    code, err = run_in_worker(cli_worker, tmp_path, *SWEEP, flag, value)
     assert_one_clean_line(code, err, flag, value)
 
 
 @FUZZ
 @given(command=st.sampled_from(sorted(OTHER)), data=st.data(), value=values())
-def test_summary_and_basics_with_a_random_value_for_any_flag(command, data, value, capsys, tmp_path, monkeypatch):
+def test_summary_and_basics_with_a_random_value_for_any_flag(command, data, value, cli_worker, tmp_path):
     argv, flags = OTHER[command]
     flag = data.draw(st.sampled_from(flags))
-    monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, *argv, flag, value)
+    code, err = run_in_worker(cli_worker, tmp_path, *argv, flag, value)
     assert_one_clean_line(code, err, flag, value)
