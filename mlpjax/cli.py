@@ -30,6 +30,12 @@ integer = _checked(int, lambda v: True, "an integer")
 number = _checked(float, lambda v: True, "a number")
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (a newline or a carriage return in a file name, say)
+    written as its escape, so that an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def flag(field: str) -> str:
     """The command-line flag of a library field: ``batch_size`` -> ``--batch-size``."""
     return "--" + field.replace("_", "-")
@@ -597,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command
         return args.func(args)
     except UserInputError as e:
-        print(f"mlpjax {command}: error: {e.for_cli(flag)}", file=sys.stderr)
+        print(f"mlpjax {command}: error: {one_line(e.for_cli(flag))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if program:  # now, before Orbax's threads or a C extension's leftovers can say more
