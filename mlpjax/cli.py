@@ -36,8 +36,13 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+POSITIONALS = {"directory": "DIR", "name": "NAME"}  # arguments given without a flag, by their metavar
+
+
 def flag(field: str) -> str:
-    """The command-line flag of a library field: ``batch_size`` -> ``--batch-size``."""
+    """The command-line flag of a library field: ``batch_size`` -> ``--batch-size`` (a positional: its metavar)."""
+    if field in POSITIONALS:
+        return POSITIONALS[field]
     return "--" + field.replace("_", "-")
 
 
@@ -585,6 +590,14 @@ def _quiet_unraisable(hook):
     return unraisable
 
 
+def _refuse_nul(args: argparse.Namespace) -> None:
+    """A NUL character can be in no file name nor any other value (a shell cannot even pass one): refuse it in
+    one line, naming the flag, before a path reaches the operating system."""
+    for name, value in vars(args).items():
+        if any("\x00" in v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
+            raise UserInputError(f"{flag(name)}: contains a NUL character, which no file name or value can hold")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command of ``argv``: its exit status; bad input is one line and 2, Ctrl-C one line and 130.
 
@@ -601,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = args.command
+        _refuse_nul(args)
         return args.func(args)
     except UserInputError as e:
         print(f"mlpjax {command}: error: {one_line(e.for_cli(flag))}", file=sys.stderr)
