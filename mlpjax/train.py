@@ -115,6 +115,25 @@ def _with_scale(runner: EpochRunner, state: TrainState, scale: float) -> TrainSt
     return runner.place(local.replace(opt_state=schedules.with_plateau_scale(local.opt_state, scale)))
 
 
+def _start_history(saved: History, config: TrainConfig, steps_per_epoch: int) -> History:
+    """A copy of ``saved`` (empty for a fresh run) with every key this run records: ``lr`` (computed for a
+    history saved before it was recorded) and ``val_<metric>`` (NaN for epochs that did not measure it)."""
+    history = {k: list(v) for k, v in saved.items()}
+    _fill_lr(history, config, steps_per_epoch)
+    for key in _val_keys(config):
+        history.setdefault("val_" + key, [math.nan] * len(history["loss"]))
+    return history
+
+
+def _record_epoch(history: History, config: TrainConfig, train_metrics: dict[str, float],
+                  val_metrics: dict[str, float], lr: float) -> None:
+    """Append one epoch's figures to ``history``."""
+    for key, value in (("loss", train_metrics["loss"]), ("accuracy", train_metrics["accuracy"]),
+                       ("val_loss", val_metrics["loss"]), ("val_accuracy", val_metrics["accuracy"]),
+                       ("lr", lr), *(("val_" + k, val_metrics[k]) for k in _val_keys(config))):
+        history[key].append(value)
+
+
 def _fill_lr(history: History, config: TrainConfig, steps_per_epoch: int) -> None:
     """Give a history saved before ``lr`` was recorded the learning rate of each epoch (no plateau then)."""
     if "lr" not in history:
@@ -193,10 +212,7 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     if state.model_config != model_config:
         raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
     state = state.replace(tx=schedules.make_optimizer(config, steps_per_epoch))
-    history = {k: list(v) for k, v in (resume_from.history if resume_from else empty_history()).items()}
-    _fill_lr(history, config, steps_per_epoch)
-    for key in _val_keys(config):
-        history.setdefault("val_" + key, [math.nan] * len(history["loss"]))
+    history = _start_history(resume_from.history if resume_from else empty_history(), config, steps_per_epoch)
     calls = _Callbacks.start(config, history, state, resume_from.best if resume_from else None)
     if calls.plateau is not None and schedules.plateau_scale(state.opt_state) != calls.scale:
         state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, calls.scale))
@@ -226,10 +242,7 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
         if not math.isfinite(train_metrics["loss"]):
             raise TrainingDiverged(epoch + 1, train_metrics["loss"])
         val_metrics = evaluator(state.params)
-        for key, value in (("loss", train_metrics["loss"]), ("accuracy", train_metrics["accuracy"]),
-                           ("val_loss", val_metrics["loss"]), ("val_accuracy", val_metrics["accuracy"]),
-                           ("lr", lr), *(("val_" + k, val_metrics[k]) for k in _val_keys(config))):
-            history[key].append(value)
+        _record_epoch(history, config, train_metrics, val_metrics, lr)
         scale = calls.scale
         calls.update(epoch + 1, val_metrics["loss"], runner.local(state).params if calls.early else None)
         if calls.scale != scale:
