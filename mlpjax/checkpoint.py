@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import model, resources
+from mlpjax import model, paths, resources
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.safepath import PlainPath
@@ -219,8 +219,8 @@ def _restore_step(root: Path, plain: Path, step: int) -> Checkpoint:
     path = root / str(step)
     meta_file = path / "meta" / "metadata"
     if meta_file.is_file() and meta_file.stat().st_size > MAX_METADATA_BYTES:
-        raise UserInputError(f"{meta_file}: {resources.human(meta_file.stat().st_size)} of metadata; an mlpjax "
-                             f"checkpoint's is far below {resources.human(MAX_METADATA_BYTES)}: it is not one")
+        raise UserInputError(f"{meta_file}: {paths.format_bytes(meta_file.stat().st_size)} of metadata; an mlpjax "
+                             f"checkpoint's is far below {paths.format_bytes(MAX_METADATA_BYTES)}: it is not one")
     manager = _reader(plain)
     try:
         meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta

@@ -128,13 +128,31 @@ def new_file_mode() -> int:
 
 
 def available_memory() -> int:
-    """Bytes this process may still allocate: the system's MemAvailable (else its physical memory), less where
-    an address-space limit (``RLIMIT_AS``) leaves less."""
+    """Bytes this process may still allocate on the host: the system's MemAvailable (else its physical memory),
+    less where a cgroup's memory limit or an address-space limit (``RLIMIT_AS``) leaves less."""
     budget = _meminfo_bytes("MemAvailable") or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    cgroup = _cgroup_room()
+    if cgroup is not None:
+        budget = min(budget, cgroup)
     limit = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else -1
     if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
         budget = min(budget, limit - (_meminfo_bytes("VmSize", "/proc/self/status") or 0))
     return max(budget, 0)
+
+
+def _cgroup_room() -> int | None:
+    """What this process's cgroup still allows (its memory limit less its use); None without a limit."""
+    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            limit = Path("/sys/fs/cgroup", limit_file).read_text().strip()
+            used = int(Path("/sys/fs/cgroup", usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # "max" or v1's near-2**63: no limit
+            return max(0, int(limit) - used)
+        return None
+    return None
 
 
 def _meminfo_bytes(key: str, source: str = "/proc/meminfo") -> int | None:

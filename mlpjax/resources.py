@@ -2,7 +2,7 @@
 
 Contract: :func:`check_training` and :func:`check_restore` raise a :class:`~mlpjax.errors.FieldError` naming
 the setting to lower when the estimate exceeds the memory available (``MemAvailable`` of ``/proc/meminfo``,
-bounded by the cgroup's limit, else ``os.sysconf``; where neither is known, nothing is refused). Estimates
+within a cgroup's limit and an address-space limit: :func:`mlpjax.paths.available_memory`). Estimates
 are shapes times bytes, made without allocating anything, and err on the generous side of what XLA needs:
 only what cannot fit is refused. :func:`effective_batch_size` caps a batch at the training set (as Keras does).
 """
@@ -10,7 +10,6 @@ only what cannot fit is refused. :func:`effective_batch_size` caps a batch at th
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import jax
 import numpy as np
 
 from mlpjax.errors import FieldError
+from mlpjax.paths import available_memory  # the host's memory budget, one rule for files and for training
+from mlpjax.paths import format_bytes
 
 # Live copies of a float per example and unit while a step runs: pre-activation, activation, dropout mask and
 # their gradients (a generous bound: XLA fuses most of them).
@@ -25,31 +26,6 @@ ACTIVATION_COPIES = 6
 # Beyond the state itself, a step holds the gradients, the updates and the new params: copies of the params.
 STEP_PARAM_COPIES = 3
 EVAL_BATCH = 1000
-
-
-def available_memory() -> int | None:
-    """Bytes this process may still allocate on the host: MemAvailable, within the cgroup's limit if any."""
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        try:
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (OSError, ValueError, AttributeError):
-            pass
-    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
-        try:
-            limit = Path("/sys/fs/cgroup", limit_file).read_text().strip()
-            used = int(Path("/sys/fs/cgroup", usage_file).read_text())
-        except (OSError, ValueError):
-            continue
-        if limit.isdigit() and int(limit) < 2**60:  # "max" or v1's near-2**63: no limit
-            found.append(max(0, int(limit) - used))
-        break
-    return min(found) if found else None
 
 
 def device_memory() -> int | None:
@@ -67,15 +43,6 @@ def device_memory() -> int | None:
 def tree_bytes(tree: Any) -> int:
     """Bytes of the arrays (or shape-dtype structs) of ``tree``."""
     return sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree_util.tree_leaves(tree))
-
-
-def human(n: float) -> str:
-    """``n`` bytes as a short figure: ``1.5 GB``."""
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError
 
 
 def effective_batch_size(batch_size: int, train_examples: int) -> int:
@@ -112,7 +79,7 @@ def check_training(config, model_config, dataset) -> None:
     parts = training_bytes(config, model_config, dataset)
     total = sum(parts.values())
     free = [m for m in (available_memory(), device_memory()) if m is not None]
-    if not free or total <= min(free):
+    if total <= min(free):
         return
     if sum(training_bytes(config, model_config, dataset, batch_size=1).values()) > min(free):
         field, value = "hidden", " ".join(map(str, model_config.hidden))
@@ -120,9 +87,9 @@ def check_training(config, model_config, dataset) -> None:
         used = effective_batch_size(config.batch_size, len(dataset.y_train))
         capped = f" (capped at the {used} training examples)" if used < config.batch_size else ""
         field, value = "batch_size", f"{config.batch_size}{capped}"
-    raise FieldError(field, f"{{field}} {value}: training would need about {human(total)} of memory (params and "
-                     f"optimizer state {human(parts['state'])}, gradients {human(parts['step'])}, activations "
-                     f"{human(parts['activations'])}, data {human(parts['data'])}) but {human(min(free))} is "
+    raise FieldError(field, f"{{field}} {value}: training would need about {format_bytes(total)} of memory (params and "
+                     f"optimizer state {format_bytes(parts['state'])}, gradients {format_bytes(parts['step'])}, activations "
+                     f"{format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but {format_bytes(min(free))} is "
                      f"available; choose a smaller {{field}}")
 
 
@@ -134,9 +101,9 @@ def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64,
     from mlpjax.errors import UserInputError
 
     if declared > floor and declared > ratio * on_disk:
-        raise UserInputError(f"{path}: its config declares {human(declared)} of arrays but its files hold only "
-                             f"{human(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)")
-    free = [m for m in (available_memory(),) if m is not None]
-    if free and declared > min(free):
-        raise UserInputError(f"{path}: restoring it needs {human(declared)} of memory but {human(min(free))} is "
+        raise UserInputError(f"{path}: its config declares {format_bytes(declared)} of arrays but its files hold only "
+                             f"{format_bytes(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)")
+    free = available_memory()
+    if declared > free:
+        raise UserInputError(f"{path}: restoring it needs {format_bytes(declared)} of memory but {format_bytes(free)} is "
                              "available")

@@ -353,6 +353,8 @@ def reference_idx(payload: bytes) -> np.ndarray | None:
     if len(payload) < 4 + 4 * ndim:
         return None
     dims = struct.unpack(f">{ndim}I", payload[4:4 + 4 * ndim])
+    if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2 ** 63:  # no array can have that shape
+        return None
     if len(payload) != 4 + 4 * ndim + math.prod(dims) * dtype.itemsize:
         return None
     return np.frombuffer(payload[4 + 4 * ndim:], dtype).reshape(dims)
