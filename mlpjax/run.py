@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from mlpjax import checkpoint, distributed, fileio, logs, records, resources
+from mlpjax import checkpoint, distributed, fileio, logs, records
 from mlpjax import metrics as metrics_lib
 from mlpjax import data as data_lib
 from mlpjax.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
@@ -33,8 +33,7 @@ from mlpjax.errors import FieldError, UserInputError
 from mlpjax.rows import Rows
 from mlpjax.runner import prepare_evaluate
 from mlpjax.steps import summarize
-from mlpjax.state import abstract_state
-from mlpjax.train import Resumed, TrainingDiverged, fit
+from mlpjax.train import Resumed, TrainingDiverged, fit, trained_config
 
 # Settings that may change when resuming; every other TrainConfig field is part of the saved architecture/objective.
 RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size", "early_stopping")
@@ -72,8 +71,7 @@ class Run:
     def _fit(self, dataset, *, quiet, log, mesh) -> records.FitResult:
         ckpt = self.checkpoint
         dataset = dataset or data_lib.load_dataset(self.config.dataset, self.config.data_dir)
-        config = self.config.replace(batch_size=resources.effective_batch_size(self.config.batch_size,
-                                                                               len(dataset.y_train)))
+        config = trained_config(self.config, dataset)  # what fit trains with, and so what the checkpoints say
         model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         if ckpt is not None and ckpt.model_config != model_config:
             raise UserInputError(f"{ckpt.path}: the saved model ({ckpt.model_config.input_dim} features, "
@@ -249,10 +247,9 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
     if config.epochs < ckpt.epoch:
         raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
                          f"{{field}} is the total, so give at least {ckpt.epoch}")
-    # The optimizer is a static field of the state: rebuild it, in case the learning rate changed.
-    state = ckpt.state.replace(tx=abstract_state(config, ckpt.model_config).tx)
+    # the optimizer (a static field of the state) is rebuilt by fit from the config, a changed --lr included
     return Run(directory, config, keep=ckpt.keep if keep is None else keep, save_best=save_best or ckpt.save_best,
-               checkpoint=dataclasses.replace(ckpt, state=state))
+               checkpoint=ckpt)
 
 
 def dataset_for(ckpt: Checkpoint, dataset: str | None = None,

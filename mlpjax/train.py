@@ -175,6 +175,13 @@ def _val_keys(config: TrainConfig) -> tuple[str, ...]:
     return tuple(m for m in config.metrics if m != "accuracy")
 
 
+def trained_config(config: TrainConfig, dataset: data_lib.Dataset) -> TrainConfig:
+    """``config`` as it trains on ``dataset``: a batch larger than the rows trained on (those left by the
+    validation split) is those rows, as in Keras; :class:`FitResult` records the batch used."""
+    rows = len(validation.split(dataset, config.validation_split)[0].y_train)
+    return config.replace(batch_size=effective_batch_size(config.batch_size, rows))
+
+
 def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_from: Resumed | None = None,
         on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None, quiet: bool = True,
         mesh: jax.sharding.Mesh | None = None) -> FitResult:
@@ -203,9 +210,8 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     dataset = dataset or data_lib.load_dataset(config.dataset, config.data_dir)
     train_ds, val_ds = validation.split(dataset, config.validation_split)
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
-    # a batch larger than the training set is the training set (as Keras); the record shows the batch used
     check_training(config, model_config, dataset)  # before anything is allocated
-    config = config.replace(batch_size=effective_batch_size(config.batch_size, len(train_ds.y_train)))
+    config = trained_config(config, dataset)
     steps_per_epoch = math.ceil(len(train_ds.y_train) / config.batch_size)
     state = resume_from.state if resume_from else create_train_state(jax.random.PRNGKey(config.seed), config,
                                                                      model_config)

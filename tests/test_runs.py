@@ -370,3 +370,13 @@ def test_a_lock_file_planted_as_a_link_is_never_written_through(tmp_path):
     with pytest.raises(FieldError, match="cannot be written"):
         RunLock(tmp_path / "run")
     assert victim.read_text() == "precious"
+
+
+def test_the_checkpoint_and_metrics_record_the_same_capped_batch_with_a_validation_split(tmp_path, capsys):
+    # 4 points, half held out: a batch of 100 trains as the 2 rows left, in the record and in the checkpoint alike
+    code, _, _ = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "2", "--hidden", "4", "--quiet",
+                         "--validation-split", "0.5", "--batch-size", "100", "--output", tmp_path / "run")
+    assert code == 0
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["config"]["batch_size"] == 2
+    assert checkpoint.restore(tmp_path / "run").config.batch_size == 2
