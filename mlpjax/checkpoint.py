@@ -78,11 +78,6 @@ class Checkpoint:
         return model.Classifier(self.state.params, self.model_config)
 
 
-def _arrays(state: TrainState) -> dict[str, Any]:
-    """The array leaves of a TrainState, as the ``state`` item is saved."""
-    return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "key": state.key}
-
-
 def state_digest(arrays: Any) -> str:
     """SHA-256 over every leaf's path, dtype, shape and bytes (in tree order): detects silent corruption."""
     h = hashlib.sha256()
@@ -142,11 +137,7 @@ def _check_run_dir(directory: Path) -> None:
 def complete_steps(root: Path) -> list[int]:
     """The complete epochs in CheckpointManager directory ``root``, in order: numbered directories that hold
     Orbax's completion mark (temporary, empty or half-made ones are not epochs)."""
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return []
-    return sorted(int(e.name) for e in entries if e.name.isdigit() and e.is_dir(follow_symlinks=False)
+    return sorted(int(e.name) for e in _entries(root) if e.name.isdigit() and e.is_dir(follow_symlinks=False)
                   and os.path.isfile(os.path.join(e.path, COMPLETE_MARK)))
 
 
