@@ -392,12 +392,14 @@ def load_tfds(name: str) -> Dataset:
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
-    ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts."""
+    ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts; ``shape`` is its
+    ``(input_dim, num_classes)``, known without loading it (None: load it to know)."""
 
     load: Callable[[str | None], Dataset]
     default_epochs: int
     about: str
     class_names: tuple[str, ...] = ()
+    shape: tuple[int, int] | None = None
 
 
 def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
@@ -408,12 +410,13 @@ def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
 
 # The tutorial's 2 epochs on MNIST; the small sets need more passes to converge. Add a dataset here.
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)"),
+    "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)",
+                         shape=(784, 10)),
     "fashion_mnist": DatasetSpec(lambda d: load_mnist_like("fashion_mnist", d), 2,
-                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES),
-    "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)"),
+                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES, shape=(784, 10)),
+    "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
     "quadrants": DatasetSpec(lambda d: load_quadrants(), 300, "the tutorial's four points",
-                             ("I", "II", "III", "IV")),
+                             ("I", "II", "III", "IV"), shape=(2, 4)),
 }
 
 

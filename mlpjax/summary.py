@@ -14,8 +14,6 @@ from mlpjax.model import ModelConfig
 
 BYTES_PER_PARAM = 4  # float32
 
-# (input_dim, num_classes) of the registered datasets, so that a summary needs no data
-DATASET_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "digits": (64, 10), "quadrants": (2, 4)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +81,12 @@ def summary(model_config: ModelConfig, name: str = "sequential") -> str:
 
 
 def model_config_for(config) -> ModelConfig:
-    """The architecture of a :class:`~mlpjax.config.TrainConfig` on its dataset (shapes known without data for
-    the registered datasets; others are loaded)."""
-    if config.dataset in DATASET_SHAPES:
-        return config.model_config(*DATASET_SHAPES[config.dataset])
+    """The architecture of a :class:`~mlpjax.config.TrainConfig` on its dataset (without loading it where the
+    registry knows its shape)."""
     from mlpjax import data
 
+    shape = data.get_spec(config.dataset).shape
+    if shape is not None:
+        return config.model_config(*shape)
     ds = data.load_dataset(config.dataset, config.data_dir)
     return config.model_config(ds.input_dim, ds.num_classes)

@@ -476,3 +476,14 @@ def test_fuzz_train_data_dir_exits_0_or_2(file, position, idx_folder, tmp_path_f
     (folder / f"{LABELS}.gz").write_bytes(packed(file[0], file[1], position))
     proc = run_limited("train", "--data-dir", str(folder), "--epochs", "1", "--hidden", "8", "--quiet")
     assert_clean_exit(proc)
+
+
+@pytest.mark.parametrize("name", ["digits", "quadrants"])
+def test_the_registry_knows_each_datasets_shape_without_loading_it(name):
+    ds = data.load_dataset(name)
+    assert data.DATASETS[name].shape == (ds.input_dim, ds.num_classes)
+
+
+@pytest.mark.mnist
+def test_the_registry_knows_mnists_shape(mnist):
+    assert data.DATASETS["mnist"].shape == data.DATASETS["fashion_mnist"].shape == (mnist.input_dim, mnist.num_classes)
