@@ -50,6 +50,13 @@ def _choices(registry, default: str) -> str:
     return ", ".join(f"{name}{' (default)' if name == default else ''}" for name in registry)
 
 
+def _default_epochs() -> str:
+    """Each dataset's default epochs, from the registry: "mnist 2, ..., quadrants 300"."""
+    from mlpjax.data import DATASETS
+
+    return ", ".join(f"{name} {spec.default_epochs}" for name, spec in DATASETS.items())
+
+
 def add_data_flags(p: argparse.ArgumentParser, default_help: str = "mnist") -> None:
     from mlpjax.data import DATA_DIR_ENV, DATASETS
 
@@ -69,11 +76,10 @@ def add_saved_model_flags(p: argparse.ArgumentParser) -> None:
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The TrainConfig flags, with help from the registries. Their parser defaults are None, so that ``--resume``
     can tell a given flag from an omitted one; the defaults and the checks live in the library's configs."""
-    from mlpjax import data, losses, model, optimizers
+    from mlpjax import losses, model, optimizers
 
     add_data_flags(p)
-    p.add_argument("--epochs", type=integer, metavar="N", help="epochs in all (default: " + ", ".join(
-        f"{k} {v.default_epochs}" for k, v in data.DATASETS.items()) + ")")
+    p.add_argument("--epochs", type=integer, metavar="N", help=f"epochs in all (default: {_default_epochs()})")
     p.add_argument("--batch-size", type=integer, metavar="N", help="default: 128")
     p.add_argument("--hidden", type=integer, nargs="+", metavar="N", help="hidden layer sizes (default: 512)")
     p.add_argument("--activation", help=_choices(model.ACTIVATIONS, "relu"))
@@ -108,14 +114,11 @@ def add_keras_flags(p: argparse.ArgumentParser) -> None:
                    "(default: accuracy)")
 
 
-TRAIN_FIELDS = ("dataset", "data_dir", "epochs", "batch_size", "hidden", "activation", "dropout", "optimizer", "lr",
-                "loss", "seed", "validation_split", "early_stopping", "lr_schedule", "reduce_lr_on_plateau",
-                "plateau_factor", "plateau_patience", "metrics")  # TrainConfig.to_dict()'s keys, one flag each
-
-
 def given_train_flags(args: argparse.Namespace) -> dict:
-    """The flat TrainConfig fields that were given on the command line (flags left out are None)."""
-    given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
+    """The flat TrainConfig fields (one flag each) that were given on the command line (flags left out are None)."""
+    from mlpjax.config import TrainConfig
+
+    given = {name: getattr(args, name) for name in TrainConfig.flat_fields() if getattr(args, name, None) is not None}
     if "hidden" in given:
         given["hidden"] = tuple(given["hidden"])
     if "metrics" in given:
@@ -131,14 +134,19 @@ def train_config_from_args(args: argparse.Namespace):
     return TrainConfig.from_dict(given_train_flags(args))
 
 
+def refuse_output_beside_resume(args: argparse.Namespace) -> None:
+    """``--resume DIR`` writes into DIR: an ``--output`` naming another folder is a contradiction."""
+    if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
+        raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output {args.output}")
+
+
 def checkpoint_run(args: argparse.Namespace):
     """The checkpointed run that ``train --output/--resume`` asks for, checked before anything is written."""
     from mlpjax import run
 
     if not args.resume:
         return run.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
-    if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
-        raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output {args.output}")
+    refuse_output_beside_resume(args)
     # flags left out come from the checkpoint; those given must agree with it (or be resumable changes)
     return run.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
 
@@ -369,6 +377,8 @@ class VersionAction(argparse.Action):
 
         print(versions.report())
         parser.exit()
+
+
 def _listed(cast, expected: str):
     """An argparse type for comma-separated values, each ``cast`` (its ValueError: "expected ...")."""
     def parse(text: str):
@@ -386,7 +396,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     """The train flags, those of :data:`mlpjax.sweep.LISTED` as comma-separated lists (parser default None)."""
-    from mlpjax import data, losses, model, optimizers
+    from mlpjax import losses, model, optimizers
 
     add_data_flags(p)
     p.add_argument("--seed", type=_listed(int, "integers"), metavar="S,...", help="PRNG seeds (default: 0)")
@@ -402,8 +412,8 @@ def add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", type=_listed(str, "names"), metavar="NAME,...",
                    help=_choices(losses.LOSSES, "categorical_crossentropy"))
     p.add_argument("--batch-size", type=_listed(int, "integers"), metavar="N,...", help="default: 128")
-    p.add_argument("--epochs", type=_listed(int, "integers"), metavar="N,...", help="epochs (default: " + ", ".join(
-        f"{k} {v.default_epochs}" for k, v in data.DATASETS.items()) + ")")
+    p.add_argument("--epochs", type=_listed(int, "integers"), metavar="N,...",
+                   help=f"epochs (default: {_default_epochs()})")
 
 
 def _sweep_bar(plan, found: list[list[int]]):
@@ -421,8 +431,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from mlpjax import sweep, sweep_checkpoint, sweep_report
 
     if args.resume:
-        if args.output and Path(args.output).resolve() != Path(args.resume).resolve():
-            raise UserInputError(f"--resume {args.resume} keeps writing into {args.resume}; drop --output")
+        refuse_output_beside_resume(args)
         plan = sweep_checkpoint.load_plan(args.resume)
         given = [n for n in sweep.LISTED + ("dataset", "data_dir") if getattr(args, n, None) is not None]
         if given:
@@ -490,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="train the product of lists of settings, as vmapped groups of models")
     add_sweep_flags(p)
-    p.add_argument("--strategy", default="auto", choices=("auto", "vmap", "sequential"),
+    from mlpjax.sweep import STRATEGIES
+
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
                    help="vmap: each group as one vmapped program; sequential: one model at a time; auto: vmap "
                         "on an accelerator, sequential on a CPU (measured: docs/sweep.md) (default: auto)")
     p.add_argument("--output", metavar="DIR", help="results.json, summary.md, curves.png and checkpoints in DIR")

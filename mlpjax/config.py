@@ -80,6 +80,11 @@ class TrainConfig:
         """The architecture for a dataset of ``input_dim`` features and ``num_classes`` classes."""
         return self.model.for_data(input_dim, num_classes)
 
+    @classmethod
+    def flat_fields(cls) -> tuple[str, ...]:
+        """The keys of :meth:`to_dict`: every field, the model's chosen ones in place of ``model``."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "model") + MODEL_FIELDS
+
     def to_dict(self) -> dict[str, Any]:
         """Flat and JSON-able, as ``metrics.json`` and checkpoints record it (the model's fields at top level)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}

@@ -31,6 +31,7 @@ def test_config_round_trips_through_a_flat_dict():
                                      "dropout", "optimizer", "lr", "loss", "seed", "validation_split",
                                      "early_stopping", "lr_schedule", "reduce_lr_on_plateau", "plateau_factor",
                                      "plateau_patience", "metrics"}
+    assert set(TrainConfig.flat_fields()) == set(config.to_dict())  # the CLI's flags follow the fields
     assert config.replace(hidden=(4,), epochs=5) == small_config(hidden=(4,), lr=0.5, epochs=5)
 
 
