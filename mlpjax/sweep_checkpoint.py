@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 
 from mlpjax import fileio, run, stack
-from mlpjax.checkpoint import CHECKPOINTS, _ocp, _reader, _short, state_digest
+from mlpjax.checkpoint import CHECKPOINTS, _ocp, _reader, _short, complete_steps, state_digest
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.model import ModelConfig
 from mlpjax.records import HISTORY_KEYS
+from mlpjax.safepath import PlainPath
 from mlpjax.state import TrainState
 from mlpjax.sweep import GroupStart, History
 
@@ -74,6 +75,14 @@ class SweepCheckpoints:
     directory: Path
     plan: Plan
     managers: dict[int, Any] = dataclasses.field(default_factory=dict)
+    plain: PlainPath | None = None  # the directory as Orbax sees it (any characters: mlpjax.safepath)
+
+    def _orbax_root(self, g: int) -> Path:
+        """Group ``g``'s CheckpointManager directory, under a name Orbax's globbing cannot misread."""
+        if self.plain is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.plain = PlainPath(self.directory)
+        return self.plain.path / GROUPS / str(g)
 
     @classmethod
     def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> "SweepCheckpoints":
@@ -91,10 +100,9 @@ class SweepCheckpoints:
     def _manager(self, g: int):
         if g not in self.managers:
             ocp = _ocp()
-            self.managers[g] = ocp.CheckpointManager((self.directory / GROUPS / str(g)).absolute(),
-                                                     options=ocp.CheckpointManagerOptions(
-                                                         max_to_keep=KEEP, enable_async_checkpointing=False,
-                                                         cleanup_tmp_directories=True))
+            options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False,
+                                                   cleanup_tmp_directories=True)
+            self.managers[g] = ocp.CheckpointManager(self._orbax_root(g), options=options)
         return self.managers[g]
 
     def group_saver(self, g: int) -> Callable[[int, TrainState, list[History]], None]:
@@ -119,13 +127,12 @@ class SweepCheckpoints:
     def group_start(self, g: int, configs: Sequence[TrainConfig]) -> GroupStart | None:
         """Group ``g``'s latest saved epoch (None: none saved), checked against ``configs``."""
         root = self.directory / GROUPS / str(g)
-        if not root.is_dir():
+        steps = complete_steps(root)  # the epochs Orbax finished (a half-made or empty one is passed over)
+        if not steps:
             return None
-        step = _reader(root).latest_step()
-        if step is None:
-            return None
+        step = steps[-1]
         ocp, path = _ocp(), root / str(step)
-        manager = _reader(root)
+        manager = _reader(self._orbax_root(g))
         try:
             meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
             saved = [TrainConfig.from_dict(c) for c in meta["configs"]]
@@ -158,3 +165,5 @@ class SweepCheckpoints:
     def close(self) -> None:
         for manager in self.managers.values():
             manager.close()
+        if self.plain is not None:
+            self.plain.close()

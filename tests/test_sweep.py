@@ -140,8 +140,9 @@ def test_cli_sweep_errors_name_the_flag(capsys, argv, shown):
     assert code == 2 and shown in err, err
 
 
-def test_resume_continues_a_sweep(tmp_path, capsys, configs, alone):
-    out = tmp_path / "sweep"
+@pytest.mark.parametrize("name", ["sweep", "exp[1]*"])  # any characters: Orbax sees the folder by an alias
+def test_resume_continues_a_sweep(name, tmp_path, capsys, configs, alone):
+    out = tmp_path / name
     assert run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--dropout", "0.2", "--strategy", "vmap",
                    "--output", out)[0] == 0
     first = json.loads((out / "results.json").read_text())
