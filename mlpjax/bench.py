@@ -56,6 +56,11 @@ class BenchConfig:
         check_int("rounds", self.rounds)
         check_int("batch_size", self.batch_size)
 
+    def train_config(self, *, hidden: tuple[int, ...] | None = None, batch_size: int | None = None) -> TrainConfig:
+        """The timed model as a one-epoch MNIST TrainConfig (``hidden``, ``batch_size``: the bench's unless given)."""
+        return TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size or self.batch_size,
+                           model=model.ModelConfig(hidden=hidden or self.hidden), seed=self.seed)
+
 
 def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
     """FLOPs of one training step (see the module docstring); ``dims = (D, H1, ..., C)``."""
@@ -165,8 +170,7 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
     """Compile mlpjax's scanned epoch; returns ``(epoch(), accuracy(), info)`` with compile seconds and FLOPs."""
     hidden = hidden or config.hidden
     batch_size = batch_size or config.batch_size
-    tconfig = TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size, model=model.ModelConfig(hidden=hidden),
-                          seed=config.seed)
+    tconfig = config.train_config(hidden=hidden, batch_size=batch_size)
     mconfig = tconfig.model_config(ds.input_dim, ds.num_classes)
     state = create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
     x = jnp.asarray(data_lib.features(ds.encoded_train[:batch_size], ds.pixel_levels))
@@ -271,8 +275,7 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
 
     On CPU, more devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (they share the cores).
     """
-    tconfig = TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size,
-                          model=model.ModelConfig(hidden=config.hidden), seed=config.seed)
+    tconfig = config.train_config()
     mconfig = tconfig.model_config(ds.input_dim, ds.num_classes)
     rows = []
     for n in (c for c in (1, 2, 4, 8, 16, 32) if c <= jax.local_device_count()):
@@ -320,8 +323,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
 
     steps = QUICK_MODEL_STEPS if config.quick else MODEL_STEPS
     part = ds.head(steps * config.batch_size)
-    base = TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size,
-                       model=model.ModelConfig(hidden=config.hidden), seed=config.seed)
+    base = config.train_config()
     mconfig = base.model_config(ds.input_dim, ds.num_classes)
     rows = Rows.from_dataset(part, "train")
     template = create_train_state(jax.random.PRNGKey(config.seed), base, mconfig)
@@ -363,8 +365,7 @@ def check_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
     if config.batch_size > len(ds.y_train):
         raise FieldError("batch_size", f"{{field}} {config.batch_size}: the benchmark's training set has "
                          f"{len(ds.y_train)} examples; give at most that")
-    tconfig = TrainConfig(dataset="mnist", epochs=1, batch_size=config.batch_size,
-                          model=model.ModelConfig(hidden=config.hidden), seed=config.seed)
+    tconfig = config.train_config()
     resources.check_training(tconfig, tconfig.model_config(ds.input_dim, ds.num_classes), ds)
 
 
