@@ -44,6 +44,9 @@ class _PlainLog(Formatter):
         return f"{x:g}" if self.inner(x, pos) else ""
 
 
+ZERO_DRAWN_AT = 1e-9  # where relative_differences draws a difference of 0
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches with its own Agg canvas."""
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
@@ -230,4 +233,28 @@ def activation_functions(functions: Mapping[str, Callable[[np.ndarray], np.ndarr
         ax.legend(fontsize=8, loc="upper left")
     if title:
         fig.suptitle(title)
+    return save(fig, path)
+
+
+def relative_differences(series: Mapping[str, Sequence[float]], path: str | os.PathLike, *, tolerance: float,
+                         title: str = "") -> Path:
+    """Relative differences per epoch on a log axis, one line per ``series`` entry (label -> values; labels
+    sharing their text before ``": "`` share a colour, ``train`` dashed), with ``tolerance`` as a dotted line.
+    A difference of 0 (bit-identical) is drawn at :data:`ZERO_DRAWN_AT`."""
+    fig = new_figure(6.0, 3.8)
+    ax = fig.subplots()
+    groups = list(dict.fromkeys(label.split(": ")[0] for label in series))
+    for label, values in series.items():
+        values = np.maximum(np.asarray(values, dtype=float), ZERO_DRAWN_AT)
+        ax.plot(np.arange(1, len(values) + 1), values, "--" if "train" in label else "-", marker="o",
+                color=_COLORS[groups.index(label.split(": ")[0]) % len(_COLORS)], label=label)
+    ax.axhline(tolerance, color="0.4", lw=1, ls=":", label=f"{tolerance:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"relative difference (0 drawn at {ZERO_DRAWN_AT:g})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
     return save(fig, path)

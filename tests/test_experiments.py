@@ -15,7 +15,7 @@ import pytest
 from conftest import assert_png
 from mlpjax import cli, optimizers
 from mlpjax.errors import UserInputError
-from mlpjax.experiments import common, discover, run_experiment
+from mlpjax.experiments import common, discover, drift, run_experiment
 
 # The smoke test only checks behaviour, not speed: compile at XLA's lowest optimisation level, and let identical
 # programs (the default model recurs in most experiments) come from a persistent compilation cache.
@@ -210,6 +210,51 @@ def test_quick_errors_confusion_matrix_and_confident_mistakes(quick, digits):
     for e in errs:
         assert e["true"] == digits.y_test[e["index"]] and e["predicted"] != e["true"]
         assert e["p_predicted"] >= e["p_true"]
+
+
+@pytest.mark.slow
+def test_quick_drift_tables_the_histories_it_keeps(quick):
+    r = quick["drift"]["results"]
+    histories, epochs = r["histories"], quick["drift"]["budget"]["epochs"]
+    assert list(histories) == ["sequential", "vmap", "one ulp"] and r["seeds"] == [0, 1]
+    for way in ("vmap", "one ulp"):
+        for key in drift.KEYS:
+            assert r["drift"][way][key] == drift.relative_drift(histories["sequential"], histories[way], key)
+            assert len(r["drift"][way][key]) == epochs
+            assert r["first_epoch_above_tolerance"][way][key] == drift.first_above(r["drift"][way][key])
+    # the sweep's promise on small sizes: vmap within 1e-5 of the single runs
+    assert max(r["drift"]["vmap"]["loss"] + r["drift"]["vmap"]["val_loss"]) <= drift.TOLERANCE
+    assert r["test_accuracy"]["sequential"] == [h["val_accuracy"][-1] for h in histories["sequential"]]
+
+
+def test_nudged_state_moves_the_weight_of_largest_gradient_by_one_ulp(digits):
+    import jax
+
+    from mlpjax import losses
+    from mlpjax.config import TrainConfig
+    from mlpjax.state import create_train_state
+
+    config = TrainConfig(dataset="digits", seed=3)
+    model_config = config.model_config(digits.input_dim, digits.num_classes)
+    fresh = create_train_state(jax.random.PRNGKey(3), config, model_config)
+    state, where = drift.nudged_state(config, digits)
+    before, after = np.asarray(fresh.params["hidden_0"]["kernel"]), np.asarray(state.params["hidden_0"]["kernel"])
+    assert np.argwhere(before != after).tolist() == [list(where)]
+    assert after[where] == np.nextafter(before[where], np.float32(np.inf)) > before[where]
+    batch = {"image": digits.x_train[:common.GRAD_BATCH], "label": digits.y_train[:common.GRAD_BATCH]}
+    grads = jax.grad(lambda p: losses.loss(p, batch, None, model_config=model_config, train=False)[0])(fresh.params)
+    g = np.abs(np.asarray(grads["hidden_0"]["kernel"]))
+    assert g[where] == g.max() > 0
+    np.testing.assert_array_equal(np.asarray(state.params["output"]["kernel"]),
+                                  np.asarray(fresh.params["output"]["kernel"]))
+    assert int(state.step) == 0 and np.array_equal(np.asarray(state.key), np.asarray(fresh.key))
+
+
+def test_relative_drift_is_the_largest_over_runs_per_epoch():
+    reference = [{"loss": [1.0, 2.0]}, {"loss": [4.0, 1.0]}]
+    other = [{"loss": [1.0, 2.5]}, {"loss": [3.0, 1.0]}]
+    assert drift.relative_drift(reference, other, "loss") == [0.25, 0.25]
+    assert drift.first_above([0.0, 1e-6, 2e-5, 0.0]) == 3 and drift.first_above([0.0, 1e-5]) is None
 
 
 @pytest.mark.slow

@@ -57,3 +57,10 @@ def test_confusion_matrix_and_activation_functions(tmp_path):
     assert_png(plots.confusion_matrix(cm, tmp_path / "cm.png", class_names=["x", "y", "z"], title="cm"))
     assert_png(plots.activation_functions({"relu": lambda x: np.maximum(x, 0), "id": lambda x: x},
                                           tmp_path / "act.png", derivatives={"relu": lambda x: (x > 0) * 1.0}))
+
+
+def test_relative_differences_with_zeros_on_a_log_axis(tmp_path):
+    out = plots.relative_differences({"vmap: train loss": [0.0, 1e-4, 3e-3], "vmap: test loss": [1e-7, 1e-3, 1e-2],
+                                      "one ulp: train loss": [0.0, 0.0, 2e-3]}, tmp_path / "drift.png",
+                                     tolerance=1e-5, title="t")
+    assert_png(out)
