@@ -12,9 +12,10 @@ from mlpjax.state import TrainState
 from mlpjax.versions import library_versions
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # in every history; also "lr", "val_<metric>"
+History = dict[str, list[float]]  # Keras' History.history: a list of one value per epoch for each key
 
 
-def empty_history() -> dict[str, list[float]]:
+def empty_history() -> History:
     return {k: [] for k in HISTORY_KEYS}
 
 

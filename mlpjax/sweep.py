@@ -30,7 +30,7 @@ from mlpjax import data as data_lib
 from mlpjax import stack, train
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, check_name
-from mlpjax.records import empty_history
+from mlpjax.records import History, empty_history
 from mlpjax.rows import Rows
 from mlpjax.state import TrainState
 from mlpjax.steps import summarize
@@ -40,7 +40,6 @@ VARYING = ("seed", "lr", "dropout")  # what may differ inside a group: everythin
 STRATEGIES = ("auto", "vmap", "sequential")
 # Where vmap measured faster per model than one model at a time (docs/sweep.md): accelerators, not this CPU.
 VMAP_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
-History = dict[str, list[float]]
 Log = Callable[[str], None]
 
 

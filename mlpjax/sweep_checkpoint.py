@@ -29,10 +29,10 @@ from mlpjax.checkpoint import CHECKPOINTS, _ocp, _reader, _short, complete_steps
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.model import ModelConfig
-from mlpjax.records import HISTORY_KEYS
+from mlpjax.records import HISTORY_KEYS, History
 from mlpjax.safepath import PlainPath
 from mlpjax.state import TrainState
-from mlpjax.sweep import GroupStart, History
+from mlpjax.sweep import GroupStart
 
 FORMAT, FORMAT_VERSION = "mlpjax-sweep", 1
 PLAN, GROUPS, RUNS = "sweep.json", "groups", "runs"

@@ -10,7 +10,7 @@ import numpy as np
 
 from mlpjax import losses, plots, summary, train
 from mlpjax.config import TrainConfig
-from mlpjax.records import empty_history
+from mlpjax.records import History, empty_history
 from mlpjax.state import TrainState, create_train_state
 from mlpjax.experiments import common
 
@@ -39,7 +39,7 @@ def nudged_state(config: TrainConfig, dataset) -> tuple[TrainState, tuple[int, i
     return state.replace(params=params), where
 
 
-def relative_drift(reference: Sequence[train.History], other: Sequence[train.History], key: str) -> list[float]:
+def relative_drift(reference: Sequence[History], other: Sequence[History], key: str) -> list[float]:
     """Per epoch, the largest ``|other - reference| / |reference|`` of ``key`` over the runs."""
     ref = np.array([h[key] for h in reference], dtype=float)
     return (np.abs(np.array([h[key] for h in other], dtype=float) - ref) / np.abs(ref)).max(axis=0).tolist()
