@@ -1,5 +1,13 @@
 """Training: ``fit`` trains a :class:`~mlpjax.config.TrainConfig` epoch by epoch, evaluating after each.
 
+``fit`` is the outline; each step is a small function. Before the first epoch: :func:`_plan` (what trains: the
+config as trained, the model, the training and validation rows, the steps per epoch; refused before anything is
+allocated if it cannot fit), :func:`_start` (the state, history and callbacks to start from, fresh or resumed)
+and :func:`_compile` (the rows placed, the epoch and the evaluation compiled: a :class:`_Loop`). Each epoch:
+:func:`_run_epoch` (train, check the loss, evaluate: an :class:`_Epoch`), :func:`_record_epoch`,
+:func:`_update_callbacks` (early stopping, the plateau's learning-rate scale) and :func:`_epoch_lines`. After
+the last: :func:`_restore_best` and :func:`_test`.
+
 The pieces it strings together: the state (:mod:`mlpjax.state`), the rows on the devices (:mod:`mlpjax.rows`),
 the compiled epoch and evaluation (:mod:`mlpjax.runner`) and the run's record (:mod:`mlpjax.records`).
 Randomness: everything comes from ``PRNGKey(config.seed)`` (see :mod:`mlpjax.state`).
@@ -22,7 +30,7 @@ from mlpjax.errors import FieldError, UserInputError
 from mlpjax.records import FitResult, empty_history
 from mlpjax.resources import check_training, effective_batch_size
 from mlpjax.rows import Rows
-from mlpjax.runner import EpochRunner, layout_for, prepare_epoch, prepare_evaluate
+from mlpjax.runner import EpochRunner, Evaluator, layout_for, prepare_epoch, prepare_evaluate
 from mlpjax.state import TrainState, create_train_state
 from mlpjax.steps import ProgressFn
 
@@ -98,6 +106,15 @@ class _Callbacks:
     def stopped(self) -> bool:
         return self.early is not None and self.early.stopped
 
+    @property
+    def restores(self) -> bool:
+        """Early stopping stopped and has the best weights to restore."""
+        return self.stopped and self.best_params is not None
+
+    def kept_epoch(self, done: int) -> int:
+        """The 1-based epoch whose weights a fit of ``done`` epochs keeps: the best one when restored."""
+        return self.early.best_epoch if self.restores else done
+
     def record(self) -> dict[str, Any]:
         """``early_stopping`` and ``reduce_lr_on_plateau`` as metrics.json records them (None: off)."""
         early = None if self.early is None else {
@@ -109,10 +126,42 @@ class _Callbacks:
         return {"early_stopping": early, "reduce_lr_on_plateau": plateau}
 
 
-def _with_scale(runner: EpochRunner, state: TrainState, scale: float) -> TrainState:
-    """The placed ``state`` with the plateau factor ``scale`` in its optimizer state."""
-    local = runner.local(state)
-    return runner.place(local.replace(opt_state=schedules.with_plateau_scale(local.opt_state, scale)))
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What one fit trains, worked out before anything is allocated: the config as trained (the batch capped),
+    the model, the dataset with its training and validation sides, and the optimizer steps per epoch."""
+
+    config: TrainConfig
+    model_config: model.ModelConfig
+    dataset: data_lib.Dataset
+    train: data_lib.Dataset  # the rows trained on, in its train split
+    val: data_lib.Dataset  # the rows of val_*, in its test split
+    steps_per_epoch: int
+
+
+def _plan(config: TrainConfig, dataset: data_lib.Dataset) -> _Plan:
+    """The plan of ``config`` on ``dataset``; a config whose memory cannot fit the machine is refused."""
+    train_ds, val_ds = validation.split(dataset, config.validation_split)
+    model_config = config.model_config(dataset.input_dim, dataset.num_classes)
+    check_training(config, model_config, dataset)  # before anything is allocated
+    config = trained_config(config, dataset)
+    return _Plan(config, model_config, dataset, train_ds, val_ds,
+                 steps_per_epoch=math.ceil(len(train_ds.y_train) / config.batch_size))
+
+
+def _start(plan: _Plan, resumed: Resumed | None) -> tuple[TrainState, History, _Callbacks]:
+    """Where training starts: the state (fresh from the seed, or resumed) with the plan's optimizer and the
+    plateau's learning-rate scale, the history so far and the callbacks replayed over it."""
+    config, model_config = plan.config, plan.model_config
+    state = resumed.state if resumed else create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
+    if state.model_config != model_config:
+        raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
+    state = state.replace(tx=schedules.make_optimizer(config, plan.steps_per_epoch))
+    history = _start_history(resumed.history if resumed else empty_history(), config, plan.steps_per_epoch)
+    calls = _Callbacks.start(config, history, state, resumed.best if resumed else None)
+    if calls.plateau is not None and schedules.plateau_scale(state.opt_state) != calls.scale:
+        state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, calls.scale))
+    return state, history, calls
 
 
 def _start_history(saved: History, config: TrainConfig, steps_per_epoch: int) -> History:
@@ -125,20 +174,20 @@ def _start_history(saved: History, config: TrainConfig, steps_per_epoch: int) ->
     return history
 
 
-def _record_epoch(history: History, config: TrainConfig, train_metrics: dict[str, float],
-                  val_metrics: dict[str, float], lr: float) -> None:
-    """Append one epoch's figures to ``history``."""
-    for key, value in (("loss", train_metrics["loss"]), ("accuracy", train_metrics["accuracy"]),
-                       ("val_loss", val_metrics["loss"]), ("val_accuracy", val_metrics["accuracy"]),
-                       ("lr", lr), *(("val_" + k, val_metrics[k]) for k in _val_keys(config))):
-        history[key].append(value)
-
-
 def _fill_lr(history: History, config: TrainConfig, steps_per_epoch: int) -> None:
     """Give a history saved before ``lr`` was recorded the learning rate of each epoch (no plateau then)."""
     if "lr" not in history:
-        history["lr"] = [schedules.learning_rate(config, steps_per_epoch, (e + 1) * steps_per_epoch - 1)
-                         for e in range(len(history["loss"]))]
+        history["lr"] = [_learning_rate(config, steps_per_epoch, e) for e in range(1, len(history["loss"]) + 1)]
+
+
+def _learning_rate(config: TrainConfig, steps_per_epoch: int, epoch: int, scale: float = 1.0) -> float:
+    """The learning rate of the last step of 1-based ``epoch``, times the plateau ``scale``."""
+    return schedules.learning_rate(config, steps_per_epoch, epoch * steps_per_epoch - 1, scale)
+
+
+def _val_keys(config: TrainConfig) -> tuple[str, ...]:
+    """The evaluation metrics kept as ``val_<name>`` besides val_loss and val_accuracy."""
+    return tuple(m for m in config.metrics if m != "accuracy")
 
 
 class _ProgressBar:
@@ -163,6 +212,98 @@ class _ProgressBar:
             self.bar = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Loop:
+    """A plan made ready on the devices: its compiled epoch over the training rows, the compiled evaluation of
+    the validation rows and the progress bar (None: quiet)."""
+
+    plan: _Plan
+    runner: EpochRunner
+    evaluator: Evaluator
+    bar: _ProgressBar | None
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.runner.compile_seconds + self.evaluator.compile_seconds
+
+    @property
+    def processes(self) -> int:
+        return 1 if self.runner.layout is None else self.runner.layout.process_count
+
+
+def _compile(plan: _Plan, state: TrainState, *, quiet: bool, mesh: jax.sharding.Mesh | None
+             ) -> tuple[_Loop, TrainState]:
+    """Place the rows on ``mesh`` (None: one device) and compile the plan's epoch and validation: the loop and
+    ``state`` placed as it expects. No progress bar when ``quiet`` or with several processes."""
+    layout = layout_for(mesh, plan.model_config)
+    quiet = quiet or (layout is not None and layout.process_count > 1)
+    bar = None if quiet else _ProgressBar(plan.steps_per_epoch)
+    progress: ProgressFn | None = None if bar is None else bar.update
+    runner, state = prepare_epoch(state, Rows.from_dataset(plan.train, "train", layout),
+                                  batch_size=plan.config.batch_size, progress=progress)
+    evaluator = _evaluation(plan, state.params, Rows.from_dataset(plan.val, "test", layout))
+    return _Loop(plan, runner, evaluator, bar), state
+
+
+def _evaluation(plan: _Plan, params: model.Params, rows: Rows) -> Evaluator:
+    """The compiled evaluation of the plan's model and loss on ``rows``."""
+    return prepare_evaluate(params, rows, model_config=plan.model_config, loss_name=plan.config.loss)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Epoch:
+    """One epoch's figures: its 1-based ``number``, the learning rate of its last step, its training and
+    validation metrics, and the seconds its training took."""
+
+    number: int
+    lr: float
+    train: dict[str, float]
+    val: dict[str, float]
+    seconds: float
+
+
+def _run_epoch(loop: _Loop, state: TrainState, epoch: int, scale: float) -> tuple[TrainState, _Epoch]:
+    """Train 1-based ``epoch`` at the plateau ``scale`` and evaluate it on the validation rows. Raises
+    :class:`TrainingDiverged` if its training loss is not finite."""
+    plan, bar = loop.plan, loop.bar
+    if bar:
+        bar.start(epoch)
+    t0 = time.perf_counter()
+    lr = _learning_rate(plan.config, plan.steps_per_epoch, epoch, scale)
+    state, metrics = loop.runner(state, epoch - 1)
+    train = {k: float(v) for k, v in loop.runner.local(metrics).items()}  # waits for the device
+    seconds = time.perf_counter() - t0
+    if bar:
+        bar.close()
+    if not math.isfinite(train["loss"]):
+        raise TrainingDiverged(epoch, train["loss"])
+    return state, _Epoch(epoch, lr, train, loop.evaluator(state.params), seconds)
+
+
+def _record_epoch(history: History, config: TrainConfig, done: _Epoch) -> None:
+    """Append one epoch's figures to ``history``."""
+    for key, value in (("loss", done.train["loss"]), ("accuracy", done.train["accuracy"]),
+                       ("val_loss", done.val["loss"]), ("val_accuracy", done.val["accuracy"]),
+                       ("lr", done.lr), *(("val_" + k, done.val[k]) for k in _val_keys(config))):
+        history[key].append(value)
+
+
+def _update_callbacks(loop: _Loop, calls: _Callbacks, state: TrainState, done: _Epoch) -> tuple[TrainState, bool]:
+    """``calls`` after epoch ``done``, and the state to train on: with the plateau's new scale if it cut the
+    learning rate (True)."""
+    scale = calls.scale
+    calls.update(done.number, done.val["loss"], loop.runner.local(state).params if calls.early else None)
+    if calls.scale == scale:
+        return state, False
+    return _with_scale(loop.runner, state, calls.scale), True
+
+
+def _with_scale(runner: EpochRunner, state: TrainState, scale: float) -> TrainState:
+    """The placed ``state`` with the plateau factor ``scale`` in its optimizer state."""
+    local = runner.local(state)
+    return runner.place(local.replace(opt_state=schedules.with_plateau_scale(local.opt_state, scale)))
+
+
 def epoch_line(epoch: int, epochs: int, train_metrics: dict[str, float], test_metrics: dict[str, float],
                seconds: float) -> str:
     """The line printed after each epoch."""
@@ -170,9 +311,39 @@ def epoch_line(epoch: int, epochs: int, train_metrics: dict[str, float], test_me
             f"val_loss {test_metrics['loss']:.4f} val_accuracy {test_metrics['accuracy']:.4f} ({seconds:.2f} s)")
 
 
-def _val_keys(config: TrainConfig) -> tuple[str, ...]:
-    """The evaluation metrics kept as ``val_<name>`` besides val_loss and val_accuracy."""
-    return tuple(m for m in config.metrics if m != "accuracy")
+def _epoch_lines(config: TrainConfig, done: _Epoch, calls: _Callbacks, rescaled: bool) -> list[str]:
+    """What ``log`` receives after epoch ``done``: its line (with the learning rate unless it is constant) and,
+    if the plateau cut the learning rate, a line saying so."""
+    line = epoch_line(done.number, config.epochs, done.train, done.val, done.seconds)
+    lines = [line if config.lr_schedule == "constant" and calls.plateau is None else f"{line} lr {done.lr:.3g}"]
+    if rescaled:
+        lines.append(f"val_loss has not improved for {config.plateau_patience} epochs: learning rate x{calls.scale:g}")
+    return lines
+
+
+def _restore_best(loop: _Loop, calls: _Callbacks, state: TrainState, log: Callable[[str], None] | None
+                  ) -> TrainState:
+    """``state``, with the best epoch's weights if early stopping stopped and kept them (saying so to ``log``)."""
+    if not calls.restores:
+        return state
+    state = loop.runner.place(loop.runner.local(state).replace(params=calls.best_params))
+    if log:
+        log(f"early stopping after epoch {calls.early.stopped_epoch}: val_loss has not improved for "
+            f"{calls.early.patience} epochs; restored the weights of epoch {calls.early.best_epoch}")
+    return state
+
+
+def _test(loop: _Loop, state: TrainState, calls: _Callbacks, last: _Epoch | None) -> tuple[dict[str, float], float]:
+    """The test figures of the weights kept, and the seconds spent compiling their evaluation. With a
+    validation split, the test set evaluated once, now; else the ``last`` epoch's validation figures, unless
+    the weights are another epoch's (restored) or no epoch ran."""
+    plan = loop.plan
+    if plan.config.validation == "split":
+        tester = _evaluation(plan, state.params, Rows.from_dataset(plan.dataset, "test", loop.runner.layout))
+        return tester(state.params), tester.compile_seconds
+    if calls.restores or last is None:
+        return loop.evaluator(state.params), 0.0
+    return last.val, 0.0
 
 
 def trained_config(config: TrainConfig, dataset: data_lib.Dataset) -> TrainConfig:
@@ -207,75 +378,26 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     :func:`mlpjax.distributed.initialize`, each calling ``fit`` alike). The states handed to ``on_epoch_end``
     and returned are this process's single-device copies; with several processes there is no progress bar.
     """
-    dataset = dataset or data_lib.load_dataset(config.dataset, config.data_dir)
-    train_ds, val_ds = validation.split(dataset, config.validation_split)
-    model_config = config.model_config(dataset.input_dim, dataset.num_classes)
-    check_training(config, model_config, dataset)  # before anything is allocated
-    config = trained_config(config, dataset)
-    steps_per_epoch = math.ceil(len(train_ds.y_train) / config.batch_size)
-    state = resume_from.state if resume_from else create_train_state(jax.random.PRNGKey(config.seed), config,
-                                                                     model_config)
-    if state.model_config != model_config:
-        raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
-    state = state.replace(tx=schedules.make_optimizer(config, steps_per_epoch))
-    history = _start_history(resume_from.history if resume_from else empty_history(), config, steps_per_epoch)
-    calls = _Callbacks.start(config, history, state, resume_from.best if resume_from else None)
-    if calls.plateau is not None and schedules.plateau_scale(state.opt_state) != calls.scale:
-        state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, calls.scale))
-
-    layout = layout_for(mesh, model_config)
-    quiet = quiet or (layout is not None and layout.process_count > 1)
-    bar = None if quiet else _ProgressBar(steps_per_epoch)
-    progress: ProgressFn | None = None if bar is None else bar.update
-    runner, state = prepare_epoch(state, Rows.from_dataset(train_ds, "train", layout),
-                                  batch_size=config.batch_size, progress=progress)
-    evaluator = prepare_evaluate(state.params, Rows.from_dataset(val_ds, "test", layout),
-                                 model_config=model_config, loss_name=config.loss)
-    compile_seconds = runner.compile_seconds + evaluator.compile_seconds
-    epoch_seconds, val_metrics = [], {}
-    for epoch in range(len(history["loss"]), config.epochs):
+    plan = _plan(config, dataset or data_lib.load_dataset(config.dataset, config.data_dir))
+    state, history, calls = _start(plan, resume_from)
+    loop, state = _compile(plan, state, quiet=quiet, mesh=mesh)
+    epochs: list[_Epoch] = []
+    for epoch in range(len(history["loss"]) + 1, plan.config.epochs + 1):  # 1-based
         if calls.stopped:
             break
-        if bar:
-            bar.start(epoch + 1)
-        t0 = time.perf_counter()
-        lr = schedules.learning_rate(config, steps_per_epoch, (epoch + 1) * steps_per_epoch - 1, calls.scale)
-        state, train_metrics = runner(state, epoch)
-        train_metrics = {k: float(v) for k, v in runner.local(train_metrics).items()}  # waits for the device
-        epoch_seconds.append(time.perf_counter() - t0)
-        if bar:
-            bar.close()
-        if not math.isfinite(train_metrics["loss"]):
-            raise TrainingDiverged(epoch + 1, train_metrics["loss"])
-        val_metrics = evaluator(state.params)
-        _record_epoch(history, config, train_metrics, val_metrics, lr)
-        scale = calls.scale
-        calls.update(epoch + 1, val_metrics["loss"], runner.local(state).params if calls.early else None)
-        if calls.scale != scale:
-            state = _with_scale(runner, state, calls.scale)
+        state, done = _run_epoch(loop, state, epoch, calls.scale)
+        epochs.append(done)
+        _record_epoch(history, plan.config, done)
+        state, rescaled = _update_callbacks(loop, calls, state, done)
         if log:
-            line = epoch_line(epoch + 1, config.epochs, train_metrics, val_metrics, epoch_seconds[-1])
-            log(line if config.lr_schedule == "constant" and calls.plateau is None else f"{line} lr {lr:.3g}")
-            if calls.scale != scale:
-                log(f"val_loss has not improved for {config.plateau_patience} epochs: learning rate x{calls.scale:g}")
+            for line in _epoch_lines(plan.config, done, calls, rescaled):
+                log(line)
         if on_epoch_end:
-            on_epoch_end(epoch + 1, runner.local(state), history)
-    restored = calls.stopped and calls.best_params is not None
-    if restored:
-        state = runner.place(runner.local(state).replace(params=calls.best_params))
-        if log:
-            log(f"early stopping after epoch {calls.early.stopped_epoch}: val_loss has not improved for "
-                f"{calls.early.patience} epochs; restored the weights of epoch {calls.early.best_epoch}")
-    if config.validation == "split":  # the test set, once, at the end
-        tester = prepare_evaluate(state.params, Rows.from_dataset(dataset, "test", layout),
-                                  model_config=model_config, loss_name=config.loss)
-        compile_seconds += tester.compile_seconds
-        test_metrics = tester(state.params)
-    else:  # resumed at the last epoch, or restored: evaluate the weights kept
-        test_metrics = evaluator(state.params) if restored or not val_metrics else val_metrics
-    return FitResult(state=runner.local(state), config=config, history=history, test_metrics=test_metrics,
-                     epoch_seconds=epoch_seconds, compile_seconds=compile_seconds,
-                     dataset=dataset.describe(), devices=runner.devices,
-                     processes=1 if layout is None else layout.process_count,
-                     kept_epoch=calls.early.best_epoch if restored else len(history["loss"]),
-                     callbacks=calls.record())
+            on_epoch_end(epoch, loop.runner.local(state), history)
+    state = _restore_best(loop, calls, state, log)
+    test_metrics, test_compile_seconds = _test(loop, state, calls, epochs[-1] if epochs else None)
+    return FitResult(state=loop.runner.local(state), config=plan.config, history=history, test_metrics=test_metrics,
+                     epoch_seconds=[e.seconds for e in epochs],
+                     compile_seconds=loop.compile_seconds + test_compile_seconds,
+                     dataset=plan.dataset.describe(), devices=loop.runner.devices, processes=loop.processes,
+                     kept_epoch=calls.kept_epoch(len(history["loss"])), callbacks=calls.record())
