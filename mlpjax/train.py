@@ -27,15 +27,14 @@ from mlpjax import data as data_lib
 from mlpjax import model
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
-from mlpjax.records import FitResult, empty_history
+from mlpjax.records import FitResult, History, empty_history
 from mlpjax.resources import check_training, effective_batch_size
 from mlpjax.rows import Rows
 from mlpjax.runner import EpochRunner, Evaluator, layout_for, prepare_epoch, prepare_evaluate
 from mlpjax.state import TrainState, create_train_state
 from mlpjax.steps import ProgressFn
 
-EpochHook = Callable[[int, TrainState, dict[str, list[float]]], None]
-History = dict[str, list[float]]
+EpochHook = Callable[[int, TrainState, History], None]
 
 
 class TrainingDiverged(FieldError):
