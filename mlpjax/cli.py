@@ -152,7 +152,7 @@ def checkpoint_run(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlpjax import data, distributed, mesh as mesh_lib, model, predict, summary, train, validation
+    from mlpjax import distributed
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
@@ -160,6 +160,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     mesh = distributed.setup(args.devices, cluster, args.model_parallel)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks
     run = checkpoint_run(args) if args.output or args.resume else None
+    try:
+        return train_and_report(args, run, mesh, say)
+    finally:
+        if run:
+            run.close()  # a run that saved no epoch (refused or failed) leaves nothing it created
+
+
+def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
+    """``mlpjax train`` once its run directory, if any, is claimed (``run``): load, train, report."""
+    from mlpjax import data, mesh as mesh_lib, model, predict, summary, train, validation
+
     config = run.config if run else train_config_from_args(args)
     mesh_lib.check_widths(mesh, config.model.hidden)
     dataset = data.load_dataset(config.dataset, config.data_dir)
