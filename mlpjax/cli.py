@@ -336,13 +336,23 @@ def cmd_draw(args: argparse.Namespace) -> int:
     if not args.directory and not args.train_quick:
         raise UserInputError("no model given: train one with `mlpjax train --output DIR` and run `mlpjax draw DIR`, "
                              "or run `mlpjax draw --train-quick` to train a 1-epoch MNIST model first")
-    ui.check_display(probe=True)
+    if args.directory and args.data_dir is not None:
+        raise UserInputError(f"--data-dir is for --train-quick; the model in {args.directory} needs no data")
+    if args.train_quick and args.best:
+        raise UserInputError("--best picks the best epoch of a model DIR; --train-quick trains a model of one epoch")
+    # every flag is checked before the display is looked at, and the display before the slow training
     if args.directory:
         from mlpjax.checkpoint import load_model
 
         classifier = load_model(args.directory, best=args.best)
+        ui.check_model(classifier)
+        ui.check_display(probe=True)
     else:
-        classifier = ui.train_quick_model(args.data_dir)
+        from mlpjax import data
+
+        dataset = data.load_dataset("mnist", args.data_dir)
+        ui.check_display(probe=True)
+        classifier = ui.train_quick_model(dataset=dataset)
     window = ui.DrawWindow(classifier, on_recognise=lambda r: print(f"recognised {r.text}", flush=True))
     print("window open: draw a digit; Recognise (Enter), Clear (Escape)", flush=True)
     window.run()
