@@ -622,6 +622,15 @@ def _quiet_unraisable(hook):
     return unraisable
 
 
+def _refuse_unknown(command: str, unknown: list[str]) -> None:
+    """Arguments that ``command`` does not take: one line that names the command (argparse's own names only
+    ``mlpjax``); a positional value beginning with ``-`` is taken for a flag unless it follows ``--``."""
+    if unknown:
+        dash = " (a value that begins with '-' goes after '--')" if any(u.startswith("-") for u in unknown) else ""
+        raise UserInputError(f"unrecognized arguments: {' '.join(unknown)}; mlpjax {command} --help lists what it "
+                             f"takes{dash}")
+
+
 def _refuse_nul(args: argparse.Namespace) -> None:
     """A NUL character can be in no file name nor any other value (a shell cannot even pass one): refuse it in
     one line, naming the flag, before a path reaches the operating system."""
@@ -644,8 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "?"
     sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
         command = args.command
+        _refuse_unknown(command, unknown)
         _refuse_nul(args)
         return args.func(args)
     except UserInputError as e:
