@@ -144,6 +144,13 @@ def test_a_batch_larger_than_the_training_set_is_the_training_set(digits):
     assert huge.history == exact.history and int(huge.state.step) == 1
 
 
+def test_a_width_beyond_any_array_dimension_is_one_line(capsys):
+    """Found by the flag fuzz: a width of 2**63 made the memory estimate's abstract arrays raise JAX's TypeError."""
+    for command in (["train", *FLAGS], ["sweep", "--dataset", "digits", "--quiet"], ["summary"]):
+        code, _, err = run_cli(capsys, *command, "--hidden", 2**63)
+        one_line_error(code, err, "--hidden sizes must be integers from 1 to 2**63 - 1", str(2**63))
+
+
 def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, capsys):
     start = time.monotonic()
     code, out, err = run_cli(capsys, "train", *FLAGS, "--hidden", 1_000_000_000, "--epochs", 1,
@@ -417,7 +424,8 @@ def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_pat
 
 
 @pytest.mark.parametrize("flags,needle", [(["--hidden", 1_000_000_000], "--hidden 1000000000"),
-                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000")])
+                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000"),
+                                          (["--hidden", 2**63], "--hidden sizes must be integers from 1 to")])
 def test_bench_refuses_what_cannot_fit_before_allocating(capsys, flags, needle):
     start = time.monotonic()
     code, _, err = run_cli(capsys, "bench", "--quick", "--against", "", "--no-sweep", "--no-memory", *flags)
