@@ -365,9 +365,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     found = experiments.discover()
     check_name("experiment", args.name, (*found, "all"))
+    names = list(found) if args.name == "all" else [args.name]
+    experiments.check_seed(names, args.seed)
     with flag_error("--out"):
         paths.make_folder(args.out)
-    names = list(found) if args.name == "all" else [args.name]
     for name in names:
         experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)
     return 0
