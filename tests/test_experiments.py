@@ -78,6 +78,17 @@ def test_a_seed_whose_followers_overflow_is_refused_before_anything_trains(capsy
     assert not (tmp_path / "out").exists()
 
 
+def test_samples_builds_the_features_of_the_images_it_shows_only(monkeypatch, tmp_path):
+    """Found by the flag fuzz (a MemoryError under its 3 GiB limit): samples built x_train and x_test, 220 MB of
+    float32 for MNIST, to draw 20 images and report shapes and the pixel range."""
+    from mlpjax import data
+
+    for name in ("x_train", "x_test"):
+        monkeypatch.setattr(data.Dataset, name, property(lambda self: pytest.fail("built all the features")))
+    record = run_experiment("samples", tmp_path, quick=True, log=None)
+    assert record["results"]["dtypes"]["x"] == "float32" and len(record["results"]["first_labels"]) == 20
+
+
 def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):
     monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
     ds = common.load_data(None, quick=True)
