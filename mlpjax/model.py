@@ -50,9 +50,10 @@ class ModelConfig:
             raise FieldError("hidden", f"must be a sequence of layer widths, got {self.hidden!r}")
         try:
             hidden = tuple(check_int("hidden", h, maximum=MAX_WIDTH) for h in self.hidden)
-        except FieldError:
-            raise FieldError("hidden", f"sizes must be integers from 1 to 2**63 - 1 (an array dimension), got "
-                             f"{list(self.hidden)}") from None
+        except FieldError as e:
+            too_wide = "at most" in e.text  # check_int says so of a value above its maximum
+            what = "below 2**63 (an array dimension)" if too_wide else "positive integers"
+            raise FieldError("hidden", f"sizes must be {what}, got {list(self.hidden)}") from None
         object.__setattr__(self, "hidden", hidden)
         check_name("activation", self.activation, ACTIVATIONS)
         object.__setattr__(self, "input_dim", check_int("input_dim", self.input_dim, maximum=MAX_WIDTH))
