@@ -27,7 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from mlpjax.errors import UserInputError, check_name
+from mlpjax.errors import FieldError, UserInputError, check_name
+from mlpjax.paths import available_memory, format_bytes
 
 Array = np.ndarray
 
@@ -243,9 +244,14 @@ class WorkedRun:
 
 
 def worked_train(example: WorkedExample = ARTICLE, iterations: int = 10_000) -> WorkedRun:
-    """Repeat the update of :func:`worked_step` ``iterations`` times on the same example."""
+    """Repeat the update of :func:`worked_step` ``iterations`` times on the same example. The error after each
+    update is kept: more of them than the memory available holds are refused before anything is allocated."""
     if iterations < 0:
         raise UserInputError(f"iterations must be 0 or more, got {iterations}")
+    need, free = 8 * (iterations + 1), available_memory()
+    if need > free:
+        raise FieldError("iterations", f"{{field}} {iterations}: the error after each update would need "
+                         f"{format_bytes(need)} of memory but {format_bytes(free)} is available; choose fewer")
     errors = np.empty(iterations + 1)
     kernels = kernels_from_weights(example.weight_dict())
     for n in range(iterations + 1):

@@ -152,7 +152,7 @@ def checkpoint_run(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlpjax import data, distributed, mesh as mesh_lib, model, predict, summary, train, validation
+    from mlpjax import distributed
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
@@ -160,6 +160,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     mesh = distributed.setup(args.devices, cluster, args.model_parallel)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks
     run = checkpoint_run(args) if args.output or args.resume else None
+    try:
+        return train_and_report(args, run, mesh, say)
+    finally:
+        if run:
+            run.close()  # a run that saved no epoch (refused or failed) leaves nothing it created
+
+
+def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
+    """``mlpjax train`` once its run directory, if any, is claimed (``run``): load, train, report."""
+    from mlpjax import data, mesh as mesh_lib, model, predict, summary, train, validation
+
     config = run.config if run else train_config_from_args(args)
     mesh_lib.check_widths(mesh, config.model.hidden)
     dataset = data.load_dataset(config.dataset, config.data_dir)
@@ -325,13 +336,23 @@ def cmd_draw(args: argparse.Namespace) -> int:
     if not args.directory and not args.train_quick:
         raise UserInputError("no model given: train one with `mlpjax train --output DIR` and run `mlpjax draw DIR`, "
                              "or run `mlpjax draw --train-quick` to train a 1-epoch MNIST model first")
-    ui.check_display(probe=True)
+    if args.directory and args.data_dir is not None:
+        raise UserInputError(f"--data-dir is for --train-quick; the model in {args.directory} needs no data")
+    if args.train_quick and args.best:
+        raise UserInputError("--best picks the best epoch of a model DIR; --train-quick trains a model of one epoch")
+    # every flag is checked before the display is looked at, and the display before the slow training
     if args.directory:
         from mlpjax.checkpoint import load_model
 
         classifier = load_model(args.directory, best=args.best)
+        ui.check_model(classifier)
+        ui.check_display(probe=True)
     else:
-        classifier = ui.train_quick_model(args.data_dir)
+        from mlpjax import data
+
+        dataset = data.load_dataset("mnist", args.data_dir)
+        ui.check_display(probe=True)
+        classifier = ui.train_quick_model(dataset=dataset)
     window = ui.DrawWindow(classifier, on_recognise=lambda r: print(f"recognised {r.text}", flush=True))
     print("window open: draw a digit; Recognise (Enter), Clear (Escape)", flush=True)
     window.run()
@@ -344,9 +365,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     found = experiments.discover()
     check_name("experiment", args.name, (*found, "all"))
+    names = list(found) if args.name == "all" else [args.name]
+    experiments.check_seed(names, args.seed)
     with flag_error("--out"):
         paths.make_folder(args.out)
-    names = list(found) if args.name == "all" else [args.name]
     for name in names:
         experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)
     return 0
@@ -601,6 +623,15 @@ def _quiet_unraisable(hook):
     return unraisable
 
 
+def _refuse_unknown(command: str, unknown: list[str]) -> None:
+    """Arguments that ``command`` does not take: one line that names the command (argparse's own names only
+    ``mlpjax``); a positional value beginning with ``-`` is taken for a flag unless it follows ``--``."""
+    if unknown:
+        dash = " (a value that begins with '-' goes after '--')" if any(u.startswith("-") for u in unknown) else ""
+        raise UserInputError(f"unrecognized arguments: {' '.join(unknown)}; mlpjax {command} --help lists what it "
+                             f"takes{dash}")
+
+
 def _refuse_nul(args: argparse.Namespace) -> None:
     """A NUL character can be in no file name nor any other value (a shell cannot even pass one): refuse it in
     one line, naming the flag, before a path reaches the operating system."""
@@ -623,8 +654,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "?"
     sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
         command = args.command
+        _refuse_unknown(command, unknown)
         _refuse_nul(args)
         return args.func(args)
     except UserInputError as e:

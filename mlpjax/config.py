@@ -14,6 +14,16 @@ MODEL_FIELDS = ("hidden", "activation", "dropout")  # ModelConfig's fields that 
 SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
 
 
+def check_seed(seed: Any, count: int = 1) -> int:
+    """``seed`` as an int such that it and the ``count - 1`` seeds after it are PRNG seeds (:data:`SEED_RANGE`)."""
+    seed = check_int("seed", seed, SEED_RANGE[0])
+    if seed > SEED_RANGE[1] - count:
+        raise FieldError("seed", f"must be below 2**63, got {seed}" if count == 1 else
+                         f"must be at most 2**63 - {count}, as it and the {count - 1} seeds after it are used; "
+                         f"got {seed}")
+    return seed
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; defaults are the tutorial's (MNIST, 512 relu, dropout 0.2, Adam).
@@ -53,10 +63,7 @@ class TrainConfig:
         if self.lr is not None:
             object.__setattr__(self, "lr", optimizers.learning_rate(self.optimizer, self.lr))
         check_name("loss", self.loss, losses.LOSSES)
-        seed = check_int("seed", self.seed, SEED_RANGE[0])
-        if seed >= SEED_RANGE[1]:
-            raise FieldError("seed", f"must be below 2**63, got {seed}")
-        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "seed", check_seed(self.seed))
         object.__setattr__(self, "validation_split", check_number("validation_split", self.validation_split,
                                                                   low=0.0, high=1.0))
         if self.early_stopping is not None:

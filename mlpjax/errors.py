@@ -49,13 +49,16 @@ def check_name(what: str, name: str, valid: Iterable[str]) -> str:
     return name
 
 
-def check_int(field: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``: a bool, a float or a string is refused, not converted."""
+def check_int(field: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an int from ``minimum`` to ``maximum`` (None: no top): a bool, a float or a string is refused,
+    not converted."""
     if isinstance(value, bool) or not isinstance(value, (int,)) and not hasattr(value, "__index__"):
         raise FieldError(field, f"must be an integer, got {value!r}")
     value = int(value)
     if value < minimum:
         raise FieldError(field, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise FieldError(field, f"must be at most {maximum}, got {value}")
     return value
 
 

@@ -11,7 +11,9 @@ Contract:
 - Readers (``evaluate``, ``predict``) take no lock: checkpoints are renamed into place when complete, so a
   reader sees whole epochs only.
 - Claiming creates the directory (and its parents) and writes the lock file: it is also the check that the
-  directory can be written, before anything is trained.
+  directory can be written, before anything is trained. An owner that gives the directory up unused
+  (:meth:`RunLock.release` with ``remove_created``) removes what its claim created, where it holds nothing
+  else; a claimant that finds its lock file removed so takes the lock anew.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mlpjax.errors import FieldError
 LOCK_NAME = ".mlpjax-lock"
 # never through a link: a lock file planted as a link to another file must not get that file truncated
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_ATTEMPTS = 5  # claims of a lock file that its last owner keeps removing, before giving up
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -44,41 +47,93 @@ class RunLock:
     ``field`` names the setting that chose the directory (``output`` or ``resume``) in errors. Raises
     :class:`RunLocked` if another process holds it, a :class:`~mlpjax.errors.FieldError` if the directory
     cannot be created or written. Released when the object is garbage collected, or the process ends.
+    :attr:`created`: the folders and the lock file that taking it created, outermost first.
     """
 
     def __init__(self, directory: Path, field: str = "output"):
         self.directory, self.path = Path(directory), Path(directory) / LOCK_NAME
+        self.created: list[Path] = []
+        for _ in range(_ATTEMPTS):
+            self._open(field)
+            self._lock(field)
+            if _same_file(self._fd, self.path):
+                break
+            self.release()  # its last owner removed the file as it gave the directory up: take the lock anew
+        else:
+            raise FieldError(field, f"{{field}} {self.directory}: its lock file keeps being removed; try again")
+        try:  # the owner, for the message of the next claimant; a failed write means an unwritable directory
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            os.fsync(self._fd)
+        except OSError as e:
+            self.release(remove_created=True)
+            raise FieldError(field, f"{{field}} {self.directory}: cannot be written ({_reason(e)})") from None
+
+    def _open(self, field: str) -> None:
+        """Create the directory and open (or create) the lock file, noting in :attr:`created` what was made."""
+        missing = _missing(self.directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o666)
+            try:
+                fd, made = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o666), [self.path]
+            except FileExistsError:
+                fd, made = os.open(self.path, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o666), []
         except OSError as e:
             raise FieldError(field, f"{{field}} {self.directory}: cannot be written ({_reason(e)})") from None
+        folders = [p for p in self.created if p != self.path]  # made by an earlier attempt, still ours
+        self.created = [*folders, *(p for p in missing if p not in folders), *made]
         self._fd = fd
         self._finalizer = weakref.finalize(self, os.close, fd)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                owner = _owner(fd)
-                self.release()
-                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise _locked(field, self.directory, owner) from None
-                raise FieldError(field, f"{{field}} {self.directory}: cannot be locked ({_reason(e)})") from None
-        try:  # the owner, for the message of the next claimant; a failed write means an unwritable directory
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
-            os.fsync(fd)
+
+    def _lock(self, field: str) -> None:
+        """``flock`` the open lock file, or raise :class:`RunLocked` naming its owner."""
+        if fcntl is None:  # pragma: no cover
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            owner = _owner(self._fd)
             self.release()
-            raise FieldError(field, f"{{field}} {self.directory}: cannot be written ({_reason(e)})") from None
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _locked(field, self.directory, owner) from None
+            raise FieldError(field, f"{{field}} {self.directory}: cannot be locked ({_reason(e)})") from None
 
     @property
     def held(self) -> bool:
         return self._finalizer.alive
 
-    def release(self) -> None:
-        """Give the directory up (idempotent). The lock file stays: it is reused by the next owner."""
+    def release(self, *, remove_created: bool = False) -> None:
+        """Give the directory up (idempotent). The lock file stays: it is reused by the next owner.
+
+        ``remove_created``: first remove what taking the lock created (:attr:`created`): the lock file, while
+        still held, then the folders, innermost first, each only while it is empty. Nothing else is touched.
+        """
+        if remove_created and self.held:
+            for path in reversed(self.created):
+                try:
+                    path.unlink() if path == self.path else path.rmdir()
+                except OSError:  # not empty (or gone): it holds more than this claim made, keep it and its parents
+                    break
         self._finalizer()
+
+
+def _missing(directory: Path) -> list[Path]:
+    """``directory`` and those of its parents that do not exist, outermost first."""
+    missing = []
+    for path in (directory, *directory.parents):
+        if os.path.lexists(path):
+            break
+        missing.append(path)
+    return missing[::-1]
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open ``fd`` is still the file at ``path`` (not removed, nor replaced)."""
+    try:
+        found, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
 
 
 def refuse_if_locked(directory: Path, field: str = "resume") -> None:

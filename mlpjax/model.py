@@ -32,6 +32,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+MAX_WIDTH = 2**63 - 1  # the most units of a layer: an array dimension is an int64 (XLA); memory refuses far fewer
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the MLP: ``input_dim -> hidden... -> num_classes``."""
@@ -46,14 +49,16 @@ class ModelConfig:
         if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
             raise FieldError("hidden", f"must be a sequence of layer widths, got {self.hidden!r}")
         try:
-            hidden = tuple(check_int("hidden", h) for h in self.hidden)
-        except FieldError:
-            raise FieldError("hidden", f"sizes must be positive integers, got {list(self.hidden)}") from None
+            hidden = tuple(check_int("hidden", h, maximum=MAX_WIDTH) for h in self.hidden)
+        except FieldError as e:
+            too_wide = "at most" in e.text  # check_int says so of a value above its maximum
+            what = "below 2**63 (an array dimension)" if too_wide else "positive integers"
+            raise FieldError("hidden", f"sizes must be {what}, got {list(self.hidden)}") from None
         object.__setattr__(self, "hidden", hidden)
         check_name("activation", self.activation, ACTIVATIONS)
-        object.__setattr__(self, "input_dim", check_int("input_dim", self.input_dim))
+        object.__setattr__(self, "input_dim", check_int("input_dim", self.input_dim, maximum=MAX_WIDTH))
         object.__setattr__(self, "dropout", check_number("dropout", self.dropout, low=0.0, high=1.0))
-        object.__setattr__(self, "num_classes", check_int("num_classes", self.num_classes, 2))
+        object.__setattr__(self, "num_classes", check_int("num_classes", self.num_classes, 2, MAX_WIDTH))
 
     def for_data(self, input_dim: int, num_classes: int) -> "ModelConfig":
         """This architecture with the input width and class count of a dataset."""

@@ -6,13 +6,16 @@ A run directory ``DIR`` holds ``checkpoints/<epoch>/``, ``best/<epoch>/`` and ``
 
 Ownership: :func:`start` and :func:`resume` claim the directory (:class:`mlpjax.lock.RunLock`) once their
 checks pass, and the :class:`Run` holds it until :meth:`Run.fit` returns (or :meth:`Run.close`); a second
-claimant is refused. Claiming creates the directory and proves it writable, before anything is trained. A
-directory without a complete epoch (a run interrupted during its first save) is no run: :func:`start` may
-use it again, and :func:`resume` says so. A relative ``data_dir`` is saved absolute.
+claimant is refused. Claiming creates the directory and proves it writable, before anything is trained. A run
+that ends without a complete epoch (refused, failed or closed before its first save) removes what its claim
+created, folders included, wherever they hold nothing else: a directory the user had stays. A directory
+without a complete epoch (a run interrupted during its first save) is no run: :func:`start` may use it again,
+and :func:`resume` says so. A relative ``data_dir`` is saved absolute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -52,9 +55,17 @@ class Run:
     lock: RunLock | None = None  # held for the run's life (None: a Run made by hand, unowned)
 
     def close(self) -> None:
-        """Give the directory up without training (:meth:`fit` does it when it ends)."""
-        if self.lock is not None:
-            self.lock.release()
+        """Give the directory up (:meth:`fit` does it when it ends; idempotent). A fresh run that saved no
+        epoch leaves nothing it created: its lock file and the folders its claim made, while they hold nothing
+        else."""
+        if self.lock is None or not self.lock.held:
+            return
+        unused = self.checkpoint is None and not _holds_anything_saved(self.directory)
+        if unused and self.directory in self.lock.created:  # an empty checkpoints/ of a failed first save
+            for name in (CHECKPOINTS, BEST):
+                with contextlib.suppress(OSError):
+                    (self.directory / name).rmdir()
+        self.lock.release(remove_created=unused)
 
     def fit(self, dataset: data_lib.Dataset | None = None, *, quiet: bool = True,
             log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> records.FitResult:
@@ -103,6 +114,8 @@ class Run:
                          resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else
                                              (best.epoch, best.state.params)) if ckpt else None)
         except TrainingDiverged as e:
+            if ckpt is None and e.epoch == 1:
+                raise  # nothing was saved
             raise TrainingDiverged(e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as "
                                    "they were") from None
         finally:
@@ -133,6 +146,14 @@ class Run:
         return seconds
 
 
+def _holds_anything_saved(directory: Path) -> bool:
+    """Whether ``directory`` holds a run (an epoch, ``metrics.json``); True where that cannot be read."""
+    try:
+        return checkpoint.holds_run(directory) is not None
+    except OSError:
+        return True
+
+
 def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
     try:
         fileio.write_json_atomic(directory / METRICS, record)
@@ -155,7 +176,7 @@ def _refuse_a_run(directory: Path) -> None:
                          f"continue it with {{resume}} {directory} or choose another {{field}}", also=("resume",))
 
 
-def _probe(directory: Path, field: str) -> None:
+def _prove_writable(directory: Path, field: str) -> None:
     """Create ``directory``, write, sync and remove a file in it: it can take checkpoints (else a FieldError)."""
     import tempfile
 
@@ -173,14 +194,15 @@ def _probe(directory: Path, field: str) -> None:
 
 
 def _claim(directory: Path, field: str) -> RunLock | None:
-    """Claim ``directory`` for a run: its lock (process 0 holds it for all the processes of a distributed run,
-    which meet at each save) and the proof that it can be written."""
-    lock = RunLock(directory, field) if distributed.is_primary() else None  # the lock creates the directory
+    """Claim ``directory`` for a run in two steps: take its lock, which creates the directory (process 0 holds
+    it for all the processes of a distributed run, which meet at each save), then prove that it can be
+    written. A failed proof gives the lock up and removes what taking it created."""
+    lock = RunLock(directory, field) if distributed.is_primary() else None
     try:
-        _probe(directory, field)
+        _prove_writable(directory, field)
     except BaseException:
         if lock is not None:
-            lock.release()
+            lock.release(remove_created=True)
         raise
     return lock
 
@@ -201,7 +223,7 @@ def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = 
         try:
             _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
         except BaseException:
-            lock.release()
+            lock.release(remove_created=True)
             raise
     return Run(directory, _absolute_data_dir(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
                save_best=save_best, lock=lock)
@@ -225,7 +247,7 @@ def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = Non
     run = _resumed(directory, checkpoint.restore(directory), changes, keep=keep, save_best=save_best)
     lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
     if lock is not None and checkpoint.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:
-        lock.release()  # another run saved an epoch while this one was being read
+        lock.release(remove_created=True)  # another run saved an epoch while this one was being read
         raise FieldError("resume", f"{{field}} {directory}: another run saved into it while it was being read; "
                          "try again")
     return dataclasses.replace(run, lock=lock)

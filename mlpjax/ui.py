@@ -336,14 +336,17 @@ class DrawWindow:
         self.close()
 
 
-def train_quick_model(data_dir: str | None = None, log: Callable[[str], None] | None = print) -> Classifier:
-    """A 1-epoch tutorial MLP on MNIST (seed 0), for trying the window without a saved model (a few seconds)."""
+def train_quick_model(data_dir: str | None = None, log: Callable[[str], None] | None = print, *,
+                      dataset=None) -> Classifier:
+    """A 1-epoch tutorial MLP on MNIST (seed 0), for trying the window without a saved model (a few seconds).
+
+    ``dataset``: MNIST already loaded (else loaded from ``data_dir``)."""
     from mlpjax import train
     from mlpjax.config import TrainConfig
 
     if log:
         log("training a quick model: 1 epoch of MNIST ...")
-    result = train.fit(TrainConfig(dataset="mnist", data_dir=data_dir, epochs=1, seed=0))
+    result = train.fit(TrainConfig(dataset="mnist", data_dir=data_dir, epochs=1, seed=0), dataset)
     if log:
         log(f"trained a quick model: 1 epoch of MNIST, test accuracy {result.test_metrics['accuracy']:.4f} "
             "(to keep a model: mlpjax train --output DIR, then mlpjax draw DIR)")

@@ -169,13 +169,29 @@ def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
 class LimitedWorker:
     """``tests/input_worker.py`` in a child process with an address-space limit: :meth:`ask` sends it one
     request and returns its reply (``outcome`` "ok", "user" or "crash"). A worker that dies or does not answer
-    within ``timeout`` seconds fails the asking test, and a fresh one serves the next request."""
+    within ``timeout`` seconds fails the asking test, and a fresh one serves the next request. With ``headroom``
+    (bytes), a worker whose address space has grown to within ``headroom`` of its limit (JAX keeps what it
+    compiled) is replaced before the next request: each request has at least that much to allocate."""
 
-    def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30, env: dict[str, str] | None = None):
-        self.limit, self.timeout, self.proc, self.env = limit, timeout, None, env
+    def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30, env: dict[str, str] | None = None,
+                 headroom: int | None = None):
+        self.limit, self.timeout, self.proc, self.env, self.headroom = limit, timeout, None, env, headroom
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr for the life of the worker
 
+    def _grown(self) -> bool:
+        """Whether the live worker has less than ``headroom`` of address space left (False without /proc)."""
+        if self.headroom is None or self.proc is None:
+            return False
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return False
+        size = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:")), 0)
+        return size > self.limit - self.headroom
+
     def _start(self) -> subprocess.Popen:
+        if self._grown():
+            self.close()
         if self.proc is None or self.proc.poll() is not None:
             self.stderr.seek(0)
             self.stderr.truncate()
@@ -215,10 +231,10 @@ class LimitedWorker:
 @pytest.fixture(scope="session")
 def cli_worker(tmp_path_factory):
     """One :class:`LimitedWorker` that runs ``mlpjax`` commands in its own process with :data:`CLI_LIMIT` bytes of
-    address space (JAX started), for the flag fuzz tests; two minutes a command. MNIST comes from the real folder,
-    else from an empty one (never a download)."""
+    address space (JAX started), at least 1 GiB of it free for each command, for the flag fuzz tests; two minutes
+    a command. MNIST comes from the real folder, else from an empty one (never a download)."""
     folder = mnist_dir() or tmp_path_factory.mktemp("no-mnist")
-    worker = LimitedWorker(limit=CLI_LIMIT, timeout=120, env={"MLPJAX_DATA_DIR": str(folder)})
+    worker = LimitedWorker(limit=CLI_LIMIT, timeout=120, env={"MLPJAX_DATA_DIR": str(folder)}, headroom=1 << 30)
     yield worker
     worker.close()
 

@@ -1,7 +1,8 @@
 """Reads input files for the fuzz tests, in a process with a memory limit (see ``conftest.LimitedWorker``).
 
 One JSON request a line on stdin: ``{"call": "read_idx" | "load_idx_folder" | "load_image" | "cli", "path": ...}``
-(``load_image`` also takes ``"input_dim"``; ``cli`` runs ``mlpjax ARGV`` in the folder ``path``, ``"argv"``). One reply a line on stdout, after the marker ``REPLY ``:
+(``load_image`` also takes ``"input_dim"``; ``cli`` runs ``mlpjax ARGV`` in the folder ``path``, ``"argv"``, stopping
+where ``"stop_at"`` says the real work begins, with ``"env"`` changed). One reply a line on stdout, after ``REPLY ``:
 ``{"outcome": "ok", ...what was read}``, ``{"outcome": "user", "message": ...}`` for a UserInputError, or
 ``{"outcome": "crash", "traceback": ...}`` for any other exception (MemoryError included). JAX is imported with
 mlpjax but never started, so a small address space suffices.
@@ -40,24 +41,44 @@ def load_image(path: str, input_dim: int = 784) -> dict:
     return digest(x)
 
 
-def cli(path: str, argv: list[str]) -> dict:
+class WorkStarted(BaseException):
+    """Raised in place of a function named in ``cli``'s ``stop_at``: the command got past its checks and began
+    its real work (a BaseException, so that no ``except Exception`` of the command can swallow it)."""
+
+
+def cli(path: str, argv: list[str], stop_at: list[str] = (), env: dict[str, str | None] | None = None) -> dict:
     """``mlpjax ARGV`` in this process, run in the folder ``path``: its exit status and what it wrote to stderr
     (argparse's own exits included). This process's address space is limited: whatever a flag asks for must be
-    refused before it is allocated."""
+    refused before it is allocated.
+
+    ``stop_at``: functions (``"module.name"``) where the command's real work begins (a benchmark's first
+    measurement, an experiment's first training): reaching one ends the command there, as status 0 with
+    ``"started"`` naming it. ``env``: variables set (None: unset) for this command only."""
     import contextlib
     import io
     import os
+    from unittest import mock
 
     from mlpjax import cli as mlpjax_cli
 
     err = io.StringIO()
     os.chdir(path)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    started = None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ))
+        for name, value in (env or {}).items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        for target in stop_at:
+            stack.enter_context(mock.patch(target, side_effect=WorkStarted(target)))
+        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        stack.enter_context(contextlib.redirect_stderr(err))
         try:
             code = mlpjax_cli.main(argv)
         except SystemExit as e:
             code = e.code
-    return {"code": code, "err": err.getvalue()}
+        except WorkStarted as e:
+            code, started = 0, str(e)
+    return {"code": code, "err": err.getvalue(), "started": started}
 
 
 CALLS = {f.__name__: f for f in (read_idx, load_idx_folder, load_image, cli)}

@@ -206,6 +206,14 @@ def test_cli_text(capsys):
     assert [int(r[0]) for r in rows] == [0, 1, 2, 5, 10, 20] and errors == sorted(errors, reverse=True)
 
 
+def test_cli_refuses_more_iterations_than_memory_holds_before_allocating(capsys):
+    """Found by the flag fuzz: ``--iterations 10**12`` was numpy's MemoryError traceback (7.3 TiB of errors)."""
+    code, out, err = run_cli(capsys, "backprop", "--iterations", 10**12)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("mlpjax backprop: error: --iterations 1000000000000: the error after each update would "
+                          "need 7.3 TiB of memory but ") and err.endswith("is available; choose fewer\n"), err
+
+
 def test_cli_rejects_zero_iterations(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["backprop", "--iterations", "0"])

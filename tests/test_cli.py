@@ -33,6 +33,19 @@ def test_unknown_names_exit_2_with_the_valid_ones(capsys, argv, message):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["draw", "-1e+16"], "mlpjax draw: error: unrecognized arguments: -1e+16; mlpjax draw --help lists what it "
+                         "takes (a value that begins with '-' goes after '--')"),
+    (["backprop", "extra"], "mlpjax backprop: error: unrecognized arguments: extra; "
+                            "mlpjax backprop --help lists what it takes"),
+])
+def test_unrecognized_arguments_are_one_line_naming_the_command(capsys, argv, message):
+    """Found by the flag fuzz: argparse's own message named no command (``mlpjax: error: ...``) under the
+    usage of ``mlpjax`` itself."""
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and err.strip() == message
+
+
 def test_missing_and_corrupted_data_name_the_path(capsys, idx_folder, tmp_path):
     code, _, err = run_cli(capsys, "train", "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "none: does not exist" in err

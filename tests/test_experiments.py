@@ -60,6 +60,35 @@ def test_out_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path):
         run_experiment("samples", tmp_path / "afile", quick=True)  # from Python too, before any training
 
 
+@pytest.mark.parametrize("name, count", [("validation", 3), ("epochs", 5), ("all", 5)])
+def test_a_seed_whose_followers_overflow_is_refused_before_anything_trains(capsys, tmp_path, monkeypatch, name,
+                                                                           count):
+    """Found by the flag fuzz: ``experiment validation --seed 2**63-1`` trained seed 2**63-1, then refused the
+    next one; ``epochs`` refused a seed of 2**63 that was never given."""
+    from mlpjax import train
+
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained"))
+    assert cli.main(["experiment", name, "--quick", "--seed", str(2**63 - 1), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"mlpjax experiment: error: --seed must be at most 2**63 - {count}, as it and the {count - 1} "
+                   f"seeds after it are used; got {2**63 - 1}\n")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UserInputError, match="seed must be at most"):
+        run_experiment(name if name != "all" else "epochs", tmp_path / "out", quick=True, seed=2**63 - 1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_samples_builds_the_features_of_the_images_it_shows_only(monkeypatch, tmp_path):
+    """Found by the flag fuzz (a MemoryError under its 3 GiB limit): samples built x_train and x_test, 220 MB of
+    float32 for MNIST, to draw 20 images and report shapes and the pixel range."""
+    from mlpjax import data
+
+    for name in ("x_train", "x_test"):
+        monkeypatch.setattr(data.Dataset, name, property(lambda self: pytest.fail("built all the features")))
+    record = run_experiment("samples", tmp_path, quick=True, log=None)
+    assert record["results"]["dtypes"]["x"] == "float32" and len(record["results"]["first_labels"]) == 20
+
+
 def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):
     monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
     ds = common.load_data(None, quick=True)

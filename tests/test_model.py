@@ -102,6 +102,8 @@ def test_one_hot_is_to_categorical():
     ({"dropout": 1.5}, "dropout must be in"),
     ({"dropout": -0.1}, "dropout must be in"),
     ({"hidden": (0,)}, "hidden sizes must be positive integers"),
+    ({"hidden": (2**63,)}, r"hidden sizes must be below 2\*\*63 \(an array dimension\), got \[9223372036854775808\]"),
+    ({"input_dim": 2**63}, "input_dim must be at most 9223372036854775807"),
     ({"num_classes": 1}, "num_classes"),
 ])
 def test_bad_model_configs_name_the_problem(kwargs, message):

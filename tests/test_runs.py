@@ -144,13 +144,83 @@ def test_a_batch_larger_than_the_training_set_is_the_training_set(digits):
     assert huge.history == exact.history and int(huge.state.step) == 1
 
 
+def test_a_width_beyond_any_array_dimension_is_one_line(capsys):
+    """Found by the flag fuzz: a width of 2**63 made the memory estimate's abstract arrays raise JAX's TypeError."""
+    for command in (["train", *FLAGS], ["sweep", "--dataset", "digits", "--quiet"], ["summary"]):
+        code, _, err = run_cli(capsys, *command, "--hidden", 2**63)
+        one_line_error(code, err, "--hidden sizes must be below 2**63 (an array dimension)", str(2**63))
+
+
 def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, capsys):
     start = time.monotonic()
     code, out, err = run_cli(capsys, "train", *FLAGS, "--hidden", 1_000_000_000, "--epochs", 1,
                              "--output", tmp_path / "run")
     one_line_error(code, err, "--hidden 1000000000", "of memory", "available")
     assert time.monotonic() - start < 30 and "epoch 1/" not in out
-    assert checkpoint.holds_run(tmp_path / "run") is None
+    assert not (tmp_path / "run").exists()  # claimed, then given up: nothing left, not even the lock file
+
+
+QUADRANTS = ["--dataset", "quadrants", "--hidden", "4", "--epochs", "1", "--quiet"]
+REFUSALS = {"memory": ["--hidden", 1_000_000_000], "data": ["--dataset", "mnist", "--data-dir", "/nonexistent"],
+            "diverged": ["--dataset", "digits", "--lr", "1e30"]}  # NaN within the first epoch
+
+
+@pytest.mark.parametrize("why", sorted(REFUSALS))
+def test_a_run_refused_before_its_first_epoch_leaves_nothing_it_created(tmp_path, capsys, why):
+    """Refused for memory, for its data, or diverged in epoch 1: the directory (and the parents) it created go."""
+    code, _, err = run_cli(capsys, "train", *QUADRANTS, *REFUSALS[why], "--output", tmp_path / "new" / "run")
+    one_line_error(code, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_run_keeps_the_directory_the_user_had_and_what_it_holds(tmp_path, capsys):
+    empty, kept, stale = tmp_path / "empty", tmp_path / "kept", tmp_path / "stale"
+    for directory in (empty, kept, stale):
+        directory.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    RunLock(stale).release()  # the lock file of an earlier run, killed in its first save
+    for directory in (empty, kept, stale):
+        code, _, err = run_cli(capsys, "train", *QUADRANTS, *REFUSALS["memory"], "--output", directory)
+        one_line_error(code, err, "--hidden 1000000000")
+    assert list(empty.iterdir()) == []  # still there; the lock file it made is gone
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"] and (kept / "notes.txt").read_text() == "mine"
+    assert [p.name for p in stale.iterdir()] == [LOCK_NAME]
+
+
+def test_a_run_that_fails_after_its_first_epoch_keeps_all_of_it(tmp_path, monkeypatch):
+    save = checkpoint.Writer.save
+
+    def full_disk_at_epoch_2(self, epoch, *args, **kwargs):
+        if epoch == 2:
+            raise checkpoint.SaveError("no space left on device")
+        return save(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.Writer, "save", full_disk_at_epoch_2)
+    directory = tmp_path / "new" / "run"
+    fresh = run.start(directory, small_config(dataset="quadrants", hidden=(4,), epochs=2))
+    with pytest.raises(checkpoint.SaveError):
+        fresh.fit()
+    assert checkpoint.restore(directory).epoch == 1 and (directory / LOCK_NAME).exists()
+
+
+def test_a_lock_file_removed_by_its_last_owner_is_taken_anew(tmp_path, monkeypatch):
+    """A claimant that opened the lock file just before its owner removed it (giving up an unused directory)
+    locks the new file, not the removed one: two claimants can never both hold the directory."""
+    directory, original, removed = tmp_path / "run", RunLock._lock, []
+
+    def owner_leaves_first(self, field):
+        if not removed:
+            removed.append(self.path)
+            self.path.unlink()  # what a refused run does between this claimant's open and its flock
+        original(self, field)
+
+    monkeypatch.setattr(RunLock, "_lock", owner_leaves_first)
+    first = RunLock(directory)
+    assert removed and os.fstat(first._fd).st_ino == os.stat(first.path).st_ino
+    with pytest.raises(RunLocked):
+        RunLock(directory)
+    first.release(remove_created=True)
+    assert not directory.exists()
 
 
 def test_activations_that_cannot_fit_name_the_batch_size(digits, monkeypatch, capsys):
@@ -354,7 +424,8 @@ def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_pat
 
 
 @pytest.mark.parametrize("flags,needle", [(["--hidden", 1_000_000_000], "--hidden 1000000000"),
-                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000")])
+                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000"),
+                                          (["--hidden", 2**63], "--hidden sizes must be below 2**63")])
 def test_bench_refuses_what_cannot_fit_before_allocating(capsys, flags, needle):
     start = time.monotonic()
     code, _, err = run_cli(capsys, "bench", "--quick", "--against", "", "--no-sweep", "--no-memory", *flags)

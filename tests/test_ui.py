@@ -44,13 +44,38 @@ def test_draw_with_model_and_train_quick_is_refused(capsys):
     assert "not both" in capsys.readouterr().err
 
 
-def test_draw_without_display_exits_2_with_a_clear_message(tmp_path):
+def test_draw_without_display_exits_2_with_a_clear_message(model_dir):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", "draw", str(tmp_path)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", "draw", str(model_dir[0])], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("mlpjax draw: error: no display") and "xvfb-run" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def quadrants_dir(tmp_path_factory):
+    """A saved model of the tutorial's four points: 2 inputs, which the window cannot feed."""
+    directory = tmp_path_factory.mktemp("quadrants") / "run"
+    run.start(directory, TrainConfig(dataset="quadrants", epochs=1, model=model.ModelConfig(hidden=(4,)))).fit()
+    return directory
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["draw", "{quadrants}"], "takes 2 inputs"),
+    (["draw", "{missing}"], "{missing}"),
+    (["draw", "{quadrants}", "--data-dir", "x"], "--data-dir is for --train-quick"),
+    (["draw", "--train-quick", "--best"], "--best"),
+    (["draw", "--train-quick", "--data-dir", "{missing}"], "does not exist")],
+    ids=["model-of-2-inputs", "missing-dir", "data-dir-with-dir", "best-with-train-quick", "missing-data-dir"])
+def test_draw_checks_its_flags_before_it_looks_for_a_display(argv, needle, quadrants_dir, tmp_path, monkeypatch,
+                                                              capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    names = {"quadrants": quadrants_dir, "missing": tmp_path / "missing"}
+    assert cli.main([a.format(**names) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert needle.format(**names) in err and "no display" not in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_the_window_needs_a_28x28_model():

@@ -2,7 +2,8 @@
 
 Each module ``mlpjax.experiments.NAME`` (every module here but ``common``) is an experiment: it has a
 ``QUESTION`` (one line), an ``ORDER`` (its place in the tutorial; ``all`` runs them in that order) and
-``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``. Adding a module adds the experiment: it trains through :func:`mlpjax.train.fit`,
+``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``; one that trains with the seeds ``seed,
+seed + 1, ...`` says how many in ``SEEDS`` (checked before it starts). Adding a module adds the experiment: it trains through :func:`mlpjax.train.fit`,
 draws its figures into ``out_dir`` and returns its numbers and tables. :func:`run_experiment` then writes
 ``out_dir/results.json`` (everything, machine-readable) and ``out_dir/results.md`` (the tables and figures).
 The logic lives in the package so that it works from an installed wheel; ``experiments/run.py NAME`` in the
@@ -21,7 +22,7 @@ import os
 import pkgutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from mlpjax.errors import check_name
 
@@ -54,6 +55,14 @@ def discover() -> dict[str, str]:
     return {name: question for _, name, question in sorted(found)}
 
 
+def check_seed(names: Iterable[str], seed: int) -> int:
+    """``seed`` checked for every experiment of ``names`` (before any starts): each trains with it and the
+    ``SEEDS - 1`` seeds after it (its module's ``SEEDS``; 1 where it has none)."""
+    from mlpjax.config import check_seed as check
+
+    return check(seed, max(getattr(importlib.import_module(f"{__name__}.{name}"), "SEEDS", 1) for name in names))
+
+
 def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
                    data_dir: str | os.PathLike | None = None, seed: int = 0,
                    log: Callable[[str], None] | None = print) -> dict[str, Any]:
@@ -63,6 +72,7 @@ def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick
     from mlpjax.experiments import common
 
     module = importlib.import_module(f"{__name__}.{name}")
+    check_seed([name], seed)
     folder = paths.make_folder(Path(out_dir) / name)  # a UserInputError where out_dir is a file, ...
     log = log or (lambda _: None)
     log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpjax import plots
+from mlpjax import data, plots
 from mlpjax.experiments import common
 
 QUESTION = "What do the training images look like, and what shapes does the network see?"
@@ -19,20 +19,25 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ds = common.load_data(data_dir, quick, slice_quick=False)
     shape = ds.image_shape or (1, ds.input_dim)
     labels = [int(v) for v in ds.y_train[:COUNT]]
-    plots.image_grid(ds.x_train[:COUNT], out_dir / "samples.png", image_shape=shape,
+    # the float32 features of the images shown, not of all of them (x_train would be 180 MB for MNIST)
+    first = data.features(ds.encoded_train[:COUNT], ds.pixel_levels)
+    plots.image_grid(first, out_dir / "samples.png", image_shape=shape,
                      titles=[f"label {v}" for v in labels], ncols=5,
                      title=f"The first {COUNT} training images of {ds.name}")
-    shapes = {k: list(getattr(ds, k).shape) for k in ("x_train", "y_train", "x_test", "y_test")}
+    shapes = {"x_train": list(ds.encoded_train.shape), "y_train": list(ds.y_train.shape),
+              "x_test": list(ds.encoded_test.shape), "y_test": list(ds.y_test.shape)}
+    dtypes = {"x_train": first.dtype, "y_train": ds.y_train.dtype, "x_test": first.dtype, "y_test": ds.y_test.dtype}
     for key, value in shapes.items():
-        log(f"{key}: {tuple(value)} {getattr(ds, key).dtype}")
+        log(f"{key}: {tuple(value)} {dtypes[key]}")
     counts = {split: np.bincount(getattr(ds, f"y_{split}"), minlength=ds.num_classes).tolist()
               for split in ("train", "test")}
-    pixel_range = [float(ds.x_train.min()), float(ds.x_train.max())]
+    ends = np.array([ds.encoded_train.min(), ds.encoded_train.max()])  # features grow with the encoded levels
+    pixel_range = [float(v) for v in data.features(ends, ds.pixel_levels)]
     log(f"first {COUNT} labels: {labels}; pixels in [{pixel_range[0]:g}, {pixel_range[1]:g}]")
-    results = {"shapes": shapes, "image_shape": list(shape), "dtypes": {"x": str(ds.x_train.dtype),
+    results = {"shapes": shapes, "image_shape": list(shape), "dtypes": {"x": str(first.dtype),
                "y": str(ds.y_train.dtype)}, "pixel_range": pixel_range, "first_labels": labels,
                "class_counts": counts}
-    shape_rows = [[key, f"({', '.join(map(str, value))})", str(getattr(ds, key).dtype)]
+    shape_rows = [[key, f"({', '.join(map(str, value))})", str(dtypes[key])]
                   for key, value in shapes.items()]
     count_rows = [[split] + counts[split] + [sum(counts[split])] for split in ("train", "test")]
     findings = [

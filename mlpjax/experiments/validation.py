@@ -14,6 +14,7 @@ ORDER = 45  # after the epochs experiment
 SPLIT = 0.1
 FULL = {"epochs": 10, "seeds": 3, "stop_epochs": 50, "patience": 3, "short_plateau": 2}
 QUICK = {"epochs": 2, "seeds": 2, "stop_epochs": 6, "patience": 1, "short_plateau": 1}
+SEEDS = max(FULL["seeds"], QUICK["seeds"])  # the seeds from --seed on that it trains (checked before it starts)
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
