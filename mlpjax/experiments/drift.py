@@ -19,6 +19,7 @@ QUESTION = ("How far apart do two runs drift when one weight differs by one ulp,
 ORDER = 90  # beyond the tutorial: what 'the same numbers' can mean for many models at once
 FULL_EPOCHS, FULL_SEEDS = 5, 4
 QUICK_SEEDS = 2
+SEEDS = max(FULL_SEEDS, QUICK_SEEDS)  # the seeds from --seed on that it trains (checked before it starts)
 TOLERANCE = 1e-5  # the relative difference a sweep's models are asked to stay within of single runs
 KEYS = ("loss", "val_loss")
 
