@@ -359,14 +359,25 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
 
 def check_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
     """Refuse, before anything is allocated, a batch larger than the training set (a benchmark times real
-    epochs) and a width or batch whose training cannot fit in memory (:mod:`mlpjax.resources`)."""
+    epochs) and a width or batch whose training cannot fit in memory (:mod:`mlpjax.resources`), alone or, for
+    the models-per-second table, as the largest K models together."""
     from mlpjax import resources
 
     if config.batch_size > len(ds.y_train):
         raise FieldError("batch_size", f"{{field}} {config.batch_size}: the benchmark's training set has "
                          f"{len(ds.y_train)} examples; give at most that")
     tconfig = config.train_config()
-    resources.check_training(tconfig, tconfig.model_config(ds.input_dim, ds.num_classes), ds)
+    model_config = tconfig.model_config(ds.input_dim, ds.num_classes)
+    resources.check_training(tconfig, model_config, ds)
+    if not config.models:
+        return
+    k = max(QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS)
+    need, free = resources.group_bytes(resources.training_bytes(tconfig, model_config, ds), k), resources.free_memory()
+    if need > free:
+        raise FieldError("hidden", f"{{field}} {' '.join(map(str, config.hidden))}: the models-per-second table "
+                         f"trains up to {k} such models together, which would need about "
+                         f"{resources.format_bytes(need)} of memory but {resources.format_bytes(free)} is available; "
+                         "choose a smaller {field}")
 
 
 def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:

@@ -450,7 +450,7 @@ def _sweep_bar(plan, found: list[list[int]]):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mlpjax import sweep, sweep_checkpoint, sweep_report
+    from mlpjax import data, sweep, sweep_checkpoint, sweep_report
 
     if args.resume:
         refuse_output_beside_resume(args)
@@ -472,13 +472,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from mlpjax import stack
 
         mesh = stack.model_mesh(args.devices)
+    dataset = data.load_dataset(plan.configs[0].dataset, plan.configs[0].data_dir)
+    sweep.check_memory(plan.configs, dataset, plan.strategy, mesh)  # before the folder is made
     hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
     found = sweep.groups(plan.configs)
     print(f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
           + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
     bar = None if args.quiet else _sweep_bar(plan, found)
     try:
-        result = sweep.run_sweep(plan.configs, strategy=plan.strategy, mesh=mesh, hooks=hooks,
+        result = sweep.run_sweep(plan.configs, dataset, strategy=plan.strategy, mesh=mesh, hooks=hooks,
                                  log=None if bar is None else lambda line: (bar.write(line), bar.update(1)))
     finally:
         if bar is not None:

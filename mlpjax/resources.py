@@ -71,25 +71,42 @@ def training_bytes(config, model_config, dataset, batch_size: int | None = None)
             "data": rows + 8 * math.ceil(n_train / batch) * batch}
 
 
-def check_training(config, model_config, dataset) -> None:
-    """Refuse ``config`` on ``dataset`` if its estimated memory (:func:`training_bytes`) cannot fit.
+def free_memory() -> int:
+    """Bytes a run may use: the host's available memory, or the first accelerator's free memory if less."""
+    return min(m for m in (available_memory(), device_memory()) if m is not None)
 
-    The error names ``hidden`` when even a batch of one cannot fit, else ``batch_size``.
+
+def group_bytes(parts: dict[str, int], models: int) -> int:
+    """Bytes of ``models`` models trained as one program on the same rows: their states, steps and activations
+    side by side, the data once."""
+    return models * (parts["state"] + parts["step"] + parts["activations"]) + parts["data"]
+
+
+def check_training(config, model_config, dataset, models: int = 1) -> None:
+    """Refuse ``config`` on ``dataset`` if its estimated memory (:func:`training_bytes`) cannot fit, for
+    ``models`` such models trained as one vmapped program (:func:`group_bytes`).
+
+    The error names ``hidden`` when even one model with a batch of one cannot fit, ``batch_size`` when one model
+    cannot, else ``strategy`` (the models fit one at a time, not together).
     """
     parts = training_bytes(config, model_config, dataset)
-    total = sum(parts.values())
-    free = [m for m in (available_memory(), device_memory()) if m is not None]
-    if total <= min(free):
+    total, one, free = group_bytes(parts, models), sum(parts.values()), free_memory()
+    if total <= free:
         return
-    if sum(training_bytes(config, model_config, dataset, batch_size=1).values()) > min(free):
+    if one <= free:
+        raise FieldError("strategy", f"{{field}} vmap: its {models} models of hidden "
+                         f"{' '.join(map(str, model_config.hidden))} trained together would need about "
+                         f"{format_bytes(total)} of memory ({format_bytes(one)} for one) but {format_bytes(free)} "
+                         "is available; train fewer models at once or choose {field} sequential")
+    if sum(training_bytes(config, model_config, dataset, batch_size=1).values()) > free:
         field, value = "hidden", " ".join(map(str, model_config.hidden))
     else:
         used = effective_batch_size(config.batch_size, len(dataset.y_train))
         capped = f" (capped at the {used} training examples)" if used < config.batch_size else ""
         field, value = "batch_size", f"{config.batch_size}{capped}"
-    raise FieldError(field, f"{{field}} {value}: training would need about {format_bytes(total)} of memory (params and "
+    raise FieldError(field, f"{{field}} {value}: training would need about {format_bytes(one)} of memory (params and "
                      f"optimizer state {format_bytes(parts['state'])}, gradients {format_bytes(parts['step'])}, activations "
-                     f"{format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but {format_bytes(min(free))} is "
+                     f"{format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but {format_bytes(free)} is "
                      f"available; choose a smaller {{field}}")
 
 

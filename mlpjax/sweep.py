@@ -31,6 +31,7 @@ from mlpjax import stack, train
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, check_name
 from mlpjax.records import History, empty_history
+from mlpjax.resources import check_training
 from mlpjax.rows import Rows
 from mlpjax.state import TrainState
 from mlpjax.steps import summarize
@@ -259,6 +260,19 @@ def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch:
     return hook
 
 
+def check_memory(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, strategy: str,
+                 mesh: Mesh | None = None) -> None:
+    """Refuse, before anything is allocated, a sweep whose largest program cannot fit in memory
+    (:func:`mlpjax.resources.check_training`): with ``vmap`` each group's models together (on a mesh of
+    accelerators, a device's share of them; CPU devices share the host's memory), else each group's model alone.
+    ``strategy``: ``"vmap"`` or ``"sequential"`` (resolved)."""
+    shared = mesh is None or mesh.devices.flat[0].platform == "cpu"
+    for members in groups(configs):
+        config = configs[members[0]]
+        models = 1 if strategy != "vmap" else len(members) if shared else -(-len(members) // mesh.size)
+        check_training(config, config.model_config(dataset.input_dim, dataset.num_classes), dataset, models)
+
+
 def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None = None, *, strategy: str = "auto",
               mesh: Mesh | None = None, log: Log | None = None, hooks: Any = None,
               on_model_epoch: ModelHook | None = None) -> SweepResult:
@@ -269,12 +283,14 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
     configs)`` gives a :class:`GroupStart` or None, ``hooks.group_saver(g)`` an ``on_epoch_end`` or None,
     ``hooks.fit_for(i)`` a ``fit`` for sequential model ``i`` or None. ``log`` gets one line per epoch.
     ``on_model_epoch(i, epoch, params)``: after each epoch of model ``i`` (host params), e.g. to evaluate more.
+    A sweep that cannot fit in memory is refused before anything trains (:func:`check_memory`).
     """
     t_start = time.perf_counter()
     strategy = resolve_strategy(strategy)
     if len({(c.dataset, c.data_dir) for c in configs}) > 1:
         raise FieldError("dataset", "must be the same for every model of a sweep")
     dataset = dataset or data_lib.load_dataset(configs[0].dataset, configs[0].data_dir)
+    check_memory(configs, dataset, strategy, mesh)
     runs: list[ModelRun | None] = [None] * len(configs)
     done: list[GroupRun] = []
     found = groups(configs)

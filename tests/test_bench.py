@@ -56,3 +56,18 @@ def test_baselines_run_when_installed():
 def test_unknown_baseline_is_refused():
     with pytest.raises(UserInputError, match="^against 'jax2': valid baselines are jax, torch, keras"):
         bench.BenchConfig(against=("jax2",))
+
+
+def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(monkeypatch, digits):
+    from mlpjax import resources
+    from mlpjax.errors import FieldError
+
+    config = bench.BenchConfig(quick=True, hidden=(64,))
+    tconfig = config.train_config()
+    parts = resources.training_bytes(tconfig, tconfig.model_config(digits.input_dim, digits.num_classes), digits)
+    k = max(bench.QUICK_MODEL_COUNTS)
+    monkeypatch.setattr(resources, "free_memory", lambda: resources.group_bytes(parts, k) - 1)
+    with pytest.raises(FieldError) as e:
+        bench.check_memory(config, digits)
+    assert e.value.field == "hidden" and f"trains up to {k} such models together" in str(e.value)
+    bench.check_memory(bench.BenchConfig(quick=True, hidden=(64,), models=False), digits)  # no table: it fits

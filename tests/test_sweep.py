@@ -248,3 +248,32 @@ def test_a_diverging_model_is_recorded_and_the_others_train_on(digits, strategy)
     assert fine.diverged is None and all(np.isfinite(fine.history["loss"]))
     assert bad.diverged is not None and bad.diverged <= 2
     assert len(fine.history["loss"]) == 2
+
+
+def test_a_vmapped_group_that_fits_one_model_at_a_time_only_is_refused_before_training(monkeypatch, configs,
+                                                                                        digits):
+    from mlpjax import resources
+
+    model_config = configs[0].model_config(digits.input_dim, digits.num_classes)
+    parts = resources.training_bytes(configs[0], model_config, digits)
+    one, together = sum(parts.values()), resources.group_bytes(parts, len(configs))
+    assert together > one
+    monkeypatch.setattr(resources, "free_memory", lambda: (one + together) // 2)
+    sweep.check_memory(configs, digits, "sequential")  # one at a time fits
+    with pytest.raises(FieldError) as e:
+        sweep.run_sweep(configs, digits, strategy="vmap")
+    assert e.value.field == "strategy" and f"its {len(configs)} models" in str(e.value)
+    assert "sequential" in str(e.value)
+    monkeypatch.setattr(resources, "free_memory", lambda: one - 1)
+    with pytest.raises(FieldError) as e:
+        sweep.check_memory(configs, digits, "sequential")
+    assert e.value.field in ("batch_size", "hidden")
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_cli_sweep_too_large_for_memory_is_one_line_and_leaves_no_folder(tmp_path, capsys, strategy):
+    out = tmp_path / "sweep"
+    code, _, err = run_cli(capsys, "sweep", *SMALL[:6], "--hidden", "100000000", "--seed", "0,1",
+                           "--strategy", strategy, "--output", out)
+    assert code == 2 and "--hidden 100000000: training would need" in err, err
+    assert not out.exists()  # refused before the plan was written: the same --output can be used again
