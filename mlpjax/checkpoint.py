@@ -190,7 +190,9 @@ def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
 
 def restore_step(root: Path, step: int) -> Checkpoint:
     """Epoch ``step`` of the CheckpointManager directory ``root``; any inconsistency is a UserInputError."""
-    with PlainPath(root) as plain:
+    # Orbax logs a warning for each epoch directory it cannot read (one a live run is deleting, one half-made):
+    # silenced, so that what goes wrong is said once, in this module's one line
+    with PlainPath(root) as plain, _orbax_quiet():
         return _restore_step(root, plain, step)
 
 
@@ -291,7 +293,7 @@ class Writer:
         if self._plain is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._plain = PlainPath(self.directory)
-        _remove_empty_steps(self.directory / name)
+        set_aside_incomplete_steps(self.directory / name)
         return ocp.CheckpointManager(self._plain.path / name, options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=False, cleanup_tmp_directories=True))
 
@@ -358,11 +360,23 @@ def _remove_partial(root: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _remove_empty_steps(root: Path) -> None:
-    """Remove empty numbered directories from ``root``: they are no epoch, yet Orbax would count them."""
+def set_aside_incomplete_steps(root: Path) -> None:
+    """Clear the way for the next save into CheckpointManager directory ``root``: a numbered directory without
+    Orbax's completion mark is no epoch (Orbax renames an epoch into place complete), yet Orbax would count it and
+    refuse to save that epoch again. An empty one is removed; one holding anything is renamed ``N.incomplete``
+    (``N.incomplete-2``, ...), which Orbax ignores, so that nothing in it is lost."""
     for entry in _entries(root):
-        if entry.name.isdigit() and entry.is_dir(follow_symlinks=False):
-            try:
-                os.rmdir(entry.path)  # only ever removes an empty directory
-            except OSError:
-                pass
+        if not (entry.name.isdigit() and entry.is_dir(follow_symlinks=False)) or \
+                os.path.isfile(os.path.join(entry.path, COMPLETE_MARK)):
+            continue
+        try:
+            os.rmdir(entry.path)  # only ever removes an empty directory
+            continue
+        except OSError:
+            pass
+        for n in range(1, 1000):
+            aside = os.path.join(str(root), f"{entry.name}.incomplete" + (f"-{n}" if n > 1 else ""))
+            if not os.path.lexists(aside):
+                with contextlib.suppress(OSError):
+                    os.rename(entry.path, aside)
+                break

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from mlpjax import fileio, run, stack
-from mlpjax.checkpoint import CHECKPOINTS, _ocp, _reader, _short, complete_steps, state_digest
+from mlpjax.checkpoint import (CHECKPOINTS, _ocp, _reader, _short, complete_steps, set_aside_incomplete_steps,
+                               state_digest)
 from mlpjax.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.model import ModelConfig
@@ -102,7 +103,9 @@ class SweepCheckpoints:
             ocp = _ocp()
             options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False,
                                                    cleanup_tmp_directories=True)
-            self.managers[g] = ocp.CheckpointManager(self._orbax_root(g), options=options)
+            root = self._orbax_root(g)
+            set_aside_incomplete_steps(self.directory / GROUPS / str(g))
+            self.managers[g] = ocp.CheckpointManager(root, options=options)
         return self.managers[g]
 
     def group_saver(self, g: int) -> Callable[[int, TrainState, list[History]], None]:

@@ -395,6 +395,24 @@ def test_an_empty_newer_step_directory_is_passed_over(trained, tmp_path, capsys)
     assert checkpoint.complete_steps(directory / "checkpoints") == [1, 2, 3]
 
 
+def test_a_half_made_newer_step_is_set_aside_not_lost_and_said_nowhere(trained, tmp_path):
+    """Found while a run was read during training: a numbered epoch directory without Orbax's completion mark
+    (left by a kill, or being deleted) made Orbax log a WARNING line beside mlpjax's output, and blocked every
+    resume that reached that epoch ('Checkpoint for step 3 already exists')."""
+    directory = copy_of(trained, tmp_path)
+    part = directory / "checkpoints" / "3" / "state" / "part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half an epoch")
+    proc = cli_process("evaluate", directory)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "accuracy" in out and err == "", err
+    proc = cli_process("train", "--resume", directory, "--epochs", 3, "--quiet")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "from epoch 2" in out and "WARNING" not in err, err
+    assert checkpoint.complete_steps(directory / "checkpoints")[-1] == 3
+    assert (directory / "checkpoints" / "3.incomplete" / "state" / "part").read_bytes() == b"half an epoch"
+
+
 # -- 8. relative data folders --------------------------------------------------------------------------------
 
 def test_a_relative_data_dir_is_saved_absolute(idx_folder, tmp_path, monkeypatch, capsys):
