@@ -35,6 +35,17 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 MAX_WIDTH = 2**63 - 1  # the most units of a layer: an array dimension is an int64 (XLA); memory refuses far fewer
 
 
+def _layer_width(width: Any, hidden: Sequence[Any]) -> int:
+    """One of the widths ``hidden`` as an int from 1 to :data:`MAX_WIDTH`; else a FieldError showing them all."""
+    try:
+        width = check_int("hidden", width)
+    except FieldError:
+        raise FieldError("hidden", f"sizes must be positive integers, got {list(hidden)}") from None
+    if width > MAX_WIDTH:
+        raise FieldError("hidden", f"sizes must be below 2**63 (an array dimension), got {list(hidden)}")
+    return width
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the MLP: ``input_dim -> hidden... -> num_classes``."""
@@ -48,13 +59,7 @@ class ModelConfig:
     def __post_init__(self):
         if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
             raise FieldError("hidden", f"must be a sequence of layer widths, got {self.hidden!r}")
-        try:
-            hidden = tuple(check_int("hidden", h, maximum=MAX_WIDTH) for h in self.hidden)
-        except FieldError as e:
-            too_wide = "at most" in e.text  # check_int says so of a value above its maximum
-            what = "below 2**63 (an array dimension)" if too_wide else "positive integers"
-            raise FieldError("hidden", f"sizes must be {what}, got {list(self.hidden)}") from None
-        object.__setattr__(self, "hidden", hidden)
+        object.__setattr__(self, "hidden", tuple(_layer_width(h, self.hidden) for h in self.hidden))
         check_name("activation", self.activation, ACTIVATIONS)
         object.__setattr__(self, "input_dim", check_int("input_dim", self.input_dim, maximum=MAX_WIDTH))
         object.__setattr__(self, "dropout", check_number("dropout", self.dropout, low=0.0, high=1.0))
