@@ -141,13 +141,18 @@ def initial_params(config: TrainConfig, ds: data.Dataset) -> model.Params:
     return create_train_state(jax.random.PRNGKey(config.seed), config, mcfg).params
 
 
-def layer_gradient_norms(params: model.Params, config: TrainConfig, ds: data.Dataset) -> dict[str, float]:
-    """``||dL/dW||`` of each layer's kernel on the first ``GRAD_BATCH`` training examples (dropout off)."""
+def loss_gradients(params: model.Params, config: TrainConfig, ds: data.Dataset) -> model.Params:
+    """``dL/dparams`` of ``config``'s loss on the first ``GRAD_BATCH`` training examples (dropout off)."""
     mcfg = config.model_config(ds.input_dim, ds.num_classes)
     batch = {"image": ds.x_train[:GRAD_BATCH], "label": ds.y_train[:GRAD_BATCH]}
-    grads = jax.grad(lambda p: losses.loss(p, batch, None, model_config=mcfg, loss_name=config.loss, train=False)[0])(
+    return jax.grad(lambda p: losses.loss(p, batch, None, model_config=mcfg, loss_name=config.loss, train=False)[0])(
         params)
-    return {name: float(np.linalg.norm(layer["kernel"])) for name, layer in grads.items()}
+
+
+def layer_gradient_norms(params: model.Params, config: TrainConfig, ds: data.Dataset) -> dict[str, float]:
+    """``||dL/dW||`` of each layer's kernel on the first ``GRAD_BATCH`` training examples (dropout off)."""
+    return {name: float(np.linalg.norm(layer["kernel"])) for name, layer in loss_gradients(params, config,
+                                                                                             ds).items()}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
