@@ -104,7 +104,7 @@ class SweepCheckpoints:
             options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False,
                                                    cleanup_tmp_directories=True)
             root = self._orbax_root(g)
-            set_aside_incomplete_steps(self.directory / GROUPS / str(g))
+            set_aside_incomplete_steps(root)
             self.managers[g] = ocp.CheckpointManager(root, options=options)
         return self.managers[g]
 
