@@ -25,8 +25,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mlpjax import data, model, preprocess, train
-from mlpjax.config import TrainConfig
+from mlpjax import data
+from mlpjax.core import model
+from mlpjax.draw import preprocess
+from mlpjax.training import train
+from mlpjax.core.config import TrainConfig
 
 CANVAS = 280
 MNIST_STROKE = 2.5  # typical MNIST stroke width in the 20x20 box, pixels
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
 
     dataset = data.load_dataset("mnist", args.data_dir)
     if args.model:
-        from mlpjax.checkpoint import load_model
+        from mlpjax.runs.checkpoint import load_model
 
         clf = load_model(args.model)
         print(f"model: {args.model}")

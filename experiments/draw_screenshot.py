@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlpjax import ui
-from mlpjax.checkpoint import load_model
+from mlpjax.draw import window as ui
+from mlpjax.runs.checkpoint import load_model
 
 
 def main(argv=None) -> int:

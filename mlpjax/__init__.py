@@ -9,11 +9,11 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "mlpjax.checkpoint", "TrainConfig": "mlpjax.config", "Classifier": "mlpjax.model",
-    "ModelConfig": "mlpjax.model", "apply": "mlpjax.model", "init": "mlpjax.model", "one_hot": "mlpjax.model",
-    "predict_proba": "mlpjax.model", "Rows": "mlpjax.rows", "evaluate": "mlpjax.runner",
-    "TrainState": "mlpjax.state", "create_train_state": "mlpjax.state", "train_epoch": "mlpjax.steps",
-    "train_step": "mlpjax.steps", "fit": "mlpjax.train",
+    "load_model": "mlpjax.runs.checkpoint", "TrainConfig": "mlpjax.core.config", "Classifier": "mlpjax.core.model",
+    "ModelConfig": "mlpjax.core.model", "apply": "mlpjax.core.model", "init": "mlpjax.core.model", "one_hot": "mlpjax.core.model",
+    "predict_proba": "mlpjax.core.model", "Rows": "mlpjax.training.rows", "evaluate": "mlpjax.training.compiled",
+    "TrainState": "mlpjax.core.state", "create_train_state": "mlpjax.core.state", "train_epoch": "mlpjax.training.steps",
+    "train_step": "mlpjax.training.steps", "fit": "mlpjax.training.train",
 }
 
 __all__ = sorted(_EXPORTS)

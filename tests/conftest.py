@@ -55,7 +55,7 @@ def digits():
 
 def small_config(**kwargs):
     """A small TrainConfig on digits (2 epochs, batch 32, hidden 32); ``kwargs`` flat, model fields included."""
-    from mlpjax.config import TrainConfig
+    from mlpjax.core.config import TrainConfig
 
     defaults = dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,), seed=0)
     return TrainConfig.from_dict({**defaults, **kwargs})
@@ -75,7 +75,7 @@ def state_for(config, dataset):
     """The state ``fit`` would start ``config`` from on ``dataset``."""
     import jax
 
-    from mlpjax.state import create_train_state
+    from mlpjax.core.state import create_train_state
 
     return create_train_state(jax.random.PRNGKey(config.seed), config,
                               config.model_config(dataset.input_dim, dataset.num_classes))

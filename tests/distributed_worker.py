@@ -27,7 +27,7 @@ def dataset(spec):
 
 
 def config(spec):
-    from mlpjax.config import TrainConfig
+    from mlpjax.core.config import TrainConfig
 
     return TrainConfig.from_dict(spec["config"])
 
@@ -41,7 +41,7 @@ def draw_masks(batch: int, sharding=None) -> tuple:
     by ``sharding`` (None: unsharded): ``(jitted function, [numpy masks])``."""
     import jax
 
-    from mlpjax import model
+    from mlpjax.core import model
 
     cfg = model.ModelConfig(**MASK_CONFIG)
     fn = jax.jit(lambda k: model.dropout_masks(k, cfg, batch),
@@ -54,7 +54,7 @@ def masks() -> dict:
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mlpjax import mesh as mesh_lib
+    from mlpjax.training import mesh as mesh_lib
 
     _, plain = draw_masks(104)
     _, unpadded = draw_masks(100)
@@ -91,9 +91,11 @@ def devices(spec) -> dict:
     sharded over 8 devices, as on several processes)."""
     import jax
 
-    from mlpjax import mesh, runner, train
-    from mlpjax.rows import Rows
-    from mlpjax.state import create_train_state
+    from mlpjax.training import mesh
+    from mlpjax.training import compiled as runner
+    from mlpjax.training import train
+    from mlpjax.training.rows import Rows
+    from mlpjax.core.state import create_train_state
 
     ds, cfg = dataset(spec), config(spec)
     runs = {"1": train.fit(cfg, ds)}
@@ -140,7 +142,10 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     only process 0 passes a ``log``. With ``spec["output"]``: a checkpointed run into that directory."""
     import jax
 
-    from mlpjax import distributed, mesh as mesh_lib, run, train
+    from mlpjax.training import distributed
+    from mlpjax.training import mesh as mesh_lib
+    from mlpjax.runs import run
+    from mlpjax.training import train
 
     cluster = distributed.Cluster(f"127.0.0.1:{port}", num, process_id)
     mesh = distributed.setup(None, cluster)  # before any other JAX work

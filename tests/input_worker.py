@@ -17,7 +17,8 @@ import traceback
 
 import numpy as np
 
-from mlpjax import data, predict
+from mlpjax import data
+from mlpjax.draw import predict
 from mlpjax.errors import UserInputError
 
 

@@ -11,7 +11,8 @@ import sys
 
 import jax
 
-from mlpjax import data, stack, sweep
+from mlpjax import data, sweep
+from mlpjax.sweep import stack
 
 
 def main(devices: int, seeds: list[int]) -> None:

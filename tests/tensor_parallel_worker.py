@@ -25,7 +25,8 @@ def mesh_name(shape) -> str:
 
 def fits(cfg, ds) -> dict:
     """``cfg`` on one device and on every mesh of :data:`MESHES`."""
-    from mlpjax import mesh, train
+    from mlpjax.training import mesh
+    from mlpjax.training import train
 
     runs = {"1": summary(train.fit(cfg, ds))}
     for data, model in MESHES:
@@ -34,14 +35,15 @@ def fits(cfg, ds) -> dict:
 
 
 def placed(cfg, ds, model: int) -> dict:
-    """One epoch from :func:`~mlpjax.runner.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled epoch, from
+    """One epoch from :func:`~mlpjax.training.compiled.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled epoch, from
     the cache): the shard shapes of every state leaf (by key path) while placed, and the shapes and devices of
-    :meth:`~mlpjax.runner.EpochRunner.local`'s copy."""
+    :meth:`~mlpjax.training.compiled.EpochRunner.local`'s copy."""
     import jax
 
-    from mlpjax import mesh, runner
-    from mlpjax.rows import Rows
-    from mlpjax.state import create_train_state
+    from mlpjax.training import mesh
+    from mlpjax.training import compiled as runner
+    from mlpjax.training.rows import Rows
+    from mlpjax.core.state import create_train_state
 
     model_config = cfg.model_config(ds.input_dim, ds.num_classes)
     state = create_train_state(jax.random.PRNGKey(cfg.seed), cfg, model_config)
@@ -61,7 +63,7 @@ def masks() -> dict:
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mlpjax import mesh
+    from mlpjax.training import mesh
 
     _, plain = draw_masks(104)
     out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "keep_fraction": float(np.mean(plain[0]))}
@@ -78,8 +80,10 @@ def cli(*argv: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    from mlpjax import data, mesh, train
-    from mlpjax.config import TrainConfig
+    from mlpjax import data
+    from mlpjax.training import mesh
+    from mlpjax.training import train
+    from mlpjax.core.config import TrainConfig
 
     spec = json.loads(argv[0])
     ds, cfg = data.load_dataset(spec["dataset"]), TrainConfig.from_dict(spec)

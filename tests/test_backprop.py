@@ -1,4 +1,4 @@
-"""Hand-written backpropagation (mlpjax.backprop) against the tutorial's numbers and against jax.grad in float64."""
+"""Hand-written backpropagation (mlpjax.teaching.backprop) against the tutorial's numbers and against jax.grad in float64."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli
-from mlpjax import backprop, cli, gradcheck, losses, model
+from mlpjax import cli
+from mlpjax.teaching import backprop
+from mlpjax.teaching import gradcheck
+from mlpjax.core import losses
+from mlpjax.core import model
 from mlpjax.errors import UserInputError
 
 X64_AT_IMPORT = bool(jax.config.jax_enable_x64)

@@ -14,8 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlpjax import basics, cli, data, gradcheck, model
-from mlpjax.rows import batch_indices
+from mlpjax import cli, data
+from mlpjax.teaching import basics
+from mlpjax.teaching import gradcheck
+from mlpjax.core import model
+from mlpjax.training.rows import batch_indices
 from mlpjax.errors import UserInputError
 
 
@@ -96,7 +99,7 @@ def test_cross_entropy_is_natural_log_and_the_tutorial_used_log10():
     ce = basics.cross_entropy_example()
     assert ce["p_true"] == 0.9
     assert ce["natural_log"] == pytest.approx(-np.log(0.9), rel=1e-15)
-    assert ce["loss"] == pytest.approx(-np.log(0.9), rel=1e-6)  # mlpjax.losses, float32
+    assert ce["loss"] == pytest.approx(-np.log(0.9), rel=1e-6)  # mlpjax.core.losses, float32
     assert round(ce["natural_log"], 3) == 0.105
     # the tutorial's "−log 0.9 = 0.046" is the base-10 logarithm
     assert ce["tutorial"] == 0.046 == round(-np.log10(0.9), 3) == round(ce["log10"], 3)
@@ -268,7 +271,7 @@ def test_delta_method_takes_one_output():
 
 
 def test_delta_method_names_are_the_figures():
-    from mlpjax import backprop
+    from mlpjax.teaching import backprop
 
     d = basics.delta_method()
     trace = backprop.delta_backprop([np.asarray(k) for k in basics.FIGURE_KERNELS], basics.FIGURE_X,

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from mlpjax import bench, cli
+from mlpjax import cli
+from mlpjax.bench import benchmark as bench
 from mlpjax.errors import UserInputError
 
 
@@ -42,7 +43,7 @@ def test_baselines_run_when_installed():
     pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
     import numpy as np
 
-    from mlpjax import baselines
+    from mlpjax.bench import baselines
 
     rng = np.random.default_rng(0)
     x = rng.random((300, 20), np.float32)
@@ -59,7 +60,7 @@ def test_unknown_baseline_is_refused():
 
 
 def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(monkeypatch, digits):
-    from mlpjax import resources
+    from mlpjax.training import budget as resources
     from mlpjax.errors import FieldError
 
     config = bench.BenchConfig(quick=True, hidden=(64,))
@@ -68,6 +69,6 @@ def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(m
     k = max(bench.QUICK_MODEL_COUNTS)
     monkeypatch.setattr(resources, "free_memory", lambda: resources.group_bytes(parts, k) - 1)
     with pytest.raises(FieldError) as e:
-        bench.check_memory(config, digits)
+        bench.check_bench_memory(config, digits)
     assert e.value.field == "hidden" and f"trains up to {k} such models together" in str(e.value)
-    bench.check_memory(bench.BenchConfig(quick=True, hidden=(64,), models=False), digits)  # no table: it fits
+    bench.check_bench_memory(bench.BenchConfig(quick=True, hidden=(64,), models=False), digits)  # no table: it fits

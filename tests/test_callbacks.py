@@ -8,7 +8,9 @@ import optax
 import pytest
 
 from conftest import small_config, state_for, toy_dataset
-from mlpjax import callbacks, optimizers, schedules
+from mlpjax.core import callbacks
+from mlpjax.core import optimizers
+from mlpjax.core import schedules
 from mlpjax.errors import FieldError
 
 

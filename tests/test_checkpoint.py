@@ -19,9 +19,13 @@ from PIL import Image
 
 import mlpjax
 from conftest import run_cli
-from mlpjax import checkpoint, cli, model, predict, records
+from mlpjax import cli
+from mlpjax.runs import checkpoint
+from mlpjax.core import model
+from mlpjax.draw import predict
+from mlpjax.training import result as records
 from mlpjax.errors import UserInputError
-from mlpjax.lock import LOCK_NAME
+from mlpjax.runs.lock import LOCK_NAME
 
 # Small and fast: the digits (8x8, 1347 train images), one hidden layer of 16, dropout on (so the resumed
 # PRNG stream matters), a learning rate at which it learns something in 2 epochs.

@@ -152,8 +152,8 @@ def test_summary_basics_and_backprop_with_a_random_value_for_any_flag(command, d
 
 BENCH = ["bench", "--quick", "--no-memory", "--no-sweep", "--no-models"]
 BENCH_FLAGS = ["--against", "--batch-size", "--hidden", "--data-dir", "--rounds"]
-BENCH_WORK = ["mlpjax.bench.matmul_ceiling"]  # its first measurement
-EXPERIMENT_WORK = ["mlpjax.train.fit", "mlpjax.sweep.run_sweep"]  # an experiment's first training
+BENCH_WORK = ["mlpjax.bench.benchmark.matmul_ceiling"]  # its first measurement
+EXPERIMENT_WORK = ["mlpjax.training.train.fit", "mlpjax.sweep.train.run_sweep"]  # an experiment's first training
 MORE = settings(FUZZ, max_examples=SEARCH or 100)  # commands that stop early: more examples, as fast
 
 
@@ -203,7 +203,7 @@ def test_experiment_checks_a_random_value_for_any_flag_before_it_trains(flag, na
 
 
 NO_DISPLAY = {"DISPLAY": None, "WAYLAND_DISPLAY": None}
-WINDOW = ["mlpjax.ui.DrawWindow", "mlpjax.ui._open_root", "mlpjax.train.fit"]  # never reached without a display
+WINDOW = ["mlpjax.draw.window.DrawWindow", "mlpjax.draw.window._open_root", "mlpjax.training.train.fit"]  # never reached without a display
 
 
 @MORE

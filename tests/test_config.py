@@ -4,9 +4,9 @@ import pytest
 
 from conftest import run_cli, small_config
 from mlpjax import data
-from mlpjax.config import TrainConfig
+from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
-from mlpjax.model import ModelConfig
+from mlpjax.core.model import ModelConfig
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -14,7 +14,9 @@ from conftest import assert_clean_exit, run_limited, write_idx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mlpjax import data, paths
+from mlpjax import data
+from mlpjax.data import idx
+from mlpjax import files, memory
 from mlpjax.errors import UserInputError
 
 LABELS, IMAGES = "train-labels-idx1-ubyte", "train-images-idx3-ubyte"
@@ -23,7 +25,7 @@ LABELS, IMAGES = "train-labels-idx1-ubyte", "train-images-idx3-ubyte"
 def idx_bytes(code: int, shape, body: bytes | None = None) -> bytes:
     """An IDX file's bytes: magic ``00 00 code ndim``, the dimensions, then ``body`` (zeros by default)."""
     if body is None:
-        body = bytes(math.prod(shape) * np.dtype(data._IDX_DTYPES[code]).itemsize)
+        body = bytes(math.prod(shape) * np.dtype(idx._IDX_DTYPES[code]).itemsize)
     return bytes([0, 0, code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape) + body
 
 
@@ -204,7 +206,7 @@ def test_declared_size_is_checked_before_allocating(tmp_path, monkeypatch):
         data.read_idx(replace_idx(tmp_path, "a", idx_bytes(8, huge, b"")))
     with pytest.raises(UserInputError, match=r"\(257698037760016 bytes\) but the file has 16 bytes"):
         data.read_idx(replace_idx(tmp_path, "a", idx_bytes(8, huge, b""), compress=False))
-    monkeypatch.setattr(paths, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     with pytest.raises(UserInputError, match=r"a\.gz: shape \(2000,\) needs 2.0 KiB, more than the 1000 B of memory"):
         data.read_idx(replace_idx(tmp_path, "a", idx_bytes(8, (2000,))))
 
@@ -323,7 +325,7 @@ def test_permission_denied_is_not_called_truncated(idx_folder, monkeypatch):
     (0x0C, [0, 2 ** 31 - 1, 2, 3], "label 2147483647 at index 1 is out of range"),
 ])
 def test_labels_that_are_no_class_numbers_are_refused(idx_folder, code, values, words):
-    dtype = np.dtype(data._IDX_DTYPES[code])
+    dtype = np.dtype(idx._IDX_DTYPES[code])
     labels = np.zeros(50, dtype)
     labels[:4] = values
     replace_idx(idx_folder, LABELS, idx_bytes(code, (50,), labels.tobytes()))
@@ -347,9 +349,9 @@ PACKINGS = ("raw", "gzip", "gzip-cut", "gzip-flipped")
 def reference_idx(payload: bytes) -> np.ndarray | None:
     """The array an IDX file's bytes hold, parsed independently of mlpjax (None: not a well-formed IDX file
     of 1 to 4 dimensions whose size is exactly what its header declares)."""
-    if len(payload) < 4 or payload[:2] != b"\x00\x00" or payload[2] not in data._IDX_DTYPES or not 1 <= payload[3] <= 4:
+    if len(payload) < 4 or payload[:2] != b"\x00\x00" or payload[2] not in idx._IDX_DTYPES or not 1 <= payload[3] <= 4:
         return None
-    ndim, dtype = payload[3], np.dtype(data._IDX_DTYPES[payload[2]])
+    ndim, dtype = payload[3], np.dtype(idx._IDX_DTYPES[payload[2]])
     if len(payload) < 4 + 4 * ndim:
         return None
     dims = struct.unpack(f">{ndim}I", payload[4:4 + 4 * ndim])
@@ -363,13 +365,13 @@ def reference_idx(payload: bytes) -> np.ndarray | None:
 @st.composite
 def idx_files(draw):
     """(file bytes, packing, expected array or None where the file is bad)."""
-    code = draw(st.sampled_from(sorted(data._IDX_DTYPES) * 8 + [0, 1, 0x0A, 0x0F, 0xFF]))
+    code = draw(st.sampled_from(sorted(idx._IDX_DTYPES) * 8 + [0, 1, 0x0A, 0x0F, 0xFF]))
     prefix = draw(st.sampled_from([b"\x00\x00"] * 20 + [b"\x00\x01", b"\x1f\x8b", b""]))
     ndim = draw(st.sampled_from([1, 1, 2, 3, 3, 3, 4, 0, 5, 255]))
     small = st.integers(1, 5) | st.integers(0, 5)
     dims = draw(st.lists(small | small | small | st.sampled_from([2 ** 16, 2 ** 31, 2 ** 32 - 1]),
                          min_size=min(ndim, 6), max_size=min(ndim, 6)))
-    itemsize = np.dtype(data._IDX_DTYPES[code]).itemsize if code in data._IDX_DTYPES else 1
+    itemsize = np.dtype(idx._IDX_DTYPES[code]).itemsize if code in idx._IDX_DTYPES else 1
     declared = math.prod(dims) * itemsize
     size = max(0, declared + draw(st.sampled_from([0] * 4 + [-3, -1, 1, 2]))) if declared <= 2048 else \
         draw(st.integers(0, 64))
@@ -418,7 +420,7 @@ LABEL_VALUES = st.integers(-2, 12) | st.sampled_from([np.nan, np.inf, -np.inf, 0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(code=st.sampled_from(sorted(data._IDX_DTYPES)), labels=st.lists(LABEL_VALUES, min_size=0, max_size=8))
+@given(code=st.sampled_from(sorted(idx._IDX_DTYPES)), labels=st.lists(LABEL_VALUES, min_size=0, max_size=8))
 def test_fuzz_label_files_are_class_numbers_or_refused(code, labels, input_worker, tmp_path_factory):
     folder = tmp_path_factory.getbasetemp() / "fuzz-labels"
     if not folder.exists():
@@ -426,7 +428,7 @@ def test_fuzz_label_files_are_class_numbers_or_refused(code, labels, input_worke
         for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
             write_idx(folder / f"{stem}.gz", np.full((8, 4, 4), 7))
         write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(8))
-    dtype = np.dtype(data._IDX_DTYPES[code])
+    dtype = np.dtype(idx._IDX_DTYPES[code])
     with np.errstate(invalid="ignore", over="ignore"):
         values = np.array(labels, np.float64).astype(dtype)
     replace_idx(folder, LABELS, idx_bytes(code, (len(values),), values.tobytes()))

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, mnist_dir
-from mlpjax import mesh
-from mlpjax.rows import batch_indices
+from mlpjax.training import mesh
+from mlpjax.training.rows import batch_indices
 
 WORKER = REPO / "tests" / "distributed_worker.py"
 RTOL = 1e-5  # float reassociation of the per-device partial sums; nothing else may differ
@@ -196,7 +196,7 @@ def free_port() -> int:
 def test_two_processes_train_like_one_and_checkpoint_once(eight_devices, tmp_path):
     """2 processes x 2 CPU devices (gloo over loopback): one epoch saved collectively, then a second resumed
     through the command line; the single-process run's first two epochs, written once."""
-    from mlpjax import checkpoint
+    from mlpjax.runs import checkpoint
 
     run = tmp_path / "run"
     spec = {"dataset": "digits", "config": {**DIGITS, "epochs": 1}, "output": str(run)}

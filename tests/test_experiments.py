@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import assert_png
-from mlpjax import cli, optimizers
+from mlpjax import cli
+from mlpjax.core import optimizers
 from mlpjax.errors import UserInputError
 from mlpjax.experiments import common, discover, drift, run_experiment
 
@@ -65,7 +66,7 @@ def test_a_seed_whose_followers_overflow_is_refused_before_anything_trains(capsy
                                                                            count):
     """Found by the flag fuzz: ``experiment validation --seed 2**63-1`` trained seed 2**63-1, then refused the
     next one; ``epochs`` refused a seed of 2**63 that was never given."""
-    from mlpjax import train
+    from mlpjax.training import train
 
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained"))
     assert cli.main(["experiment", name, "--quick", "--seed", str(2**63 - 1), "--out", str(tmp_path / "out")]) == 2
@@ -259,9 +260,9 @@ def test_quick_drift_tables_the_histories_it_keeps(quick):
 def test_nudged_state_moves_the_weight_of_largest_gradient_by_one_ulp(digits):
     import jax
 
-    from mlpjax import losses
-    from mlpjax.config import TrainConfig
-    from mlpjax.state import create_train_state
+    from mlpjax.core import losses
+    from mlpjax.core.config import TrainConfig
+    from mlpjax.core.state import create_train_state
 
     config = TrainConfig(dataset="digits", seed=3)
     model_config = config.model_config(digits.input_dim, digits.num_classes)

@@ -2,13 +2,13 @@ import json
 import os
 import stat
 
-from mlpjax import fileio
+from mlpjax import files
 
 
 def test_write_json_atomic_writes_readable_json_with_the_usual_mode(tmp_path):
     path = tmp_path / "sub" / "metrics.json"
-    fileio.write_json_atomic(path, {"a": [1, 2]})
-    fileio.write_json_atomic(path, {"a": [3]})
+    files.write_json(path, {"a": [1, 2]})
+    files.write_json(path, {"a": [3]})
     assert json.loads(path.read_text()) == {"a": [3]}
     umask = os.umask(0)
     os.umask(umask)

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import small_config, toy_dataset
-from mlpjax import run, train, validation
+from mlpjax.runs import run
+from mlpjax.training import train
+from mlpjax.data import split as validation
 from mlpjax.errors import FieldError
-from mlpjax.rows import Rows
-from mlpjax.runner import evaluate
+from mlpjax.training.rows import Rows
+from mlpjax.training.compiled import evaluate
 
 
 def _assert_same_params(a, b):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from mlpjax import logs
+from mlpjax.runs import logs
 
 
 def read_events(folder):

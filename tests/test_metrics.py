@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlpjax import metrics
+from mlpjax.core import metrics
 from mlpjax.errors import UserInputError
 
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlpjax import model
+from mlpjax.core import model
 from mlpjax.errors import UserInputError
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import optax
 import pytest
 
-from mlpjax import optimizers
+from mlpjax.core import optimizers
 from mlpjax.errors import UserInputError
 
 

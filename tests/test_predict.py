@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mlpjax import cli, paths, predict
+from mlpjax import cli
+from mlpjax import files, memory
+from mlpjax.draw import predict
 from mlpjax.errors import UserInputError
 
 
@@ -98,7 +100,7 @@ def test_decompression_bomb_and_oversized_images_are_refused_undecoded(tmp_path,
 
 def test_an_image_larger_than_the_memory_available_is_refused(tmp_path, monkeypatch):
     Image.fromarray(digit_array()).save(tmp_path / "digit.png")
-    monkeypatch.setattr(paths, "available_memory", lambda: 10_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000)
     with pytest.raises(UserInputError, match=r"digit.png: an image of 30x40 pixels needs 46.9 KiB, more than the "
                                              r"9.8 KiB of memory available"):
         predict.load_image(tmp_path / "digit.png", 784)
@@ -138,7 +140,7 @@ def test_a_blank_image_says_it_holds_no_digit(tmp_path):
 def test_save_png_writes_a_new_file_and_never_replaces_one(tmp_path):
     out = predict.save_png(np.eye(8), "predicted 1", tmp_path / "new" / "p.png")
     assert out == tmp_path / "new" / "p.png" and out.read_bytes().startswith(b"\x89PNG")
-    assert out.stat().st_mode & 0o777 == paths.new_file_mode()
+    assert out.stat().st_mode & 0o777 == files.new_file_mode()
     (tmp_path / "taken.png").write_text("mine")
     with pytest.raises(UserInputError, match=r"taken.png: already exists; give another file name"):
         predict.save_png(np.eye(8), "predicted 1", tmp_path / "taken.png")
@@ -148,7 +150,7 @@ def test_save_png_writes_a_new_file_and_never_replaces_one(tmp_path):
 
 @pytest.mark.parametrize("hard_links", [True, False])
 def test_save_png_refuses_a_file_that_appears_while_it_draws(tmp_path, monkeypatch, hard_links):
-    monkeypatch.setattr(paths, "check_new_file", Path)  # as if the file appeared after the check
+    monkeypatch.setattr(files, "check_new_file", Path)  # as if the file appeared after the check
     if not hard_links:
         def no_link(*args):
             raise OSError(errno.EPERM, "Operation not permitted")

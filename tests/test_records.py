@@ -5,7 +5,8 @@ import json
 import jax
 
 from conftest import small_config, toy_dataset
-from mlpjax import records, train
+from mlpjax.training import result as records
+from mlpjax.training import train
 
 
 def test_the_record_is_json_with_every_key_and_earlier_epochs_first():

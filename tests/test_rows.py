@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import data
-from mlpjax.rows import Rows, batch_indices
+from mlpjax.training.rows import Rows, batch_indices
 
 
 def test_batch_indices_cover_every_example_once():

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import small_config, state_for, toy_dataset
-from mlpjax import model, runner, train
+from mlpjax.core import model
+from mlpjax.training import compiled as runner
+from mlpjax.training import train
 from mlpjax.errors import UserInputError
-from mlpjax.rows import Rows
+from mlpjax.training.rows import Rows
 
 
 def test_a_prepared_epoch_compiles_once_and_trains(digits):

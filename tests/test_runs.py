@@ -17,9 +17,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli, small_config
-from mlpjax import checkpoint, resources, run, train
+from mlpjax import memory
+from mlpjax.runs import checkpoint, orbax_io
+from mlpjax.training import budget as resources
+from mlpjax.runs import run
+from mlpjax.training import train
 from mlpjax.errors import FieldError, UserInputError
-from mlpjax.lock import LOCK_NAME, RunLock, RunLocked
+from mlpjax.runs.lock import LOCK_NAME, RunLock, RunLocked
 
 FLAGS = ["--dataset", "digits", "--hidden", "16", "--lr", "0.01", "--quiet"]
 
@@ -84,7 +88,7 @@ def test_a_run_directory_has_one_owner_and_a_dead_owner_holds_nothing(tmp_path):
     first.release()
     RunLock(tmp_path / "run").release()
     # a process killed while it holds the lock leaves the file, not the lock
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mlpjax.lock import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mlpjax.runs.lock import RunLock; "
                                f"lock = RunLock({str(tmp_path / 'run')!r}); print('held', flush=True); "
                                "time.sleep(600)"], env={**os.environ, "PYTHONPATH": str(REPO)},
                               stdout=subprocess.PIPE, text=True)
@@ -110,7 +114,7 @@ def test_a_second_training_or_resume_is_refused_while_a_run_trains_and_evaluate_
         _, err = loser.communicate()
         one_line_error(loser.returncode, err, str(directory))
         assert "another mlpjax run is using it" in err or "already holds a training run" in err
-        wait_for(lambda: checkpoint.complete_steps(directory / "checkpoints"), proc=trainer)
+        wait_for(lambda: orbax_io.complete_steps(directory / "checkpoints"), proc=trainer)
         proc = cli_process("train", "--resume", directory, "--epochs", 100000, "--quiet")
         _, err = proc.communicate(timeout=120)
         one_line_error(proc.returncode, err, str(directory), "another mlpjax run is using it",
@@ -224,7 +228,7 @@ def test_a_lock_file_removed_by_its_last_owner_is_taken_anew(tmp_path, monkeypat
 
 
 def test_activations_that_cannot_fit_name_the_batch_size(digits, monkeypatch, capsys):
-    monkeypatch.setattr(resources, "available_memory", lambda: 2_000_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 2_000_000)
     code, _, err = run_cli(capsys, "train", *FLAGS, "--batch-size", 1_000_000, "--epochs", 1)
     one_line_error(code, err, "--batch-size 1000000", "activations")
 
@@ -335,7 +339,7 @@ def test_a_run_interrupted_in_its_first_save_can_be_started_again(trained, tmp_p
 
 
 def sigint_blocked(pid: int) -> bool:
-    """Whether process ``pid`` has blocked SIGINT (mlpjax.interrupt's watcher is in place): from /proc."""
+    """Whether process ``pid`` has blocked SIGINT (mlpjax.cli.interrupt's watcher is in place): from /proc."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -357,7 +361,7 @@ def test_ctrl_c_prints_one_line_and_stops_at_once(tmp_path, when):
                        "--output", directory)
     wait_for(lambda: sigint_blocked(proc.pid), proc=proc)
     if when == "training":
-        wait_for(lambda: checkpoint.complete_steps(directory / "checkpoints"), proc=proc)
+        wait_for(lambda: orbax_io.complete_steps(directory / "checkpoints"), proc=proc)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -392,7 +396,7 @@ def test_an_empty_newer_step_directory_is_passed_over(trained, tmp_path, capsys)
     code, out, err = run_cli(capsys, "train", "--resume", directory, "--epochs", 3, "--quiet")
     assert code == 0 and "from epoch 2" in out, err
     assert checkpoint.restore(directory).epoch == 3
-    assert checkpoint.complete_steps(directory / "checkpoints") == [1, 2, 3]
+    assert orbax_io.complete_steps(directory / "checkpoints") == [1, 2, 3]
 
 
 def test_a_half_made_newer_step_is_set_aside_not_lost_and_said_nowhere(trained, tmp_path):
@@ -409,7 +413,7 @@ def test_a_half_made_newer_step_is_set_aside_not_lost_and_said_nowhere(trained, 
     proc = cli_process("train", "--resume", directory, "--epochs", 3, "--quiet")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "from epoch 2" in out and "WARNING" not in err, err
-    assert checkpoint.complete_steps(directory / "checkpoints")[-1] == 3
+    assert orbax_io.complete_steps(directory / "checkpoints")[-1] == 3
     assert (directory / "checkpoints" / "3.incomplete" / "state" / "part").read_bytes() == b"half an epoch"
 
 

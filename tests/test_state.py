@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from conftest import small_config, state_for, toy_dataset
-from mlpjax.state import abstract_state, dropout_key, shuffle_key
+from mlpjax.core.state import abstract_state, dropout_key, shuffle_key
 
 
 def shapes(tree):

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from conftest import small_config, state_for, toy_dataset
-from mlpjax.rows import Rows
-from mlpjax.steps import train_epoch, train_step
+from mlpjax.training.rows import Rows
+from mlpjax.training.steps import train_epoch, train_step
 
 
 def test_train_step_lowers_the_loss_on_a_fixed_batch():

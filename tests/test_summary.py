@@ -5,8 +5,9 @@ import json
 import pytest
 
 from conftest import run_cli, small_config, state_for, toy_dataset
-from mlpjax import model, summary
-from mlpjax.config import TrainConfig
+from mlpjax.core import model
+from mlpjax.core import summary
+from mlpjax.core.config import TrainConfig
 
 
 def test_the_tutorials_model_has_407050_parameters_as_keras_says():

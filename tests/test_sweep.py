@@ -1,4 +1,4 @@
-"""Sweeps (mlpjax.sweep, mlpjax.stack): the grid, the groups, and each model's numbers equal to training it alone."""
+"""Sweeps (mlpjax.sweep.train, mlpjax.sweep.stack): the grid, the groups, and each model's numbers equal to training it alone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from mlpjax import model, stack, sweep, sweep_checkpoint, train
+from mlpjax import sweep
+from mlpjax.core import model
+from mlpjax.sweep import stack
+from mlpjax.sweep import checkpoint as sweep_checkpoint
+from mlpjax.training import train
 from mlpjax.errors import FieldError
 
 RTOL = 1e-5  # vmap may reassociate floats; nothing else may differ
@@ -196,7 +200,7 @@ def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
 
 
 def test_bench_models_per_second_quick(digits):
-    from mlpjax import bench
+    from mlpjax.bench import benchmark as bench
 
     ds = digits.head(bench.QUICK_MODEL_STEPS * 16)
     rows = bench.models_per_second(ds, bench.BenchConfig(quick=True, batch_size=16, hidden=(16,)))
@@ -220,7 +224,7 @@ def test_bench_models_per_second_quick(digits):
 @pytest.mark.parametrize("strategy", ["vmap", "sequential"])
 def test_experiments_epochs_and_dropout_train_through_the_sweep(tmp_path, monkeypatch, digits, strategy):
     """The quick `epochs` (2 seeds) and `dropout` (3 rates) experiments: each run's numbers are train.fit's."""
-    from mlpjax.config import TrainConfig
+    from mlpjax.core.config import TrainConfig
     from mlpjax.experiments import common, dropout, epochs
 
     monkeypatch.setattr(common, "STRATEGY", strategy)
@@ -252,21 +256,21 @@ def test_a_diverging_model_is_recorded_and_the_others_train_on(digits, strategy)
 
 def test_a_vmapped_group_that_fits_one_model_at_a_time_only_is_refused_before_training(monkeypatch, configs,
                                                                                         digits):
-    from mlpjax import resources
+    from mlpjax.training import budget as resources
 
     model_config = configs[0].model_config(digits.input_dim, digits.num_classes)
     parts = resources.training_bytes(configs[0], model_config, digits)
     one, together = sum(parts.values()), resources.group_bytes(parts, len(configs))
     assert together > one
     monkeypatch.setattr(resources, "free_memory", lambda: (one + together) // 2)
-    sweep.check_memory(configs, digits, "sequential")  # one at a time fits
+    sweep.check_sweep_memory(configs, digits, "sequential")  # one at a time fits
     with pytest.raises(FieldError) as e:
         sweep.run_sweep(configs, digits, strategy="vmap")
     assert e.value.field == "strategy" and f"its {len(configs)} models" in str(e.value)
     assert "sequential" in str(e.value)
     monkeypatch.setattr(resources, "free_memory", lambda: one - 1)
     with pytest.raises(FieldError) as e:
-        sweep.check_memory(configs, digits, "sequential")
+        sweep.check_sweep_memory(configs, digits, "sequential")
     assert e.value.field in ("batch_size", "hidden")
 
 

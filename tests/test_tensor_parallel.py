@@ -25,10 +25,11 @@ WORKER = REPO / "tests" / "tensor_parallel_worker.py"
 def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
     import jax
 
-    from mlpjax import mesh, model
-    from mlpjax.config import TrainConfig
-    from mlpjax.model import ModelConfig
-    from mlpjax.state import create_train_state
+    from mlpjax.training import mesh
+    from mlpjax.core import model
+    from mlpjax.core.config import TrainConfig
+    from mlpjax.core.model import ModelConfig
+    from mlpjax.core.state import create_train_state
 
     config = TrainConfig(dataset="digits", model=ModelConfig(hidden=(32, 16)))
     model_config = config.model_config(64, 10)

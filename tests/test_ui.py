@@ -20,10 +20,14 @@ import jax
 import numpy as np
 import pytest
 
-from mlpjax import cli, model, preprocess, run, ui
-from mlpjax.config import TrainConfig
-from mlpjax.records import HISTORY_KEYS
-from mlpjax.state import create_train_state
+from mlpjax import cli
+from mlpjax.core import model
+from mlpjax.draw import preprocess
+from mlpjax.runs import run
+from mlpjax.draw import window as ui
+from mlpjax.core.config import TrainConfig
+from mlpjax.training.result import HISTORY_KEYS
+from mlpjax.core.state import create_train_state
 from mlpjax.errors import UserInputError
 
 from conftest import REPO, mnist_dir
@@ -132,7 +136,7 @@ def model_dir(tmp_path_factory):
 
     Returns ``(DIR, trained)``.
     """
-    from mlpjax import checkpoint
+    from mlpjax.runs import checkpoint
 
     directory = tmp_path_factory.mktemp("draw_model")
     folder = mnist_dir()
@@ -151,7 +155,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture
 def window(display, model_dir):
-    from mlpjax import checkpoint
+    from mlpjax.runs import checkpoint
 
     w = ui.DrawWindow(checkpoint.load_model(model_dir[0]), live_ms=50)
     yield w
@@ -269,7 +273,7 @@ def read_line_with(proc: subprocess.Popen, text: str, timeout: float) -> str:
 def test_mlpjax_draw_with_xdotool(display, model_dir):
     if shutil.which("xdotool") is None:
         pytest.skip("xdotool not installed (Debian: apt-get install xdotool)")
-    from mlpjax import checkpoint
+    from mlpjax.runs import checkpoint
 
     directory, trained = model_dir
     with ui.DrawWindow(checkpoint.load_model(directory), live_ms=None) as probe:

@@ -3,7 +3,7 @@
 Each module ``mlpjax.experiments.NAME`` (every module here but ``common``) is an experiment: it has a
 ``QUESTION`` (one line), an ``ORDER`` (its place in the tutorial; ``all`` runs them in that order) and
 ``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``; one that trains with the seeds ``seed,
-seed + 1, ...`` says how many in ``SEEDS`` (checked before it starts). Adding a module adds the experiment: it trains through :func:`mlpjax.train.fit`,
+seed + 1, ...`` says how many in ``SEEDS`` (checked before it starts). Adding a module adds the experiment: it trains through :func:`mlpjax.training.train.fit`,
 draws its figures into ``out_dir`` and returns its numbers and tables. :func:`run_experiment` then writes
 ``out_dir/results.json`` (everything, machine-readable) and ``out_dir/results.md`` (the tables and figures).
 The logic lives in the package so that it works from an installed wheel; ``experiments/run.py NAME`` in the
@@ -58,7 +58,7 @@ def discover() -> dict[str, str]:
 def check_seed(names: Iterable[str], seed: int) -> int:
     """``seed`` checked for every experiment of ``names`` (before any starts): each trains with it and the
     ``SEEDS - 1`` seeds after it (its module's ``SEEDS``; 1 where it has none)."""
-    from mlpjax.config import check_seed as check
+    from mlpjax.core.config import check_seed as check
 
     return check(seed, max(getattr(importlib.import_module(f"{__name__}.{name}"), "SEEDS", 1) for name in names))
 
@@ -68,12 +68,12 @@ def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick
                    log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``."""
     check_name("experiment", name, discover())
-    from mlpjax import paths
+    from mlpjax import files
     from mlpjax.experiments import common
 
     module = importlib.import_module(f"{__name__}.{name}")
     check_seed([name], seed)
-    folder = paths.make_folder(Path(out_dir) / name)  # a UserInputError where out_dir is a file, ...
+    folder = files.make_folder(Path(out_dir) / name)  # a UserInputError where out_dir is a file, ...
     log = log or (lambda _: None)
     log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")
     start = time.perf_counter()

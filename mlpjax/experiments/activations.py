@@ -8,9 +8,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mlpjax import model, plots
-from mlpjax.config import TrainConfig
-from mlpjax.model import ModelConfig
+from mlpjax import plots
+from mlpjax.core import model
+from mlpjax.core.config import TrainConfig
+from mlpjax.core.model import ModelConfig
 from mlpjax.experiments import common
 
 QUESTION = "Can the MLP learn with a step activation, as with sigmoid and ReLU?"

@@ -12,10 +12,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import data, fileio, losses, model, records, runner, train
-from mlpjax.config import TrainConfig
-from mlpjax.rows import Rows
-from mlpjax.state import TrainState, create_train_state
+from mlpjax import data
+from mlpjax import files
+from mlpjax.core import losses
+from mlpjax.core import model
+from mlpjax.training import result as records
+from mlpjax.training import compiled as runner
+from mlpjax.training import train
+from mlpjax.core.config import TrainConfig
+from mlpjax.training.rows import Rows
+from mlpjax.core.state import TrainState, create_train_state
 
 if TYPE_CHECKING:
     from mlpjax import sweep
@@ -91,17 +97,17 @@ def describe(dataset: data.Dataset) -> dict[str, Any]:
 
 def fit(config: TrainConfig, dataset: data.Dataset, log: Log, label: str,
         on_epoch_end: train.EpochHook | None = None) -> records.FitResult:
-    """:func:`mlpjax.train.fit` with each epoch's line logged as ``label: epoch i/N ...``."""
+    """:func:`mlpjax.training.train.fit` with each epoch's line logged as ``label: epoch i/N ...``."""
     return train.fit(config, dataset, on_epoch_end=on_epoch_end, log=lambda line: log(f"  {label}: {line}"))
 
 
-STRATEGY = "auto"  # how experiments train their seeds and settings: mlpjax.sweep's strategies
+STRATEGY = "auto"  # how experiments train their seeds and settings: mlpjax.sweep.train's strategies
 
 
 def train_many(configs: Sequence[TrainConfig], dataset: data.Dataset, log: Log,
                on_model_epoch: sweep.ModelHook | None = None) -> sweep.SweepResult:
     """Train ``configs`` (e.g. several seeds or settings) through the sweep engine with :data:`STRATEGY`; each
-    epoch's line logged. Each model's numbers are those of :func:`mlpjax.train.fit` of its config (up to
+    epoch's line logged. Each model's numbers are those of :func:`mlpjax.training.train.fit` of its config (up to
     float reassociation under vmap)."""
     from mlpjax import sweep
 
@@ -136,7 +142,7 @@ class EpochEvaluator:
 
 
 def initial_params(config: TrainConfig, ds: data.Dataset) -> model.Params:
-    """The params ``fit`` starts from: :func:`mlpjax.state.create_train_state` with ``PRNGKey(config.seed)``."""
+    """The params ``fit`` starts from: :func:`mlpjax.core.state.create_train_state` with ``PRNGKey(config.seed)``."""
     mcfg = config.model_config(ds.input_dim, ds.num_classes)
     return create_train_state(jax.random.PRNGKey(config.seed), config, mcfg).params
 
@@ -189,7 +195,7 @@ def write_report(folder: Path, *, name: str, question: str, report: Report, quic
         "environment": {"device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
                         **records.library_versions()},
     })
-    fileio.write_json_atomic(folder / "results.json", record)
+    files.write_json(folder / "results.json", record)
     ds = report.dataset
     lines = [f"# {name}: {question}", "",
              f"{'Quick (smoke-test) run' if quick else 'Full run'} on **{ds.get('name')}** "
@@ -201,5 +207,5 @@ def write_report(folder: Path, *, name: str, question: str, report: Report, quic
         lines += ["", f"## {table.title}", "", table.markdown()]
     for file, caption in report.figures.items():
         lines += ["", f"![{caption}]({file})", "", f"*{caption}*"]
-    fileio.write_text_atomic(folder / "results.md", "\n".join(lines) + "\n")
+    files.write_text(folder / "results.md", "\n".join(lines) + "\n")
     return record

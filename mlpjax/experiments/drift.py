@@ -8,10 +8,12 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from mlpjax import plots, summary, train
-from mlpjax.config import TrainConfig
-from mlpjax.records import History, empty_history
-from mlpjax.state import TrainState, create_train_state
+from mlpjax import plots
+from mlpjax.core import summary
+from mlpjax.training import train
+from mlpjax.core.config import TrainConfig
+from mlpjax.training.result import History, empty_history
+from mlpjax.core.state import TrainState, create_train_state
 from mlpjax.experiments import common
 
 QUESTION = ("How far apart do two runs drift when one weight differs by one ulp, and is a vmapped sweep's drift "

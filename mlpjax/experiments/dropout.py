@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from mlpjax import plots
-from mlpjax.config import TrainConfig
-from mlpjax.model import ModelConfig
+from mlpjax.core.config import TrainConfig
+from mlpjax.core.model import ModelConfig
 from mlpjax.experiments import common
 
 QUESTION = "Does dropout shrink the gap between training and test accuracy (overfitting)?"

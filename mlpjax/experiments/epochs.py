@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlpjax import plots
-from mlpjax.config import TrainConfig
-from mlpjax.records import HISTORY_KEYS
+from mlpjax.core.config import TrainConfig
+from mlpjax.training.result import HISTORY_KEYS
 from mlpjax.experiments import common
 
 QUESTION = "What test accuracy do 2 and 10 epochs give (tutorial: 0.9716 and about 0.98), and how much does it vary?"

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpjax import metrics, model, plots
-from mlpjax.config import TrainConfig
+from mlpjax import plots
+from mlpjax.core import metrics
+from mlpjax.core import model
+from mlpjax.core.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = "Which digits does the tutorial's model confuse, and which mistakes does it make with confidence?"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlpjax import plots
-from mlpjax.config import TrainConfig
+from mlpjax.core.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = "Does categorical cross-entropy train the softmax classifier better than mean squared error?"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpjax import optimizers, plots
-from mlpjax.config import TrainConfig
+from mlpjax import plots
+from mlpjax.core import optimizers
+from mlpjax.core.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = "How do the seven Keras optimizers, at their default settings, compare on the same budget?"

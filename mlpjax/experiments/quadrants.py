@@ -8,9 +8,10 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import data, model, plots
-from mlpjax.config import TrainConfig
-from mlpjax.model import ModelConfig
+from mlpjax import data, plots
+from mlpjax.core import model
+from mlpjax.core.config import TrainConfig
+from mlpjax.core.model import ModelConfig
 from mlpjax.experiments import common
 
 QUESTION = "Does a 2-50-4 network learn the four quadrants, and which class does it give (2, 2)?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlpjax import plots
-from mlpjax.config import TrainConfig
+from mlpjax.core.config import TrainConfig
 from mlpjax.experiments import common
 
 QUESTION = ("With --validation-split 0.1, what test accuracy do 10 epochs give, and where does --early-stopping 3 "

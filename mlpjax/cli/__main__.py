@@ -1,0 +1,7 @@
+"""``python -m mlpjax.cli``: the command line."""
+
+import sys
+
+from mlpjax.cli import main
+
+sys.exit(main())

@@ -1,0 +1,219 @@
+"""The tutorial's MLP as a Flax module wrapped in pure functions over a params pytree.
+
+Shapes: ``x`` is ``(batch, features)`` float32 in [0, 1]; logits are ``(batch, num_classes)``.
+Params: ``{"hidden_0": {"kernel": (in, h0), "bias": (h0,)}, ..., "output": {"kernel": (h_last, C), "bias": (C,)}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+import jax.numpy as jnp
+from flax import linen as nn
+
+from mlpjax.errors import FieldError, check_int, check_name, check_number
+
+Params = Mapping[str, Any]
+
+
+def step(x: jax.Array) -> jax.Array:
+    """Heaviside step: 1 where x > 0, else 0. Its gradient is zero almost everywhere."""
+    return (x > 0).astype(x.dtype)
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "step": step,
+    "tanh": jnp.tanh,
+}
+
+
+MAX_WIDTH = 2**63 - 1  # the most units of a layer: an array dimension is an int64 (XLA); memory refuses far fewer
+
+
+def _layer_width(width: Any, hidden: Sequence[Any]) -> int:
+    """One of the widths ``hidden`` as an int from 1 to :data:`MAX_WIDTH`; else a FieldError showing them all."""
+    try:
+        width = check_int("hidden", width)
+    except FieldError:
+        raise FieldError("hidden", f"sizes must be positive integers, got {list(hidden)}") from None
+    if width > MAX_WIDTH:
+        raise FieldError("hidden", f"sizes must be below 2**63 (an array dimension), got {list(hidden)}")
+    return width
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the MLP: ``input_dim -> hidden... -> num_classes``."""
+
+    input_dim: int = 784
+    hidden: tuple[int, ...] = (512,)
+    activation: str = "relu"
+    dropout: float = 0.2
+    num_classes: int = 10
+
+    def __post_init__(self):
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
+            raise FieldError("hidden", f"must be a sequence of layer widths, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(_layer_width(h, self.hidden) for h in self.hidden))
+        check_name("activation", self.activation, ACTIVATIONS)
+        object.__setattr__(self, "input_dim", check_int("input_dim", self.input_dim, maximum=MAX_WIDTH))
+        object.__setattr__(self, "dropout", check_number("dropout", self.dropout, low=0.0, high=1.0))
+        object.__setattr__(self, "num_classes", check_int("num_classes", self.num_classes, 2, MAX_WIDTH))
+
+    def for_data(self, input_dim: int, num_classes: int) -> "ModelConfig":
+        """This architecture with the input width and class count of a dataset."""
+        return dataclasses.replace(self, input_dim=input_dim, num_classes=num_classes)
+
+
+def layer_kinds(model_config: ModelConfig) -> dict[str, str]:
+    """Each layer of :class:`MLP` by name, with its kind: ``"hidden"`` (``input -> width``, followed by the
+    activation) or ``"output"`` (``width -> classes``). Tensor parallelism splits weights by kind."""
+    return {**{f"hidden_{i}": "hidden" for i in range(len(model_config.hidden))}, "output": "output"}
+
+
+# Output widths up to this get their weight gradient formed as (N, K) and transposed, on CPU (see matmul).
+NARROW_OUTPUT = 64
+
+
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x @ w`` for ``x`` ``(..., K)``, ``w`` ``(K, N)``, laid out so that its weight gradient is fast on CPU.
+
+    Autodiff forms the gradient of ``w`` as ``x.T @ g`` ``(K, N)``, and XLA:CPU's matmul is slow at writing a
+    narrow ``(K, N)`` such as the output layer's ``(512, 10)`` but fast at ``(N, K)`` (measured in
+    ``docs/speed.md``). For a narrow ``w`` (``N`` at most
+    :data:`NARROW_OUTPUT` and below ``K``) on CPU, the product goes through ``w.T`` behind an optimization
+    barrier, whose transpose keeps the gradient ``g.T @ x`` in that layout before it is transposed back. The
+    values are the same; every autodiff mode works; other platforms and wide layers compute ``x @ w`` plainly.
+    """
+    k, n = w.shape
+    if n > NARROW_OUTPUT or n >= k:
+        return x @ w
+    w_t = jax.lax.platform_dependent(w, cpu=lambda w: jax.lax.optimization_barrier(w.T), default=lambda w: w.T)
+    return x @ w_t.T
+
+
+def dense_dot_general(x, kernel, dimension_numbers, precision=None, preferred_element_type=None):
+    """``nn.Dense``'s product ``x (..., K) @ kernel (K, N)`` through :func:`matmul`."""
+    if dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or precision or preferred_element_type:
+        return jax.lax.dot_general(x, kernel, dimension_numbers, precision=precision,
+                                   preferred_element_type=preferred_element_type)
+    return matmul(x, kernel)
+
+
+class MLP(nn.Module):
+    """Dense(h, act) -> Dropout ... -> Dense(num_classes); returns logits (softmax is in the loss).
+
+    Kernels are Glorot-uniform and biases zero, as Keras' Dense. Dropout is inverted dropout and takes its
+    keep-masks explicitly (one ``(batch, h)`` bool array per hidden layer), so that the same masks can be
+    handed to the hand-written backward pass in :mod:`mlpjax.teaching.backprop`.
+    """
+
+    model_config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, masks: Sequence[jax.Array] | None = None,
+                 rate: jax.Array | None = None) -> jax.Array:
+        """``rate`` (a scalar, may be traced): the dropout rate of ``masks`` instead of ``model_config.dropout``."""
+        model_config = self.model_config
+        act = ACTIVATIONS[model_config.activation]
+        for i, width in enumerate(model_config.hidden):
+            x = nn.Dense(width, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
+                         name=f"hidden_{i}")(x)
+            x = act(x)
+            if masks is not None:
+                x = apply_dropout(x, masks[i], model_config.dropout if rate is None else rate)
+        return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
+                        name="output")(x)
+
+
+def apply_dropout(x: jax.Array, keep: jax.Array, rate: float | jax.Array) -> jax.Array:
+    """Inverted dropout: kept units are scaled by ``1 / (1 - rate)``, dropped ones are zero (``rate`` may be a
+    traced scalar)."""
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def dropout_masks(rng: jax.Array, model_config: ModelConfig, batch_size: int,
+                  rate: jax.Array | None = None) -> list[jax.Array]:
+    """Keep-masks for every hidden layer: ``[(batch_size, h) bool, ...]``, each unit kept with ``1 - rate``.
+
+    ``rate`` None: ``model_config.dropout``; else a scalar that may be traced (one per model of a sweep).
+    Consumes ``rng`` only: layer ``i`` uses ``jax.random.fold_in(rng, i)``.
+    """
+    keep = 1.0 - (model_config.dropout if rate is None else rate)
+    return [
+        jax.random.bernoulli(jax.random.fold_in(rng, i), keep, (batch_size, width))
+        for i, width in enumerate(model_config.hidden)
+    ]
+
+
+def init(key: jax.Array, model_config: ModelConfig) -> Params:
+    """Fresh params for ``model_config``; consumes ``key`` (Glorot-uniform kernels, zero biases)."""
+    dummy = jnp.zeros((1, model_config.input_dim), jnp.float32)
+    return MLP(model_config).init(key, dummy)["params"]
+
+
+def apply(
+    params: Params,
+    x: jax.Array,
+    *,
+    model_config: ModelConfig,
+    train: bool = False,
+    rng: jax.Array | None = None,
+    dropout_rate: jax.Array | None = None,
+) -> jax.Array:
+    """Logits ``(batch, num_classes)`` for ``x`` ``(batch, input_dim)``.
+
+    With ``train=True`` and a dropout rate above zero, dropout is active and needs ``rng``
+    (consumed through :func:`dropout_masks`); otherwise ``rng`` is ignored. ``dropout_rate`` (a scalar that
+    may be traced, e.g. one per model under ``vmap``) replaces ``model_config.dropout``: with ``train=True``
+    masks are then always drawn from ``rng`` (a rate of 0 keeps every unit: the same values as no dropout).
+    """
+    masks = None
+    if train and (dropout_rate is not None or model_config.dropout > 0.0):
+        if rng is None:
+            raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
+        masks = dropout_masks(rng, model_config, x.shape[0], dropout_rate)
+    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)
+
+
+def predict_proba(params: Params, x: jax.Array, *, model_config: ModelConfig) -> jax.Array:
+    """Class probabilities ``(batch, num_classes)``: softmax of the inference-mode logits."""
+    return jax.nn.softmax(apply(params, x, model_config=model_config), axis=-1)
+
+
+def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
+    """Integer labels ``(batch,)`` to float32 one-hot ``(batch, num_classes)``, like ``keras.utils.to_categorical``."""
+    return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+
+
+def param_count(params: Params) -> int:
+    """Number of trainable scalars."""
+    return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+    """Trained params bound to their architecture, for prediction: what ``load_model`` returns."""
+
+    params: Params
+    model_config: ModelConfig
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Probabilities ``(batch, num_classes)`` for ``x`` ``(batch, input_dim)`` (or one ``(input_dim,)`` image)."""
+        x = jnp.asarray(x, jnp.float32)
+        single = x.ndim == 1
+        probs = _predict_proba_jit(self.params, x[None] if single else x, model_config=self.model_config)
+        probs = np.asarray(probs)
+        return probs[0] if single else probs
+
+    def predict(self, x) -> np.ndarray:
+        """Predicted class indices ``(batch,)`` (or one int for one image)."""
+        return np.argmax(self.predict_proba(x), axis=-1)
+
+
+_predict_proba_jit = jax.jit(predict_proba, static_argnames=("model_config",))

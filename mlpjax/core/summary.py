@@ -1,0 +1,92 @@
+"""Keras' ``model.summary()`` for an MLP: one row per layer, its output shape and its parameter count.
+
+The layers are those of the tutorial's ``Sequential`` model: ``Dense(h, activation)`` and, with a dropout rate,
+``Dropout(rate)`` per hidden layer, then ``Dense(num_classes, softmax)``; Keras names them ``dense``,
+``dropout``, ``dense_1``, ``dropout_1``, ... Parameter counts are ``inputs * outputs + outputs`` per Dense layer
+(407,050 for 784 -> 512 -> 10). Dropout has none. Nothing is allocated: the table follows from the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mlpjax.core.model import ModelConfig
+
+BYTES_PER_PARAM = 4  # float32
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    name: str  # as Keras names it: dense, dropout, dense_1, ...
+    kind: str  # Dense or Dropout
+    units: int  # the output width
+    params: int
+
+
+def layers(model_config: ModelConfig) -> list[Layer]:
+    """The layers of ``model_config``'s MLP, in order, as Keras' Sequential model would list them."""
+    out, width, dense, dropout = [], model_config.input_dim, 0, 0
+
+    def name(base: str, i: int) -> str:
+        return base if i == 0 else f"{base}_{i}"
+
+    for units in model_config.hidden:
+        out.append(Layer(name("dense", dense), "Dense", units, width * units + units))
+        dense, width = dense + 1, units
+        if model_config.dropout > 0:
+            out.append(Layer(name("dropout", dropout), "Dropout", units, 0))
+            dropout += 1
+    out.append(Layer(name("dense", dense), "Dense", model_config.num_classes,
+                     width * model_config.num_classes + model_config.num_classes))
+    return out
+
+
+def total_params(model_config: ModelConfig) -> int:
+    """Trainable parameters of ``model_config`` (equals :func:`mlpjax.core.model.param_count` of its params)."""
+    return sum(layer.params for layer in layers(model_config))
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.2f} {unit}"
+        n_bytes /= 1024
+    return ""
+
+
+def summary(model_config: ModelConfig, name: str = "sequential") -> str:
+    """The table Keras' ``model.summary()`` prints for this model (plain ASCII rules), with the totals."""
+    rows = [(f"{layer.name} ({layer.kind})", f"(None, {layer.units})", f"{layer.params:,}")
+            for layer in layers(model_config)]
+    head = ("Layer (type)", "Output Shape", "Param #")
+    widths = [max(len(r[i]) for r in [head, *rows]) + 4 for i in range(3)]
+    widths[0] = max(widths[0], 33)
+    widths[1] = max(widths[1], 24)
+    widths[2] = max(widths[2], 15)
+
+    def line(cells) -> str:
+        return cells[0].ljust(widths[0]) + cells[1].ljust(widths[1]) + cells[2].rjust(widths[2])
+
+    rule = "-" * sum(widths)
+    total = total_params(model_config)
+    body = [f'Model: "{name}"', rule, line(head), "=" * sum(widths)]
+    for i, row in enumerate(rows):
+        body += [line(row), "" if i == len(rows) - 1 else rule]
+    size = _size(total * BYTES_PER_PARAM)
+    body[-1] = "=" * sum(widths)
+    body += [f" Total params: {total:,} ({size})", f" Trainable params: {total:,} ({size})",
+             " Non-trainable params: 0 (0.00 B)"]
+    return "\n".join(body)
+
+
+def model_config_for(config) -> ModelConfig:
+    """The architecture of a :class:`~mlpjax.core.config.TrainConfig` on its dataset (without loading it where the
+    registry knows its shape)."""
+    from mlpjax import data
+
+    shape = data.get_spec(config.dataset).shape
+    if shape is not None:
+        return config.model_config(*shape)
+    ds = data.load_dataset(config.dataset, config.data_dir)
+    return config.model_config(ds.input_dim, ds.num_classes)

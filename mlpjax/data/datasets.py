@@ -1,0 +1,333 @@
+"""Datasets by name: flattened images as float32 in [0, 1] (stored as 8-bit levels) with int32 labels.
+
+- ``mnist`` and ``fashion_mnist``: the four standard IDX files (gzipped or raw) from a data folder or
+  ``$MLPJAX_DATA_DIR`` (the folder holding the files, or a folder with a ``mnist/`` or ``fashion_mnist/`` inside);
+  where neither is given, through tensorflow-datasets (the ``tfds`` extra), which may download.
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits, a fixed stratified 75/25 split; works offline.
+- ``quadrants``: the tutorial's four points (1,1), (-1,1), (-1,-1), (1,-1) -> quadrants I-IV (classes 0-3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mlpjax import files
+from mlpjax.data.idx import read_idx
+from mlpjax.errors import FieldError, UserInputError, check_name
+
+DATA_DIR_ENV = "MLPJAX_DATA_DIR"
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A train/test split: features ``x_*`` ``(N, D)`` float32 (in [0, 1] for images), labels ``y_*`` ``(N,)``
+    int32 in [0, C).
+
+    The features are stored encoded as ``encoded_*`` ``(N, D)``: for images (``pixel_levels`` set), the uint8
+    levels ``k`` that stand for ``k / pixel_levels`` (255 for 8-bit images, 16 for the 8x8 digits), a quarter of
+    float32's memory; else the float32 features themselves. ``x_*`` decodes them on first use and keeps the
+    result; training reads ``encoded_*`` (see :class:`mlpjax.training.rows.Rows`) and never builds it.
+    """
+
+    name: str
+    encoded_train: np.ndarray
+    y_train: np.ndarray
+    encoded_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    image_shape: tuple[int, ...] | None = None  # (H, W) for image datasets, to draw samples
+    class_names: tuple[str, ...] = ()
+    pixel_levels: int | None = None
+
+    def __post_init__(self):
+        stored = np.uint8 if self.pixel_levels is not None else np.float32
+        for encoded in (self.encoded_train, self.encoded_test):
+            if encoded.dtype != stored:
+                raise ValueError(f"dataset {self.name!r}: encoded features must be {np.dtype(stored)} with "
+                                 f"pixel_levels {self.pixel_levels}, got {encoded.dtype} (build datasets with "
+                                 "make_dataset)")
+
+    @functools.cached_property
+    def x_train(self) -> np.ndarray:
+        return features(self.encoded_train, self.pixel_levels)
+
+    @functools.cached_property
+    def x_test(self) -> np.ndarray:
+        return features(self.encoded_test, self.pixel_levels)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.encoded_train.shape[1])
+
+    def test_example(self, index: int) -> tuple[np.ndarray, int]:
+        """Test example ``index``: its ``(D,)`` float32 features and its label (without building ``x_test``)."""
+        return features(self.encoded_test[index], self.pixel_levels), int(self.y_test[index])
+
+    def head(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
+        """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
+        return dataclasses.replace(self, encoded_train=self.encoded_train[:n_train], y_train=self.y_train[:n_train],
+                                   encoded_test=self.encoded_test[:n_test], y_test=self.y_test[:n_test])
+
+    def describe(self) -> dict[str, object]:
+        """Shapes and sizes, as printed and written to metrics.json."""
+        return {"name": self.name, "x_train": list(self.encoded_train.shape), "y_train": list(self.y_train.shape),
+                "x_test": list(self.encoded_test.shape), "y_test": list(self.y_test.shape),
+                "num_classes": self.num_classes}
+
+
+def features(encoded: np.ndarray, pixel_levels: int | None) -> np.ndarray:
+    """float32 features of ``encoded`` ones (any shape): ``level_values(pixel_levels)[encoded]``, or as they are."""
+    return encoded if pixel_levels is None else level_values(pixel_levels)[encoded]
+
+
+def level_values(levels: int) -> np.ndarray:
+    """``(levels + 1,)`` float32: the value of each pixel level ``k``, ``k / levels`` as the loaders compute it."""
+    if not 1 <= levels <= 255:
+        raise ValueError(f"pixel levels must be in [1, 255], got {levels}")
+    return np.arange(levels + 1, dtype=np.float32) / np.float32(levels)
+
+
+def to_levels(x: np.ndarray, levels: int, chunk: int = 8192) -> np.ndarray:
+    """The integers ``k = x * levels`` as uint8, checked exact: ``level_values(levels)[k]`` is ``x`` bit for bit.
+
+    Integer ``x`` is taken as the levels themselves (checked to lie in [0, levels]). Float ``x`` is converted
+    ``chunk`` rows at a time, so no float temporary of the whole array is made.
+    """
+    values = level_values(levels)
+    if np.issubdtype(x.dtype, np.integer):
+        if x.size and (x.min() < 0 or x.max() > levels):
+            raise ValueError(f"pixel levels must lie in [0, {levels}], got {x.min()} to {x.max()}")
+        return x.astype(np.uint8, copy=False)
+    out = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk]
+        k = np.clip(np.rint(part * np.float32(levels)), 0, levels).astype(np.uint8)
+        if not np.array_equal(values[k], part):
+            raise ValueError(f"rows {start}-{start + len(part) - 1} are not multiples of 1/{levels}")
+        out[start:start + chunk] = k
+    return out
+
+
+def _find_idx(folder: Path, stem: str) -> Path:
+    """``folder/stem.gz`` or ``folder/stem``, whichever has a directory entry (what it is, open_regular checks)."""
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if os.path.lexists(candidate):
+            return candidate
+    raise UserInputError(f"{folder}: missing {stem}.gz (or {stem}); an MNIST-format folder holds "
+                         f"{', '.join(v + '.gz' for v in IDX_FILES.values())}")
+
+
+def _resolve_folder(name: str, data_dir: Path) -> Path:
+    """The folder of ``data_dir`` holding dataset ``name``'s IDX files: ``data_dir/name`` or ``data_dir``."""
+    try:
+        files.check_folder(data_dir)
+    except UserInputError as e:
+        raise UserInputError(f"data folder {e}") from None
+    for folder in (data_dir / name, data_dir / name.replace("_", "-"), data_dir):
+        if any(os.path.lexists(folder / f"{IDX_FILES['x_train']}{ext}") for ext in (".gz", "")):
+            return folder
+    return data_dir  # _find_idx names what is missing
+
+
+def idx_files(folder: str | os.PathLike, name: str = "mnist") -> dict[str, Path]:
+    """The four IDX files of dataset ``name`` in ``folder`` (or its ``name/`` subfolder), by key of
+    :data:`IDX_FILES`: ``folder/stem.gz`` or ``folder/stem``. A missing one is a UserInputError naming it."""
+    folder = _resolve_folder(name, Path(folder))
+    return {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
+
+
+def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
+    """The four IDX files in ``folder`` as a Dataset (images flattened, kept as 8-bit levels of 1/255).
+
+    Each file is read by :func:`read_idx`; then each split must hold at least one image of at least 1x1
+    pixels, as many labels as images, and the same image size as the other split.
+    """
+    found = idx_files(folder, name)
+    arrays = {key: read_idx(path) for key, path in found.items()}
+    for split in ("train", "test"):
+        _check_idx_split(found, arrays, split)
+    h, w = arrays["x_train"].shape[1:]
+    return make_dataset(name, (arrays["x_train"].reshape(len(arrays["x_train"]), -1), arrays["y_train"]),
+                        (arrays["x_test"].reshape(len(arrays["x_test"]), -1), arrays["y_test"]), num_classes=10,
+                        image_shape=(h, w), source=str(folder), pixel_levels=255)
+
+
+def _check_idx_split(found: dict[str, Path], arrays: dict[str, np.ndarray], split: str) -> None:
+    """One split's images ``(N, H, W)``, N >= 1, H, W >= 1, the train split's H x W, and ``(N,)`` labels."""
+    x, y, path = arrays[f"x_{split}"], arrays[f"y_{split}"], found[f"x_{split}"]
+    if x.ndim != 3 or y.ndim != 1:
+        raise UserInputError(f"{path.parent}: {split} images must be 3-D and labels 1-D, "
+                             f"got shapes {x.shape} and {y.shape}")
+    if len(x) == 0:
+        raise UserInputError(f"{path}: holds no images (shape {x.shape})")
+    if 0 in x.shape[1:] or x.shape[1:] != arrays["x_train"].shape[1:]:
+        raise UserInputError(f"{path}: images of {x.shape[1]}x{x.shape[2]} pixels; expected at least 1x1"
+                             + ("" if split == "train" else f" and the train images' "
+                                f"{arrays['x_train'].shape[1]}x{arrays['x_train'].shape[2]}"))
+    if len(x) != len(y):
+        raise UserInputError(f"{path.parent}: {len(x)} {split} images but {len(y)} labels")
+
+
+def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
+                 image_shape: tuple[int, ...] | None = None, source: str = "",
+                 pixel_levels: int | None = None) -> Dataset:
+    """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: int32 labels in
+    [0, num_classes), no NaN or inf. Class names come from the registry (:data:`DATASETS`) for its names.
+
+    With ``pixel_levels``, the features are integer levels in [0, pixel_levels] (e.g. uint8 pixels) or floats that
+    are exact multiples of ``1 / pixel_levels``; they are stored as uint8 levels. Else float32 features.
+    """
+    where = source or name
+    out = {}
+    for split, (x, y) in (("train", train), ("test", test)):
+        x = np.asarray(x)
+        x = x if pixel_levels is not None and np.issubdtype(x.dtype, np.integer) else x.astype(np.float32,
+                                                                                              copy=False)
+        y = np.asarray(y)
+        if x.ndim != 2 or y.shape != (len(x),):
+            raise UserInputError(f"{where}: {split} features must be (N, D) with N labels, "
+                                 f"got {x.shape} and {y.shape}")
+        if x.dtype == np.float32 and not np.isfinite(x).all():
+            bad = int(np.argwhere(~np.isfinite(x))[0][0])
+            raise UserInputError(f"{where}: {split} example {bad} contains NaN or infinite values")
+        if pixel_levels is not None:
+            try:
+                x = to_levels(x, pixel_levels)
+            except ValueError as e:
+                raise UserInputError(f"{where}: {split} images: {e}") from None
+        out[split] = (x, class_labels(y, num_classes, f"{where}: {split}"))
+    if out["train"][0].shape[1] != out["test"][0].shape[1]:
+        raise UserInputError(f"{where}: train and test feature sizes differ")
+    return Dataset(name, *out["train"], *out["test"], num_classes=num_classes,
+                   image_shape=image_shape, class_names=_class_names(name), pixel_levels=pixel_levels)
+
+
+def class_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
+    """``y`` as int32 class numbers, if every label is a whole number in [0, num_classes) (integers, or floats
+    that are whole); else a UserInputError naming the first bad label and its index (NaN included)."""
+    if y.dtype.kind not in "biuf":
+        raise UserInputError(f"{where} labels are {y.dtype}, expected class numbers in [0, {num_classes})")
+    bad = ~((y >= 0) & (y < num_classes))  # NaN compares false: bad
+    if y.dtype.kind == "f":
+        bad |= np.floor(y) != y
+    if bad.any():
+        i = int(np.argmax(bad))
+        value = y[i].item()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        why = "is not a whole number in" if isinstance(value, float) else "is out of range"
+        raise UserInputError(f"{where} label {value} at index {i} {why} [0, {num_classes})")
+    return y.astype(np.int32)
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's 8x8 digits (1797 images, values 0-16 scaled to [0, 1]), stratified 75/25 split, seed 0."""
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_digits()
+    x = bunch.data.astype(np.uint8)  # levels 0-16
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0)
+    return make_dataset("digits", (x_train, y_train), (x_test, y_test), num_classes=10, image_shape=(8, 8),
+                        pixel_levels=16)
+
+
+def load_quadrants() -> Dataset:
+    """The tutorial's four points, one per quadrant; the test split is the same four points."""
+    x = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)
+    y = np.arange(4)
+    return make_dataset("quadrants", (x, y), (x, y), num_classes=4)
+
+
+def load_tfds(name: str) -> Dataset:
+    """``mnist`` or ``fashion_mnist`` through ``tfds.data_source``; may download.
+
+    Reading a prepared dataset needs no TensorFlow, but tfds prepares MNIST (the first download) with TensorFlow,
+    which the ``tfds`` extra therefore installs together with ``importlib_resources`` (imported by tfds 4.9 on
+    every Python, declared by it only for Python < 3.9).
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise FieldError("data_dir", f"dataset {name!r} not found: give {{field}} DIR (a folder with the four IDX "
+                         f"files), set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') "
+                         "to download it") from None
+    arrays = []
+    for split in ("train", "test"):
+        try:
+            source = tfds.data_source(name, split=split)
+            examples = [source[i] for i in range(len(source))]
+        except ImportError as e:  # a module tfds needs and does not declare (importlib_resources, tensorflow)
+            raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): it needs the "
+                             f"missing module {getattr(e, 'name', None) or e}: pip install 'mlpjax[tfds]' (tfds with "
+                             f"what it needs), or give {{field}} DIR (a folder with the four IDX files) or set "
+                             f"${DATA_DIR_ENV}") from None
+        except Exception as e:  # tfds raises many types (network, checksum, missing builder)
+            raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
+                                         f"give {{field}} DIR or set ${DATA_DIR_ENV} instead") from None
+        images = np.stack([np.asarray(ex["image"]) for ex in examples])
+        arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
+    h, w = images.shape[1:3]
+    return make_dataset(name, arrays[:2], arrays[2:], num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
+                        pixel_levels=255)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
+    ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts; ``shape`` is its
+    ``(input_dim, num_classes)``, known without loading it (None: load it to know)."""
+
+    load: Callable[[str | None], Dataset]
+    default_epochs: int
+    about: str
+    class_names: tuple[str, ...] = ()
+    shape: tuple[int, int] | None = None
+
+
+def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
+    """``name`` from ``data_dir`` (else ``$MLPJAX_DATA_DIR``) holding the four IDX files, else through tfds."""
+    folder = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    return load_idx_folder(folder, name) if folder else load_tfds(name)
+
+
+# The tutorial's 2 epochs on MNIST; the small sets need more passes to converge. Add a dataset here.
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)",
+                         shape=(784, 10)),
+    "fashion_mnist": DatasetSpec(lambda d: load_mnist_like("fashion_mnist", d), 2,
+                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES, shape=(784, 10)),
+    "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
+    "quadrants": DatasetSpec(lambda d: load_quadrants(), 300, "the tutorial's four points",
+                             ("I", "II", "III", "IV"), shape=(2, 4)),
+}
+
+
+def _class_names(name: str) -> tuple[str, ...]:
+    return DATASETS[name].class_names if name in DATASETS else ()
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registered dataset ``name``; an unknown name lists the valid ones."""
+    return DATASETS[check_name("dataset", name, DATASETS)]
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load dataset ``name``; for the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds)."""
+    return get_spec(name).load(data_dir)

@@ -1,0 +1,165 @@
+"""A run's logs beside its ``metrics.json``: Keras' ``CSVLogger`` and ``TensorBoard``, and a learning-curves figure.
+
+In run directory ``DIR`` (``mlpjax train --output DIR``), after every epoch:
+
+* ``DIR/history.csv``: one row per epoch, as Keras' ``CSVLogger`` writes it: ``epoch`` (0-based, as Keras
+  counts), then ``loss, accuracy, val_loss, val_accuracy, lr`` and any further history keys in sorted order;
+  rewritten whole and atomically from the history, so a resumed run's file holds every epoch once.
+* ``DIR/tensorboard/``: tensorboardX event files (no TensorFlow needed): every history value as a scalar at
+  step = the 1-based epoch, and, for image datasets whose pixels are the model's input, the first layer's
+  weights of up to :data:`IMAGE_UNITS` hidden units as grey images (``hidden_0/kernel``), each scaled to [0, 1].
+  A resumed run adds a new event file (named by its first epoch too); TensorBoard shows them as one run.
+* ``DIR/learning_curves.png``: loss and accuracy per epoch (and the learning rate when it changes), redrawn
+  and replaced atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from mlpjax import plots
+from mlpjax import files
+
+CSV, TENSORBOARD, CURVES = "history.csv", "tensorboard", "learning_curves.png"
+FIRST_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+IMAGE_UNITS = 16  # first-layer units drawn as images in TensorBoard
+
+
+def csv_text(history: Mapping[str, Sequence[float]]) -> str:
+    """The ``history.csv`` of ``history``: a header and one row per epoch (module docstring)."""
+    keys = [k for k in FIRST_KEYS if k in history] + sorted(k for k in history if k not in FIRST_KEYS)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for epoch in range(len(history["loss"])):
+        writer.writerow([epoch, *(repr(float(history[k][epoch])) for k in keys)])
+    return out.getvalue()
+
+
+def kernel_images(kernel: np.ndarray, image_shape: tuple[int, ...], units: int = IMAGE_UNITS) -> np.ndarray:
+    """The input weights of the first ``units`` columns of ``kernel`` ``(H*W, units_all)`` as images
+    ``(n, 1, H, W)`` float32, each scaled to [0, 1] (min to max; a constant one is 0.5)."""
+    kernel = np.asarray(kernel, np.float32)
+    w = kernel[:, :units].T.reshape(-1, 1, *image_shape)
+    lo, hi = w.min(axis=(1, 2, 3), keepdims=True), w.max(axis=(1, 2, 3), keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return np.where(hi > lo, (w - lo) / span, 0.5).astype(np.float32)
+
+
+def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
+                    validation: str = "test", label: str = "run") -> Path:
+    """Draw ``history``'s curves into ``path``, replacing it atomically (a reader never sees half a PNG);
+    ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label`` the run in the legends."""
+    path = Path(path)
+    val = "test" if validation == "test" else "validation"
+    panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
+    if "lr" in history and len(set(history["lr"])) > 1:
+        panels.append(("learning rate", ("lr",)))
+    labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        plots.training_curves({label: history}, tmp, panels=panels, key_labels=labels,
+                              log_panels=("learning rate",))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class _Redrawer:
+    """Draws the learning curves on a background thread, so that training does not wait for matplotlib: each
+    :meth:`submit` replaces the history waiting to be drawn (the latest wins); :meth:`close` draws the last one
+    and re-raises the first error of the thread."""
+
+    def __init__(self, draw):
+        self.draw, self.pending, self.error = draw, None, None
+        self.cond = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, name="mlpjax-learning-curves", daemon=True)
+        self.thread.start()
+
+    def submit(self, history: Mapping[str, Sequence[float]]) -> None:
+        with self.cond:
+            self.pending = {k: list(v) for k, v in history.items()}
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while self.pending is None and not self.closed:
+                    self.cond.wait()
+                if self.pending is None:
+                    return
+                history, self.pending = self.pending, None
+            try:
+                self.draw(history)
+            except Exception as e:  # kept for close(), which raises it in the training thread
+                self.error = self.error or e
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class RunLogs:
+    """The logs of a run into ``directory`` (module docstring); ``image_shape`` ``(H, W)`` of an image dataset
+    (None: no weight images). Use :meth:`epoch_end` as ``fit``'s hook and :meth:`close` at the end: the figure
+    is drawn on a background thread and is complete once :meth:`close` returns."""
+
+    def __init__(self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
+                 validation: str = "test"):
+        self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
+        self.writer = None  # opened at the first epoch
+        self.redrawer: _Redrawer | None = None
+
+    def _draw(self, history: Mapping[str, Sequence[float]]) -> None:
+        learning_curves(history, self.directory / CURVES, validation=self.validation,
+                        label=self.directory.resolve().name or "run")
+
+    def epoch_end(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
+        """After 1-based ``epoch``: rewrite the CSV, add the epoch's TensorBoard events, redraw the figure."""
+        files.write_text(self.directory / CSV, csv_text(history))
+        self._tensorboard(epoch, state, history)
+        self.redrawer = self.redrawer or _Redrawer(self._draw)
+        self.redrawer.submit(history)
+
+    def _tensorboard(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
+        from tensorboardX import SummaryWriter
+
+        if self.writer is None:
+            # the file name holds the second it was opened: a resume within the same second would overwrite
+            # the previous file without the suffix of the first epoch it writes
+            self.writer = SummaryWriter(logdir=str(self.directory / TENSORBOARD), filename_suffix=f".epoch{epoch}")
+        for key, values in history.items():
+            self.writer.add_scalar(key, float(values[epoch - 1]), epoch)
+        kernel = np.asarray(state.params["hidden_0"]["kernel"]) if "hidden_0" in state.params else None
+        if (self.image_shape is not None and kernel is not None
+                and kernel.shape[0] == int(np.prod(self.image_shape))):
+            self.writer.add_images("hidden_0/kernel", kernel_images(kernel, self.image_shape), epoch,
+                                   dataformats="NCHW")
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Flush the TensorBoard events and wait for the last figure (re-raising an error of its drawing)."""
+        redrawer, self.redrawer = self.redrawer, None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if redrawer is not None:
+            redrawer.close()

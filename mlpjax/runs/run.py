@@ -1,0 +1,308 @@
+"""Run directories: start a run into one or resume it, train it with a checkpoint every epoch and its
+``metrics.json``, and evaluate the model it saved. Saving and restoring themselves are :mod:`mlpjax.runs.checkpoint`'s.
+
+A run directory ``DIR`` holds ``checkpoints/<epoch>/``, ``best/<epoch>/`` and ``metrics.json`` (see
+``docs/checkpoints.md``). Nothing is written before every setting has been checked.
+
+Ownership: :func:`start` and :func:`resume` claim the directory (:class:`mlpjax.runs.lock.RunLock`) once their
+checks pass, and the :class:`Run` holds it until :meth:`Run.fit` returns (or :meth:`Run.close`); a second
+claimant is refused. Claiming creates the directory and proves it writable, before anything is trained. A run
+that ends without a complete epoch (refused, failed or closed before its first save) removes what its claim
+created, folders included, wherever they hold nothing else: a directory the user had stays. A directory
+without a complete epoch (a run interrupted during its first save) is no run: :func:`start` may use it again,
+and :func:`resume` says so. A relative ``data_dir`` is saved absolute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from mlpjax.runs import checkpoint, orbax_io
+from mlpjax.training import distributed
+from mlpjax import files
+from mlpjax.runs import logs
+from mlpjax.training import result as records
+from mlpjax.core import metrics as metrics_lib
+from mlpjax import data as data_lib
+from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
+from mlpjax.runs.lock import RunLock, refuse_if_locked
+from mlpjax.core.config import TrainConfig
+from mlpjax.errors import FieldError, UserInputError
+from mlpjax.training.rows import Rows
+from mlpjax.training.compiled import prepare_evaluate
+from mlpjax.training.steps import summarize
+from mlpjax.training.train import Resumed, TrainingDiverged, fit, trained_config
+
+# Settings that may change when resuming; every other TrainConfig field is part of the saved architecture/objective.
+RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size", "early_stopping")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A training run into ``directory``: fresh (``checkpoint`` None) or resumed from ``checkpoint``; the last
+    ``keep`` epochs are kept, and with ``save_best`` the best by val_loss."""
+
+    directory: Path
+    config: TrainConfig
+    keep: int
+    save_best: bool
+    checkpoint: Checkpoint | None = None
+    lock: RunLock | None = None  # held for the run's life (None: a Run made by hand, unowned)
+
+    def close(self) -> None:
+        """Give the directory up (:meth:`fit` does it when it ends; idempotent). A fresh run that saved no
+        epoch leaves nothing it created: its lock file and the folders its claim made, while they hold nothing
+        else."""
+        if self.lock is None or not self.lock.held:
+            return
+        unused = self.checkpoint is None and not _holds_anything_saved(self.directory)
+        if unused and self.directory in self.lock.created:  # an empty checkpoints/ of a failed first save
+            for name in (CHECKPOINTS, BEST):
+                with contextlib.suppress(OSError):
+                    (self.directory / name).rmdir()
+        self.lock.release(remove_created=unused)
+
+    def fit(self, dataset: data_lib.Dataset | None = None, *, quiet: bool = True,
+            log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> records.FitResult:
+        """Train up to ``config.epochs`` epochs in all, saving each; metrics.json holds the whole history.
+
+        ``mesh`` as for :func:`mlpjax.training.train.fit`. With several processes, every process calls this alike (the
+        checkpoint saves are collective); only process 0 writes ``metrics.json``.
+        """
+        try:
+            return self._fit(dataset, quiet=quiet, log=log, mesh=mesh)
+        finally:
+            self.close()
+
+    def _fit(self, dataset, *, quiet, log, mesh) -> records.FitResult:
+        ckpt = self.checkpoint
+        dataset = dataset or data_lib.load_dataset(self.config.dataset, self.config.data_dir)
+        config = trained_config(self.config, dataset)  # what fit trains with, and so what the checkpoints say
+        model_config = config.model_config(dataset.input_dim, dataset.num_classes)
+        if ckpt is not None and ckpt.model_config != model_config:
+            raise UserInputError(f"{ckpt.path}: the saved model ({ckpt.model_config.input_dim} features, "
+                                 f"{ckpt.model_config.num_classes} classes) does not fit dataset "
+                                 f"{dataset.name!r} ({dataset.input_dim} features, {dataset.num_classes} classes)")
+        # early stopping keeps the best epoch in DIR/best: a resumed run restores its weights from there
+        save_best = self.save_best or config.early_stopping is not None
+        best = self._best()
+        writer = checkpoint.Writer(self.directory, config, keep=self.keep, save_best=save_best,
+                                   best_val_loss=math.inf if best is None else best.history["val_loss"][-1])
+        run_logs = (logs.RunLogs(self.directory, dataset.image_shape, config.validation)
+                    if distributed.is_primary() else None)
+        if ckpt is not None and save_best:
+            # The resumed epoch may be better than DIR/best: a kill between the two saves of an epoch, or
+            # save_best first asked for now (then the best is tracked from the resumed epoch on).
+            writer.save(ckpt.epoch, ckpt.state, ckpt.history, last=False)
+        primary, earlier = distributed.is_primary(), self._earlier_epoch_seconds()
+
+        def on_epoch_end(epoch, state, history):
+            writer.save(epoch, state, history)
+            if run_logs is not None:
+                run_logs.epoch_end(epoch, state, history)
+            if primary:
+                _write_metrics(self.directory, records.progress_record(
+                    config, history, dataset.describe(), dataclasses.asdict(model_config)))
+
+        try:
+            result = fit(config, dataset, quiet=quiet, log=log, on_epoch_end=on_epoch_end, mesh=mesh,
+                         resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else
+                                             (best.epoch, best.state.params)) if ckpt else None)
+        except TrainingDiverged as e:
+            if ckpt is None and e.epoch == 1:
+                raise  # nothing was saved
+            raise TrainingDiverged(e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as "
+                                   "they were") from None
+        finally:
+            writer.close()
+            if run_logs is not None:
+                run_logs.close()
+        if primary:
+            record = {"complete": True, "epochs_done": len(result.history["loss"]),
+                      "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record(earlier)}
+            _write_metrics(self.directory, record)
+        return result
+
+    def _best(self) -> Checkpoint | None:
+        """The resumed run's best epoch (DIR/best), where it keeps one."""
+        if self.checkpoint is not None and (self.directory / BEST).is_dir():
+            return checkpoint.restore(self.directory, best=True)
+        return None
+
+    def _earlier_epoch_seconds(self) -> list[float]:
+        """The seconds of the epochs already done, from ``metrics.json`` (as many as the checkpoint holds)."""
+        if self.checkpoint is None:
+            return []
+        try:
+            saved = json.loads((self.directory / METRICS).read_text()).get("epoch_seconds", [])
+            seconds = [float(s) for s in saved][: self.checkpoint.epoch]
+        except (OSError, ValueError, TypeError, AttributeError):
+            seconds = []
+        return seconds
+
+
+def _holds_anything_saved(directory: Path) -> bool:
+    """Whether ``directory`` holds a run (an epoch, ``metrics.json``); True where that cannot be read."""
+    try:
+        return checkpoint.holds_run(directory) is not None
+    except OSError:
+        return True
+
+
+def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
+    try:
+        files.write_json(directory / METRICS, record)
+    except UserInputError as e:
+        raise SaveError(f"{e}; the checkpoints saved so far are intact") from None
+
+
+def _absolute_data_dir(config: TrainConfig) -> TrainConfig:
+    """``config`` with its ``data_dir`` made absolute, so that the run can be read from any working directory."""
+    if config.data_dir is None or os.path.isabs(config.data_dir):
+        return config
+    return config.replace(data_dir=os.path.abspath(config.data_dir))
+
+
+def _refuse_a_run(directory: Path) -> None:
+    found = checkpoint.holds_run(directory)
+    if found is not None:
+        raise FieldError("output", f"{{field}} {directory}: already holds a training run ({found}); "
+                         f"continue it with {{resume}} {directory} or choose another {{field}}", also=("resume",))
+
+
+def _prove_writable(directory: Path, field: str) -> None:
+    """Create ``directory``, write, sync and remove a file in it: it can take checkpoints (else a FieldError)."""
+    import tempfile
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".mlpjax-probe-")
+        try:
+            os.write(fd, b"mlpjax")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as e:
+        raise FieldError(field, f"{{field}} {directory}: cannot be written ({e.strerror or e})") from None
+
+
+def _claim(directory: Path, field: str) -> RunLock | None:
+    """Claim ``directory`` for a run in two steps: take its lock, which creates the directory (process 0 holds
+    it for all the processes of a distributed run, which meet at each save), then prove that it can be
+    written. A failed proof gives the lock up and removes what taking it created."""
+    lock = RunLock(directory, field) if distributed.is_primary() else None
+    try:
+        _prove_writable(directory, field)
+    except BaseException:
+        if lock is not None:
+            lock.release(remove_created=True)
+        raise
+    return lock
+
+
+def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = None,
+          save_best: bool = False) -> Run:
+    """A fresh run into directory ``output``, which must not hold a run already (nothing is overwritten).
+
+    Creates the directory, claims it (the Run holds its lock) and checks it can be written; a directory
+    without a complete epoch (an interrupted first save) is used again.
+    """
+    directory = Path(output)
+    if directory.exists() and not directory.is_dir():
+        raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
+    _refuse_a_run(directory)
+    lock = _claim(directory, "output")
+    if lock is not None:
+        try:
+            _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
+        except BaseException:
+            lock.release(remove_created=True)
+            raise
+    return Run(directory, _absolute_data_dir(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
+               save_best=save_best, lock=lock)
+
+
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = None, *, keep: int | None = None,
+           save_best: bool = False) -> Run:
+    """Continue run ``directory`` from its latest complete epoch.
+
+    ``changes``: flat TrainConfig fields to set (as :meth:`TrainConfig.replace` takes them). Only
+    :data:`RESUMABLE_CHANGES` may differ from the saved config (``epochs`` is the total, at least the epochs
+    done); ``keep`` and ``save_best`` default to the saved ones. Raises before anything is written; then
+    claims the directory (refused while another run holds it) and checks it can still be written.
+    """
+    directory = Path(directory)
+    refuse_if_locked(directory, "resume")  # before reading: a live run deletes its old epochs as it goes
+    run = _resumed(directory, checkpoint.restore(directory), changes, keep=keep, save_best=save_best)
+    lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
+    if lock is not None and orbax_io.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:
+        lock.release(remove_created=True)  # another run saved an epoch while this one was being read
+        raise FieldError("resume", f"{{field}} {directory}: another run saved into it while it was being read; "
+                         "try again")
+    return dataclasses.replace(run, lock=lock)
+
+
+def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | None, *, keep: int | None,
+             save_best: bool) -> Run:
+    """The Run that continues ``ckpt`` with ``changes`` (checked; writes nothing, claims nothing)."""
+    saved = ckpt.config.to_dict()
+    changes = {k: list(v) if k == "hidden" else v for k, v in (changes or {}).items()}
+    for name, value in changes.items():
+        if name not in saved:
+            raise UserInputError(f"unknown training setting {name!r}")
+        if name not in RESUMABLE_CHANGES and value != saved[name]:
+            raise FieldError(name, f"{{field}} {_shown(value)} contradicts the checkpoint ({name} {saved[name]!r}); "
+                             "leave it out to resume with the saved settings, or train a new model into another "
+                             "{output}", where=ckpt.path, also=("output",))
+    config = _absolute_data_dir(ckpt.config.replace(**changes))
+    if config.epochs < ckpt.epoch:
+        raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
+                         f"{{field}} is the total, so give at least {ckpt.epoch}")
+    # the optimizer (a static field of the state) is rebuilt by fit from the config, a changed --lr included
+    return Run(directory, config, keep=ckpt.keep if keep is None else keep, save_best=save_best or ckpt.save_best,
+               checkpoint=ckpt)
+
+
+def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
+                data_dir: str | os.PathLike | None = None) -> data_lib.Dataset:
+    """The dataset ``ckpt`` was trained on (or ``dataset``), checked to fit its model."""
+    name = dataset or ckpt.config.dataset
+    folder = data_dir if data_dir is not None else (ckpt.config.data_dir if name == ckpt.config.dataset else None)
+    ds = data_lib.load_dataset(name, folder)
+    m = ckpt.model_config
+    if (ds.input_dim, ds.num_classes) != (m.input_dim, m.num_classes):
+        raise UserInputError(f"{ckpt.path}: the model takes {m.input_dim} features and {m.num_classes} "
+                             f"classes but dataset {name!r} has {ds.input_dim} and {ds.num_classes}")
+    return ds
+
+
+def evaluate(directory: str | os.PathLike, *, dataset: str | None = None, data_dir: str | os.PathLike | None = None,
+             best: bool = False) -> dict[str, Any]:
+    """Test loss and metrics of a saved model: ``checkpoint``, ``epoch``, ``dataset``, ``test_loss``,
+    ``test_accuracy``, ``test_metrics`` (loss, accuracy, precision, recall, f1_score, mse, mae), ``confusion``
+    (``(C, C)`` counts as lists, row: true class), ``per_class`` (precision, recall, support lists) and
+    ``class_names``."""
+    ckpt = checkpoint.restore(directory, best=best)
+    ds = dataset_for(ckpt, dataset, data_dir)
+    evaluator = prepare_evaluate(ckpt.state.params, Rows.from_dataset(ds, "test"), model_config=ckpt.model_config,
+                                 loss_name=ckpt.config.loss)
+    sums = evaluator.sums(ckpt.state.params)
+    metrics, confusion = summarize(sums), np.asarray(sums["confusion"])
+    return {"checkpoint": str(ckpt.path), "epoch": ckpt.epoch, "dataset": ds.name, "test_loss": metrics["loss"],
+            "test_accuracy": metrics["accuracy"], "test_metrics": metrics,
+            "confusion": confusion.astype(int).tolist(), "per_class": metrics_lib.per_class(confusion),
+            "class_names": list(ds.class_names) or [str(c) for c in range(ds.num_classes)]}
