@@ -90,7 +90,7 @@ def read_grey(path: str | os.PathLike) -> np.ndarray:
 
     from PIL import Image
 
-    from mlpjax import files, memory
+    from mlpjax import files
     from mlpjax.draw import preprocess
 
     path = Path(path)
@@ -131,7 +131,7 @@ def _named(path: Path, error: UserInputError) -> str:
 
 def _check_image_size(path: Path, size: tuple[int, int]) -> None:
     """Refuse an image of ``size`` (width, height) beyond :data:`MAX_PIXELS` or the memory available."""
-    from mlpjax import files, memory
+    from mlpjax import memory
 
     width, height = size
     if width * height > MAX_PIXELS:

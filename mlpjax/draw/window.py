@@ -21,7 +21,7 @@ import base64
 import io
 import os
 import sys
-from typing import Callable, Iterable, Sequence  # noqa: F401
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw

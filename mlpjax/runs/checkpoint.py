@@ -26,22 +26,18 @@ epochs intact.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import logging
 import math
 import os
-import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mlpjax.core import model
-from mlpjax import files, memory
+from mlpjax import memory
 from mlpjax.training import budget as resources
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError, check_int

@@ -8,10 +8,8 @@ of a given seed; nothing else is random. The MNIST shapes are read from the IDX 
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import jax
