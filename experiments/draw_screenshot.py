@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlpjax.draw import window as ui
+from mlpjax.draw import recognize, window
 from mlpjax.runs.checkpoint import load_model
 
 
@@ -23,13 +23,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="docs/figures/draw_window.png", help="PNG to write")
     args = p.parse_args(argv)
 
-    ui.check_display(probe=True)
-    with ui.DrawWindow(load_model(args.directory), live_ms=None) as window:
-        for stroke in ui.DEMO_STROKES[args.digit]:
-            window.draw_stroke(stroke)
-        result = window.recognise()
+    window.check_display(probe=True)
+    with window.DrawWindow(load_model(args.directory), live_ms=None) as win:
+        for stroke in recognize.DEMO_STROKES[args.digit]:
+            win.draw_stroke(stroke)
+        result = win.recognise()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        window.screenshot(args.out)
+        win.screenshot(args.out)
     print(f"drew a {args.digit}, recognised {result.text}; wrote {args.out}")
     return 0
 

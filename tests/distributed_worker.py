@@ -92,7 +92,7 @@ def devices(spec) -> dict:
     import jax
 
     from mlpjax.training import mesh
-    from mlpjax.training import compiled as runner
+    from mlpjax.training import compiled
     from mlpjax.training import train
     from mlpjax.training.rows import Rows
     from mlpjax.core.state import create_train_state
@@ -107,8 +107,8 @@ def devices(spec) -> dict:
     # The multi-process layout (rows sharded, each batch gathered by reduce-scatter), here on one process.
     model_config = cfg.model_config(ds.input_dim, ds.num_classes)
     state = create_train_state(jax.random.PRNGKey(cfg.seed), cfg, model_config)
-    layout = runner.layout_for(mesh.make_mesh(8), model_config, shard_rows=True)
-    epochs, state = runner.prepare_epoch(state, Rows.from_dataset(ds, "train", layout), batch_size=cfg.batch_size)
+    layout = compiled.layout_for(mesh.make_mesh(8), model_config, shard_rows=True)
+    epochs, state = compiled.prepare_epoch(state, Rows.from_dataset(ds, "train", layout), batch_size=cfg.batch_size)
     losses = []
     for epoch in range(cfg.epochs):
         state, metrics = epochs(state, epoch)

@@ -41,14 +41,14 @@ def placed(cfg, ds, model: int) -> dict:
     import jax
 
     from mlpjax.training import mesh
-    from mlpjax.training import compiled as runner
+    from mlpjax.training import compiled
     from mlpjax.training.rows import Rows
     from mlpjax.core.state import create_train_state
 
     model_config = cfg.model_config(ds.input_dim, ds.num_classes)
     state = create_train_state(jax.random.PRNGKey(cfg.seed), cfg, model_config)
-    layout = runner.layout_for(mesh.make_mesh(8, model), model_config)
-    epochs, state = runner.prepare_epoch(state, Rows.from_dataset(ds, "train", layout), batch_size=cfg.batch_size)
+    layout = compiled.layout_for(mesh.make_mesh(8, model), model_config)
+    epochs, state = compiled.prepare_epoch(state, Rows.from_dataset(ds, "train", layout), batch_size=cfg.batch_size)
     state, metrics = epochs(state, 0)
     local = epochs.local(state)
     leaves = jax.tree_util.tree_leaves_with_path

@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from mlpjax import memory
+
 from mlpjax import cli
 from mlpjax.bench import benchmark as bench
 from mlpjax.errors import UserInputError
@@ -60,14 +62,14 @@ def test_unknown_baseline_is_refused():
 
 
 def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(monkeypatch, digits):
-    from mlpjax.training import budget as resources
+    from mlpjax.training import budget
     from mlpjax.errors import FieldError
 
     config = bench.BenchConfig(quick=True, hidden=(64,))
     tconfig = config.train_config()
-    parts = resources.training_bytes(tconfig, tconfig.model_config(digits.input_dim, digits.num_classes), digits)
+    parts = budget.training_bytes(tconfig, tconfig.model_config(digits.input_dim, digits.num_classes), digits)
     k = max(bench.QUICK_MODEL_COUNTS)
-    monkeypatch.setattr(resources, "free_memory", lambda: resources.group_bytes(parts, k) - 1)
+    monkeypatch.setattr(memory, "free_memory", lambda: budget.group_bytes(parts, k) - 1)
     with pytest.raises(FieldError) as e:
         bench.check_bench_memory(config, digits)
     assert e.value.field == "hidden" and f"trains up to {k} such models together" in str(e.value)

@@ -23,7 +23,7 @@ from mlpjax import cli
 from mlpjax.runs import checkpoint
 from mlpjax.core import model
 from mlpjax.draw import predict
-from mlpjax.training import result as records
+from mlpjax.training import result
 from mlpjax.errors import UserInputError
 from mlpjax.runs.lock import LOCK_NAME
 
@@ -102,7 +102,7 @@ def test_keep_and_best_only(tmp_path, base_run):
     states = {}
     try:
         for epoch, val_loss in enumerate(val_losses, 1):
-            history = {k: [0.1] * epoch for k in records.HISTORY_KEYS}
+            history = {k: [0.1] * epoch for k in result.HISTORY_KEYS}
             history["val_loss"] = val_losses[:epoch]
             states[epoch] = ckpt.state.replace(step=ckpt.state.step + epoch,
                                                params=jax.tree_util.tree_map(lambda p: p + epoch, ckpt.state.params))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mlpjax import data
 from mlpjax.data import idx
-from mlpjax import files, memory
+from mlpjax import memory
 from mlpjax.errors import UserInputError
 
 LABELS, IMAGES = "train-labels-idx1-ubyte", "train-images-idx3-ubyte"

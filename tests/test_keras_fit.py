@@ -10,7 +10,7 @@ import pytest
 from conftest import small_config, toy_dataset
 from mlpjax.runs import run
 from mlpjax.training import train
-from mlpjax.data import split as validation
+from mlpjax.data import split
 from mlpjax.errors import FieldError
 from mlpjax.training.rows import Rows
 from mlpjax.training.compiled import evaluate
@@ -24,7 +24,7 @@ def test_validation_split_holds_out_the_last_rows_and_tests_once_at_the_end():
     ds = toy_dataset(n_train=100)
     result = train.fit(small_config(validation_split=0.2, epochs=2), ds)
     assert int(result.state.step) == 2 * math.ceil(80 / 32)  # 80 rows trained on
-    train_part, val_part = validation.split(ds, 0.2)
+    train_part, val_part = split.split(ds, 0.2)
     np.testing.assert_array_equal(val_part.encoded_test, ds.encoded_train[80:])
     np.testing.assert_array_equal(train_part.encoded_train, ds.encoded_train[:80])
     mc = result.state.model_config

@@ -5,7 +5,7 @@ import json
 import jax
 
 from conftest import small_config, toy_dataset
-from mlpjax.training import result as records
+from mlpjax.training.result import HISTORY_KEYS
 from mlpjax.training import train
 
 
@@ -18,4 +18,4 @@ def test_the_record_is_json_with_every_key_and_earlier_epochs_first():
     assert record["epoch_seconds"][0] == 9.0 and len(record["epoch_seconds"]) == 3
     assert record["device"] == jax.devices()[0].platform and record["config"] == small_config(epochs=2).to_dict()
     assert set(record["versions"]) >= {"python", "jax", "flax", "optax", "numpy"}
-    assert set(record["history"]) == {*records.HISTORY_KEYS, "lr"}
+    assert set(record["history"]) == {*HISTORY_KEYS, "lr"}

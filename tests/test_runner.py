@@ -7,7 +7,7 @@ import pytest
 
 from conftest import small_config, state_for, toy_dataset
 from mlpjax.core import model
-from mlpjax.training import compiled as runner
+from mlpjax.training import compiled
 from mlpjax.training import train
 from mlpjax.errors import UserInputError
 from mlpjax.training.rows import Rows
@@ -15,7 +15,7 @@ from mlpjax.training.rows import Rows
 
 def test_a_prepared_epoch_compiles_once_and_trains(digits):
     state = state_for(small_config(), digits)
-    epoch_runner, state = runner.prepare_epoch(state, Rows.from_dataset(digits, "train"), batch_size=32)
+    epoch_runner, state = compiled.prepare_epoch(state, Rows.from_dataset(digits, "train"), batch_size=32)
     assert epoch_runner.compile_seconds > 0 and epoch_runner.steps == 43 and epoch_runner.devices == 1
     state, metrics = epoch_runner(state, 0)
     assert int(state.step) == 43 and np.isfinite(float(metrics["loss"]))
@@ -25,13 +25,13 @@ def test_evaluate_agrees_with_a_direct_computation(digits):
     result = train.fit(small_config(epochs=3), digits)
     probs = np.asarray(jax.nn.softmax(jnp.asarray(
         model.apply(result.state.params, digits.x_test, model_config=result.state.model_config))))
-    scores = runner.evaluate(result.state.params, Rows.from_dataset(digits, "test"),
+    scores = compiled.evaluate(result.state.params, Rows.from_dataset(digits, "test"),
                              model_config=result.state.model_config)
     assert scores["accuracy"] == pytest.approx((probs.argmax(-1) == digits.y_test).mean())
     nll = -np.log(probs[np.arange(len(probs)), digits.y_test]).mean()
     assert scores["loss"] == pytest.approx(nll, rel=1e-4)
     assert set(scores) == {"loss", "accuracy", "precision", "recall", "f1_score", "mse", "mae"}
-    assert runner.evaluate_arrays(result.state.params, digits.x_test, digits.y_test,
+    assert compiled.evaluate_arrays(result.state.params, digits.x_test, digits.y_test,
                                   model_config=result.state.model_config) == scores
 
 
@@ -39,7 +39,7 @@ def test_no_rows_is_one_clear_error():
     ds = toy_dataset()
     state = state_for(small_config(), ds)
     with pytest.raises(UserInputError, match="0 rows"):
-        runner.evaluate(state.params, Rows.place(ds.x_test[:0], ds.y_test[:0]), model_config=state.model_config)
+        compiled.evaluate(state.params, Rows.place(ds.x_test[:0], ds.y_test[:0]), model_config=state.model_config)
 
 
 def test_models_that_differ_only_in_seed_share_one_compiled_epoch(digits):

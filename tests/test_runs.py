@@ -19,7 +19,6 @@ import pytest
 from conftest import REPO, run_cli, small_config
 from mlpjax import memory
 from mlpjax.runs import checkpoint, orbax_io
-from mlpjax.training import budget as resources
 from mlpjax.runs import run
 from mlpjax.training import train
 from mlpjax.errors import FieldError, UserInputError
@@ -278,7 +277,7 @@ def test_crafted_checkpoint_metadata_is_one_line_before_any_array_is_restored(tr
 
 def test_a_checkpoint_declaring_more_than_memory_is_refused(trained, tmp_path, monkeypatch):
     directory = copy_of(trained, tmp_path)
-    monkeypatch.setattr(resources, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     with pytest.raises(UserInputError, match="needs .* of memory"):
         checkpoint.restore(directory)
 

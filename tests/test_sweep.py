@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mlpjax import memory
+
 from conftest import run_cli
 from mlpjax import sweep
 from mlpjax.core import model
@@ -256,19 +258,19 @@ def test_a_diverging_model_is_recorded_and_the_others_train_on(digits, strategy)
 
 def test_a_vmapped_group_that_fits_one_model_at_a_time_only_is_refused_before_training(monkeypatch, configs,
                                                                                         digits):
-    from mlpjax.training import budget as resources
+    from mlpjax.training import budget
 
     model_config = configs[0].model_config(digits.input_dim, digits.num_classes)
-    parts = resources.training_bytes(configs[0], model_config, digits)
-    one, together = sum(parts.values()), resources.group_bytes(parts, len(configs))
+    parts = budget.training_bytes(configs[0], model_config, digits)
+    one, together = sum(parts.values()), budget.group_bytes(parts, len(configs))
     assert together > one
-    monkeypatch.setattr(resources, "free_memory", lambda: (one + together) // 2)
+    monkeypatch.setattr(memory, "free_memory", lambda: (one + together) // 2)
     sweep.check_sweep_memory(configs, digits, "sequential")  # one at a time fits
     with pytest.raises(FieldError) as e:
         sweep.run_sweep(configs, digits, strategy="vmap")
     assert e.value.field == "strategy" and f"its {len(configs)} models" in str(e.value)
     assert "sequential" in str(e.value)
-    monkeypatch.setattr(resources, "free_memory", lambda: one - 1)
+    monkeypatch.setattr(memory, "free_memory", lambda: one - 1)
     with pytest.raises(FieldError) as e:
         sweep.check_sweep_memory(configs, digits, "sequential")
     assert e.value.field in ("batch_size", "hidden")

@@ -24,7 +24,8 @@ from mlpjax import cli
 from mlpjax.core import model
 from mlpjax.draw import preprocess
 from mlpjax.runs import run
-from mlpjax.draw import window as ui
+from mlpjax.draw import recognize
+from mlpjax.draw import window as tk_window
 from mlpjax.core.config import TrainConfig
 from mlpjax.training.result import HISTORY_KEYS
 from mlpjax.core.state import create_train_state
@@ -85,13 +86,13 @@ def test_draw_checks_its_flags_before_it_looks_for_a_display(argv, needle, quadr
 def test_the_window_needs_a_28x28_model():
     config = model.ModelConfig(input_dim=64)
     with pytest.raises(UserInputError, match="784"):
-        ui.check_model(model.Classifier(model.init(jax.random.PRNGKey(0), config), config))
+        recognize.check_model(model.Classifier(model.init(jax.random.PRNGKey(0), config), config))
 
 
 # ---- a private X display -------------------------------------------------------------------------------------
 
 def _need_tk():
-    if ui.tk is None:
+    if tk_window.tk is None:
         pytest.skip("tkinter is not available in this Python (its _tkinter needs Tk 8.6: Debian libtk8.6)")
 
 
@@ -157,17 +158,17 @@ def model_dir(tmp_path_factory):
 def window(display, model_dir):
     from mlpjax.runs import checkpoint
 
-    w = ui.DrawWindow(checkpoint.load_model(model_dir[0]), live_ms=50)
+    w = tk_window.DrawWindow(checkpoint.load_model(model_dir[0]), live_ms=50)
     yield w
     w.close()
 
 
-def draw_digit(w: ui.DrawWindow, digit: int) -> None:
-    for stroke in ui.DEMO_STROKES[digit]:
+def draw_digit(w: tk_window.DrawWindow, digit: int) -> None:
+    for stroke in recognize.DEMO_STROKES[digit]:
         w.draw_stroke(stroke)
 
 
-def pump(w: ui.DrawWindow, seconds: float) -> None:
+def pump(w: tk_window.DrawWindow, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         w.root.update()
@@ -179,7 +180,7 @@ def pump(w: ui.DrawWindow, seconds: float) -> None:
 @pytest.mark.window
 def test_empty_canvas_asks_for_a_digit(window):
     assert window.recognise() is None
-    assert window.result_text == ui.EMPTY_TEXT == "draw a digit first"
+    assert window.result_text == tk_window.EMPTY_TEXT == "draw a digit first"
 
 
 @pytest.mark.window
@@ -222,15 +223,15 @@ def test_live_prediction_while_drawing_and_clear(window):
     window.recognise_button.invoke()
     assert len(calls) == 1 and calls[0].digit == window.recognition.digit
     window.clear()
-    assert window.recognition is None and window.result_text == ui.EMPTY_TEXT
+    assert window.recognition is None and window.result_text == tk_window.EMPTY_TEXT
     assert np.asarray(window.image).min() == 255
 
 
 @pytest.mark.window
 def test_live_updates_are_throttled(window, monkeypatch):
     count = []
-    real = ui.recognise_image
-    monkeypatch.setattr(ui, "recognise_image", lambda *a: count.append(1) or real(*a))
+    real = recognize.recognise_image
+    monkeypatch.setattr(tk_window, "recognise_image", lambda *a: count.append(1) or real(*a))
     start = time.monotonic()
     window._pen_down(140, 40)  # a slow mouse drag: 50 moves 10 ms apart, events processed in between
     for y in range(44, 244, 4):
@@ -276,7 +277,7 @@ def test_mlpjax_draw_with_xdotool(display, model_dir):
     from mlpjax.runs import checkpoint
 
     directory, trained = model_dir
-    with ui.DrawWindow(checkpoint.load_model(directory), live_ms=None) as probe:
+    with tk_window.DrawWindow(checkpoint.load_model(directory), live_ms=None) as probe:
         layout = probe.layout()  # where the canvas and the buttons sit inside the window
     script = Path(sys.executable).with_name("mlpjax")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "mlpjax.cli"]
@@ -286,7 +287,7 @@ def test_mlpjax_draw_with_xdotool(display, model_dir):
         read_line_with(proc, "window open", timeout=120)
         wid = xdotool("search", "--sync", "--onlyvisible", "--name", "^mlpjax draw").split()[0]
         cx, cy, _, _ = layout["canvas"]
-        for stroke in ui.DEMO_STROKES[7]:  # a "7" with the mouse: press, drag through the points, release
+        for stroke in recognize.DEMO_STROKES[7]:  # a "7" with the mouse: press, drag through the points, release
             (x0, y0), rest = stroke[0], stroke[1:]
             drag = []
             for x, y in rest:

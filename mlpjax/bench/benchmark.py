@@ -26,8 +26,8 @@ import numpy as np
 from mlpjax import data as data_lib
 from mlpjax.training import mesh as mesh_lib
 from mlpjax.core import model
-from mlpjax.training import result as records
-from mlpjax.training import compiled as runner
+from mlpjax.training import result
+from mlpjax.training import compiled
 from mlpjax.training import steps
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, check_int
@@ -160,7 +160,7 @@ def _xla_step_flops(state: TrainState, x: jax.Array, y: jax.Array, batch_size: i
 class _Trainer:
     """An epoch runner and the state it trains, one epoch after another."""
 
-    def __init__(self, epoch_runner: runner.EpochRunner, state: TrainState):
+    def __init__(self, epoch_runner: compiled.EpochRunner, state: TrainState):
         self.runner, self.state, self.done = epoch_runner, state, 0
 
     def epoch(self) -> None:
@@ -180,11 +180,11 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
     y = jnp.asarray(ds.y_train[:batch_size])
     xla_flops = _xla_step_flops(state, x, y, batch_size)
     # the same placement and compiled epoch as train.fit (uint8 pixels where the dataset has levels)
-    trainer = _Trainer(*runner.prepare_epoch(state, Rows.from_dataset(ds, "train"), batch_size=batch_size))
+    trainer = _Trainer(*compiled.prepare_epoch(state, Rows.from_dataset(ds, "train"), batch_size=batch_size))
     test_rows = Rows.from_dataset(ds, "test")
 
     def accuracy() -> float:
-        return runner.evaluate(trainer.state.params, test_rows, model_config=mconfig)["accuracy"]
+        return compiled.evaluate(trainer.state.params, test_rows, model_config=mconfig)["accuracy"]
 
     steps_per_epoch = -(-len(ds.y_train) // batch_size)
     flops = step_flops(batch_size, (ds.input_dim, *hidden, ds.num_classes))
@@ -284,8 +284,8 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
     rows = []
     for n in (c for c in (1, 2, 4, 8, 16, 32) if c <= jax.local_device_count()):
         state = create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
-        layout = runner.layout_for(mesh_lib.make_mesh(n) if n > 1 else None, mconfig)
-        epoch_runner, state = runner.prepare_epoch(state, Rows.from_dataset(ds, "train", layout),
+        layout = compiled.layout_for(mesh_lib.make_mesh(n) if n > 1 else None, mconfig)
+        epoch_runner, state = compiled.prepare_epoch(state, Rows.from_dataset(ds, "train", layout),
                                                    batch_size=config.batch_size)
         times = []
         for epoch in range(2):
@@ -331,7 +331,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
     mconfig = base.model_config(ds.input_dim, ds.num_classes)
     rows = Rows.from_dataset(part, "train")
     template = create_train_state(jax.random.PRNGKey(config.seed), base, mconfig)
-    one_runner, _ = runner.prepare_epoch(template, rows, batch_size=config.batch_size)
+    one_runner, _ = compiled.prepare_epoch(template, rows, batch_size=config.batch_size)
     results = []
     for k in QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS:
         configs = [base.replace(seed=config.seed + i) for i in range(k)]
@@ -365,22 +365,23 @@ def check_bench_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
     """Refuse, before anything is allocated, a batch larger than the training set (a benchmark times real
     epochs) and a width or batch whose training cannot fit in memory (:mod:`mlpjax.training.budget`), alone or, for
     the models-per-second table, as the largest K models together."""
-    from mlpjax.training import budget as resources
+    from mlpjax import memory
+    from mlpjax.training import budget
 
     if config.batch_size > len(ds.y_train):
         raise FieldError("batch_size", f"{{field}} {config.batch_size}: the benchmark's training set has "
                          f"{len(ds.y_train)} examples; give at most that")
     tconfig = config.train_config()
     model_config = tconfig.model_config(ds.input_dim, ds.num_classes)
-    resources.check_training(tconfig, model_config, ds)
+    budget.check_training(tconfig, model_config, ds)
     if not config.models:
         return
     k = max(QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS)
-    need, free = resources.group_bytes(resources.training_bytes(tconfig, model_config, ds), k), resources.free_memory()
+    need, free = budget.group_bytes(budget.training_bytes(tconfig, model_config, ds), k), memory.free_memory()
     if need > free:
         raise FieldError("hidden", f"{{field}} {' '.join(map(str, config.hidden))}: the models-per-second table "
                          f"trains up to {k} such models together, which would need about "
-                         f"{resources.format_bytes(need)} of memory but {resources.format_bytes(free)} is available; "
+                         f"{memory.format_bytes(need)} of memory but {memory.format_bytes(free)} is available; "
                          "choose a smaller {field}")
 
 
@@ -394,7 +395,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
                               "data": source, "train_examples": len(ds.y_train), "batch_size": config.batch_size,
-                              "hidden": list(config.hidden), "versions": records.library_versions()}
+                              "hidden": list(config.hidden), "versions": result.library_versions()}
     log("matmul ceiling ...")
     report["matmul"] = matmul_ceiling(config.batch_size, dims, config.quick)
     ceiling = report["ceiling_gflops"] = report["matmul"]["ceiling_gflops"]

@@ -177,7 +177,7 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     from mlpjax.draw import predict
     from mlpjax.core import summary
     from mlpjax.training import train
-    from mlpjax.data import split as validation
+    from mlpjax.data import split
 
     config = run.config if run else train_config_from_args(args)
     mesh_lib.check_widths(mesh, config.model.hidden)
@@ -187,9 +187,9 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
         f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
         + (f"; {mesh_lib.describe(mesh)}" if mesh is not None else ""))
     if config.validation == "test":
-        say(f"note: {validation.TEST_NOTE}")
+        say(f"note: {split.TEST_NOTE}")
     else:
-        n_val = len(dataset.y_train) - len(validation.split(dataset, config.validation_split)[0].y_train)
+        n_val = len(dataset.y_train) - len(split.split(dataset, config.validation_split)[0].y_train)
         say(f"validation: the last {n_val} training examples (--validation-split {config.validation_split:g}); "
             "the test set is evaluated once, at the end")
     if not args.quiet:
@@ -342,7 +342,7 @@ def cmd_basics(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from mlpjax.draw import window as ui
+    from mlpjax.draw import recognize, window
 
     if args.directory and args.train_quick:
         raise UserInputError(f"give a model DIR ({args.directory}) or --train-quick, not both")
@@ -358,17 +358,17 @@ def cmd_draw(args: argparse.Namespace) -> int:
         from mlpjax.runs.checkpoint import load_model
 
         classifier = load_model(args.directory, best=args.best)
-        ui.check_model(classifier)
-        ui.check_display(probe=True)
+        recognize.check_model(classifier)
+        window.check_display(probe=True)
     else:
         from mlpjax import data
 
         dataset = data.load_dataset("mnist", args.data_dir)
-        ui.check_display(probe=True)
-        classifier = ui.train_quick_model(dataset=dataset)
-    window = ui.DrawWindow(classifier, on_recognise=lambda r: print(f"recognised {r.text}", flush=True))
+        window.check_display(probe=True)
+        classifier = recognize.train_quick_model(dataset=dataset)
+    win = window.DrawWindow(classifier, on_recognise=lambda r: print(f"recognised {r.text}", flush=True))
     print("window open: draw a digit; Recognise (Enter), Clear (Escape)", flush=True)
-    window.run()
+    win.run()
     return 0
 
 

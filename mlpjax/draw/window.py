@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mlpjax.draw import preprocess
-from mlpjax.draw.recognize import CANVAS_SIZE, DEMO_STROKES, Recognition, check_model, recognise_image
+from mlpjax.draw.recognize import CANVAS_SIZE, Recognition, check_model, recognise_image
 from mlpjax.errors import UserInputError
 from mlpjax.core.model import Classifier
 

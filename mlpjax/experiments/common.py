@@ -16,8 +16,8 @@ from mlpjax import data
 from mlpjax import files
 from mlpjax.core import losses
 from mlpjax.core import model
-from mlpjax.training import result as records
-from mlpjax.training import compiled as runner
+from mlpjax.training import result
+from mlpjax.training import compiled
 from mlpjax.training import train
 from mlpjax.core.config import TrainConfig
 from mlpjax.training.rows import Rows
@@ -96,7 +96,7 @@ def describe(dataset: data.Dataset) -> dict[str, Any]:
 
 
 def fit(config: TrainConfig, dataset: data.Dataset, log: Log, label: str,
-        on_epoch_end: train.EpochHook | None = None) -> records.FitResult:
+        on_epoch_end: train.EpochHook | None = None) -> result.FitResult:
     """:func:`mlpjax.training.train.fit` with each epoch's line logged as ``label: epoch i/N ...``."""
     return train.fit(config, dataset, on_epoch_end=on_epoch_end, log=lambda line: log(f"  {label}: {line}"))
 
@@ -124,7 +124,7 @@ class EpochEvaluator:
         self.model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         self.loss_name = loss_name or config.loss
         self.rows = Rows.place(jnp.asarray(x), jnp.asarray(y))
-        self.evaluator: runner.Evaluator | None = None
+        self.evaluator: compiled.Evaluator | None = None
         self.history: list[dict[str, float]] = []
 
     def __call__(self, epoch: int, state: TrainState, history: dict[str, list[float]]) -> None:
@@ -133,7 +133,7 @@ class EpochEvaluator:
     def add(self, params: model.Params) -> None:
         """Evaluate ``params`` (the next epoch's) and append the metrics."""
         if self.evaluator is None:
-            self.evaluator = runner.prepare_evaluate(params, self.rows, model_config=self.model_config,
+            self.evaluator = compiled.prepare_evaluate(params, self.rows, model_config=self.model_config,
                                                      loss_name=self.loss_name)
         self.history.append(self.evaluator(params))
 
@@ -193,7 +193,7 @@ def write_report(folder: Path, *, name: str, question: str, report: Report, quic
         "figures": report.figures,
         "timing": {"seconds": seconds, **report.timing},
         "environment": {"device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
-                        **records.library_versions()},
+                        **result.library_versions()},
     })
     files.write_json(folder / "results.json", record)
     ds = report.dataset

@@ -38,7 +38,7 @@ import numpy as np
 
 from mlpjax.core import model
 from mlpjax import memory
-from mlpjax.training import budget as resources
+from mlpjax.training import budget
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import orbax_io
@@ -186,7 +186,7 @@ def _restore_step(root: Path, plain: Path, step: int) -> Checkpoint:
         raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(history['loss'])} epochs of "
                              f"history; expected {step}; the checkpoint is inconsistent")
     abstract = abstract_state(config, model_config)
-    resources.check_restore(path, resources.tree_bytes(abstract.arrays()), _disk_bytes(path / "state"))
+    budget.check_restore(path, budget.tree_bytes(abstract.arrays()), _disk_bytes(path / "state"))
     try:
         arrays = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract.arrays()))).state

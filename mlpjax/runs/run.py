@@ -30,7 +30,7 @@ from mlpjax.runs import checkpoint, orbax_io
 from mlpjax.training import distributed
 from mlpjax import files
 from mlpjax.runs import logs
-from mlpjax.training import result as records
+from mlpjax.training.result import FitResult, progress_record
 from mlpjax.core import metrics as metrics_lib
 from mlpjax import data as data_lib
 from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
@@ -72,7 +72,7 @@ class Run:
         self.lock.release(remove_created=unused)
 
     def fit(self, dataset: data_lib.Dataset | None = None, *, quiet: bool = True,
-            log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> records.FitResult:
+            log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> FitResult:
         """Train up to ``config.epochs`` epochs in all, saving each; metrics.json holds the whole history.
 
         ``mesh`` as for :func:`mlpjax.training.train.fit`. With several processes, every process calls this alike (the
@@ -83,7 +83,7 @@ class Run:
         finally:
             self.close()
 
-    def _fit(self, dataset, *, quiet, log, mesh) -> records.FitResult:
+    def _fit(self, dataset, *, quiet, log, mesh) -> FitResult:
         ckpt = self.checkpoint
         dataset = dataset or data_lib.load_dataset(self.config.dataset, self.config.data_dir)
         config = trained_config(self.config, dataset)  # what fit trains with, and so what the checkpoints say
@@ -110,7 +110,7 @@ class Run:
             if run_logs is not None:
                 run_logs.epoch_end(epoch, state, history)
             if primary:
-                _write_metrics(self.directory, records.progress_record(
+                _write_metrics(self.directory, progress_record(
                     config, history, dataset.describe(), dataclasses.asdict(model_config)))
 
         try:

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from mlpjax.errors import FieldError
-from mlpjax.memory import available_memory, format_bytes, free_memory
+from mlpjax import memory
+from mlpjax.memory import format_bytes
 
 # Live copies of a float per example and unit while a step runs: pre-activation, activation, dropout mask and
 # their gradients (a generous bound: XLA fuses most of them).
@@ -72,7 +73,7 @@ def check_training(config, model_config, dataset, models: int = 1) -> None:
     cannot, else ``strategy`` (the models fit one at a time, not together).
     """
     parts = training_bytes(config, model_config, dataset)
-    total, one, free = group_bytes(parts, models), sum(parts.values()), free_memory()
+    total, one, free = group_bytes(parts, models), sum(parts.values()), memory.free_memory()
     if total <= free:
         return
     if one <= free:
@@ -102,7 +103,7 @@ def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64,
     if declared > floor and declared > ratio * on_disk:
         raise UserInputError(f"{path}: its config declares {format_bytes(declared)} of arrays but its files hold only "
                              f"{format_bytes(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)")
-    free = available_memory()
+    free = memory.available_memory()
     if declared > free:
         raise UserInputError(f"{path}: restoring it needs {format_bytes(declared)} of memory but {format_bytes(free)} is "
                              "available")

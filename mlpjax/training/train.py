@@ -24,7 +24,7 @@ import jax
 
 from mlpjax.core import callbacks
 from mlpjax.core import schedules
-from mlpjax.data import split as validation
+from mlpjax.data import split
 from mlpjax import data as data_lib
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
@@ -142,7 +142,7 @@ class _Plan:
 
 def _plan(config: TrainConfig, dataset: data_lib.Dataset) -> _Plan:
     """The plan of ``config`` on ``dataset``; a config whose memory cannot fit the machine is refused."""
-    train_ds, val_ds = validation.split(dataset, config.validation_split)
+    train_ds, val_ds = split.split(dataset, config.validation_split)
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
     check_training(config, model_config, dataset)  # before anything is allocated
     config = trained_config(config, dataset)
@@ -350,7 +350,7 @@ def _test(loop: _Loop, state: TrainState, calls: _Callbacks, last: _Epoch | None
 def trained_config(config: TrainConfig, dataset: data_lib.Dataset) -> TrainConfig:
     """``config`` as it trains on ``dataset``: a batch larger than the rows trained on (those left by the
     validation split) is those rows, as in Keras; :class:`FitResult` records the batch used."""
-    rows = len(validation.split(dataset, config.validation_split)[0].y_train)
+    rows = len(split.split(dataset, config.validation_split)[0].y_train)
     return config.replace(batch_size=effective_batch_size(config.batch_size, rows))
 
 
