@@ -337,9 +337,10 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
         configs = [base.replace(seed=config.seed + i) for i in range(k)]
         epoch = jax.jit(functools.partial(stack.group_epoch, batch_size=config.batch_size), donate_argnums=0)
         group = [stack.group_state(configs, mconfig)]
+        active = np.ones(k, bool)
 
         def vmapped():
-            group[0], metrics = epoch(group[0], rows, np.int32(0))
+            group[0], metrics = epoch(group[0], rows, np.int32(0), active)
             jax.block_until_ready(metrics)
 
         # the compiled epoch's static fields: its optimizer object (the same transformation for every seed)

@@ -77,6 +77,33 @@ def _optimizer(optimizer: str, lr: float | None, lr_schedule: str, epochs: int, 
     return tx
 
 
+def make_group_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """:func:`make_optimizer`'s transformation for a model of a vmapped group: the same update rule, schedule and
+    plateau, with the base learning rate kept in the optimizer state (``opt_state.hyperparams["lr"]``, or
+    ``opt_state[0]``'s with a plateau), so that models differing only in ``lr`` share one compiled program.
+    A schedule is applied as ``lr * schedule(step)`` of the schedule at learning rate 1 (the same arithmetic up
+    to float reassociation)."""
+    scheduled = config.lr_schedule != "constant"
+    return _group_optimizer(config.optimizer, base_lr(config), config.lr_schedule,
+                            config.epochs if scheduled else 0, steps_per_epoch if scheduled else 0,
+                            config.reduce_lr_on_plateau)
+
+
+@functools.lru_cache(maxsize=64)
+def _group_optimizer(optimizer: str, lr: float, lr_schedule: str, epochs: int, steps_per_epoch: int,
+                     plateau: bool) -> optax.GradientTransformation:
+    build = optimizers.OPTIMIZERS[optimizer][1]
+    unit = None if lr_schedule == "constant" else SCHEDULES[lr_schedule].build(1.0, max(1, epochs * steps_per_epoch))
+
+    def with_lr(lr):  # lr: a traced scalar inside the update
+        return build(lr) if unit is None else build(lambda step: lr * unit(step))
+
+    tx = optax.inject_hyperparams(with_lr)(lr)
+    if plateau:
+        tx = optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
+    return tx
+
+
 def plateau_scale(opt_state) -> float:
     """The plateau factor held in the optimizer state of :func:`make_optimizer` with ``reduce_lr_on_plateau``."""
     return float(np.asarray(opt_state[-1].hyperparams["step_size"]))

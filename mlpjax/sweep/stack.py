@@ -6,11 +6,13 @@ A *group* is a list of :class:`~mlpjax.core.config.TrainConfig` that differ only
 
 - ``params``, ``key`` and ``step``: model ``k``'s, exactly as :func:`mlpjax.core.state.create_train_state` makes them
   from ``PRNGKey(configs[k].seed)`` (so the dropout and shuffle streams are those of ``mlpjax train --seed``);
-- ``opt_state``: the optimizer wrapped in ``optax.inject_hyperparams``, which keeps the learning rate in the
-  state (``opt_state.hyperparams["lr"]``, ``(K,)``), so one program serves every learning rate;
+- ``opt_state``: the optimizer of :func:`mlpjax.core.schedules.make_group_optimizer`, which keeps the base
+  learning rate in the state (``(K,)``: :func:`learning_rates`; schedules and the plateau's factor included), so
+  one program serves every learning rate;
 - ``dropout_rate``: ``(K,)`` float32, the traced rate :func:`mlpjax.training.steps.train_step` passes to the model.
 
-:func:`group_epoch` is :func:`mlpjax.training.steps.train_epoch` under ``jax.vmap`` (the rows shared, not batched);
+:func:`group_epoch` is :func:`mlpjax.training.steps.train_epoch` under ``jax.vmap`` (the rows shared, not batched),
+with a mask that freezes the models no longer training (stopped early or diverged);
 :func:`group_evaluate_sums` is :func:`mlpjax.training.steps.evaluate_sums` likewise. On a 1-D mesh of axis ``models``
 (:func:`model_mesh`) every leaf is sharded over its leading axis and the rows are replicated.
 """
@@ -23,13 +25,12 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mlpjax.core import model
-from mlpjax.core import optimizers
+from mlpjax.core import schedules
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, check_name
+from mlpjax.errors import FieldError
 from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState, create_train_state
 from mlpjax.training.steps import evaluate_sums, train_epoch
@@ -37,19 +38,13 @@ from mlpjax.training.steps import evaluate_sums, train_epoch
 MODELS = "models"  # the mesh axis of the model dimension
 
 
-def group_tx(optimizer: str, lr: float | None) -> optax.GradientTransformation:
-    """Optimizer ``optimizer`` with its learning rate as state (``hyperparams["lr"]``), starting at ``lr``
-    (None: Keras' default for the optimizer)."""
-    default_lr, build = optimizers.OPTIMIZERS[check_name("optimizer", optimizer, optimizers.OPTIMIZERS)]
-    return optax.inject_hyperparams(build)(default_lr if lr is None else lr)
-
-
-def member_state(config: TrainConfig, model_config: model.ModelConfig) -> TrainState:
+def member_state(config: TrainConfig, model_config: model.ModelConfig, steps_per_epoch: int = 1) -> TrainState:
     """Model ``config``'s fresh state as a group member: :func:`create_train_state`'s params, key and step from
-    ``PRNGKey(config.seed)``, the optimizer with an injected learning rate, and ``dropout_rate`` set.
-    ``model_config`` is the group's (its ``dropout`` is ignored by training: ``dropout_rate`` rules)."""
+    ``PRNGKey(config.seed)``, the group optimizer (:func:`mlpjax.core.schedules.make_group_optimizer`: its
+    structure does not depend on ``steps_per_epoch``), and ``dropout_rate`` set. ``model_config`` is the group's
+    (its ``dropout`` is ignored by training: ``dropout_rate`` rules)."""
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
-    tx = group_tx(config.optimizer, config.lr)
+    tx = schedules.make_group_optimizer(config, steps_per_epoch)
     return state.replace(tx=tx, opt_state=tx.init(state.params),
                          dropout_rate=jnp.asarray(config.model.dropout, jnp.float32))
 
@@ -76,23 +71,40 @@ def member(state: TrainState, k: int) -> TrainState:
     return state.replace(**jax.tree_util.tree_map(lambda a: a[k], _leaves(state)))
 
 
+def _injected(opt_state):
+    """The state of the optimizer whose learning rate is injected (the first of a chain with the plateau)."""
+    return opt_state if hasattr(opt_state, "hyperparams") else opt_state[0]
+
+
 def learning_rates(state: TrainState) -> np.ndarray:
-    """The ``(K,)`` learning rates a stacked state trains with."""
-    return np.asarray(state.opt_state.hyperparams["lr"])
+    """The ``(K,)`` base learning rates a stacked state trains with (before a schedule and the plateau)."""
+    return np.asarray(_injected(state.opt_state).hyperparams["lr"])
 
 
-def group_state(configs: Sequence[TrainConfig], model_config: model.ModelConfig) -> TrainState:
+def group_state(configs: Sequence[TrainConfig], model_config: model.ModelConfig, steps_per_epoch: int = 1
+                ) -> TrainState:
     """The fresh stacked state of a group: :func:`member_state` of each config, stacked (``K = len(configs)``)."""
-    return stack_states([member_state(c, model_config) for c in configs])
+    return stack_states([member_state(c, model_config, steps_per_epoch) for c in configs])
 
 
-def group_epoch(state: TrainState, rows: Rows, epoch: jax.Array, *, batch_size: int
+def group_epoch(state: TrainState, rows: Rows, epoch: jax.Array, active: jax.Array, *, batch_size: int
                 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """:func:`mlpjax.training.steps.train_epoch` of every model of the stacked ``state`` on the same ``rows``: the new
     stacked state and ``loss``, ``accuracy`` of shape ``(K,)``. Model ``k`` consumes its own shuffle key of
-    ``epoch`` and its dropout keys, as one run of it would. Jit with ``batch_size`` static."""
+    ``epoch`` and its dropout keys, as one run of it would; where ``active`` (``(K,)`` bool) is False, its state
+    comes back unchanged. Jit with ``batch_size`` static."""
     epoch_fn = functools.partial(train_epoch, batch_size=batch_size)
-    return jax.vmap(epoch_fn, in_axes=(0, None, None))(state, rows, epoch)
+    new, metrics = jax.vmap(epoch_fn, in_axes=(0, None, None))(state, rows, epoch)
+
+    def keep(n, o):
+        return jnp.where(active.reshape(active.shape + (1,) * (n.ndim - 1)), n, o)
+
+    return state.replace(**jax.tree_util.tree_map(keep, _leaves(new), _leaves(state))), metrics
+
+
+def set_member(tree: Any, k: int, value: Any) -> Any:
+    """``tree`` (stacked leaves) with model ``k``'s leaves replaced by ``value``'s (placed as ``tree`` is)."""
+    return jax.tree_util.tree_map(lambda a, v: a.at[k].set(jnp.asarray(v, a.dtype)), tree, value)
 
 
 def group_evaluate_sums(params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str,

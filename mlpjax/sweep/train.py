@@ -9,8 +9,11 @@ that differ only in ``seed``, ``lr`` and ``dropout`` (:data:`VARYING`): the same
 - ``"sequential"``: :func:`mlpjax.training.train.fit` of each model in turn;
 - ``"auto"``: :func:`auto_strategy` of the platform (``docs/sweep.md`` has the measurement behind it).
 
-Either way model ``k``'s history is the one ``mlpjax train`` gives its config alone (the same PRNG streams
-from ``PRNGKey(seed)``), up to float reassociation under ``vmap`` (relative 1e-5 in the tests).
+Both run the one epoch loop of :mod:`mlpjax.training.loop`, so every TrainConfig field means the same under
+either strategy: schedules, the plateau, per-model early stopping (a stopped model is frozen with its best
+weights while the others go on), the validation split, the metrics. Model ``k``'s history is the one
+``mlpjax train`` gives its config alone (the same PRNG streams from ``PRNGKey(seed)``): bit for bit with
+``sequential``; under ``vmap`` up to float reassociation, whose drift ``mlpjax experiment drift`` measures.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mlpjax import data as data_lib
 from mlpjax.sweep import stack
-from mlpjax.training import train
+from mlpjax.core import schedules
+from mlpjax.training import loop, train
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, check_name
 from mlpjax.training.result import History, empty_history
@@ -94,18 +98,21 @@ def resolve_strategy(strategy: str, platform: str | None = None) -> str:
 
 @dataclasses.dataclass
 class ModelRun:
-    """One model of a sweep: its config, its Keras-style history and its test metrics after the last epoch
-    (``diverged``: the 1-based epoch whose loss was not finite, training of it stopped there)."""
+    """One model of a sweep: its config, its Keras-style history and its test metrics with the weights it kept
+    (``diverged``: the 1-based epoch whose loss was not finite, training of it stopped there; ``callbacks``:
+    early stopping and the plateau as metrics.json records them; ``kept_epoch``: the epoch of its weights)."""
 
     config: TrainConfig
     history: History
     test_metrics: dict[str, float]
     diverged: int | None = None
+    callbacks: dict[str, Any] = dataclasses.field(default_factory=dict)
+    kept_epoch: int | None = None
 
     def record(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "history": self.history, "test_loss": self.test_metrics.get("loss"),
                 "test_accuracy": self.test_metrics.get("accuracy"), "test_metrics": self.test_metrics,
-                "diverged": self.diverged}
+                "diverged": self.diverged, "kept_epoch": self.kept_epoch, **self.callbacks}
 
 
 @dataclasses.dataclass
@@ -125,85 +132,148 @@ class GroupRun:
 
 @dataclasses.dataclass(frozen=True)
 class GroupStart:
-    """Where a group starts: its stacked state after ``len(histories[0]["loss"])`` epochs and the histories."""
+    """Where a group starts: its stacked state after its epochs so far and each model's history (a model that
+    stopped early or diverged has fewer epochs than the group); ``best``: for each model, ``(epoch, params)`` of
+    its best epoch where kept (None: not kept), as :class:`mlpjax.training.train.Resumed` has it."""
 
     state: TrainState
     histories: list[History]
+    best: list[tuple[int, Any] | None] | None = None
 
 
 GroupHook = Callable[[int, TrainState, list[History]], None]  # (1-based epoch, stacked state, histories)
 
 
-def _epoch_line(where: str, epoch: int, epochs: int, histories: Sequence[History], seconds: float) -> str:
-    val = [h["val_accuracy"][-1] for h in histories]
-    loss = [h["loss"][-1] for h in histories]
-    return (f"{where} epoch {epoch}/{epochs}: loss {np.mean(loss):.4f} (mean of {len(histories)}) "
+class _Group:
+    """A vmapped group's :class:`~mlpjax.training.loop.Program`: the stacked state of its ``k`` models (padded to
+    the mesh's devices with copies of the last), its compiled epoch and validation."""
+
+    def __init__(self, k: int, plan: train.Plan, state: TrainState, mesh: Mesh | None):
+        self.k, self.plan, self.mesh = k, plan, mesh
+        self.padded = stack.padded_size(k, mesh)
+        if self.padded > k:
+            arrays = stack.stack_arrays(state)
+            extra = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a[-1:]), self.padded - k, 0), arrays)
+            state = state.replace(**jax.tree_util.tree_map(lambda a, b: np.concatenate([np.asarray(a), b]),
+                                                           arrays, extra))
+        self.state = stack.shard_models(state, mesh)
+        self.train_rows = stack.replicate(Rows.from_dataset(plan.train, "train"), mesh)
+        self.val_rows = stack.replicate(Rows.from_dataset(plan.val, "test"), mesh)
+        self.out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
+        t0 = time.perf_counter()
+        self.epoch_fn = jax.jit(functools.partial(stack.group_epoch, batch_size=plan.config.batch_size),
+                                donate_argnums=0, **self.out).lower(
+            self.state, self.train_rows, np.int32(0), np.ones(self.padded, bool)).compile()
+        self.eval_fn = self._evaluation(self.val_rows)
+        self.compile_seconds = time.perf_counter() - t0
+
+    def _evaluation(self, rows: Rows):
+        return jax.jit(functools.partial(stack.group_evaluate_sums, model_config=self.plan.model_config,
+                                         loss_name=self.plan.config.loss), **self.out).lower(
+            self.state.params, rows).compile()
+
+    def _figures(self, sums) -> list[loop.Figures]:
+        sums = jax.device_get(sums)
+        return [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(self.k)]
+
+    def train(self, epoch: int, active) -> list[loop.Figures]:
+        mask = np.asarray([*active, *[True] * (self.padded - self.k)])
+        self.state, metrics = self.epoch_fn(self.state, self.train_rows, np.int32(epoch - 1), mask)
+        metrics = jax.device_get(metrics)  # waits for the device
+        return [{"loss": float(metrics["loss"][i]), "accuracy": float(metrics["accuracy"][i])} for i in range(self.k)]
+
+    def evaluate(self) -> list[loop.Figures]:
+        return self._figures(self.eval_fn(self.state.params, self.val_rows))
+
+    def evaluate_test(self) -> tuple[list[loop.Figures], float]:
+        t0 = time.perf_counter()
+        rows = stack.replicate(Rows.from_dataset(self.plan.dataset, "test"), self.mesh)
+        compiled = self._evaluation(rows)
+        seconds = time.perf_counter() - t0
+        return self._figures(compiled(self.state.params, rows)), seconds
+
+    def params(self, k: int) -> Any:
+        return jax.device_get(jax.tree_util.tree_map(lambda a: a[k], self.state.params))
+
+    def set_scales(self, scales: dict[int, float]) -> None:
+        plateau = self.state.opt_state[-1]
+        step_size = plateau.hyperparams["step_size"]
+        for k, scale in scales.items():
+            step_size = step_size.at[k].set(scale)
+        hyper = {**plateau.hyperparams, "step_size": step_size}
+        opt_state = (*self.state.opt_state[:-1], plateau._replace(hyperparams=hyper))
+        self.state = stack.shard_models(self.state.replace(opt_state=opt_state), self.mesh)
+
+    def set_params(self, k: int, params: Any) -> None:
+        self.state = stack.shard_models(self.state.replace(params=stack.set_member(self.state.params, k, params)),
+                                        self.mesh)
+
+    def real(self) -> TrainState:
+        """The first ``k`` models of the stacked state, as host arrays."""
+        return self.state.replace(**jax.tree_util.tree_map(lambda a: np.asarray(jax.device_get(a))[:self.k],
+                                                           stack.stack_arrays(self.state)))
+
+
+def _epoch_line(where: str, epoch: int, epochs: int, done: Sequence[loop.Epoch | None], seconds: float) -> str:
+    ran = [d for d in done if d is not None]
+    val = [d.val["accuracy"] for d in ran]
+    return (f"{where} epoch {epoch}/{epochs}: loss {np.mean([d.train['loss'] for d in ran]):.4f} "
+            f"(mean of {len(ran)}{'' if len(ran) == len(done) else f' still training of {len(done)}'}) "
             f"val_accuracy {np.mean(val):.4f} (min {min(val):.4f}, max {max(val):.4f}) ({seconds:.2f} s)")
 
 
 def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, *, mesh: Mesh | None = None,
                      start: GroupStart | None = None, on_epoch_end: GroupHook | None = None,
                      log: Log | None = None, where: str = "group") -> tuple[list[ModelRun], GroupRun]:
-    """Train the group ``configs`` (one :func:`group_key`) as one vmapped program for ``configs[0].epochs``.
+    """Train the group ``configs`` (one :func:`group_key`) as one vmapped program for ``configs[0].epochs``,
+    through the epoch loop that ``fit`` runs (:mod:`mlpjax.training.loop`): every TrainConfig field honoured.
 
     Model ``k`` consumes ``PRNGKey(configs[k].seed)`` as :func:`mlpjax.training.train.fit` would. ``mesh``: a 1-D
     :func:`mlpjax.sweep.stack.model_mesh`; the group is padded with copies of its last model to a multiple of its
     devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, state, histories)``
-    after each epoch (the stacked state of the ``K`` real models, on the host's default device).
-    A model whose loss stops being finite keeps training (its numbers are NaN) and is marked ``diverged``.
+    after each epoch (the stacked state of the ``K`` real models, as host arrays). A model whose loss stops
+    being finite is frozen and marked ``diverged``, its history ending with the epoch before, as ``fit`` would.
     """
     k = len(configs)
-    first = configs[0]
-    model_config = first.model_config(dataset.input_dim, dataset.num_classes)
-    padded = list(configs) + [configs[-1]] * (stack.padded_size(k, mesh) - k)
-    state = start.state if start else stack.group_state(configs, model_config)
-    if len(padded) > k:
-        extra = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a[-1:]), len(padded) - k, 0),
-                                       stack.stack_arrays(state))
-        state = state.replace(**jax.tree_util.tree_map(lambda a, b: np.concatenate([np.asarray(a), b]),
-                                                       stack.stack_arrays(state), extra))
-    state = stack.shard_models(state, mesh)
-    train_rows = stack.replicate(Rows.from_dataset(dataset, "train"), mesh)
-    test_rows = stack.replicate(Rows.from_dataset(dataset, "test"), mesh)
-    out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
-    t0 = time.perf_counter()
-    epoch_fn = jax.jit(functools.partial(stack.group_epoch, batch_size=first.batch_size), donate_argnums=0,
-                       **out).lower(state, train_rows, np.int32(0)).compile()
-    eval_fn = jax.jit(functools.partial(stack.group_evaluate_sums, model_config=model_config,
-                                        loss_name=first.loss), **out).lower(state.params, test_rows).compile()
-    compile_seconds = time.perf_counter() - t0
-    histories = [{key: list(v) for key, v in h.items()} for h in start.histories] if start else \
-        [empty_history() for _ in configs]
-    diverged: list[int | None] = [None] * k
-    epoch_seconds, tests = [], None
-    for epoch in range(len(histories[0]["loss"]), first.epochs):
-        t0 = time.perf_counter()
-        state, metrics = epoch_fn(state, train_rows, np.int32(epoch))
-        metrics = jax.device_get(metrics)  # waits for the device
-        epoch_seconds.append(time.perf_counter() - t0)
-        sums = jax.device_get(eval_fn(state.params, test_rows))
-        tests = [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(k)]
-        for i, h in enumerate(histories):
-            for key, value in (("loss", metrics["loss"][i]), ("accuracy", metrics["accuracy"][i]),
-                               ("val_loss", tests[i]["loss"]), ("val_accuracy", tests[i]["accuracy"])):
-                h[key].append(float(value))
-            if diverged[i] is None and not math.isfinite(h["loss"][-1]):
-                diverged[i] = epoch + 1
+    plan = train.make_plan(configs[0], dataset, check_memory=False)  # memory: check_sweep_memory, for the group
+    trained = [c.replace(batch_size=plan.config.batch_size) for c in configs]
+    state = start.state if start else stack.group_state(trained, plan.model_config)
+    state = state.replace(tx=schedules.make_group_optimizer(trained[0], plan.steps_per_epoch))
+    members = [loop.Member.start(c, plan.steps_per_epoch, start.histories[i] if start else None,
+                                 lambda i=i: jax.tree_util.tree_map(lambda a: a[i], state.params),
+                                 start.best[i] if start and start.best else None)
+               for i, c in enumerate(trained)]
+    if start:  # a model that stopped short of the group without stopping early had diverged
+        done = max(m.done for m in members)
+        for m in members:
+            if m.done < done and not m.calls.stopped:
+                m.diverged = m.done + 1
+    program = _Group(k, plan, state, mesh)
+    scales = {i: m.calls.scale for i, m in enumerate(members) if m.calls.plateau is not None}
+    if scales:
+        program.set_scales(scales)
+    epoch_seconds: list[float] = []
+
+    def report(epoch: int, done: list[loop.Epoch | None], rescaled: list[bool]) -> None:
+        epoch_seconds.append(next(d.seconds for d in done if d is not None))
         if log:
-            log(_epoch_line(where, epoch + 1, first.epochs, histories, epoch_seconds[-1]))
-        if on_epoch_end:
-            on_epoch_end(epoch + 1, _real(state, k), histories)
-    if tests is None:  # started at the last epoch: still report the test
-        sums = jax.device_get(eval_fn(state.params, test_rows))
-        tests = [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(k)]
-    runs = [ModelRun(c, h, t, d) for c, h, t, d in zip(configs, histories, tests, diverged)]
-    return runs, GroupRun([], "vmap", compile_seconds, epoch_seconds, 1 if mesh is None else mesh.size)
+            log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))
+            for i, m in enumerate(members):
+                if rescaled[i]:
+                    log(f"{where} model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
+                        f"learning rate x{m.calls.scale:g}")
+                if done[i] is not None and m.calls.stopped:
+                    log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
 
-
-def _real(state: TrainState, k: int) -> TrainState:
-    """The first ``k`` models of a (padded, sharded) stacked state, as host arrays."""
-    return state.replace(**jax.tree_util.tree_map(lambda a: np.asarray(jax.device_get(a))[:k],
-                                                  stack.stack_arrays(state)))
+    last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(
+        None if on_epoch_end is None else
+        lambda epoch: on_epoch_end(epoch, program.real(), [m.history for m in members])))
+    loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
+    tests, test_seconds = loop.test_figures(program, members, last)
+    runs = [ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
+            for c, m, t in zip(configs, members, tests)]
+    return runs, GroupRun([], "vmap", program.compile_seconds + test_seconds, epoch_seconds,
+                          1 if mesh is None else mesh.size)
 
 
 def train_sequential(config: TrainConfig, dataset: data_lib.Dataset, *, log: Log | None = None,
@@ -225,7 +295,7 @@ def train_sequential(config: TrainConfig, dataset: data_lib.Dataset, *, log: Log
     except train.TrainingDiverged as e:
         nan = {"loss": math.nan, "accuracy": math.nan}
         return ModelRun(config, seen[0], nan, e.epoch), GroupRun([], "sequential", 0.0, [])
-    return (ModelRun(config, result.history, result.test_metrics),
+    return (ModelRun(config, result.history, result.test_metrics, None, result.callbacks, result.kept_epoch),
             GroupRun([], "sequential", result.compile_seconds, result.epoch_seconds))
 
 

@@ -1,35 +1,34 @@
 """Training: ``fit`` trains a :class:`~mlpjax.core.config.TrainConfig` epoch by epoch, evaluating after each.
 
-``fit`` is the outline; each step is a small function. Before the first epoch: :func:`_plan` (what trains: the
-config as trained, the model, the training and validation rows, the steps per epoch; refused before anything is
-allocated if it cannot fit), :func:`_start` (the state, history and callbacks to start from, fresh or resumed)
-and :func:`_compile` (the rows placed, the epoch and the evaluation compiled: a :class:`_Loop`). Each epoch:
-:func:`_run_epoch` (train, check the loss, evaluate: an :class:`_Epoch`), :func:`_record_epoch`,
-:func:`_update_callbacks` (early stopping, the plateau's learning-rate scale) and :func:`_epoch_lines`. After
-the last: :func:`_restore_best` and :func:`_test`.
+``fit`` is the outline; each step is a small function. Before the first epoch: :func:`make_plan` (what trains:
+the config as trained, the model, the training and validation rows, the steps per epoch; refused before anything
+is allocated if it cannot fit), :func:`_start` (the state and the :class:`~mlpjax.training.loop.Member` to start
+from, fresh or resumed) and :func:`_compile` (the rows placed, the epoch and the evaluation compiled: a
+:class:`_Loop`). The epochs, early stopping, the plateau, the restored weights and the test figures are the one
+loop of :mod:`mlpjax.training.loop`, which a vmapped sweep runs too; ``fit``'s program is :class:`_OneModel`.
 
-The pieces it strings together: the state (:mod:`mlpjax.core.state`), the rows on the devices (:mod:`mlpjax.training.rows`),
-the compiled epoch and evaluation (:mod:`mlpjax.training.compiled`) and the run's record (:mod:`mlpjax.training.result`).
-Randomness: everything comes from ``PRNGKey(config.seed)`` (see :mod:`mlpjax.core.state`).
+The pieces it strings together: the state (:mod:`mlpjax.core.state`), the rows on the devices
+(:mod:`mlpjax.training.rows`), the compiled epoch and evaluation (:mod:`mlpjax.training.compiled`) and the run's
+record (:mod:`mlpjax.training.result`). Randomness: everything comes from ``PRNGKey(config.seed)`` (see
+:mod:`mlpjax.core.state`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any, Callable
 
 import jax
 
-from mlpjax.core import callbacks
 from mlpjax.core import schedules
 from mlpjax.data import split
 from mlpjax import data as data_lib
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
-from mlpjax.training.result import FitResult, History, empty_history
+from mlpjax.training import loop as loop_lib
+from mlpjax.training.result import FitResult, History
 from mlpjax.training.budget import check_training, effective_batch_size
 from mlpjax.training.rows import Rows
 from mlpjax.training.compiled import EpochRunner, Evaluator, layout_for, prepare_epoch, prepare_evaluate
@@ -61,75 +60,9 @@ class Resumed:
     best: tuple[int, model.Params] | None = None
 
 
-@dataclasses.dataclass
-class _Callbacks:
-    """Early stopping and the plateau of one fit, with the best weights seen (host copies)."""
-
-    early: callbacks.EarlyStopping | None
-    plateau: callbacks.Plateau | None
-    best_params: model.Params | None = None
-
-    @classmethod
-    def start(cls, config: TrainConfig, history: History, state: TrainState,
-              best: tuple[int, model.Params] | None) -> "_Callbacks":
-        """Rebuilt from the history of the epochs done (nothing done: fresh)."""
-        losses, done = history["val_loss"], len(history["val_loss"])
-        plateau = None if not config.reduce_lr_on_plateau else callbacks.replay(
-            callbacks.plateau_update, callbacks.Plateau(config.plateau_factor, config.plateau_patience), losses)
-        if config.early_stopping is None:
-            return cls(None, plateau)
-        early = callbacks.replay(callbacks.early_stopping_update, callbacks.EarlyStopping(config.early_stopping),
-                                 losses)
-        if early.best_epoch == done and done:
-            return cls(early, plateau, jax.device_get(state.params))
-        if best is not None and best[0] == early.best_epoch:
-            return cls(early, plateau, jax.device_get(best[1]))
-        if not done:
-            return cls(early, plateau)
-        # the best weights are not at hand: count the patience from the resumed epoch, as if it were the best
-        return cls(callbacks.EarlyStopping(config.early_stopping, losses[-1], done), plateau,
-                   jax.device_get(state.params))
-
-    def update(self, epoch: int, val_loss: float, params: model.Params) -> None:
-        """After 1-based ``epoch``: ``params`` (this process's copy) become the best weights if they are."""
-        if self.early is not None:
-            self.early = callbacks.early_stopping_update(self.early, epoch, val_loss)
-            if self.early.best_epoch == epoch:
-                self.best_params = jax.device_get(params)
-        if self.plateau is not None:
-            self.plateau = callbacks.plateau_update(self.plateau, epoch, val_loss)
-
-    @property
-    def scale(self) -> float:
-        return 1.0 if self.plateau is None else self.plateau.scale
-
-    @property
-    def stopped(self) -> bool:
-        return self.early is not None and self.early.stopped
-
-    @property
-    def restores(self) -> bool:
-        """Early stopping stopped and has the best weights to restore."""
-        return self.stopped and self.best_params is not None
-
-    def kept_epoch(self, done: int) -> int:
-        """The 1-based epoch whose weights a fit of ``done`` epochs keeps: the best one when restored."""
-        return self.early.best_epoch if self.restores else done
-
-    def record(self) -> dict[str, Any]:
-        """``early_stopping`` and ``reduce_lr_on_plateau`` as metrics.json records them (None: off)."""
-        early = None if self.early is None else {
-            "patience": self.early.patience, "stopped_epoch": self.early.stopped_epoch or None,
-            "best_epoch": self.early.best_epoch, "restored_best_weights": self.stopped}
-        plateau = None if self.plateau is None else {
-            "factor": self.plateau.factor, "patience": self.plateau.patience,
-            "reduced_after_epochs": list(self.plateau.reductions), "scale": self.plateau.scale}
-        return {"early_stopping": early, "reduce_lr_on_plateau": plateau}
-
-
 @dataclasses.dataclass(frozen=True)
-class _Plan:
-    """What one fit trains, worked out before anything is allocated: the config as trained (the batch capped),
+class Plan:
+    """What one model trains, worked out before anything is allocated: the config as trained (the batch capped),
     the model, the dataset with its training and validation sides, and the optimizer steps per epoch."""
 
     config: TrainConfig
@@ -140,55 +73,32 @@ class _Plan:
     steps_per_epoch: int
 
 
-def _plan(config: TrainConfig, dataset: data_lib.Dataset) -> _Plan:
-    """The plan of ``config`` on ``dataset``; a config whose memory cannot fit the machine is refused."""
+def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: bool = True) -> Plan:
+    """The plan of ``config`` on ``dataset`` (the validation rows split off once); with ``check_memory``, a
+    config whose training cannot fit the machine is refused (:func:`mlpjax.training.budget.check_training`)."""
     train_ds, val_ds = split.split(dataset, config.validation_split)
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
-    check_training(config, model_config, dataset)  # before anything is allocated
-    config = trained_config(config, dataset)
-    return _Plan(config, model_config, dataset, train_ds, val_ds,
-                 steps_per_epoch=math.ceil(len(train_ds.y_train) / config.batch_size))
+    if check_memory:
+        check_training(config, model_config, dataset)  # before anything is allocated
+    config = config.replace(batch_size=effective_batch_size(config.batch_size, len(train_ds.y_train)))
+    return Plan(config, model_config, dataset, train_ds, val_ds,
+                steps_per_epoch=math.ceil(len(train_ds.y_train) / config.batch_size))
 
 
-def _start(plan: _Plan, resumed: Resumed | None) -> tuple[TrainState, History, _Callbacks]:
+def _start(plan: Plan, resumed: Resumed | None) -> tuple[TrainState, loop_lib.Member]:
     """Where training starts: the state (fresh from the seed, or resumed) with the plan's optimizer and the
-    plateau's learning-rate scale, the history so far and the callbacks replayed over it."""
+    plateau's learning-rate scale, and the member: the history so far and the callbacks replayed over it."""
     config, model_config = plan.config, plan.model_config
     state = resumed.state if resumed else create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
     if state.model_config != model_config:
         raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
     state = state.replace(tx=schedules.make_optimizer(config, plan.steps_per_epoch))
-    history = _start_history(resumed.history if resumed else empty_history(), config, plan.steps_per_epoch)
-    calls = _Callbacks.start(config, history, state, resumed.best if resumed else None)
-    if calls.plateau is not None and schedules.plateau_scale(state.opt_state) != calls.scale:
-        state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, calls.scale))
-    return state, history, calls
-
-
-def _start_history(saved: History, config: TrainConfig, steps_per_epoch: int) -> History:
-    """A copy of ``saved`` (empty for a fresh run) with every key this run records: ``lr`` (computed for a
-    history saved before it was recorded) and ``val_<metric>`` (NaN for epochs that did not measure it)."""
-    history = {k: list(v) for k, v in saved.items()}
-    _fill_lr(history, config, steps_per_epoch)
-    for key in _val_keys(config):
-        history.setdefault("val_" + key, [math.nan] * len(history["loss"]))
-    return history
-
-
-def _fill_lr(history: History, config: TrainConfig, steps_per_epoch: int) -> None:
-    """Give a history saved before ``lr`` was recorded the learning rate of each epoch (no plateau then)."""
-    if "lr" not in history:
-        history["lr"] = [_learning_rate(config, steps_per_epoch, e) for e in range(1, len(history["loss"]) + 1)]
-
-
-def _learning_rate(config: TrainConfig, steps_per_epoch: int, epoch: int, scale: float = 1.0) -> float:
-    """The learning rate of the last step of 1-based ``epoch``, times the plateau ``scale``."""
-    return schedules.learning_rate(config, steps_per_epoch, epoch * steps_per_epoch - 1, scale)
-
-
-def _val_keys(config: TrainConfig) -> tuple[str, ...]:
-    """The evaluation metrics kept as ``val_<name>`` besides val_loss and val_accuracy."""
-    return tuple(m for m in config.metrics if m != "accuracy")
+    member = loop_lib.Member.start(config, plan.steps_per_epoch, resumed.history if resumed else None,
+                                   lambda: state.params, resumed.best if resumed else None)
+    scale = member.calls.scale
+    if member.calls.plateau is not None and schedules.plateau_scale(state.opt_state) != scale:
+        state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, scale))
+    return state, member
 
 
 class _ProgressBar:
@@ -218,7 +128,7 @@ class _Loop:
     """A plan made ready on the devices: its compiled epoch over the training rows, the compiled evaluation of
     the validation rows and the progress bar (None: quiet)."""
 
-    plan: _Plan
+    plan: Plan
     runner: EpochRunner
     evaluator: Evaluator
     bar: _ProgressBar | None
@@ -232,7 +142,7 @@ class _Loop:
         return 1 if self.runner.layout is None else self.runner.layout.process_count
 
 
-def _compile(plan: _Plan, state: TrainState, *, quiet: bool, mesh: jax.sharding.Mesh | None
+def _compile(plan: Plan, state: TrainState, *, quiet: bool, mesh: jax.sharding.Mesh | None
              ) -> tuple[_Loop, TrainState]:
     """Place the rows on ``mesh`` (None: one device) and compile the plan's epoch and validation: the loop and
     ``state`` placed as it expects. No progress bar when ``quiet`` or with several processes."""
@@ -246,63 +156,50 @@ def _compile(plan: _Plan, state: TrainState, *, quiet: bool, mesh: jax.sharding.
     return _Loop(plan, runner, evaluator, bar), state
 
 
-def _evaluation(plan: _Plan, params: model.Params, rows: Rows) -> Evaluator:
+def _evaluation(plan: Plan, params: model.Params, rows: Rows) -> Evaluator:
     """The compiled evaluation of the plan's model and loss on ``rows``."""
     return prepare_evaluate(params, rows, model_config=plan.model_config, loss_name=plan.config.loss)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Epoch:
-    """One epoch's figures: its 1-based ``number``, the learning rate of its last step, its training and
-    validation metrics, and the seconds its training took."""
+class _OneModel:
+    """``fit``'s :class:`~mlpjax.training.loop.Program`: one model (``K = 1``), its state placed as the compiled
+    loop expects (on one device or a mesh), its progress bar drawn per epoch."""
 
-    number: int
-    lr: float
-    train: dict[str, float]
-    val: dict[str, float]
-    seconds: float
+    def __init__(self, loop: _Loop, state: TrainState):
+        self.loop, self.state = loop, state
 
+    def train(self, epoch: int, active) -> list[loop_lib.Figures]:
+        bar, runner = self.loop.bar, self.loop.runner
+        if bar:
+            bar.start(epoch)
+        self.state, metrics = runner(self.state, epoch - 1)
+        figures = {k: float(v) for k, v in runner.local(metrics).items()}  # waits for the device
+        if bar:
+            bar.close()
+        return [figures]
 
-def _run_epoch(loop: _Loop, state: TrainState, epoch: int, scale: float) -> tuple[TrainState, _Epoch]:
-    """Train 1-based ``epoch`` at the plateau ``scale`` and evaluate it on the validation rows. Raises
-    :class:`TrainingDiverged` if its training loss is not finite."""
-    plan, bar = loop.plan, loop.bar
-    if bar:
-        bar.start(epoch)
-    t0 = time.perf_counter()
-    lr = _learning_rate(plan.config, plan.steps_per_epoch, epoch, scale)
-    state, metrics = loop.runner(state, epoch - 1)
-    train = {k: float(v) for k, v in loop.runner.local(metrics).items()}  # waits for the device
-    seconds = time.perf_counter() - t0
-    if bar:
-        bar.close()
-    if not math.isfinite(train["loss"]):
-        raise TrainingDiverged(epoch, train["loss"])
-    return state, _Epoch(epoch, lr, train, loop.evaluator(state.params), seconds)
+    def evaluate(self) -> list[loop_lib.Figures]:
+        return [self.loop.evaluator(self.state.params)]
 
+    def evaluate_test(self) -> tuple[list[loop_lib.Figures], float]:
+        plan = self.loop.plan
+        tester = _evaluation(plan, self.state.params, Rows.from_dataset(plan.dataset, "test", self.loop.runner.layout))
+        return [tester(self.state.params)], tester.compile_seconds
 
-def _record_epoch(history: History, config: TrainConfig, done: _Epoch) -> None:
-    """Append one epoch's figures to ``history``."""
-    for key, value in (("loss", done.train["loss"]), ("accuracy", done.train["accuracy"]),
-                       ("val_loss", done.val["loss"]), ("val_accuracy", done.val["accuracy"]),
-                       ("lr", done.lr), *(("val_" + k, done.val[k]) for k in _val_keys(config))):
-        history[key].append(value)
+    def local(self) -> TrainState:
+        """This process's single-device copy of the state."""
+        return self.loop.runner.local(self.state)
 
+    def params(self, k: int) -> model.Params:
+        return self.local().params
 
-def _update_callbacks(loop: _Loop, calls: _Callbacks, state: TrainState, done: _Epoch) -> tuple[TrainState, bool]:
-    """``calls`` after epoch ``done``, and the state to train on: with the plateau's new scale if it cut the
-    learning rate (True)."""
-    scale = calls.scale
-    calls.update(done.number, done.val["loss"], loop.runner.local(state).params if calls.early else None)
-    if calls.scale == scale:
-        return state, False
-    return _with_scale(loop.runner, state, calls.scale), True
+    def set_scales(self, scales: dict[int, float]) -> None:
+        local = self.local()
+        self.state = self.loop.runner.place(local.replace(
+            opt_state=schedules.with_plateau_scale(local.opt_state, scales[0])))
 
-
-def _with_scale(runner: EpochRunner, state: TrainState, scale: float) -> TrainState:
-    """The placed ``state`` with the plateau factor ``scale`` in its optimizer state."""
-    local = runner.local(state)
-    return runner.place(local.replace(opt_state=schedules.with_plateau_scale(local.opt_state, scale)))
+    def set_params(self, k: int, params: model.Params) -> None:
+        self.state = self.loop.runner.place(self.local().replace(params=params))
 
 
 def epoch_line(epoch: int, epochs: int, train_metrics: dict[str, float], test_metrics: dict[str, float],
@@ -312,9 +209,10 @@ def epoch_line(epoch: int, epochs: int, train_metrics: dict[str, float], test_me
             f"val_loss {test_metrics['loss']:.4f} val_accuracy {test_metrics['accuracy']:.4f} ({seconds:.2f} s)")
 
 
-def _epoch_lines(config: TrainConfig, done: _Epoch, calls: _Callbacks, rescaled: bool) -> list[str]:
-    """What ``log`` receives after epoch ``done``: its line (with the learning rate unless it is constant) and,
-    if the plateau cut the learning rate, a line saying so."""
+def epoch_lines(member: loop_lib.Member, done: loop_lib.Epoch, rescaled: bool) -> list[str]:
+    """What ``log`` receives after epoch ``done`` of ``member``: its line (with the learning rate unless it is
+    constant) and, if the plateau cut the learning rate, a line saying so."""
+    config, calls = member.config, member.calls
     line = epoch_line(done.number, config.epochs, done.train, done.val, done.seconds)
     lines = [line if config.lr_schedule == "constant" and calls.plateau is None else f"{line} lr {done.lr:.3g}"]
     if rescaled:
@@ -322,36 +220,10 @@ def _epoch_lines(config: TrainConfig, done: _Epoch, calls: _Callbacks, rescaled:
     return lines
 
 
-def _restore_best(loop: _Loop, calls: _Callbacks, state: TrainState, log: Callable[[str], None] | None
-                  ) -> TrainState:
-    """``state``, with the best epoch's weights if early stopping stopped and kept them (saying so to ``log``)."""
-    if not calls.restores:
-        return state
-    state = loop.runner.place(loop.runner.local(state).replace(params=calls.best_params))
-    if log:
-        log(f"early stopping after epoch {calls.early.stopped_epoch}: val_loss has not improved for "
-            f"{calls.early.patience} epochs; restored the weights of epoch {calls.early.best_epoch}")
-    return state
-
-
-def _test(loop: _Loop, state: TrainState, calls: _Callbacks, last: _Epoch | None) -> tuple[dict[str, float], float]:
-    """The test figures of the weights kept, and the seconds spent compiling their evaluation. With a
-    validation split, the test set evaluated once, now; else the ``last`` epoch's validation figures, unless
-    the weights are another epoch's (restored) or no epoch ran."""
-    plan = loop.plan
-    if plan.config.validation == "split":
-        tester = _evaluation(plan, state.params, Rows.from_dataset(plan.dataset, "test", loop.runner.layout))
-        return tester(state.params), tester.compile_seconds
-    if calls.restores or last is None:
-        return loop.evaluator(state.params), 0.0
-    return last.val, 0.0
-
-
 def trained_config(config: TrainConfig, dataset: data_lib.Dataset) -> TrainConfig:
     """``config`` as it trains on ``dataset``: a batch larger than the rows trained on (those left by the
     validation split) is those rows, as in Keras; :class:`FitResult` records the batch used."""
-    rows = len(split.split(dataset, config.validation_split)[0].y_train)
-    return config.replace(batch_size=effective_batch_size(config.batch_size, rows))
+    return make_plan(config, dataset, check_memory=False).config
 
 
 def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_from: Resumed | None = None,
@@ -379,26 +251,25 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     :func:`mlpjax.training.distributed.initialize`, each calling ``fit`` alike). The states handed to ``on_epoch_end``
     and returned are this process's single-device copies; with several processes there is no progress bar.
     """
-    plan = _plan(config, dataset or data_lib.load_dataset(config.dataset, config.data_dir))
-    state, history, calls = _start(plan, resume_from)
+    plan = make_plan(config, dataset or data_lib.load_dataset(config.dataset, config.data_dir))
+    state, member = _start(plan, resume_from)
     loop, state = _compile(plan, state, quiet=quiet, mesh=mesh)
-    epochs: list[_Epoch] = []
-    for epoch in range(len(history["loss"]) + 1, plan.config.epochs + 1):  # 1-based
-        if calls.stopped:
-            break
-        state, done = _run_epoch(loop, state, epoch, calls.scale)
-        epochs.append(done)
-        _record_epoch(history, plan.config, done)
-        state, rescaled = _update_callbacks(loop, calls, state, done)
+    program = _OneModel(loop, state)
+    seconds: list[float] = []
+
+    def report(epoch: int, done: list, rescaled: list[bool]) -> None:
+        seconds.append(done[0].seconds)
         if log:
-            for line in _epoch_lines(plan.config, done, calls, rescaled):
+            for line in epoch_lines(member, done[0], rescaled[0]):
                 log(line)
-        if on_epoch_end:
-            on_epoch_end(epoch, loop.runner.local(state), history)
-    state = _restore_best(loop, calls, state, log)
-    test_metrics, test_compile_seconds = _test(loop, state, calls, epochs[-1] if epochs else None)
-    return FitResult(state=loop.runner.local(state), config=plan.config, history=history, test_metrics=test_metrics,
-                     epoch_seconds=[e.seconds for e in epochs],
-                     compile_seconds=loop.compile_seconds + test_compile_seconds,
+
+    last = loop_lib.run_epochs(program, [member], plan.config.epochs, report=report, on_epoch_end=(
+        None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, program.local(), member.history)))
+    if member.diverged is not None:
+        raise TrainingDiverged(member.diverged, member.diverged_loss)
+    loop_lib.restore_best(program, [member], None if log is None else lambda k, line: log(line))
+    (test_metrics,), test_compile_seconds = loop_lib.test_figures(program, [member], last)
+    return FitResult(state=program.local(), config=plan.config, history=member.history, test_metrics=test_metrics,
+                     epoch_seconds=seconds, compile_seconds=loop.compile_seconds + test_compile_seconds,
                      dataset=plan.dataset.describe(), devices=loop.runner.devices, processes=loop.processes,
-                     kept_epoch=calls.kept_epoch(len(history["loss"])), callbacks=calls.record())
+                     kept_epoch=member.kept_epoch, callbacks=member.calls.record())
