@@ -167,7 +167,7 @@ def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
 
 
 class LimitedWorker:
-    """``tests/input_worker.py`` in a child process with an address-space limit: :meth:`ask` sends it one
+    """``tests/workers/input_worker.py`` in a child process with an address-space limit: :meth:`ask` sends it one
     request and returns its reply (``outcome`` "ok", "user" or "crash"). A worker that dies or does not answer
     within ``timeout`` seconds fails the asking test, and a fresh one serves the next request. With ``headroom``
     (bytes), a worker whose address space has grown to within ``headroom`` of its limit (JAX keeps what it
@@ -195,7 +195,7 @@ class LimitedWorker:
         if self.proc is None or self.proc.poll() is not None:
             self.stderr.seek(0)
             self.stderr.truncate()
-            self.proc = subprocess.Popen(limited_python(self.limit, str(REPO / "tests" / "input_worker.py")),
+            self.proc = subprocess.Popen(limited_python(self.limit, str(REPO / "tests" / "workers" / "input_worker.py")),
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                          env={**child_env(), **(self.env or {})})
         return self.proc

@@ -115,3 +115,18 @@ def test_the_checker_finds_a_flag_in_a_raise(tmp_path):
 @pytest.mark.parametrize("path", [p for p in modules() if p.name != "plots.py"], ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_function_takes_more_than_7_parameters(path):
     assert [(name, n) for name, n in parameter_counts(path) if n > MAX_PARAMETERS] == []
+
+
+TESTS = Path(__file__).resolve().parent
+HELPERS = "workers"  # scripts the tests run in child processes
+
+
+def test_the_tests_mirror_the_package():
+    """Each folder of tests/ is a wing of the package (its tests), and each test module at the top of tests/ is
+    about a leaf module or the house as a whole."""
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))} - {HELPERS}
+    subpackages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= subpackages, f"test folders that are no wing of mlpjax: {sorted(folders - subpackages)}"
+    leaves = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    top = {p.stem.removeprefix("test_") for p in TESTS.glob("test_*.py")}
+    assert top <= leaves | {"architecture", "api", "packaging", "docs", "notebook"}, sorted(top - leaves)

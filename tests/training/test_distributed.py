@@ -1,6 +1,6 @@
 """Data-parallel training: 1, 2 and 8 CPU devices and 2 real processes give one device's history.
 
-The multi-device checks run in subprocesses (tests/distributed_worker.py) because the number of CPU devices
+The multi-device checks run in subprocesses (tests/workers/distributed_worker.py) because the number of CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) must be set before JAX starts its backend.
 """
 
@@ -20,7 +20,7 @@ from conftest import REPO, mnist_dir
 from mlpjax.training import mesh
 from mlpjax.training.rows import batch_indices
 
-WORKER = REPO / "tests" / "distributed_worker.py"
+WORKER = REPO / "tests" / "workers" / "distributed_worker.py"
 RTOL = 1e-5  # float reassociation of the per-device partial sums; nothing else may differ
 TIMEOUT = 240
 

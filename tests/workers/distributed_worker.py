@@ -1,9 +1,9 @@
 """Subprocess side of tests/test_distributed.py: runs with several CPU devices (``XLA_FLAGS`` set by the test
 before JAX starts) and prints one JSON object as its last line of stdout.
 
-    python tests/distributed_worker.py devices SPECS_JSON [masks]  # each run on 1, 2 and 8 devices; the masks
-    python tests/distributed_worker.py process SPEC_JSON PORT ID NUM  # one of NUM processes
-    python tests/distributed_worker.py cli ARGV_JSON PORT ID NUM  # mlpjax ARGV as one of NUM processes
+    python tests/workers/distributed_worker.py devices SPECS_JSON [masks]  # each run on 1, 2 and 8 devices; the masks
+    python tests/workers/distributed_worker.py process SPEC_JSON PORT ID NUM  # one of NUM processes
+    python tests/workers/distributed_worker.py cli ARGV_JSON PORT ID NUM  # mlpjax ARGV as one of NUM processes
 
 (Few subprocesses, each doing several checks: JAX's start-up and compilations dominate their time.)
 """

@@ -299,7 +299,7 @@ def test_quick_run_is_reproducible_from_the_seed(quick, tmp_path):
 @pytest.mark.slow
 def test_script_in_experiments_folder_runs_its_experiment(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLPJAX_DATA_DIR"}
-    script = Path(__file__).resolve().parents[1] / "experiments" / "run.py"
+    script = Path(__file__).resolve().parents[2] / "experiments" / "run.py"
     proc = subprocess.run([sys.executable, str(script), "samples", "--quick", "--out", str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,7 +1,7 @@
 """Subprocess side of tests/test_tensor_parallel.py: runs with 8 CPU devices (``XLA_FLAGS`` set by the test before
 JAX starts) and prints one JSON object as its last line of stdout.
 
-    python tests/tensor_parallel_worker.py CONFIG_JSON  # fits on 1 device and on (data, model) meshes, masks, CLI
+    python tests/workers/tensor_parallel_worker.py CONFIG_JSON  # fits on 1 device and on (data, model) meshes, masks, CLI
 
 (One subprocess doing every check: JAX's start-up and compilations dominate its time.)
 """

@@ -1,7 +1,7 @@
 """Tensor parallel (``--model-parallel M``): the hidden layers' weights split over a ``model`` mesh axis give one
 device's history, on meshes (data, model) = (8, 1), (4, 2), (2, 4), (1, 8) of 8 CPU devices.
 
-The 8-device checks run in one subprocess (tests/tensor_parallel_worker.py): the number of CPU devices must be set
+The 8-device checks run in one subprocess (tests/workers/tensor_parallel_worker.py): the number of CPU devices must be set
 before JAX starts its backend.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, run_cli
 from test_distributed import DIGITS, TIMEOUT, assert_close, assert_same_history, last_json, worker_env
 
-WORKER = REPO / "tests" / "tensor_parallel_worker.py"
+WORKER = REPO / "tests" / "workers" / "tensor_parallel_worker.py"
 
 
 # --- in-process: no extra devices needed ---------------------------------------------------------------

@@ -325,7 +325,7 @@ def test_cli_data_dir(capsys, idx_folder, tmp_path):
 
 
 def test_docs_page_shows_the_current_output(record):
-    page = (Path(__file__).resolve().parents[1] / "docs" / "basics.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "basics.md").read_text()
     sections = basics.render(record).split("\n\n")
     assert len(sections) == 9
     for section in sections:  # section 8 as printed without a folder; the page also shows it read from MNIST
