@@ -114,7 +114,6 @@ def test_a_prediction_is_the_libraries_for_the_same_canvas(serving):
 
 
 def test_the_saliency_is_the_gradient_of_the_predicted_logit():
-    import jax
 
     classifier = random_classifier()
     seen = insight.inspect(classifier, drawn(7))
@@ -285,8 +284,8 @@ def quick_classifier() -> tuple[model.Classifier, str]:
         up = lambda x: np.stack([preprocess.canvas_to_mnist(i.reshape(8, 8)) for i in x]).reshape(len(x), -1)
         dataset = data.make_dataset("digits28", (up(small.x_train), small.y_train), (up(small.x_test), small.y_test),
                                     num_classes=10, image_shape=(28, 28))
-        epochs, what = 10, "10 epochs of scikit-learn's digits at 28x28"
-    config = TrainConfig(dataset="mnist", epochs=epochs, hidden=(128,), seed=0)
+        epochs, what = 4, "4 epochs of scikit-learn's digits at 28x28"
+    config = TrainConfig.from_dict({"dataset": "mnist", "epochs": epochs, "hidden": [128], "seed": 0})
     result = train.fit(config, dataset)
     return model.Classifier(result.state.params, result.state.model_config), what
 
@@ -427,10 +426,11 @@ def test_the_page_in_chromium_predicts_what_the_library_does(page_server, browse
     driver.close()
     driver.switch_to.window(first)
 
-    # every request the page made went to the server (Chrome's network log and the page's Resource Timing)
+    # every request the page made went to the server (Chrome's network log and the page's Resource Timing); the
+    # browser's own new-tab page (chrome://) is no request of the page's
     urls = [m["params"]["request"]["url"] for m in (json.loads(e["message"])["message"]
                                                      for e in driver.get_log("performance"))
-            if m["method"] == "Network.requestWillBeSent"]
+            if m["method"] == "Network.requestWillBeSent" and not m["params"].get("documentURL", "").startswith("chrome")]
     urls += driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any(u.endswith("/api/predict") for u in urls)
     outside = [u for u in urls if not (u.startswith(page_server.url) or u.startswith("data:"))]

@@ -114,6 +114,7 @@ async function send() {
   const version = state.version;
   if (state.strokes.length === 0 && !state.current) {  // nothing drawn: nothing to ask
     show({ empty: true, text: "draw a digit first" }, version);
+    setIdle();
     return;
   }
   state.inflight = true;
@@ -132,7 +133,7 @@ async function send() {
   } finally {
     state.inflight = false;
   }
-  if (retry) setTimeout(schedule, retry); else schedule();
+  if (retry) setTimeout(schedule, retry); else schedule(state.strokeEnd !== null);  // after a pen-up: at once
   setIdle();
 }
 
