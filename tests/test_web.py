@@ -217,12 +217,34 @@ def test_the_library_names_its_fields():
     assert lines[0] == f"serving the draw page at {s.url} (Ctrl-C to stop)" and "ssh -L" in lines[1]
 
 
+def test_only_loopback_is_quiet():
+    assert all(web.is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"))
+    assert not any(web.is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.org", ""))
+    server = web.make_server(random_classifier(), "0.0.0.0", 0, log=lambda line: None)
+    try:
+        assert not server.loopback and server.url == f"http://127.0.0.1:{server.port}/"
+        assert web.greeting(server)[1].startswith("warning: listening on 0.0.0.0, not loopback: anyone who can reach")
+    finally:
+        server.server_close()
+
+
 # ---- the command line --------------------------------------------------------------------------------------------
 def test_host_and_port_need_web(capsys):
     from conftest import run_cli
 
     code, _, err = run_cli(capsys, "draw", "somewhere", "--port", "0")
     assert code == 2 and err.strip() == "mlpjax draw: error: --port is for the page in a browser: add --web"
+
+
+def test_the_command_refuses_a_model_that_cannot_draw(capsys, tmp_path):
+    from conftest import run_cli
+
+    run = tmp_path / "digits"
+    assert run_cli(capsys, "train", "--dataset", "digits", "--epochs", "1", "--hidden", "8", "--output", run,
+                   "--quiet")[0] == 0
+    code, out, err = run_cli(capsys, "draw", run, "--web", "--port", "0")
+    assert code == 2 and out == "" and err.startswith("mlpjax draw: error: the model takes 64 inputs") \
+        and err.count("\n") == 1
 
 
 @pytest.mark.slow
