@@ -407,7 +407,7 @@ def test_the_page_in_chromium_predicts_what_the_library_does(page_server, browse
     assert shown(driver)["result"] == "draw a digit first"
 
     digit = 3
-    for stroke in DEMO_STROKES[digit][:-1] if len(DEMO_STROKES[digit]) > 1 else []:
+    for stroke in DEMO_STROKES[digit][:-1]:  # all strokes but the last, whose pen-up is timed
         draw_strokes(driver, [stroke])
     start = time.perf_counter()
     draw_strokes(driver, DEMO_STROKES[digit][-1:])
@@ -416,7 +416,11 @@ def test_the_page_in_chromium_predicts_what_the_library_does(page_server, browse
     waited = time.perf_counter() - drawn_at
     r = assert_page_equals_library(driver, classifier, names)
     page_ms = float(shown(driver)["latency"])
-    print(f"\ndrew a {digit}: the page shows {shown(driver)['result']}, the library {r.text}; stroke to prediction "
+    asked = driver.execute_script("return performance.getEntriesByType('resource')"
+                                  ".filter(e => e.name.endsWith('/api/predict')).length")
+    assert asked > len(DEMO_STROKES[digit])  # predictions while drawing, not only when the pen lifts
+    print(f"\ndrew a {digit}: the page shows {shown(driver)['result']}, the library {r.text}; {asked} predictions "
+          f"while drawing it; stroke to prediction "
           f"{page_ms:.0f} ms measured in the page ({1000 * waited:.0f} ms more seen from the test after the "
           f"{1000 * (drawn_at - start):.0f} ms WebDriver took to send the stroke)")
     assert shown(driver)["units"] == insight.TOP_UNITS

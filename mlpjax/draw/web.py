@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -206,11 +208,15 @@ class DrawServer(ThreadingHTTPServer):
             self._slots.release()
 
     def handle_error(self, request, client_address):
-        import sys
-
         error = sys.exc_info()[1]
         if not isinstance(error, (ConnectionError, TimeoutError)):  # a browser closing its tab is no news
             self.log(f"{client_address[0]}: error while answering: {type(error).__name__}: {error}")
+
+
+class DrawServer6(DrawServer):
+    """:class:`DrawServer` on an IPv6 address."""
+
+    address_family = socket.AF_INET6
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -347,16 +353,12 @@ def make_server(classifier: Classifier, host: str = DEFAULT_HOST, port: int = DE
 
     The model is compiled here (a blank input), not at the first stroke. A port in use or a host that cannot be
     bound raise a FieldError naming ``port`` or ``host``."""
-    import socket
-
     model = describe(classifier, class_names, about)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise FieldError("port", f"must be a port number from 0 (any free port) to 65535, got {port!r}")
     if model.drawable:
         insight.warm_up(classifier)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_class = type("DrawServer6", (DrawServer,), {"address_family": socket.AF_INET6}) \
-        if family == socket.AF_INET6 else DrawServer
+    server_class = DrawServer6 if ":" in host else DrawServer
     try:
         return server_class((host, port), model, log=log)
     except PermissionError:
