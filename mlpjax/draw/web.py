@@ -263,11 +263,11 @@ class Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.BAD_REQUEST
         self.refuse(status, message or status.description, close=True)
 
-    def reply(self, body: bytes, content_type: str) -> None:
+    def reply(self, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -337,9 +337,10 @@ class Handler(BaseHTTPRequestHandler):
                                                 f"{CANVAS_SIZE}x{CANVAS_SIZE} = {BODY_SIZE} grey levels")
             return
         canvas = np.frombuffer(body, np.uint8).reshape(CANVAS_SIZE, CANVAS_SIZE)
+        start = time.perf_counter()
         with self.server.model_lock:
-            answer = predict_json(model, canvas)
-        self.reply(json.dumps(answer, separators=(",", ":")).encode(), "application/json")
+            answer = json.dumps(predict_json(model, canvas), separators=(",", ":")).encode()
+        self.reply(answer, "application/json", {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"})
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):  # any other method: 405, not http.server's 501

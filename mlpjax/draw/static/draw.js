@@ -13,6 +13,7 @@ const state = {
   lastSent: -Infinity,
   timer: null,
   strokeEnd: null,      // {version, time} of the last pen-up, for the latency line
+  serverMs: null,       // the server's time for the last answer (its Server-Timing header)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -124,7 +125,11 @@ async function send() {
     const response = await fetch("api/predict", {
       method: "POST", body: greyLevels(), headers: { "Content-Type": "application/octet-stream" },
     });
-    if (response.ok) show(await response.json(), version);
+    if (response.ok) {
+      const timing = /dur=([0-9.]+)/.exec(response.headers.get("Server-Timing") || "");
+      state.serverMs = timing ? Number(timing[1]) : null;
+      show(await response.json(), version);
+    }
     else if (response.status === 429) retry = 250;
     else $("result").textContent = "error: " + (await response.text()).trim();
   } catch (err) {
@@ -195,7 +200,8 @@ function show(answer, version) {
   }
   if (state.strokeEnd && version >= state.strokeEnd.version) {
     const ms = performance.now() - state.strokeEnd.time;
-    $("latency").textContent = `stroke to prediction: ${ms.toFixed(0)} ms`;
+    const server = state.serverMs === null ? "" : ` (the server's part: ${state.serverMs.toFixed(0)} ms)`;
+    $("latency").textContent = `stroke to prediction: ${ms.toFixed(0)} ms${server}`;
     document.body.dataset.latencyMs = ms.toFixed(1);
     state.strokeEnd = null;
   }
