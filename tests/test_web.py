@@ -113,6 +113,20 @@ def test_a_prediction_is_the_libraries_for_the_same_canvas(serving):
     assert json.loads(request(serving.url + "api/predict", blank.tobytes(), "POST")[1])["empty"] is True
 
 
+def test_the_page_names_the_classes_of_the_run():
+    from mlpjax import data
+
+    s = Serving(random_classifier(), class_names=data.FASHION_CLASSES, about="runs/fashion: fashion_mnist")
+    try:
+        info = json.loads(request(s.url + "api/info")[1])
+        assert info["classes"] == list(data.FASHION_CLASSES) and info["about"] == "runs/fashion: fashion_mnist"
+        answer = json.loads(request(s.url + "api/predict", drawn(1).tobytes(), "POST")[1])
+        assert answer["name"] == data.FASHION_CLASSES[answer["class"]]
+        assert answer["text"] == f"{answer['name']} ({answer['probability']:.1%})"
+    finally:
+        s.close()
+
+
 def test_the_saliency_is_the_gradient_of_the_predicted_logit():
 
     classifier = random_classifier()
