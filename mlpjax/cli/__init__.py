@@ -353,6 +353,10 @@ def cmd_draw(args: argparse.Namespace) -> int:
         raise UserInputError(f"--data-dir is for --train-quick; the model in {args.directory} needs no data")
     if args.train_quick and args.best:
         raise UserInputError("--best picks the best epoch of a model DIR; --train-quick trains a model of one epoch")
+    if args.web or args.host is not None or args.port is not None:  # the page in a browser: mlpjax.cli.web
+        from mlpjax.cli.web import run_web
+
+        return run_web(args)
     # every flag is checked before the display is looked at, and the display before the slow training
     if args.directory:
         from mlpjax.runs.checkpoint import load_model
@@ -593,6 +597,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-quick", action="store_true",
                    help="no DIR: train 1 epoch of MNIST now (needs --data-dir or $MLPJAX_DATA_DIR)")
     p.add_argument("--data-dir", metavar="DIR", help="with --train-quick: the folder with the MNIST IDX files")
+    p.add_argument("--web", action="store_true",
+                   help="a page in the browser instead of a window (no display needed), with what the network sees")
+    p.add_argument("--host", metavar="ADDR", help="with --web: the address to listen on (default: 127.0.0.1, this "
+                   "machine only; another one is reachable from the network)")
+    p.add_argument("--port", type=int, metavar="N", help="with --web: the port (default: 8000; 0: a free one)")
     p.set_defaults(func=cmd_draw)
 
     from mlpjax.experiments import DEFAULT_OUT, discover
