@@ -66,7 +66,7 @@ class BenchConfig:
 
 
 def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
-    """FLOPs of one training step (see the module docstring); ``dims = (D, H1, ..., C)``."""
+    """FLOPs of one training step (see the module docstring); ``dims = (D, H1, ..., C)`` (``ModelConfig.widths()``)."""
     layers = list(zip(dims[:-1], dims[1:]))
     macs = sum(i * o for i, o in layers)
     return 2 * batch_size * (2 * macs + sum(i * o for i, o in layers[1:]))
@@ -187,7 +187,7 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
         return compiled.evaluate(trainer.state.params, test_rows, model_config=mconfig)["accuracy"]
 
     steps_per_epoch = -(-len(ds.y_train) // batch_size)
-    flops = step_flops(batch_size, (ds.input_dim, *hidden, ds.num_classes))
+    flops = step_flops(batch_size, mconfig.widths())
     return trainer.epoch, accuracy, {"compile_seconds": trainer.runner.compile_seconds, "steps": steps_per_epoch,
                                      "step_flops": flops, "xla_step_flops": xla_flops}
 
@@ -392,7 +392,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
 
     ds, source = load_bench_data(config.data_dir, config.quick)
     check_bench_memory(config, ds)
-    dims = (ds.input_dim, *config.hidden, ds.num_classes)
+    dims = config.train_config().model_config(ds.input_dim, ds.num_classes).widths()
     report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
                               "data": source, "train_examples": len(ds.y_train), "batch_size": config.batch_size,

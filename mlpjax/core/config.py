@@ -13,7 +13,7 @@ from mlpjax.core import metrics as metrics_lib
 from mlpjax.errors import FieldError, check_int, check_name, check_number
 from mlpjax.core.model import ModelConfig
 
-MODEL_FIELDS = ("hidden", "activation", "dropout")  # ModelConfig's fields that a TrainConfig chooses
+MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
 SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
 
 
@@ -98,9 +98,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Flat and JSON-able, as ``metrics.json`` and checkpoints record it (the model's fields at top level)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
-        return {**d, "metrics": list(self.metrics), "hidden": list(self.model.hidden),
-                "activation": self.model.activation,
-                "dropout": self.model.dropout}
+        return {**d, "metrics": list(self.metrics), **self.model.chosen()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":

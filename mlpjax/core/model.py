@@ -7,6 +7,7 @@ Params: ``{"hidden_0": {"kernel": (in, h0), "bias": (h0,)}, ..., "output": {"ker
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -47,6 +48,60 @@ def _layer_width(width: Any, hidden: Sequence[Any]) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class LayerKind:
+    """What the package outside this module knows of a kind of layer.
+
+    ``keras``: the Keras class that computes the same (``model.summary()`` names and lists the layer after it).
+    ``splits``: for each of its params, the axis that a tensor-parallel mesh splits over its ``model`` axis
+    (params not named are replicated on every device of that axis).
+    """
+
+    keras: str
+    splits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+# The kinds of layer of :class:`MLP` (one registry: summary, memory estimate and tensor parallelism read it
+# through :meth:`ModelConfig.layers`). A hidden layer splits its units (kernel columns and bias), the output
+# layer its inputs (kernel rows; its bias is replicated), so that every product stays local but the last.
+LAYER_KINDS: dict[str, LayerKind] = {
+    "hidden": LayerKind("Dense", {"kernel": 1, "bias": 0}),
+    "dropout": LayerKind("Dropout"),
+    "output": LayerKind("Dense", {"kernel": 0}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer of the MLP, in the order data flows through it (:meth:`ModelConfig.layers`).
+
+    ``name``: its key in the params tree (``hidden_0``, ``output``), None for a layer without params (dropout);
+    ``kind``: a key of :data:`LAYER_KINDS`; ``units``: its output width per example; ``shapes``: each param's
+    shape by name, e.g. ``{"kernel": (784, 512), "bias": (512,)}`` (empty without params).
+    """
+
+    name: str | None
+    kind: str
+    units: int
+    shapes: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def param_count(self) -> int:
+        """Trainable scalars of this layer."""
+        return sum(math.prod(shape) for shape in self.shapes.values())
+
+    @property
+    def splits(self) -> dict[str, tuple[bool, ...]]:
+        """For each param that a tensor-parallel mesh splits: per axis of its shape, whether that axis is split."""
+        return {param: tuple(i == axis for i in range(len(self.shapes[param])))
+                for param, axis in LAYER_KINDS[self.kind].splits.items() if param in self.shapes}
+
+    @property
+    def keras(self) -> str:
+        """The Keras class of this layer (:data:`LAYER_KINDS`)."""
+        return LAYER_KINDS[self.kind].keras
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the MLP: ``input_dim -> hidden... -> num_classes``."""
 
@@ -69,11 +124,63 @@ class ModelConfig:
         """This architecture with the input width and class count of a dataset."""
         return dataclasses.replace(self, input_dim=input_dim, num_classes=num_classes)
 
+    @classmethod
+    def chosen_fields(cls) -> tuple[str, ...]:
+        """The fields a training config chooses (all but ``input_dim`` and ``num_classes``, which come from the
+        dataset), in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("input_dim", "num_classes"))
 
-def layer_kinds(model_config: ModelConfig) -> dict[str, str]:
-    """Each layer of :class:`MLP` by name, with its kind: ``"hidden"`` (``input -> width``, followed by the
-    activation) or ``"output"`` (``width -> classes``). Tensor parallelism splits weights by kind."""
-    return {**{f"hidden_{i}": "hidden" for i in range(len(model_config.hidden))}, "output": "output"}
+    def chosen(self) -> dict[str, Any]:
+        """The :meth:`chosen_fields` as JSON-able values (sequences as lists)."""
+        return {name: list(v) if isinstance(v := getattr(self, name), tuple) else v for name in self.chosen_fields()}
+
+    def widths(self) -> tuple[int, ...]:
+        """The widths of the chain of Dense layers: ``(input_dim, *hidden, num_classes)``."""
+        return (self.input_dim, *self.hidden, self.num_classes)
+
+    def layers(self) -> tuple[Layer, ...]:
+        """Every layer of :class:`MLP` in order, as :class:`Layer` (names, kinds, widths and param shapes): for
+        each hidden width a ``hidden`` Dense layer (followed by the activation), then ``dropout`` when the rate is
+        above zero; last the ``output`` Dense layer. The same tree as :func:`init`, allocating nothing."""
+        out, width = [], self.input_dim
+        for i, units in enumerate(self.hidden):
+            out.append(Layer(f"hidden_{i}", "hidden", units, {"kernel": (width, units), "bias": (units,)}))
+            if self.dropout > 0:
+                out.append(Layer(None, "dropout", units))
+            width = units
+        out.append(Layer("output", "output", self.num_classes,
+                         {"kernel": (width, self.num_classes), "bias": (self.num_classes,)}))
+        return tuple(out)
+
+    def layer_names(self) -> list[str]:
+        """The keys of the params tree, in the order data flows (the first reads the input, the last is the output)."""
+        return [layer.name for layer in self.layers() if layer.name is not None]
+
+    def param_shapes(self) -> dict[str, dict[str, tuple[int, ...]]]:
+        """The shape of every param: ``{layer: {param: shape}}``, the tree of :func:`init` without allocating it."""
+        return {layer.name: dict(layer.shapes) for layer in self.layers() if layer.name is not None}
+
+    def param_count(self) -> int:
+        """Trainable scalars in all (equals :func:`param_count` of :func:`init`'s params)."""
+        return sum(layer.param_count for layer in self.layers())
+
+    def tensor_splits(self) -> dict[str, dict[str, tuple[bool, ...]]]:
+        """How a tensor-parallel mesh splits the params: ``{layer: {param: (split?, ...) per axis}}``, e.g.
+        ``{"hidden_0": {"kernel": (False, True), "bias": (True,)}, "output": {"kernel": (True, False)}}``; a param
+        not listed is replicated."""
+        return {layer.name: layer.splits for layer in self.layers() if layer.name is not None and layer.splits}
+
+    def split_widths(self) -> tuple[int, ...]:
+        """The sizes of the axes :meth:`tensor_splits` splits (the hidden widths): each must divide by the
+        size of a tensor-parallel mesh's ``model`` axis. Sorted, without repeats."""
+        shapes = self.param_shapes()
+        return tuple(sorted({shapes[name][param][axis] for name, splits in self.tensor_splits().items()
+                             for param, split in splits.items() for axis, s in enumerate(split) if s}))
+
+    def activation_units(self) -> int:
+        """Floats per example that one forward pass produces: the input and the output of every layer with params
+        (dropout masks in place). A memory estimate multiplies it by the copies a step keeps alive."""
+        return self.input_dim + sum(layer.units for layer in self.layers() if layer.shapes)
 
 
 # Output widths up to this get their weight gradient formed as (N, K) and transposed, on CPU (see matmul).
@@ -125,6 +232,7 @@ class MLP(nn.Module):
             x = nn.Dense(width, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
                          name=f"hidden_{i}")(x)
             x = act(x)
+            self.sow("intermediates", "hidden", x)  # for hidden_outputs; nothing unless asked for
             if masks is not None:
                 x = apply_dropout(x, masks[i], model_config.dropout if rate is None else rate)
         return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
@@ -179,6 +287,13 @@ def apply(
             raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
         masks = dropout_masks(rng, model_config, x.shape[0], dropout_rate)
     return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)
+
+
+def hidden_outputs(params: Params, x: jax.Array, *, model_config: ModelConfig) -> list[jax.Array]:
+    """Each hidden layer's output ``(batch, h)`` (after its activation, before dropout) for ``x``
+    ``(batch, input_dim)``, in inference mode: what the next layer reads."""
+    _, found = MLP(model_config).apply({"params": params}, x, mutable=["intermediates"])
+    return list(found.get("intermediates", {}).get("hidden", ()))
 
 
 def predict_proba(params: Params, x: jax.Array, *, model_config: ModelConfig) -> jax.Array:

@@ -1,14 +1,16 @@
 """Keras' ``model.summary()`` for an MLP: one row per layer, its output shape and its parameter count.
 
-The layers are those of the tutorial's ``Sequential`` model: ``Dense(h, activation)`` and, with a dropout rate,
-``Dropout(rate)`` per hidden layer, then ``Dense(num_classes, softmax)``; Keras names them ``dense``,
-``dropout``, ``dense_1``, ``dropout_1``, ... Parameter counts are ``inputs * outputs + outputs`` per Dense layer
-(407,050 for 784 -> 512 -> 10). Dropout has none. Nothing is allocated: the table follows from the config.
-"""
+The layers are :meth:`mlpjax.core.model.ModelConfig.layers`, as the equivalent Keras ``Sequential`` model lists
+them, named after their Keras class: for the tutorial's ``Dense(h, activation)`` and, with a dropout rate,
+``Dropout(rate)`` per hidden layer, then ``Dense(num_classes, softmax)``: ``dense``, ``dropout``, ``dense_1``,
+``dropout_1``, ... Parameter counts are the layer's (``inputs * outputs + outputs`` per Dense layer: 407,050 for
+784 -> 512 -> 10; Dropout has none). Nothing is allocated: the table follows from the config."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import re
 
 from mlpjax.core.model import ModelConfig
 
@@ -19,32 +21,26 @@ BYTES_PER_PARAM = 4  # float32
 @dataclasses.dataclass(frozen=True)
 class Layer:
     name: str  # as Keras names it: dense, dropout, dense_1, ...
-    kind: str  # Dense or Dropout
+    kind: str  # the Keras class: Dense, Dropout, ...
     units: int  # the output width
     params: int
 
 
 def layers(model_config: ModelConfig) -> list[Layer]:
-    """The layers of ``model_config``'s MLP, in order, as Keras' Sequential model would list them."""
-    out, width, dense, dropout = [], model_config.input_dim, 0, 0
-
-    def name(base: str, i: int) -> str:
-        return base if i == 0 else f"{base}_{i}"
-
-    for units in model_config.hidden:
-        out.append(Layer(name("dense", dense), "Dense", units, width * units + units))
-        dense, width = dense + 1, units
-        if model_config.dropout > 0:
-            out.append(Layer(name("dropout", dropout), "Dropout", units, 0))
-            dropout += 1
-    out.append(Layer(name("dense", dense), "Dense", model_config.num_classes,
-                     width * model_config.num_classes + model_config.num_classes))
+    """The layers of ``model_config``'s MLP, in order, as Keras' Sequential model would list them: named after
+    their Keras class (``Dense`` -> ``dense``, ``dense_1``, ...), counted per class."""
+    out, seen = [], collections.Counter()
+    for layer in model_config.layers():
+        base = re.sub(r"(?<!^)(?=[A-Z])", "_", layer.keras).lower()
+        out.append(Layer(base if seen[base] == 0 else f"{base}_{seen[base]}", layer.keras, layer.units,
+                         layer.param_count))
+        seen[base] += 1
     return out
 
 
 def total_params(model_config: ModelConfig) -> int:
     """Trainable parameters of ``model_config`` (equals :func:`mlpjax.core.model.param_count` of its params)."""
-    return sum(layer.params for layer in layers(model_config))
+    return model_config.param_count()
 
 
 def _size(n_bytes: float) -> str:

@@ -28,7 +28,8 @@ def derivative(name: str):
 def relative_change(before: model.Params, after: model.Params) -> dict[str, float]:
     """``||W_after - W_before|| / ||W_before||`` of each layer's kernel."""
     return {name: float(np.linalg.norm(np.asarray(after[name]["kernel"]) - np.asarray(layer["kernel"]))
-                        / np.linalg.norm(np.asarray(layer["kernel"]))) for name, layer in before.items()}
+                        / np.linalg.norm(np.asarray(layer["kernel"]))) for name, layer in before.items()
+            if "kernel" in layer}
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:

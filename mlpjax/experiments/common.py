@@ -158,7 +158,8 @@ def loss_gradients(params: model.Params, config: TrainConfig, ds: data.Dataset) 
 def layer_gradient_norms(params: model.Params, config: TrainConfig, ds: data.Dataset) -> dict[str, float]:
     """``||dL/dW||`` of each layer's kernel on the first ``GRAD_BATCH`` training examples (dropout off)."""
     return {name: float(np.linalg.norm(layer["kernel"])) for name, layer in loss_gradients(params, config,
-                                                                                             ds).items()}
+                                                                                             ds).items()
+            if "kernel" in layer}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

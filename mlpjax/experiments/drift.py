@@ -33,10 +33,11 @@ def nudged_state(config: TrainConfig, dataset) -> tuple[TrainState, tuple[int, i
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
     grads = common.loss_gradients(state.params, config, dataset)
-    kernel = np.array(state.params["hidden_0"]["kernel"])
-    where = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(grads["hidden_0"]["kernel"])), kernel.shape))
+    first = model_config.layer_names()[0]
+    kernel = np.array(state.params[first]["kernel"])
+    where = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(grads[first]["kernel"])), kernel.shape))
     kernel[where] = np.nextafter(kernel[where], np.float32(np.inf))
-    params = {**state.params, "hidden_0": {**state.params["hidden_0"], "kernel": jax.numpy.asarray(kernel)}}
+    params = {**state.params, first: {**state.params[first], "kernel": jax.numpy.asarray(kernel)}}
     return state.replace(params=params), where
 
 

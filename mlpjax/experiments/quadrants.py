@@ -21,8 +21,7 @@ QUERY = (2.0, 2.0)
 
 def hidden_layer(params: model.Params, x: np.ndarray, model_config: model.ModelConfig) -> np.ndarray:
     """``H = act(X W + b)`` ``(N, hidden)``: the first hidden layer applied with the trained params."""
-    layer = params["hidden_0"]
-    return np.asarray(model.ACTIVATIONS[model_config.activation](jnp.asarray(x) @ layer["kernel"] + layer["bias"]))
+    return np.asarray(model.hidden_outputs(params, jnp.asarray(x), model_config=model_config)[0])
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:

@@ -7,7 +7,8 @@ In run directory ``DIR`` (``mlpjax train --output DIR``), after every epoch:
   rewritten whole and atomically from the history, so a resumed run's file holds every epoch once.
 * ``DIR/tensorboard/``: tensorboardX event files (no TensorFlow needed): every history value as a scalar at
   step = the 1-based epoch, and, for image datasets whose pixels are the model's input, the first layer's
-  weights of up to :data:`IMAGE_UNITS` hidden units as grey images (``hidden_0/kernel``), each scaled to [0, 1].
+  weights of up to :data:`IMAGE_UNITS` of its units as grey images (``hidden_0/kernel``; ``output/kernel`` without
+  hidden layers), each scaled to [0, 1].
   A resumed run adds a new event file (named by its first epoch too); TensorBoard shows them as one run.
 * ``DIR/learning_curves.png``: loss and accuracy per epoch (and the learning rate when it changes), redrawn
   and replaced atomically.
@@ -148,10 +149,11 @@ class RunLogs:
             self.writer = SummaryWriter(logdir=str(self.directory / TENSORBOARD), filename_suffix=f".epoch{epoch}")
         for key, values in history.items():
             self.writer.add_scalar(key, float(values[epoch - 1]), epoch)
-        kernel = np.asarray(state.params["hidden_0"]["kernel"]) if "hidden_0" in state.params else None
+        first = state.model_config.layer_names()[0]  # the layer that reads the input
+        kernel = np.asarray(state.params[first]["kernel"]) if "kernel" in state.params[first] else None
         if (self.image_shape is not None and kernel is not None
                 and kernel.shape[0] == int(np.prod(self.image_shape))):
-            self.writer.add_images("hidden_0/kernel", kernel_images(kernel, self.image_shape), epoch,
+            self.writer.add_images(f"{first}/kernel", kernel_images(kernel, self.image_shape), epoch,
                                    dataformats="NCHW")
         self.writer.flush()
 

@@ -456,8 +456,15 @@ class MLPTrace:
     masks: list[Array] | None  # keep-masks (B, h) bool, or None for no dropout
 
 
+DENSE_KINDS = {"hidden", "dropout", "output"}  # the kinds of layer (mlpjax.core.model.LAYER_KINDS) done by hand here
+
+
 def _layer_names(model_config) -> list[str]:
-    return [f"hidden_{i}" for i in range(len(model_config.hidden))] + ["output"]
+    """The params' layers of ``model_config`` in order; a UserInputError if it has a kind not done by hand."""
+    other = sorted({layer.kind for layer in model_config.layers()} - DENSE_KINDS)
+    if other:
+        raise UserInputError(f"the hand-written backward pass knows Dense layers and dropout only, not {', '.join(other)}")
+    return model_config.layer_names()
 
 
 def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,

@@ -38,10 +38,6 @@ def effective_batch_size(batch_size: int, train_examples: int) -> int:
     return max(1, min(batch_size, train_examples))
 
 
-def _widths(model_config) -> list[int]:
-    return [model_config.input_dim, *model_config.hidden, model_config.num_classes]
-
-
 def training_bytes(config, model_config, dataset, batch_size: int | None = None) -> dict[str, int]:
     """The estimate of :func:`check_training`, in parts: ``state`` (params and optimizer state), ``step``
     (gradients, updates), ``activations`` (of a training batch of ``batch_size``, by default the config's,
@@ -52,7 +48,7 @@ def training_bytes(config, model_config, dataset, batch_size: int | None = None)
     params = tree_bytes(state.params)
     n_train, n_test = len(dataset.y_train), len(dataset.y_test)
     batch = effective_batch_size(config.batch_size if batch_size is None else batch_size, n_train)
-    per_example = sum(_widths(model_config)) * 4 * ACTIVATION_COPIES
+    per_example = model_config.activation_units() * 4 * ACTIVATION_COPIES
     rows = sum(np.asarray(a).nbytes for a in (dataset.encoded_train, dataset.encoded_test)) + 4 * (n_train + n_test)
     return {"state": tree_bytes(state), "step": STEP_PARAM_COPIES * params,
             "activations": per_example * (batch + min(EVAL_BATCH, max(n_test, 1))),

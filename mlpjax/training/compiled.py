@@ -30,7 +30,7 @@ def layout_for(mesh: jax.sharding.Mesh | None, model_config: model.ModelConfig,
     """How a model of ``model_config`` lays out on ``mesh`` (None: one device, no layout)."""
     if mesh is None:
         return None
-    return mesh_lib.MeshLayout(mesh, model.layer_kinds(model_config), shard_rows)
+    return mesh_lib.MeshLayout(mesh, model_config.tensor_splits(), shard_rows)
 
 
 def _check_rows(rows: Rows) -> None:

@@ -75,24 +75,19 @@ def _key_name(key) -> str:
     return str(key)
 
 
-# How each kind of layer (mlpjax.core.model.layer_kinds) splits its weights over the ``model`` axis: a hidden
-# layer's units (its kernel's columns and its bias), an output layer's inputs (its kernel's rows).
-SPLITS: dict[str, dict[str, P]] = {
-    "hidden": {"kernel": P(None, MODEL), "bias": P(MODEL)},
-    "output": {"kernel": P(MODEL, None)},
-}
+Splits = Mapping[str, Mapping[str, tuple[bool, ...]]]  # layer -> param -> per axis, split over ``model``?
 
 
-def param_spec(path: tuple, ndim: int, kinds: Mapping[str, str]) -> P:
+def param_spec(path: tuple, ndim: int, splits: Splits) -> P:
     """The ``model``-axis split of the leaf at key ``path`` with ``ndim`` dimensions.
 
-    Its last two keys name a layer and a weight (``.../hidden_0/kernel``, also inside the optimizer state:
-    ``.../mu/hidden_0/kernel``); ``kinds`` maps layer names to kinds, whose weights split as :data:`SPLITS`
-    says. Anything else (step, PRNG key, Adam's ``count``) is replicated, ``P()``.
+    Its last two keys name a layer and a param (``.../hidden_0/kernel``, also inside the optimizer state:
+    ``.../mu/hidden_0/kernel``); ``splits`` (:meth:`mlpjax.core.model.ModelConfig.tensor_splits`) says which of
+    that param's axes split over ``model``. Anything else (step, PRNG key, Adam's ``count``) is replicated, ``P()``.
     """
     layer, name = ([""] * 2 + [_key_name(k) for k in path])[-2:]
-    spec = SPLITS.get(kinds.get(layer, ""), {}).get(name, P())
-    return spec if len(spec) == ndim else P()
+    split = splits.get(layer, {}).get(name, ())
+    return P(*(MODEL if s else None for s in split)) if len(split) == ndim and any(split) else P()
 
 
 def split_width(spec: P, shape: tuple[int, ...]) -> int | None:
@@ -100,10 +95,11 @@ def split_width(spec: P, shape: tuple[int, ...]) -> int | None:
     return next((n for n, axis in zip(shape, spec) if axis == MODEL), None)
 
 
-def check_widths(mesh: Mesh | None, hidden) -> None:
-    """Every hidden width must divide by the size of ``mesh``'s ``model`` axis (if any): a clear error if not."""
+def check_widths(mesh: Mesh | None, widths) -> None:
+    """Every split width (:meth:`mlpjax.core.model.ModelConfig.split_widths`: the hidden widths) must divide by
+    the size of ``mesh``'s ``model`` axis (if any): a clear error if not."""
     model_size = 1 if mesh is None else int(dict(mesh.shape).get(MODEL, 1))
-    for width in hidden:
+    for width in widths:
         if width % model_size:
             raise FieldError("hidden", f"{{field}} {width}: with {{model_parallel}} {model_size} every hidden width "
                              f"must divide by {model_size}", also=("model_parallel",))
@@ -123,8 +119,8 @@ class MeshLayout:
     params replicated, or split over ``model`` by kind of layer (:meth:`shardings`); batches sharded over
     ``data``; dataset rows placed (:meth:`put_rows`).
 
-    ``kinds``: each layer's kind by name (:func:`mlpjax.core.model.layer_kinds`), which says how its weights split
-    over ``model`` (:data:`SPLITS`); a mapping is kept as sorted pairs, so the layout is hashable (a static
+    ``splits``: which axes of each layer's params split over ``model``
+    (:meth:`mlpjax.core.model.ModelConfig.tensor_splits`); a mapping is kept as sorted pairs, so the layout is hashable (a static
     part of :class:`mlpjax.training.rows.Rows`). ``shard_rows``: the dataset's rows are sharded over ``data`` (each
     process holds its block; each batch is gathered with a reduce-scatter) rather than replicated on every
     device. Default: sharded exactly when the mesh spans several processes, where no process holds the whole
@@ -132,11 +128,12 @@ class MeshLayout:
     """
 
     mesh: Mesh
-    kinds: tuple[tuple[str, str], ...] | Mapping[str, str] = ()
+    splits: tuple | Splits = ()
     shard_rows: bool | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "kinds", tuple(sorted(dict(self.kinds).items())))
+        object.__setattr__(self, "splits", tuple(sorted((layer, tuple(sorted(dict(params).items())))
+                                                        for layer, params in dict(self.splits).items())))
         if self.mesh.axis_names not in ((DATA,), (DATA, MODEL)):
             raise ValueError(f"expected a mesh with axes ({DATA!r},) or ({DATA!r}, {MODEL!r}), "
                              f"got {self.mesh.axis_names}")
@@ -207,10 +204,10 @@ class MeshLayout:
     def shardings(self, tree: Any) -> Any:
         """``tree`` (a state, params, a scalar) with a ``NamedSharding`` for each leaf: :func:`param_spec` of its key
         path when :attr:`model_size` > 1, else replicated. A split hidden width must divide by the model size."""
-        kinds = dict(self.kinds)
+        splits = {layer: dict(params) for layer, params in self.splits}
 
         def sharding(path, leaf):
-            spec = param_spec(path, len(np.shape(leaf)), kinds) if self.model_size > 1 else P()
+            spec = param_spec(path, len(np.shape(leaf)), splits) if self.model_size > 1 else P()
             check_widths(self.mesh, [w for w in [split_width(spec, np.shape(leaf))] if w is not None])
             return NamedSharding(self.mesh, spec)
 

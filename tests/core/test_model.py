@@ -136,3 +136,52 @@ def test_dense_layers_take_any_leading_shape():
     batched = np.asarray(model.apply(params, x.reshape(8, 5), model_config=config))
     np.testing.assert_allclose(model.apply(params, x, model_config=config), batched.reshape(2, 4, 3), rtol=1e-6)
     np.testing.assert_allclose(model.apply(params, x[0, 0], model_config=config), batched[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("config", [
+    model.ModelConfig(input_dim=12, hidden=(8, 6), num_classes=3),
+    model.ModelConfig(input_dim=5, hidden=(), dropout=0.0, num_classes=2),
+    model.ModelConfig(input_dim=7, hidden=(4,), dropout=0.0, num_classes=3),
+])
+def test_the_config_describes_the_params_that_init_makes(config):
+    params = model.init(jax.random.PRNGKey(0), config)
+    assert jax.tree_util.tree_map(np.shape, params) == config.param_shapes()
+    assert config.param_count() == model.param_count(params)
+    assert config.layer_names() == [f"hidden_{i}" for i in range(len(config.hidden))] + ["output"]
+    assert config.widths() == (config.input_dim, *config.hidden, config.num_classes)
+    assert [layer.name for layer in config.layers() if layer.kind == "dropout"] == [None] * (
+        len(config.hidden) if config.dropout > 0 else 0)
+    # the memory estimate's floats per example: the input and every Dense layer's output
+    assert config.activation_units() == sum(config.widths())
+
+
+def test_tensor_splits_name_hidden_units_and_output_inputs():
+    config = model.ModelConfig(input_dim=12, hidden=(8, 6), num_classes=3)
+    columns, rows, units = (False, True), (True, False), (True,)
+    assert config.tensor_splits() == {"hidden_0": {"kernel": columns, "bias": units},
+                                      "hidden_1": {"kernel": columns, "bias": units}, "output": {"kernel": rows}}
+    assert config.split_widths() == (6, 8)
+    assert model.ModelConfig(input_dim=12, hidden=(), num_classes=3).split_widths() == (12,)
+
+
+def test_chosen_fields_are_what_a_training_config_records():
+    from mlpjax.core.config import TrainConfig
+
+    config = model.ModelConfig(hidden=(32, 16), activation="tanh", dropout=0.1)
+    chosen = model.ModelConfig.chosen_fields()
+    assert chosen[:3] == ("hidden", "activation", "dropout") and not {"input_dim", "num_classes"} & set(chosen)
+    assert list(config.chosen()) == list(chosen)
+    assert {k: config.chosen()[k] for k in chosen[:3]} == {"hidden": [32, 16], "activation": "tanh", "dropout": 0.1}
+    flat = TrainConfig(dataset="digits", model=config).to_dict()
+    assert TrainConfig.from_dict(flat).model == config and tuple(flat)[-len(chosen):] == chosen
+
+
+def test_hidden_outputs_are_what_the_next_layer_reads():
+    config = model.ModelConfig(input_dim=6, hidden=(5, 4), activation="tanh", dropout=0.5, num_classes=3)
+    params = model.init(jax.random.PRNGKey(3), config)
+    x = jax.random.uniform(jax.random.PRNGKey(4), (7, 6))
+    h0, h1 = model.hidden_outputs(params, x, model_config=config)
+    np.testing.assert_allclose(h0, jnp.tanh(x @ params["hidden_0"]["kernel"] + params["hidden_0"]["bias"]), atol=1e-6)
+    np.testing.assert_allclose(h1, jnp.tanh(h0 @ params["hidden_1"]["kernel"] + params["hidden_1"]["bias"]), atol=1e-6)
+    logits = h1 @ params["output"]["kernel"] + params["output"]["bias"]
+    np.testing.assert_allclose(model.apply(params, x, model_config=config), logits, atol=1e-6)

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import run_cli
 from mlpjax.runs import logs
+from mlpjax.core.model import ModelConfig
 
 
 def read_events(folder):
@@ -72,6 +73,7 @@ def test_learning_curves_are_replaced_atomically(tmp_path):
 
 def test_run_logs_draw_the_latest_history_and_close_waits_for_it(tmp_path):
     class State:
+        model_config = ModelConfig(input_dim=4, hidden=(3,))
         params = {"hidden_0": {"kernel": np.zeros((4, 3), np.float32)}}
 
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "lr": []}

@@ -26,7 +26,6 @@ def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
     import jax
 
     from mlpjax.training import mesh
-    from mlpjax.core import model
     from mlpjax.core.config import TrainConfig
     from mlpjax.core.model import ModelConfig
     from mlpjax.core.state import create_train_state
@@ -34,7 +33,7 @@ def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
     config = TrainConfig(dataset="digits", model=ModelConfig(hidden=(32, 16)))
     model_config = config.model_config(64, 10)
     state = create_train_state(jax.random.PRNGKey(0), config, model_config)
-    specs = {jax.tree_util.keystr(path): mesh.param_spec(path, leaf.ndim, model.layer_kinds(model_config))
+    specs = {jax.tree_util.keystr(path): mesh.param_spec(path, leaf.ndim, model_config.tensor_splits())
              for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
     columns, rows, whole = (None, "model"), ("model", None), ()
     expected = {"['hidden_0']['kernel']": columns, "['hidden_0']['bias']": ("model",),
