@@ -29,7 +29,7 @@ def run_web(args: argparse.Namespace) -> int:
         names = spec.class_names if spec is not None else ()
         m = ckpt.model_config
         about = (f"{args.directory}: {dataset}, epoch {ckpt.epoch}{' (best)' if args.best else ''}, MLP "
-                 + " -> ".join(str(w) for w in (m.input_dim, *m.hidden, m.num_classes)) + f" ({m.activation})")
+                 + " -> ".join(str(w) for w in m.widths()) + f" ({m.activation})")
     else:
         classifier = recognize.train_quick_model(dataset=data.load_dataset("mnist", args.data_dir))
         names, about = (), "a quick model: 1 epoch of mnist (mlpjax draw --train-quick)"

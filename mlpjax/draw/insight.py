@@ -45,8 +45,7 @@ class Insight:
 
 def _first_hidden(params, x: jax.Array, model_config: model.ModelConfig) -> jax.Array:
     """The first hidden layer's activations ``(H,)`` for one input ``x`` ``(input_dim,)``, as :class:`MLP` computes."""
-    layer = params["hidden_0"]
-    return model.ACTIVATIONS[model_config.activation](x @ layer["kernel"] + layer["bias"])
+    return model.hidden_outputs(params, x[None], model_config=model_config)[0][0]
 
 
 @functools.partial(jax.jit, static_argnames=("model_config",))
@@ -79,7 +78,7 @@ def inspect_recognition(classifier: Classifier, recognition: Recognition, top: i
     activations = np.asarray(activations, np.float32)
     units = np.argsort(-activations, kind="stable")[:max(0, top)]
     if config.hidden:
-        weights = np.asarray(classifier.params["hidden_0"]["kernel"], np.float32)[:, units].T.reshape(-1, side, side)
+        weights = np.asarray(classifier.params[config.layer_names()[0]]["kernel"], np.float32)[:, units].T.reshape(-1, side, side)
     else:
         weights = np.zeros((0, side, side), np.float32)
     return Insight(recognition=recognition, activations=activations,

@@ -114,7 +114,7 @@ def describe(classifier: Classifier, class_names: Sequence[str] = (), about: str
     if len(names) != n:
         raise FieldError("class_names", f"must name each of the model's {n} classes, got {len(names)} names")
     config = classifier.model_config
-    layers = " -> ".join(str(w) for w in (config.input_dim, *config.hidden, config.num_classes))
+    layers = " -> ".join(str(w) for w in config.widths())
     return Model(classifier, names, about or f"MLP {layers} ({config.activation})")
 
 
