@@ -246,3 +246,17 @@ def test_progress_bars_only_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     code, out, err = run_cli(capsys, *argv)
     assert code == 0 and "epoch 2/2:" in out and "epoch 2: 100%" in err
+
+
+def test_every_command_module_keeps_the_protocol():
+    import inspect
+
+    from mlpjax import cli
+
+    names = [command.NAME for command in cli.COMMANDS]
+    assert len(set(names)) == len(names) and set(cli.EXIT_AT_ONCE) <= set(names)
+    for command in cli.COMMANDS:
+        assert command.__name__ == f"mlpjax.cli.{command.NAME}"  # one module per command, named after it
+        assert "\n" not in command.HELP and command.DESCRIPTION.endswith(".")
+        assert len(inspect.signature(command.add_arguments).parameters) == 1  # the command's parser
+        assert len(inspect.signature(command.run).parameters) == 1  # its parsed flags
