@@ -127,7 +127,7 @@ SWEEP_VALUES = {
                                                                                           ["tanh", "sigmoid"]),
     "dropout": ("0,0.5", [0.0, 0.5]), "optimizer": ("sgd,adagrad", ["sgd", "adagrad"]), "lr": ("0.5", [0.5]),
     "loss": ("mse", ["mse"]), "seed": ("3,4", [3, 4]), "validation_split": ("0.25", [0.25]),
-    "early_stopping": ("2,5", [2, 5]), "lr_schedule": ("cosine,exponential", ["cosine", "exponential"]),
+    "early_stopping": ("2,off", [2, None]), "lr_schedule": ("cosine,exponential", ["cosine", "exponential"]),
     "reduce_lr_on_plateau": ("true,false", [True, False]), "plateau_factor": ("0.5", [0.5]),
     "plateau_patience": ("1,2", [1, 2]), "metrics": ("accuracy,f1", [("accuracy", "f1_score")]),
 }

@@ -91,9 +91,17 @@ def progress_bars(args: argparse.Namespace) -> bool:
 
 # How each kind of TrainConfig field (mlpjax.core.config.FieldHelp.kind) is read: one value, and a sweep's list.
 SINGLE = {"int": integer, "float": number, "name": str, "names": str, "path": str}
-LISTED = {"int": listed(int, "integers"), "float": listed(float, "numbers"), "name": listed(str, "names"),
-          "widths": listed(widths, "layer widths like 512 or 256x128"), "switch": listed(boolean, "true or false"),
+SINGLE_CAST, LISTED_EXPECTED = {"int": int, "float": float}, {"int": "integers", "float": "numbers"}
+LISTED = {**{kind: listed(cast, LISTED_EXPECTED[kind]) for kind, cast in SINGLE_CAST.items()},
+          "name": listed(str, "names"), "widths": listed(widths, "layer widths like 512 or 256x128"),
+          "switch": listed(boolean, "true or false"),
           "names": lambda text: [text]}  # a sweep's models compute one set of metrics: its commas join names
+
+
+def listed_or_off(kind: str, off: str):
+    """:data:`LISTED`'s parser of ``kind`` that also takes the word ``off`` (for None: the setting off)."""
+    cast = SINGLE_CAST[kind]
+    return listed(lambda text: None if text == off else cast(text), f"{LISTED_EXPECTED[kind]} or {off}")
 LISTED_METAVAR = {"widths": "H,...", "switch": "true,false", "names": "NAMES"}
 
 
@@ -104,6 +112,8 @@ def _help(about, *, listed_: bool, default: str | None = None) -> str:
         text += ", layers joined by x, models by commas: 512,256x128" if listed_ else ", e.g. 256 128"
     if about.kind == "switch" and listed_:
         text += "; alone: true; true,false trains both"
+    if about.off is not None and listed_:
+        text += f"; {about.off} lists a model without it"
     if about.choices is not None:
         choices = about.choices()
         if about.kind == "names":
@@ -137,6 +147,9 @@ def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = N
         if listed_ and name not in ONE_PER_SWEEP:
             if about.kind == "switch":
                 p.add_argument(flag(name), type=LISTED["switch"], nargs="?", const=[True], metavar="true,false",
+                               help=help_)
+            elif about.off is not None:  # the word for None lists a model with the setting off
+                p.add_argument(flag(name), type=listed_or_off(about.kind, about.off), metavar=f"{about.metavar},...",
                                help=help_)
             else:
                 p.add_argument(flag(name), type=LISTED[about.kind], metavar=LISTED_METAVAR.get(

@@ -37,7 +37,8 @@ class FieldHelp:
     ``"int"``, ``"float"``, ``"name"`` (one of ``choices``), ``"names"`` (several, comma-separated),
     ``"widths"`` (layer widths), ``"path"`` or ``"switch"`` (True or False). ``choices`` gives the registry's
     names, each with its one-line description (``""``: none), at the time it is asked; ``default_text`` the
-    words for a default that another field decides (``epochs``: the dataset's).
+    words for a default that another field decides (``epochs``: the dataset's); ``off`` the word for None where
+    None turns a setting off (``early_stopping``).
     """
 
     name: str
@@ -47,6 +48,7 @@ class FieldHelp:
     metavar: str | None = None
     choices: Callable[[], Mapping[str, str]] | None = None
     default_text: Callable[[], str] | None = None
+    off: str | None = None
 
     def render(self, name_of: Callable[[str], str] = lambda name: name) -> str:
         """:attr:`text` with the fields it names as ``name_of(field)`` (the command line: their flags)."""
@@ -56,6 +58,8 @@ class FieldHelp:
         """The default as a user writes it: ``128``, ``relu``, ``512``, ``accuracy``, ``off``, ``mnist 2, ...``."""
         if self.default_text is not None:
             return self.default_text()
+        if self.default is None and self.off is not None:
+            return self.off
         if self.kind == "switch":
             return "on" if self.default else "off"
         if isinstance(self.default, tuple):
@@ -133,7 +137,7 @@ class TrainConfig:
         "evaluated once, at the end (0: val_* is measured on the test set)", "float", metavar="F"))
     early_stopping: int | None = dataclasses.field(default=None, metadata=_about(
         "stop when val_loss has not improved for PATIENCE epochs and restore the best weights", "int",
-        metavar="PATIENCE", default_text=lambda: "off"))
+        metavar="PATIENCE", off="off"))
     lr_schedule: str = dataclasses.field(default="constant", metadata=_about(
         "learning rate by step over the planned epochs", "name", metavar="NAME",
         choices=lambda: _abouts(schedules.SCHEDULES)))

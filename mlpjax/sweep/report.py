@@ -31,10 +31,11 @@ def setting_label(run: ModelRun, fields: Sequence[str]) -> str:
 
 
 def _value(name: str, value: Any) -> str:
-    """A field's value as a label shows it: ``256x128`` (hidden), ``accuracy,f1_score`` (metrics)."""
+    """A field's value as a label shows it: ``256x128`` (hidden), ``accuracy,f1_score`` (metrics), ``off``
+    (``early_stopping`` None)."""
     if isinstance(value, (list, tuple)):
         return ("x" if name == "hidden" else ",").join(map(str, value))
-    return str(value)
+    return "off" if value is None else str(value)  # only a setting that None turns off is listed with None
 
 
 def val_name(runs: Sequence[ModelRun]) -> str:
