@@ -3,7 +3,8 @@
 Each function builds a ``matplotlib.figure.Figure`` on its own ``FigureCanvasAgg`` (no pyplot, so no global
 backend is switched and no figure is left open: safe beside a tkinter window), writes ``path`` and returns it.
 Inputs are plain numpy arrays and Keras-style histories ``{"loss": [...], "accuracy": [...], "val_loss": [...],
-"val_accuracy": [...]}`` (one value per epoch; ``val_*`` are the test-set figures).
+"val_accuracy": [...]}`` (one value per epoch; ``val_*`` are measured on the validation data: the test set unless
+a validation split is held out, and labelled "test" unless the caller names them otherwise).
 """
 
 from __future__ import annotations
@@ -66,16 +67,29 @@ def _as_runs(runs: Mapping[str, History | Sequence[History]]) -> dict[str, list[
     return {label: [h] if isinstance(h, Mapping) else list(h) for label, h in runs.items()}
 
 
+CURVES_PANELS = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")))
+_MARK_STYLES = (":", "-.")  # the vertical lines of training_curves' marks, in turn
+
+
 def training_curves(runs: Mapping[str, History | Sequence[History]], path: str | os.PathLike, *,
-                    panels: Sequence[tuple[str, Sequence[str]]] = (("loss", ("loss", "val_loss")),
-                                                                    ("accuracy", ("accuracy", "val_accuracy"))),
-                    title: str = "", key_labels: Mapping[str, str] | None = None,
-                    log_panels: Sequence[str] = ()) -> Path:
+                    panels: Sequence[tuple[str, Sequence[str]]] = CURVES_PANELS, title: str = "",
+                    key_labels: Mapping[str, str] | None = None, log_panels: Sequence[str] = (),
+                    marks: Mapping[str, int] | None = None) -> Path:
+    """Curves per epoch from Keras-style histories into ``path``: :func:`curves_figure` saved as PNG."""
+    return save(curves_figure(runs, panels=panels, title=title, key_labels=key_labels, log_panels=log_panels,
+                              marks=marks), path)
+
+
+def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
+                  panels: Sequence[tuple[str, Sequence[str]]] = CURVES_PANELS, title: str = "",
+                  key_labels: Mapping[str, str] | None = None, log_panels: Sequence[str] = (),
+                  marks: Mapping[str, int] | None = None) -> Figure:
     """Curves per epoch from Keras-style histories, one panel per ``(name, keys)`` of ``panels``.
 
     ``runs`` maps a label (one colour each) to one history or to several (e.g. one per seed: drawn as the
     mean with a band of ± one sample standard deviation). Keys starting with ``val_`` are drawn solid, the others
-    dashed. Panels whose name is in ``log_panels`` use a log y-axis.
+    dashed. Panels whose name is in ``log_panels`` use a log y-axis. ``marks`` maps a label to a 1-based epoch,
+    drawn as a grey vertical line across every panel (e.g. ``{"best val_loss: epoch 3": 3}``).
     """
     runs = _as_runs(runs)
     names = {**_LABELS, **(key_labels or {})}
@@ -93,6 +107,8 @@ def training_curves(runs: Mapping[str, History | Sequence[History]], path: str |
                 if len(histories) > 1:
                     std = values.std(axis=0, ddof=1)
                     ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+        for style, (mark, epoch) in zip(_MARK_STYLES * 10, (marks or {}).items()):
+            ax.axvline(epoch, color="0.35", ls=style, lw=1.2, label=mark if len(runs) == 1 else None)
         ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -114,7 +130,7 @@ def training_curves(runs: Mapping[str, History | Sequence[History]], path: str |
         fig.legend(handles=handles, loc="outside right center", fontsize=8)
     if title:
         fig.suptitle(title)
-    return save(fig, path)
+    return fig
 
 
 def image_grid(images: np.ndarray, path: str | os.PathLike, *, titles: Sequence[str] = (),

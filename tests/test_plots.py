@@ -64,3 +64,11 @@ def test_relative_differences_with_zeros_on_a_log_axis(tmp_path):
                                       "one ulp: train loss": [0.0, 0.0, 2e-3]}, tmp_path / "drift.png",
                                      tolerance=1e-5, title="t")
     assert_png(out)
+
+
+def test_curves_figure_draws_each_mark_across_every_panel(tmp_path):
+    figure = plots.curves_figure({"run": history(4)}, marks={"best val_loss: epoch 2": 2, "kept weights: epoch 4": 4})
+    for ax in figure.axes:
+        vertical = {line.get_label(): list(line.get_xdata()) for line in ax.get_lines() if "epoch" in line.get_label()}
+        assert vertical == {"best val_loss: epoch 2": [2, 2], "kept weights: epoch 4": [4, 4]}
+    assert_png(plots.training_curves({"run": history(4)}, tmp_path / "marked.png", marks={"best": 2}))

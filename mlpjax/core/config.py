@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import re
+from typing import Any, Callable, Mapping
 
 from mlpjax import data
 from mlpjax.core import losses
@@ -11,6 +12,7 @@ from mlpjax.core import optimizers
 from mlpjax.core import schedules
 from mlpjax.core import metrics as metrics_lib
 from mlpjax.errors import FieldError, check_int, check_name, check_number
+from mlpjax.core import model as model_lib
 from mlpjax.core.model import ModelConfig
 
 MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
@@ -28,30 +30,129 @@ def check_seed(seed: Any, count: int = 1) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class FieldHelp:
+    """What a user is told about one flat :class:`TrainConfig` field (the command line builds its flags from it).
+
+    ``text`` names other fields as ``{name}`` (:meth:`render` writes them); ``kind`` is how a value is written:
+    ``"int"``, ``"float"``, ``"name"`` (one of ``choices``), ``"names"`` (several, comma-separated),
+    ``"widths"`` (layer widths), ``"path"`` or ``"switch"`` (True or False). ``choices`` gives the registry's
+    names, each with its one-line description (``""``: none), at the time it is asked; ``default_text`` the
+    words for a default that another field decides (``epochs``: the dataset's); ``off`` the word for None where
+    None turns a setting off (``early_stopping``).
+    """
+
+    name: str
+    default: Any
+    text: str
+    kind: str
+    metavar: str | None = None
+    choices: Callable[[], Mapping[str, str]] | None = None
+    default_text: Callable[[], str] | None = None
+    off: str | None = None
+
+    def render(self, name_of: Callable[[str], str] = lambda name: name) -> str:
+        """:attr:`text` with the fields it names as ``name_of(field)`` (the command line: their flags)."""
+        return re.sub(r"\{(\w+)\}", lambda m: name_of(m.group(1)), self.text)
+
+    def default_words(self) -> str:
+        """The default as a user writes it: ``128``, ``relu``, ``512``, ``accuracy``, ``off``, ``mnist 2, ...``."""
+        if self.default_text is not None:
+            return self.default_text()
+        if self.default is None and self.off is not None:
+            return self.off
+        if self.kind == "switch":
+            return "on" if self.default else "off"
+        if isinstance(self.default, tuple):
+            return ",".join(map(str, self.default)) if self.kind == "names" else " ".join(map(str, self.default))
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return str(self.default)
+
+
+def _about(text: str, kind: str, **more: Any) -> dict[str, Any]:
+    """A field's metadata: its :class:`FieldHelp` but for the name and default."""
+    return {"help": {"text": text, "kind": kind, **more}}
+
+
+def _names(registry: Mapping[str, Any]) -> dict[str, str]:
+    """A registry's names, without descriptions."""
+    return {name: "" for name in registry}
+
+
+def _abouts(registry: Mapping[str, Any]) -> dict[str, str]:
+    """A registry's names with their ``about`` line."""
+    return {name: spec.about for name, spec in registry.items()}
+
+
+def _default_epochs() -> str:
+    return "the dataset's: " + ", ".join(f"{name} {spec.default_epochs}" for name, spec in data.DATASETS.items())
+
+
+def _default_lr() -> str:
+    return "Keras' for the optimizer: " + ", ".join(f"{name} {optimizers.default_learning_rate(name):g}"
+                                                    for name in optimizers.OPTIMIZERS)
+
+
+# ModelConfig's fields that a TrainConfig chooses, described as TrainConfig's own fields are (FieldHelp)
+MODEL_HELP = {
+    "hidden": _about("hidden layer sizes", "widths", metavar="N"),
+    "activation": _about("the hidden layers' activation", "name", metavar="NAME",
+                         choices=lambda: _names(model_lib.ACTIVATIONS)),
+    "dropout": _about("inverted dropout after each hidden layer, in training only; a rate in [0, 1)", "float",
+                      metavar="RATE"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; defaults are the tutorial's (MNIST, 512 relu, dropout 0.2, Adam).
 
     ``model`` chooses the architecture; its input width and class count come from the dataset
     (:meth:`model_config`). ``epochs`` None: the dataset's default; ``lr`` None: Keras' for the optimizer.
-    Every field is checked on construction; an error names the field and the value.
+    Every field is checked on construction; an error names the field and the value. Each field's metadata
+    describes it for a user (:func:`describe`).
     """
 
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    epochs: int | None = None
-    batch_size: int = 128
-    model: ModelConfig = ModelConfig()
-    optimizer: str = "adam"
-    lr: float | None = None
-    loss: str = "categorical_crossentropy"
-    seed: int = 0
-    validation_split: float = 0.0  # the last fraction of the training rows held out for val_* (0: the test set)
-    early_stopping: int | None = None  # patience in epochs on val_loss (None: off); the best weights are restored
-    lr_schedule: str = "constant"  # one of schedules.SCHEDULES, by step over the planned epochs
-    reduce_lr_on_plateau: bool = False  # Keras' ReduceLROnPlateau on val_loss
-    plateau_factor: float = 0.1  # the learning rate is multiplied by this on a plateau
-    plateau_patience: int = 10  # epochs without improvement of val_loss before reducing
-    metrics: tuple[str, ...] = ("accuracy",)  # metrics by Keras name kept in the history as val_<name>
+    dataset: str = dataclasses.field(default="mnist", metadata=_about(
+        "the dataset", "name", metavar="NAME", choices=lambda: _abouts(data.DATASETS)))
+    data_dir: str | None = dataclasses.field(default=None, metadata=_about(
+        "folder with the four MNIST-format IDX files", "path", metavar="DIR",
+        default_text=lambda: f"${data.DATA_DIR_ENV}, else tfds"))
+    epochs: int | None = dataclasses.field(default=None, metadata=_about(
+        "epochs in all", "int", metavar="N", default_text=_default_epochs))
+    batch_size: int = dataclasses.field(default=128, metadata=_about(
+        "examples per step; the last partial batch is kept, as Keras", "int", metavar="N"))
+    model: ModelConfig = dataclasses.field(default=ModelConfig(), metadata={"fields": MODEL_HELP})
+    optimizer: str = dataclasses.field(default="adam", metadata=_about(
+        "Keras' optimizer of that name, with its defaults", "name", metavar="NAME",
+        choices=lambda: _names(optimizers.OPTIMIZERS)))
+    lr: float | None = dataclasses.field(default=None, metadata=_about(
+        "learning rate", "float", metavar="X", default_text=_default_lr))
+    loss: str = dataclasses.field(default="categorical_crossentropy", metadata=_about(
+        "the loss, on the softmax output as Keras", "name", metavar="NAME", choices=lambda: _names(losses.LOSSES)))
+    seed: int = dataclasses.field(default=0, metadata=_about(
+        "PRNG seed for init, dropout and shuffling", "int", metavar="S"))
+    validation_split: float = dataclasses.field(default=0.0, metadata=_about(
+        "hold out the last F of the training rows (before shuffling, as Keras) for val_*; the test set is then "
+        "evaluated once, at the end (0: val_* is measured on the test set)", "float", metavar="F"))
+    early_stopping: int | None = dataclasses.field(default=None, metadata=_about(
+        "stop when val_loss has not improved for PATIENCE epochs and restore the best weights", "int",
+        metavar="PATIENCE", off="off"))
+    lr_schedule: str = dataclasses.field(default="constant", metadata=_about(
+        "learning rate by step over the planned epochs", "name", metavar="NAME",
+        choices=lambda: _abouts(schedules.SCHEDULES)))
+    reduce_lr_on_plateau: bool = dataclasses.field(default=False, metadata=_about(
+        "multiply the learning rate by {plateau_factor} when val_loss has not improved for {plateau_patience} "
+        "epochs (Keras' ReduceLROnPlateau)", "switch"))
+    plateau_factor: float = dataclasses.field(default=0.1, metadata=_about(
+        "with {reduce_lr_on_plateau}: the factor, in (0, 1)", "float", metavar="X"))
+    plateau_patience: int = dataclasses.field(default=10, metadata=_about(
+        "with {reduce_lr_on_plateau}: epochs without improvement of val_loss before reducing", "int",
+        metavar="N"))
+    metrics: tuple[str, ...] = dataclasses.field(default=("accuracy",), metadata=_about(
+        "computed on the validation data each epoch and kept in the history as val_NAME ("
+        + ", ".join(f"{alias} is {name}" for alias, name in metrics_lib.ALIASES.items()) + ")", "names",
+        metavar="NAMES", choices=lambda: _names(metrics_lib.METRICS)))
 
     def __post_init__(self):
         spec = data.get_spec(self.dataset)
@@ -115,3 +216,17 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with flat ``changes`` (model fields included: ``replace(hidden=(256,), epochs=4)``)."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+def describe() -> dict[str, FieldHelp]:
+    """Every flat field of :class:`TrainConfig` (those of :meth:`TrainConfig.flat_fields`, in the class's order,
+    the model's in place of ``model``) with its default (the model's fields: :class:`ModelConfig`'s) and its
+    description from the field's metadata."""
+    found = {}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "model":
+            for name, meta in field.metadata["fields"].items():
+                found[name] = FieldHelp(name, getattr(field.default, name), **meta["help"])
+        else:
+            found[field.name] = FieldHelp(field.name, field.default, **field.metadata["help"])
+    return found

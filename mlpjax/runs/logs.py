@@ -10,8 +10,9 @@ In run directory ``DIR`` (``mlpjax train --output DIR``), after every epoch:
   weights of up to :data:`IMAGE_UNITS` of its units as grey images (``hidden_0/kernel``; ``output/kernel`` without
   hidden layers), each scaled to [0, 1].
   A resumed run adds a new event file (named by its first epoch too); TensorBoard shows them as one run.
-* ``DIR/learning_curves.png``: loss and accuracy per epoch (and the learning rate when it changes), redrawn
-  and replaced atomically.
+* ``DIR/learning_curves.png``: loss and accuracy per epoch (and the learning rate when it changes), with the
+  best epoch (lowest ``val_loss``) and the kept one (whose weights the run ends with) marked; redrawn and
+  replaced atomically.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -55,28 +55,35 @@ def kernel_images(kernel: np.ndarray, image_shape: tuple[int, ...], units: int =
     return np.where(hi > lo, (w - lo) / span, 0.5).astype(np.float32)
 
 
+def marks(history: Mapping[str, Sequence[float]], kept_epoch: int | None = None) -> dict[str, int]:
+    """The epochs the learning curves mark, by label: the best (the first of the lowest ``val_loss``) and the
+    kept one (``kept_epoch``, the epoch whose weights the run keeps; None: the last); one mark where they agree."""
+    done = len(history["loss"])
+    losses = np.asarray(history.get("val_loss", []), dtype=float)
+    if not done:
+        return {}
+    kept = done if kept_epoch is None else kept_epoch
+    if not len(losses) or not np.isfinite(losses).any():
+        return {f"kept weights: epoch {kept}": kept}
+    best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan))) + 1
+    if best == kept:
+        return {f"best val_loss, kept weights: epoch {best}": best}
+    return {f"best val_loss: epoch {best}": best, f"kept weights: epoch {kept}": kept}
+
+
 def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
-                    validation: str = "test", label: str = "run") -> Path:
-    """Draw ``history``'s curves into ``path``, replacing it atomically (a reader never sees half a PNG);
-    ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label`` the run in the legends."""
-    path = Path(path)
+                    validation: str = "test", label: str = "run", kept_epoch: int | None = None) -> Path:
+    """Draw ``history``'s curves into ``path``, replacing it atomically (:func:`mlpjax.files.write_atomic`: a
+    reader never sees half a PNG); ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label``
+    the run in the legends; the best and the kept epoch are marked (:func:`marks`)."""
     val = "test" if validation == "test" else "validation"
     panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
     if "lr" in history and len(set(history["lr"])) > 1:
         panels.append(("learning rate", ("lr",)))
     labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        plots.training_curves({label: history}, tmp, panels=panels, key_labels=labels,
-                              log_panels=("learning rate",))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    figure = plots.curves_figure({label: history}, panels=panels, key_labels=labels, log_panels=("learning rate",),
+                                 marks=marks(history, kept_epoch))
+    return files.write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=plots.DPI))
 
 
 class _Redrawer:
@@ -128,16 +135,26 @@ class RunLogs:
         self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
         self.writer = None  # opened at the first epoch
         self.redrawer: _Redrawer | None = None
+        self.kept_epoch: int | None = None  # None: the last epoch's weights are kept
+        self.history: Mapping[str, Sequence[float]] | None = None  # the last one submitted
 
     def _draw(self, history: Mapping[str, Sequence[float]]) -> None:
         learning_curves(history, self.directory / CURVES, validation=self.validation,
-                        label=self.directory.resolve().name or "run")
+                        label=self.directory.resolve().name or "run", kept_epoch=self.kept_epoch)
+
+    def finish(self, kept_epoch: int | None) -> None:
+        """The run ended keeping the weights of 1-based ``kept_epoch`` (early stopping restores the best): the
+        figure is drawn once more, marking it."""
+        self.kept_epoch = kept_epoch
+        if self.redrawer is not None and self.history is not None:
+            self.redrawer.submit(self.history)
 
     def epoch_end(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
         """After 1-based ``epoch``: rewrite the CSV, add the epoch's TensorBoard events, redraw the figure."""
         files.write_text(self.directory / CSV, csv_text(history))
         self._tensorboard(epoch, state, history)
         self.redrawer = self.redrawer or _Redrawer(self._draw)
+        self.history = history
         self.redrawer.submit(history)
 
     def _tensorboard(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:

@@ -117,6 +117,8 @@ class Run:
             result = fit(config, dataset, quiet=quiet, log=log, on_epoch_end=on_epoch_end, mesh=mesh,
                          resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else
                                              (best.epoch, best.state.params)) if ckpt else None)
+            if run_logs is not None:
+                run_logs.finish(result.kept_epoch)  # the figure marks the epoch whose weights are kept
         except TrainingDiverged as e:
             if ckpt is None and e.epoch == 1:
                 raise  # nothing was saved

@@ -1,5 +1,6 @@
 """What a sweep leaves in its output folder: ``results.json``, ``summary.md`` (mean ± std over seeds per
-setting) and ``curves.png`` (test curves per setting, mean with a ± std band)."""
+setting) and ``curves.png`` (``val_*`` curves per setting, mean with a ± std band: the test set's, or the
+validation split's where one is held out)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,32 @@ def varied(runs: Sequence[ModelRun]) -> list[str]:
 def setting_label(run: ModelRun, fields: Sequence[str]) -> str:
     """``"lr 0.001, dropout 0.2"``: the values of ``fields`` (seed excluded) of ``run``'s config."""
     d = run.config.to_dict()
-    shown = [f"{name} {'x'.join(map(str, d[name])) if name == 'hidden' else d[name]}" for name in fields
-             if name != "seed"]
+    shown = [f"{name} {_value(name, d[name])}" for name in fields if name != "seed"]
     return ", ".join(shown) or "all"
+
+
+def _value(name: str, value: Any) -> str:
+    """A field's value as a label shows it: ``256x128`` (hidden), ``accuracy,f1_score`` (metrics), ``off``
+    (``early_stopping`` None)."""
+    if isinstance(value, (list, tuple)):
+        return ("x" if name == "hidden" else ",").join(map(str, value))
+    return "off" if value is None else str(value)  # only a setting that None turns off is listed with None
+
+
+def val_name(runs: Sequence[ModelRun]) -> str:
+    """What ``val_*`` of ``runs`` measured, as labels say it: ``"test"`` (the test set: no validation split),
+    else ``"val"`` (a validation split, in some runs or all)."""
+    return "test" if all(r.config.validation == "test" for r in runs) else "val"
+
+
+def _val_note(runs: Sequence[ModelRun]) -> str:
+    kinds = {r.config.validation for r in runs}
+    if kinds == {"test"}:
+        return "(test = the test split, as `val_*` in the histories)."
+    where = "a validation split" if kinds == {"split"} else \
+        "a validation split where validation_split > 0, else the test set"
+    return (f"(test = the test split, evaluated after the last epoch; `val_*` in the histories and curves.png = "
+            f"{where}).")
 
 
 def settings(runs: Sequence[ModelRun]) -> dict[str, list[ModelRun]]:
@@ -57,7 +81,7 @@ def summary_markdown(result: SweepResult) -> str:
                      f"{_pm([r.history['loss'][-1] if r.history['loss'] else np.nan for r in runs])} | "
                      f"{sum(r.diverged is not None for r in runs)} |")
     lines += ["", "Mean ± sample standard deviation over the seeds of each setting, after the last epoch "
-              "(test = the test split, as `val_*` in the histories)."]
+              + _val_note(result.runs)]
     return "\n".join(lines) + "\n"
 
 
@@ -71,7 +95,8 @@ def write(output: str | os.PathLike, result: SweepResult, extra: dict[str, Any] 
     curves = {label: h for label, h in curves.items() if h}
     paths = {RESULTS: folder / RESULTS, SUMMARY: folder / SUMMARY}
     if curves:
+        val = val_name(result.runs)
         paths[CURVES] = plots.training_curves(
-            curves, folder / CURVES, panels=(("test loss", ("val_loss",)), ("test accuracy", ("val_accuracy",))),
-            title="Sweep: test curves per setting (mean ± std over seeds)")
+            curves, folder / CURVES, panels=((f"{val} loss", ("val_loss",)), (f"{val} accuracy", ("val_accuracy",))),
+            title=f"Sweep: {val} curves per setting (mean ± std over seeds)")
     return paths

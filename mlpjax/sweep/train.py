@@ -41,7 +41,10 @@ from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState
 from mlpjax.training.steps import summarize
 
-LISTED = ("seed", "lr", "dropout", "hidden", "activation", "optimizer", "loss", "batch_size", "epochs")
+# Every training field may be listed; the first ones in the order sweeps have always had (the last varies fastest)
+FIRST_LISTED = ("seed", "lr", "dropout", "hidden", "activation", "optimizer", "loss", "batch_size", "epochs")
+ONE_PER_SWEEP = ("dataset", "data_dir")  # run_sweep trains every model on one dataset
+LISTED = FIRST_LISTED + tuple(n for n in TrainConfig.flat_fields() if n not in FIRST_LISTED + ONE_PER_SWEEP)
 VARYING = ("seed", "lr", "dropout")  # what may differ inside a group: everything else shapes the program
 STRATEGIES = ("auto", "vmap", "sequential")
 # Where vmap measured faster per model than one model at a time (docs/sweep.md): accelerators, not this CPU.
@@ -50,13 +53,16 @@ Log = Callable[[str], None]
 
 
 def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[TrainConfig]:
-    """Every combination of ``lists`` (flat TrainConfig field -> values, fields of :data:`LISTED`) over the flat
-    settings ``base``: the product in :data:`LISTED` order, the last field varying fastest.
+    """Every combination of ``lists`` (flat TrainConfig field -> values, any field of :data:`LISTED`: every one
+    but the dataset's) over the flat settings ``base``: the product in :data:`LISTED` order, the last field
+    varying fastest.
 
     Each config is checked as ``TrainConfig`` checks it (a bad value raises its :class:`FieldError`); an
-    empty list or a value listed twice is a FieldError of its field.
+    empty list, a value listed twice or a listed dataset is a FieldError of its field.
     """
     for name, values in lists.items():
+        if name in ONE_PER_SWEEP:
+            raise FieldError(name, "{field} cannot be given as a list: a sweep trains every model on one dataset")
         if name not in LISTED:
             raise FieldError(name, f"{{field}} cannot be given as a list; lists: {', '.join(LISTED)}")
         if len(values) == 0:

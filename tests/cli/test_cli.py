@@ -97,3 +97,166 @@ def test_confusion_and_out_never_replace_a_file_and_an_empty_image_name_is_one_l
     assert code == 0 and (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG" and "precision" in out
     code, _, err = run_cli(capsys, "predict", run, "--image", "")  # was a TypeError: '' is not None
     assert code == 2 and "--image" in err and len(err.strip().splitlines()) == 1
+
+
+# --- the flags once: train, sweep and summary build them from TrainConfig's field descriptions ---
+
+def command_parser(name: str):
+    """The argparse parser of ``mlpjax NAME``."""
+    import argparse
+
+    from mlpjax import cli
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def options(parser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def shown(parser) -> str:
+    """The help as printed, its line breaks and indents made single spaces."""
+    return " ".join(parser.format_help().split())
+
+
+# A valid value of each training field other than its default: (as sweep takes it, what the configs hold).
+SWEEP_VALUES = {
+    "dataset": ("quadrants", ["quadrants"]), "data_dir": (None, [None]), "epochs": ("1,2", [1, 2]),
+    "batch_size": ("2,4", [2, 4]), "hidden": ("4,3x2", [(4,), (3, 2)]), "activation": ("tanh,sigmoid",
+                                                                                          ["tanh", "sigmoid"]),
+    "dropout": ("0,0.5", [0.0, 0.5]), "optimizer": ("sgd,adagrad", ["sgd", "adagrad"]), "lr": ("0.5", [0.5]),
+    "loss": ("mse", ["mse"]), "seed": ("3,4", [3, 4]), "validation_split": ("0.25", [0.25]),
+    "early_stopping": ("2,off", [2, None]), "lr_schedule": ("cosine,exponential", ["cosine", "exponential"]),
+    "reduce_lr_on_plateau": ("true,false", [True, False]), "plateau_factor": ("0.5", [0.5]),
+    "plateau_patience": ("1,2", [1, 2]), "metrics": ("accuracy,f1", [("accuracy", "f1_score")]),
+}
+
+
+def test_sweep_takes_every_training_flag_of_train_and_each_reaches_the_configs(capsys, monkeypatch):
+    from mlpjax import sweep
+    from mlpjax.cli.flags import flag
+    from mlpjax.core.config import TrainConfig
+
+    assert set(SWEEP_VALUES) == set(TrainConfig.flat_fields())  # a new field needs a value here
+    train_flags = {flag(n) for n in TrainConfig.flat_fields()}
+    assert train_flags <= options(command_parser("train")) and train_flags <= options(command_parser("sweep"))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def stop(configs, *a, **k):
+        seen.extend(configs)
+        raise Stop
+
+    monkeypatch.setattr(sweep, "check_sweep_memory", stop)
+    argv = [a for name, (text, _) in SWEEP_VALUES.items() if text is not None for a in (flag(name), text)]
+    with pytest.raises(Stop):
+        run_cli(capsys, "sweep", *argv)
+    product = 1
+    for name, (_, values) in SWEEP_VALUES.items():
+        got = [getattr(c.model, name) if name in ("hidden", "activation", "dropout") else getattr(c, name)
+               for c in seen]
+        assert sorted(set(got), key=str) == sorted(set(values), key=str), name  # every value, nothing else
+        product *= len(values)
+    assert len(seen) == product
+
+
+def test_a_sweep_switch_alone_is_true_and_train_keeps_the_plain_switch(capsys, monkeypatch):
+    from mlpjax import sweep
+
+    seen = []
+    monkeypatch.setattr(sweep, "check_sweep_memory", lambda configs, *a, **k: seen.extend(configs) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run_cli(capsys, "sweep", "--dataset", "quadrants", "--reduce-lr-on-plateau")
+    assert [c.reduce_lr_on_plateau for c in seen] == [True]
+    code, _, err = run_cli(capsys, "sweep", "--dataset", "quadrants", "--reduce-lr-on-plateau", "maybe")
+    assert code == 2 and "--reduce-lr-on-plateau" in err and "true or false" in err
+    code, _, err = run_cli(capsys, "train", "--dataset", "quadrants", "--reduce-lr-on-plateau", "true")
+    assert code == 2 and "unrecognized arguments: true" in err  # train's is a switch
+
+
+def expected_defaults() -> dict[str, str]:
+    """Each training field's default as help shows it, read from TrainConfig (None ones: the words that say
+    what decides them, built from the registries)."""
+    from mlpjax import data
+    from mlpjax.core import optimizers
+    from mlpjax.core.config import TrainConfig
+
+    c = TrainConfig()
+    return {"dataset": c.dataset, "batch_size": str(c.batch_size), "hidden": " ".join(map(str, c.model.hidden)),
+            "activation": c.model.activation, "dropout": f"{c.model.dropout:g}", "optimizer": c.optimizer,
+            "loss": c.loss, "seed": str(c.seed), "validation_split": f"{c.validation_split:g}",
+            "early_stopping": "off", "lr_schedule": c.lr_schedule, "reduce_lr_on_plateau": "off",
+            "plateau_factor": f"{c.plateau_factor:g}", "plateau_patience": str(c.plateau_patience),
+            "metrics": ",".join(c.metrics),
+            "epochs": ", ".join(f"{n} {s.default_epochs}" for n, s in data.DATASETS.items()),
+            "lr": ", ".join(f"{n} {optimizers.default_learning_rate(n):g}" for n in optimizers.OPTIMIZERS),
+            "data_dir": f"${data.DATA_DIR_ENV}"}
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "summary"])
+def test_help_shows_the_defaults_of_train_config(command):
+    from mlpjax.cli.flags import flag
+
+    parser = command_parser(command)
+    fields = {a.dest: a for a in parser._actions if a.option_strings}
+    checked = 0
+    for name, default in expected_defaults().items():
+        if name not in fields:
+            continue
+        one = " ".join(fields[name].help.replace("%%", "%").split())
+        assert "default: " in one and default in one.split("default: ")[-1], (name, one)
+        assert default in shown(parser)
+        checked += 1
+    assert checked == (4 if command == "summary" else len(expected_defaults()))
+    assert flag("batch_size") not in shown(command_parser("summary"))
+
+
+def test_help_says_what_the_commands_do():
+    from mlpjax import bench, cli, data
+    from mlpjax.core import model
+    from mlpjax.experiments import discover
+    from mlpjax.runs import logs
+
+    top = cli.build_parser().format_help()
+    assert "``" not in top and ":func:" not in top and ":mod:" not in top
+    for command in cli.COMMANDS:
+        assert command.NAME in top and " ".join(command.HELP.split()[:3]) in " ".join(top.split())
+        assert " ".join(command.DESCRIPTION.split()[:8]) in shown(command_parser(command.NAME))
+    assert "one model after another" in " ".join(top.split())  # a CPU trains a sweep's models in turn
+    output = next(a.help for a in command_parser("train")._actions if "--output" in a.option_strings)
+    for written in ("checkpoints", "metrics.json", logs.CSV, logs.TENSORBOARD, logs.CURVES):
+        assert written in output
+    assert f"(default: {bench.BenchConfig().rounds})" in shown(command_parser("bench"))
+    summary = shown(command_parser("summary"))
+    assert all(name in summary for name in (*data.DATASETS, *model.ACTIVATIONS))
+    experiment = command_parser("experiment").format_help().splitlines()
+    for name, question in discover().items():
+        assert any(line.split()[:1] == [name] and question.split()[0] in line for line in experiment), name
+
+
+def test_progress_bars_only_on_a_terminal(capsys, monkeypatch):
+    import sys
+
+    argv = ("train", "--dataset", "quadrants", "--epochs", "2", "--hidden", "4")
+    code, out, err = run_cli(capsys, *argv)  # stderr is pytest's capture: no terminal
+    assert code == 0 and "epoch 2/2:" in out and "step" not in err and "\r" not in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0 and "epoch 2/2:" in out and "epoch 2: 100%" in err
+
+
+def test_every_command_module_keeps_the_protocol():
+    import inspect
+
+    from mlpjax import cli
+
+    names = [command.NAME for command in cli.COMMANDS]
+    assert len(set(names)) == len(names) and set(cli.EXIT_AT_ONCE) <= set(names)
+    for command in cli.COMMANDS:
+        assert command.__name__ == f"mlpjax.cli.{command.NAME}"  # one module per command, named after it
+        assert "\n" not in command.HELP and command.DESCRIPTION.endswith(".")
+        assert len(inspect.signature(command.add_arguments).parameters) == 1  # the command's parser
+        assert len(inspect.signature(command.run).parameters) == 1  # its parsed flags

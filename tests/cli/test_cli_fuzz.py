@@ -119,8 +119,10 @@ def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, va
 
 
 SWEEP = ["sweep", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
-SWEEP_FLAGS = ["--seed", "--lr", "--dropout", "--hidden", "--activation", "--optimizer", "--loss", "--batch-size",
-               "--epochs", "--strategy", "--output", "--resume", "--devices"]
+SWEEP_FLAGS = ["--dataset", "--data-dir", "--seed", "--lr", "--dropout", "--hidden", "--activation", "--optimizer",
+               "--loss", "--batch-size", "--epochs", "--validation-split", "--early-stopping", "--lr-schedule",
+               "--reduce-lr-on-plateau", "--plateau-factor", "--plateau-patience", "--metrics", "--strategy",
+               "--output", "--resume", "--devices"]  # every training flag of train, and the sweep's own
 OTHER = {"summary": (["summary"], ["--dataset", "--hidden", "--activation", "--dropout"]),
          "basics": (["basics"], ["--data-dir"]), "backprop": (["backprop"], ["--iterations"])}
 

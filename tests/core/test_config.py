@@ -47,3 +47,21 @@ def test_the_command_line_names_the_flag(capsys):
     assert error.for_cli(lambda f: "--" + f.replace("_", "-")) == "--batch-size must be at least 1, got 0"
     code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--batch-size", "0")
     assert code == 2 and "--batch-size must be at least 1, got 0" in err and "Traceback" not in err
+
+
+def test_every_flat_field_is_described_with_train_configs_default():
+    from mlpjax.core import config
+
+    described = config.describe()
+    assert set(described) == set(TrainConfig.flat_fields())
+    default = TrainConfig()
+    for name, about in described.items():
+        want = getattr(default.model, name) if name in config.MODEL_FIELDS else \
+            next(f.default for f in __import__("dataclasses").fields(TrainConfig) if f.name == name)
+        assert about.default == want, name
+        assert about.text and about.kind in ("int", "float", "name", "names", "widths", "path", "switch"), name
+        if about.kind == "name":
+            assert about.default in about.choices(), name  # the default is one of the registry's names
+    assert described["reduce_lr_on_plateau"].render() == described["reduce_lr_on_plateau"].text.format(
+        plateau_factor="plateau_factor", plateau_patience="plateau_patience")  # Python names fields, no flags
+    assert "--plateau-factor" in described["reduce_lr_on_plateau"].render(lambda n: "--" + n.replace("_", "-"))

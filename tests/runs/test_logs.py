@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from mlpjax.errors import UserInputError
 from mlpjax.runs import logs
 from mlpjax.core.model import ModelConfig
 
@@ -95,5 +96,49 @@ def test_an_error_while_drawing_is_raised_by_close(tmp_path):
     run_logs.directory = blocker  # a file where the figure's folder should be
     redrawer = logs._Redrawer(run_logs._draw)
     redrawer.submit({"loss": [1.0], "accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [0.5]})
-    with pytest.raises(OSError):
+    with pytest.raises(UserInputError, match="file"):  # files.write_atomic's one line, naming the path
         redrawer.close()
+
+
+def test_the_figure_marks_the_best_and_the_kept_epoch():
+    history = {"loss": [1.0, 0.8, 0.7, 0.6], "val_loss": [1.0, 0.5, 0.5, 0.9]}
+    assert logs.marks(history) == {"best val_loss: epoch 2": 2, "kept weights: epoch 4": 4}  # first of the lowest
+    assert logs.marks(history, kept_epoch=2) == {"best val_loss, kept weights: epoch 2": 2}  # early stopping
+    assert logs.marks({"loss": [], "val_loss": []}) == {}
+    assert logs.marks({"loss": [1.0, 2.0], "val_loss": [float("nan"), float("nan")]}) == {"kept weights: epoch 2": 2}
+
+
+def test_learning_curves_draw_the_marks_and_follow_the_umask(tmp_path, monkeypatch):
+    import os
+
+    from mlpjax import plots
+
+    drawn = {}
+    real = plots.curves_figure
+
+    def spy(runs, **kwargs):
+        figure = real(runs, **kwargs)
+        drawn["lines"] = [(line.get_label(), list(line.get_xdata())) for line in figure.axes[0].get_lines()]
+        return figure
+
+    monkeypatch.setattr(plots, "curves_figure", spy)
+    history = {"loss": [1.0, 0.5, 0.4], "accuracy": [0.1, 0.2, 0.3], "val_loss": [1.1, 0.6, 0.7],
+               "val_accuracy": [0.1, 0.3, 0.2]}
+    old = os.umask(0o027)
+    try:
+        path = logs.learning_curves(history, tmp_path / "curves.png", kept_epoch=2)
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o640 and path.read_bytes()[:4] == b"\x89PNG"
+    assert ("best val_loss, kept weights: epoch 2", [2, 2]) in drawn["lines"]
+
+
+def test_run_logs_finish_redraws_with_the_kept_epoch(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(logs, "learning_curves", lambda history, path, **kw: calls.append(kw["kept_epoch"]))
+    run_logs = logs.RunLogs(tmp_path)
+    run_logs.redrawer = logs._Redrawer(run_logs._draw)
+    run_logs.history = {"loss": [1.0, 0.5], "val_loss": [0.4, 0.6]}
+    run_logs.finish(1)
+    run_logs.close()
+    assert calls[-1] == 1

@@ -60,6 +60,42 @@ def test_grid_errors_name_the_field(lists, field):
     assert e.value.field == field and "--" not in str(e.value)
 
 
+def test_grid_lists_every_training_field_and_all_but_seed_lr_dropout_group_apart():
+    from mlpjax.core.config import TrainConfig
+
+    assert set(sweep.LISTED) == set(TrainConfig.flat_fields()) - {"dataset", "data_dir"}
+    more = sweep.grid(BASE, {"seed": [0, 1], "validation_split": [0.0, 0.2], "reduce_lr_on_plateau": [False, True],
+                             "metrics": [("accuracy",), ("accuracy", "f1")]})
+    assert len(more) == 16 and {c.metrics for c in more} == {("accuracy",), ("accuracy", "f1_score")}
+    assert [len(g) for g in sweep.groups(more)] == [2] * 8  # the seeds of each setting together
+    with pytest.raises(FieldError, match="one dataset") as e:
+        sweep.grid(BASE, {"dataset": ["digits", "quadrants"]})
+    assert e.value.field == "dataset"
+
+
+def test_summary_and_curves_say_val_for_a_validation_split(tmp_path, monkeypatch):
+    from mlpjax.core.config import TrainConfig
+    from mlpjax.sweep import report
+
+    def model_run(split, seed):
+        history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.6], "val_loss": [1.1, 0.7], "val_accuracy": [0.4, 0.5]}
+        return sweep.ModelRun(TrainConfig(dataset="digits", validation_split=split, seed=seed), history,
+                              {"loss": 0.7, "accuracy": 0.5})
+
+    for splits, name in (([0.0], "test"), ([0.1], "val"), ([0.0, 0.1], "val")):
+        runs = [model_run(split, seed) for split in splits for seed in (0, 1)]
+        result = sweep.SweepResult(runs, [], "sequential", 1.0)
+        assert report.val_name(runs) == name
+        note = report.summary_markdown(result).splitlines()[-1]
+        assert ("validation split" in note) == (name == "val") and "test = the test split" in note
+    titles = []
+    real = report.plots.training_curves
+    monkeypatch.setattr(report.plots, "training_curves", lambda curves, path, **kw: titles.append(kw) or
+                        real(curves, path, **kw))
+    report.write(tmp_path, result)
+    assert [p for p, _ in titles[0]["panels"]] == ["val loss", "val accuracy"] and "val curves" in titles[0]["title"]
+
+
 def test_traced_dropout_rate_gives_the_static_rates_logits():
     mc = model.ModelConfig(input_dim=6, hidden=(8, 4), dropout=0.3, num_classes=2)
     params = model.init(jax.random.PRNGKey(0), mc)

@@ -1,0 +1,92 @@
+"""``mlpjax sweep``: train the product of lists of training settings."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlpjax.cli.flags import add_config_flags, flag, positive_int, progress_bars, refuse_output_beside_resume
+from mlpjax.errors import UserInputError
+
+NAME = "sweep"
+HELP = "train every combination of lists of settings: one model after another, or as vmapped groups"
+DESCRIPTION = ("Train every combination of comma-separated lists of the training flags (--seed 0,1,2 --lr "
+               "0.001,0.0003: six models) and report mean ± std over the seeds of each setting. Models that "
+               "differ only in seed, lr and dropout form a group; --strategy sequential trains the models one "
+               "after another (the program of mlpjax train; auto picks it on a CPU), vmap trains each group as "
+               "one vmapped program (auto picks it on a GPU or TPU).")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from mlpjax.sweep.train import STRATEGIES
+
+    add_config_flags(p, listed_=True)
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                   help="sequential: one model after another, each as mlpjax train trains it; vmap: each group as "
+                        "one vmapped program; auto: vmap on an accelerator, sequential on a CPU (measured: "
+                        "docs/sweep.md) (default: auto)")
+    p.add_argument("--output", metavar="DIR",
+                   help="results.json, summary.md, curves.png and a checkpoint of every group after each epoch "
+                        "in DIR")
+    p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its last saved epochs")
+    p.add_argument("--devices", type=positive_int, metavar="N",
+                   help="with vmap: split the model axis over N devices (default: one device)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or per-epoch lines (the bar is drawn only when stderr is a terminal)")
+
+
+def _sweep_bar(plan, found: list[list[int]]):
+    """One progress bar for the whole sweep, a step per epoch line: a group's epoch when vmapped, a model's when
+    one after another; the lines are written above it."""
+    from tqdm.auto import tqdm
+
+    configs = plan.configs
+    total = (sum(configs[g[0]].epochs for g in found) if plan.strategy == "vmap"
+             else sum(c.epochs for c in configs))
+    return tqdm(total=total, desc="sweep", unit="epoch", leave=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlpjax import data, sweep
+    from mlpjax.sweep import checkpoint as sweep_checkpoint
+    from mlpjax.sweep import report as sweep_report
+
+    if args.resume:
+        refuse_output_beside_resume(args)
+        plan = sweep_checkpoint.load_plan(args.resume)
+        given = [n for n in sweep.LISTED + ("dataset", "data_dir") if getattr(args, n, None) is not None]
+        if given:
+            raise UserInputError(f"--resume continues the saved sweep; drop {', '.join(flag(n) for n in given)}")
+        output = args.resume
+    else:
+        base = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k) is not None}
+        lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
+        plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy))
+        output = args.output
+    mesh = None
+    if args.devices is not None and plan.strategy != "vmap":
+        raise UserInputError(f"--devices splits the models of a vmapped group; this sweep's strategy is "
+                             f"{plan.strategy} (give --strategy vmap)")
+    if args.devices is not None:
+        from mlpjax.sweep import stack
+
+        mesh = stack.model_mesh(args.devices)
+    dataset = data.load_dataset(plan.configs[0].dataset, plan.configs[0].data_dir)
+    sweep.check_sweep_memory(plan.configs, dataset, plan.strategy, mesh)  # before the folder is made
+    hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
+    found = sweep.groups(plan.configs)
+    print(f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
+          + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
+    bar = _sweep_bar(plan, found) if progress_bars(args) else None
+    log = None if args.quiet else print if bar is None else lambda line: (bar.write(line), bar.update(1))
+    try:
+        result = sweep.run_sweep(plan.configs, dataset, strategy=plan.strategy, mesh=mesh, hooks=hooks, log=log)
+    finally:
+        if bar is not None:
+            bar.close()
+        if hooks:
+            hooks.close()
+    print(sweep_report.summary_markdown(result), end="")
+    if output:
+        paths = sweep_report.write(output, result)
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
