@@ -5,26 +5,30 @@ from __future__ import annotations
 import argparse
 
 from mlpjax.cli.flags import add_config_flags, flag, train_config_from_args
-from mlpjax.core.config import MODEL_FIELDS
 from mlpjax.errors import UserInputError
 
 NAME = "summary"
 HELP = "the model's layers, output shapes and parameters, as Keras' model.summary()"
 DESCRIPTION = ("Print Keras' model.summary() table (layer, output shape, parameters) for the architecture that "
                "the flags choose, or for the model of a saved run: mlpjax summary DIR.")
-ARCHITECTURE = ("dataset", *MODEL_FIELDS)  # the TrainConfig fields that shape the model
+
+
+def architecture() -> tuple[str, ...]:
+    """The TrainConfig fields that shape the model: the dataset and the model's chosen fields."""
+    
+    return ("dataset", *MODEL_FIELDS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("directory", nargs="?", metavar="DIR", help="a run directory (else the architecture flags)")
-    add_config_flags(p, ARCHITECTURE)
+    add_config_flags(p, architecture())
 
 
 def run(args: argparse.Namespace) -> int:
     from mlpjax.core import summary
 
     if args.directory:
-        given = {k for k in ARCHITECTURE if getattr(args, k, None) is not None}
+        given = {k for k in architecture() if getattr(args, k, None) is not None}
         if given:
             raise UserInputError(f"give a run DIR ({args.directory}) or architecture flags "
                                  f"({', '.join(flag(k) for k in sorted(given))}), not both")
