@@ -194,8 +194,10 @@ def test_several_clients_at_once_and_a_rate_limit():
             t.join()
         classifier = s.server.model.classifier
         assert answers == {d: recognize.recognise_image(classifier, c).digit for d, c in canvases.items()}
-        statuses = [request(s.url + "api/info")[0] for _ in range(web.BURST + 20)]
-        assert 429 in statuses and statuses[0] == 200
+        # the same token bucket with a refill too slow to matter, so that the test does not depend on the speed
+        s.server.buckets = type(s.server.buckets)(rate=1e-9, burst=5)
+        statuses = [request(s.url + "api/info")[0] for _ in range(8)]
+        assert statuses == [200] * 5 + [429] * 3
         assert any(" 429 " in line for line in s.lines)
     finally:
         s.close()
