@@ -7,6 +7,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from mlpjax import cache
 from mlpjax.errors import UserInputError
 
 
@@ -516,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlpjax", description=__doc__)
     parser.add_argument("--version", action=VersionAction,
                         help="print the versions of mlpjax, its libraries and Python, and the devices, then exit")
+    parser.add_argument("--no-cache", action="store_true", help=cache.NO_CACHE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train the MLP and report test accuracy")
@@ -620,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
     p.set_defaults(func=cmd_experiment)
+    for command in sub.choices.values():  # `mlpjax --no-cache CMD` or `mlpjax CMD --no-cache`
+        command.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS, help=cache.NO_CACHE_HELP)
     return parser
 
 
@@ -678,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command
         _refuse_unknown(command, unknown)
         _refuse_nul(args)
+        cache.configure(enabled=not args.no_cache)  # before anything compiles
         return args.func(args)
     except UserInputError as e:
         print(f"mlpjax {command}: error: {one_line(e.for_cli(flag))}", file=sys.stderr)
