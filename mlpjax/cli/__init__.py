@@ -622,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
     p.set_defaults(func=cmd_experiment)
+    from mlpjax.cli import export as export_command, import_keras as import_keras_command
+
+    for module in (export_command, import_keras_command):  # commands as modules (NAME, HELP, ..., run)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     for command in sub.choices.values():  # `mlpjax --no-cache CMD` or `mlpjax CMD --no-cache`
         command.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS, help=cache.NO_CACHE_HELP)
     return parser

@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Cold and warm wall time of mlpjax commands with the persistent compilation cache (docs/speed.md).
+
+Each measurement is a fresh process (``python -m mlpjax.cli ...``) timed from start to exit. Per round and per
+command: ``off`` (``--no-cache``), ``cold`` (an empty cache folder, which it fills) and ``warm`` (the same folder
+again), the commands interleaved round by round so that a slow moment of a shared machine falls on all of them.
+A benchmark, not a test: it prints a Markdown table (median, min-max seconds) and, with --json, the raw times.
+
+    python scripts/bench_cache.py --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(argv: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", *argv], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"mlpjax {' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mlpjax-cache-bench-"))
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    env = {k: v for k, v in env.items() if not k.startswith("JAX_COMPILATION_CACHE") and
+           not k.startswith("JAX_PERSISTENT_CACHE") and k != "JAX_ENABLE_COMPILATION_CACHE"}
+    model = work / "model"
+    run(["train", "--dataset", "digits", "--output", str(model), "--quiet", "--no-cache"], env)
+    commands = {
+        "train --dataset digits": ["train", "--dataset", "digits", "--quiet"],
+        "evaluate DIR": ["evaluate", str(model)],
+        "predict DIR --index 9": ["predict", str(model), "--index", "9", "--out", "{out}"],
+        "backprop": ["backprop"],
+        "--version": ["--version"],
+        "--help": ["--help"],
+    }
+    times: dict[str, dict[str, list[float]]] = {name: {"off": [], "cold": [], "warm": []} for name in commands}
+    count = 0
+    for r in range(args.rounds):
+        for name, argv in commands.items():
+            folder = work / f"cache-{r}-{len(times[name]['cold'])}-{abs(hash(name))}"
+            for mode in ("off", "cold", "warm"):
+                count += 1
+                filled = [a.replace("{out}", str(work / f"p{count}.png")) for a in argv]
+                mode_env = {**env, "MLPJAX_CACHE_DIR": "" if mode == "off" else str(folder)}
+                times[name][mode].append(run(filled, mode_env))
+            print(f"round {r + 1}: {name}: " + ", ".join(f"{m} {times[name][m][-1]:.2f} s" for m in times[name]),
+                  file=sys.stderr)
+    if args.json:
+        print(json.dumps(times, indent=2))
+        return
+    print("| command | no cache | cold cache | warm cache | warm / cold |")
+    print("|---|---|---|---|---|")
+    for name, by_mode in times.items():
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in by_mode.values()]
+        ratio = statistics.median(by_mode["warm"]) / statistics.median(by_mode["cold"])
+        print(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
