@@ -134,7 +134,7 @@ def export_keras(classifier: model.Classifier, out: str | os.PathLike) -> Path:
     """``out`` (a new ``.keras`` file): :func:`keras_model`, saved by ``model.save`` (loadable by
     ``keras.saving.load_model`` in safe mode)."""
     if Path(out).suffix != ".keras":
-        raise FieldError("out", f"{{field}} {out}: a Keras model file must end in .keras (Keras reads no other)")
+        raise UserInputError(f"{out}: a Keras model file must end in .keras (Keras reads no other)")
     files.check_new_file(out)
     net = keras_model(classifier)
 
