@@ -3,7 +3,7 @@
 
 Each measurement is a fresh process (``python -m mlpjax.cli ...``) timed from start to exit. Per round and per
 command: ``off`` (``--no-cache``), ``cold`` (an empty cache folder, which it fills) and ``warm`` (the same folder
-again), the commands interleaved round by round so that a slow moment of a shared machine falls on all of them.
+again; ``--version`` and ``--help``, which compile nothing, once), the commands interleaved round by round so that a slow moment of a shared machine falls on all of them.
 A benchmark, not a test: it prints a Markdown table (median, min-max seconds) and, with --json, the raw times.
 
     python scripts/bench_cache.py --rounds 3
@@ -41,7 +41,7 @@ def main() -> None:
     env = {k: v for k, v in env.items() if not k.startswith("JAX_COMPILATION_CACHE") and
            not k.startswith("JAX_PERSISTENT_CACHE") and k != "JAX_ENABLE_COMPILATION_CACHE"}
     model = work / "model"
-    run(["train", "--dataset", "digits", "--output", str(model), "--quiet", "--no-cache"], env)
+    run(["train", "--dataset", "digits", "--epochs", "2", "--output", str(model), "--quiet", "--no-cache"], env)
     commands = {
         "train --dataset digits": ["train", "--dataset", "digits", "--quiet"],
         "evaluate DIR": ["evaluate", str(model)],
@@ -50,12 +50,14 @@ def main() -> None:
         "--version": ["--version"],
         "--help": ["--help"],
     }
-    times: dict[str, dict[str, list[float]]] = {name: {"off": [], "cold": [], "warm": []} for name in commands}
+    # --version and --help compile nothing: timed once a round, with the cache as by default
+    modes = {name: ("off", "cold", "warm") if name[0] != "-" else ("warm",) for name in commands}
+    times: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes[name]} for name in commands}
     count = 0
     for r in range(args.rounds):
         for name, argv in commands.items():
-            folder = work / f"cache-{r}-{len(times[name]['cold'])}-{abs(hash(name))}"
-            for mode in ("off", "cold", "warm"):
+            folder = work / f"cache-{r}-{len(times[name]['warm'])}-{abs(hash(name))}"
+            for mode in modes[name]:
                 count += 1
                 filled = [a.replace("{out}", str(work / f"p{count}.png")) for a in argv]
                 mode_env = {**env, "MLPJAX_CACHE_DIR": "" if mode == "off" else str(folder)}
@@ -68,9 +70,11 @@ def main() -> None:
     print("| command | no cache | cold cache | warm cache | warm / cold |")
     print("|---|---|---|---|---|")
     for name, by_mode in times.items():
-        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in by_mode.values()]
-        ratio = statistics.median(by_mode["warm"]) / statistics.median(by_mode["cold"])
-        print(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "" for v in
+                 (by_mode.get(m, []) for m in ("off", "cold", "warm"))]
+        ratio = (f"{statistics.median(by_mode['warm']) / statistics.median(by_mode['cold']):.2f}"
+                 if "cold" in by_mode else "")
+        print(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio} |")
 
 
 if __name__ == "__main__":
