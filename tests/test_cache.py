@@ -131,3 +131,14 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used_first(tmp_path)
     kept = [name for name in order if name in found["sizes"]]
     assert kept == order[len(order) - len(kept):]  # the newest, the oldest evicted first
     assert 1 <= len(kept) < 8
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"]])
+def test_version_and_help_compile_nothing(tmp_path, argv):
+    """With JAX's own variables set (argparse exits before mlpjax configures anything), every compiled program
+    is written to the cache: an empty folder afterwards means that nothing was compiled."""
+    folder = tmp_path / "cache"
+    proc = _mlpjax(_env(JAX_COMPILATION_CACHE_DIR=str(folder), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1"), *argv)
+    assert proc.stdout
+    assert _entries(folder) == set()
