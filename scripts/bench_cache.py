@@ -4,7 +4,8 @@
 Each measurement is a fresh process (``python -m mlpjax.cli ...``) timed from start to exit. Per round and per
 command: ``off`` (``--no-cache``), ``cold`` (an empty cache folder, which it fills) and ``warm`` (the same folder
 again; ``--version`` and ``--help``, which compile nothing, once), the commands interleaved round by round so that a slow moment of a shared machine falls on all of them.
-A benchmark, not a test: it prints a Markdown table (median, min-max seconds) and, with --json, the raw times.
+A benchmark, not a test: it prints Markdown tables of wall and CPU seconds (median, min-max; CPU time is the
+steadier figure on a shared machine) and, with --json, the raw times.
 
     python scripts/bench_cache.py --rounds 3
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,13 +24,19 @@ import time
 from pathlib import Path
 
 
-def run(argv: list[str], env: dict) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv: list[str], env: dict) -> tuple[float, float]:
+    """``mlpjax ARGV`` in a fresh process: its wall seconds and CPU seconds (user + system, its children too)."""
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", *argv], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"mlpjax {' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -53,6 +61,7 @@ def main() -> None:
     # --version and --help compile nothing: timed once a round, with the cache as by default
     modes = {name: ("off", "cold", "warm") if name[0] != "-" else ("warm",) for name in commands}
     times: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes[name]} for name in commands}
+    cpu: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes[name]} for name in commands}
     count = 0
     for r in range(args.rounds):
         for name, argv in commands.items():
@@ -61,20 +70,24 @@ def main() -> None:
                 count += 1
                 filled = [a.replace("{out}", str(work / f"p{count}.png")) for a in argv]
                 mode_env = {**env, "MLPJAX_CACHE_DIR": "" if mode == "off" else str(folder)}
-                times[name][mode].append(run(filled, mode_env))
-            print(f"round {r + 1}: {name}: " + ", ".join(f"{m} {times[name][m][-1]:.2f} s" for m in times[name]),
-                  file=sys.stderr)
+                wall, used = run(filled, mode_env)
+                times[name][mode].append(wall)
+                cpu[name][mode].append(used)
+            print(f"round {r + 1}: {name}: " + ", ".join(f"{m} {times[name][m][-1]:.2f} s ({cpu[name][m][-1]:.2f} s "
+                                                         "CPU)" for m in times[name]), file=sys.stderr)
     if args.json:
-        print(json.dumps(times, indent=2))
+        print(json.dumps({"wall": times, "cpu": cpu}, indent=2))
         return
-    print("| command | no cache | cold cache | warm cache | warm / cold |")
-    print("|---|---|---|---|---|")
-    for name, by_mode in times.items():
-        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "" for v in
-                 (by_mode.get(m, []) for m in ("off", "cold", "warm"))]
-        ratio = (f"{statistics.median(by_mode['warm']) / statistics.median(by_mode['cold']):.2f}"
-                 if "cold" in by_mode else "")
-        print(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio} |")
+    for title, table in (("wall seconds", times), ("CPU seconds (user + system)", cpu)):
+        print(f"| command, {title} | no cache | cold cache | warm cache | warm / cold |")
+        print("|---|---|---|---|---|")
+        for name, by_mode in table.items():
+            cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "" for v in
+                     (by_mode.get(m, []) for m in ("off", "cold", "warm"))]
+            ratio = (f"{statistics.median(by_mode['warm']) / statistics.median(by_mode['cold']):.2f}"
+                     if "cold" in by_mode else "")
+            print(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio} |")
+        print()
 
 
 if __name__ == "__main__":
