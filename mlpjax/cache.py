@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 ENV = "MLPJAX_CACHE_DIR"
-MAX_BYTES = 1 << 30  # 1 GiB; one mlpjax program is tens to hundreds of KiB compressed (docs/speed.md)
+MAX_BYTES = 1 << 30  # 1 GiB; one mlpjax program is 2 to 100 KiB compressed (docs/speed.md)
 NO_CACHE_HELP = f"compile everything afresh, without the persistent compilation cache (also: {ENV}= empty)"
 
 # JAX's settings the cache needs, by config name; set unless the user set JAX's variable of the same name.

@@ -217,3 +217,55 @@ def test_import_keras_refuses_a_dataset_of_another_shape(capsys, tmp_path):
                            "--dataset", "mnist")
     assert code == 2 and "--dataset mnist has 784 features and 10 classes" in err
     assert not (tmp_path / "run").exists()
+
+
+# --- random values for every flag ---------------------------------------------------------------------------------
+
+EXPORT_FLAGS = ["DIR", "--format", "--out"]
+IMPORT_FLAGS = ["MODEL", "--output", "--dataset"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run_and_keras(tmp_path_factory):
+    """A saved run of the tutorial's four points and its Keras export (when Keras is installed)."""
+    from mlpjax import cli
+    from test_cli_fuzz import BASE
+
+    folder = tmp_path_factory.mktemp("fuzz-export")
+    assert cli.main([*BASE, "--output", str(folder / "run")]) == 0
+    keras_file = folder / "run.keras"
+    try:
+        from mlpjax.runs import checkpoint, export
+
+        export.export(checkpoint.load_model(folder / "run"), "keras", keras_file)
+    except Exception:  # noqa: BLE001 - without Keras the import fuzz gets a path that does not exist
+        pass
+    return folder / "run", keras_file
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export", "import-keras"])
+def test_export_and_import_with_a_random_value_for_any_flag(command, tiny_run_and_keras, cli_worker, tmp_path):
+    """Each command ends with 0 or one clean line of status 2, never a traceback, whatever one flag is given."""
+    from hypothesis import given, settings, strategies as st
+
+    from test_cli_fuzz import FUZZ, SEARCH, assert_one_clean_line, run_in_worker, values
+
+    run_dir, keras_file = tiny_run_and_keras
+    flags = EXPORT_FLAGS if command == "export" else IMPORT_FLAGS
+
+    @settings(FUZZ, max_examples=SEARCH or 25)
+    @given(flag=st.sampled_from(flags), value=values(), n=st.integers(0, 10**6))
+    def check(flag, value, n):
+        where = tmp_path / str(n)
+        where.mkdir(exist_ok=True)
+        if command == "export":
+            given_ = {"DIR": str(run_dir), "--format": "npz", "--out": str(where / "m.npz"), flag: value}
+            argv = ["export", given_["DIR"], "--format", given_["--format"], "--out", given_["--out"]]
+        else:
+            given_ = {"MODEL": str(keras_file), "--output": str(where / "run"), "--dataset": "quadrants", flag: value}
+            argv = ["import-keras", given_["MODEL"], "--output", given_["--output"], "--dataset", given_["--dataset"]]
+        code, err = run_in_worker(cli_worker, where, *argv)
+        assert_one_clean_line(code, err, flag, value)
+
+    check()
