@@ -225,14 +225,28 @@ EXPORT_FLAGS = ["DIR", "--format", "--out"]
 IMPORT_FLAGS = ["MODEL", "--output", "--dataset"]
 
 
+def cli_fuzz():
+    """The flag fuzz tests' module (its values, worker and checks), found by path wherever the suite keeps it."""
+    import importlib.util
+
+    from conftest import REPO
+
+    if "test_cli_fuzz" not in sys.modules:
+        path = next((REPO / "tests").rglob("test_cli_fuzz.py"))
+        spec = importlib.util.spec_from_file_location("test_cli_fuzz", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["test_cli_fuzz"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["test_cli_fuzz"]
+
+
 @pytest.fixture(scope="module")
 def tiny_run_and_keras(tmp_path_factory):
     """A saved run of the tutorial's four points and its Keras export (when Keras is installed)."""
     from mlpjax import cli
-    from test_cli_fuzz import BASE
 
     folder = tmp_path_factory.mktemp("fuzz-export")
-    assert cli.main([*BASE, "--output", str(folder / "run")]) == 0
+    assert cli.main([*cli_fuzz().BASE, "--output", str(folder / "run")]) == 0
     keras_file = folder / "run.keras"
     try:
         from mlpjax.runs import checkpoint, export
@@ -249,13 +263,13 @@ def test_export_and_import_with_a_random_value_for_any_flag(command, tiny_run_an
     """Each command ends with 0 or one clean line of status 2, never a traceback, whatever one flag is given."""
     from hypothesis import given, settings, strategies as st
 
-    from test_cli_fuzz import FUZZ, SEARCH, assert_one_clean_line, run_in_worker, values
+    fuzz = cli_fuzz()
 
     run_dir, keras_file = tiny_run_and_keras
     flags = EXPORT_FLAGS if command == "export" else IMPORT_FLAGS
 
-    @settings(FUZZ, max_examples=SEARCH or 25)
-    @given(flag=st.sampled_from(flags), value=values(), n=st.integers(0, 10**6))
+    @settings(fuzz.FUZZ, max_examples=fuzz.SEARCH or 25)
+    @given(flag=st.sampled_from(flags), value=fuzz.values(), n=st.integers(0, 10**6))
     def check(flag, value, n):
         where = tmp_path / str(n)
         where.mkdir(exist_ok=True)
@@ -265,7 +279,7 @@ def test_export_and_import_with_a_random_value_for_any_flag(command, tiny_run_an
         else:
             given_ = {"MODEL": str(keras_file), "--output": str(where / "run"), "--dataset": "quadrants", flag: value}
             argv = ["import-keras", given_["MODEL"], "--output", given_["--output"], "--dataset", given_["--dataset"]]
-        code, err = run_in_worker(cli_worker, where, *argv)
-        assert_one_clean_line(code, err, flag, value)
+        code, err = fuzz.run_in_worker(cli_worker, where, *argv)
+        fuzz.assert_one_clean_line(code, err, flag, value)
 
     check()
