@@ -248,10 +248,10 @@ def input_worker():
 
 
 def pytest_configure(config):
-    """Share XLA compilations between tests (many fits compile the same epoch): a persistent cache on disk."""
-    import jax
+    """Share XLA compilations between tests (many fits compile the same epoch): mlpjax's persistent cache, in
+    $MLPJAX_TEST_JAX_CACHE (CI: a fresh folder) or .pytest_cache/jax, never the user's own cache; set through
+    $MLPJAX_CACHE_DIR, so that the commands tests run, in this process or a child, use the same folder."""
+    from mlpjax import cache
 
-    cache = os.environ.get("MLPJAX_TEST_JAX_CACHE", str(REPO / ".pytest_cache" / "jax"))
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    os.environ[cache.ENV] = os.environ.get("MLPJAX_TEST_JAX_CACHE", str(REPO / ".pytest_cache" / "jax"))
+    cache.configure()

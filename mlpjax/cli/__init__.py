@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlpjax.cli import backprop, basics, bench, draw, evaluate, experiment, predict, summary, sweep, train
+from mlpjax import cache
+from mlpjax.cli import (backprop, basics, bench, draw, evaluate, experiment, export, import_keras, predict, summary,
+                        sweep, train)
 from mlpjax.cli.flags import flag, one_line
 from mlpjax.errors import UserInputError
 
-COMMANDS = (train, sweep, evaluate, summary, predict, backprop, basics, draw, bench, experiment)
+COMMANDS = (train, sweep, evaluate, summary, predict, export, import_keras, backprop, basics, draw, bench, experiment)
 # Commands that start no child process: Ctrl-C ends them at once (mlpjax.cli.interrupt); the others (experiment,
 # bench) get a KeyboardInterrupt, so that their children are interrupted with them.
 EXIT_AT_ONCE = ("train", "evaluate", "predict", "backprop")
@@ -43,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlpjax", description=DESCRIPTION)
     parser.add_argument("--version", action=VersionAction,
                         help="print the versions of mlpjax, its libraries and Python, and the devices, then exit")
+    parser.add_argument("--no-cache", action="store_true", help=cache.NO_CACHE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION)
         command.add_arguments(p)
+        p.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS, help=cache.NO_CACHE_HELP)
         p.set_defaults(func=command.run)
     return parser
 
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command
         _refuse_unknown(command, unknown)
         _refuse_nul(args)
+        if command != "bench":  # bench times compiling: JAX's own settings (by default, no cache)
+            cache.configure(enabled=not args.no_cache)  # before anything compiles
         return args.func(args)
     except UserInputError as e:
         print(f"mlpjax {command}: error: {one_line(e.for_cli(flag))}", file=sys.stderr)
