@@ -15,7 +15,8 @@ DESCRIPTION = ("Print Keras' model.summary() table (layer, output shape, paramet
 
 def architecture() -> tuple[str, ...]:
     """The TrainConfig fields that shape the model: the dataset and the model's chosen fields."""
-    
+    from mlpjax.core.config import MODEL_FIELDS
+
     return ("dataset", *MODEL_FIELDS)
 
 
