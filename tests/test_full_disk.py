@@ -111,3 +111,10 @@ def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(small_disk,
     assert run_cli(capsys, "train", *TRAIN, "--output", whole)[0] == 0
     history = [json.loads((d / "metrics.json").read_text())["history"] for d in (out, whole)]
     assert history[0] == history[1]
+
+
+def test_a_sweep_onto_a_read_only_disk_is_one_line_naming_the_flag(small_disk, capsys):
+    disk, _ = small_disk
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+    code, _, err = run_cli(capsys, "sweep", *SWEEP, "--output", disk / "sweep")
+    assert_one_line(code, err, f"--output {disk / 'sweep'}", "read-only file system")

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import files
+from mlpjax import files, memory
 from mlpjax.runs import checkpoint, orbax_io, run
 from mlpjax.sweep import stack
 from mlpjax.core.config import TrainConfig
@@ -46,6 +46,7 @@ from mlpjax.sweep.train import GroupStart
 FORMAT, FORMAT_VERSION = "mlpjax-sweep", 1
 PLAN, GROUPS, RUNS = "sweep.json", "groups", "runs"
 KEEP = 2
+MAX_PLAN_BYTES = 256 * 2**20  # a plan is about 600 bytes a model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,19 +62,34 @@ class Plan:
 
 
 def load_plan(directory: str | os.PathLike) -> Plan:
-    """The plan saved in sweep folder ``directory``; a missing or bad one is a UserInputError naming it."""
+    """The plan saved in sweep folder ``directory``; a missing or bad one is a UserInputError naming it.
+
+    The file is read as every file mlpjax reads: a regular file only (a FIFO or a link to a device is refused
+    unread), at most :data:`MAX_PLAN_BYTES`, its structure checked before it is used."""
     path = Path(directory) / PLAN
+    if not os.path.lexists(path):
+        raise UserInputError(f"{directory}: not a sweep folder (no {PLAN}); start one with an output folder")
+    with files.open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_PLAN_BYTES:
+            raise UserInputError(f"{path}: {memory.format_bytes(size)}; a sweep plan is at most "
+                                 f"{memory.format_bytes(MAX_PLAN_BYTES)}: it is not one")
+        text = f.read(MAX_PLAN_BYTES + 1)
     try:
-        d = json.loads(path.read_text())
-    except OSError:
-        raise UserInputError(f"{directory}: not a sweep folder (no {PLAN}); start one with an output folder") from None
-    except ValueError as e:
-        raise UserInputError(f"{path}: not valid JSON ({e})") from None
+        d = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise UserInputError(f"{path}: not valid JSON ({orbax_io.short_error(e)})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != FORMAT_VERSION:
         raise UserInputError(f"{path}: not an mlpjax sweep plan of version {FORMAT_VERSION}")
+    configs, strategy = d.get("configs"), d.get("strategy")
+    if strategy not in ("vmap", "sequential") or not isinstance(configs, list) or not configs or \
+            not all(isinstance(c, dict) for c in configs):
+        raise UserInputError(f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a "
+                             "non-empty list of configs)")
     try:
-        return Plan([TrainConfig.from_dict(c) for c in d["configs"]], str(d["strategy"]))
-    except (KeyError, TypeError) as e:
+        return Plan([TrainConfig.from_dict(c) for c in configs], strategy)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
+        # UserInputError is a ValueError: its message is kept
         raise UserInputError(f"{path}: the plan is invalid ({orbax_io.short_error(e)})") from None
 
 
@@ -95,7 +111,17 @@ class SweepCheckpoints:
             if (directory / PLAN).exists():
                 raise FieldError("output", f"{{field}} {directory}: already holds a sweep; continue it with "
                                  f"{{resume}} {directory} or choose another {{field}}", also=("resume",))
-            files.write_json(directory / PLAN, plan.to_dict())
+            text = json.dumps(plan.to_dict(), indent=2) + "\n"
+            if len(text.encode()) > MAX_PLAN_BYTES:  # what a sweep writes, it must read back (load_plan)
+                raise UserInputError(f"the plan of {len(plan.configs)} models would take "
+                                     f"{memory.format_bytes(len(text.encode()))}, more than the "
+                                     f"{memory.format_bytes(MAX_PLAN_BYTES)} a sweep folder may hold; sweep fewer "
+                                     "models")
+            try:  # the checks a run's output gets: a parent that is a file, a read-only disk, a broken link
+                files.make_folder(directory)
+                files.write_text(directory / PLAN, text, replace=False)
+            except UserInputError as e:
+                raise FieldError("output", f"{{field}} {e}") from None
         return cls(directory, plan)
 
     def group_saver(self, g: int) -> Callable[[int, TrainState, list[History]], None]:
