@@ -12,10 +12,10 @@ As in :mod:`mlpjax.runs.checkpoint`, each group epoch is two Orbax items: ``stat
 reads the JSON, rebuilds the abstract stacked state from the configs and restores the arrays into it: nothing
 is unpickled.
 
-Saving and restoring go through :class:`mlpjax.runs.orbax_io.EpochWriter` and :class:`~mlpjax.runs.orbax_io.EpochReader`,
-as a run's checkpoints do, with the same guards: a failed save (a full disk) is one line
-(:class:`~mlpjax.runs.orbax_io.SaveError`), its partial files removed and the earlier epochs kept; the metadata is
-bounded; a restore checks sizes against the files and the memory before allocating, then shapes, the digest and
+Saving and restoring go through :class:`mlpjax.runs.orbax_io.EpochWriter` and
+:class:`~mlpjax.runs.orbax_io.EpochReader`, as a run's checkpoints do, with the same guards: a failed save (a full
+disk) is one line (:class:`~mlpjax.runs.orbax_io.SaveError`), its partial files removed and the earlier epochs
+kept; the metadata is bounded; a restore checks sizes against the files and the memory before allocating, then shapes, the digest and
 (for every model whose history is finite) finite weights. A sequential sweep's models are run directories,
 saved by :mod:`mlpjax.runs.checkpoint` itself.
 """
@@ -204,6 +204,7 @@ def _history(saved: Any) -> History:
 
 
 def _same_architecture(saved: ModelConfig, config: TrainConfig) -> bool:
-    """Whether ``saved`` is ``config``'s model (for the saved data's sizes; a group's dropout rates are in its state)."""
+    """Whether ``saved`` is ``config``'s model (for the saved data's sizes; a group's dropout rates are in its
+    state)."""
     return dataclasses.replace(saved, dropout=0.0) == dataclasses.replace(
         config.model_config(saved.input_dim, saved.num_classes), dropout=0.0)
