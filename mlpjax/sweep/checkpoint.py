@@ -15,9 +15,9 @@ is unpickled.
 Saving and restoring go through :class:`mlpjax.runs.orbax_io.EpochWriter` and
 :class:`~mlpjax.runs.orbax_io.EpochReader`, as a run's checkpoints do, with the same guards: a failed save (a full
 disk) is one line (:class:`~mlpjax.runs.orbax_io.SaveError`), its partial files removed and the earlier epochs
-kept; the metadata is bounded; a restore checks sizes against the files and the memory before allocating, then shapes, the digest and
-(for every model whose history is finite) finite weights. A sequential sweep's models are run directories,
-saved by :mod:`mlpjax.runs.checkpoint` itself.
+kept; the metadata is bounded; a restore checks sizes against the files and the memory before allocating,
+then shapes, the digest and (for every model whose history is finite) finite weights. A sequential sweep's
+models are run directories, saved by :mod:`mlpjax.runs.checkpoint` itself.
 """
 
 from __future__ import annotations
