@@ -385,3 +385,19 @@ def test_a_vmapped_groups_memory_is_checked_before_its_arrays_are_restored(tmp_p
     monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     with pytest.raises(UserInputError, match="restoring it needs .* of memory"):
         hooks.group_start(0, configs)
+
+
+def test_a_sequential_model_stopped_in_its_first_save_starts_again_on_resume(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    flags = (*SMALL[:2], "--epochs", "1", *SMALL[4:], "--seed", "0,1", "--strategy", "sequential", "--quiet")
+    assert run_cli(capsys, "sweep", *flags, "--output", out)[0] == 0
+    first = json.loads((out / "results.json").read_text())
+    shutil.rmtree(out / "runs" / "1")  # as if killed in model 2's first save: a half-made epoch, no metrics.json
+    shutil.copytree(out / "runs" / "0" / "checkpoints" / "1",
+                    out / "runs" / "1" / "checkpoints" / "1.orbax-checkpoint-tmp-7")
+    (out / "results.json").unlink()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out, "--quiet")
+    assert code == 0, err
+    again = json.loads((out / "results.json").read_text())
+    assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+    assert not list((out / "runs" / "1" / "checkpoints").glob("*tmp*"))
