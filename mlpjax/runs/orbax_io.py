@@ -240,14 +240,16 @@ class EpochWriter:
         ocp = orbax_checkpoint()
         arrays = jax.device_get(arrays)  # host copies: the same bytes on every process, written once by process 0
         meta = {**meta, "digest": state_digest(arrays)}
+        size = metadata_bytes(meta)
+        if size > MAX_METADATA_BYTES:
+            where = self.directory / next(iter(into), "") / str(epoch)
+            raise SaveError(f"{where}: cannot save epoch {epoch}: its metadata (configs and history) would be"
+                            f" {memory.format_bytes(size)}, more than the "
+                            f"{memory.format_bytes(MAX_METADATA_BYTES)} a checkpoint may hold to be read back; the "
+                            "earlier epochs are intact")
+        args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(arrays), META: ocp.args.JsonSave(meta)})
         for name, keep in into.items():
             where = self.directory / name / str(epoch)
-            size = metadata_bytes(meta)
-            if size > MAX_METADATA_BYTES:
-                raise SaveError(f"{where}: cannot save epoch {epoch}: its metadata (configs and history) would be "
-                                f"{memory.format_bytes(size)}, more than the {memory.format_bytes(MAX_METADATA_BYTES)} "
-                                "a checkpoint may hold to be read back; the earlier epochs are intact")
-            args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(arrays), META: ocp.args.JsonSave(meta)})
             try:
                 with quiet():
                     self._manager(name, keep).save(epoch, args=args, force=True)
