@@ -162,8 +162,10 @@ class SweepCheckpoints:
             if saved != list(configs):
                 raise UserInputError(f"{path}: the saved group does not match the sweep's plan; the folder is "
                                      "inconsistent")
+            # a model that stopped early or diverged has fewer epochs than the group; each at most the group's
+            lengths = [{len(v) for v in h.values()} for h in histories]
             if epoch != step or len(histories) != len(configs) or \
-                    any(len(v) != step for h in histories for v in h.values()):
+                    any(len(n) != 1 or max(n) > step for n in lengths):
                 raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(histories)} histories; "
                                      f"expected {step} epochs of {len(configs)} models; the checkpoint is inconsistent")
             if not _same_architecture(model_config, configs[0]):
@@ -171,8 +173,10 @@ class SweepCheckpoints:
                                      "checkpoint is inconsistent")
             abstract = jax.eval_shape(lambda: stack.group_state(configs, model_config))
             arrays = epoch_reader.arrays(stack.stack_arrays(abstract), f"the group's architecture ({model_config})")
-        for k, h in enumerate(histories):  # a diverged model trains on with NaN weights: only the others are checked
-            if all(math.isfinite(x) for v in h.values() for x in v):
+        for k, h in enumerate(histories):
+            # a model still training has finite weights; one that diverged may not (frozen with them, or trained
+            # on with NaN in its history): only the models whose history is the group's and finite are checked
+            if len(h["loss"]) == step and all(math.isfinite(x) for v in h.values() for x in v):
                 orbax_io.check_finite(path, jax.tree_util.tree_map(lambda a: np.asarray(a)[k], (
                     arrays["params"], arrays["opt_state"])), f"model {k + 1}'s saved weights or optimizer state")
         return GroupStart(abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays)), histories)
