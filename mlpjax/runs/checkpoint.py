@@ -34,11 +34,8 @@ from typing import Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mlpjax.core import model
-from mlpjax import memory
-from mlpjax.training import budget
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import orbax_io
@@ -50,11 +47,8 @@ FORMAT_VERSION = 1
 CHECKPOINTS, BEST, METRICS = "checkpoints", "best", "metrics.json"
 DEFAULT_KEEP = 3
 READ_ATTEMPTS = 5  # reads of the newest epoch while a live run rotates its epochs away (see restore)
-MAX_METADATA_BYTES = 64 * 2**20  # the JSON of configs and history: kilobytes (a million epochs: ~80 MB)
-
-
-class SaveError(UserInputError):
-    """An epoch could not be saved (a full disk, a vanished directory); the earlier epochs are intact."""
+MAX_METADATA_BYTES = orbax_io.MAX_METADATA_BYTES  # the JSON of configs and history: what the writer may write
+SaveError = orbax_io.SaveError  # a save that failed: one line, the earlier epochs intact
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,76 +127,32 @@ def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
 
 def restore_step(root: Path, step: int) -> Checkpoint:
     """Epoch ``step`` of the CheckpointManager directory ``root``; any inconsistency is a UserInputError."""
-    # Orbax logs a warning for each epoch directory it cannot read (one a live run is deleting, one half-made):
-    # silenced, so that what goes wrong is said once, in this module's one line
-    with orbax_io.PlainPath(root) as plain, orbax_io.quiet():
-        return _restore_step(root, plain, step)
+    return _restore_step(root, step)  # through orbax_io.EpochReader's guards
 
 
-def _disk_bytes(path: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def _restore_step(root: Path, plain: Path, step: int) -> Checkpoint:
-    ocp = orbax_io.orbax_checkpoint()
-    path = root / str(step)
-    meta_file = path / "meta" / "metadata"
-    if meta_file.is_file() and meta_file.stat().st_size > MAX_METADATA_BYTES:
-        raise UserInputError(f"{meta_file}: {memory.format_bytes(meta_file.stat().st_size)} of metadata; an mlpjax "
-                             f"checkpoint's is far below {memory.format_bytes(MAX_METADATA_BYTES)}: it is not one")
-    manager = orbax_io.reader(plain)
-    try:
-        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-    except Exception as e:
-        raise UserInputError(f"{path}: cannot read the checkpoint's metadata ({orbax_io.short_error(e)}); "
-                             "it is truncated or corrupted") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UserInputError(f"{path}: not an mlpjax checkpoint (its metadata has no format {FORMAT!r})")
-    if meta.get("version") != FORMAT_VERSION:
-        raise UserInputError(f"{path}: checkpoint format version {meta.get('version')!r}; "
-                             f"this mlpjax reads version {FORMAT_VERSION}")
-    try:
-        config = TrainConfig.from_dict(meta["train_config"])
-        model_config = model.ModelConfig(**meta["model_config"])
-        history = {k: [float(v) for v in meta["history"][k]] for k in HISTORY_KEYS}
-        history.update({k: [float(x) for x in v] for k, v in meta["history"].items() if k not in history})
-        epoch, digest = check_int("epoch", meta["epoch"]), str(meta["digest"])
-        keep, save_best = check_int("keep", meta["keep"]), meta["save_best"]
-        if not isinstance(save_best, bool):
-            raise FieldError("save_best", f"must be true or false, got {save_best!r}")
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
-        # UserInputError is a ValueError: its message is kept
-        raise UserInputError(f"{path}: the checkpoint's metadata is invalid ({orbax_io.short_error(e)})") from None
-    if model_config != config.model_config(model_config.input_dim, model_config.num_classes):
-        raise UserInputError(f"{path}: the saved model {model_config} does not match the saved training config")
-    if epoch != step or any(len(v) != epoch for v in history.values()):
-        raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(history['loss'])} epochs of "
-                             f"history; expected {step}; the checkpoint is inconsistent")
-    abstract = abstract_state(config, model_config)
-    budget.check_restore(path, budget.tree_bytes(abstract.arrays()), _disk_bytes(path / "state"))
-    try:
-        arrays = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract.arrays()))).state
-    except Exception as e:
-        raise UserInputError(f"{path}: cannot restore the saved arrays ({orbax_io.short_error(e)}); the checkpoint is "
-                             f"truncated or corrupted, or does not match its saved architecture") from None
-    expected = jax.tree_util.tree_map(lambda a: (a.shape, np.dtype(a.dtype)), abstract.arrays())
-    if jax.tree_util.tree_map(lambda a: (np.shape(a), np.asarray(a).dtype), arrays) != expected:
-        raise UserInputError(f"{path}: the saved arrays' shapes do not match the saved architecture "
-                             f"({model_config}); the checkpoint is inconsistent")
-    if orbax_io.state_digest(arrays) != digest:
-        raise UserInputError(f"{path}: the saved arrays do not match their checksum; the checkpoint is corrupted")
-    if not all(np.isfinite(a).all() for a in jax.tree_util.tree_leaves((arrays["params"], arrays["opt_state"]))
-               if np.issubdtype(np.asarray(a).dtype, np.floating)):
-        raise UserInputError(f"{path}: the saved weights or optimizer state hold NaN or infinite values; "
-                             "fit never saves such an epoch, so the checkpoint was altered")
+def _restore_step(root: Path, step: int) -> Checkpoint:
+    with orbax_io.EpochReader(root, step) as epoch_reader:
+        path, meta = epoch_reader.path, epoch_reader.meta(FORMAT, FORMAT_VERSION)
+        try:
+            config = TrainConfig.from_dict(meta["train_config"])
+            model_config = model.ModelConfig(**meta["model_config"])
+            history = {k: [float(v) for v in meta["history"][k]] for k in HISTORY_KEYS}
+            history.update({k: [float(x) for x in v] for k, v in meta["history"].items() if k not in history})
+            epoch = check_int("epoch", meta["epoch"])
+            keep, save_best = check_int("keep", meta["keep"]), meta["save_best"]
+            if not isinstance(save_best, bool):
+                raise FieldError("save_best", f"must be true or false, got {save_best!r}")
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+            # UserInputError is a ValueError: its message is kept
+            raise UserInputError(f"{path}: the checkpoint's metadata is invalid ({orbax_io.short_error(e)})") from None
+        if model_config != config.model_config(model_config.input_dim, model_config.num_classes):
+            raise UserInputError(f"{path}: the saved model {model_config} does not match the saved training config")
+        if epoch != step or any(len(v) != epoch for v in history.values()):
+            raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(history['loss'])} epochs of "
+                                 f"history; expected {step}; the checkpoint is inconsistent")
+        abstract = abstract_state(config, model_config)
+        arrays = epoch_reader.arrays(abstract.arrays(), f"the saved architecture ({model_config})")
+    orbax_io.check_finite(path, (arrays["params"], arrays["opt_state"]))
     state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
     return Checkpoint(path=path, epoch=epoch, config=config, model_config=model_config, history=history,
                       state=state, keep=keep, save_best=save_best)
@@ -214,7 +164,8 @@ def load_model(directory: str | os.PathLike, best: bool = False) -> model.Classi
 
 
 class Writer:
-    """Saves epochs into ``DIR/checkpoints`` (the last ``keep``) and, with ``save_best``, ``DIR/best``.
+    """Saves epochs into ``DIR/checkpoints`` (the last ``keep``) and, with ``save_best``, ``DIR/best``, through
+    :class:`mlpjax.runs.orbax_io.EpochWriter` (its guards: one-line :class:`SaveError`, bounded metadata).
 
     Use as ``fit``'s ``on_epoch_end`` hook. Saves are synchronous: when it returns, the epoch is on disk.
     With several processes (``jax.distributed``) every process calls :meth:`save` with the same state: Orbax's
@@ -227,18 +178,7 @@ class Writer:
             raise FieldError("keep", f"must be at least 1, got {keep}")
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
         self.best_val_loss = best_val_loss
-        self.last = self.best = None  # opened at the first save: a run that saves nothing creates nothing
-        self._plain: orbax_io.PlainPath | None = None
-        self._failed = False
-
-    def _manager(self, name: str, max_to_keep: int):
-        ocp = orbax_io.orbax_checkpoint()
-        if self._plain is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._plain = orbax_io.PlainPath(self.directory)
-        orbax_io.set_aside_incomplete_steps(self.directory / name)
-        return ocp.CheckpointManager(self._plain.path / name, options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=False, cleanup_tmp_directories=True))
+        self._epochs = orbax_io.EpochWriter(directory)  # creates nothing before the first save
 
     def save(self, epoch: int, state: TrainState, history: Mapping[str, list[float]], *,
              last: bool = True) -> None:
@@ -247,42 +187,17 @@ class Writer:
         ``last=False``: only consider it for the best (a resumed epoch, already among the last ones).
         Raises :class:`SaveError` if it cannot be written, after removing what it had begun to write.
         """
-        ocp = orbax_io.orbax_checkpoint()
-        # Host copies: the same bytes on every process, written once by process 0.
-        arrays = jax.device_get(state.arrays())
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch, "train_config": self.config.to_dict(),
-                "model_config": dataclasses.asdict(state.model_config), "history": {k: list(v) for k, v in history.items()},
-                "digest": orbax_io.state_digest(arrays), "keep": self.keep, "save_best": self.save_best}
-        args = ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta))
-        if last:
-            self.last = self.last or self._manager(CHECKPOINTS, self.keep)
-            self._save(self.last, CHECKPOINTS, epoch, args)
+                "model_config": dataclasses.asdict(state.model_config),
+                "history": {k: list(v) for k, v in history.items()}, "keep": self.keep, "save_best": self.save_best}
         val_loss = history["val_loss"][-1]
-        if self.save_best and val_loss < self.best_val_loss:
-            self.best = self.best or self._manager(BEST, 1)
-            self._save(self.best, BEST, epoch, args)
+        best = self.save_best and val_loss < self.best_val_loss
+        into = {**({CHECKPOINTS: self.keep} if last else {}), **({BEST: 1} if best else {})}
+        if into:
+            self._epochs.save(epoch, state.arrays(), meta, into)
+        if best:
             self.best_val_loss = val_loss
-
-    def _save(self, manager, name: str, epoch: int, args) -> None:
-        try:
-            with orbax_io.quiet():
-                manager.save(epoch, args=args, force=True)
-        except Exception as e:  # orbax and tensorstore raise many types for an I/O failure
-            self._failed = True
-            orbax_io.remove_partial(self.directory / name)
-            raise SaveError(f"{self.directory / name / str(epoch)}: cannot save epoch {epoch} ({orbax_io.short_error(e)}); "
-                            f"its partial files are removed and the earlier epochs are intact") from None
 
     def close(self) -> None:
         """Close the Orbax managers (after a failed save, quietly) and the path alias."""
-        for manager in (self.last, self.best):
-            if manager is not None:
-                try:
-                    manager.close()
-                except Exception:
-                    if not self._failed:
-                        raise
-        if self._plain is not None:
-            self._plain.close()
-
-
+        self._epochs.close()

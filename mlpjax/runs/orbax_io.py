@@ -2,7 +2,19 @@
 half-made epochs set aside, failures in one line, and paths of any characters (:class:`PlainPath`).
 
 Run checkpoints (:mod:`mlpjax.runs.checkpoint`) and sweep checkpoints (:mod:`mlpjax.sweep.checkpoint`) both
-go through this module: its functions are the one place that knows Orbax's files.
+save through :class:`EpochWriter` and restore through :class:`EpochReader`: this module is the one place that
+knows Orbax's files. An epoch is two Orbax items in ``<root>/<epoch>/``: ``state``, a pytree of arrays
+(``StandardSave``, tensorstore), and ``meta``, JSON (``JsonSave``) that holds whatever the caller's format says
+plus the SHA-256 of the arrays (:func:`state_digest`). What the caller's format means (which configs, which
+histories) stays with the caller; the guards are here, the same for both:
+
+- saving: a failure (a full disk, a vanished folder) is :class:`SaveError`, one line, the partial files removed
+  and the earlier epochs intact; metadata larger than :data:`MAX_METADATA_BYTES`, which the reader refuses, is
+  never written (a :class:`SaveError` before anything is written);
+- restoring: the metadata is read only below :data:`MAX_METADATA_BYTES`; the arrays' declared size is checked
+  against the files on disk and the memory available before anything is allocated
+  (:func:`mlpjax.training.budget.check_restore`); shapes and dtypes, the digest and (:func:`check_finite`) the
+  finiteness of weights are checked; every failure is a :class:`~mlpjax.errors.UserInputError` naming the epoch.
 
 Paths of any characters: :class:`PlainPath`.
 
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -29,15 +42,26 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
 
+from mlpjax import memory
 from mlpjax.errors import UserInputError
+from mlpjax.training import budget
 
 GLOB_CHARACTERS = frozenset("*?[]{}")
 COMPLETE_MARK = "_CHECKPOINT_METADATA"  # Orbax writes it into an epoch's directory before renaming it into place
+STATE, META = "state", "meta"  # an epoch's two Orbax items: the arrays, the JSON
+# The JSON of an epoch (configs and histories): kilobytes; 4 history values an epoch take about 80 bytes, so this
+# holds some 800 000 epochs of a run. The reader refuses more unread, so the writer never writes more.
+MAX_METADATA_BYTES = 64 * 2**20
+
+
+class SaveError(UserInputError):
+    """An epoch could not be saved (a full disk, a vanished directory, metadata too large to read back); the
+    earlier epochs are intact."""
 
 
 def has_glob_characters(path: str | os.PathLike) -> bool:
@@ -137,8 +161,6 @@ def entries(root: Path) -> list[os.DirEntry]:
 
 def remove_partial(root: Path) -> None:
     """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves)."""
-    import shutil
-
     for entry in entries(root):
         if ".orbax-checkpoint-tmp" in entry.name:
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -164,3 +186,177 @@ def set_aside_incomplete_steps(root: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.rename(entry.path, aside)
                 break
+
+
+def metadata_bytes(meta: Any) -> int:
+    """The bytes of ``meta`` as Orbax's ``JsonSave`` writes it (``json.dumps``)."""
+    return len(json.dumps(meta).encode())
+
+
+def disk_bytes(path: Path) -> int:
+    """The bytes of the files under ``path`` (links not followed; unreadable entries count 0)."""
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+class EpochWriter:
+    """Saves epochs into CheckpointManager directories ``directory/<name>`` (``name`` may hold a ``/``).
+
+    Each epoch is the arrays (``STATE``) and ``meta`` with the arrays' :func:`state_digest` added under
+    ``"digest"`` (``META``). Saves are synchronous: when :meth:`save` returns, the epoch is on disk, each
+    ``<name>`` keeping its last ``keep`` epochs. Nothing is created before the first save. With several processes
+    (``jax.distributed``) every process calls :meth:`save` alike: Orbax's save is collective, process 0 writes.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self._plain: PlainPath | None = None
+        self._managers: dict[str, Any] = {}
+        self._failed = False
+
+    def _manager(self, name: str, keep: int):
+        if name not in self._managers:
+            ocp = orbax_checkpoint()
+            if self._plain is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._plain = PlainPath(self.directory)
+            set_aside_incomplete_steps(self.directory / name)
+            self._managers[name] = ocp.CheckpointManager(self._plain.path / name, options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, enable_async_checkpointing=False, cleanup_tmp_directories=True))
+        return self._managers[name]
+
+    def save(self, epoch: int, arrays: Any, meta: Mapping[str, Any], into: Mapping[str, int]) -> None:
+        """Save ``arrays`` (a pytree, copied to the host) and ``meta`` (JSON) as epoch ``epoch`` (1-based) of each
+        ``name`` of ``into`` (name -> epochs kept), in that order.
+
+        Raises :class:`SaveError` naming the epoch, after removing what it had begun to write: where a write
+        fails (a full disk) and, before anything is written, where the metadata would exceed
+        :data:`MAX_METADATA_BYTES`.
+        """
+        ocp = orbax_checkpoint()
+        arrays = jax.device_get(arrays)  # host copies: the same bytes on every process, written once by process 0
+        meta = {**meta, "digest": state_digest(arrays)}
+        size = metadata_bytes(meta)
+        if size > MAX_METADATA_BYTES:
+            where = self.directory / next(iter(into), "") / str(epoch)
+            raise SaveError(f"{where}: cannot save epoch {epoch}: its metadata (configs and history) would be"
+                            f" {memory.format_bytes(size)}, more than the "
+                            f"{memory.format_bytes(MAX_METADATA_BYTES)} a checkpoint may hold to be read back; the "
+                            "earlier epochs are intact")
+        args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(arrays), META: ocp.args.JsonSave(meta)})
+        for name, keep in into.items():
+            where = self.directory / name / str(epoch)
+            try:
+                with quiet():
+                    self._manager(name, keep).save(epoch, args=args, force=True)
+            except Exception as e:  # orbax and tensorstore raise many types for an I/O failure
+                self._failed = True
+                remove_partial(self.directory / name)
+                raise SaveError(f"{where}: cannot save epoch {epoch} ({short_error(e)}); its partial files are "
+                                "removed and the earlier epochs are intact") from None
+
+    def close(self) -> None:
+        """Close the Orbax managers (after a failed save, quietly) and the path alias."""
+        try:
+            for name, manager in self._managers.items():
+                try:
+                    with quiet():
+                        manager.close()
+                except Exception as e:
+                    if not self._failed:
+                        raise SaveError(f"{self.directory / name}: cannot finish the checkpoints "
+                                        f"({short_error(e)})") from None
+        finally:
+            self._managers.clear()
+            if self._plain is not None:
+                self._plain.close()
+
+
+class EpochReader:
+    """Epoch ``step`` of CheckpointManager directory ``root``, read through the guards. Use as a context
+    manager: ``with EpochReader(root, step) as epoch: meta = epoch.meta(...); arrays = epoch.arrays(...)``.
+
+    Every inconsistency is a :class:`~mlpjax.errors.UserInputError` naming :attr:`path`; Orbax's own warnings
+    (an epoch a live run deletes, a half-made one) are silenced so that it is said once.
+    """
+
+    def __init__(self, root: str | os.PathLike, step: int):
+        self.root, self.step = Path(root), step
+        self.path = self.root / str(step)
+        self._stack = contextlib.ExitStack()
+        self._manager = None
+        self._meta: dict[str, Any] | None = None
+
+    def __enter__(self) -> "EpochReader":
+        with contextlib.ExitStack() as stack:
+            plain = stack.enter_context(PlainPath(self.root))
+            stack.enter_context(quiet())
+            self._manager = reader(plain)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def meta(self, format: str, version: int, what: str = "mlpjax checkpoint") -> dict[str, Any]:
+        """The epoch's JSON, a dict whose ``format`` is ``format`` and ``version`` is ``version`` (``what``:
+        the words for such a checkpoint in the errors); a file above :data:`MAX_METADATA_BYTES` is not read."""
+        ocp = orbax_checkpoint()
+        meta_file = self.path / META / "metadata"
+        if meta_file.is_file() and meta_file.stat().st_size > MAX_METADATA_BYTES:
+            raise UserInputError(f"{meta_file}: {memory.format_bytes(meta_file.stat().st_size)} of metadata; an "
+                                 f"{what}'s is at most {memory.format_bytes(MAX_METADATA_BYTES)}: it is not one")
+        try:
+            meta = self._manager.restore(self.step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
+        except Exception as e:
+            raise UserInputError(f"{self.path}: cannot read the checkpoint's metadata ({short_error(e)}); "
+                                 "it is truncated or corrupted") from None
+        if not isinstance(meta, dict) or meta.get("format") != format:
+            raise UserInputError(f"{self.path}: not an {what} (its metadata has no format {format!r})")
+        if meta.get("version") != version:
+            raise UserInputError(f"{self.path}: checkpoint format version {meta.get('version')!r}; "
+                                 f"this mlpjax reads version {version}")
+        if not isinstance(meta.get("digest"), str):
+            raise UserInputError(f"{self.path}: the checkpoint's metadata is invalid (no digest of its arrays)")
+        self._meta = meta
+        return meta
+
+    def arrays(self, abstract: Any, architecture: str = "the saved architecture") -> Any:
+        """The epoch's arrays as host numpy arrays, restored into ``abstract`` (a pytree of shape-dtype
+        structs, built from the checked :meth:`meta`, which must be read first).
+
+        Before anything is allocated, the bytes ``abstract`` declares are checked against the files on disk
+        and the memory available (:func:`mlpjax.training.budget.check_restore`); after, the shapes, dtypes
+        and the digest saved in the metadata (``architecture``: the words for what ``abstract`` came from).
+        """
+        if self._meta is None:
+            raise RuntimeError("EpochReader.arrays needs meta() first: its digest and sizes")
+        ocp = orbax_checkpoint()
+        budget.check_restore(self.path, budget.tree_bytes(abstract), disk_bytes(self.path / STATE))
+        try:
+            arrays = self._manager.restore(self.step, args=ocp.args.Composite(
+                **{STATE: ocp.args.StandardRestore(abstract)}))[STATE]
+        except Exception as e:
+            raise UserInputError(f"{self.path}: cannot restore the saved arrays ({short_error(e)}); the checkpoint is "
+                                 f"truncated or corrupted, or does not match {architecture}") from None
+        expected = jax.tree_util.tree_map(lambda a: (tuple(a.shape), np.dtype(a.dtype)), abstract)
+        if jax.tree_util.tree_map(lambda a: (np.shape(a), np.asarray(a).dtype), arrays) != expected:
+            raise UserInputError(f"{self.path}: the saved arrays' shapes do not match {architecture}; "
+                                 "the checkpoint is inconsistent")
+        if state_digest(arrays) != self._meta["digest"]:
+            raise UserInputError(f"{self.path}: the saved arrays do not match their checksum; the checkpoint is "
+                                 "corrupted")
+        return arrays
+
+
+def check_finite(path: Path, tree: Any, what: str = "the saved weights or optimizer state") -> None:
+    """Refuse ``tree`` (arrays restored from ``path``) if a float leaf holds NaN or an infinity: training never
+    saves such weights for a model whose history is finite, so the checkpoint was altered."""
+    if not all(np.isfinite(a).all() for a in jax.tree_util.tree_leaves(tree)
+               if np.issubdtype(np.asarray(a).dtype, np.floating)):
+        raise UserInputError(f"{path}: {what} hold NaN or infinite values; training never saves such an epoch "
+                             "of a model whose history is finite, so the checkpoint was altered")

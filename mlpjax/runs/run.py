@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -125,9 +126,12 @@ class Run:
             raise TrainingDiverged(e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as "
                                    "they were") from None
         finally:
+            failing = sys.exc_info()[0] is not None
             writer.close()
             if run_logs is not None:
-                run_logs.close()
+                # after a failure (a full disk) the logs' last write may fail too: the first failure is said
+                with contextlib.suppress(Exception) if failing else contextlib.nullcontext():
+                    run_logs.close()
         if primary:
             record = {"complete": True, "epochs_done": len(result.history["loss"]),
                       "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record(earlier)}

@@ -11,35 +11,42 @@ As in :mod:`mlpjax.runs.checkpoint`, each group epoch is two Orbax items: ``stat
 ``meta``, JSON: the group's configs, model config, the histories so far and a SHA-256 of the arrays. Restoring
 reads the JSON, rebuilds the abstract stacked state from the configs and restores the arrays into it: nothing
 is unpickled.
+
+Saving and restoring go through :class:`mlpjax.runs.orbax_io.EpochWriter` and
+:class:`~mlpjax.runs.orbax_io.EpochReader`, as a run's checkpoints do, with the same guards: a failed save (a full
+disk) is one line (:class:`~mlpjax.runs.orbax_io.SaveError`), its partial files removed and the earlier epochs
+kept; the metadata is bounded; a restore checks sizes against the files and the memory before allocating,
+then shapes, the digest and (for every model whose history is finite) finite weights. A sequential sweep's
+models are run directories, saved by :mod:`mlpjax.runs.checkpoint` itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from mlpjax import files
-from mlpjax.runs import run
+from mlpjax import files, memory
+from mlpjax.runs import checkpoint, orbax_io, run
 from mlpjax.sweep import stack
-from mlpjax.runs.checkpoint import CHECKPOINTS
-from mlpjax.runs.orbax_io import orbax_checkpoint as _ocp, reader as _reader, short_error as _short, complete_steps, set_aside_incomplete_steps, state_digest
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, UserInputError
+from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.core.model import ModelConfig
 from mlpjax.training.result import HISTORY_KEYS, History
-from mlpjax.runs.orbax_io import PlainPath
 from mlpjax.core.state import TrainState
 from mlpjax.sweep.train import GroupStart
 
 FORMAT, FORMAT_VERSION = "mlpjax-sweep", 1
 PLAN, GROUPS, RUNS = "sweep.json", "groups", "runs"
 KEEP = 2
+MAX_PLAN_BYTES = 256 * 2**20  # a plan is about 600 bytes a model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,20 +62,35 @@ class Plan:
 
 
 def load_plan(directory: str | os.PathLike) -> Plan:
-    """The plan saved in sweep folder ``directory``; a missing or bad one is a UserInputError naming it."""
+    """The plan saved in sweep folder ``directory``; a missing or bad one is a UserInputError naming it.
+
+    The file is read as every file mlpjax reads: a regular file only (a FIFO or a link to a device is refused
+    unread), at most :data:`MAX_PLAN_BYTES`, its structure checked before it is used."""
     path = Path(directory) / PLAN
+    if not os.path.lexists(path):
+        raise UserInputError(f"{directory}: not a sweep folder (no {PLAN}); start one with an output folder")
+    with files.open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_PLAN_BYTES:
+            raise UserInputError(f"{path}: {memory.format_bytes(size)}; a sweep plan is at most "
+                                 f"{memory.format_bytes(MAX_PLAN_BYTES)}: it is not one")
+        text = f.read(MAX_PLAN_BYTES + 1)
     try:
-        d = json.loads(path.read_text())
-    except OSError:
-        raise UserInputError(f"{directory}: not a sweep folder (no {PLAN}); start one with an output folder") from None
-    except ValueError as e:
-        raise UserInputError(f"{path}: not valid JSON ({e})") from None
+        d = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise UserInputError(f"{path}: not valid JSON ({orbax_io.short_error(e)})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != FORMAT_VERSION:
         raise UserInputError(f"{path}: not an mlpjax sweep plan of version {FORMAT_VERSION}")
+    configs, strategy = d.get("configs"), d.get("strategy")
+    if strategy not in ("vmap", "sequential") or not isinstance(configs, list) or not configs or \
+            not all(isinstance(c, dict) for c in configs):
+        raise UserInputError(f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a "
+                             "non-empty list of configs)")
     try:
-        return Plan([TrainConfig.from_dict(c) for c in d["configs"]], str(d["strategy"]))
-    except (KeyError, TypeError) as e:
-        raise UserInputError(f"{path}: the plan is invalid ({_short(e)})") from None
+        return Plan([TrainConfig.from_dict(c) for c in configs], strategy)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
+        # UserInputError is a ValueError: its message is kept
+        raise UserInputError(f"{path}: the plan is invalid ({orbax_io.short_error(e)})") from None
 
 
 @dataclasses.dataclass
@@ -77,15 +99,7 @@ class SweepCheckpoints:
 
     directory: Path
     plan: Plan
-    managers: dict[int, Any] = dataclasses.field(default_factory=dict)
-    plain: PlainPath | None = None  # the directory as Orbax sees it (any characters: mlpjax.runs.orbax_io)
-
-    def _orbax_root(self, g: int) -> Path:
-        """Group ``g``'s CheckpointManager directory, under a name Orbax's globbing cannot misread."""
-        if self.plain is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self.plain = PlainPath(self.directory)
-        return self.plain.path / GROUPS / str(g)
+    writer: orbax_io.EpochWriter | None = None  # the groups' epochs (made at the first save)
 
     @classmethod
     def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> "SweepCheckpoints":
@@ -97,31 +111,30 @@ class SweepCheckpoints:
             if (directory / PLAN).exists():
                 raise FieldError("output", f"{{field}} {directory}: already holds a sweep; continue it with "
                                  f"{{resume}} {directory} or choose another {{field}}", also=("resume",))
-            files.write_json(directory / PLAN, plan.to_dict())
+            text = json.dumps(plan.to_dict(), indent=2) + "\n"
+            if len(text.encode()) > MAX_PLAN_BYTES:  # what a sweep writes, it must read back (load_plan)
+                raise UserInputError(f"the plan of {len(plan.configs)} models would take "
+                                     f"{memory.format_bytes(len(text.encode()))}, more than the "
+                                     f"{memory.format_bytes(MAX_PLAN_BYTES)} a sweep folder may hold; sweep fewer "
+                                     "models")
+            try:  # the checks a run's output gets: a parent that is a file, a read-only disk, a broken link
+                files.make_folder(directory)
+                files.write_text(directory / PLAN, text, replace=False)
+            except UserInputError as e:
+                raise FieldError("output", f"{{field}} {e}") from None
         return cls(directory, plan)
 
-    def _manager(self, g: int):
-        if g not in self.managers:
-            ocp = _ocp()
-            options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False,
-                                                   cleanup_tmp_directories=True)
-            root = self._orbax_root(g)
-            set_aside_incomplete_steps(root)
-            self.managers[g] = ocp.CheckpointManager(root, options=options)
-        return self.managers[g]
-
     def group_saver(self, g: int) -> Callable[[int, TrainState, list[History]], None]:
-        """``on_epoch_end`` of group ``g``: saves its stacked state and histories as epoch ``epoch``."""
+        """``on_epoch_end`` of group ``g``: saves its stacked state and histories as epoch ``epoch``; a failure
+        is :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs kept)."""
         def save(epoch: int, state: TrainState, histories: list[History]) -> None:
-            ocp = _ocp()
-            arrays = jax.device_get(stack.stack_arrays(state))
             meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch,
                     "configs": [c.to_dict() for c in self._configs(g)],
                     "model_config": dataclasses.asdict(state.model_config),
-                    "histories": [{k: list(h[k]) for k in HISTORY_KEYS} for h in histories],
-                    "digest": state_digest(arrays)}
-            self._manager(g).save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
-                                                                 meta=ocp.args.JsonSave(meta)), force=True)
+                    "histories": [{k: list(v) for k, v in h.items()} for h in histories]}
+            if self.writer is None:
+                self.writer = orbax_io.EpochWriter(self.directory)
+            self.writer.save(epoch, stack.stack_arrays(state), meta, {f"{GROUPS}/{g}": KEEP})
         return save
 
     def _configs(self, g: int) -> list[TrainConfig]:
@@ -132,43 +145,70 @@ class SweepCheckpoints:
     def group_start(self, g: int, configs: Sequence[TrainConfig]) -> GroupStart | None:
         """Group ``g``'s latest saved epoch (None: none saved), checked against ``configs``."""
         root = self.directory / GROUPS / str(g)
-        steps = complete_steps(root)  # the epochs Orbax finished (a half-made or empty one is passed over)
+        steps = orbax_io.complete_steps(root)  # the epochs Orbax finished (a half-made or empty one is passed over)
         if not steps:
             return None
         step = steps[-1]
-        ocp, path = _ocp(), root / str(step)
-        manager = _reader(self._orbax_root(g))
-        try:
-            meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-            saved = [TrainConfig.from_dict(c) for c in meta["configs"]]
-            model_config = ModelConfig(**{**meta["model_config"], "hidden": tuple(meta["model_config"]["hidden"])})
-            histories = [{k: [float(v) for v in h[k]] for k in HISTORY_KEYS} for h in meta["histories"]]
-        except Exception as e:  # orbax and bad JSON raise many types
-            raise UserInputError(f"{path}: cannot read the group's metadata ({_short(e)})") from None
-        if saved != list(configs) or any(len(h["loss"]) != step for h in histories):
-            raise UserInputError(f"{path}: the saved group does not match the sweep's plan; the folder is inconsistent")
-        abstract = jax.eval_shape(lambda: stack.group_state(configs, model_config))
-        try:
-            arrays = manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(stack.stack_arrays(abstract)))).state
-        except Exception as e:
-            raise UserInputError(f"{path}: cannot restore the saved arrays ({_short(e)})") from None
-        if state_digest(arrays) != meta["digest"]:
-            raise UserInputError(f"{path}: the saved arrays do not match their checksum; the checkpoint is corrupted")
+        with orbax_io.EpochReader(root, step) as epoch_reader:
+            path, meta = epoch_reader.path, epoch_reader.meta(FORMAT, FORMAT_VERSION, "mlpjax sweep checkpoint")
+            try:
+                saved = [TrainConfig.from_dict(c) for c in meta["configs"]]
+                model_config = ModelConfig(**meta["model_config"])
+                histories = [_history(h) for h in meta["histories"]]
+                epoch = check_int("epoch", meta["epoch"])
+            except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+                # UserInputError is a ValueError: its message is kept
+                raise UserInputError(f"{path}: the group's metadata is invalid ({orbax_io.short_error(e)})") from None
+            if saved != list(configs):
+                raise UserInputError(f"{path}: the saved group does not match the sweep's plan; the folder is "
+                                     "inconsistent")
+            # a model that stopped early or diverged has fewer epochs than the group; each at most the group's
+            lengths = [{len(v) for v in h.values()} for h in histories]
+            if epoch != step or len(histories) != len(configs) or \
+                    any(len(n) != 1 or max(n) > step for n in lengths):
+                raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(histories)} histories; "
+                                     f"expected {step} epochs of {len(configs)} models; the checkpoint is inconsistent")
+            if not _same_architecture(model_config, configs[0]):
+                raise UserInputError(f"{path}: the saved model {model_config} does not match the sweep's plan; the "
+                                     "checkpoint is inconsistent")
+            abstract = jax.eval_shape(lambda: stack.group_state(configs, model_config))
+            arrays = epoch_reader.arrays(stack.stack_arrays(abstract), f"the group's architecture ({model_config})")
+        for k, h in enumerate(histories):
+            # a model still training has finite weights; one that diverged may not (frozen with them, or trained
+            # on with NaN in its history): only the models whose history is the group's and finite are checked
+            if len(h["loss"]) == step and all(math.isfinite(x) for v in h.values() for x in v):
+                orbax_io.check_finite(path, jax.tree_util.tree_map(lambda a: np.asarray(a)[k], (
+                    arrays["params"], arrays["opt_state"])), f"model {k + 1}'s saved weights or optimizer state")
         return GroupStart(abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays)), histories)
 
     def fit_for(self, i: int) -> Callable[..., Any]:
-        """A ``fit`` for sequential model ``i``: its run directory ``DIR/runs/<i>``, started or resumed."""
+        """A ``fit`` for sequential model ``i``: its run directory ``DIR/runs/<i>``, resumed where it holds a run,
+        else started (a model interrupted or failed before its first complete epoch starts again)."""
         def fit(config: TrainConfig, dataset, *, log=None, on_epoch_end=None):
             folder = self.directory / RUNS / str(i)
-            one = run.resume(folder) if (folder / CHECKPOINTS).is_dir() else run.start(folder, config, keep=KEEP)
+            saved = folder.is_dir() and checkpoint.holds_run(folder) is not None
+            one = run.resume(folder) if saved else run.start(folder, config, keep=KEEP)
             if one.config != config:
+                one.close()
                 raise UserInputError(f"{folder}: holds another model than the sweep's plan")
             return one.fit(dataset, log=log)
         return fit
 
     def close(self) -> None:
-        for manager in self.managers.values():
-            manager.close()
-        if self.plain is not None:
-            self.plain.close()
+        """Close the Orbax managers and the path alias (after a failed save, quietly)."""
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _history(saved: Any) -> History:
+    """A saved history: every key of :data:`HISTORY_KEYS` and any further ones, as lists of floats."""
+    history = {k: [float(v) for v in saved[k]] for k in HISTORY_KEYS}
+    history.update({k: [float(x) for x in v] for k, v in saved.items() if k not in history})
+    return history
+
+
+def _same_architecture(saved: ModelConfig, config: TrainConfig) -> bool:
+    """Whether ``saved`` is ``config``'s model (for the saved data's sizes; a group's dropout rates are in its
+    state)."""
+    return dataclasses.replace(saved, dropout=0.0) == dataclasses.replace(
+        config.model_config(saved.input_dim, saved.num_classes), dropout=0.0)

@@ -337,3 +337,30 @@ def test_divergence_names_the_epoch_and_keeps_the_last_good_and_best_checkpoints
     assert code == 2 and "diverged in epoch 3" in err and "kept" in err
     assert snapshot(run_copy) == before  # checkpoints, best and metrics.json untouched
     assert checkpoint.restore(run_copy).epoch == 2
+
+
+def test_the_writer_writes_only_metadata_its_reader_accepts(base_run, tmp_path, monkeypatch):
+    """The metadata bound is one number for writing and reading: metadata of exactly the bound is written and
+    read back; one byte more is a SaveError before anything is written (the earlier epochs kept)."""
+    from mlpjax.runs import orbax_io
+
+    ckpt = checkpoint.restore(base_run)
+
+    def save(directory, bound):
+        monkeypatch.setattr(orbax_io, "MAX_METADATA_BYTES", bound)
+        writer = checkpoint.Writer(directory, ckpt.config, keep=3, save_best=False)
+        try:
+            writer.save(ckpt.epoch, ckpt.state, ckpt.history)
+        finally:
+            writer.close()
+
+    save(tmp_path / "measure", 2**30)
+    size = (tmp_path / "measure" / "checkpoints" / str(ckpt.epoch) / "meta" / "metadata").stat().st_size
+    save(tmp_path / "exact", size)
+    assert checkpoint.restore(tmp_path / "exact").history == ckpt.history
+    with pytest.raises(checkpoint.SaveError, match=f"cannot save epoch {ckpt.epoch}: its metadata .* would be"):
+        save(tmp_path / "over", size - 1)
+    assert not (tmp_path / "over").exists()  # refused before anything was written
+    monkeypatch.setattr(orbax_io, "MAX_METADATA_BYTES", size - 1)
+    with pytest.raises(UserInputError, match="of metadata; an mlpjax checkpoint's is at most"):
+        checkpoint.restore(tmp_path / "exact")

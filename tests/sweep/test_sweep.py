@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from mlpjax import memory
+from mlpjax.runs import orbax_io
 
 from conftest import run_cli
 from mlpjax import sweep
@@ -18,7 +21,7 @@ from mlpjax.core import model
 from mlpjax.sweep import stack
 from mlpjax.sweep import checkpoint as sweep_checkpoint
 from mlpjax.training import train
-from mlpjax.errors import FieldError
+from mlpjax.errors import FieldError, UserInputError
 
 RTOL = 1e-5  # vmap may reassociate floats; nothing else may differ
 BASE = dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,))
@@ -319,3 +322,227 @@ def test_cli_sweep_too_large_for_memory_is_one_line_and_leaves_no_folder(tmp_pat
                            "--strategy", strategy, "--output", out)
     assert code == 2 and "--hidden 100000000: training would need" in err, err
     assert not out.exists()  # refused before the plan was written: the same --output can be used again
+
+
+# -- the sweep's folder: checked paths, a bounded plan, the run checkpoints' guards ---------------------------
+
+@pytest.mark.parametrize("place, shown", [("under a file", "is a file, not a folder"),
+                                          ("a dangling link", "broken symbolic link")])
+def test_sweep_output_in_a_bad_place_is_one_line_naming_the_flag(tmp_path, capsys, place, shown):
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "file" / "sweep" if place == "under a file" else tmp_path / "link"
+    code, stdout, err = run_cli(capsys, "sweep", *SMALL[:6], "--seed", "0,1", "--output", out)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"--output {out}" in err and shown in err, err
+    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "nowhere").exists()
+
+
+def write_plan(folder, content) -> None:
+    folder.mkdir()
+    (folder / sweep_checkpoint.PLAN).write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+@pytest.mark.parametrize("content, shown", [
+    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [1]}, "the plan is invalid"),
+    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": []}, "the plan is invalid"),
+    ({"format": "mlpjax-sweep", "version": 1, "strategy": 3, "configs": [{}]}, "the plan is invalid"),
+    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [{"hidden": [[1]]}]}, "invalid"),
+    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [{"epochs": "x"}]}, "epochs"),
+    ('{"format": "mlpjax-sweep", "version": 1, "configs": ' + "[" * 100000 + "]" * 100000 + "}", "not valid JSON"),
+    ([1, 2], "not an mlpjax sweep plan")])
+def test_a_tampered_plan_is_one_line_naming_it(tmp_path, content, shown):
+    write_plan(tmp_path / "sw", content)
+    with pytest.raises(UserInputError, match=shown) as e:
+        sweep_checkpoint.load_plan(tmp_path / "sw")
+    assert str(tmp_path / "sw") in str(e.value)
+
+
+def test_a_plan_that_is_no_regular_file_or_too_large_is_refused_unread(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / sweep_checkpoint.PLAN)  # no writer: reading it would hang
+    (tmp_path / "zero").mkdir()
+    (tmp_path / "zero" / sweep_checkpoint.PLAN).symlink_to("/dev/zero")
+    for name, shown in (("fifo", "named pipe"), ("zero", "character device")):
+        with pytest.raises(UserInputError, match=shown):
+            sweep_checkpoint.load_plan(tmp_path / name)
+    write_plan(tmp_path / "big", " " * 2000)
+    monkeypatch.setattr(sweep_checkpoint, "MAX_PLAN_BYTES", 1000)
+    with pytest.raises(UserInputError, match="a sweep plan is at most"):
+        sweep_checkpoint.load_plan(tmp_path / "big")
+    plan = sweep_checkpoint.Plan(sweep.grid(BASE, {"seed": list(range(5))}), "vmap")
+    with pytest.raises(UserInputError, match="sweep fewer models"):  # what would not read back is not written
+        sweep_checkpoint.SweepCheckpoints.open(tmp_path / "new", plan)
+    assert not (tmp_path / "new").exists()
+
+
+def saved_group(tmp_path, configs, digits, histories=None, edit=None):
+    """Group 0 of ``configs`` saved as epoch 1 into sweep folder ``tmp_path/sw`` (``edit(arrays)`` changes its
+    arrays first) and read back: the folder's hooks and the GroupStart."""
+    mc = configs[0].model_config(digits.input_dim, digits.num_classes)
+    state = stack.group_state(configs, mc)
+    if edit is not None:
+        state = state.replace(params=edit(state.params))
+    histories = histories or [{k: [0.5] for k in ("loss", "accuracy", "val_loss", "val_accuracy")} for _ in configs]
+    hooks = sweep_checkpoint.SweepCheckpoints.open(tmp_path / "sw", sweep_checkpoint.Plan(list(configs), "vmap"))
+    try:
+        hooks.group_saver(0)(1, state, histories)
+    finally:
+        hooks.close()
+    return hooks, state
+
+
+def test_sweep_checkpoints_have_the_run_checkpoints_guards(tmp_path, digits):
+    configs = sweep.grid({**BASE, "epochs": 1}, {"seed": [0, 1]})
+    nan_first = lambda params: jax.tree_util.tree_map(lambda a: a.at[0].set(jnp.nan), params)  # noqa: E731
+    hooks, _ = saved_group(tmp_path, configs, digits, edit=nan_first)
+    with pytest.raises(UserInputError, match="model 1's saved weights .* NaN or infinite"):
+        hooks.group_start(0, configs)  # its history is finite: the weights were altered (the digest matches)
+    diverged = [{k: [float("nan")] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                {k: [0.5] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}]
+    hooks, _ = saved_group(tmp_path / "diverged", configs, digits, histories=diverged, edit=nan_first)
+    start = hooks.group_start(0, configs)  # a diverged model trains on with NaN weights: resumable
+    assert np.isnan(start.histories[0]["loss"][0]) and start.histories[1]["loss"] == [0.5]
+    hooks, state = saved_group(tmp_path / "plain", configs, digits)
+    meta = tmp_path / "plain" / "sw" / "groups" / "0" / "1" / "meta" / "metadata"
+    text = meta.read_text()
+    meta.write_text(text.replace(json.loads(text)["digest"], "0" * 64))
+    with pytest.raises(UserInputError, match="do not match their checksum"):
+        hooks.group_start(0, configs)
+    meta.write_text(text)
+    np.testing.assert_array_equal(hooks.group_start(0, configs).state.params["output"]["kernel"],
+                                  state.params["output"]["kernel"])
+    with pytest.raises(UserInputError, match="does not match the sweep's plan"):
+        hooks.group_start(0, sweep.grid({**BASE, "epochs": 1}, {"seed": [0, 2]}))
+
+
+def test_a_vmapped_groups_memory_is_checked_before_its_arrays_are_restored(tmp_path, digits, monkeypatch):
+    configs = sweep.grid({**BASE, "epochs": 1}, {"seed": [0, 1]})
+    hooks, _ = saved_group(tmp_path, configs, digits)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
+    with pytest.raises(UserInputError, match="restoring it needs .* of memory"):
+        hooks.group_start(0, configs)
+
+
+def test_a_sequential_model_stopped_in_its_first_save_starts_again_on_resume(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    flags = (*SMALL[:2], "--epochs", "1", *SMALL[4:], "--seed", "0,1", "--strategy", "sequential", "--quiet")
+    assert run_cli(capsys, "sweep", *flags, "--output", out)[0] == 0
+    first = json.loads((out / "results.json").read_text())
+    shutil.rmtree(out / "runs" / "1")  # as if killed in model 2's first save: a half-made epoch, no metrics.json
+    shutil.copytree(out / "runs" / "0" / "checkpoints" / "1",
+                    out / "runs" / "1" / "checkpoints" / "1.orbax-checkpoint-tmp-7")
+    (out / "results.json").unlink()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out, "--quiet")
+    assert code == 0, err
+    again = json.loads((out / "results.json").read_text())
+    assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+    assert not list((out / "runs" / "1" / "checkpoints").glob("*tmp*"))
+
+
+# -- a full disk (a real, small tmpfs): one line, exit 2, no temporary files; the folder resumes --------------
+# The tmpfs is mounted as root and always unmounted; the tests are skipped where mounting is not permitted. Sizes
+# (digits, hidden 128, 3 epochs): a vmapped group of 2 models takes about 260 KiB an epoch, one model's run about
+# 100-150 KiB an epoch plus its logs, so SMALL_DISK holds an epoch and not the whole sweep or run.
+
+SMALL_DISK, LARGE_DISK = "360k", "64m"
+FULL_SWEEP = ("--dataset", "digits", "--epochs", "3", "--batch-size", "64", "--hidden", "128", "--seed", "0,1",
+         "--quiet")
+FULL_TRAIN = ("--dataset", "digits", "--epochs", "3", "--batch-size", "64", "--hidden", "128", "--seed", "0",
+         "--quiet")
+
+
+def mount_tmpfs(where, size: str) -> None:
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip() or 'mount failed'}): needs root "
+                    "and a kernel that permits it")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of :data:`SMALL_DISK` at ``tmp_path/disk``; ``grow(size)`` remounts it larger, its files kept.
+    Always unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount_tmpfs(disk, SMALL_DISK)
+
+    def grow(size: str = LARGE_DISK) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True, capture_output=True)
+
+    try:
+        yield disk, grow
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def assert_one_line(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def leftovers(folder):
+    """What a failed write may leave: Orbax's ``*.orbax-checkpoint-tmp*`` folders, ``*.tmp`` files and the
+    temporary files of atomic writers (every name with ``tmp`` in it)."""
+    return [p for p in folder.rglob("*") if "tmp" in p.name]
+
+
+def sweep_results(folder) -> list[dict]:
+    """Each model's config, history and final figures from a sweep's results.json."""
+    runs = json.loads((folder / "results.json").read_text())["runs"]
+    return [{k: r[k] for k in ("config", "history", "test_loss", "test_accuracy", "diverged")} for r in runs]
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_full_disk_during_a_sweep_is_one_line_and_the_sweep_resumes(small_disk, tmp_path, capsys, strategy):
+    disk, grow = small_disk
+    out = disk / "sweep"
+    code, _, err = run_cli(capsys, "sweep", *FULL_SWEEP, "--strategy", strategy, "--output", out)
+    # vmap: a group's save fails; sequential: a model's save or one of its logs, whichever the disk stops
+    assert_one_line(code, err, "space left on", *(["cannot save epoch", "earlier epochs are intact"]
+                                                  if strategy == "vmap" else []))
+    assert not leftovers(out), leftovers(out)
+    roots = [out / "groups" / "0"] if strategy == "vmap" else [out / "runs" / i / "checkpoints" for i in "01"]
+    assert any(orbax_io.complete_steps(root) for root in roots)  # the disk held an epoch ...
+    assert not (out / "results.json").exists()  # ... and not the whole sweep
+
+    grow()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out, "--quiet")
+    assert code == 0, err
+    assert not leftovers(out), leftovers(out)
+    whole = tmp_path / "whole"  # the same sweep, uninterrupted, on the ordinary disk
+    assert run_cli(capsys, "sweep", *FULL_SWEEP, "--strategy", strategy, "--output", whole)[0] == 0
+    assert sweep_results(out) == sweep_results(whole)
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(small_disk, tmp_path, capsys):
+    disk, grow = small_disk
+    out = disk / "run"
+    code, _, err = run_cli(capsys, "train", *FULL_TRAIN, "--output", out)
+    assert_one_line(code, err, "space left on")
+    assert not leftovers(out), leftovers(out)
+    assert orbax_io.complete_steps(out / "checkpoints")[-1:] in ([1], [2])
+
+    grow()
+    code, _, err = run_cli(capsys, "train", "--resume", out, "--quiet")
+    assert code == 0, err
+    assert not leftovers(out), leftovers(out)
+    whole = tmp_path / "whole"
+    assert run_cli(capsys, "train", *FULL_TRAIN, "--output", whole)[0] == 0
+    history = [json.loads((d / "metrics.json").read_text())["history"] for d in (out, whole)]
+    assert history[0] == history[1]
+
+
+def test_a_sweep_onto_a_read_only_disk_is_one_line_naming_the_flag(small_disk, capsys):
+    disk, _ = small_disk
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+    code, _, err = run_cli(capsys, "sweep", *FULL_SWEEP, "--output", disk / "sweep")
+    assert_one_line(code, err, f"--output {disk / 'sweep'}", "read-only file system")
