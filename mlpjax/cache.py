@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 ENV = "MLPJAX_CACHE_DIR"
@@ -77,6 +78,8 @@ def configure(enabled: bool = True) -> Path | None:
     compilation and keeps it for the life of the process. A folder that cannot be made (a read-only home)
     leaves the cache off, silently: it only saves time."""
     chosen = settings(enabled)
+    # a cache entry that cannot be written or read is compiled afresh: it only costs time, so JAX need not say so
+    warnings.filterwarnings("ignore", message="Error (writing|reading) persistent compilation cache entry")
     if "jax_compilation_cache_dir" in chosen and not _writable_folder(chosen["jax_compilation_cache_dir"]):
         chosen = settings(False)
     if "jax" in sys.modules:

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlpjax.cli import flag_error
+    from mlpjax.cli.flags import flag_error
     from mlpjax.runs import checkpoint, export
 
     ckpt = checkpoint.restore(args.directory, best=args.best)

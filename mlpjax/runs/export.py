@@ -32,9 +32,17 @@ KERAS_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}  # ml
 ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "step": None}  # None: Greater + Cast
 
 
+EXPORTED_KINDS = ("hidden", "dropout", "output")  # the layer kinds (model.LAYER_KINDS) every format writes
+
+
 def _arrays(classifier: model.Classifier) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(layer name, kernel (in, out), bias (out,))`` float32, input to output."""
-    names = list(model.layer_kinds(classifier.model_config))
+    """``(layer name, kernel (in, out), bias (out,))`` float32, input to output; a model with a layer of another
+    kind than :data:`EXPORTED_KINDS` is refused in one line naming it."""
+    for layer in classifier.model_config.layers():
+        if layer.kind not in EXPORTED_KINDS:
+            raise UserInputError(f"the model's layer {layer.name or layer.kind} is a {layer.kind} layer, which "
+                                 f"mlpjax export does not write (it writes {', '.join(EXPORTED_KINDS)} layers)")
+    names = classifier.model_config.layer_names()
     return [(name, np.asarray(classifier.params[name]["kernel"], np.float32),
              np.asarray(classifier.params[name]["bias"], np.float32)) for name in names]
 
@@ -335,7 +343,7 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
     name = _dataset_for_shape(input_dim, num_classes, dataset, path)
     config = TrainConfig(dataset=name, model=model.ModelConfig(hidden=hidden, activation=activation, dropout=dropout))
     model_config = config.model_config(input_dim, num_classes)
-    ours = list(model.layer_kinds(model_config))
+    ours = model_config.layer_names()
     params = {layer: {"kernel": w[0], "bias": w[1]} for layer, w in zip(ours, weights)}
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
     state = state.replace(params=jax.tree_util.tree_map(jax.numpy.asarray, params),
