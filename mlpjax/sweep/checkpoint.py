@@ -40,12 +40,12 @@ from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.core.model import ModelConfig
 from mlpjax.training.result import HISTORY_KEYS, History
-from mlpjax.core.state import TrainState
 from mlpjax.sweep.train import GroupStart
 
 FORMAT, FORMAT_VERSION = "mlpjax-sweep", 1
 PLAN, GROUPS, RUNS = "sweep.json", "groups", "runs"
 KEEP = 2
+BEST = "best_params"  # the stacked best weights of the models whose early stopping keeps them
 MAX_PLAN_BYTES = 256 * 2**20  # a plan is about 600 bytes a model
 
 
@@ -124,17 +124,24 @@ class SweepCheckpoints:
                 raise FieldError("output", f"{{field}} {e}") from None
         return cls(directory, plan)
 
-    def group_saver(self, g: int) -> Callable[[int, TrainState, list[History]], None]:
-        """``on_epoch_end`` of group ``g``: saves its stacked state and histories as epoch ``epoch``; a failure
-        is :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs kept)."""
-        def save(epoch: int, state: TrainState, histories: list[History]) -> None:
+    def group_saver(self, g: int) -> Callable[[int, GroupStart], None]:
+        """``on_epoch_end`` of group ``g``: saves where it could start again (its stacked state, histories and each
+        model's best weights where early stopping keeps them) as epoch ``epoch``; a failure is
+        :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs kept)."""
+        def save(epoch: int, start: GroupStart) -> None:
+            state, best = start.state, start.best or [None] * len(start.histories)
+            arrays = stack.stack_arrays(state)
+            if any(b is not None for b in best):  # models without best weights yet: their weights now, unused
+                arrays = {**arrays, BEST: jax.tree_util.tree_map(lambda *a: np.stack(a), *[
+                    stack.member(state, k).params if b is None else b[1] for k, b in enumerate(best)])}
             meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch,
                     "configs": [c.to_dict() for c in self._configs(g)],
                     "model_config": dataclasses.asdict(state.model_config),
-                    "histories": [{k: list(v) for k, v in h.items()} for h in histories]}
+                    "histories": [{k: list(v) for k, v in h.items()} for h in start.histories],
+                    "best_epochs": [None if b is None else b[0] for b in best]}
             if self.writer is None:
                 self.writer = orbax_io.EpochWriter(self.directory)
-            self.writer.save(epoch, stack.stack_arrays(state), meta, {f"{GROUPS}/{g}": KEEP})
+            self.writer.save(epoch, arrays, meta, {f"{GROUPS}/{g}": KEEP})
         return save
 
     def _configs(self, g: int) -> list[TrainConfig]:
@@ -156,6 +163,8 @@ class SweepCheckpoints:
                 model_config = ModelConfig(**meta["model_config"])
                 histories = [_history(h) for h in meta["histories"]]
                 epoch = check_int("epoch", meta["epoch"])
+                best_epochs = [None if e is None else check_int("best_epochs", e)
+                               for e in meta.get("best_epochs") or [None] * len(histories)]
             except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
                 # UserInputError is a ValueError: its message is kept
                 raise UserInputError(f"{path}: the group's metadata is invalid ({orbax_io.short_error(e)})") from None
@@ -164,22 +173,29 @@ class SweepCheckpoints:
                                      "inconsistent")
             # a model that stopped early or diverged has fewer epochs than the group; each at most the group's
             lengths = [{len(v) for v in h.values()} for h in histories]
-            if epoch != step or len(histories) != len(configs) or \
-                    any(len(n) != 1 or max(n) > step for n in lengths):
+            if epoch != step or len(histories) != len(configs) or len(best_epochs) != len(configs) or \
+                    any(len(n) != 1 or max(n) > step for n in lengths) or \
+                    any(e is not None and e > len(h["loss"]) for e, h in zip(best_epochs, histories)):
                 raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(histories)} histories; "
                                      f"expected {step} epochs of {len(configs)} models; the checkpoint is inconsistent")
             if not _same_architecture(model_config, configs[0]):
                 raise UserInputError(f"{path}: the saved model {model_config} does not match the sweep's plan; the "
                                      "checkpoint is inconsistent")
             abstract = jax.eval_shape(lambda: stack.group_state(configs, model_config))
-            arrays = epoch_reader.arrays(stack.stack_arrays(abstract), f"the group's architecture ({model_config})")
+            wanted = stack.stack_arrays(abstract)
+            if any(e is not None for e in best_epochs):
+                wanted = {**wanted, BEST: abstract.params}
+            arrays = epoch_reader.arrays(wanted, f"the group's architecture ({model_config})")
+        best = [None if e is None else (e, jax.tree_util.tree_map(lambda a: np.asarray(a)[k], arrays[BEST]))
+                for k, e in enumerate(best_epochs)]
+        arrays = {k: v for k, v in arrays.items() if k != BEST}
         for k, h in enumerate(histories):
             # a model still training has finite weights; one that diverged may not (frozen with them, or trained
             # on with NaN in its history): only the models whose history is the group's and finite are checked
             if len(h["loss"]) == step and all(math.isfinite(x) for v in h.values() for x in v):
                 orbax_io.check_finite(path, jax.tree_util.tree_map(lambda a: np.asarray(a)[k], (
                     arrays["params"], arrays["opt_state"])), f"model {k + 1}'s saved weights or optimizer state")
-        return GroupStart(abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays)), histories)
+        return GroupStart(abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays)), histories, best)
 
     def fit_for(self, i: int) -> Callable[..., Any]:
         """A ``fit`` for sequential model ``i``: its run directory ``DIR/runs/<i>``, resumed where it holds a run,

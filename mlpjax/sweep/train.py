@@ -147,7 +147,7 @@ class GroupStart:
     best: list[tuple[int, Any] | None] | None = None
 
 
-GroupHook = Callable[[int, TrainState, list[History]], None]  # (1-based epoch, stacked state, histories)
+GroupHook = Callable[[int, GroupStart], None]  # (1-based epoch, where the group could start again after it)
 
 
 class _Group:
@@ -236,8 +236,8 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
 
     Model ``k`` consumes ``PRNGKey(configs[k].seed)`` as :func:`mlpjax.training.train.fit` would. ``mesh``: a 1-D
     :func:`mlpjax.sweep.stack.model_mesh`; the group is padded with copies of its last model to a multiple of its
-    devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, state, histories)``
-    after each epoch (the stacked state of the ``K`` real models, as host arrays). A model whose loss stops
+    devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, start)`` after each
+    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it. A model whose loss stops
     being finite is frozen and marked ``diverged``, its history ending with the epoch before, as ``fit`` would.
     """
     k = len(configs)
@@ -271,9 +271,13 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
                 if done[i] is not None and m.calls.stopped:
                     log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
 
+    def snapshot() -> GroupStart:
+        best = [None if m.calls.best_params is None else (m.calls.early.best_epoch, m.calls.best_params)
+                for m in members]
+        return GroupStart(program.real(), [m.history for m in members], best)
+
     last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(
-        None if on_epoch_end is None else
-        lambda epoch: on_epoch_end(epoch, program.real(), [m.history for m in members])))
+        None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())))
     loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
     runs = [ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
@@ -328,12 +332,12 @@ def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch:
     if saver is None and on_model_epoch is None:
         return None
 
-    def hook(epoch: int, state: TrainState, histories: list[History]) -> None:
+    def hook(epoch: int, start: GroupStart) -> None:
         if saver:
-            saver(epoch, state, histories)
+            saver(epoch, start)
         if on_model_epoch:
             for n, i in enumerate(members):
-                on_model_epoch(i, epoch, stack.member(state, n).params)
+                on_model_epoch(i, epoch, stack.member(start.state, n).params)
     return hook
 
 

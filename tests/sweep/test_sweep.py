@@ -388,7 +388,7 @@ def saved_group(tmp_path, configs, digits, histories=None, edit=None):
     histories = histories or [{k: [0.5] for k in ("loss", "accuracy", "val_loss", "val_accuracy")} for _ in configs]
     hooks = sweep_checkpoint.SweepCheckpoints.open(tmp_path / "sw", sweep_checkpoint.Plan(list(configs), "vmap"))
     try:
-        hooks.group_saver(0)(1, state, histories)
+        hooks.group_saver(0)(1, sweep.GroupStart(state, histories))
     finally:
         hooks.close()
     return hooks, state

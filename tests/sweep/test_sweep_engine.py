@@ -94,3 +94,30 @@ def test_a_diverged_model_ends_its_history_the_same_way_under_both_strategies(di
     assert len(vm[1].history["loss"]) == len(seq[1].history["loss"]) == vm[1].diverged - 1
     assert all(map(math.isfinite, vm[1].history["loss"]))
     assert len(vm[0].history["loss"]) == 3 and vm[0].diverged is None
+
+
+def test_a_vmapped_sweep_with_early_stopping_resumes_to_the_uninterrupted_numbers(tmp_path, capsys):
+    """Killed after its last-but-one epoch, when one model has stopped and kept its best weights and another is
+    waiting for a better epoch: the group checkpoint holds each model's best weights, so resuming gives the
+    uninterrupted sweep's histories, stopping epochs and test figures exactly."""
+    import json
+    import shutil
+
+    from conftest import run_cli
+
+    out = tmp_path / "sw"
+    argv = ("sweep", "--dataset", "digits", "--epochs", "10", "--batch-size", "64", "--hidden", "32",
+            "--validation-split", "0.2", "--early-stopping", "2", "--lr-schedule", "cosine",
+            "--reduce-lr-on-plateau", "--plateau-patience", "1", "--lr", "0.003,0.03", "--strategy", "vmap")
+    assert run_cli(capsys, *argv, "--output", out)[0] == 0
+    first = json.loads((out / "results.json").read_text())
+    assert any(r["early_stopping"]["stopped_epoch"] for r in first["runs"])
+    epochs = sorted(int(p.name) for p in (out / "groups" / "0").iterdir() if p.name.isdigit())
+    shutil.rmtree(out / "groups" / "0" / str(epochs[-1]))  # as if killed during the last epoch
+    (out / "results.json").unlink()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out)
+    assert code == 0, err
+    again = json.loads((out / "results.json").read_text())
+    for a, b in zip(again["runs"], first["runs"]):
+        for key in ("history", "test_metrics", "kept_epoch", "early_stopping", "reduce_lr_on_plateau", "diverged"):
+            assert a[key] == b[key], key
