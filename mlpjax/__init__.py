@@ -10,9 +10,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_model": "mlpjax.runs.checkpoint", "TrainConfig": "mlpjax.core.config", "Classifier": "mlpjax.core.model",
-    "ModelConfig": "mlpjax.core.model", "apply": "mlpjax.core.model", "init": "mlpjax.core.model", "one_hot": "mlpjax.core.model",
-    "predict_proba": "mlpjax.core.model", "Rows": "mlpjax.training.rows", "evaluate": "mlpjax.training.compiled",
-    "TrainState": "mlpjax.core.state", "create_train_state": "mlpjax.core.state", "train_epoch": "mlpjax.training.steps",
+    "ModelConfig": "mlpjax.core.model", "apply": "mlpjax.core.model", "init": "mlpjax.core.model",
+    "one_hot": "mlpjax.core.model", "predict_proba": "mlpjax.core.model", "Rows": "mlpjax.training.rows",
+    "evaluate": "mlpjax.training.compiled", "TrainState": "mlpjax.core.state",
+    "create_train_state": "mlpjax.core.state", "train_epoch": "mlpjax.training.steps",
     "train_step": "mlpjax.training.steps", "fit": "mlpjax.training.train",
 }
 

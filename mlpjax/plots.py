@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -81,8 +81,8 @@ def training_curves(runs: Mapping[str, History | Sequence[History]], path: str |
     names = {**_LABELS, **(key_labels or {})}
     fig = new_figure(5.0 * len(panels), 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (panel, keys) in zip(axes, panels):
-        for color, (label, histories) in zip(_COLORS * 10, runs.items()):
+    for ax, (panel, keys) in zip(axes, panels, strict=True):
+        for color, (label, histories) in zip(_COLORS * 10, runs.items(), strict=False):
             for key in keys:
                 values = np.array([h[key] for h in histories], dtype=float)  # (runs, epochs)
                 epochs = np.arange(1, values.shape[1] + 1)
@@ -104,7 +104,8 @@ def training_curves(runs: Mapping[str, History | Sequence[History]], path: str |
         if len(runs) == 1:
             ax.legend(fontsize=8)
     if len(runs) > 1:  # one legend beside the panels: colours name the runs, line styles train and test
-        handles = [Line2D([], [], color=c, lw=1.6, label=str(label)) for c, label in zip(_COLORS * 10, runs)]
+        handles = [Line2D([], [], color=c, lw=1.6, label=str(label))
+                   for c, label in zip(_COLORS * 10, runs, strict=False)]
         styled = [k for _, keys in panels if len(keys) > 1 for k in keys]
         for ls, is_val, default in (("--", False, "train"), ("-", True, "test")):
             keys = [k for k in styled if k.startswith("val_") == is_val]
@@ -169,7 +170,7 @@ def decision_regions(predict: Callable[[np.ndarray], np.ndarray], points: np.nda
                         fontsize=8)
     if queries is not None and len(queries):
         queries = np.asarray(queries, np.float32)
-        for q, c in zip(queries, np.asarray(predict(queries))):
+        for q, c in zip(queries, np.asarray(predict(queries)), strict=True):
             ax.scatter([q[0]], [q[1]], marker="*", s=220, color=colors[int(c)], edgecolor="black", zorder=4)
             ax.annotate(f"({q[0]:g}, {q[1]:g}) -> {class_names[int(c)]}", q, textcoords="offset points",
                         xytext=(0, -18), ha="center", fontsize=8, weight="bold")
@@ -221,7 +222,7 @@ def activation_functions(functions: Mapping[str, Callable[[np.ndarray], np.ndarr
     x = np.linspace(*x_range, 1001, dtype=np.float32)
     fig = new_figure(3.6 * len(functions), 3.2)
     axes = np.atleast_1d(fig.subplots(1, len(functions)))
-    for ax, (name, fn) in zip(axes, functions.items()):
+    for ax, (name, fn) in zip(axes, functions.items(), strict=True):
         ax.plot(x, np.asarray(fn(x)), color=_COLORS[0], lw=2, label=f"{name}(x)")
         if derivatives and name in derivatives:
             ax.plot(x, np.asarray(derivatives[name](x)), "--", color=_COLORS[3], lw=1.5, label=f"d{name}/dx")

@@ -63,16 +63,16 @@ def masks() -> dict:
         mesh = mesh_lib.make_mesh(n)
         fn, sharded = draw_masks(104, NamedSharding(mesh, P(mesh_lib.DATA)))
         hlo = fn.lower(jax.random.PRNGKey(MASK_SEED)).compile().as_text()
-        out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
+        out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded, strict=True))
         out[f"collectives_{n}"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute")
                                    if op in hlo]
-    out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded))
+    out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded, strict=True))
     out["keep_fraction"] = float(np.mean(plain[0]))
     with jax.threefry_partitionable(False):  # the older generator: other bits, still sharding-invariant
         _, old = draw_masks(104)
         _, old_sharded = draw_masks(104, NamedSharding(mesh_lib.make_mesh(8), P(mesh_lib.DATA)))
-    out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded))
-    out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain))
+    out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded, strict=True))
+    out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain, strict=True))
     return out
 
 

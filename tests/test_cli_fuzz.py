@@ -203,7 +203,8 @@ def test_experiment_checks_a_random_value_for_any_flag_before_it_trains(flag, na
 
 
 NO_DISPLAY = {"DISPLAY": None, "WAYLAND_DISPLAY": None}
-WINDOW = ["mlpjax.draw.window.DrawWindow", "mlpjax.draw.window._open_root", "mlpjax.training.train.fit"]  # never reached without a display
+# never reached without a display
+WINDOW = ["mlpjax.draw.window.DrawWindow", "mlpjax.draw.window._open_root", "mlpjax.training.train.fit"]
 
 
 @MORE

@@ -69,7 +69,8 @@ def test_environment_variable_gives_the_folder(idx_folder, monkeypatch):
 def test_bad_magic_number(idx_folder):
     path = idx_folder / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(b"\x12\x34\x56\x78" + bytes(100)))
-    with pytest.raises(UserInputError, match=r"train-labels-idx1-ubyte.gz: not an IDX file \(bad magic number 12345678"):
+    with pytest.raises(UserInputError,
+                       match=r"train-labels-idx1-ubyte.gz: not an IDX file \(bad magic number 12345678"):
         data.load_dataset("mnist", idx_folder)
 
 

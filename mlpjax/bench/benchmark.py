@@ -17,7 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -67,7 +68,7 @@ class BenchConfig:
 
 def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
     """FLOPs of one training step (see the module docstring); ``dims = (D, H1, ..., C)``."""
-    layers = list(zip(dims[:-1], dims[1:]))
+    layers = list(zip(dims[:-1], dims[1:], strict=True))
     macs = sum(i * o for i, o in layers)
     return 2 * batch_size * (2 * macs + sum(i * o for i, o in layers[1:]))
 
@@ -119,7 +120,7 @@ def matmul_ceiling(batch_size: int, dims: tuple[int, ...], quick: bool) -> dict[
 
     The ceiling is the best of them: on a shared machine any single measurement can come out low."""
     shapes = {}
-    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         shapes[f"forward_{i} {batch_size}x{fan_in}x{fan_out}"] = (batch_size, fan_in, fan_out)
         shapes[f"weight_grad_{i} {fan_in}x{batch_size}x{fan_out}"] = (fan_in, batch_size, fan_out)
     shapes["square 2048x2048x2048"] = (2048, 2048, 2048)
@@ -338,7 +339,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
         epoch = jax.jit(functools.partial(stack.group_epoch, batch_size=config.batch_size), donate_argnums=0)
         group = [stack.group_state(configs, mconfig)]
 
-        def vmapped():
+        def vmapped(group=group, epoch=epoch):  # bound now: called within this iteration only
             group[0], metrics = epoch(group[0], rows, np.int32(0))
             jax.block_until_ready(metrics)
 
@@ -346,7 +347,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
         states = [create_train_state(jax.random.PRNGKey(c.seed), c, mconfig).replace(tx=template.tx)
                   for c in configs]
 
-        def one_by_one():
+        def one_by_one(states=states):
             for i, state in enumerate(states):
                 states[i], metrics = one_runner(state, 0)
                 jax.block_until_ready(metrics)
@@ -434,7 +435,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     report["baselines"] = results
     report["baselines_skipped"] = skipped
     report["ratios"] = {f"{name}_over_mlpjax": statistics.median(
-        b / a for a, b in zip(times["mlpjax"], times[name])) for name in results}
+        b / a for a, b in zip(times["mlpjax"], times[name], strict=True)) for name in results}
 
     log("prediction latency ...")
     report["predict"] = _predict_report(ds, config)

@@ -252,7 +252,7 @@ def per_class_table(report: dict) -> str:
     names, pc = report["class_names"], report["per_class"]
     width = max(len("class"), *(len(n) for n in names))
     lines = [f"{'class':<{width}}  precision  recall  support"]
-    for name, p, r, n in zip(names, pc["precision"], pc["recall"], pc["support"]):
+    for name, p, r, n in zip(names, pc["precision"], pc["recall"], pc["support"], strict=True):
         lines.append(f"{name:<{width}}  {p:9.4f}  {r:6.4f}  {int(n):7d}")
     return "\n".join(lines)
 
@@ -601,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--against", default="jax,torch,keras", metavar="NAMES",
-                   help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, keras (default: all; '' for none)")
+                   help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, "
+                        "keras (default: all; '' for none)")
     p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default: 128")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[512], metavar="N", help="default: 512")
     p.add_argument("--data-dir", metavar="DIR", help="real MNIST (default: $MLPJAX_DATA_DIR, else random data)")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from mlpjax import data
 from mlpjax.core import losses
@@ -103,7 +104,7 @@ class TrainConfig:
                 "dropout": self.model.dropout}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         """From :meth:`to_dict`'s flat form (unknown keys ignored; missing ones take their defaults)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"model"}
         model = {k: d[k] for k in MODEL_FIELDS if k in d}
@@ -114,6 +115,6 @@ class TrainConfig:
             flat["metrics"] = tuple(flat["metrics"])
         return cls(**flat, model=ModelConfig(**model))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with flat ``changes`` (model fields included: ``replace(hidden=(256,), epochs=4)``)."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class Dataset:
         """Test example ``index``: its ``(D,)`` float32 features and its label (without building ``x_test``)."""
         return features(self.encoded_test[index], self.pixel_levels), int(self.y_test[index])
 
-    def head(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
+    def head(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
         """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
         return dataclasses.replace(self, encoded_train=self.encoded_train[:n_train], y_train=self.y_train[:n_train],
                                    encoded_test=self.encoded_test[:n_test], y_test=self.y_test[:n_test])

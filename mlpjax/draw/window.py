@@ -21,7 +21,7 @@ import base64
 import io
 import os
 import sys
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -276,7 +276,7 @@ class DrawWindow:
             self._live_job = None
         self.root.destroy()
 
-    def __enter__(self) -> "DrawWindow":
+    def __enter__(self) -> DrawWindow:
         return self
 
     def __exit__(self, *exc) -> None:

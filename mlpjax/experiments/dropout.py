@@ -32,10 +32,10 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                for rate in RATES]
     evaluators = [common.EpochEvaluator(c, ds, ds.x_train, ds.y_train) for c in configs]
     sweep = common.train_many(configs, ds, log, on_model_epoch=lambda i, epoch, params: evaluators[i].add(params))
-    for rate, result, on_train in zip(RATES, sweep.runs, evaluators):
+    for rate, result, on_train in zip(RATES, sweep.runs, evaluators, strict=True):
         h = result.history
         train_acc = on_train.series("accuracy")
-        gap = [a - b for a, b in zip(train_acc, h["val_accuracy"])]
+        gap = [a - b for a, b in zip(train_acc, h["val_accuracy"], strict=True)]
         best = int(np.argmin(h["val_loss"]))
         per_rate[f"{rate:g}"] = {
             "train_accuracy": train_acc[-1], "train_loss": on_train.series("loss")[-1],

@@ -30,7 +30,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -251,7 +251,8 @@ class Writer:
         # Host copies: the same bytes on every process, written once by process 0.
         arrays = jax.device_get(state.arrays())
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch, "train_config": self.config.to_dict(),
-                "model_config": dataclasses.asdict(state.model_config), "history": {k: list(v) for k, v in history.items()},
+                "model_config": dataclasses.asdict(state.model_config),
+                "history": {k: list(v) for k, v in history.items()},
                 "digest": orbax_io.state_digest(arrays), "keep": self.keep, "save_best": self.save_best}
         args = ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta))
         if last:
@@ -270,8 +271,9 @@ class Writer:
         except Exception as e:  # orbax and tensorstore raise many types for an I/O failure
             self._failed = True
             orbax_io.remove_partial(self.directory / name)
-            raise SaveError(f"{self.directory / name / str(epoch)}: cannot save epoch {epoch} ({orbax_io.short_error(e)}); "
-                            f"its partial files are removed and the earlier epochs are intact") from None
+            raise SaveError(f"{self.directory / name / str(epoch)}: cannot save epoch {epoch} "
+                            f"({orbax_io.short_error(e)}); its partial files are removed and the earlier epochs "
+                            "are intact") from None
 
     def close(self) -> None:
         """Close the Orbax managers (after a failed save, quietly) and the path alias."""

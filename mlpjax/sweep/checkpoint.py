@@ -19,7 +19,8 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,10 @@ from mlpjax import files
 from mlpjax.runs import run
 from mlpjax.sweep import stack
 from mlpjax.runs.checkpoint import CHECKPOINTS
-from mlpjax.runs.orbax_io import orbax_checkpoint as _ocp, reader as _reader, short_error as _short, complete_steps, set_aside_incomplete_steps, state_digest
+from mlpjax.runs.orbax_io import complete_steps, set_aside_incomplete_steps, state_digest
+from mlpjax.runs.orbax_io import orbax_checkpoint as _ocp
+from mlpjax.runs.orbax_io import reader as _reader
+from mlpjax.runs.orbax_io import short_error as _short
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.core.model import ModelConfig
@@ -88,7 +92,7 @@ class SweepCheckpoints:
         return self.plain.path / GROUPS / str(g)
 
     @classmethod
-    def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> "SweepCheckpoints":
+    def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> SweepCheckpoints:
         """A new sweep folder ``output`` (refused if it holds a sweep) or, with ``resume``, the existing one."""
         directory = Path(output)
         if not resume:

@@ -18,7 +18,8 @@ A *group* is a list of :class:`~mlpjax.core.config.TrainConfig` that differ only
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

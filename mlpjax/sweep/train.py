@@ -20,7 +20,8 @@ import functools
 import itertools
 import math
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -62,7 +63,7 @@ def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[Tr
         if twice:
             raise FieldError(name, f"lists {twice[0]!r} twice; give each value once")
     names = [n for n in LISTED if n in lists]
-    return [TrainConfig.from_dict({**base, **dict(zip(names, combo))})
+    return [TrainConfig.from_dict({**base, **dict(zip(names, combo, strict=True))})
             for combo in itertools.product(*(lists[n] for n in names))]
 
 
@@ -182,7 +183,7 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
         metrics = jax.device_get(metrics)  # waits for the device
         epoch_seconds.append(time.perf_counter() - t0)
         sums = jax.device_get(eval_fn(state.params, test_rows))
-        tests = [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(k)]
+        tests = [summarize(jax.tree_util.tree_map(lambda a, i=i: a[i], sums)) for i in range(k)]
         for i, h in enumerate(histories):
             for key, value in (("loss", metrics["loss"][i]), ("accuracy", metrics["accuracy"][i]),
                                ("val_loss", tests[i]["loss"]), ("val_accuracy", tests[i]["accuracy"])):
@@ -195,8 +196,8 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
             on_epoch_end(epoch + 1, _real(state, k), histories)
     if tests is None:  # started at the last epoch: still report the test
         sums = jax.device_get(eval_fn(state.params, test_rows))
-        tests = [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(k)]
-    runs = [ModelRun(c, h, t, d) for c, h, t, d in zip(configs, histories, tests, diverged)]
+        tests = [summarize(jax.tree_util.tree_map(lambda a, i=i: a[i], sums)) for i in range(k)]
+    runs = [ModelRun(c, h, t, d) for c, h, t, d in zip(configs, histories, tests, diverged, strict=True)]
     return runs, GroupRun([], "vmap", compile_seconds, epoch_seconds, 1 if mesh is None else mesh.size)
 
 
@@ -302,7 +303,7 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
                 [configs[i] for i in members], dataset, mesh=mesh, log=log, where=where,
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
                 on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch))
-            for i, r in zip(members, group_runs):
+            for i, r in zip(members, group_runs, strict=True):
                 runs[i] = r
         else:
             group = GroupRun([], "sequential", 0.0, [])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -97,7 +98,7 @@ def param_spec(path: tuple, ndim: int, kinds: Mapping[str, str]) -> P:
 
 def split_width(spec: P, shape: tuple[int, ...]) -> int | None:
     """The size of the dimension that ``spec`` splits over ``model`` (a hidden width), or None."""
-    return next((n for n, axis in zip(shape, spec) if axis == MODEL), None)
+    return next((n for n, axis in zip(shape, spec, strict=True) if axis == MODEL), None)
 
 
 def check_widths(mesh: Mesh | None, hidden) -> None:

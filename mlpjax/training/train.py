@@ -8,8 +8,9 @@ and :func:`_compile` (the rows placed, the epoch and the evaluation compiled: a 
 :func:`_update_callbacks` (early stopping, the plateau's learning-rate scale) and :func:`_epoch_lines`. After
 the last: :func:`_restore_best` and :func:`_test`.
 
-The pieces it strings together: the state (:mod:`mlpjax.core.state`), the rows on the devices (:mod:`mlpjax.training.rows`),
-the compiled epoch and evaluation (:mod:`mlpjax.training.compiled`) and the run's record (:mod:`mlpjax.training.result`).
+The pieces it strings together: the state (:mod:`mlpjax.core.state`), the rows on the devices
+(:mod:`mlpjax.training.rows`), the compiled epoch and evaluation (:mod:`mlpjax.training.compiled`) and the run's record
+(:mod:`mlpjax.training.result`).
 Randomness: everything comes from ``PRNGKey(config.seed)`` (see :mod:`mlpjax.core.state`).
 """
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax
 
@@ -71,7 +73,7 @@ class _Callbacks:
 
     @classmethod
     def start(cls, config: TrainConfig, history: History, state: TrainState,
-              best: tuple[int, model.Params] | None) -> "_Callbacks":
+              best: tuple[int, model.Params] | None) -> _Callbacks:
         """Rebuilt from the history of the epochs done (nothing done: fresh)."""
         losses, done = history["val_loss"], len(history["val_loss"])
         plateau = None if not config.reduce_lr_on_plateau else callbacks.replay(
