@@ -9,6 +9,7 @@ Inputs are plain numpy arrays and Keras-style histories ``{"loss": [...], "accur
 from __future__ import annotations
 
 import os
+from typing import Any
 from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 
@@ -22,7 +23,7 @@ from matplotlib.ticker import Formatter, MaxNLocator
 
 History = Mapping[str, Sequence[float]]
 DPI = 100
-_COLORS = colormaps["tab10"].colors
+_COLORS = colormaps["tab10"].colors  # type: ignore[attr-defined]  # tab10 is a ListedColormap
 _LABELS = {"loss": "train loss", "accuracy": "train accuracy", "val_loss": "test loss",
            "val_accuracy": "test accuracy"}
 
@@ -215,8 +216,8 @@ def confusion_matrix(cm: np.ndarray, path: str | os.PathLike, *, class_names: Se
     return save(fig, path)
 
 
-def activation_functions(functions: Mapping[str, Callable[[np.ndarray], np.ndarray]], path: str | os.PathLike, *,
-                         derivatives: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+def activation_functions(functions: Mapping[str, Callable[[np.ndarray], Any]], path: str | os.PathLike, *,
+                         derivatives: Mapping[str, Callable[[np.ndarray], Any]] | None = None,
                          x_range: tuple[float, float] = (-5.0, 5.0), title: str = "") -> Path:
     """One panel per activation ``f(x)`` on ``x_range`` (solid), with its derivative dashed if given."""
     x = np.linspace(*x_range, 1001, dtype=np.float32)

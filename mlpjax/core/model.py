@@ -179,7 +179,7 @@ def apply(
         if rng is None:
             raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
         masks = dropout_masks(rng, model_config, x.shape[0], dropout_rate)
-    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)
+    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)  # type: ignore[return-value]  # no mutable=: only the output
 
 
 def predict_proba(params: Params, x: jax.Array, *, model_config: ModelConfig) -> jax.Array:

@@ -49,7 +49,7 @@ class Dataset:
     encoded_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
-    image_shape: tuple[int, ...] | None = None  # (H, W) for image datasets, to draw samples
+    image_shape: tuple[int, int] | None = None  # (H, W) for image datasets, to draw samples
     class_names: tuple[str, ...] = ()
     pixel_levels: int | None = None
 
@@ -183,7 +183,7 @@ def _check_idx_split(found: dict[str, Path], arrays: dict[str, np.ndarray], spli
 
 
 def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
-                 image_shape: tuple[int, ...] | None = None, source: str = "",
+                 image_shape: tuple[int, int] | None = None, source: str = "",
                  pixel_levels: int | None = None) -> Dataset:
     """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: int32 labels in
     [0, num_classes), no NaN or inf. Class names come from the registry (:data:`DATASETS`) for its names.

@@ -26,7 +26,7 @@ TOLERANCE = 1e-5  # the relative difference a sweep's models are asked to stay w
 KEYS = ("loss", "val_loss")
 
 
-def nudged_state(config: TrainConfig, dataset) -> tuple[TrainState, tuple[int, int]]:
+def nudged_state(config: TrainConfig, dataset) -> tuple[TrainState, tuple[int, ...]]:
     """``mlpjax train``'s initial state for ``config`` with one first-layer weight moved up by one ulp, and that
     weight's ``(input, unit)``: the one of largest initial gradient on the first :data:`common.GRAD_BATCH`
     training examples (so that it matters). Consumes ``PRNGKey(config.seed)`` as ``fit`` does."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     """
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
-    per_rate, curves = {}, {}
+    per_rate: dict[str, dict[str, Any]] = {}
+    curves = {}
     configs = [TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed)
                for rate in RATES]
     evaluators = [common.EpochEvaluator(c, ds, ds.x_train, ds.y_train) for c in configs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mlpjax import plots
 from mlpjax.core.config import TrainConfig
@@ -29,7 +30,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     seeds = list(range(seed, seed + (QUICK_SEEDS if quick else FULL_SEEDS)))
     marks = [1, epochs] if quick else [2, epochs]  # the epochs whose test accuracy is tabulated
     sweep = common.train_many([TrainConfig(dataset=ds.name, epochs=epochs, seed=s) for s in seeds], ds, log)
-    runs = [{"seed": s, "history": r.history, "test_metrics": r.test_metrics}
+    runs: list[dict[str, Any]] = [{"seed": s, "history": r.history, "test_metrics": r.test_metrics}
             for s, r in zip(seeds, sweep.runs, strict=True)]
     histories = [r["history"] for r in runs]
     at = {e: [h["val_accuracy"][e - 1] for h in histories] for e in marks}

@@ -4,6 +4,7 @@ digits."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     accuracy = float(np.trace(cm) / cm.sum())
     wrong = np.flatnonzero(predicted != ds.y_test)
     confident = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:SHOWN]
-    errors = [{"index": int(i), "true": int(ds.y_test[i]), "predicted": int(predicted[i]),
+    errors: list[dict[str, Any]] = [{"index": int(i), "true": int(ds.y_test[i]), "predicted": int(predicted[i]),
                "p_predicted": float(probs[i, predicted[i]]), "p_true": float(probs[i, ds.y_test[i]])}
               for i in confident]
     off = cm - np.diag(np.diag(cm))

@@ -20,6 +20,7 @@ import io
 import os
 import tempfile
 import threading
+from typing import Any
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 
@@ -60,7 +61,7 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label`` the run in the legends."""
     path = Path(path)
     val = "test" if validation == "test" else "validation"
-    panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
+    panels: list[tuple[str, tuple[str, ...]]] = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
     if "lr" in history and len(set(history["lr"])) > 1:
         panels.append(("learning rate", ("lr",)))
     labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}
@@ -125,7 +126,7 @@ class RunLogs:
     def __init__(self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
                  validation: str = "test"):
         self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
-        self.writer = None  # opened at the first epoch
+        self.writer: Any = None  # opened at the first epoch (a tensorboardX SummaryWriter)
         self.redrawer: _Redrawer | None = None
 
     def _draw(self, history: Mapping[str, Sequence[float]]) -> None:

@@ -109,7 +109,9 @@ def delta_backprop(
     #   ∂E/∂out_j = Σ_k ∂E_k/∂out_j = Σ_k w_jk δ_k             (hidden neuron: every path through the next layer)
     #   δ_j = ∂E/∂out_j · ∂out_j/∂net_j = ∂E/∂out_j · out_j (1 − out_j)
     L = len(kernels)
-    d_out, d_out_parts, deltas = [None] * L, [None] * L, [None] * L
+    d_out: list[Any] = [None] * L  # each filled below, from the output layer back
+    d_out_parts: list[Any] = [None] * L
+    deltas: list[Any] = [None] * L
     d_out[L - 1] = -(target - out)
     d_out_parts[L - 1] = np.zeros((sizes[-1], 0))
     for l in range(L - 1, -1, -1):  # layer l + 1 in the docstring's numbering

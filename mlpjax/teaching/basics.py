@@ -144,7 +144,7 @@ def idx_shape(path: str | os.PathLike) -> list[int]:
 def mnist_shapes(data_dir: str | os.PathLike | None = None) -> dict:
     """The four arrays' shapes from the IDX headers in ``data_dir`` (else ``$MLPJAX_DATA_DIR``; else not read)."""
     folder = data_dir or os.environ.get(data.DATA_DIR_ENV) or None
-    record = {"read": folder is not None, "source": None,
+    record: dict[str, Any] = {"read": folder is not None, "source": None,
               "tutorial": {"x_train": list(TUTORIAL["x_train"]), "y_train": list(TUTORIAL["y_train"])}}
     if folder is not None:
         found = data.idx_files(folder, "mnist")
@@ -186,7 +186,7 @@ def delta_method(kernels=FIGURE_KERNELS, x=FIGURE_X, target=FIGURE_TARGET, lr: f
         jk = jax.grad(figure_error)([jnp.asarray(k) for k in kernels], jnp.asarray(x, jnp.float64),
                                     jnp.asarray(target, jnp.float64))
         jk = [np.asarray(k, np.float64) for k in jk]
-    fig = [None] * len(kernels)  # the figures' δ of every layer, from the output back
+    fig: list[Any] = [None] * len(kernels)  # the figures' δ of every layer, from the output back
     fig[-1] = np.asarray(target, np.float64) - trace.outs[-1]
     for l in range(len(kernels) - 2, -1, -1):
         fig[l] = kernels[l + 1] @ fig[l + 1]

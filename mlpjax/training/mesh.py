@@ -112,7 +112,7 @@ def check_widths(mesh: Mesh | None, hidden) -> None:
 
 def check_padding(batch_size: int, size: int) -> None:
     """Warn when padding a batch of ``batch_size`` for ``size`` devices would change the dropout masks."""
-    if batch_size % size and not jax.config.jax_threefry_partitionable:
+    if batch_size % size and not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
         warnings.warn(f"batch size {batch_size} is padded to a multiple of {size} devices and "
                       "jax_threefry_partitionable is off: the dropout masks differ from a one-device run's",
                       stacklevel=3)
