@@ -98,7 +98,7 @@ def param_spec(path: tuple, ndim: int, kinds: Mapping[str, str]) -> P:
 
 def split_width(spec: P, shape: tuple[int, ...]) -> int | None:
     """The size of the dimension that ``spec`` splits over ``model`` (a hidden width), or None."""
-    return next((n for n, axis in zip(shape, spec, strict=True) if axis == MODEL), None)
+    return next((n for n, axis in zip(shape, spec, strict=False) if axis == MODEL), None)  # P() may be shorter
 
 
 def check_widths(mesh: Mesh | None, hidden) -> None:
