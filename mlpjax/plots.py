@@ -216,8 +216,8 @@ def confusion_matrix(cm: np.ndarray, path: str | os.PathLike, *, class_names: Se
     return save(fig, path)
 
 
-def activation_functions(functions: Mapping[str, Callable[[np.ndarray], Any]], path: str | os.PathLike, *,
-                         derivatives: Mapping[str, Callable[[np.ndarray], Any]] | None = None,
+def activation_functions(functions: Mapping[str, Callable[[Any], Any]], path: str | os.PathLike, *,
+                         derivatives: Mapping[str, Callable[[Any], Any]] | None = None,
                          x_range: tuple[float, float] = (-5.0, 5.0), title: str = "") -> Path:
     """One panel per activation ``f(x)`` on ``x_range`` (solid), with its derivative dashed if given."""
     x = np.linspace(*x_range, 1001, dtype=np.float32)

@@ -497,9 +497,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
           + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
     bar = None if args.quiet else _sweep_bar(plan, found)
+
+    def log(line: str) -> None:  # above the bar, and a step of it
+        bar.write(line)  # type: ignore[union-attr]  # given only with the bar
+        bar.update(1)  # type: ignore[union-attr]
+
     try:
         result = sweep.run_sweep(plan.configs, dataset, strategy=plan.strategy, mesh=mesh, hooks=hooks,
-                                 log=None if bar is None else lambda line: (bar.write(line), bar.update(1)))
+                                 log=None if bar is None else log)
     finally:
         if bar is not None:
             bar.close()

@@ -39,7 +39,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
-    epochs: int | None = None
+    epochs: int = None  # type: ignore[assignment]  # None given: __post_init__ sets the dataset's default
     batch_size: int = 128
     model: ModelConfig = ModelConfig()
     optimizer: str = "adam"

@@ -283,8 +283,8 @@ def load_tfds(name: str) -> Dataset:
         images = np.stack([np.asarray(ex["image"]) for ex in examples])
         arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
-    return make_dataset(name, arrays[:2], arrays[2:], num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
-                        pixel_levels=255)
+    return make_dataset(name, tuple(arrays[:2]), tuple(arrays[2:]), num_classes=10, image_shape=(h, w),
+                        source=f"tfds:{name}", pixel_levels=255)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,4 +329,4 @@ def get_spec(name: str) -> DatasetSpec:
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Load dataset ``name``; for the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds)."""
-    return get_spec(name).load(data_dir)
+    return get_spec(name).load(None if data_dir is None else os.fspath(data_dir))

@@ -17,8 +17,8 @@ import numpy as np
 from mlpjax import files, memory
 from mlpjax.errors import UserInputError
 
-_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-                                     0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+                                    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 IDX_MAX_DIMS = 4  # labels have 1 dimension, images 3; more is no MNIST-format file
 DEFLATE_MAX_RATIO = 1032  # no deflate stream expands more than this: a 258-byte match costs at least 2 bits
 _READ_CHUNK = 1 << 24  # bytes read (or decompressed) at a time into the array

@@ -61,7 +61,8 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label`` the run in the legends."""
     path = Path(path)
     val = "test" if validation == "test" else "validation"
-    panels: list[tuple[str, tuple[str, ...]]] = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
+    panels: list[tuple[str, tuple[str, ...]]] = [("loss", ("loss", "val_loss")),
+                                                 ("accuracy", ("accuracy", "val_accuracy"))]
     if "lr" in history and len(set(history["lr"])) > 1:
         panels.append(("learning rate", ("lr",)))
     labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}

@@ -166,7 +166,7 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     state = stack.shard_models(state, mesh)
     train_rows = stack.replicate(Rows.from_dataset(dataset, "train"), mesh)
     test_rows = stack.replicate(Rows.from_dataset(dataset, "test"), mesh)
-    out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
+    out: dict[str, Any] = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
     t0 = time.perf_counter()
     epoch_fn = jax.jit(functools.partial(stack.group_epoch, batch_size=first.batch_size), donate_argnums=0,
                        **out).lower(state, train_rows, np.int32(0)).compile()
@@ -271,7 +271,7 @@ def check_sweep_memory(configs: Sequence[TrainConfig], dataset: data_lib.Dataset
     shared = mesh is None or mesh.devices.flat[0].platform == "cpu"
     for members in groups(configs):
         config = configs[members[0]]
-        models = 1 if strategy != "vmap" else len(members) if shared else -(-len(members) // mesh.size)
+        models = 1 if strategy != "vmap" else len(members) if shared or mesh is None else -(-len(members) // mesh.size)
         check_training(config, config.model_config(dataset.input_dim, dataset.num_classes), dataset, models)
 
 
@@ -317,4 +317,4 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
                     group.epoch_seconds, one.epoch_seconds, fillvalue=0.0)]
         group.members = list(members)
         done.append(group)
-    return SweepResult(runs, done, strategy, time.perf_counter() - t_start)
+    return SweepResult(runs, done, strategy, time.perf_counter() - t_start)  # type: ignore[arg-type]  # all run by now

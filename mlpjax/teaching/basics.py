@@ -24,7 +24,7 @@ from mlpjax.core import model
 from mlpjax.errors import UserInputError
 
 # What the tutorial prints or says, to set beside what is computed.
-TUTORIAL = {
+TUTORIAL: dict[str, Any] = {
     "hidden": (1.0, -2.0, 3.0, -4.0, 7.0), "step": (1, 0, 1, 0, 1), "relu": (1, 0, 3, 0, 7),
     "prediction": (0.90, 0.05, 0.03, 0.02), "truth": (1.0, 0.0, 0.0, 0.0), "cross_entropy": 0.046,
     "steps_per_epoch": 128, "total_steps": 128 * 10, "x_train": (60000, 28, 28), "y_train": (60000,),

@@ -183,7 +183,7 @@ class MeshLayout:
         rows = self.padded_rows(n)
         if not self.shard_rows:
             return 0, rows
-        index = [i[0] for i in self.rows_sharding.addressable_devices_indices_map((rows,)).values()]
+        index = [i[0] for i in self.rows_sharding.addressable_devices_indices_map((rows,)).values()]  # type: ignore[index]  # rows are split: no None
         return min(i.start or 0 for i in index), max(rows if i.stop is None else i.stop for i in index)
 
     def process_rows(self, n: int) -> slice:

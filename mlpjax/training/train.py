@@ -92,7 +92,7 @@ class _Callbacks:
         return cls(callbacks.EarlyStopping(config.early_stopping, losses[-1], done), plateau,
                    jax.device_get(state.params))
 
-    def update(self, epoch: int, val_loss: float, params: model.Params) -> None:
+    def update(self, epoch: int, val_loss: float, params: model.Params | None) -> None:
         """After 1-based ``epoch``: ``params`` (this process's copy) become the best weights if they are."""
         if self.early is not None:
             self.early = callbacks.early_stopping_update(self.early, epoch, val_loss)
@@ -116,7 +116,7 @@ class _Callbacks:
 
     def kept_epoch(self, done: int) -> int:
         """The 1-based epoch whose weights a fit of ``done`` epochs keeps: the best one when restored."""
-        return self.early.best_epoch if self.restores else done
+        return self.early.best_epoch if self.restores and self.early is not None else done
 
     def record(self) -> dict[str, Any]:
         """``early_stopping`` and ``reduce_lr_on_plateau`` as metrics.json records them (None: off)."""
@@ -197,7 +197,8 @@ class _ProgressBar:
     """One tqdm bar per epoch, fed from the device by the epoch's progress callback."""
 
     def __init__(self, steps: int):
-        self.steps, self.bar = steps, None
+        self.steps = steps
+        self.bar: Any = None  # a tqdm bar, from start()
 
     def start(self, epoch: int) -> None:
         from tqdm.auto import tqdm
@@ -327,7 +328,7 @@ def _epoch_lines(config: TrainConfig, done: _Epoch, calls: _Callbacks, rescaled:
 def _restore_best(loop: _Loop, calls: _Callbacks, state: TrainState, log: Callable[[str], None] | None
                   ) -> TrainState:
     """``state``, with the best epoch's weights if early stopping stopped and kept them (saying so to ``log``)."""
-    if not calls.restores:
+    if not calls.restores or calls.early is None:  # (restores implies early stopping)
         return state
     state = loop.runner.place(loop.runner.local(state).replace(params=calls.best_params))
     if log:
