@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,8 @@ def config(spec):
     return TrainConfig.from_dict(spec["config"])
 
 
-MASK_CONFIG, MASK_SEED = {"input_dim": 4, "hidden": (24, 8), "dropout": 0.5}, 7
+MASK_CONFIG: dict[str, Any] = {"input_dim": 4, "hidden": (24, 8), "dropout": 0.5}
+MASK_SEED = 7
 
 
 def draw_masks(batch: int, sharding=None) -> tuple:
@@ -58,7 +60,8 @@ def masks() -> dict:
 
     _, plain = draw_masks(104)
     _, unpadded = draw_masks(100)
-    out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "devices": jax.device_count()}
+    out: dict[str, Any] = {"partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
+                           "devices": jax.device_count()}
     for n in (2, 8):
         mesh = mesh_lib.make_mesh(n)
         fn, sharded = draw_masks(104, NamedSharding(mesh, P(mesh_lib.DATA)))
@@ -150,12 +153,13 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     cluster = distributed.Cluster(f"127.0.0.1:{port}", num, process_id)
     mesh = distributed.setup(None, cluster)  # before any other JAX work
     ds, cfg = dataset(spec), config(spec)
-    lines = []
+    lines: list[str] = []
     log = lines.append if distributed.is_primary() else None
     if spec.get("output"):
         result = run.start(spec["output"], cfg, save_best=True).fit(ds, mesh=mesh, log=log)
     else:
         result = train.fit(cfg, ds, mesh=mesh, log=log)
+    assert mesh is not None  # setup gives every process the mesh
     layout = mesh_lib.MeshLayout(mesh)
     rows = layout.process_rows(len(ds.y_train))
     return {"history": result.history, "devices": result.devices, "processes": result.processes,

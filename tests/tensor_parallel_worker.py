@@ -52,7 +52,8 @@ def placed(cfg, ds, model: int) -> dict:
     state, metrics = epochs(state, 0)
     local = epochs.local(state)
     leaves = jax.tree_util.tree_leaves_with_path
-    return {"mesh": dict(epochs.layout.mesh.shape), "loss": float(epochs.local(metrics)["loss"]),
+    return {"mesh": dict(epochs.layout.mesh.shape),  # type: ignore[union-attr]  # laid out on a mesh
+            "loss": float(epochs.local(metrics)["loss"]),
             "shards": {jax.tree_util.keystr(p): sorted({s.data.shape for s in a.addressable_shards})
                        for p, a in leaves(state)},
             "local": {jax.tree_util.keystr(p): [list(a.shape), len(a.devices())] for p, a in leaves(local)}}
@@ -66,7 +67,8 @@ def masks() -> dict:
     from mlpjax.training import mesh
 
     _, plain = draw_masks(104)
-    out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "keep_fraction": float(np.mean(plain[0]))}
+    out = {"partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]
+           "keep_fraction": float(np.mean(plain[0]))}
     for data, m in PLACED:
         sharding = NamedSharding(mesh.make_mesh(8, m), P(mesh.DATA, mesh.MODEL))
         _, sharded = draw_masks(104, sharding)

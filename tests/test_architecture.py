@@ -47,7 +47,7 @@ def imported_wings(path: Path) -> list[tuple[int, str]]:
             if node.module == "mlpjax":
                 found += [(node.lineno, a.name) for a in node.names if a.name != "__version__"]
             else:
-                found.append((node.lineno, node.module.split(".")[1]))
+                found.append((node.lineno, (node.module or "").split(".")[1]))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name.split(".")[1]) for a in node.names
                       if a.name.startswith("mlpjax.")]

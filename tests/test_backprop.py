@@ -22,7 +22,7 @@ from mlpjax.core import losses
 from mlpjax.core import model
 from mlpjax.errors import UserInputError
 
-X64_AT_IMPORT = bool(jax.config.jax_enable_x64)
+X64_AT_IMPORT = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
 HYPOTHESIS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -42,7 +42,7 @@ def snapshot(directory: Path) -> dict[str, tuple]:
 def arrays_equal(a, b) -> bool:
     leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
         lambda x, y: np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y), a, b))
-    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(leaves)
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(leaves)  # type: ignore[operator]
 
 
 def steps(root: Path) -> list[int]:

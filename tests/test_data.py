@@ -447,8 +447,8 @@ DEFECTS = {
     "nan-labels": lambda folder: replace_idx(folder, LABELS, idx_bytes(0x0D, (50,), np.full(50, np.nan, ">f4")
                                                                         .tobytes())),
     "overflow": lambda folder: replace_idx(folder, IMAGES, bytes([0, 0, 8, 3]) + b"\xff" * 12),
-    "fifo": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.mkfifo(folder / IMAGES)),
-    "dev-zero": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.symlink("/dev/zero", folder / IMAGES)),
+    "fifo": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.mkfifo(folder / IMAGES)),  # type: ignore[func-returns-value]
+    "dev-zero": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.symlink("/dev/zero", folder / IMAGES)),  # type: ignore[func-returns-value]
     "truncated": lambda folder: (folder / f"{IMAGES}.gz").write_bytes((folder / f"{IMAGES}.gz").read_bytes()[:99]),
 }
 
