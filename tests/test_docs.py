@@ -78,3 +78,14 @@ def test_python_example_runs(where, code, workdir):
         code = imports_only(code)  # the window itself needs a display
     done = run_python(PRELUDE + code, workdir)
     assert done.returncode == 0, f"{where}: the example fails:\n{done.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_the_quoted_resume_error_is_what_the_command_prints(workdir):
+    """docs/checkpoints.md quotes the refusal of a changed architecture on --resume word for word."""
+    text = (ROOT / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    m = re.search(r"^\$ (mlpjax train --resume runs/mnist --hidden 256)\n(mlpjax train: error: .*)$", text, re.M)
+    assert m, "docs/checkpoints.md no longer shows the resume error"
+    done = run_python(f"from mlpjax.cli import main\nraise SystemExit(main({m.group(1).split()[1:]!r}))", workdir)
+    quoted = m.group(2).replace("runs/mnist/checkpoints/4", "runs/mnist/checkpoints/1")  # the docs' run has 4
+    assert (done.returncode, done.stderr.strip()) == (2, quoted)
