@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     print("  accuracy by drawn size (longer side / canvas) and stroke width (px):")
     print(f"    {'':28s} {'naive':>7s} {'MNIST-style':>12s} {'clean':>7s}")
     for name, values, edges in (("size", sizes, (0.2, 0.45, 0.7, 0.95)), ("stroke", strokes, (4, 12, 20, 32))):
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             sel = (values >= lo) & (values < hi)
             label = f"{name} {lo}-{hi} ({sel.sum()} digits)"
             print(f"    {label:28s} {correct['naive'][sel].mean():7.4f} {correct['mnist'][sel].mean():12.4f} "

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         result = win.recognise()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         win.screenshot(args.out)
-    print(f"drew a {args.digit}, recognised {result.text}; wrote {args.out}")
+    print(f"drew a {args.digit}, recognised {result.text if result else 'nothing'}; wrote {args.out}")
     return 0
 
 

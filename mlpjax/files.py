@@ -9,12 +9,14 @@ path that exists. Command-line flags are not named here: the caller adds them.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
+from collections.abc import Callable
 
 from mlpjax.errors import UserInputError
 
@@ -56,7 +58,7 @@ def first_existing_parent(path: Path) -> Path | None:
     return None
 
 
-def open_regular(path: str | os.PathLike) -> BinaryIO:
+def open_regular(path: str | os.PathLike) -> io.FileIO:
     """``path`` opened for unbuffered binary reading, following symbolic links, if it is a regular file.
 
     A directory, FIFO, device (e.g. a link to ``/dev/zero``) or socket is refused without reading from it (a

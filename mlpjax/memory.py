@@ -15,7 +15,7 @@ from mlpjax.errors import UserInputError
 try:
     import resource
 except ImportError:  # not a Unix
-    resource = None
+    resource = None  # type: ignore[assignment]  # the callers fall back where it is None
 
 
 def available_memory() -> int:

@@ -10,8 +10,9 @@ a validation split is held out, and labelled "test" unless the caller names them
 from __future__ import annotations
 
 import os
+from typing import Any
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -23,7 +24,7 @@ from matplotlib.ticker import Formatter, MaxNLocator
 
 History = Mapping[str, Sequence[float]]
 DPI = 100
-_COLORS = colormaps["tab10"].colors
+_COLORS = colormaps["tab10"].colors  # type: ignore[attr-defined]  # tab10 is a ListedColormap
 _LABELS = {"loss": "train loss", "accuracy": "train accuracy", "val_loss": "test loss",
            "val_accuracy": "test accuracy"}
 
@@ -95,8 +96,8 @@ def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
     names = {**_LABELS, **(key_labels or {})}
     fig = new_figure(5.0 * len(panels), 3.8)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (panel, keys) in zip(axes, panels):
-        for color, (label, histories) in zip(_COLORS * 10, runs.items()):
+    for ax, (panel, keys) in zip(axes, panels, strict=True):
+        for color, (label, histories) in zip(_COLORS * 10, runs.items(), strict=False):
             for key in keys:
                 values = np.array([h[key] for h in histories], dtype=float)  # (runs, epochs)
                 epochs = np.arange(1, values.shape[1] + 1)
@@ -120,7 +121,8 @@ def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
         if len(runs) == 1:
             ax.legend(fontsize=8)
     if len(runs) > 1:  # one legend beside the panels: colours name the runs, line styles train and test
-        handles = [Line2D([], [], color=c, lw=1.6, label=str(label)) for c, label in zip(_COLORS * 10, runs)]
+        handles = [Line2D([], [], color=c, lw=1.6, label=str(label))
+                   for c, label in zip(_COLORS * 10, runs, strict=False)]
         styled = [k for _, keys in panels if len(keys) > 1 for k in keys]
         for ls, is_val, default in (("--", False, "train"), ("-", True, "test")):
             keys = [k for k in styled if k.startswith("val_") == is_val]
@@ -185,7 +187,7 @@ def decision_regions(predict: Callable[[np.ndarray], np.ndarray], points: np.nda
                         fontsize=8)
     if queries is not None and len(queries):
         queries = np.asarray(queries, np.float32)
-        for q, c in zip(queries, np.asarray(predict(queries))):
+        for q, c in zip(queries, np.asarray(predict(queries)), strict=True):
             ax.scatter([q[0]], [q[1]], marker="*", s=220, color=colors[int(c)], edgecolor="black", zorder=4)
             ax.annotate(f"({q[0]:g}, {q[1]:g}) -> {class_names[int(c)]}", q, textcoords="offset points",
                         xytext=(0, -18), ha="center", fontsize=8, weight="bold")
@@ -230,14 +232,14 @@ def confusion_matrix(cm: np.ndarray, path: str | os.PathLike, *, class_names: Se
     return save(fig, path)
 
 
-def activation_functions(functions: Mapping[str, Callable[[np.ndarray], np.ndarray]], path: str | os.PathLike, *,
-                         derivatives: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+def activation_functions(functions: Mapping[str, Callable[[Any], Any]], path: str | os.PathLike, *,
+                         derivatives: Mapping[str, Callable[[Any], Any]] | None = None,
                          x_range: tuple[float, float] = (-5.0, 5.0), title: str = "") -> Path:
     """One panel per activation ``f(x)`` on ``x_range`` (solid), with its derivative dashed if given."""
     x = np.linspace(*x_range, 1001, dtype=np.float32)
     fig = new_figure(3.6 * len(functions), 3.2)
     axes = np.atleast_1d(fig.subplots(1, len(functions)))
-    for ax, (name, fn) in zip(axes, functions.items()):
+    for ax, (name, fn) in zip(axes, functions.items(), strict=True):
         ax.plot(x, np.asarray(fn(x)), color=_COLORS[0], lw=2, label=f"{name}(x)")
         if derivatives and name in derivatives:
             ax.plot(x, np.asarray(derivatives[name](x)), "--", color=_COLORS[3], lw=1.5, label=f"d{name}/dx")

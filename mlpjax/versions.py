@@ -29,7 +29,8 @@ def library_versions() -> dict[str, str]:
 
 
 def devices() -> str:
-    """The default backend's devices, e.g. ``cpu: 1 device (cpu:0)`` or ``gpu: 2 devices (cuda:0, cuda:1; NVIDIA H200)``.
+    """The default backend's devices, e.g. ``cpu: 1 device (cpu:0)`` or
+    ``gpu: 2 devices (cuda:0, cuda:1; NVIDIA H200)``.
 
     Starting the backend may fail (a CUDA plugin without a usable GPU, a bad ``JAX_PLATFORMS``): then the error,
     on one line, is the answer, since a bug report needs it most then.

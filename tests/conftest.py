@@ -81,12 +81,12 @@ def state_for(config, dataset):
                               config.model_config(dataset.input_dim, dataset.num_classes))
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
+def run_cli(capsys, *argv) -> tuple[int | str | None, str, str]:
     """``mlpjax ARGV`` in this process: exit status (argparse's SystemExit included), stdout, stderr."""
     from mlpjax import cli
 
     try:
-        code = cli.main([str(a) for a in argv])
+        code: int | str | None = cli.main([str(a) for a in argv])
     except SystemExit as e:
         code = e.code
     out = capsys.readouterr()
@@ -175,7 +175,8 @@ class LimitedWorker:
 
     def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30, env: dict[str, str] | None = None,
                  headroom: int | None = None):
-        self.limit, self.timeout, self.proc, self.env, self.headroom = limit, timeout, None, env, headroom
+        self.limit, self.timeout, self.env, self.headroom = limit, timeout, env, headroom
+        self.proc: subprocess.Popen | None = None
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr for the life of the worker
 
     def _grown(self) -> bool:
@@ -203,6 +204,7 @@ class LimitedWorker:
     def ask(self, call: str, path, **args) -> dict:
         """The reply to ``call(path, **args)``; "crash" replies are returned for the caller to report."""
         proc = self._start()
+        assert proc.stdin is not None  # Popen(stdin=PIPE)
         proc.stdin.write((json.dumps({"call": call, "path": str(path), **args}) + "\n").encode())
         proc.stdin.flush()
         line = self._read_line(proc)
@@ -210,6 +212,7 @@ class LimitedWorker:
 
     def _read_line(self, proc: subprocess.Popen) -> str:
         buffer, deadline = b"", time.monotonic() + self.timeout
+        assert proc.stdout is not None  # Popen(stdout=PIPE)
         while not any(line.startswith(b"REPLY ") for line in buffer.split(b"\n")[:-1]):
             ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
             chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""

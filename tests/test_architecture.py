@@ -47,7 +47,7 @@ def imported_wings(path: Path) -> list[tuple[int, str]]:
             if node.module == "mlpjax":
                 found += [(node.lineno, a.name) for a in node.names if a.name != "__version__"]
             else:
-                found.append((node.lineno, node.module.split(".")[1]))
+                found.append((node.lineno, (node.module or "").split(".")[1]))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name.split(".")[1]) for a in node.names
                       if a.name.startswith("mlpjax.")]
@@ -112,7 +112,8 @@ def test_the_checker_finds_a_flag_in_a_raise(tmp_path):
     assert flags_in_raises(bad) == ["bad.py:2: --epochs"]
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if p.name != "plots.py"], ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize("path", [p for p in modules() if p.name != "plots.py"],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_function_takes_more_than_7_parameters(path):
     assert [(name, n) for name, n in parameter_counts(path) if n > MAX_PARAMETERS] == []
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Ru
     key = jax.random.PRNGKey(seed)
     dims = (x_train.shape[1], *hidden, int(y_train.max()) + 1)
     params = []
-    for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         params.append((jax.nn.initializers.glorot_uniform()(jax.random.fold_in(key, i), (n_in, n_out)),
                        jnp.zeros(n_out)))
     tx = optax.adam(1e-3, eps=1e-7)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 PLATEAU_MIN_DELTA = 1e-4  # Keras' ReduceLROnPlateau default
 

@@ -5,7 +5,7 @@ To add one, add a line to :data:`OPTIMIZERS`: the command line's choices and hel
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import optax
 

@@ -19,8 +19,7 @@ from mlpjax.core.config import TrainConfig
 _DROPOUT_STREAM, _SHUFFLE_STREAM = 0, 1
 
 
-@struct.dataclass
-class TrainState:
+class TrainState(struct.PyTreeNode):  # a flax struct dataclass that type checkers know
     """Everything that changes during training, as one pytree; the static fields define the computation."""
 
     step: jax.Array  # int32 scalar: optimizer steps taken

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Dataset:
     encoded_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
-    image_shape: tuple[int, ...] | None = None  # (H, W) for image datasets, to draw samples
+    image_shape: tuple[int, int] | None = None  # (H, W) for image datasets, to draw samples
     class_names: tuple[str, ...] = ()
     pixel_levels: int | None = None
 
@@ -77,7 +77,7 @@ class Dataset:
         """Test example ``index``: its ``(D,)`` float32 features and its label (without building ``x_test``)."""
         return features(self.encoded_test[index], self.pixel_levels), int(self.y_test[index])
 
-    def head(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
+    def head(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
         """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
         return dataclasses.replace(self, encoded_train=self.encoded_train[:n_train], y_train=self.y_train[:n_train],
                                    encoded_test=self.encoded_test[:n_test], y_test=self.y_test[:n_test])
@@ -183,7 +183,7 @@ def _check_idx_split(found: dict[str, Path], arrays: dict[str, np.ndarray], spli
 
 
 def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
-                 image_shape: tuple[int, ...] | None = None, source: str = "",
+                 image_shape: tuple[int, int] | None = None, source: str = "",
                  pixel_levels: int | None = None) -> Dataset:
     """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: int32 labels in
     [0, num_classes), no NaN or inf. Class names come from the registry (:data:`DATASETS`) for its names.
@@ -283,8 +283,8 @@ def load_tfds(name: str) -> Dataset:
         images = np.stack([np.asarray(ex["image"]) for ex in examples])
         arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
-    return make_dataset(name, arrays[:2], arrays[2:], num_classes=10, image_shape=(h, w), source=f"tfds:{name}",
-                        pixel_levels=255)
+    return make_dataset(name, tuple(arrays[:2]), tuple(arrays[2:]), num_classes=10, image_shape=(h, w),
+                        source=f"tfds:{name}", pixel_levels=255)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,4 +329,4 @@ def get_spec(name: str) -> DatasetSpec:
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Load dataset ``name``; for the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds)."""
-    return get_spec(name).load(data_dir)
+    return get_spec(name).load(None if data_dir is None else os.fspath(data_dir))

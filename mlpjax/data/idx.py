@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import math
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from mlpjax import files, memory
 from mlpjax.errors import UserInputError
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+                                    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 IDX_MAX_DIMS = 4  # labels have 1 dimension, images 3; more is no MNIST-format file
 DEFLATE_MAX_RATIO = 1032  # no deflate stream expands more than this: a 258-byte match costs at least 2 bits
 _READ_CHUNK = 1 << 24  # bytes read (or decompressed) at a time into the array
@@ -63,7 +63,7 @@ def _read_errors(path: Path):
         raise UserInputError(f"{path}: cannot read: {files.why_unusable(path, e)}") from None
 
 
-def _header(path: Path, stream: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
+def _header(path: Path, stream: io.RawIOBase | io.BufferedIOBase) -> tuple[np.dtype, tuple[int, ...]]:
     """The element type and shape from the IDX header at the start of ``stream`` (4 + 4 * ndim bytes)."""
     magic = _read_up_to(stream, 4)
     if len(magic) < 4 or magic[0] or magic[1] or magic[2] not in _IDX_DTYPES:
@@ -94,10 +94,10 @@ def _check_idx_size(path: Path, dtype: np.dtype, shape: tuple[int, ...], size: i
     return memory.check_allocation(path, nbytes, f"shape {shape}")
 
 
-def _read_body(path: Path, stream: BinaryIO, nbytes: int, declared: str) -> np.ndarray:
+def _read_body(path: Path, stream: io.RawIOBase | io.BufferedIOBase, nbytes: int, declared: str) -> np.ndarray:
     """Exactly ``nbytes`` more bytes of ``stream`` as uint8, then one more read to make sure none follow."""
     out = np.empty(nbytes, np.uint8)
-    view, done = memoryview(out), 0
+    view, done = out.data, 0
     while done < nbytes:
         n = stream.readinto(view[done:done + _READ_CHUNK])
         if not n:
@@ -109,7 +109,7 @@ def _read_body(path: Path, stream: BinaryIO, nbytes: int, declared: str) -> np.n
     return out
 
 
-def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+def _read_up_to(stream: io.RawIOBase | io.BufferedIOBase, n: int) -> bytes:
     """``n`` bytes of ``stream``, fewer only where it ends first."""
     parts, got = [], 0
     while got < n:

@@ -6,7 +6,7 @@ quick model to draw on without a saved run. No randomness (but :func:`train_quic
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -21,7 +21,7 @@ import base64
 import io
 import os
 import sys
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -34,7 +34,7 @@ from mlpjax.core.model import Classifier
 try:
     import tkinter as tk
 except ImportError:  # a Python built without Tk
-    tk = None
+    tk = None  # type: ignore[assignment]  # DrawWindow refuses to open without it
 
 BRUSH = 20  # brush diameter, pixels
 LIVE_MS = 150  # at most one live prediction per this many milliseconds while drawing
@@ -75,7 +75,7 @@ def _open_root(master=None):
                              f"DISPLAY={os.environ.get('DISPLAY', '')!r} running?)") from None
 
 
-def _photo(image: np.ndarray, scale: int, master):
+def _photo(image: np.ndarray, scale: int, master) -> tk.PhotoImage:
     """A Tk PhotoImage of a float ``(H, W)`` image in [0, 1], enlarged ``scale`` times without smoothing."""
     pil = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
     pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
@@ -102,7 +102,7 @@ class DrawWindow:
         self.recognition: Recognition | None = None
         self._last: tuple[float, float] | None = None
         self._live_job = None
-        self._preview_photo = None
+        self._preview_photo: tk.PhotoImage | None = None
         self.image = Image.new("L", (canvas_size, canvas_size), 255)
         self._pen = ImageDraw.Draw(self.image)
 
@@ -220,7 +220,7 @@ class DrawWindow:
         if recognition is not None and self.on_recognise is not None:
             self.on_recognise(recognition)
 
-    def _show(self, recognition: Recognition | None, text: str | None = None) -> None:
+    def _show(self, recognition: Recognition | None, text: str = EMPTY_TEXT) -> None:
         self.recognition = recognition
         text = recognition.text if recognition is not None else text
         self.label.config(text=text)
@@ -276,7 +276,7 @@ class DrawWindow:
             self._live_job = None
         self.root.destroy()
 
-    def __enter__(self) -> "DrawWindow":
+    def __enter__(self) -> DrawWindow:
         return self
 
     def __exit__(self, *exc) -> None:

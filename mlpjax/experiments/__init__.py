@@ -3,9 +3,10 @@
 Each module ``mlpjax.experiments.NAME`` (every module here but ``common``) is an experiment: it has a
 ``QUESTION`` (one line), an ``ORDER`` (its place in the tutorial; ``all`` runs them in that order) and
 ``run(out_dir, *, quick, data_dir, seed, log) -> common.Report``; one that trains with the seeds ``seed,
-seed + 1, ...`` says how many in ``SEEDS`` (checked before it starts). Adding a module adds the experiment: it trains through :func:`mlpjax.training.train.fit`,
-draws its figures into ``out_dir`` and returns its numbers and tables. :func:`run_experiment` then writes
-``out_dir/results.json`` (everything, machine-readable) and ``out_dir/results.md`` (the tables and figures).
+seed + 1, ...`` says how many in ``SEEDS`` (checked before it starts). Adding a module adds the experiment: it
+trains through :func:`mlpjax.training.train.fit`, draws its figures into ``out_dir`` and returns its numbers and
+tables. :func:`run_experiment` then writes ``out_dir/results.json`` (everything, machine-readable) and
+``out_dir/results.md`` (the tables and figures).
 The logic lives in the package so that it works from an installed wheel; ``experiments/run.py NAME`` in the
 repository and ``mlpjax experiment NAME`` only call :func:`run_experiment`.
 
@@ -22,7 +23,8 @@ import os
 import pkgutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from mlpjax.errors import check_name
 

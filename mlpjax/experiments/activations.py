@@ -4,6 +4,7 @@ descent makes of each on MNIST."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -40,7 +41,8 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     plots.activation_functions(fns, out_dir / "activation_functions.png",
                                derivatives={name: derivative(name) for name in ACTIVATIONS},
                                title="Activation functions (solid) and their derivatives (dashed)")
-    per_act, histories = {}, {}
+    per_act: dict[str, dict[str, Any]] = {}
+    histories = {}
     for name in ACTIVATIONS:
         config = TrainConfig(dataset=ds.name, model=ModelConfig(activation=name), epochs=epochs, seed=seed)
         init = common.initial_params(config, ds)

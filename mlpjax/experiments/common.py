@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ from mlpjax.core.state import TrainState, create_train_state
 
 if TYPE_CHECKING:
     from mlpjax import sweep
+    from mlpjax.sweep.train import ModelHook
 
 Log = Callable[[str], None]
 QUICK_EPOCHS = 2
@@ -105,7 +107,7 @@ STRATEGY = "auto"  # how experiments train their seeds and settings: mlpjax.swee
 
 
 def train_many(configs: Sequence[TrainConfig], dataset: data.Dataset, log: Log,
-               on_model_epoch: sweep.ModelHook | None = None) -> sweep.SweepResult:
+               on_model_epoch: ModelHook | None = None) -> sweep.SweepResult:
     """Train ``configs`` (e.g. several seeds or settings) through the sweep engine with :data:`STRATEGY`; each
     epoch's line logged. Each model's numbers are those of :func:`mlpjax.training.train.fit` of its config (up to
     float reassociation under vmap)."""
@@ -150,7 +152,7 @@ def initial_params(config: TrainConfig, ds: data.Dataset) -> model.Params:
 def loss_gradients(params: model.Params, config: TrainConfig, ds: data.Dataset) -> model.Params:
     """``dL/dparams`` of ``config``'s loss on the first ``GRAD_BATCH`` training examples (dropout off)."""
     mcfg = config.model_config(ds.input_dim, ds.num_classes)
-    batch = {"image": ds.x_train[:GRAD_BATCH], "label": ds.y_train[:GRAD_BATCH]}
+    batch = {"image": jnp.asarray(ds.x_train[:GRAD_BATCH]), "label": jnp.asarray(ds.y_train[:GRAD_BATCH])}
     return jax.grad(lambda p: losses.loss(p, batch, None, model_config=mcfg, loss_name=config.loss, train=False)[0])(
         params)
 

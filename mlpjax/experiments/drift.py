@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -26,7 +26,7 @@ TOLERANCE = 1e-5  # the relative difference a sweep's models are asked to stay w
 KEYS = ("loss", "val_loss")
 
 
-def nudged_state(config: TrainConfig, dataset) -> tuple[TrainState, tuple[int, int]]:
+def nudged_state(config: TrainConfig, dataset) -> tuple[TrainState, tuple[int, ...]]:
     """``mlpjax train``'s initial state for ``config`` with one first-layer weight moved up by one ulp, and that
     weight's ``(input, unit)``: the one of largest initial gradient on the first :data:`common.GRAD_BATCH`
     training examples (so that it matters). Consumes ``PRNGKey(config.seed)`` as ``fit`` does."""
@@ -70,7 +70,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     log(f"  {len(seeds)} seeds, one weight nudged by one ulp")
     starts = [nudged_state(c, ds) for c in configs]
     nudged = [train.fit(c, ds, resume_from=train.Resumed(state, empty_history()))
-              for c, (state, _) in zip(configs, starts)]
+              for c, (state, _) in zip(configs, starts, strict=True)]
     reference = [r.history for r in single.runs]
     ways = {"vmap": [r.history for r in vmapped.runs], "one ulp": [r.history for r in nudged]}
     drift = {way: {key: relative_drift(reference, histories, key) for key in KEYS} for way, histories in ways.items()}
@@ -103,7 +103,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
                              ["epoch"] + [f"{way}: {key}" for way in ways for key in KEYS], rows),
                 common.Table("Final test accuracy", ["seed", "one by one", "vmap", "one ulp"],
                              [[s, f"{a:.4f}", f"{v:.4f}", f"{n:.4f}"]
-                              for s, a, v, n in zip(seeds, accuracy, final["vmap"], final["one ulp"])])],
+                              for s, a, v, n in zip(seeds, accuracy, final["vmap"], final["one ulp"], strict=True)])],
         figures={"drift.png": f"Relative difference from the single runs per epoch (largest over {len(seeds)} "
                               f"seeds), with the {TOLERANCE:g} tolerance."},
         findings=findings, dataset=common.describe(ds),

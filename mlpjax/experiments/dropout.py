@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,15 +28,16 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     """
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
-    per_rate, curves = {}, {}
+    per_rate: dict[str, dict[str, Any]] = {}
+    curves = {}
     configs = [TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed)
                for rate in RATES]
     evaluators = [common.EpochEvaluator(c, ds, ds.x_train, ds.y_train) for c in configs]
     sweep = common.train_many(configs, ds, log, on_model_epoch=lambda i, epoch, params: evaluators[i].add(params))
-    for rate, result, on_train in zip(RATES, sweep.runs, evaluators):
+    for rate, result, on_train in zip(RATES, sweep.runs, evaluators, strict=True):
         h = result.history
         train_acc = on_train.series("accuracy")
-        gap = [a - b for a, b in zip(train_acc, h["val_accuracy"])]
+        gap = [a - b for a, b in zip(train_acc, h["val_accuracy"], strict=True)]
         best = int(np.argmin(h["val_loss"]))
         per_rate[f"{rate:g}"] = {
             "train_accuracy": train_acc[-1], "train_loss": on_train.series("loss")[-1],

@@ -4,7 +4,9 @@ digits."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import plots
@@ -27,11 +29,12 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     probs = model.Classifier(result.state.params, result.state.model_config).predict_proba(ds.x_test)  # (N, C)
     predicted = probs.argmax(axis=1)
     names = list(ds.class_names) or [str(c) for c in range(ds.num_classes)]
-    cm = np.asarray(metrics.confusion_matrix(ds.y_test, predicted, ds.num_classes)).astype(int)
+    cm = np.asarray(metrics.confusion_matrix(jnp.asarray(ds.y_test), jnp.asarray(predicted),
+                                             ds.num_classes)).astype(int)
     accuracy = float(np.trace(cm) / cm.sum())
     wrong = np.flatnonzero(predicted != ds.y_test)
     confident = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:SHOWN]
-    errors = [{"index": int(i), "true": int(ds.y_test[i]), "predicted": int(predicted[i]),
+    errors: list[dict[str, Any]] = [{"index": int(i), "true": int(ds.y_test[i]), "predicted": int(predicted[i]),
                "p_predicted": float(probs[i, predicted[i]]), "p_true": float(probs[i, ds.y_test[i]])}
               for i in confident]
     off = cm - np.diag(np.diag(cm))

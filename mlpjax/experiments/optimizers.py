@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,8 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     """Randomness: every optimizer starts from ``seed`` (same initial weights, batch order and dropout masks)."""
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
-    per_opt, histories = {}, {}
+    per_opt: dict[str, dict[str, Any]] = {}
+    histories = {}
     seconds = {}
     for name in optimizers.OPTIMIZERS:
         result = common.fit(TrainConfig(dataset=ds.name, optimizer=name, epochs=epochs, seed=seed), ds, log,

@@ -41,9 +41,9 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     query_probs = classifier.predict_proba(query)
     query_class = names[int(classifier.predict(query))]
     log(f"X {x.shape}  H {h.shape}  Y {y.shape}")
-    for point, label, probs in zip(x, ds.y_train, y):
+    for point, label, probs in zip(x, ds.y_train, y, strict=True):
         log(f"  ({point[0]:+g}, {point[1]:+g}) quadrant {names[label]}: "
-            + "  ".join(f"p({n})={p:.4f}" for n, p in zip(names, probs)))
+            + "  ".join(f"p({n})={p:.4f}" for n, p in zip(names, probs, strict=True)))
     log(f"(2, 2) -> quadrant {query_class} (p={float(query_probs.max()):.4f})")
     predicted = y.argmax(axis=1)
     plots.decision_regions(classifier.predict, x, ds.y_train, out_dir / "decision_regions.png",
@@ -61,7 +61,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         "final_loss": result.history["loss"][-1], "accuracy": result.test_metrics["accuracy"],
     }
     rows = [[f"({p[0]:g}, {p[1]:g})", names[t]] + [f"{v:.4f}" for v in probs] + [names[k]]
-            for p, t, probs, k in zip(x, ds.y_train, y, predicted)]
+            for p, t, probs, k in zip(x, ds.y_train, y, predicted, strict=True)]
     rows.append([f"({QUERY[0]:g}, {QUERY[1]:g})", "I"] + [f"{v:.4f}" for v in query_probs] + [query_class])
     findings = [
         f"Shapes: X {tuple(x.shape)}, H = relu(X W1 + b1) {tuple(h.shape)}, Y = softmax(H W2 + b2) "

@@ -34,7 +34,7 @@ _ATTEMPTS = 5  # claims of a lock file that its last owner keeps removing, befor
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
 except ImportError:  # pragma: no cover
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # runs are then not locked
 
 
 class RunLocked(FieldError):

@@ -21,8 +21,9 @@ import csv
 import io
 import os
 import threading
+from typing import Any
 from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -77,7 +78,8 @@ def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     reader never sees half a PNG); ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label``
     the run in the legends; the best and the kept epoch are marked (:func:`marks`)."""
     val = "test" if validation == "test" else "validation"
-    panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
+    panels: list[tuple[str, tuple[str, ...]]] = [("loss", ("loss", "val_loss")),
+                                                 ("accuracy", ("accuracy", "val_accuracy"))]
     if "lr" in history and len(set(history["lr"])) > 1:
         panels.append(("learning rate", ("lr",)))
     labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}
@@ -133,7 +135,7 @@ class RunLogs:
     def __init__(self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
                  validation: str = "test"):
         self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
-        self.writer = None  # opened at the first epoch
+        self.writer: Any = None  # opened at the first epoch (a tensorboardX SummaryWriter)
         self.redrawer: _Redrawer | None = None
         self.kept_epoch: int | None = None  # None: the last epoch's weights are kept
         self.history: Mapping[str, Sequence[float]] | None = None  # the last one submitted

@@ -22,7 +22,8 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
@@ -255,7 +256,7 @@ def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = Non
     refuse_if_locked(directory, "resume")  # before reading: a live run deletes its old epochs as it goes
     run = _resumed(directory, checkpoint.restore(directory), changes, keep=keep, save_best=save_best)
     lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
-    if lock is not None and orbax_io.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:
+    if lock is not None and orbax_io.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:  # type: ignore[union-attr]  # a resumed Run has its checkpoint
         lock.release(remove_created=True)  # another run saved an epoch while this one was being read
         raise FieldError("resume", f"{{field}} {directory}: another run saved into it while it was being read; "
                          "try again")

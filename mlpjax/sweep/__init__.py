@@ -6,5 +6,6 @@ from mlpjax.sweep.train import (LISTED, STRATEGIES, VARYING, GroupRun, GroupStar
                                 auto_strategy, check_sweep_memory, grid, group_key, groups, resolve_strategy, run_sweep,
                                 train_group_vmap, train_sequential)
 
-__all__ = ["LISTED", "STRATEGIES", "VARYING", "GroupRun", "GroupStart", "ModelRun", "SweepResult", "auto_strategy", "check_sweep_memory",
-           "grid", "group_key", "groups", "resolve_strategy", "run_sweep", "train_group_vmap", "train_sequential"]
+__all__ = ["LISTED", "STRATEGIES", "VARYING", "GroupRun", "GroupStart", "ModelRun", "SweepResult", "auto_strategy",
+           "check_sweep_memory", "grid", "group_key", "groups", "resolve_strategy", "run_sweep", "train_group_vmap",
+           "train_sequential"]

@@ -20,7 +20,8 @@ with a mask that freezes the models no longer training (stopped early or diverge
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -23,7 +23,8 @@ None of these functions consumes randomness; dropout masks are inputs (:func:`ml
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def delta_backprop(
 
     # Forward: net_j = Σ_i out_i w_ij + b_j, out_j = σ(net_j).
     outs, nets = [x], []
-    for k, b in zip(kernels, biases):
+    for k, b in zip(kernels, biases, strict=True):
         nets.append(outs[-1] @ k + b)
         outs.append(sigmoid(nets[-1]))
     out = outs[-1]
@@ -108,7 +109,9 @@ def delta_backprop(
     #   ∂E/∂out_j = Σ_k ∂E_k/∂out_j = Σ_k w_jk δ_k             (hidden neuron: every path through the next layer)
     #   δ_j = ∂E/∂out_j · ∂out_j/∂net_j = ∂E/∂out_j · out_j (1 − out_j)
     L = len(kernels)
-    d_out, d_out_parts, deltas = [None] * L, [None] * L, [None] * L
+    d_out: list[Any] = [None] * L  # each filled below, from the output layer back
+    d_out_parts: list[Any] = [None] * L
+    deltas: list[Any] = [None] * L
     d_out[L - 1] = -(target - out)
     d_out_parts[L - 1] = np.zeros((sizes[-1], 0))
     for l in range(L - 1, -1, -1):  # layer l + 1 in the docstring's numbering
@@ -185,9 +188,9 @@ class WorkedExample:
             raise UserInputError(f"the worked example has 8 weights w1..w8, got {len(self.weights)}")
 
     def weight_dict(self) -> dict[str, float]:
-        return dict(zip(WEIGHT_NAMES, map(float, self.weights)))
+        return dict(zip(WEIGHT_NAMES, map(float, self.weights), strict=True))
 
-    def with_weights(self, weights: Mapping[str, float]) -> "WorkedExample":
+    def with_weights(self, weights: Mapping[str, float]) -> WorkedExample:
         return dataclasses.replace(self, weights=tuple(float(weights[n]) for n in WEIGHT_NAMES))
 
 
@@ -258,7 +261,7 @@ def worked_train(example: WorkedExample = ARTICLE, iterations: int = 10_000) -> 
         trace = delta_backprop(kernels, example.inputs, example.targets, biases=example.biases)
         errors[n] = trace.total_error
         if n < iterations:  # the same update as worked_step, on the kernels directly
-            kernels = [k - example.lr * g for k, g in zip(kernels, trace.kernel_grads)]
+            kernels = [k - example.lr * g for k, g in zip(kernels, trace.kernel_grads, strict=True)]
     return WorkedRun(example=example, errors=errors, weights=weights_from_kernels(kernels),
                      outputs=(float(trace.outs[-1][0]), float(trace.outs[-1][1])))
 
@@ -283,11 +286,13 @@ def walkthrough(step: WorkedStep, reference: Mapping[str, float] | None = None) 
         "Forward pass",
     ]
     for h, (wa, wb) in (("h1", ("w1", "w2")), ("h2", ("w3", "w4"))):
-        lines.append(f"  net_{h} = {wa}·i1 + {wb}·i2 + b1 = {_num(w[wa])}·{_num(v['i1'])} + {_num(w[wb])}·{_num(v['i2'])}"
-                     f" + {_num(b1)} = {_num(v['net_' + h])}   out_{h} = σ(net_{h}) = {_num(v['out_' + h])}")
+        lines.append(f"  net_{h} = {wa}·i1 + {wb}·i2 + b1 = {_num(w[wa])}·{_num(v['i1'])} + {_num(w[wb])}·"
+                     f"{_num(v['i2'])} + {_num(b1)} = {_num(v['net_' + h])}   out_{h} = σ(net_{h}) = "
+                     f"{_num(v['out_' + h])}")
     for o, (wa, wb) in (("o1", ("w5", "w6")), ("o2", ("w7", "w8"))):
         lines.append(f"  net_{o} = {wa}·out_h1 + {wb}·out_h2 + b2 = {_num(w[wa])}·{_num(v['out_h1'])} + {_num(w[wb])}·"
-                     f"{_num(v['out_h2'])} + {_num(b2)} = {_num(v['net_' + o])}   out_{o} = σ(net_{o}) = {_num(v['out_' + o])}")
+                     f"{_num(v['out_h2'])} + {_num(b2)} = {_num(v['net_' + o])}   out_{o} = σ(net_{o}) = "
+                     f"{_num(v['out_' + o])}")
     for k, o in enumerate(("o1", "o2")):
         lines.append(f"  E_{o} = ½(target_{o} − out_{o})² = ½({_num(ex.targets[k])} − {_num(v['out_' + o])})²"
                      f" = {_num(v['E_' + o])}")
@@ -313,7 +318,8 @@ def walkthrough(step: WorkedStep, reference: Mapping[str, float] | None = None) 
         f"  ∂E_total/∂out_h1 = ∂E_o1/∂out_h1 + ∂E_o2/∂out_h1 = {_num(v['dE_dout_h1'])}",
         f"  ∂out_h1/∂net_h1 = out_h1 (1 − out_h1) = {_num(v['dout_dnet_h1'])}",
         f"  ∂net_h1/∂w1 = i1 = {_num(v['i1'])}",
-        f"  ∂E_total/∂w1 = {_num(v['dE_dout_h1'])} · {_num(v['dout_dnet_h1'])} · {_num(v['i1'])} = {_num(step.grads['w1'])}",
+        f"  ∂E_total/∂w1 = {_num(v['dE_dout_h1'])} · {_num(v['dout_dnet_h1'])} · {_num(v['i1'])} = "
+        f"{_num(step.grads['w1'])}",
         f"  w1⁺ = w1 − η · ∂E_total/∂w1 = {_num(w['w1'])} − {_num(ex.lr)} · {_num(step.grads['w1'])}"
         f" = {_num(step.updated['w1'])}",
         "",
@@ -338,7 +344,8 @@ def training_lines(run: WorkedRun) -> str:
     lines = [f"Training: {n} updates of w1..w8 (biases fixed)", f"  {'updates':>9}  {'E_total':>14}"]
     lines += [f"  {k:>9}  {run.errors[k]:>14.10g}" for k in marks]
     if n >= 1:
-        lines.append(f"  E_total in forward pass {n} (before its update, after {n - 1} updates): {_num(run.errors[n - 1])}")
+        lines.append(f"  E_total in forward pass {n} (before its update, after {n - 1} updates): "
+                     f"{_num(run.errors[n - 1])}")
     lines.append(f"  after {n}: out_o1 = {_num(run.outputs[0])} (target {_num(targets[0])}), "
                  f"out_o2 = {_num(run.outputs[1])} (target {_num(targets[1])})")
     return "\n".join(lines)
@@ -480,7 +487,8 @@ def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,
     if masks is not None:
         masks = [np.asarray(m, bool) for m in masks]
         if len(masks) != len(model_config.hidden):
-            raise UserInputError(f"need one dropout mask per hidden layer ({len(model_config.hidden)}), got {len(masks)}")
+            raise UserInputError(f"need one dropout mask per hidden layer ({len(model_config.hidden)}), "
+                                 f"got {len(masks)}")
     a = np.asarray(x, np.float64)
     inputs, nets, outs = [], [], []
     for i, name in enumerate(names[:-1]):
@@ -494,7 +502,8 @@ def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,
     return logits, MLPTrace(inputs=inputs, nets=nets, outs=outs, masks=masks)
 
 
-def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *, model_config) -> dict[str, dict[str, Array]]:
+def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *,
+                 model_config) -> dict[str, dict[str, Array]]:
     """Gradients ``{layer: {"kernel", "bias"}}`` (the params layout) from ``δ_output = ∂loss/∂logits`` ``(B, C)``.
 
     Per dense layer with input ``a`` and δ = ``∂loss/∂net`` ``(B, n_out)``: ``∂kernel = aᵀ δ`` (summed over the

@@ -24,7 +24,7 @@ from mlpjax.core import model
 from mlpjax.errors import UserInputError
 
 # What the tutorial prints or says, to set beside what is computed.
-TUTORIAL = {
+TUTORIAL: dict[str, Any] = {
     "hidden": (1.0, -2.0, 3.0, -4.0, 7.0), "step": (1, 0, 1, 0, 1), "relu": (1, 0, 3, 0, 7),
     "prediction": (0.90, 0.05, 0.03, 0.02), "truth": (1.0, 0.0, 0.0, 0.0), "cross_entropy": 0.046,
     "steps_per_epoch": 128, "total_steps": 128 * 10, "x_train": (60000, 28, 28), "y_train": (60000,),
@@ -144,7 +144,7 @@ def idx_shape(path: str | os.PathLike) -> list[int]:
 def mnist_shapes(data_dir: str | os.PathLike | None = None) -> dict:
     """The four arrays' shapes from the IDX headers in ``data_dir`` (else ``$MLPJAX_DATA_DIR``; else not read)."""
     folder = data_dir or os.environ.get(data.DATA_DIR_ENV) or None
-    record = {"read": folder is not None, "source": None,
+    record: dict[str, Any] = {"read": folder is not None, "source": None,
               "tutorial": {"x_train": list(TUTORIAL["x_train"]), "y_train": list(TUTORIAL["y_train"])}}
     if folder is not None:
         found = data.idx_files(folder, "mnist")
@@ -172,8 +172,8 @@ def _weight_slots(kernels) -> list[tuple[str, int, int, int]]:
 
 
 def delta_method(kernels=FIGURE_KERNELS, x=FIGURE_X, target=FIGURE_TARGET, lr: float = FIGURE_LR) -> dict:
-    """One step of the δ method (:func:`mlpjax.teaching.backprop.delta_backprop`) for a bias-free sigmoid network with one
-    output (``kernels`` ``[(n_0, n_1), ..., (n_{L-1}, 1)]``, ``x`` ``(n_0,)``, ``target`` ``(1,)``), named as the
+    """One step of the δ method (:func:`mlpjax.teaching.backprop.delta_backprop`) for a bias-free sigmoid network with
+    one output (``kernels`` ``[(n_0, n_1), ..., (n_{L-1}, 1)]``, ``x`` ``(n_0,)``, ``target`` ``(1,)``), named as the
     figures and checked against ``jax.grad`` of :func:`figure_error` in float64; also the figures' literal rule
     (δ = z − y passed back as ``w·δ``, without the derivative of the neuron it came through; ``w⁺ = w + η δ f'(e) y``).
     Consumes no randomness."""
@@ -186,7 +186,7 @@ def delta_method(kernels=FIGURE_KERNELS, x=FIGURE_X, target=FIGURE_TARGET, lr: f
         jk = jax.grad(figure_error)([jnp.asarray(k) for k in kernels], jnp.asarray(x, jnp.float64),
                                     jnp.asarray(target, jnp.float64))
         jk = [np.asarray(k, np.float64) for k in jk]
-    fig = [None] * len(kernels)  # the figures' δ of every layer, from the output back
+    fig: list[Any] = [None] * len(kernels)  # the figures' δ of every layer, from the output back
     fig[-1] = np.asarray(target, np.float64) - trace.outs[-1]
     for l in range(len(kernels) - 2, -1, -1):
         fig[l] = kernels[l + 1] @ fig[l + 1]
@@ -240,16 +240,16 @@ def _render_delta(d: dict) -> list[str]:
              f"neuron, no biases; E = ½(z − y{out})²; δn = ∂E/∂en; w⁺ = w − η·∂E/∂w",
              "  in: " + ", ".join(f"{k} = {_n(value[k])}" for k in sources[0]) + f", z = {_n(z)}, η = {_n(d['lr'])}"]
     lines += ["    " + ", ".join(f"{wname(s, n)} = {_n(w[wname(s, n)])}" for n in layer for s in srcs)
-              for layer, srcs in zip(numbers, sources)]
+              for layer, srcs in zip(numbers, sources, strict=True)]
     lines.append("  forward:")
-    for layer, srcs in zip(numbers, sources):
+    for layer, srcs in zip(numbers, sources, strict=True):
         lines += [f"    e{n} = " + " + ".join(f"{wname(s, n)}·{s}" for s in srcs) + " = "
                   + " + ".join(f"{_p(w[wname(s, n)])}·{_p(value[s])}" for s in srcs)
                   + f" = {_n(d['e'][n - 1], 9)};  y{n} = f(e{n}) = {_n(d['y'][n - 1], 9)}" for n in layer]
     lines += [f"    E = ½(z − y{out})² = ½({_n(z)} − {_n(y, 9)})² = {_n(d['error'], 9)}", "  backward:",
               f"    δ{out} = −(z − y{out})·y{out}(1 − y{out}) = −({_n(z)} − {_n(y, 9)})·{_n(y * (1 - y), 9)}"
               f" = {_n(d['deltas'][f'δ{out}'], 9)}"]
-    for layer, nxt in reversed(list(zip(numbers, numbers[1:]))):
+    for layer, nxt in reversed(list(zip(numbers, numbers[1:], strict=False))):
         lines += [f"    δ{n} = (" + " + ".join(f"w{n}{k}·δ{k}" for k in nxt) + f")·y{n}(1 − y{n}) = ("
                   + " + ".join(f"{_p(w[f'w{n}{k}'])}·{_p(d['deltas'][f'δ{k}'], 9)}" for k in nxt)
                   + f")·{_n(value[f'y{n}'] * (1 - value[f'y{n}']), 9)} = {_n(d['deltas'][f'δ{n}'], 9)}" for n in layer]
@@ -306,8 +306,8 @@ def render(record: dict[str, Any]) -> str:
         "",
         "4. Cross-entropy: loss = −Σ_i t_i ln p_i = −ln p_true",
         f"  in: p_true = {_n(ce['p_true'])}",
-        f"  out: −ln {_n(ce['p_true'])} = {_n(ce['natural_log'], 9)} (mlpjax.core.losses.categorical_crossentropy of the "
-        f"scores: {_n(ce['loss'], 7)})",
+        f"  out: −ln {_n(ce['p_true'])} = {_n(ce['natural_log'], 9)} (mlpjax.core.losses.categorical_crossentropy of "
+        f"the scores: {_n(ce['loss'], 7)})",
         f"  tutorial: −log 0.9 = {_n(ce['tutorial'])}, which is −log10 {_n(ce['p_true'])} = {_n(ce['log10'], 6)}: "
         f"Keras' loss uses the natural log, ln 10 = {_n(ce['natural_log'] / ce['log10'], 4)} times larger, so "
         f"{_n(ce['natural_log'], 3)}",

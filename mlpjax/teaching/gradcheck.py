@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -24,11 +25,7 @@ def x64() -> contextlib.AbstractContextManager:
     Note that the random bits behind :func:`mlpjax.core.model.dropout_masks` depend on this mode (bernoulli draws
     uniforms of the default float type): draw masks inside the same block as the loss they are compared with.
     """
-    if hasattr(jax, "enable_x64"):  # jax >= 0.7
-        return jax.enable_x64(True)
-    from jax.experimental import enable_x64  # older jax
-
-    return enable_x64()
+    return jax.enable_x64(True)  # jax >= 0.7 (pyproject.toml asks for 0.10.2)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:

@@ -84,9 +84,9 @@ def check_training(config, model_config, dataset, models: int = 1) -> None:
         capped = f" (capped at the {used} training examples)" if used < config.batch_size else ""
         field, value = "batch_size", f"{config.batch_size}{capped}"
     raise FieldError(field, f"{{field}} {value}: training would need about {format_bytes(one)} of memory (params and "
-                     f"optimizer state {format_bytes(parts['state'])}, gradients {format_bytes(parts['step'])}, activations "
-                     f"{format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but {format_bytes(free)} is "
-                     f"available; choose a smaller {{field}}")
+                     f"optimizer state {format_bytes(parts['state'])}, gradients {format_bytes(parts['step'])}, "
+                     f"activations {format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but "
+                     f"{format_bytes(free)} is available; choose a smaller {{field}}")
 
 
 def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64,
@@ -101,5 +101,5 @@ def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64,
                              f"{format_bytes(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)")
     free = memory.available_memory()
     if declared > free:
-        raise UserInputError(f"{path}: restoring it needs {format_bytes(declared)} of memory but {format_bytes(free)} is "
-                             "available")
+        raise UserInputError(f"{path}: restoring it needs {format_bytes(declared)} of memory but "
+                             f"{format_bytes(free)} is available")

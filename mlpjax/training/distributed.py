@@ -49,7 +49,7 @@ class Cluster:
 def initialize(cluster: Cluster) -> None:
     """Join the multi-process run ``cluster`` through ``jax.distributed.initialize``; call before any other JAX
     work. On CPU the processes exchange data with gloo (``jax_cpu_collectives_implementation``)."""
-    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     coordinator = None if cluster.coordinator == "auto" else cluster.coordinator
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -92,7 +93,7 @@ def param_spec(path: tuple, ndim: int, splits: Splits) -> P:
 
 def split_width(spec: P, shape: tuple[int, ...]) -> int | None:
     """The size of the dimension that ``spec`` splits over ``model`` (a hidden width), or None."""
-    return next((n for n, axis in zip(shape, spec) if axis == MODEL), None)
+    return next((n for n, axis in zip(shape, spec, strict=False) if axis == MODEL), None)  # P() may be shorter
 
 
 def check_widths(mesh: Mesh | None, widths) -> None:
@@ -107,7 +108,7 @@ def check_widths(mesh: Mesh | None, widths) -> None:
 
 def check_padding(batch_size: int, size: int) -> None:
     """Warn when padding a batch of ``batch_size`` for ``size`` devices would change the dropout masks."""
-    if batch_size % size and not jax.config.jax_threefry_partitionable:
+    if batch_size % size and not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
         warnings.warn(f"batch size {batch_size} is padded to a multiple of {size} devices and "
                       "jax_threefry_partitionable is off: the dropout masks differ from a one-device run's",
                       stacklevel=3)
@@ -179,7 +180,7 @@ class MeshLayout:
         rows = self.padded_rows(n)
         if not self.shard_rows:
             return 0, rows
-        index = [i[0] for i in self.rows_sharding.addressable_devices_indices_map((rows,)).values()]
+        index = [i[0] for i in self.rows_sharding.addressable_devices_indices_map((rows,)).values()]  # type: ignore[index]  # rows are split: no None
         return min(i.start or 0 for i in index), max(rows if i.stop is None else i.stop for i in index)
 
     def process_rows(self, n: int) -> slice:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import jax
 
@@ -39,7 +40,7 @@ class FitResult:
     kept_epoch: int | None = None  # the 1-based epoch whose weights ``state`` holds (early stopping restores one)
     callbacks: dict[str, Any] = dataclasses.field(default_factory=dict)  # early_stopping, reduce_lr_on_plateau
 
-    def record(self, earlier_epoch_seconds: list[float] = ()) -> dict[str, Any]:
+    def record(self, earlier_epoch_seconds: Sequence[float] = ()) -> dict[str, Any]:
         """The JSON-able record written to ``metrics.json`` (``epoch_seconds`` of every epoch: earlier ones
         first, when resumed)."""
         return {

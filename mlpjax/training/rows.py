@@ -51,7 +51,7 @@ class Rows:
     layout: MeshLayout | None = struct.field(pytree_node=False, default=None)
 
     @classmethod
-    def place(cls, x, y, *, pixel_levels: int | None = None, layout: MeshLayout | None = None) -> "Rows":
+    def place(cls, x, y, *, pixel_levels: int | None = None, layout: MeshLayout | None = None) -> Rows:
         """Put ``x`` ``(N, D)`` and ``y`` ``(N,)`` on the devices. With ``pixel_levels``, ``x`` is uint8 levels or
         floats that are multiples of ``1 / pixel_levels`` (checked exact), kept as uint8 levels."""
         if pixel_levels is not None:
@@ -60,7 +60,7 @@ class Rows:
         return cls(put(x), put(np.asarray(y)), len(y), pixel_levels, layout)
 
     @classmethod
-    def from_dataset(cls, dataset: data.Dataset, split: str, layout: MeshLayout | None = None) -> "Rows":
+    def from_dataset(cls, dataset: data.Dataset, split: str, layout: MeshLayout | None = None) -> Rows:
         """The ``"train"`` or ``"test"`` split of ``dataset``, placed as :meth:`place` does."""
         encoded, labels = {"train": (dataset.encoded_train, dataset.y_train),
                            "test": (dataset.encoded_test, dataset.y_test)}[split]

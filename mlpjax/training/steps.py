@@ -1,13 +1,14 @@
 """The pure functions of training: one step, one epoch as a single ``lax.scan``, evaluation sums.
 
-Each takes its data as :class:`mlpjax.training.rows.Rows` and is jitted as it is (see :mod:`mlpjax.training.compiled`): on a mesh,
-the shardings come from the placed arrays, and an epoch pins its state's layout on the way out.
+Each takes its data as :class:`mlpjax.training.rows.Rows` and is jitted as it is (see
+:mod:`mlpjax.training.compiled`): on a mesh, the shardings come from the placed arrays, and an epoch pins its state's
+layout on the way out.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

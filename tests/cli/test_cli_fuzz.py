@@ -47,9 +47,9 @@ def values() -> st.SearchStrategy[str]:
 
 def run_in_worker(worker, folder, *argv, stop_at=(), env=None) -> tuple[int, str]:
     """``mlpjax ARGV`` in ``worker``, run in ``folder``: exit status and stderr (see ``input_worker.cli``)."""
-    argv = [str(a) for a in argv]
-    argv = [confined(v, folder) if i and argv[i - 1] in WRITES else v for i, v in enumerate(argv)]
-    reply = worker.ask("cli", folder, argv=argv, stop_at=list(stop_at), env=env or {})
+    args = [str(a) for a in argv]
+    args = [confined(v, folder) if i and args[i - 1] in WRITES else v for i, v in enumerate(args)]
+    reply = worker.ask("cli", folder, argv=args, stop_at=list(stop_at), env=env or {})
     assert reply["outcome"] == "ok", reply.get("traceback")
     event("its work started" if reply["started"] else f"exit status {reply['code']}")  # --hypothesis-show-statistics
     return reply["code"], reply["err"]
@@ -205,7 +205,8 @@ def test_experiment_checks_a_random_value_for_any_flag_before_it_trains(flag, na
 
 
 NO_DISPLAY = {"DISPLAY": None, "WAYLAND_DISPLAY": None}
-WINDOW = ["mlpjax.draw.window.DrawWindow", "mlpjax.draw.window._open_root", "mlpjax.training.train.fit"]  # never reached without a display
+# never reached without a display
+WINDOW = ["mlpjax.draw.window.DrawWindow", "mlpjax.draw.window._open_root", "mlpjax.training.train.fit"]
 
 
 @MORE

@@ -119,7 +119,7 @@ def test_matmul_has_the_gradients_of_a_plain_product(k, n):
     g = rng.standard_normal((32, n), np.float32)
     ours = jax.grad(lambda x, w: jnp.sum(model.matmul(x, w) * g), argnums=(0, 1))(x, w)
     plain = jax.grad(lambda x, w: jnp.sum((x @ w) * g), argnums=(0, 1))(x, w)
-    for a, b in zip(ours, plain):
+    for a, b in zip(ours, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
     # on CPU, a narrow output's weight gradient is formed as (n, k) behind an optimization barrier
     hlo = jax.jit(jax.grad(lambda w: jnp.sum(model.matmul(x, w) * g))).lower(w).as_text()

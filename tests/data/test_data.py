@@ -69,7 +69,8 @@ def test_environment_variable_gives_the_folder(idx_folder, monkeypatch):
 def test_bad_magic_number(idx_folder):
     path = idx_folder / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(b"\x12\x34\x56\x78" + bytes(100)))
-    with pytest.raises(UserInputError, match=r"train-labels-idx1-ubyte.gz: not an IDX file \(bad magic number 12345678"):
+    with pytest.raises(UserInputError,
+                       match=r"train-labels-idx1-ubyte.gz: not an IDX file \(bad magic number 12345678"):
         data.load_dataset("mnist", idx_folder)
 
 
@@ -446,8 +447,8 @@ DEFECTS = {
     "nan-labels": lambda folder: replace_idx(folder, LABELS, idx_bytes(0x0D, (50,), np.full(50, np.nan, ">f4")
                                                                         .tobytes())),
     "overflow": lambda folder: replace_idx(folder, IMAGES, bytes([0, 0, 8, 3]) + b"\xff" * 12),
-    "fifo": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.mkfifo(folder / IMAGES)),
-    "dev-zero": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.symlink("/dev/zero", folder / IMAGES)),
+    "fifo": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.mkfifo(folder / IMAGES)),  # type: ignore[func-returns-value]
+    "dev-zero": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.symlink("/dev/zero", folder / IMAGES)),  # type: ignore[func-returns-value]
     "truncated": lambda folder: (folder / f"{IMAGES}.gz").write_bytes((folder / f"{IMAGES}.gz").read_bytes()[:99]),
 }
 

@@ -255,6 +255,7 @@ def read_line_with(proc: subprocess.Popen, text: str, timeout: float) -> str:
     """Read the process's stdout until a line containing ``text`` (fail on timeout or exit)."""
     seen = []
     deadline = time.monotonic() + timeout
+    assert proc.stdout is not None, "start it with stdout=PIPE"
     while time.monotonic() < deadline:
         if select.select([proc.stdout], [], [], 0.2)[0]:
             line = proc.stdout.readline()

@@ -42,7 +42,7 @@ def snapshot(directory: Path) -> dict[str, tuple]:
 def arrays_equal(a, b) -> bool:
     leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
         lambda x, y: np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y), a, b))
-    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(leaves)
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(leaves)  # type: ignore[operator]
 
 
 def steps(root: Path) -> list[int]:
@@ -101,11 +101,11 @@ def test_keep_and_best_only(tmp_path, base_run):
     val_losses = [1.0, 0.5, 0.7, 0.4, 0.9, 0.45]
     states = {}
     try:
-        for epoch, val_loss in enumerate(val_losses, 1):
+        for epoch in range(1, len(val_losses) + 1):
             history = {k: [0.1] * epoch for k in result.HISTORY_KEYS}
             history["val_loss"] = val_losses[:epoch]
-            states[epoch] = ckpt.state.replace(step=ckpt.state.step + epoch,
-                                               params=jax.tree_util.tree_map(lambda p: p + epoch, ckpt.state.params))
+            params = jax.tree_util.tree_map(lambda p, e=epoch: p + e, ckpt.state.params)
+            states[epoch] = ckpt.state.replace(step=ckpt.state.step + epoch, params=params)
             writer.save(epoch, states[epoch], history)
     finally:
         writer.close()
@@ -134,7 +134,8 @@ def test_load_model_predicts_like_the_saved_params(base_run, digits):
     assert isinstance(clf, model.Classifier) and clf.model_config.hidden == (16,)
     probs = clf.predict_proba(digits.x_test[:20])
     assert probs.shape == (20, 10) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
-    expected = model.predict_proba(checkpoint.restore(base_run).state.params, digits.x_test[:20], model_config=clf.model_config)
+    expected = model.predict_proba(checkpoint.restore(base_run).state.params, digits.x_test[:20],
+                                   model_config=clf.model_config)
     np.testing.assert_allclose(probs, expected, rtol=1e-6)
     np.testing.assert_array_equal(clf.predict(digits.x_test[:20]), probs.argmax(1))
 

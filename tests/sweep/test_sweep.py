@@ -1,4 +1,5 @@
-"""Sweeps (mlpjax.sweep.train, mlpjax.sweep.stack): the grid, the groups, and each model's numbers equal to training it alone."""
+"""Sweeps (mlpjax.sweep.train, mlpjax.sweep.stack): the grid, the groups, and each model's numbers equal to training it
+alone."""
 
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def test_stacked_state_holds_each_models_lr_dropout_and_key(configs, digits):
 def test_vmap_gives_each_models_history_alone(configs, alone, digits):
     result = sweep.run_sweep(configs, digits, strategy="vmap")
     assert [g.members for g in result.groups] == [list(range(8))] and result.groups[0].strategy == "vmap"
-    for run, want in zip(result.runs, alone):
+    for run, want in zip(result.runs, alone, strict=True):
         assert run.config == want.config
         assert_same_history(run.history, want.history)
         np.testing.assert_allclose(run.test_metrics["loss"], want.test_metrics["loss"], rtol=RTOL)
@@ -135,7 +136,7 @@ def test_vmap_gives_each_models_history_alone(configs, alone, digits):
 def test_sequential_gives_each_models_history_alone(configs, alone, digits):
     result = sweep.run_sweep(configs[:3], digits, strategy="sequential")
     assert result.strategy == "sequential" and len(result.groups[0].epoch_seconds) == 2
-    for run, want in zip(result.runs, alone):
+    for run, want in zip(result.runs, alone, strict=True):
         assert_same_history(run.history, want.history, rtol=0)  # the same program: the same bits
 
 
@@ -151,7 +152,7 @@ def test_groups_of_different_shapes_train_apart(digits):
     configs = sweep.grid({**BASE, "epochs": 1}, {"hidden": [(16,), (8, 8)], "seed": [0, 1]})
     result = sweep.run_sweep(configs, digits, strategy="vmap")
     assert [g.members for g in result.groups] == [[0, 2], [1, 3]]
-    for run, config in zip(result.runs, configs):
+    for run, config in zip(result.runs, configs, strict=True):
         assert_same_history(run.history, train.fit(config, digits).history)
 
 
@@ -164,7 +165,7 @@ def test_cli_sweep_writes_results_summary_and_curves(tmp_path, capsys, alone):
     record = json.loads((out / "results.json").read_text())
     assert len(record["runs"]) == 8 and record["groups"][0]["members"] == list(range(8))
     assert set(record["groups"][0]) >= {"members", "strategy", "compile_seconds", "epoch_seconds"}
-    for run, want in zip(record["runs"], alone):
+    for run, want in zip(record["runs"], alone, strict=True):
         assert run["config"] == want.config.to_dict() and set(run) >= {"history", "test_loss", "test_accuracy"}
         assert_same_history(run["history"], want.history)
     summary = (out / "summary.md").read_text()
@@ -197,7 +198,7 @@ def test_resume_continues_a_sweep(name, tmp_path, capsys, configs, alone):
     assert code == 0, err
     assert "epoch 1/2" not in stdout and "epoch 2/2" in stdout
     again = json.loads((out / "results.json").read_text())
-    for a, b in zip(again["runs"], first["runs"]):
+    for a, b in zip(again["runs"], first["runs"], strict=True):
         assert a["config"] == b["config"]
         assert_same_history(a["history"], b["history"], rtol=0)
     code, _, err = run_cli(capsys, "sweep", "--resume", out, "--seed", "3")
@@ -236,7 +237,7 @@ def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
     assert got["devices"] == 8
     configs = sweep.grid(BASE, {"seed": [0, 1, 2], "dropout": [0.0, 0.3]})
     want = sweep.run_sweep(configs, digits, strategy="vmap")
-    for history, run in zip(got["histories"], want.runs):
+    for history, run in zip(got["histories"], want.runs, strict=True):
         assert_same_history(history, run.history)
 
 

@@ -1,4 +1,5 @@
-"""Hand-written backpropagation (mlpjax.teaching.backprop) against the tutorial's numbers and against jax.grad in float64."""
+"""Hand-written backpropagation (mlpjax.teaching.backprop) against the tutorial's numbers and against jax.grad in
+float64."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from mlpjax.core import losses
 from mlpjax.core import model
 from mlpjax.errors import UserInputError
 
-X64_AT_IMPORT = bool(jax.config.jax_enable_x64)
+X64_AT_IMPORT = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
 HYPOTHESIS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -205,7 +206,8 @@ def test_cli_text(capsys):
     assert "∂E_total/∂w5 = 0.74136507 · 0.186815602 · 0.593269992 = 0.0821670406" in out
     assert "w1⁺ = w1 − η · ∂E_total/∂w1 = 0.15 − 0.5 · 0.000438567734 = 0.149780716" in out
     assert "Training: 20 updates" in out
-    rows = [line.split() for line in out.split("E_total\n")[-1].splitlines() if line.split() and line.split()[0].isdigit()]
+    rows = [line.split() for line in out.split("E_total\n")[-1].splitlines()
+            if line.split() and line.split()[0].isdigit()]
     errors = [float(r[1]) for r in rows]
     assert [int(r[0]) for r in rows] == [0, 1, 2, 5, 10, 20] and errors == sorted(errors, reverse=True)
 
@@ -231,7 +233,7 @@ def test_cli_rejects_zero_iterations(capsys):
 def sigmoid_net_error(kernels, biases, x, target):
     """jax reference for delta_backprop: sigmoid layers, E = ½ Σ (target − out)²."""
     a = x
-    for k, b in zip(kernels, biases):
+    for k, b in zip(kernels, biases, strict=True):
         a = jax.nn.sigmoid(a @ k + b)
     return 0.5 * jnp.sum((target - a) ** 2)
 
@@ -242,7 +244,7 @@ def sigmoid_nets(draw):
     seed = draw(st.integers(0, 2**31))
     bias_kind = draw(st.sampled_from(["none", "shared", "per-neuron"]))
     rng = np.random.default_rng(seed)
-    kernels = [rng.normal(0, 1.5, (m, n)) for m, n in zip(sizes, sizes[1:])]
+    kernels = [rng.normal(0, 1.5, (m, n)) for m, n in zip(sizes, sizes[1:], strict=False)]
     biases = {"none": None, "shared": [rng.normal() for _ in kernels],
               "per-neuron": [rng.normal(size=n) for n in sizes[1:]]}[bias_kind]
     return kernels, biases, rng.uniform(-1, 1, sizes[0]), rng.uniform(0, 1, sizes[-1])
@@ -316,7 +318,8 @@ def mlp_cases(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     dims = [config.input_dim, *hidden, config.num_classes]
     params = {name: {"kernel": rng.normal(0, 1, (m, n)), "bias": rng.normal(0, 0.5, n)}
-              for name, m, n in zip([f"hidden_{i}" for i in range(len(hidden))] + ["output"], dims, dims[1:])}
+              for name, m, n in zip([f"hidden_{i}" for i in range(len(hidden))] + ["output"], dims, dims[1:],
+                                    strict=False)}
     batch = {"image": rng.uniform(0, 1, (batch_size, config.input_dim)),
              "label": rng.integers(0, config.num_classes, batch_size)}
     weight = draw(st.sampled_from([None, "mask", "float"]))
@@ -390,7 +393,7 @@ def small_case(loss_name="categorical_crossentropy"):
     rng = np.random.default_rng(5)
     dims = [2, 4, 4, 3]
     params = {name: {"kernel": rng.normal(size=(m, n)), "bias": rng.normal(size=n)}
-              for name, m, n in zip(["hidden_0", "hidden_1", "output"], dims, dims[1:])}
+              for name, m, n in zip(["hidden_0", "hidden_1", "output"], dims, dims[1:], strict=False)}
     batch = {"image": rng.uniform(size=(4, 2)), "label": rng.integers(0, 3, 4)}
     return {"config": config, "params": params, "batch": batch, "seed": 0, "loss_name": loss_name, "train": False}
 

@@ -335,4 +335,5 @@ def test_docs_page_shows_the_current_output(record):
 def test_cli_real_mnist(capsys, mnist_path):
     code, out, _ = run(capsys, "--data-dir", str(mnist_path))
     assert code == 0
-    assert "x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,)  (as the tutorial)" in out
+    assert ("x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,)  (as the tutorial)"
+            in out)

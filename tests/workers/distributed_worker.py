@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,8 @@ def config(spec):
     return TrainConfig.from_dict(spec["config"])
 
 
-MASK_CONFIG, MASK_SEED = {"input_dim": 4, "hidden": (24, 8), "dropout": 0.5}, 7
+MASK_CONFIG: dict[str, Any] = {"input_dim": 4, "hidden": (24, 8), "dropout": 0.5}
+MASK_SEED = 7
 
 
 def draw_masks(batch: int, sharding=None) -> tuple:
@@ -58,21 +60,22 @@ def masks() -> dict:
 
     _, plain = draw_masks(104)
     _, unpadded = draw_masks(100)
-    out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "devices": jax.device_count()}
+    out: dict[str, Any] = {"partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
+                           "devices": jax.device_count()}
     for n in (2, 8):
         mesh = mesh_lib.make_mesh(n)
         fn, sharded = draw_masks(104, NamedSharding(mesh, P(mesh_lib.DATA)))
         hlo = fn.lower(jax.random.PRNGKey(MASK_SEED)).compile().as_text()
-        out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
+        out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded, strict=True))
         out[f"collectives_{n}"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute")
                                    if op in hlo]
-    out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded))
+    out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded, strict=True))
     out["keep_fraction"] = float(np.mean(plain[0]))
     with jax.threefry_partitionable(False):  # the older generator: other bits, still sharding-invariant
         _, old = draw_masks(104)
         _, old_sharded = draw_masks(104, NamedSharding(mesh_lib.make_mesh(8), P(mesh_lib.DATA)))
-    out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded))
-    out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain))
+    out["unpartitionable_equal_8"] = all(np.array_equal(a, b) for a, b in zip(old, old_sharded, strict=True))
+    out["unpartitionable_differs"] = not all(np.array_equal(a, b) for a, b in zip(old, plain, strict=True))
     return out
 
 
@@ -150,12 +153,13 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     cluster = distributed.Cluster(f"127.0.0.1:{port}", num, process_id)
     mesh = distributed.setup(None, cluster)  # before any other JAX work
     ds, cfg = dataset(spec), config(spec)
-    lines = []
+    lines: list[str] = []
     log = lines.append if distributed.is_primary() else None
     if spec.get("output"):
         result = run.start(spec["output"], cfg, save_best=True).fit(ds, mesh=mesh, log=log)
     else:
         result = train.fit(cfg, ds, mesh=mesh, log=log)
+    assert mesh is not None  # setup gives every process the mesh
     layout = mesh_lib.MeshLayout(mesh)
     rows = layout.process_rows(len(ds.y_train))
     return {"history": result.history, "devices": result.devices, "processes": result.processes,

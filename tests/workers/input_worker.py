@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class WorkStarted(BaseException):
     its real work (a BaseException, so that no ``except Exception`` of the command can swallow it)."""
 
 
-def cli(path: str, argv: list[str], stop_at: list[str] = (), env: dict[str, str | None] | None = None) -> dict:
+def cli(path: str, argv: list[str], stop_at: Sequence[str] = (), env: dict[str, str | None] | None = None) -> dict:
     """``mlpjax ARGV`` in this process, run in the folder ``path``: its exit status and what it wrote to stderr
     (argparse's own exits included). This process's address space is limited: whatever a flag asks for must be
     refused before it is allocated.
@@ -74,7 +75,7 @@ def cli(path: str, argv: list[str], stop_at: list[str] = (), env: dict[str, str 
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
         stack.enter_context(contextlib.redirect_stderr(err))
         try:
-            code = mlpjax_cli.main(argv)
+            code: int | str | None = mlpjax_cli.main(argv)
         except SystemExit as e:
             code = e.code
         except WorkStarted as e:

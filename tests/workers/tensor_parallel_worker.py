@@ -35,9 +35,9 @@ def fits(cfg, ds) -> dict:
 
 
 def placed(cfg, ds, model: int) -> dict:
-    """One epoch from :func:`~mlpjax.training.compiled.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled epoch, from
-    the cache): the shard shapes of every state leaf (by key path) while placed, and the shapes and devices of
-    :meth:`~mlpjax.training.compiled.EpochRunner.local`'s copy."""
+    """One epoch from :func:`~mlpjax.training.compiled.prepare_epoch` on ``make_mesh(8, model)`` (fit's compiled
+    epoch, from the cache): the shard shapes of every state leaf (by key path) while placed, and the shapes and
+    devices of :meth:`~mlpjax.training.compiled.EpochRunner.local`'s copy."""
     import jax
 
     from mlpjax.training import mesh
@@ -52,7 +52,8 @@ def placed(cfg, ds, model: int) -> dict:
     state, metrics = epochs(state, 0)
     local = epochs.local(state)
     leaves = jax.tree_util.tree_leaves_with_path
-    return {"mesh": dict(epochs.layout.mesh.shape), "loss": float(epochs.local(metrics)["loss"]),
+    return {"mesh": dict(epochs.layout.mesh.shape),  # type: ignore[union-attr]  # laid out on a mesh
+            "loss": float(epochs.local(metrics)["loss"]),
             "shards": {jax.tree_util.keystr(p): sorted({s.data.shape for s in a.addressable_shards})
                        for p, a in leaves(state)},
             "local": {jax.tree_util.keystr(p): [list(a.shape), len(a.devices())] for p, a in leaves(local)}}
@@ -66,11 +67,12 @@ def masks() -> dict:
     from mlpjax.training import mesh
 
     _, plain = draw_masks(104)
-    out = {"partitionable": bool(jax.config.jax_threefry_partitionable), "keep_fraction": float(np.mean(plain[0]))}
+    out = {"partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]
+           "keep_fraction": float(np.mean(plain[0]))}
     for data, m in PLACED:
         sharding = NamedSharding(mesh.make_mesh(8, m), P(mesh.DATA, mesh.MODEL))
         _, sharded = draw_masks(104, sharding)
-        out[f"equal_{mesh_name((data, m))}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded))
+        out[f"equal_{mesh_name((data, m))}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded, strict=True))
     return out
 
 
@@ -89,7 +91,8 @@ def main(argv: list[str]) -> None:
     ds, cfg = data.load_dataset(spec["dataset"]), TrainConfig.from_dict(spec)
     two_layers = cfg.replace(hidden=[32, 16], epochs=2)
     # the config's flags, so that the command line reuses the compilations of fit on the 4x2 mesh
-    flags = ["--hidden", *map(str, cfg.model.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--quiet"]
+    flags = ["--hidden", *map(str, cfg.model.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr),
+             "--quiet"]
     out = {"runs": fits(cfg, ds),
            "two_layers": {"1": summary(train.fit(two_layers, ds)),
                           "2x4": summary(train.fit(two_layers, ds, mesh=mesh.make_mesh(8, 4)))},
