@@ -129,6 +129,28 @@ WORKER_LIMIT = 1 << 30  # address space of the input worker: mlpjax imported (JA
 CLI_LIMIT = 3 << 30  # address space of an ``mlpjax`` command that may train (JAX's CPU backend started)
 
 
+TIMEOUT = 240  # seconds a child process with several CPU devices may take (tests/workers)
+
+
+def worker_env(devices: int) -> dict[str, str]:
+    """The environment of a child process with ``devices`` CPU devices (tests/workers/*), this checkout's mlpjax
+    and the test suite's compilation cache."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), str(REPO / "tests"), env.get("PYTHONPATH")]))
+    # Share compilations with the rest of the suite (see pytest_configure).
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ.get("MLPJAX_TEST_JAX_CACHE",
+                                                                str(REPO / ".pytest_cache" / "jax")))
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    return env
+
+
+def last_json(stdout: str) -> dict:
+    """The JSON object a worker prints as its last line."""
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def limited_python(limit: int, *argv: str) -> list[str]:
     """The command line of ``python -m MODULE ARGS...`` or ``python SCRIPT ARGS...`` (``argv``) that first caps
     its own address space (``RLIMIT_AS``) at ``limit`` bytes: set in the child itself, as a ``preexec_fn`` is

@@ -228,7 +228,7 @@ def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
     import sys
 
     from conftest import REPO
-    from test_distributed import TIMEOUT, last_json, worker_env
+    from conftest import TIMEOUT, last_json, worker_env
 
     proc = subprocess.run([sys.executable, str(REPO / "tests" / "workers" / "sweep_worker.py"), "8", "0,1,2"],
                           env=worker_env(8), capture_output=True, text=True, timeout=TIMEOUT)

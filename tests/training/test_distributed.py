@@ -7,7 +7,6 @@ The multi-device checks run in subprocesses (tests/workers/distributed_worker.py
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,31 +15,12 @@ import tempfile
 import numpy as np
 import pytest
 
-from conftest import REPO, mnist_dir
+from conftest import REPO, TIMEOUT, last_json, mnist_dir, worker_env
 from mlpjax.training import mesh
 from mlpjax.training.rows import batch_indices
 
 WORKER = REPO / "tests" / "workers" / "distributed_worker.py"
 RTOL = 1e-5  # float reassociation of the per-device partial sums; nothing else may differ
-TIMEOUT = 240
-
-
-def worker_env(devices: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), str(REPO / "tests"), env.get("PYTHONPATH")]))
-    # Share compilations with the rest of the suite (see conftest.pytest_configure).
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ.get("MLPJAX_TEST_JAX_CACHE",
-                                                                str(REPO / ".pytest_cache" / "jax")))
-    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    return env
-
-
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
 def start_worker(devices: int, *args: str) -> tuple:
     """A worker in the background, its output in files (a full pipe would stall it while another runs)."""
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")

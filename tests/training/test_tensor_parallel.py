@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from conftest import REPO, run_cli
-from test_distributed import DIGITS, TIMEOUT, assert_close, assert_same_history, last_json, worker_env
+from conftest import TIMEOUT, last_json, worker_env
+from test_distributed import DIGITS, assert_close, assert_same_history
 
 WORKER = REPO / "tests" / "workers" / "tensor_parallel_worker.py"
 
