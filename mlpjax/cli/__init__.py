@@ -97,6 +97,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 def add_keras_flags(p: argparse.ArgumentParser) -> None:
     """Validation, early stopping, learning-rate schedule and plateau, metrics (TrainConfig fields; None: left out)."""
     from mlpjax.core import schedules
+    from mlpjax.core.metrics import METRICS
 
     p.add_argument("--validation-split", type=number, metavar="F",
                    help="hold out the last F of the training rows (before shuffling, as Keras) for val_*; the test "
@@ -112,8 +113,8 @@ def add_keras_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plateau-factor", type=number, metavar="X", help="in (0, 1) (default: 0.1)")
     p.add_argument("--plateau-patience", type=integer, metavar="N", help="epochs (default: 10)")
     p.add_argument("--metrics", metavar="NAMES", help="comma-separated, computed on the validation data each epoch "
-                   "and kept in the history as val_NAME: accuracy, precision, recall, f1, mse, mae "
-                   "(default: accuracy)")
+                   "and kept in the history as val_NAME: " + ", ".join(METRICS) + " (f1_score: val_f1_score_<class>; "
+                   "Keras' aliases such as acc, mean_squared_error are accepted) (default: accuracy)")
 
 
 def given_train_flags(args: argparse.Namespace) -> dict:
@@ -239,8 +240,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     m = report["test_metrics"]
     print(f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
-          f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
-          f"f1 {m['f1_score']:.4f}")
+          f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f} (Keras'); "
+          f"precision_macro {m['precision_macro']:.4f}, recall_macro {m['recall_macro']:.4f}, "
+          f"f1_macro {m['f1_macro']:.4f}")
     if args.confusion is not None:
         print(per_class_table(report))
         print(f"wrote {args.confusion}")

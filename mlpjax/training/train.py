@@ -27,6 +27,7 @@ from mlpjax.core import schedules
 from mlpjax.data import split
 from mlpjax import data as data_lib
 from mlpjax.core import model
+from mlpjax.core import metrics as metrics_lib
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.training.result import FitResult, History, empty_history
@@ -158,19 +159,20 @@ def _start(plan: _Plan, resumed: Resumed | None) -> tuple[TrainState, History, _
     if state.model_config != model_config:
         raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
     state = state.replace(tx=schedules.make_optimizer(config, plan.steps_per_epoch))
-    history = _start_history(resumed.history if resumed else empty_history(), config, plan.steps_per_epoch)
+    history = _start_history(resumed.history if resumed else empty_history(), config, plan.steps_per_epoch,
+                             plan.model_config.num_classes)
     calls = _Callbacks.start(config, history, state, resumed.best if resumed else None)
     if calls.plateau is not None and schedules.plateau_scale(state.opt_state) != calls.scale:
         state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, calls.scale))
     return state, history, calls
 
 
-def _start_history(saved: History, config: TrainConfig, steps_per_epoch: int) -> History:
+def _start_history(saved: History, config: TrainConfig, steps_per_epoch: int, num_classes: int) -> History:
     """A copy of ``saved`` (empty for a fresh run) with every key this run records: ``lr`` (computed for a
     history saved before it was recorded) and ``val_<metric>`` (NaN for epochs that did not measure it)."""
     history = {k: list(v) for k, v in saved.items()}
     _fill_lr(history, config, steps_per_epoch)
-    for key in _val_keys(config):
+    for key in _val_keys(config, num_classes):
         history.setdefault("val_" + key, [math.nan] * len(history["loss"]))
     return history
 
@@ -186,9 +188,10 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int, epoch: int, scale:
     return schedules.learning_rate(config, steps_per_epoch, epoch * steps_per_epoch - 1, scale)
 
 
-def _val_keys(config: TrainConfig) -> tuple[str, ...]:
-    """The evaluation metrics kept as ``val_<name>`` besides val_loss and val_accuracy."""
-    return tuple(m for m in config.metrics if m != "accuracy")
+def _val_keys(config: TrainConfig, num_classes: int) -> tuple[str, ...]:
+    """The evaluation metrics kept as ``val_<key>`` besides val_loss and val_accuracy (``f1_score``: one key per
+    class, see :func:`mlpjax.core.metrics.result_keys`)."""
+    return tuple(k for m in config.metrics if m != "accuracy" for k in metrics_lib.result_keys(m, num_classes))
 
 
 class _ProgressBar:
@@ -281,11 +284,11 @@ def _run_epoch(loop: _Loop, state: TrainState, epoch: int, scale: float) -> tupl
     return state, _Epoch(epoch, lr, train, loop.evaluator(state.params), seconds)
 
 
-def _record_epoch(history: History, config: TrainConfig, done: _Epoch) -> None:
+def _record_epoch(history: History, config: TrainConfig, done: _Epoch, num_classes: int) -> None:
     """Append one epoch's figures to ``history``."""
     for key, value in (("loss", done.train["loss"]), ("accuracy", done.train["accuracy"]),
                        ("val_loss", done.val["loss"]), ("val_accuracy", done.val["accuracy"]),
-                       ("lr", done.lr), *(("val_" + k, done.val[k]) for k in _val_keys(config))):
+                       ("lr", done.lr), *(("val_" + k, done.val[k]) for k in _val_keys(config, num_classes))):
         history[key].append(value)
 
 
@@ -388,7 +391,7 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
             break
         state, done = _run_epoch(loop, state, epoch, calls.scale)
         epochs.append(done)
-        _record_epoch(history, plan.config, done)
+        _record_epoch(history, plan.config, done, plan.model_config.num_classes)
         state, rescaled = _update_callbacks(loop, calls, state, done)
         if log:
             for line in _epoch_lines(plan.config, done, calls, rescaled):
