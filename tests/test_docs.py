@@ -3,7 +3,7 @@
 Each ```python block runs in a fresh interpreter (JAX on the CPU with 8 host devices, so the mesh examples run
 too) in a temporary folder, offline: every dataset an example loads is scikit-learn's digits (``"mnist"`` is
 redirected to it), and ``runs/mnist`` is a one-epoch digits run made first. A block that opens a Tk window only
-has its imports checked (tests/test_ui.py drives the window itself).
+has its imports checked (tests/draw/test_window.py drives the window itself).
 """
 
 from __future__ import annotations

@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     m = report["test_metrics"]
     print(f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
-          f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
-          f"f1 {m['f1_score']:.4f}")
+          f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f} (Keras'); "
+          f"precision_macro {m['precision_macro']:.4f}, recall_macro {m['recall_macro']:.4f}, "
+          f"f1_macro {m['f1_macro']:.4f}")
     if args.confusion is not None:
         print(per_class_table(report))
         print(f"wrote {args.confusion}")

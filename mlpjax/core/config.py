@@ -166,7 +166,7 @@ class TrainConfig:
         check_name("optimizer", self.optimizer, optimizers.OPTIMIZERS)
         if self.lr is not None:
             object.__setattr__(self, "lr", optimizers.learning_rate(self.optimizer, self.lr))
-        check_name("loss", self.loss, losses.LOSSES)
+        object.__setattr__(self, "loss", losses.canonical(self.loss))
         object.__setattr__(self, "seed", check_seed(self.seed))
         object.__setattr__(self, "validation_split", check_number("validation_split", self.validation_split,
                                                                   low=0.0, high=1.0))

@@ -2,7 +2,10 @@
 
 Every loss maps logits ``(batch, C)`` and one-hot targets ``(batch, C)`` to a per-example loss ``(batch,)``.
 As with Keras' ``Dense(10, activation="softmax")``, the output layer is a softmax: losses other than
-cross-entropy are taken on the probabilities. Cross-entropy is computed from the logits (stable).
+cross-entropy are taken on the probabilities. Categorical cross-entropy is computed from the logits (stable, as
+Keras on TensorFlow); binary cross-entropy from the probabilities clipped to [1e-7, 1 - 1e-7] (as Keras on JAX).
+docs/training.md says why. Every Keras 3 name of a loss is accepted (:data:`ALIASES`) and resolves to one name
+of :data:`LOSSES`.
 """
 
 from __future__ import annotations
@@ -53,9 +56,27 @@ LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
+# Keras 3's other names of the losses above (keras.losses.get accepts them all), and the tutorial's huber_loss,
+# which is the canonical name here: alias -> name in LOSSES.
+ALIASES: dict[str, str] = {
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "mean_squared_error": "mse", "MSE": "mse", "MeanSquaredError": "mse",
+    "bce": "binary_crossentropy", "BCE": "binary_crossentropy", "BinaryCrossentropy": "binary_crossentropy",
+    "Hinge": "hinge",
+    "huber": "huber_loss", "Huber": "huber_loss",
+}
+
+
+def canonical(name: str) -> str:
+    """The name in :data:`LOSSES` of loss ``name`` (a Keras name or alias); an unknown name lists the valid ones."""
+    if isinstance(name, str) and name in ALIASES:
+        return ALIASES[name]
+    return check_name("loss", name, [*LOSSES, *ALIASES])
+
+
 def get_loss(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """The per-example loss called ``name`` (a Keras name); an unknown name lists the valid ones."""
-    return LOSSES[check_name("loss", name, LOSSES)]
+    """The per-example loss called ``name`` (a Keras name or alias); an unknown name lists the valid ones."""
+    return LOSSES[canonical(name)]
 
 
 def weighted_mean(values: jax.Array, weight: jax.Array | None) -> jax.Array:

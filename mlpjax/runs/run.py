@@ -300,7 +300,7 @@ def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
 def evaluate(directory: str | os.PathLike, *, dataset: str | None = None, data_dir: str | os.PathLike | None = None,
              best: bool = False) -> dict[str, Any]:
     """Test loss and metrics of a saved model: ``checkpoint``, ``epoch``, ``dataset``, ``test_loss``,
-    ``test_accuracy``, ``test_metrics`` (loss, accuracy, precision, recall, f1_score, mse, mae), ``confusion``
+    ``test_accuracy``, ``test_metrics`` (:func:`mlpjax.training.steps.summarize`'s), ``confusion``
     (``(C, C)`` counts as lists, row: true class), ``per_class`` (precision, recall, support lists) and
     ``class_names``."""
     ckpt = checkpoint.restore(directory, best=best)

@@ -245,7 +245,8 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     trained = [c.replace(batch_size=plan.config.batch_size) for c in configs]
     state = start.state if start else stack.group_state(trained, plan.model_config)
     state = state.replace(tx=schedules.make_group_optimizer(trained[0], plan.steps_per_epoch))
-    members = [loop.Member.start(c, plan.steps_per_epoch, start.histories[i] if start else None,
+    members = [loop.Member.start(c, plan.steps_per_epoch, plan.model_config.num_classes,
+                                 start.histories[i] if start else None,
                                  lambda i=i: jax.tree_util.tree_map(lambda a: a[i], state.params),
                                  start.best[i] if start and start.best else None)
                for i, c in enumerate(trained)]

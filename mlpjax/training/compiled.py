@@ -125,8 +125,8 @@ def prepare_epoch(state: TrainState, rows: Rows, *, batch_size: int,
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
-    """A compiled evaluation of ``rows``: ``evaluator(params)`` gives loss, accuracy, precision, recall,
-    f1_score, mse and mae (params placed as the rows' layout places them, or plain on one device)."""
+    """A compiled evaluation of ``rows``: ``evaluator(params)`` gives :func:`mlpjax.training.steps.summarize`'s
+    metrics (params placed as the rows' layout places them, or plain on one device)."""
 
     compiled: Any
     rows: Rows

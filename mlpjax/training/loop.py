@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol, Sequence
 import jax
 
 from mlpjax.core import callbacks
+from mlpjax.core import metrics
 from mlpjax.core import model
 from mlpjax.core import schedules
 from mlpjax.core.config import TrainConfig
@@ -139,17 +140,19 @@ class Member:
 
     config: TrainConfig
     steps_per_epoch: int
+    num_classes: int
     history: History
     calls: Callbacks
     diverged: int | None = None
     diverged_loss: float = math.nan
 
     @classmethod
-    def start(cls, config: TrainConfig, steps_per_epoch: int, saved: History | None,
+    def start(cls, config: TrainConfig, steps_per_epoch: int, num_classes: int, saved: History | None,
               params: Callable[[], model.Params], best: tuple[int, model.Params] | None = None) -> "Member":
-        """A member continuing the ``saved`` history (None: fresh) from the weights ``params()``."""
-        history = start_history(saved or empty_history(), config, steps_per_epoch)
-        return cls(config, steps_per_epoch, history, Callbacks.start(config, history, params, best))
+        """A member of ``num_classes`` classes continuing the ``saved`` history (None: fresh) from the weights
+        ``params()``."""
+        history = start_history(saved or empty_history(), config, steps_per_epoch, num_classes)
+        return cls(config, steps_per_epoch, num_classes, history, Callbacks.start(config, history, params, best))
 
     @property
     def done(self) -> int:
@@ -169,7 +172,8 @@ class Member:
         """Append one epoch's figures to the history."""
         for key, value in (("loss", done.train["loss"]), ("accuracy", done.train["accuracy"]),
                            ("val_loss", done.val["loss"]), ("val_accuracy", done.val["accuracy"]),
-                           ("lr", done.lr), *(("val_" + k, done.val[k]) for k in val_keys(self.config))):
+                           ("lr", done.lr),
+                           *(("val_" + k, done.val[k]) for k in val_keys(self.config, self.num_classes))):
             self.history[key].append(value)
 
     @property
@@ -187,18 +191,19 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int, epoch: int, scale: 
     return schedules.learning_rate(config, steps_per_epoch, epoch * steps_per_epoch - 1, scale)
 
 
-def val_keys(config: TrainConfig) -> tuple[str, ...]:
-    """The evaluation metrics kept as ``val_<name>`` besides val_loss and val_accuracy."""
-    return tuple(m for m in config.metrics if m != "accuracy")
+def val_keys(config: TrainConfig, num_classes: int) -> tuple[str, ...]:
+    """The evaluation metrics kept as ``val_<key>`` besides val_loss and val_accuracy (``f1_score``: one key per
+    class, see :func:`mlpjax.core.metrics.result_keys`)."""
+    return tuple(k for m in config.metrics if m != "accuracy" for k in metrics.result_keys(m, num_classes))
 
 
-def start_history(saved: History, config: TrainConfig, steps_per_epoch: int) -> History:
+def start_history(saved: History, config: TrainConfig, steps_per_epoch: int, num_classes: int) -> History:
     """A copy of ``saved`` (empty for a fresh run) with every key a run records: ``lr`` (computed for a history
     saved before it was recorded) and ``val_<metric>`` (NaN for epochs that did not measure it)."""
     history = {k: list(v) for k, v in saved.items()}
     if "lr" not in history:
         history["lr"] = [learning_rate(config, steps_per_epoch, e) for e in range(1, len(history["loss"]) + 1)]
-    for key in val_keys(config):
+    for key in val_keys(config, num_classes):
         history.setdefault("val_" + key, [math.nan] * len(history["loss"]))
     return history
 

@@ -43,11 +43,13 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
 @functools.partial(jax.jit, static_argnames=("model_config", "loss_name"))
 def eval_step(params: model.Params, batch: dict[str, jax.Array], *, model_config: model.ModelConfig,
               loss_name: str = "categorical_crossentropy") -> dict[str, jax.Array]:
-    """Sums over ``batch`` (padding of weight 0 excluded): ``loss``, ``count``, ``mse``, ``mae``, ``confusion``."""
+    """Sums over ``batch`` (padding of weight 0 excluded): ``loss``, ``count``, ``mse``, ``mae``, ``confusion``,
+    and Keras' precision/recall counts ``above`` and ``hits`` (:func:`mlpjax.core.metrics.threshold_counts`)."""
     logits = model.apply(params, batch["image"], model_config=model_config)
     targets = model.one_hot(batch["label"], model_config.num_classes)
     weight = batch.get("weight", jnp.ones(batch["label"].shape, jnp.float32))
-    errors = metrics.probability_errors(jax.nn.softmax(logits), targets)
+    probs = jax.nn.softmax(logits)
+    errors = metrics.probability_errors(probs, targets)
     return {
         "loss": jnp.sum(losses.get_loss(loss_name)(logits, targets) * weight),
         "count": jnp.sum(weight),
@@ -55,6 +57,7 @@ def eval_step(params: model.Params, batch: dict[str, jax.Array], *, model_config
         "mae": jnp.sum(errors["mae"] * weight),
         "confusion": metrics.confusion_matrix(batch["label"], jnp.argmax(logits, -1), model_config.num_classes,
                                               weight),
+        **metrics.threshold_counts(probs, batch["label"], weight),
     }
 
 
@@ -108,7 +111,9 @@ def evaluate_sums(params: model.Params, rows: Rows, *, model_config: model.Model
 
 
 def summarize(sums: dict[str, jax.Array]) -> dict[str, float]:
-    """Evaluation sums as loss, accuracy, precision, recall, f1_score, mse, mae (means over the examples)."""
+    """Evaluation sums as ``loss``, ``accuracy``, Keras' ``precision`` and ``recall``, ``precision_macro``,
+    ``recall_macro``, ``f1_macro``, ``f1_score_<c>`` per class, ``mse``, ``mae`` (see :mod:`mlpjax.core.metrics`)."""
     count = float(sums["count"])
     return {"loss": float(sums["loss"]) / count, **metrics.from_confusion(np.asarray(sums["confusion"])),
+            **metrics.from_threshold_counts(float(sums["above"]), float(sums["hits"]), count),
             "mse": float(sums["mse"]) / count, "mae": float(sums["mae"]) / count}

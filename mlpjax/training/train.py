@@ -93,8 +93,9 @@ def _start(plan: Plan, resumed: Resumed | None) -> tuple[TrainState, loop_lib.Me
     if state.model_config != model_config:
         raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
     state = state.replace(tx=schedules.make_optimizer(config, plan.steps_per_epoch))
-    member = loop_lib.Member.start(config, plan.steps_per_epoch, resumed.history if resumed else None,
-                                   lambda: state.params, resumed.best if resumed else None)
+    member = loop_lib.Member.start(config, plan.steps_per_epoch, model_config.num_classes,
+                                   resumed.history if resumed else None, lambda: state.params,
+                                   resumed.best if resumed else None)
     scale = member.calls.scale
     if member.calls.plateau is not None and schedules.plateau_scale(state.opt_state) != scale:
         state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, scale))

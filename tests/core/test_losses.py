@@ -40,6 +40,37 @@ def test_each_loss_matches_the_keras_formula(name):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("alias, name", [("mean_squared_error", "mse"), ("MSE", "mse"), ("MeanSquaredError", "mse"),
+                                         ("bce", "binary_crossentropy"), ("BCE", "binary_crossentropy"),
+                                         ("huber", "huber_loss"), ("Huber", "huber_loss"), ("Hinge", "hinge"),
+                                         ("CategoricalCrossentropy", "categorical_crossentropy")])
+def test_keras_aliases_resolve_to_one_name_recorded_canonically(alias, name):
+    from mlpjax.core.config import TrainConfig
+
+    assert losses.canonical(alias) == name and losses.get_loss(alias) is losses.get_loss(name)
+    assert TrainConfig(loss=alias).loss == name and TrainConfig(loss=alias).to_dict()["loss"] == name
+
+
+def test_every_alias_names_a_loss():
+    assert set(losses.ALIASES.values()) <= set(losses.LOSSES) and not set(losses.ALIASES) & set(losses.LOSSES)
+
+
+def test_saturated_categorical_crossentropy_is_taken_from_the_logits():
+    # True class at p = e^-30: from the logits the loss is 30 (Keras on TensorFlow); clipping the probability to
+    # 1e-7, as Keras on JAX does, would cap it at -log(1e-7) = 16.1 and give no gradient.
+    logits, targets = np.float32([[0.0, 30.0]]), np.float32([[1.0, 0.0]])
+    assert float(losses.get_loss("categorical_crossentropy")(logits, targets)[0]) == pytest.approx(30.0, rel=1e-6)
+    grad = jax.grad(lambda z: losses.get_loss("categorical_crossentropy")(z, targets)[0])(jnp.asarray(logits))
+    np.testing.assert_allclose(grad, [[-1.0, 1.0]], atol=1e-6)
+
+
+def test_binary_crossentropy_is_taken_from_the_clipped_probabilities():
+    # Keras on JAX: the softmax's probabilities clipped to [1e-7, 1 - 1e-7] (not the logits through a sigmoid).
+    logits, targets = np.float32([[0.0, 30.0]]), np.float32([[1.0, 0.0]])
+    expected = -(np.log(1e-7) + np.log(1.0 - np.float64(np.float32(1 - 1e-7)))) / 2
+    assert float(losses.get_loss("bce")(logits, targets)[0]) == pytest.approx(expected, rel=1e-5)
+
+
 def test_unknown_loss_lists_the_valid_names():
     with pytest.raises(UserInputError, match="unknown loss 'cross_entropy'; valid: categorical_crossentropy"):
         losses.get_loss("cross_entropy")

@@ -157,9 +157,10 @@ def test_evaluate_reproduces_the_test_accuracy_that_train_reported(base_run, cap
     report = json.loads(out)
     assert report["test_accuracy"] == record["test_accuracy"] and report["epoch"] == 2
     assert report["test_loss"] == pytest.approx(record["test_loss"], rel=1e-6)
-    assert set(report["test_metrics"]) >= {"precision", "recall", "f1_score"}
+    assert set(report["test_metrics"]) >= {"precision", "recall", "f1_score_0", "precision_macro", "f1_macro"}
     code, out, _ = run_cli(capsys, "evaluate", base_run)
-    assert code == 0 and f"accuracy {record['test_accuracy']:.4f}" in out and "f1" in out
+    assert code == 0 and f"accuracy {record['test_accuracy']:.4f}" in out
+    assert f"f1_macro {report['test_metrics']['f1_macro']:.4f}" in out and "precision_macro" in out
 
 
 def test_predict_index_writes_a_png_with_predicted_and_true_label(base_run, digits, tmp_path, capsys):

@@ -30,7 +30,8 @@ def test_evaluate_agrees_with_a_direct_computation(digits):
     assert scores["accuracy"] == pytest.approx((probs.argmax(-1) == digits.y_test).mean())
     nll = -np.log(probs[np.arange(len(probs)), digits.y_test]).mean()
     assert scores["loss"] == pytest.approx(nll, rel=1e-4)
-    assert set(scores) == {"loss", "accuracy", "precision", "recall", "f1_score", "mse", "mae"}
+    assert set(scores) == {"loss", "accuracy", "precision", "recall", "precision_macro", "recall_macro", "f1_macro",
+                           "mse", "mae", *(f"f1_score_{c}" for c in range(10))}
     assert compiled.evaluate_arrays(result.state.params, digits.x_test, digits.y_test,
                                   model_config=result.state.model_config) == scores
 

@@ -1,4 +1,4 @@
-"""Subprocess side of tests/test_distributed.py: runs with several CPU devices (``XLA_FLAGS`` set by the test
+"""Subprocess side of tests/training/test_distributed.py: runs with several CPU devices (``XLA_FLAGS`` set by the test
 before JAX starts) and prints one JSON object as its last line of stdout.
 
     python tests/workers/distributed_worker.py devices SPECS_JSON [masks]  # each run on 1, 2 and 8 devices; the masks

@@ -1,6 +1,6 @@
 """Run a small vmapped sweep with its model axis over every (forced CPU) device; print the histories as JSON.
 
-Run by tests/test_sweep.py with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``: argv is the number of
+Run by tests/sweep/test_sweep.py with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``: argv is the number of
 devices of the model mesh and the seeds, comma-separated.
 """
 

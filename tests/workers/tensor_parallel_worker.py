@@ -1,4 +1,4 @@
-"""Subprocess side of tests/test_tensor_parallel.py: runs with 8 CPU devices (``XLA_FLAGS`` set by the test before
+"""Subprocess side of tests/training/test_tensor_parallel.py: runs with 8 CPU devices (``XLA_FLAGS`` set by the test before
 JAX starts) and prints one JSON object as its last line of stdout.
 
     python tests/workers/tensor_parallel_worker.py CONFIG_JSON  # fits on 1 device and on (data, model) meshes, masks, CLI
