@@ -7,8 +7,8 @@ cross-entropy are taken on the probabilities. Cross-entropy is computed from the
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

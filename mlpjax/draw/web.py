@@ -31,10 +31,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -340,7 +340,8 @@ class Handler(BaseHTTPRequestHandler):
         start = time.perf_counter()
         with self.server.model_lock:
             answer = json.dumps(predict_json(model, canvas), separators=(",", ":")).encode()
-        self.reply(answer, "application/json", {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"})
+        self.reply(answer, "application/json",
+                   {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"})
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):  # any other method: 405, not http.server's 501

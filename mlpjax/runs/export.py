@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -285,7 +285,7 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
     if len(activations) > 1:
         raise UserInputError(f"{path}: hidden layers with activations {sorted(activations)}; mlpjax's MLP has one")
     if len(set(rates)) > 1:
-        odd = next(name for (name, _), rate in zip(hidden, rates) if rate != rates[0])
+        odd = next(name for (name, _), rate in zip(hidden, rates, strict=True) if rate != rates[0])
         raise UserInputError(f"{path}: the dropout after layer {odd!r} differs from the first ({rates[0]}); "
                              "mlpjax applies one rate after every hidden layer")
     activation = next(k for k, v in KERAS_ACTIVATIONS.items() if v == activations.pop())
@@ -322,7 +322,8 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
 
     from mlpjax.core.config import TrainConfig
     from mlpjax.core.state import create_train_state
-    from mlpjax.runs import checkpoint, run as run_lib
+    from mlpjax.runs import checkpoint
+    from mlpjax.runs import run as run_lib
     from mlpjax.training.result import HISTORY_KEYS
 
     path = Path(path)
@@ -344,7 +345,7 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
     config = TrainConfig(dataset=name, model=model.ModelConfig(hidden=hidden, activation=activation, dropout=dropout))
     model_config = config.model_config(input_dim, num_classes)
     ours = model_config.layer_names()
-    params = {layer: {"kernel": w[0], "bias": w[1]} for layer, w in zip(ours, weights)}
+    params = {layer: {"kernel": w[0], "bias": w[1]} for layer, w in zip(ours, weights, strict=True)}
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
     state = state.replace(params=jax.tree_util.tree_map(jax.numpy.asarray, params),
                           opt_state=state.tx.init(params))
@@ -357,7 +358,7 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
             writer.close()
         files.write_json(claimed.directory / IMPORTED, {
             "source": str(path.resolve()), "sha256": digest, "keras": keras.__version__,
-            "layers": dict(zip(ours, names)), "note": "Keras' weights; its training history is not known"},
+            "layers": dict(zip(ours, names, strict=True)), "note": "Keras' weights; its training history is not known"},
             replace=False)
     finally:
         claimed.close()

@@ -41,8 +41,9 @@ import re
 import shutil
 import tempfile
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -291,7 +292,7 @@ class EpochReader:
         self._manager = None
         self._meta: dict[str, Any] | None = None
 
-    def __enter__(self) -> "EpochReader":
+    def __enter__(self) -> EpochReader:
         with contextlib.ExitStack() as stack:
             plain = stack.enter_context(PlainPath(self.root))
             stack.enter_context(quiet())

@@ -21,26 +21,25 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
 
-from mlpjax.runs import checkpoint, orbax_io
-from mlpjax.training import distributed
-from mlpjax import files
-from mlpjax.runs import logs
-from mlpjax.training.result import FitResult, progress_record
-from mlpjax.core import metrics as metrics_lib
 from mlpjax import data as data_lib
-from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
-from mlpjax.runs.lock import RunLock, refuse_if_locked
+from mlpjax import files
+from mlpjax.core import metrics as metrics_lib
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
-from mlpjax.training.rows import Rows
+from mlpjax.runs import checkpoint, logs, orbax_io
+from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
+from mlpjax.runs.lock import RunLock, refuse_if_locked
+from mlpjax.training import distributed
 from mlpjax.training.compiled import prepare_evaluate
+from mlpjax.training.result import FitResult, progress_record
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import summarize
 from mlpjax.training.train import Resumed, TrainingDiverged, fit, trained_config
 

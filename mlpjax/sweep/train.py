@@ -23,22 +23,23 @@ import functools
 import itertools
 import math
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mlpjax import data as data_lib
-from mlpjax.sweep import stack
 from mlpjax.core import schedules
-from mlpjax.training import loop, train
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, check_name
-from mlpjax.training.result import History, empty_history
-from mlpjax.training.budget import check_training
-from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState
+from mlpjax.errors import FieldError, check_name
+from mlpjax.sweep import stack
+from mlpjax.training import loop, train
+from mlpjax.training.budget import check_training
+from mlpjax.training.result import History, empty_history
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import summarize
 
 # Every training field may be listed; the first ones in the order sweeps have always had (the last varies fastest)
@@ -72,7 +73,7 @@ def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[Tr
         if twice:
             raise FieldError(name, f"lists {twice[0]!r} twice; give each value once")
     names = [n for n in LISTED if n in lists]
-    return [TrainConfig.from_dict({**base, **dict(zip(names, combo))})
+    return [TrainConfig.from_dict({**base, **dict(zip(names, combo, strict=True))})
             for combo in itertools.product(*(lists[n] for n in names))]
 
 
@@ -180,7 +181,7 @@ class _Group:
 
     def _figures(self, sums) -> list[loop.Figures]:
         sums = jax.device_get(sums)
-        return [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(self.k)]
+        return [summarize(jax.tree_util.tree_map(lambda a, i=i: a[i], sums)) for i in range(self.k)]
 
     def train(self, epoch: int, active) -> list[loop.Figures]:
         mask = np.asarray([*active, *[True] * (self.padded - self.k)])
@@ -237,8 +238,9 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     Model ``k`` consumes ``PRNGKey(configs[k].seed)`` as :func:`mlpjax.training.train.fit` would. ``mesh``: a 1-D
     :func:`mlpjax.sweep.stack.model_mesh`; the group is padded with copies of its last model to a multiple of its
     devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, start)`` after each
-    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it. A model whose loss stops
-    being finite is frozen and marked ``diverged``, its history ending with the epoch before, as ``fit`` would.
+    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it. A
+    model whose loss stops being finite is frozen and marked ``diverged``, its history ending with the epoch before,
+    as ``fit`` would.
     """
     k = len(configs)
     plan = train.make_plan(configs[0], dataset, check_memory=False)  # memory: check_sweep_memory, for the group
@@ -281,7 +283,7 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
     runs = [ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
-            for c, m, t in zip(configs, members, tests)]
+            for c, m, t in zip(configs, members, tests, strict=True)]
     return runs, GroupRun([], "vmap", program.compile_seconds + test_seconds, epoch_seconds,
                           1 if mesh is None else mesh.size)
 
@@ -382,7 +384,7 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
                 [configs[i] for i in members], dataset, mesh=mesh, log=log, where=where,
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
                 on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch))
-            for i, r in zip(members, group_runs):
+            for i, r in zip(members, group_runs, strict=True):
                 runs[i] = r
         else:
             group = GroupRun([], "sequential", 0.0, [])

@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import jax
 
-from mlpjax.core import callbacks
-from mlpjax.core import model
-from mlpjax.core import schedules
+from mlpjax.core import callbacks, model, schedules
 from mlpjax.core.config import TrainConfig
 from mlpjax.training.result import History, empty_history
 
@@ -63,7 +62,7 @@ class Callbacks:
 
     @classmethod
     def start(cls, config: TrainConfig, history: History, params: Callable[[], model.Params],
-              best: tuple[int, model.Params] | None) -> "Callbacks":
+              best: tuple[int, model.Params] | None) -> Callbacks:
         """Rebuilt from the history of the epochs done (nothing done: fresh); ``params()`` gives the weights
         after them, ``best`` the ``(epoch, weights)`` of the best epoch where they were kept."""
         losses, done = history["val_loss"], len(history["val_loss"])
@@ -146,7 +145,7 @@ class Member:
 
     @classmethod
     def start(cls, config: TrainConfig, steps_per_epoch: int, saved: History | None,
-              params: Callable[[], model.Params], best: tuple[int, model.Params] | None = None) -> "Member":
+              params: Callable[[], model.Params], best: tuple[int, model.Params] | None = None) -> Member:
         """A member continuing the ``saved`` history (None: fresh) from the weights ``params()``."""
         history = start_history(saved or empty_history(), config, steps_per_epoch)
         return cls(config, steps_per_epoch, history, Callbacks.start(config, history, params, best))
@@ -220,10 +219,10 @@ def run_epochs(program: Program, members: Sequence[Member], epochs: int, *, repo
         t0 = time.perf_counter()
         trained = program.train(epoch, active)
         seconds = time.perf_counter() - t0
-        for m, a, figures in zip(members, active, trained):
+        for m, a, figures in zip(members, active, trained, strict=True):
             if a and not math.isfinite(figures["loss"]):
                 m.diverged, m.diverged_loss = epoch, figures["loss"]
-        going = [a and m.diverged is None for a, m in zip(active, members)]
+        going = [a and m.diverged is None for a, m in zip(active, members, strict=True)]
         if not any(going):
             break
         val = program.evaluate()
@@ -267,10 +266,10 @@ def test_figures(program: Program, members: Sequence[Member], last: Sequence[Epo
         figures, seconds = program.evaluate_test()
     else:
         now = None
-        if any(m.calls.restores or e is None for m, e in zip(members, last)):
+        if any(m.calls.restores or e is None for m, e in zip(members, last, strict=True)):
             now = program.evaluate()
         figures = [e.val if e is not None and not m.calls.restores else now[k]
-                   for k, (m, e) in enumerate(zip(members, last))]
+                   for k, (m, e) in enumerate(zip(members, last, strict=True))]
         seconds = 0.0
     nan = {"loss": math.nan, "accuracy": math.nan}
-    return [nan if m.diverged is not None else f for m, f in zip(members, figures)], seconds
+    return [nan if m.diverged is not None else f for m, f in zip(members, figures, strict=True)], seconds

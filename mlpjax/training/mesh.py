@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -121,10 +121,10 @@ class MeshLayout:
     ``data``; dataset rows placed (:meth:`put_rows`).
 
     ``splits``: which axes of each layer's params split over ``model``
-    (:meth:`mlpjax.core.model.ModelConfig.tensor_splits`); a mapping is kept as sorted pairs, so the layout is hashable (a static
-    part of :class:`mlpjax.training.rows.Rows`). ``shard_rows``: the dataset's rows are sharded over ``data`` (each
-    process holds its block; each batch is gathered with a reduce-scatter) rather than replicated on every
-    device. Default: sharded exactly when the mesh spans several processes, where no process holds the whole
+    (:meth:`mlpjax.core.model.ModelConfig.tensor_splits`); a mapping is kept as sorted pairs, so the layout is
+    hashable (a static part of :class:`mlpjax.training.rows.Rows`). ``shard_rows``: the dataset's rows are sharded
+    over ``data`` (each process holds its block; each batch is gathered with a reduce-scatter) rather than replicated
+    on every device. Default: sharded exactly when the mesh spans several processes, where no process holds the whole
     dataset on its devices.
     """
 

@@ -17,22 +17,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
-from mlpjax.core import schedules
-from mlpjax.data import split
 from mlpjax import data as data_lib
-from mlpjax.core import model
+from mlpjax.core import model, schedules
 from mlpjax.core.config import TrainConfig
+from mlpjax.core.state import TrainState, create_train_state
+from mlpjax.data import split
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.training import loop as loop_lib
-from mlpjax.training.result import FitResult, History
 from mlpjax.training.budget import check_training, effective_batch_size
-from mlpjax.training.rows import Rows
 from mlpjax.training.compiled import EpochRunner, Evaluator, layout_for, prepare_epoch, prepare_evaluate
-from mlpjax.core.state import TrainState, create_train_state
+from mlpjax.training.result import FitResult, History
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import ProgressFn
 
 EpochHook = Callable[[int, TrainState, History], None]

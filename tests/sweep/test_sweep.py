@@ -12,17 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from mlpjax import memory
-from mlpjax.runs import orbax_io
-
 from conftest import run_cli
-from mlpjax import sweep
+
+from mlpjax import memory, sweep
 from mlpjax.core import model
-from mlpjax.sweep import stack
-from mlpjax.sweep import checkpoint as sweep_checkpoint
-from mlpjax.training import train
 from mlpjax.errors import FieldError, UserInputError
+from mlpjax.runs import orbax_io
+from mlpjax.sweep import checkpoint as sweep_checkpoint
+from mlpjax.sweep import stack
+from mlpjax.training import train
 
 RTOL = 1e-5  # vmap may reassociate floats; nothing else may differ
 BASE = dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,))

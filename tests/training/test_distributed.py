@@ -15,8 +15,8 @@ import tempfile
 
 import numpy as np
 import pytest
-
 from conftest import REPO, mnist_dir
+
 from mlpjax.training import mesh
 from mlpjax.training.rows import batch_indices
 
