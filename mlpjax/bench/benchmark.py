@@ -331,7 +331,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
     rows = Rows.from_dataset(part, "train")
     template = create_train_state(jax.random.PRNGKey(config.seed), base, mconfig)
     one_runner, _ = compiled.prepare_epoch(template, rows, batch_size=config.batch_size)
-    results = []
+    results: list[dict[str, Any]] = []
     for k in QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS:
         configs = [base.replace(seed=config.seed + i) for i in range(k)]
         epoch = jax.jit(functools.partial(stack.group_epoch, batch_size=config.batch_size), donate_argnums=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mlpjax import data
@@ -73,7 +73,7 @@ def _about(text: str, kind: str, **more: Any) -> dict[str, Any]:
     return {"help": {"text": text, "kind": kind, **more}}
 
 
-def _names(registry: Mapping[str, Any]) -> dict[str, str]:
+def _names(registry: Iterable[str]) -> dict[str, str]:
     """A registry's names, without descriptions."""
     return {name: "" for name in registry}
 

@@ -287,7 +287,8 @@ def apply(
         if rng is None:
             raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
         masks = dropout_masks(rng, model_config, x.shape[0], dropout_rate)
-    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)
+    # without mutable collections flax's apply returns the output alone, not (output, variables)
+    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)  # type: ignore[return-value]
 
 
 def hidden_outputs(params: Params, x: jax.Array, *, model_config: ModelConfig) -> list[jax.Array]:

@@ -189,7 +189,7 @@ class DrawServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host = self.server_address[0]
+        host = str(self.server_address[0])  # an IP server's address: a str already
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
@@ -383,7 +383,8 @@ def greeting(server: DrawServer) -> list[str]:
         lines.append(f"from another machine: ssh -L {server.port}:localhost:{server.port} USER@THIS_HOST, "
                      f"then open http://localhost:{server.port}/ there")
     else:
-        lines.append(f"warning: listening on {server.server_address[0]}, not loopback: anyone who can reach this "
+        address = str(server.server_address[0])  # an IP server's address: a str already
+        lines.append(f"warning: listening on {address}, not loopback: anyone who can reach this "
                      "machine on that port can use the page; prefer the default 127.0.0.1 and ssh -L")
     if not server.model.drawable:
         lines.append(f"note: {server.model.reason}")

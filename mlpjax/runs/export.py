@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def export_npz(classifier: model.Classifier, out: str | os.PathLike) -> Path:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name
-            np.savez(f, **entries)
+            np.savez(f, **entries)  # type: ignore[arg-type]  # numpy's stub: no key here is allow_pickle
 
     return files.write_new(out, write)
 
@@ -173,14 +174,14 @@ def onnx_model(classifier: model.Classifier):
         current = f"{name}.linear"
         if name == "output":
             nodes.append(helper.make_node("Softmax", [current], ["probabilities"], axis=-1))
-        elif ONNX_ACTIVATIONS[m.activation] is None:  # step: 1 where x > 0, else 0
+        elif (op := ONNX_ACTIVATIONS[m.activation]) is None:  # step: 1 where x > 0, else 0
             zero = numpy_helper.from_array(np.zeros((), np.float32), f"{name}.zero")
             inits.append(zero)
             nodes += [helper.make_node("Greater", [current, zero.name], [f"{name}.positive"]),
                       helper.make_node("Cast", [f"{name}.positive"], [f"{name}.out"], to=TensorProto.FLOAT)]
             current = f"{name}.out"
         else:
-            nodes.append(helper.make_node(ONNX_ACTIVATIONS[m.activation], [current], [f"{name}.out"]))
+            nodes.append(helper.make_node(op, [current], [f"{name}.out"]))
             current = f"{name}.out"
     graph = helper.make_graph(
         nodes, "mlpjax", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", m.input_dim])],
@@ -246,7 +247,9 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
         raise UserInputError(f"{path}: a {config.get('class_name') if isinstance(config, dict) else '?'} model; "
                              "mlpjax imports a keras.Sequential of Dense and Dropout layers")
     layers = [layer for layer in config.get("config", {}).get("layers", []) if isinstance(layer, dict)]
-    dense, activations, rates, after = [], set(), [], []
+    dense, rates = [], []
+    activations: set[Any] = set()  # the hidden layers' Keras names, each checked below
+    after: list[float | None] = []  # the dropout rate after each Dense layer
     for layer in layers:
         kind, settings = layer.get("class_name"), layer.get("config") or {}
         name = settings.get("name", "?")

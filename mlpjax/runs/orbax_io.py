@@ -289,7 +289,7 @@ class EpochReader:
         self.root, self.step = Path(root), step
         self.path = self.root / str(step)
         self._stack = contextlib.ExitStack()
-        self._manager = None
+        self._manager: Any = None  # an orbax CheckpointManager while open
         self._meta: dict[str, Any] | None = None
 
     def __enter__(self) -> EpochReader:

@@ -275,7 +275,7 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
                              "leave it out to resume with the saved settings, or train a new model into another "
                              "{output}", where=ckpt.path, also=("output",))
     config = _absolute_data_dir(ckpt.config.replace(**changes))
-    if config.epochs < ckpt.epoch:
+    if config.epochs < ckpt.epoch:  # type: ignore[operator]  # __post_init__ fills epochs: never None
         raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
                          f"{{field}} is the total, so give at least {ckpt.epoch}")
     # the optimizer (a static field of the state) is rebuilt by fit from the config, a changed --lr included

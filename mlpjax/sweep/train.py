@@ -166,7 +166,8 @@ class _Group:
         self.state = stack.shard_models(state, mesh)
         self.train_rows = stack.replicate(Rows.from_dataset(plan.train, "train"), mesh)
         self.val_rows = stack.replicate(Rows.from_dataset(plan.val, "test"), mesh)
-        self.out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
+        self.out: dict[str, Any] = ({} if mesh is None else
+                                    {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))})
         t0 = time.perf_counter()
         self.epoch_fn = jax.jit(functools.partial(stack.group_epoch, batch_size=plan.config.batch_size),
                                 donate_argnums=0, **self.out).lower(
@@ -247,8 +248,11 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     trained = [c.replace(batch_size=plan.config.batch_size) for c in configs]
     state = start.state if start else stack.group_state(trained, plan.model_config)
     state = state.replace(tx=schedules.make_group_optimizer(trained[0], plan.steps_per_epoch))
+    def params_of(i: int) -> Any:
+        return jax.tree_util.tree_map(lambda a: a[i], state.params)
+
     members = [loop.Member.start(c, plan.steps_per_epoch, start.histories[i] if start else None,
-                                 lambda i=i: jax.tree_util.tree_map(lambda a: a[i], state.params),
+                                 functools.partial(params_of, i),
                                  start.best[i] if start and start.best else None)
                for i, c in enumerate(trained)]
     if start:  # a model that stopped short of the group without stopping early had diverged
@@ -265,7 +269,7 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     def report(epoch: int, done: list[loop.Epoch | None], rescaled: list[bool]) -> None:
         epoch_seconds.append(next(d.seconds for d in done if d is not None))
         if log:
-            log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))
+            log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
             for i, m in enumerate(members):
                 if rescaled[i]:
                     log(f"{where} model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
@@ -274,11 +278,12 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
                     log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
 
     def snapshot() -> GroupStart:
-        best = [None if m.calls.best_params is None else (m.calls.early.best_epoch, m.calls.best_params)
+        best = [None if m.calls.best_params is None or m.calls.early is None
+                else (m.calls.early.best_epoch, m.calls.best_params)
                 for m in members]
         return GroupStart(program.real(), [m.history for m in members], best)
 
-    last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(
+    last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
         None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())))
     loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
@@ -352,7 +357,7 @@ def check_sweep_memory(configs: Sequence[TrainConfig], dataset: data_lib.Dataset
     shared = mesh is None or mesh.devices.flat[0].platform == "cpu"
     for members in groups(configs):
         config = configs[members[0]]
-        models = 1 if strategy != "vmap" else len(members) if shared else -(-len(members) // mesh.size)
+        models = 1 if strategy != "vmap" else len(members) if mesh is None or shared else -(-len(members) // mesh.size)
         check_training(config, config.model_config(dataset.input_dim, dataset.num_classes), dataset, models)
 
 
@@ -398,4 +403,5 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
                     group.epoch_seconds, one.epoch_seconds, fillvalue=0.0)]
         group.members = list(members)
         done.append(group)
-    return SweepResult(runs, done, strategy, time.perf_counter() - t_start)
+    # every group filled its members' runs above: none is None
+    return SweepResult(runs, done, strategy, time.perf_counter() - t_start)  # type: ignore[arg-type]

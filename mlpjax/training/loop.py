@@ -15,6 +15,7 @@ others go on. After the last epoch a model whose early stopping stopped gets its
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -106,7 +107,7 @@ class Callbacks:
 
     def kept_epoch(self, done: int) -> int:
         """The 1-based epoch whose weights a model of ``done`` epochs keeps: the best one when restored."""
-        return self.early.best_epoch if self.restores else done
+        return self.early.best_epoch if self.early is not None and self.restores else done
 
     def record(self) -> dict[str, Any]:
         """``early_stopping`` and ``reduce_lr_on_plateau`` as metrics.json records them (None: off)."""
@@ -177,6 +178,7 @@ class Member:
 
     def restore_line(self) -> str:
         early = self.calls.early
+        assert early is not None  # said only when early stopping restored the weights
         return (f"early stopping after epoch {early.stopped_epoch}: val_loss has not improved for "
                 f"{early.patience} epochs; restored the weights of epoch {early.best_epoch}")
 
@@ -231,10 +233,10 @@ def run_epochs(program: Program, members: Sequence[Member], epochs: int, *, repo
         for k, m in enumerate(members):
             if not going[k]:
                 continue
-            done[k] = last[k] = Epoch(epoch, lrs[k], trained[k], val[k], seconds)
-            m.record(done[k])
+            done[k] = last[k] = recorded = Epoch(epoch, lrs[k], trained[k], val[k], seconds)
+            m.record(recorded)
             scale = m.calls.scale
-            m.calls.update(epoch, val[k]["loss"], lambda k=k: program.params(k))
+            m.calls.update(epoch, val[k]["loss"], functools.partial(program.params, k))
             if m.calls.scale != scale:
                 rescaled[k], scales[k] = True, m.calls.scale
         if scales:
@@ -251,6 +253,7 @@ def restore_best(program: Program, members: Sequence[Member], log: Callable[[int
     """Give each member whose early stopping stopped its best weights back, saying so to ``log(k, line)``."""
     for k, m in enumerate(members):
         if m.diverged is None and m.calls.restores:
+            assert m.calls.best_params is not None  # restores: there are best weights
             program.set_params(k, m.calls.best_params)
             if log:
                 log(k, m.restore_line())
@@ -265,7 +268,7 @@ def test_figures(program: Program, members: Sequence[Member], last: Sequence[Epo
     if members[0].config.validation == "split":
         figures, seconds = program.evaluate_test()
     else:
-        now = None
+        now: list[Figures] = []  # filled when some member needs it
         if any(m.calls.restores or e is None for m, e in zip(members, last, strict=True)):
             now = program.evaluate()
         figures = [e.val if e is not None and not m.calls.restores else now[k]

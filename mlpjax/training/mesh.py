@@ -205,7 +205,8 @@ class MeshLayout:
     def shardings(self, tree: Any) -> Any:
         """``tree`` (a state, params, a scalar) with a ``NamedSharding`` for each leaf: :func:`param_spec` of its key
         path when :attr:`model_size` > 1, else replicated. A split hidden width must divide by the model size."""
-        splits = {layer: dict(params) for layer, params in self.splits}
+        # __post_init__ keeps splits as sorted (layer, pairs) pairs, never the Mapping it accepts
+        splits = {layer: dict(params) for layer, params in self.splits}  # type: ignore[str-unpack, arg-type]
 
         def sharding(path, leaf):
             spec = param_spec(path, len(np.shape(leaf)), splits) if self.model_size > 1 else P()

@@ -46,7 +46,7 @@ def drawn(digit: int) -> np.ndarray:
 class Serving:
     """A DrawServer on a free port in a thread, with every log line kept."""
 
-    def __init__(self, classifier, **kwargs):
+    def __init__(self, classifier, **kwargs) -> None:
         self.lines: list[str] = []
         self.server = web.make_server(classifier, port=0, log=self.lines.append, **kwargs)
         self.url = self.server.url
