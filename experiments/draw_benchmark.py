@@ -27,9 +27,9 @@ from scipy import ndimage
 
 from mlpjax import data
 from mlpjax.core import model
+from mlpjax.core.config import TrainConfig
 from mlpjax.draw import preprocess
 from mlpjax.training import train
-from mlpjax.core.config import TrainConfig
 
 CANVAS = 280
 MNIST_STROKE = 2.5  # typical MNIST stroke width in the 20x20 box, pixels

@@ -80,7 +80,7 @@ def configure(enabled: bool = True) -> Path | None:
     chosen = settings(enabled)
     # a cache entry that cannot be written or read is compiled afresh: it only costs time, so JAX need not say so
     warnings.filterwarnings("ignore", message="Error (writing|reading) persistent compilation cache entry")
-    if "jax_compilation_cache_dir" in chosen and not _writable_folder(chosen["jax_compilation_cache_dir"]):
+    if "jax_compilation_cache_dir" in chosen and not _writable_folder(str(chosen["jax_compilation_cache_dir"])):
         chosen = settings(False)
     if "jax" in sys.modules:
         import jax
@@ -90,4 +90,4 @@ def configure(enabled: bool = True) -> Path | None:
     for name, value in chosen.items():  # children (bench, experiment) and a JAX imported later read these
         os.environ[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     folder = chosen.get("jax_compilation_cache_dir")
-    return None if folder is None else Path(folder)
+    return None if folder is None else Path(str(folder))

@@ -4,8 +4,8 @@ name into its flag (:meth:`UserInputError.for_cli`) when it prints the error as 
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections.abc import Callable, Iterable
+from typing import Any
 
 FIELD = "{field}"  # where a FieldError's text names its field
 

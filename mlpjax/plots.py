@@ -10,9 +10,9 @@ a validation split is held out, and labelled "test" unless the caller names them
 from __future__ import annotations
 
 import os
-from typing import Any
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -108,7 +108,7 @@ def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
                 if len(histories) > 1:
                     std = values.std(axis=0, ddof=1)
                     ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-        for style, (mark, epoch) in zip(_MARK_STYLES * 10, (marks or {}).items()):
+        for style, (mark, epoch) in zip(_MARK_STYLES * 10, (marks or {}).items(), strict=False):
             ax.axvline(epoch, color="0.35", ls=style, lw=1.2, label=mark if len(runs) == 1 else None)
         ax.set_title(panel)
         ax.set_xlabel("epoch")

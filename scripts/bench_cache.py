@@ -3,7 +3,8 @@
 
 Each measurement is a fresh process (``python -m mlpjax.cli ...``) timed from start to exit. Per round and per
 command: ``off`` (``--no-cache``), ``cold`` (an empty cache folder, which it fills) and ``warm`` (the same folder
-again; ``--version`` and ``--help``, which compile nothing, once), the commands interleaved round by round so that a slow moment of a shared machine falls on all of them.
+again; ``--version`` and ``--help``, which compile nothing, once), the commands interleaved round by round so
+that a slow moment of a shared machine falls on all of them.
 A benchmark, not a test: it prints Markdown tables of wall and CPU seconds (median, min-max; CPU time is the
 steadier figure on a shared machine) and, with --json, the raw times.
 

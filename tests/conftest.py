@@ -218,7 +218,8 @@ class LimitedWorker:
         if self.proc is None or self.proc.poll() is not None:
             self.stderr.seek(0)
             self.stderr.truncate()
-            self.proc = subprocess.Popen(limited_python(self.limit, str(REPO / "tests" / "workers" / "input_worker.py")),
+            worker = str(REPO / "tests" / "workers" / "input_worker.py")
+            self.proc = subprocess.Popen(limited_python(self.limit, worker),
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                          env={**child_env(), **(self.env or {})})
         return self.proc

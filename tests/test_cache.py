@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import child_env
+
 from mlpjax import cache
 
 

@@ -10,9 +10,9 @@ import importlib.metadata
 import tomllib
 
 import pytest
+from conftest import REPO
 
 import mlpjax
-from conftest import REPO
 from mlpjax import cli, versions
 
 

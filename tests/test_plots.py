@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import assert_png
 from PIL import Image
 
-from conftest import assert_png
 from mlpjax import plots
-
 
 
 def history(epochs: int, offset: float = 0.0) -> dict[str, list[float]]:

@@ -17,22 +17,21 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import data as data_lib
-from mlpjax.training import mesh as mesh_lib
 from mlpjax.core import model
-from mlpjax.training import result
-from mlpjax.training import compiled
-from mlpjax.training import steps
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, check_int
-from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState, create_train_state
+from mlpjax.errors import FieldError, check_int
+from mlpjax.training import compiled, result, steps
+from mlpjax.training import mesh as mesh_lib
+from mlpjax.training.rows import Rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +66,7 @@ class BenchConfig:
 
 def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
     """FLOPs of one training step (see the module docstring); ``dims = (D, H1, ..., C)`` (``ModelConfig.widths()``)."""
-    layers = list(zip(dims[:-1], dims[1:]))
+    layers = list(zip(dims[:-1], dims[1:], strict=True))
     macs = sum(i * o for i, o in layers)
     return 2 * batch_size * (2 * macs + sum(i * o for i, o in layers[1:]))
 
@@ -119,7 +118,7 @@ def matmul_ceiling(batch_size: int, dims: tuple[int, ...], quick: bool) -> dict[
 
     The ceiling is the best of them: on a shared machine any single measurement can come out low."""
     shapes = {}
-    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         shapes[f"forward_{i} {batch_size}x{fan_in}x{fan_out}"] = (batch_size, fan_in, fan_out)
         shapes[f"weight_grad_{i} {fan_in}x{batch_size}x{fan_out}"] = (fan_in, batch_size, fan_out)
     shapes["square 2048x2048x2048"] = (2048, 2048, 2048)
@@ -332,14 +331,14 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
     rows = Rows.from_dataset(part, "train")
     template = create_train_state(jax.random.PRNGKey(config.seed), base, mconfig)
     one_runner, _ = compiled.prepare_epoch(template, rows, batch_size=config.batch_size)
-    results = []
+    results: list[dict[str, Any]] = []
     for k in QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS:
         configs = [base.replace(seed=config.seed + i) for i in range(k)]
         epoch = jax.jit(functools.partial(stack.group_epoch, batch_size=config.batch_size), donate_argnums=0)
         group = [stack.group_state(configs, mconfig)]
         active = np.ones(k, bool)
 
-        def vmapped():
+        def vmapped(group=group, epoch=epoch, active=active):
             group[0], metrics = epoch(group[0], rows, np.int32(0), active)
             jax.block_until_ready(metrics)
 
@@ -347,7 +346,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
         states = [create_train_state(jax.random.PRNGKey(c.seed), c, mconfig).replace(tx=template.tx)
                   for c in configs]
 
-        def one_by_one():
+        def one_by_one(states=states):
             for i, state in enumerate(states):
                 states[i], metrics = one_runner(state, 0)
                 jax.block_until_ready(metrics)
@@ -435,7 +434,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     report["baselines"] = results
     report["baselines_skipped"] = skipped
     report["ratios"] = {f"{name}_over_mlpjax": statistics.median(
-        b / a for a, b in zip(times["mlpjax"], times[name])) for name in results}
+        b / a for a, b in zip(times["mlpjax"], times[name], strict=True)) for name in results}
 
     log("prediction latency ...")
     report["predict"] = _predict_report(ds, config)

@@ -13,8 +13,20 @@ import argparse
 import sys
 
 from mlpjax import cache
-from mlpjax.cli import (backprop, basics, bench, draw, evaluate, experiment, export, import_keras, predict, summary,
-                        sweep, train)
+from mlpjax.cli import (
+    backprop,
+    basics,
+    bench,
+    draw,
+    evaluate,
+    experiment,
+    export,
+    import_keras,
+    predict,
+    summary,
+    sweep,
+    train,
+)
 from mlpjax.cli.flags import flag, one_line
 from mlpjax.errors import UserInputError
 

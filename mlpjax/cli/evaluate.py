@@ -58,6 +58,6 @@ def per_class_table(report: dict) -> str:
     names, pc = report["class_names"], report["per_class"]
     width = max(len("class"), *(len(n) for n in names))
     lines = [f"{'class':<{width}}  precision  recall  support"]
-    for name, p, r, n in zip(names, pc["precision"], pc["recall"], pc["support"]):
+    for name, p, r, n in zip(names, pc["precision"], pc["recall"], pc["support"], strict=True):
         lines.append(f"{name:<{width}}  {p:9.4f}  {r:6.4f}  {int(n):7d}")
     return "\n".join(lines)

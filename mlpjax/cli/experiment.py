@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "experiments:\n" + lines([*discover().items(), ("all", "every experiment above, in turn")])
     p.add_argument("name", metavar="NAME", help="an experiment of the list below, or all")
     p.add_argument("--quick", action="store_true", help="smoke-test budget: digits (or an MNIST slice), 2 epochs")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results go to DIR/NAME/ (default: {DEFAULT_OUT})")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"results go to DIR/NAME/ (default: {DEFAULT_OUT})")
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
 

@@ -8,8 +8,8 @@ import argparse
 import contextlib
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from mlpjax.errors import UserInputError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from mlpjax.cli.flags import add_config_flags, flag, positive_int, progress_bars, refuse_output_beside_resume
 from mlpjax.errors import UserInputError
@@ -77,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
           + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
     bar = _sweep_bar(plan, found) if progress_bars(args) else None
-    log = None if args.quiet else print if bar is None else lambda line: (bar.write(line), bar.update(1))
+    log: Callable[[str], None] | None = None if args.quiet else print
+    if bar is not None and log is not None:
+
+        def log_to_bar(line: str) -> None:  # the line above the bar, a step of the bar
+            bar.write(line)
+            bar.update(1)
+
+        log = log_to_bar
     try:
         result = sweep.run_sweep(plan.configs, dataset, strategy=plan.strategy, mesh=mesh, hooks=hooks, log=log)
     finally:

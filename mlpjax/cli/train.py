@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from mlpjax.cli.flags import (add_config_flags, given_train_flags, integer, progress_bars,
-                              refuse_output_beside_resume, train_config_from_args)
+from mlpjax.cli.flags import (
+    add_config_flags,
+    given_train_flags,
+    integer,
+    progress_bars,
+    refuse_output_beside_resume,
+    train_config_from_args,
+)
 from mlpjax.errors import UserInputError
 
 NAME = "train"

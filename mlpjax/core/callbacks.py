@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TypeVar
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 PLATEAU_MIN_DELTA = 1e-4  # Keras' ReduceLROnPlateau default
 

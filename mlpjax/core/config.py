@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from mlpjax import data
-from mlpjax.core import losses
-from mlpjax.core import optimizers
-from mlpjax.core import schedules
+from mlpjax.core import losses, optimizers, schedules
 from mlpjax.core import metrics as metrics_lib
-from mlpjax.errors import FieldError, check_int, check_name, check_number
 from mlpjax.core import model as model_lib
 from mlpjax.core.model import ModelConfig
+from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
 SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
@@ -74,7 +73,7 @@ def _about(text: str, kind: str, **more: Any) -> dict[str, Any]:
     return {"help": {"text": text, "kind": kind, **more}}
 
 
-def _names(registry: Mapping[str, Any]) -> dict[str, str]:
+def _names(registry: Iterable[str]) -> dict[str, str]:
     """A registry's names, without descriptions."""
     return {name: "" for name in registry}
 
@@ -202,7 +201,7 @@ class TrainConfig:
         return {**d, "metrics": list(self.metrics), **self.model.chosen()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         """From :meth:`to_dict`'s flat form (unknown keys ignored; missing ones take their defaults)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"model"}
         model = {k: d[k] for k in MODEL_FIELDS if k in d}
@@ -213,7 +212,7 @@ class TrainConfig:
             flat["metrics"] = tuple(flat["metrics"])
         return cls(**flat, model=ModelConfig(**model))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with flat ``changes`` (model fields included: ``replace(hidden=(256,), epochs=4)``)."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 

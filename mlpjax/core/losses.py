@@ -10,8 +10,8 @@ of :data:`LOSSES`.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

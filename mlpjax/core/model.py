@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from mlpjax.errors import FieldError, check_int, check_name, check_number
@@ -120,7 +121,7 @@ class ModelConfig:
         object.__setattr__(self, "dropout", check_number("dropout", self.dropout, low=0.0, high=1.0))
         object.__setattr__(self, "num_classes", check_int("num_classes", self.num_classes, 2, MAX_WIDTH))
 
-    def for_data(self, input_dim: int, num_classes: int) -> "ModelConfig":
+    def for_data(self, input_dim: int, num_classes: int) -> ModelConfig:
         """This architecture with the input width and class count of a dataset."""
         return dataclasses.replace(self, input_dim=input_dim, num_classes=num_classes)
 
@@ -235,8 +236,8 @@ class MLP(nn.Module):
             self.sow("intermediates", "hidden", x)  # for hidden_outputs; nothing unless asked for
             if masks is not None:
                 x = apply_dropout(x, masks[i], model_config.dropout if rate is None else rate)
-        return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
-                        name="output")(x)
+        return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(),
+                        dot_general=dense_dot_general, name="output")(x)
 
 
 def apply_dropout(x: jax.Array, keep: jax.Array, rate: float | jax.Array) -> jax.Array:
@@ -286,7 +287,8 @@ def apply(
         if rng is None:
             raise ValueError("apply(train=True) with dropout needs an explicit PRNG key: rng=...")
         masks = dropout_masks(rng, model_config, x.shape[0], dropout_rate)
-    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)
+    # without mutable collections flax's apply returns the output alone, not (output, variables)
+    return MLP(model_config).apply({"params": params}, x, masks, dropout_rate)  # type: ignore[return-value]
 
 
 def hidden_outputs(params: Params, x: jax.Array, *, model_config: ModelConfig) -> list[jax.Array]:

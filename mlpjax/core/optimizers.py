@@ -28,7 +28,7 @@ NADAM_DECAY = 0.96  # Keras' (Dozat's) momentum schedule: u_t = beta_1 * (1 - 0.
 class KerasAdamState(NamedTuple):
     """State of :func:`scale_by_keras_adam`: ``count`` steps taken (int32), first and second moments ``mu``,
     ``nu`` (trees like the params)."""
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's states name the step counter so; shadows tuple.count
     mu: optax.Updates
     nu: optax.Updates
 
@@ -36,7 +36,7 @@ class KerasAdamState(NamedTuple):
 class KerasNadamState(NamedTuple):
     """State of :func:`scale_by_keras_nadam`: :class:`KerasAdamState`'s fields and ``u_product``, the running
     product of the momentum schedule u_1 ... u_count (float32, 1 before the first step)."""
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # as KerasAdamState's
     mu: optax.Updates
     nu: optax.Updates
     u_product: jax.Array

@@ -12,8 +12,8 @@ same computation, bit for bit, as without this module.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np

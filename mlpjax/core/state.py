@@ -12,8 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mlpjax.core import model
-from mlpjax.core import schedules
+from mlpjax.core import model, schedules
 from mlpjax.core.config import TrainConfig
 
 _DROPOUT_STREAM, _SHUFFLE_STREAM = 0, 1

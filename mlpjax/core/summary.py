@@ -29,7 +29,8 @@ class Layer:
 def layers(model_config: ModelConfig) -> list[Layer]:
     """The layers of ``model_config``'s MLP, in order, as Keras' Sequential model would list them: named after
     their Keras class (``Dense`` -> ``dense``, ``dense_1``, ...), counted per class."""
-    out, seen = [], collections.Counter()
+    out: list[Layer] = []
+    seen: collections.Counter[str] = collections.Counter()
     for layer in model_config.layers():
         base = re.sub(r"(?<!^)(?=[A-Z])", "_", layer.keras).lower()
         out.append(Layer(base if seen[base] == 0 else f"{base}_{seen[base]}", layer.keras, layer.units,

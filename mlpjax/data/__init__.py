@@ -1,10 +1,27 @@
 """Datasets: the registry by name (:mod:`.datasets`), safe IDX reading (:mod:`.idx`) and Keras' validation split
 (:mod:`.split`). The names below are the wing's public API: ``from mlpjax import data; data.load_dataset("digits")``."""
 
-from mlpjax.data.datasets import (DATA_DIR_ENV, DATASETS, FASHION_CLASSES, IDX_FILES, Dataset, DatasetSpec,
-                                  class_labels, features, get_spec, idx_files, level_values, load_dataset, load_digits,
-                                  load_idx_folder, load_mnist_like, load_quadrants, load_tfds, make_dataset,
-                                  to_levels)
+from mlpjax.data.datasets import (
+                                  DATA_DIR_ENV,
+                                  DATASETS,
+                                  FASHION_CLASSES,
+                                  IDX_FILES,
+                                  Dataset,
+                                  DatasetSpec,
+                                  class_labels,
+                                  features,
+                                  get_spec,
+                                  idx_files,
+                                  level_values,
+                                  load_dataset,
+                                  load_digits,
+                                  load_idx_folder,
+                                  load_mnist_like,
+                                  load_quadrants,
+                                  load_tfds,
+                                  make_dataset,
+                                  to_levels,
+)
 from mlpjax.data.idx import read_idx, read_idx_header
 
 __all__ = ["DATA_DIR_ENV", "DATASETS", "FASHION_CLASSES", "IDX_FILES", "Dataset", "DatasetSpec", "class_labels",

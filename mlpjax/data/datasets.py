@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 

@@ -78,7 +78,8 @@ def inspect_recognition(classifier: Classifier, recognition: Recognition, top: i
     activations = np.asarray(activations, np.float32)
     units = np.argsort(-activations, kind="stable")[:max(0, top)]
     if config.hidden:
-        weights = np.asarray(classifier.params[config.layer_names()[0]]["kernel"], np.float32)[:, units].T.reshape(-1, side, side)
+        kernel = np.asarray(classifier.params[config.layer_names()[0]]["kernel"], np.float32)
+        weights = kernel[:, units].T.reshape(-1, side, side)
     else:
         weights = np.zeros((0, side, side), np.float32)
     return Insight(recognition=recognition, activations=activations,

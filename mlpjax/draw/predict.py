@@ -161,7 +161,6 @@ def _grey_source(image):
 def save_png(image: np.ndarray, title: str, path: str | os.PathLike) -> Path:
     """Draw ``image`` ``(H, W)`` in [0, 1] (white on black) titled ``title`` to a new PNG file ``path`` (its
     folders created) and return ``path``; never replaces a file (:func:`mlpjax.files.write_new`)."""
-    from mlpjax import plots
-    from mlpjax import files
+    from mlpjax import files, plots
 
     return files.write_new(path, lambda tmp: plots.image_grid(np.asarray(image)[None], tmp, titles=[title]))

@@ -31,10 +31,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -189,7 +189,7 @@ class DrawServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host = self.server_address[0]
+        host = str(self.server_address[0])  # an IP server's address: a str already
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
@@ -340,7 +340,8 @@ class Handler(BaseHTTPRequestHandler):
         start = time.perf_counter()
         with self.server.model_lock:
             answer = json.dumps(predict_json(model, canvas), separators=(",", ":")).encode()
-        self.reply(answer, "application/json", {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"})
+        self.reply(answer, "application/json",
+                   {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"})
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):  # any other method: 405, not http.server's 501
@@ -382,7 +383,8 @@ def greeting(server: DrawServer) -> list[str]:
         lines.append(f"from another machine: ssh -L {server.port}:localhost:{server.port} USER@THIS_HOST, "
                      f"then open http://localhost:{server.port}/ there")
     else:
-        lines.append(f"warning: listening on {server.server_address[0]}, not loopback: anyone who can reach this "
+        address = str(server.server_address[0])  # an IP server's address: a str already
+        lines.append(f"warning: listening on {address}, not loopback: anyone who can reach this "
                      "machine on that port can use the page; prefer the default 127.0.0.1 and ssh -L")
     if not server.model.drawable:
         lines.append(f"note: {server.model.reason}")

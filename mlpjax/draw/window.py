@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mlpjax.core.model import Classifier
 from mlpjax.draw import preprocess
 from mlpjax.draw.recognize import CANVAS_SIZE, Recognition, check_model, recognise_image
 from mlpjax.errors import UserInputError
-from mlpjax.core.model import Classifier
 
 try:
     import tkinter as tk

@@ -22,9 +22,9 @@ import importlib
 import os
 import pkgutil
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable
 
 from mlpjax.errors import check_name
 

@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import data
-from mlpjax import files
-from mlpjax.core import losses
-from mlpjax.core import model
-from mlpjax.training import result
-from mlpjax.training import compiled
-from mlpjax.training import train
+from mlpjax import data, files
+from mlpjax.core import losses, model
 from mlpjax.core.config import TrainConfig
-from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState, create_train_state
+from mlpjax.training import compiled, result, train
+from mlpjax.training.rows import Rows
 
 if TYPE_CHECKING:
     from mlpjax import sweep

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from mlpjax import plots
 from mlpjax.core import summary
-from mlpjax.training import train
 from mlpjax.core.config import TrainConfig
-from mlpjax.training.result import History, empty_history
 from mlpjax.core.state import TrainState, create_train_state
 from mlpjax.experiments import common
+from mlpjax.training import train
+from mlpjax.training.result import History, empty_history
 
 QUESTION = ("How far apart do two runs drift when one weight differs by one ulp, and is a vmapped sweep's drift "
             "from single runs any larger?")

@@ -7,8 +7,8 @@ from typing import Any
 
 from mlpjax import plots
 from mlpjax.core.config import TrainConfig
-from mlpjax.training.result import HISTORY_KEYS
 from mlpjax.experiments import common
+from mlpjax.training.result import HISTORY_KEYS
 
 QUESTION = "What test accuracy do 2 and 10 epochs give (tutorial: 0.9716 and about 0.98), and how much does it vary?"
 ORDER = 40  # the place of its question in the tutorial

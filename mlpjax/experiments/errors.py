@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import plots
-from mlpjax.core import metrics
-from mlpjax.core import model
+from mlpjax.core import metrics, model
 from mlpjax.core.config import TrainConfig
 from mlpjax.experiments import common
 

@@ -29,18 +29,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import jax
 import jax.numpy as jnp
 
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
+from mlpjax.core.state import TrainState, abstract_state
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import orbax_io
 from mlpjax.training.result import HISTORY_KEYS
-from mlpjax.core.state import TrainState, abstract_state
 
 FORMAT = "mlpjax-checkpoint"
 FORMAT_VERSION = 1

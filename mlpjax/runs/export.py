@@ -15,8 +15,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def export_npz(classifier: model.Classifier, out: str | os.PathLike) -> Path:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name
-            np.savez(f, **entries)
+            np.savez(f, **entries)  # type: ignore[arg-type]  # numpy's stub: no key here is allow_pickle
 
     return files.write_new(out, write)
 
@@ -173,14 +174,14 @@ def onnx_model(classifier: model.Classifier):
         current = f"{name}.linear"
         if name == "output":
             nodes.append(helper.make_node("Softmax", [current], ["probabilities"], axis=-1))
-        elif ONNX_ACTIVATIONS[m.activation] is None:  # step: 1 where x > 0, else 0
+        elif (op := ONNX_ACTIVATIONS[m.activation]) is None:  # step: 1 where x > 0, else 0
             zero = numpy_helper.from_array(np.zeros((), np.float32), f"{name}.zero")
             inits.append(zero)
             nodes += [helper.make_node("Greater", [current, zero.name], [f"{name}.positive"]),
                       helper.make_node("Cast", [f"{name}.positive"], [f"{name}.out"], to=TensorProto.FLOAT)]
             current = f"{name}.out"
         else:
-            nodes.append(helper.make_node(ONNX_ACTIVATIONS[m.activation], [current], [f"{name}.out"]))
+            nodes.append(helper.make_node(op, [current], [f"{name}.out"]))
             current = f"{name}.out"
     graph = helper.make_graph(
         nodes, "mlpjax", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", m.input_dim])],
@@ -246,7 +247,9 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
         raise UserInputError(f"{path}: a {config.get('class_name') if isinstance(config, dict) else '?'} model; "
                              "mlpjax imports a keras.Sequential of Dense and Dropout layers")
     layers = [layer for layer in config.get("config", {}).get("layers", []) if isinstance(layer, dict)]
-    dense, activations, rates, after = [], set(), [], []
+    dense, rates = [], []
+    activations: set[Any] = set()  # the hidden layers' Keras names, each checked below
+    after: list[float | None] = []  # the dropout rate after each Dense layer
     for layer in layers:
         kind, settings = layer.get("class_name"), layer.get("config") or {}
         name = settings.get("name", "?")
@@ -285,7 +288,7 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
     if len(activations) > 1:
         raise UserInputError(f"{path}: hidden layers with activations {sorted(activations)}; mlpjax's MLP has one")
     if len(set(rates)) > 1:
-        odd = next(name for (name, _), rate in zip(hidden, rates) if rate != rates[0])
+        odd = next(name for (name, _), rate in zip(hidden, rates, strict=True) if rate != rates[0])
         raise UserInputError(f"{path}: the dropout after layer {odd!r} differs from the first ({rates[0]}); "
                              "mlpjax applies one rate after every hidden layer")
     activation = next(k for k, v in KERAS_ACTIVATIONS.items() if v == activations.pop())
@@ -322,7 +325,8 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
 
     from mlpjax.core.config import TrainConfig
     from mlpjax.core.state import create_train_state
-    from mlpjax.runs import checkpoint, run as run_lib
+    from mlpjax.runs import checkpoint
+    from mlpjax.runs import run as run_lib
     from mlpjax.training.result import HISTORY_KEYS
 
     path = Path(path)
@@ -344,7 +348,7 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
     config = TrainConfig(dataset=name, model=model.ModelConfig(hidden=hidden, activation=activation, dropout=dropout))
     model_config = config.model_config(input_dim, num_classes)
     ours = model_config.layer_names()
-    params = {layer: {"kernel": w[0], "bias": w[1]} for layer, w in zip(ours, weights)}
+    params = {layer: {"kernel": w[0], "bias": w[1]} for layer, w in zip(ours, weights, strict=True)}
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
     state = state.replace(params=jax.tree_util.tree_map(jax.numpy.asarray, params),
                           opt_state=state.tx.init(params))
@@ -357,7 +361,7 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
             writer.close()
         files.write_json(claimed.directory / IMPORTED, {
             "source": str(path.resolve()), "sha256": digest, "keras": keras.__version__,
-            "layers": dict(zip(ours, names)), "note": "Keras' weights; its training history is not known"},
+            "layers": dict(zip(ours, names, strict=True)), "note": "Keras' weights; its training history is not known"},
             replace=False)
     finally:
         claimed.close()

@@ -21,14 +21,13 @@ import csv
 import io
 import os
 import threading
-from typing import Any
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mlpjax import plots
-from mlpjax import files
+from mlpjax import files, plots
 
 CSV, TENSORBOARD, CURVES = "history.csv", "tensorboard", "learning_curves.png"
 FIRST_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")

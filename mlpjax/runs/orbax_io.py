@@ -41,8 +41,9 @@ import re
 import shutil
 import tempfile
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -288,10 +289,10 @@ class EpochReader:
         self.root, self.step = Path(root), step
         self.path = self.root / str(step)
         self._stack = contextlib.ExitStack()
-        self._manager = None
+        self._manager: Any = None  # an orbax CheckpointManager while open
         self._meta: dict[str, Any] | None = None
 
-    def __enter__(self) -> "EpochReader":
+    def __enter__(self) -> EpochReader:
         with contextlib.ExitStack() as stack:
             plain = stack.enter_context(PlainPath(self.root))
             stack.enter_context(quiet())

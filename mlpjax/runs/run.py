@@ -21,26 +21,25 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
 
-from mlpjax.runs import checkpoint, orbax_io
-from mlpjax.training import distributed
-from mlpjax import files
-from mlpjax.runs import logs
-from mlpjax.training.result import FitResult, progress_record
-from mlpjax.core import metrics as metrics_lib
 from mlpjax import data as data_lib
-from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
-from mlpjax.runs.lock import RunLock, refuse_if_locked
+from mlpjax import files
+from mlpjax.core import metrics as metrics_lib
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
-from mlpjax.training.rows import Rows
+from mlpjax.runs import checkpoint, logs, orbax_io
+from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
+from mlpjax.runs.lock import RunLock, refuse_if_locked
+from mlpjax.training import distributed
 from mlpjax.training.compiled import prepare_evaluate
+from mlpjax.training.result import FitResult, progress_record
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import summarize
 from mlpjax.training.train import Resumed, TrainingDiverged, fit, trained_config
 
@@ -276,7 +275,7 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
                              "leave it out to resume with the saved settings, or train a new model into another "
                              "{output}", where=ckpt.path, also=("output",))
     config = _absolute_data_dir(ckpt.config.replace(**changes))
-    if config.epochs < ckpt.epoch:
+    if config.epochs < ckpt.epoch:  # type: ignore[operator]  # __post_init__ fills epochs: never None
         raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
                          f"{{field}} is the total, so give at least {ckpt.epoch}")
     # the optimizer (a static field of the state) is rebuilt by fit from the config, a changed --lr included

@@ -26,21 +26,22 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import files, memory
+from mlpjax.core.config import TrainConfig
+from mlpjax.core.model import ModelConfig
+from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import checkpoint, orbax_io, run
 from mlpjax.sweep import stack
-from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, UserInputError, check_int
-from mlpjax.core.model import ModelConfig
-from mlpjax.training.result import HISTORY_KEYS, History
 from mlpjax.sweep.train import GroupStart
+from mlpjax.training.result import HISTORY_KEYS, History
 
 FORMAT, FORMAT_VERSION = "mlpjax-sweep", 1
 PLAN, GROUPS, RUNS = "sweep.json", "groups", "runs"
@@ -102,7 +103,7 @@ class SweepCheckpoints:
     writer: orbax_io.EpochWriter | None = None  # the groups' epochs (made at the first save)
 
     @classmethod
-    def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> "SweepCheckpoints":
+    def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> SweepCheckpoints:
         """A new sweep folder ``output`` (refused if it holds a sweep) or, with ``resume``, the existing one."""
         directory = Path(output)
         if not resume:
@@ -175,7 +176,7 @@ class SweepCheckpoints:
             lengths = [{len(v) for v in h.values()} for h in histories]
             if epoch != step or len(histories) != len(configs) or len(best_epochs) != len(configs) or \
                     any(len(n) != 1 or max(n) > step for n in lengths) or \
-                    any(e is not None and e > len(h["loss"]) for e, h in zip(best_epochs, histories)):
+                    any(e is not None and e > len(h["loss"]) for e, h in zip(best_epochs, histories, strict=True)):
                 raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(histories)} histories; "
                                      f"expected {step} epochs of {len(configs)} models; the checkpoint is inconsistent")
             if not _same_architecture(model_config, configs[0]):
@@ -186,14 +187,14 @@ class SweepCheckpoints:
             if any(e is not None for e in best_epochs):
                 wanted = {**wanted, BEST: abstract.params}
             arrays = epoch_reader.arrays(wanted, f"the group's architecture ({model_config})")
-        best = [None if e is None else (e, jax.tree_util.tree_map(lambda a: np.asarray(a)[k], arrays[BEST]))
+        best = [None if e is None else (e, jax.tree_util.tree_map(lambda a, k=k: np.asarray(a)[k], arrays[BEST]))
                 for k, e in enumerate(best_epochs)]
         arrays = {k: v for k, v in arrays.items() if k != BEST}
         for k, h in enumerate(histories):
             # a model still training has finite weights; one that diverged may not (frozen with them, or trained
             # on with NaN in its history): only the models whose history is the group's and finite are checked
             if len(h["loss"]) == step and all(math.isfinite(x) for v in h.values() for x in v):
-                orbax_io.check_finite(path, jax.tree_util.tree_map(lambda a: np.asarray(a)[k], (
+                orbax_io.check_finite(path, jax.tree_util.tree_map(lambda a, k=k: np.asarray(a)[k], (
                     arrays["params"], arrays["opt_state"])), f"model {k + 1}'s saved weights or optimizer state")
         return GroupStart(abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays)), histories, best)
 

@@ -5,14 +5,13 @@ validation split's where one is held out)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import numpy as np
 
-from mlpjax import plots
-from mlpjax import files
+from mlpjax import files, plots
 from mlpjax.sweep.train import LISTED, ModelRun, SweepResult
 
 RESULTS, SUMMARY, CURVES = "results.json", "summary.md", "curves.png"

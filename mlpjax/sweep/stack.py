@@ -20,20 +20,19 @@ with a mask that freezes the models no longer training (stopped early or diverge
 from __future__ import annotations
 
 import functools
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mlpjax.core import model
-from mlpjax.core import schedules
+from mlpjax.core import model, schedules
 from mlpjax.core.config import TrainConfig
+from mlpjax.core.state import TrainState, create_train_state
 from mlpjax.errors import FieldError
 from mlpjax.training.rows import Rows
-from mlpjax.core.state import TrainState, create_train_state
 from mlpjax.training.steps import evaluate_sums, train_epoch
 
 MODELS = "models"  # the mesh axis of the model dimension

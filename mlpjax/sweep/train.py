@@ -23,22 +23,23 @@ import functools
 import itertools
 import math
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mlpjax import data as data_lib
-from mlpjax.sweep import stack
 from mlpjax.core import schedules
-from mlpjax.training import loop, train
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, check_name
-from mlpjax.training.result import History, empty_history
-from mlpjax.training.budget import check_training
-from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState
+from mlpjax.errors import FieldError, check_name
+from mlpjax.sweep import stack
+from mlpjax.training import loop, train
+from mlpjax.training.budget import check_training
+from mlpjax.training.result import History, empty_history
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import summarize
 
 # Every training field may be listed; the first ones in the order sweeps have always had (the last varies fastest)
@@ -72,7 +73,7 @@ def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[Tr
         if twice:
             raise FieldError(name, f"lists {twice[0]!r} twice; give each value once")
     names = [n for n in LISTED if n in lists]
-    return [TrainConfig.from_dict({**base, **dict(zip(names, combo))})
+    return [TrainConfig.from_dict({**base, **dict(zip(names, combo, strict=True))})
             for combo in itertools.product(*(lists[n] for n in names))]
 
 
@@ -165,7 +166,8 @@ class _Group:
         self.state = stack.shard_models(state, mesh)
         self.train_rows = stack.replicate(Rows.from_dataset(plan.train, "train"), mesh)
         self.val_rows = stack.replicate(Rows.from_dataset(plan.val, "test"), mesh)
-        self.out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
+        self.out: dict[str, Any] = ({} if mesh is None else
+                                    {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))})
         t0 = time.perf_counter()
         self.epoch_fn = jax.jit(functools.partial(stack.group_epoch, batch_size=plan.config.batch_size),
                                 donate_argnums=0, **self.out).lower(
@@ -180,7 +182,7 @@ class _Group:
 
     def _figures(self, sums) -> list[loop.Figures]:
         sums = jax.device_get(sums)
-        return [summarize(jax.tree_util.tree_map(lambda a: a[i], sums)) for i in range(self.k)]
+        return [summarize(jax.tree_util.tree_map(lambda a, i=i: a[i], sums)) for i in range(self.k)]
 
     def train(self, epoch: int, active) -> list[loop.Figures]:
         mask = np.asarray([*active, *[True] * (self.padded - self.k)])
@@ -237,17 +239,21 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     Model ``k`` consumes ``PRNGKey(configs[k].seed)`` as :func:`mlpjax.training.train.fit` would. ``mesh``: a 1-D
     :func:`mlpjax.sweep.stack.model_mesh`; the group is padded with copies of its last model to a multiple of its
     devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, start)`` after each
-    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it. A model whose loss stops
-    being finite is frozen and marked ``diverged``, its history ending with the epoch before, as ``fit`` would.
+    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it. A
+    model whose loss stops being finite is frozen and marked ``diverged``, its history ending with the epoch before,
+    as ``fit`` would.
     """
     k = len(configs)
     plan = train.make_plan(configs[0], dataset, check_memory=False)  # memory: check_sweep_memory, for the group
     trained = [c.replace(batch_size=plan.config.batch_size) for c in configs]
     state = start.state if start else stack.group_state(trained, plan.model_config)
     state = state.replace(tx=schedules.make_group_optimizer(trained[0], plan.steps_per_epoch))
+
+    def params_of(i: int) -> Any:  # model i's weights in the group's state now (read when asked)
+        return jax.tree_util.tree_map(lambda a: a[i], state.params)
+
     members = [loop.Member.start(c, plan.steps_per_epoch, plan.model_config.num_classes,
-                                 start.histories[i] if start else None,
-                                 lambda i=i: jax.tree_util.tree_map(lambda a: a[i], state.params),
+                                 start.histories[i] if start else None, functools.partial(params_of, i),
                                  start.best[i] if start and start.best else None)
                for i, c in enumerate(trained)]
     if start:  # a model that stopped short of the group without stopping early had diverged
@@ -264,7 +270,7 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     def report(epoch: int, done: list[loop.Epoch | None], rescaled: list[bool]) -> None:
         epoch_seconds.append(next(d.seconds for d in done if d is not None))
         if log:
-            log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))
+            log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
             for i, m in enumerate(members):
                 if rescaled[i]:
                     log(f"{where} model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
@@ -273,16 +279,17 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
                     log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
 
     def snapshot() -> GroupStart:
-        best = [None if m.calls.best_params is None else (m.calls.early.best_epoch, m.calls.best_params)
+        best = [None if m.calls.best_params is None or m.calls.early is None
+                else (m.calls.early.best_epoch, m.calls.best_params)
                 for m in members]
         return GroupStart(program.real(), [m.history for m in members], best)
 
-    last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(
+    last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
         None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())))
     loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
     runs = [ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
-            for c, m, t in zip(configs, members, tests)]
+            for c, m, t in zip(configs, members, tests, strict=True)]
     return runs, GroupRun([], "vmap", program.compile_seconds + test_seconds, epoch_seconds,
                           1 if mesh is None else mesh.size)
 
@@ -351,7 +358,7 @@ def check_sweep_memory(configs: Sequence[TrainConfig], dataset: data_lib.Dataset
     shared = mesh is None or mesh.devices.flat[0].platform == "cpu"
     for members in groups(configs):
         config = configs[members[0]]
-        models = 1 if strategy != "vmap" else len(members) if shared else -(-len(members) // mesh.size)
+        models = 1 if strategy != "vmap" else len(members) if mesh is None or shared else -(-len(members) // mesh.size)
         check_training(config, config.model_config(dataset.input_dim, dataset.num_classes), dataset, models)
 
 
@@ -383,7 +390,7 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
                 [configs[i] for i in members], dataset, mesh=mesh, log=log, where=where,
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
                 on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch))
-            for i, r in zip(members, group_runs):
+            for i, r in zip(members, group_runs, strict=True):
                 runs[i] = r
         else:
             group = GroupRun([], "sequential", 0.0, [])
@@ -397,4 +404,5 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
                     group.epoch_seconds, one.epoch_seconds, fillvalue=0.0)]
         group.members = list(members)
         done.append(group)
-    return SweepResult(runs, done, strategy, time.perf_counter() - t_start)
+    # every group filled its members' runs above: none is None
+    return SweepResult(runs, done, strategy, time.perf_counter() - t_start)  # type: ignore[arg-type]

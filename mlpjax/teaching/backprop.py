@@ -23,8 +23,8 @@ None of these functions consumes randomness; dropout masks are inputs (:func:`ml
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -470,7 +470,8 @@ def _layer_names(model_config) -> list[str]:
     """The params' layers of ``model_config`` in order; a UserInputError if it has a kind not done by hand."""
     other = sorted({layer.kind for layer in model_config.layers()} - DENSE_KINDS)
     if other:
-        raise UserInputError(f"the hand-written backward pass knows Dense layers and dropout only, not {', '.join(other)}")
+        raise UserInputError("the hand-written backward pass knows Dense layers and dropout only, not "
+                             f"{', '.join(other)}")
     return model_config.layer_names()
 
 

@@ -17,11 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import data
-from mlpjax.teaching import backprop
-from mlpjax.teaching import gradcheck
-from mlpjax.core import losses
-from mlpjax.core import model
+from mlpjax.core import losses, model
 from mlpjax.errors import UserInputError
+from mlpjax.teaching import backprop, gradcheck
 
 # What the tutorial prints or says, to set beside what is computed.
 TUTORIAL: dict[str, Any] = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp

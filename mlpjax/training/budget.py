@@ -16,8 +16,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from mlpjax.errors import FieldError
 from mlpjax import memory
+from mlpjax.errors import FieldError
 from mlpjax.memory import format_bytes
 
 # Live copies of a float per example and unit while a step runs: pre-activation, activation, dropout mask and

@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax.training import mesh as mesh_lib
 from mlpjax.core import model
-from mlpjax.errors import UserInputError
-from mlpjax.training.rows import Rows
 from mlpjax.core.state import TrainState
+from mlpjax.errors import UserInputError
+from mlpjax.training import mesh as mesh_lib
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import ProgressFn, evaluate_sums, summarize, train_epoch
 
 

@@ -15,16 +15,15 @@ others go on. After the last epoch a model whose early stopping stopped gets its
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import jax
 
-from mlpjax.core import callbacks
-from mlpjax.core import metrics
-from mlpjax.core import model
-from mlpjax.core import schedules
+from mlpjax.core import callbacks, metrics, model, schedules
 from mlpjax.core.config import TrainConfig
 from mlpjax.training.result import History, empty_history
 
@@ -64,7 +63,7 @@ class Callbacks:
 
     @classmethod
     def start(cls, config: TrainConfig, history: History, params: Callable[[], model.Params],
-              best: tuple[int, model.Params] | None) -> "Callbacks":
+              best: tuple[int, model.Params] | None) -> Callbacks:
         """Rebuilt from the history of the epochs done (nothing done: fresh); ``params()`` gives the weights
         after them, ``best`` the ``(epoch, weights)`` of the best epoch where they were kept."""
         losses, done = history["val_loss"], len(history["val_loss"])
@@ -108,7 +107,7 @@ class Callbacks:
 
     def kept_epoch(self, done: int) -> int:
         """The 1-based epoch whose weights a model of ``done`` epochs keeps: the best one when restored."""
-        return self.early.best_epoch if self.restores else done
+        return self.early.best_epoch if self.early is not None and self.restores else done
 
     def record(self) -> dict[str, Any]:
         """``early_stopping`` and ``reduce_lr_on_plateau`` as metrics.json records them (None: off)."""
@@ -148,7 +147,7 @@ class Member:
 
     @classmethod
     def start(cls, config: TrainConfig, steps_per_epoch: int, num_classes: int, saved: History | None,
-              params: Callable[[], model.Params], best: tuple[int, model.Params] | None = None) -> "Member":
+              params: Callable[[], model.Params], best: tuple[int, model.Params] | None = None) -> Member:
         """A member of ``num_classes`` classes continuing the ``saved`` history (None: fresh) from the weights
         ``params()``."""
         history = start_history(saved or empty_history(), config, steps_per_epoch, num_classes)
@@ -182,6 +181,7 @@ class Member:
 
     def restore_line(self) -> str:
         early = self.calls.early
+        assert early is not None  # said only when early stopping restored the weights
         return (f"early stopping after epoch {early.stopped_epoch}: val_loss has not improved for "
                 f"{early.patience} epochs; restored the weights of epoch {early.best_epoch}")
 
@@ -225,10 +225,10 @@ def run_epochs(program: Program, members: Sequence[Member], epochs: int, *, repo
         t0 = time.perf_counter()
         trained = program.train(epoch, active)
         seconds = time.perf_counter() - t0
-        for m, a, figures in zip(members, active, trained):
+        for m, a, figures in zip(members, active, trained, strict=True):
             if a and not math.isfinite(figures["loss"]):
                 m.diverged, m.diverged_loss = epoch, figures["loss"]
-        going = [a and m.diverged is None for a, m in zip(active, members)]
+        going = [a and m.diverged is None for a, m in zip(active, members, strict=True)]
         if not any(going):
             break
         val = program.evaluate()
@@ -237,10 +237,10 @@ def run_epochs(program: Program, members: Sequence[Member], epochs: int, *, repo
         for k, m in enumerate(members):
             if not going[k]:
                 continue
-            done[k] = last[k] = Epoch(epoch, lrs[k], trained[k], val[k], seconds)
-            m.record(done[k])
+            done[k] = last[k] = recorded = Epoch(epoch, lrs[k], trained[k], val[k], seconds)
+            m.record(recorded)
             scale = m.calls.scale
-            m.calls.update(epoch, val[k]["loss"], lambda k=k: program.params(k))
+            m.calls.update(epoch, val[k]["loss"], functools.partial(program.params, k))
             if m.calls.scale != scale:
                 rescaled[k], scales[k] = True, m.calls.scale
         if scales:
@@ -257,6 +257,7 @@ def restore_best(program: Program, members: Sequence[Member], log: Callable[[int
     """Give each member whose early stopping stopped its best weights back, saying so to ``log(k, line)``."""
     for k, m in enumerate(members):
         if m.diverged is None and m.calls.restores:
+            assert m.calls.best_params is not None  # restores: there are best weights
             program.set_params(k, m.calls.best_params)
             if log:
                 log(k, m.restore_line())
@@ -271,11 +272,11 @@ def test_figures(program: Program, members: Sequence[Member], last: Sequence[Epo
     if members[0].config.validation == "split":
         figures, seconds = program.evaluate_test()
     else:
-        now = None
-        if any(m.calls.restores or e is None for m, e in zip(members, last)):
+        now: list[Figures] = []  # filled when some member needs it
+        if any(m.calls.restores or e is None for m, e in zip(members, last, strict=True)):
             now = program.evaluate()
         figures = [e.val if e is not None and not m.calls.restores else now[k]
-                   for k, (m, e) in enumerate(zip(members, last))]
+                   for k, (m, e) in enumerate(zip(members, last, strict=True))]
         seconds = 0.0
     nan = {"loss": math.nan, "accuracy": math.nan}
-    return [nan if m.diverged is not None else f for m, f in zip(members, figures)], seconds
+    return [nan if m.diverged is not None else f for m, f in zip(members, figures, strict=True)], seconds

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -121,10 +121,10 @@ class MeshLayout:
     ``data``; dataset rows placed (:meth:`put_rows`).
 
     ``splits``: which axes of each layer's params split over ``model``
-    (:meth:`mlpjax.core.model.ModelConfig.tensor_splits`); a mapping is kept as sorted pairs, so the layout is hashable (a static
-    part of :class:`mlpjax.training.rows.Rows`). ``shard_rows``: the dataset's rows are sharded over ``data`` (each
-    process holds its block; each batch is gathered with a reduce-scatter) rather than replicated on every
-    device. Default: sharded exactly when the mesh spans several processes, where no process holds the whole
+    (:meth:`mlpjax.core.model.ModelConfig.tensor_splits`); a mapping is kept as sorted pairs, so the layout is
+    hashable (a static part of :class:`mlpjax.training.rows.Rows`). ``shard_rows``: the dataset's rows are sharded
+    over ``data`` (each process holds its block; each batch is gathered with a reduce-scatter) rather than replicated
+    on every device. Default: sharded exactly when the mesh spans several processes, where no process holds the whole
     dataset on its devices.
     """
 
@@ -205,7 +205,8 @@ class MeshLayout:
     def shardings(self, tree: Any) -> Any:
         """``tree`` (a state, params, a scalar) with a ``NamedSharding`` for each leaf: :func:`param_spec` of its key
         path when :attr:`model_size` > 1, else replicated. A split hidden width must divide by the model size."""
-        splits = {layer: dict(params) for layer, params in self.splits}
+        # __post_init__ keeps splits as sorted (layer, pairs) pairs, never the Mapping it accepts
+        splits = {layer: dict(params) for layer, params in self.splits}  # type: ignore[str-unpack, arg-type]
 
         def sharding(path, leaf):
             spec = param_spec(path, len(np.shape(leaf)), splits) if self.model_size > 1 else P()

@@ -15,11 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlpjax.core import losses
-from mlpjax.core import metrics
-from mlpjax.core import model
-from mlpjax.training.rows import Rows
+from mlpjax.core import losses, metrics, model
 from mlpjax.core.state import TrainState, dropout_key, shuffle_key
+from mlpjax.training.rows import Rows
 
 ProgressFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], None]
 REPORTS_PER_EPOCH = 50  # how often an epoch calls its progress function

@@ -17,22 +17,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
-from mlpjax.core import schedules
-from mlpjax.data import split
 from mlpjax import data as data_lib
-from mlpjax.core import model
+from mlpjax.core import model, schedules
 from mlpjax.core.config import TrainConfig
+from mlpjax.core.state import TrainState, create_train_state
+from mlpjax.data import split
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.training import loop as loop_lib
-from mlpjax.training.result import FitResult, History
 from mlpjax.training.budget import check_training, effective_batch_size
-from mlpjax.training.rows import Rows
 from mlpjax.training.compiled import EpochRunner, Evaluator, layout_for, prepare_epoch, prepare_evaluate
-from mlpjax.core.state import TrainState, create_train_state
+from mlpjax.training.result import FitResult, History
+from mlpjax.training.rows import Rows
 from mlpjax.training.steps import ProgressFn
 
 EpochHook = Callable[[int, TrainState, History], None]
@@ -106,7 +106,8 @@ class _ProgressBar:
     """One tqdm bar per epoch, fed from the device by the epoch's progress callback."""
 
     def __init__(self, steps: int):
-        self.steps, self.bar = steps, None
+        self.steps = steps
+        self.bar: Any = None  # a tqdm bar from start()
 
     def start(self, epoch: int) -> None:
         from tqdm.auto import tqdm
@@ -214,7 +215,7 @@ def epoch_lines(member: loop_lib.Member, done: loop_lib.Epoch, rescaled: bool) -
     """What ``log`` receives after epoch ``done`` of ``member``: its line (with the learning rate unless it is
     constant) and, if the plateau cut the learning rate, a line saying so."""
     config, calls = member.config, member.calls
-    line = epoch_line(done.number, config.epochs, done.train, done.val, done.seconds)
+    line = epoch_line(done.number, config.epochs, done.train, done.val, done.seconds)  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
     lines = [line if config.lr_schedule == "constant" and calls.plateau is None else f"{line} lr {done.lr:.3g}"]
     if rescaled:
         lines.append(f"val_loss has not improved for {config.plateau_patience} epochs: learning rate x{calls.scale:g}")
@@ -264,7 +265,7 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
             for line in epoch_lines(member, done[0], rescaled[0]):
                 log(line)
 
-    last = loop_lib.run_epochs(program, [member], plan.config.epochs, report=report, on_epoch_end=(
+    last = loop_lib.run_epochs(program, [member], plan.config.epochs, report=report, on_epoch_end=(  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
         None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, program.local(), member.history)))
     if member.diverged is not None:
         raise TrainingDiverged(member.diverged, member.diverged_loss)

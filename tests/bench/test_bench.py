@@ -2,9 +2,7 @@ import json
 
 import pytest
 
-from mlpjax import memory
-
-from mlpjax import cli
+from mlpjax import cli, memory
 from mlpjax.bench import benchmark as bench
 from mlpjax.errors import UserInputError
 
@@ -62,8 +60,8 @@ def test_unknown_baseline_is_refused():
 
 
 def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(monkeypatch, digits):
-    from mlpjax.training import budget
     from mlpjax.errors import FieldError
+    from mlpjax.training import budget
 
     config = bench.BenchConfig(quick=True, hidden=(64,))
     tconfig = config.train_config()

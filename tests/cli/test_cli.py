@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import run_cli, write_idx
 
 
@@ -256,7 +255,8 @@ def test_every_command_module_keeps_the_protocol():
     names = [command.NAME for command in cli.COMMANDS]
     assert len(set(names)) == len(names) and set(cli.EXIT_AT_ONCE) <= set(names)
     for command in cli.COMMANDS:
-        assert command.__name__ == f"mlpjax.cli.{command.NAME.replace('-', '_')}"  # one module per command, named after it
+        # one module per command, named after it
+        assert command.__name__ == f"mlpjax.cli.{command.NAME.replace('-', '_')}"
         assert "\n" not in command.HELP and command.DESCRIPTION.endswith(".")
         assert len(inspect.signature(command.add_arguments).parameters) == 1  # the command's parser
         assert len(inspect.signature(command.run).parameters) == 1  # its parsed flags

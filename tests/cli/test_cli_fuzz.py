@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-
 # A fast run to put each random value into: the tutorial's four points, one epoch.
 BASE = ["train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
 TRAIN_FLAGS = ["--dataset", "--data-dir", "--epochs", "--batch-size", "--hidden", "--activation", "--dropout",
@@ -164,8 +163,8 @@ def mnist_shaped(tmp_path_factory) -> dict[str, str]:
     """Valid values to mix with the random ones: an MNIST-format folder (50 + 20 random 28x28 images) and a run
     trained on it (784 inputs, as the draw window needs)."""
     import numpy as np
-
     from conftest import write_idx
+
     from mlpjax import cli
 
     folder, rng = tmp_path_factory.mktemp("mnist-shaped"), np.random.default_rng(0)

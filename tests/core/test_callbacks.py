@@ -6,11 +6,9 @@ import jax
 import numpy as np
 import optax
 import pytest
-
 from conftest import small_config, state_for, toy_dataset
-from mlpjax.core import callbacks
-from mlpjax.core import optimizers
-from mlpjax.core import schedules
+
+from mlpjax.core import callbacks, optimizers, schedules
 from mlpjax.errors import FieldError
 
 

@@ -1,12 +1,12 @@
 """TrainConfig: defaults from the dataset registry, one validation, errors that name the field."""
 
 import pytest
-
 from conftest import run_cli, small_config
+
 from mlpjax import data
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, UserInputError
 from mlpjax.core.model import ModelConfig
+from mlpjax.errors import FieldError, UserInputError
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -51,7 +51,8 @@ def both_trained(name, loss_name, digits, keras_name=None):
                          model=model.ModelConfig(hidden=(HIDDEN,), dropout=0.0))
     state = create_train_state(jax.random.PRNGKey(0), config, config.model_config(64, 10))
     keras_model = keras_mlp(state.params)
-    keras_model.compile(optimizer=keras.optimizers.get(keras_name or name), loss=KERAS_LOSSES[losses.canonical(loss_name)])
+    keras_model.compile(optimizer=keras.optimizers.get(keras_name or name),
+                        loss=KERAS_LOSSES[losses.canonical(loss_name)])
     ours, theirs = [], []
     for idx in batches:
         state, m = steps.train_step(state, {"image": jnp.asarray(x[idx]), "label": jnp.asarray(y[idx])})
@@ -74,7 +75,7 @@ def flat_weights(params):
 def assert_same_training(ours, theirs, our_weights, their_weights):
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, err_msg="per-step training losses")
     scale = max(np.abs(b).max() for b in their_weights)  # the model's weight scale (biases start at 0)
-    for a, b in zip(our_weights, their_weights):
+    for a, b in zip(our_weights, their_weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * scale, err_msg="final weights")
     assert np.abs(their_weights[0] - our_weights[0]).max() < np.abs(their_weights[0]).max()  # they moved
 
@@ -93,7 +94,7 @@ def test_every_loss_trains_as_keras_does(loss_name, digits):
 def test_optax_adam_is_not_keras_adam(digits):
     _, _, our_weights, their_weights = both_trained("optax_adam", "categorical_crossentropy", digits, "adam")
     scale = max(np.abs(b).max() for b in their_weights)
-    assert max(np.abs(a - b).max() for a, b in zip(our_weights, their_weights)) > 10 * RTOL * scale
+    assert max(np.abs(a - b).max() for a, b in zip(our_weights, their_weights, strict=True)) > 10 * RTOL * scale
 
 
 def keras_loss_function(name):

@@ -3,8 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mlpjax.core import losses
-from mlpjax.core import model
+from mlpjax.core import losses, model
 from mlpjax.errors import UserInputError
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0], [-1.0, 4.0, 0.0]], np.float32)

@@ -10,7 +10,7 @@ import pytest
 from mlpjax.core import optimizers
 from mlpjax.errors import UserInputError
 
-GRADS = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32) * np.float32([1.0, 1e-3, 1e-6])
+GRADS = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32) * np.array([1.0, 1e-3, 1e-6], dtype=np.float32)
 
 
 def stacked_updates(tx, grads=GRADS):

@@ -2,8 +2,8 @@
 
 import jax
 import numpy as np
-
 from conftest import small_config, state_for, toy_dataset
+
 from mlpjax.core.state import abstract_state, dropout_key, shuffle_key
 
 

@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
 from conftest import run_cli, small_config, state_for, toy_dataset
-from mlpjax.core import model
-from mlpjax.core import summary
+
+from mlpjax.core import model, summary
 from mlpjax.core.config import TrainConfig
 
 

@@ -14,9 +14,8 @@ from conftest import assert_clean_exit, run_limited, write_idx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mlpjax import data
+from mlpjax import data, memory
 from mlpjax.data import idx
-from mlpjax import memory
 from mlpjax.errors import UserInputError
 
 LABELS, IMAGES = "train-labels-idx1-ubyte", "train-images-idx3-ubyte"

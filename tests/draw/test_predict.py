@@ -17,8 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mlpjax import cli
-from mlpjax import files, memory
+from mlpjax import cli, files, memory
 from mlpjax.draw import predict
 from mlpjax.errors import UserInputError
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mlpjax.draw import preprocess
-from mlpjax.errors import UserInputError
 from mlpjax.draw.preprocess import EmptyCanvasError, canvas_to_mnist, naive_resize
+from mlpjax.errors import UserInputError
 
 
 def canvas(size=(280, 280), background=255) -> tuple[Image.Image, ImageDraw.ImageDraw]:

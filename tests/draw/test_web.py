@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_png, mnist_dir
 
 from mlpjax.core import model
@@ -47,7 +46,7 @@ def drawn(digit: int) -> np.ndarray:
 class Serving:
     """A DrawServer on a free port in a thread, with every log line kept."""
 
-    def __init__(self, classifier, **kwargs):
+    def __init__(self, classifier, **kwargs) -> None:
         self.lines: list[str] = []
         self.server = web.make_server(classifier, port=0, log=self.lines.append, **kwargs)
         self.url = self.server.url
@@ -132,7 +131,8 @@ def test_the_saliency_is_the_gradient_of_the_predicted_logit():
     classifier = random_classifier()
     seen = insight.inspect(classifier, drawn(7))
     x = seen.recognition.image.reshape(-1)
-    logit = lambda v: model.apply(classifier.params, v[None], model_config=classifier.model_config)[0, seen.recognition.digit]
+    def logit(v):
+        return model.apply(classifier.params, v[None], model_config=classifier.model_config)[0, seen.recognition.digit]
     eps = 1e-2
     for pixel in np.argsort(-np.abs(seen.saliency.reshape(-1)))[:3]:  # finite differences where it matters most
         step = np.zeros_like(x)
@@ -319,7 +319,9 @@ def quick_classifier() -> tuple[model.Classifier, str]:
         dataset, epochs, what = data.load_dataset("mnist", folder).head(20000, 2000), 1, "1 epoch of 20000 MNIST digits"
     else:
         small = data.load_dataset("digits")
-        up = lambda x: np.stack([preprocess.canvas_to_mnist(i.reshape(8, 8)) for i in x]).reshape(len(x), -1)
+        def up(x):
+            return np.stack([preprocess.canvas_to_mnist(i.reshape(8, 8)) for i in x]).reshape(len(x), -1)
+
         dataset = data.make_dataset("digits28", (up(small.x_train), small.y_train), (up(small.x_test), small.y_test),
                                     num_classes=10, image_shape=(28, 28))
         epochs, what = 4, "4 epochs of scikit-learn's digits at 28x28"
@@ -474,7 +476,8 @@ def test_the_page_in_chromium_predicts_what_the_library_does(page_server, browse
     # browser's own new-tab page (chrome://) is no request of the page's
     urls = [m["params"]["request"]["url"] for m in (json.loads(e["message"])["message"]
                                                      for e in driver.get_log("performance"))
-            if m["method"] == "Network.requestWillBeSent" and not m["params"].get("documentURL", "").startswith("chrome")]
+            if m["method"] == "Network.requestWillBeSent"
+            and not m["params"].get("documentURL", "").startswith("chrome")]
     urls += driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any(u.endswith("/api/predict") for u in urls)
     outside = [u for u in urls if not (u.startswith(page_server.url) or u.startswith("data:"))]

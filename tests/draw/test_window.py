@@ -19,19 +19,17 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import REPO, mnist_dir
 
 from mlpjax import cli
 from mlpjax.core import model
-from mlpjax.draw import preprocess
-from mlpjax.runs import run
-from mlpjax.draw import recognize
-from mlpjax.draw import window as tk_window
 from mlpjax.core.config import TrainConfig
-from mlpjax.training.result import HISTORY_KEYS
 from mlpjax.core.state import create_train_state
+from mlpjax.draw import preprocess, recognize
+from mlpjax.draw import window as tk_window
 from mlpjax.errors import UserInputError
-
-from conftest import REPO, mnist_dir
+from mlpjax.runs import run
+from mlpjax.training.result import HISTORY_KEYS
 
 ARTIFACTS = REPO / "artifacts"
 

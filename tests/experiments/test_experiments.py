@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_png
+
 from mlpjax import cli
 from mlpjax.core import optimizers
 from mlpjax.errors import UserInputError

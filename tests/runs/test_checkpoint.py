@@ -15,17 +15,17 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 import mlpjax
-from conftest import run_cli
 from mlpjax import cli
-from mlpjax.runs import checkpoint
 from mlpjax.core import model
 from mlpjax.draw import predict
-from mlpjax.training import result
 from mlpjax.errors import UserInputError
+from mlpjax.runs import checkpoint
 from mlpjax.runs.lock import LOCK_NAME
+from mlpjax.training import result
 
 # Small and fast: the digits (8x8, 1347 train images), one hidden layer of 16, dropout on (so the resumed
 # PRNG stream matters), a learning rate at which it learns something in 2 epochs.

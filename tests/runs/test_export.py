@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import child_env, mnist_dir, run_cli, small_config
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: no TensorFlow needed
@@ -261,7 +260,8 @@ def tiny_run_and_keras(tmp_path_factory):
 @pytest.mark.parametrize("command", ["export", "import-keras"])
 def test_export_and_import_with_a_random_value_for_any_flag(command, tiny_run_and_keras, cli_worker, tmp_path):
     """Each command ends with 0 or one clean line of status 2, never a traceback, whatever one flag is given."""
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     fuzz = cli_fuzz()
 

@@ -5,11 +5,11 @@ import struct
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
+from mlpjax.core.model import ModelConfig
 from mlpjax.errors import UserInputError
 from mlpjax.runs import logs
-from mlpjax.core.model import ModelConfig
 
 
 def read_events(folder):

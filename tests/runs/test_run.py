@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_cli, small_config
+
 from mlpjax import memory
-from mlpjax.runs import checkpoint, orbax_io
-from mlpjax.runs import run
-from mlpjax.training import train
 from mlpjax.errors import FieldError, UserInputError
+from mlpjax.runs import checkpoint, orbax_io, run
 from mlpjax.runs.lock import LOCK_NAME, RunLock, RunLocked
+from mlpjax.training import train
 
 FLAGS = ["--dataset", "digits", "--hidden", "16", "--lr", "0.01", "--quiet"]
 
@@ -431,7 +430,6 @@ def test_a_relative_data_dir_is_saved_absolute(idx_folder, tmp_path, monkeypatch
 
 def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_path, capsys):
     import jax
-
     from conftest import state_for
 
     config = small_config(epochs=1)

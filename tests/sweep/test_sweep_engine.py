@@ -31,7 +31,7 @@ def both(digits):
 
 
 def test_both_strategies_record_the_same_keys_learning_rates_and_stopping_epochs(both):
-    for seq, vm in zip(both["sequential"], both["vmap"]):
+    for seq, vm in zip(both["sequential"], both["vmap"], strict=True):
         assert set(vm.history) == set(seq.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr",
                                                        "val_precision", "val_mse"}
         assert len(vm.history["loss"]) == len(seq.history["loss"])
@@ -118,6 +118,6 @@ def test_a_vmapped_sweep_with_early_stopping_resumes_to_the_uninterrupted_number
     code, _, err = run_cli(capsys, "sweep", "--resume", out)
     assert code == 0, err
     again = json.loads((out / "results.json").read_text())
-    for a, b in zip(again["runs"], first["runs"]):
+    for a, b in zip(again["runs"], first["runs"], strict=True):
         for key in ("history", "test_metrics", "kept_epoch", "early_stopping", "reduce_lr_on_plateau", "diverged"):
             assert a[key] == b[key], key

@@ -11,16 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
 from mlpjax import cli
-from mlpjax.teaching import backprop
-from mlpjax.teaching import gradcheck
-from mlpjax.core import losses
-from mlpjax.core import model
+from mlpjax.core import losses, model
 from mlpjax.errors import UserInputError
+from mlpjax.teaching import backprop, gradcheck
 
 X64_AT_IMPORT = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
 HYPOTHESIS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 
 from mlpjax import cli, data
-from mlpjax.teaching import basics
-from mlpjax.teaching import gradcheck
 from mlpjax.core import model
-from mlpjax.training.rows import batch_indices
 from mlpjax.errors import UserInputError
+from mlpjax.teaching import basics, gradcheck
+from mlpjax.training.rows import batch_indices
 
 
 @pytest.fixture(autouse=True)

@@ -4,12 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import small_config, state_for, toy_dataset
+
 from mlpjax.core import model
-from mlpjax.training import compiled
-from mlpjax.training import train
 from mlpjax.errors import UserInputError
+from mlpjax.training import compiled, train
 from mlpjax.training.rows import Rows
 
 

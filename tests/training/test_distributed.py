@@ -14,8 +14,8 @@ import tempfile
 
 import numpy as np
 import pytest
-
 from conftest import REPO, TIMEOUT, last_json, mnist_dir, worker_env
+
 from mlpjax.training import mesh
 from mlpjax.training.rows import batch_indices
 

@@ -6,14 +6,14 @@ import math
 import jax
 import numpy as np
 import pytest
-
 from conftest import small_config, toy_dataset
-from mlpjax.runs import run
-from mlpjax.training import train
+
 from mlpjax.data import split
 from mlpjax.errors import FieldError
-from mlpjax.training.rows import Rows
+from mlpjax.runs import run
+from mlpjax.training import train
 from mlpjax.training.compiled import evaluate
+from mlpjax.training.rows import Rows
 
 
 def _assert_same_params(a, b):

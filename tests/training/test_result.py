@@ -3,10 +3,10 @@
 import json
 
 import jax
-
 from conftest import small_config, toy_dataset
-from mlpjax.training.result import HISTORY_KEYS
+
 from mlpjax.training import train
+from mlpjax.training.result import HISTORY_KEYS
 
 
 def test_the_record_is_json_with_every_key_and_earlier_epochs_first():

@@ -6,8 +6,8 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import small_config, state_for, toy_dataset
+
 from mlpjax.training.rows import Rows
 from mlpjax.training.steps import train_epoch, train_step
 

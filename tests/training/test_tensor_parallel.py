@@ -1,8 +1,8 @@
 """Tensor parallel (``--model-parallel M``): the hidden layers' weights split over a ``model`` mesh axis give one
 device's history, on meshes (data, model) = (8, 1), (4, 2), (2, 4), (1, 8) of 8 CPU devices.
 
-The 8-device checks run in one subprocess (tests/workers/tensor_parallel_worker.py): the number of CPU devices must be set
-before JAX starts its backend.
+The 8-device checks run in one subprocess (tests/workers/tensor_parallel_worker.py): the number of CPU devices must be
+set before JAX starts its backend.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import REPO, run_cli
-from conftest import TIMEOUT, last_json, worker_env
+from conftest import REPO, TIMEOUT, last_json, run_cli, worker_env
 from test_distributed import DIGITS, assert_close, assert_same_history
 
 WORKER = REPO / "tests" / "workers" / "tensor_parallel_worker.py"
@@ -26,10 +24,10 @@ WORKER = REPO / "tests" / "workers" / "tensor_parallel_worker.py"
 def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
     import jax
 
-    from mlpjax.training import mesh
     from mlpjax.core.config import TrainConfig
     from mlpjax.core.model import ModelConfig
     from mlpjax.core.state import create_train_state
+    from mlpjax.training import mesh
 
     config = TrainConfig(dataset="digits", model=ModelConfig(hidden=(32, 16)))
     model_config = config.model_config(64, 10)

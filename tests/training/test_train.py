@@ -3,11 +3,11 @@
 import jax
 import numpy as np
 import pytest
-
 from conftest import small_config, toy_dataset
+
 from mlpjax import data
-from mlpjax.training import train
 from mlpjax.core.config import TrainConfig
+from mlpjax.training import train
 
 
 def test_same_seed_gives_identical_results_and_another_seed_does_not():

@@ -54,7 +54,8 @@ def draw_masks(batch: int, sharding=None) -> tuple:
 def masks() -> dict:
     """Dropout masks of a global batch drawn inside jit: unsharded vs sharded over 2 and 8 devices."""
     import jax
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from mlpjax.training import mesh as mesh_lib
 
@@ -94,11 +95,9 @@ def devices(spec) -> dict:
     sharded over 8 devices, as on several processes)."""
     import jax
 
-    from mlpjax.training import mesh
-    from mlpjax.training import compiled
-    from mlpjax.training import train
-    from mlpjax.training.rows import Rows
     from mlpjax.core.state import create_train_state
+    from mlpjax.training import compiled, mesh, train
+    from mlpjax.training.rows import Rows
 
     ds, cfg = dataset(spec), config(spec)
     runs = {"1": train.fit(cfg, ds)}
@@ -145,10 +144,9 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     only process 0 passes a ``log``. With ``spec["output"]``: a checkpointed run into that directory."""
     import jax
 
-    from mlpjax.training import distributed
-    from mlpjax.training import mesh as mesh_lib
     from mlpjax.runs import run
-    from mlpjax.training import train
+    from mlpjax.training import distributed, train
+    from mlpjax.training import mesh as mesh_lib
 
     cluster = distributed.Cluster(f"127.0.0.1:{port}", num, process_id)
     mesh = distributed.setup(None, cluster)  # before any other JAX work

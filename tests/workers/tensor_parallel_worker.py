@@ -1,7 +1,8 @@
-"""Subprocess side of tests/training/test_tensor_parallel.py: runs with 8 CPU devices (``XLA_FLAGS`` set by the test before
-JAX starts) and prints one JSON object as its last line of stdout.
+"""Subprocess side of tests/training/test_tensor_parallel.py: runs with 8 CPU devices (``XLA_FLAGS`` set by the
+test before JAX starts) and prints one JSON object as its last line of stdout.
 
-    python tests/workers/tensor_parallel_worker.py CONFIG_JSON  # fits on 1 device and on (data, model) meshes, masks, CLI
+    python tests/workers/tensor_parallel_worker.py CONFIG_JSON  # fits on 1 device and on (data, model) meshes,
+                                                                # masks, CLI
 
 (One subprocess doing every check: JAX's start-up and compilations dominate its time.)
 """
@@ -12,7 +13,6 @@ import json
 import sys
 
 import numpy as np
-
 from distributed_worker import draw_masks, run_cli, summary
 
 MESHES = ((8, 1), (4, 2), (2, 4), (1, 8))  # (data, model)
@@ -25,8 +25,7 @@ def mesh_name(shape) -> str:
 
 def fits(cfg, ds) -> dict:
     """``cfg`` on one device and on every mesh of :data:`MESHES`."""
-    from mlpjax.training import mesh
-    from mlpjax.training import train
+    from mlpjax.training import mesh, train
 
     runs = {"1": summary(train.fit(cfg, ds))}
     for data, model in MESHES:
@@ -40,10 +39,9 @@ def placed(cfg, ds, model: int) -> dict:
     devices of :meth:`~mlpjax.training.compiled.EpochRunner.local`'s copy."""
     import jax
 
-    from mlpjax.training import mesh
-    from mlpjax.training import compiled
-    from mlpjax.training.rows import Rows
     from mlpjax.core.state import create_train_state
+    from mlpjax.training import compiled, mesh
+    from mlpjax.training.rows import Rows
 
     model_config = cfg.model_config(ds.input_dim, ds.num_classes)
     state = create_train_state(jax.random.PRNGKey(cfg.seed), cfg, model_config)
@@ -62,7 +60,8 @@ def placed(cfg, ds, model: int) -> dict:
 def masks() -> dict:
     """Dropout masks of a global batch drawn inside jit: unsharded vs sharded over both axes ``(data, model)``."""
     import jax
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from mlpjax.training import mesh
 
@@ -83,9 +82,8 @@ def cli(*argv: str) -> dict:
 
 def main(argv: list[str]) -> None:
     from mlpjax import data
-    from mlpjax.training import mesh
-    from mlpjax.training import train
     from mlpjax.core.config import TrainConfig
+    from mlpjax.training import mesh, train
 
     spec = json.loads(argv[0])
     ds, cfg = data.load_dataset(spec["dataset"]), TrainConfig.from_dict(spec)
