@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -26,6 +27,17 @@ def check_seed(seed: Any, count: int = 1) -> int:
                          f"must be at most 2**63 - {count}, as it and the {count - 1} seeds after it are used; "
                          f"got {seed}")
     return seed
+
+
+def check_path(field: str, value: Any) -> str:
+    """``value``, a path (str, :class:`os.PathLike` or bytes), as a str; bytes are decoded as the file system does
+    (:func:`os.fsdecode`), so the str names the same file. Anything else is a FieldError of ``field``."""
+    try:
+        if isinstance(value, (str, bytes, os.PathLike)):
+            return os.fsdecode(value)
+    except TypeError:  # a PathLike whose __fspath__ gives neither str nor bytes
+        pass
+    raise FieldError(field, f"must be a folder path (str or os.PathLike), got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +120,7 @@ class TrainConfig:
 
     ``model`` chooses the architecture; its input width and class count come from the dataset
     (:meth:`model_config`). ``epochs`` None: the dataset's default; ``lr`` None: Keras' for the optimizer.
+    ``data_dir``: a str, :class:`os.PathLike` or bytes (decoded as :func:`os.fsdecode` does), kept as a str.
     Every field is checked on construction; an error names the field and the value. Each field's metadata
     describes it for a user (:func:`describe`).
     """
@@ -157,8 +170,8 @@ class TrainConfig:
         spec = data.get_spec(self.dataset)
         if not isinstance(self.model, ModelConfig):
             raise FieldError("model", f"must be a ModelConfig, got {self.model!r}")
-        if self.data_dir is not None and not isinstance(self.data_dir, str):
-            object.__setattr__(self, "data_dir", str(self.data_dir))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", check_path("data_dir", self.data_dir))
         object.__setattr__(self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None
                                                      else self.epochs))
         object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
@@ -171,7 +184,7 @@ class TrainConfig:
                                                                   low=0.0, high=1.0))
         if self.early_stopping is not None:
             object.__setattr__(self, "early_stopping", check_int("early_stopping", self.early_stopping, 0))
-        if self.lr_schedule not in schedules.SCHEDULES:
+        if not isinstance(self.lr_schedule, str) or self.lr_schedule not in schedules.SCHEDULES:
             raise FieldError("lr_schedule", f"{{field}} {self.lr_schedule!r} is unknown; valid: "
                              + ", ".join(schedules.SCHEDULES))
         if not isinstance(self.reduce_lr_on_plateau, bool):
@@ -179,6 +192,8 @@ class TrainConfig:
         object.__setattr__(self, "plateau_factor", check_number("plateau_factor", self.plateau_factor, low=0.0,
                                                                 high=1.0, low_open=True))
         object.__setattr__(self, "plateau_patience", check_int("plateau_patience", self.plateau_patience, 0))
+        if not isinstance(self.metrics, (str, list, tuple)):
+            raise FieldError("metrics", f"must be a metric name or a sequence of them, got {self.metrics!r}")
         object.__setattr__(self, "metrics", metrics_lib.check_names(self.metrics))
 
     @property

@@ -19,7 +19,7 @@ import numpy as np
 
 from mlpjax import files
 from mlpjax.data.idx import read_idx
-from mlpjax.errors import FieldError, UserInputError, check_name
+from mlpjax.errors import FieldError, UserInputError, check_int, check_name
 
 DATA_DIR_ENV = "MLPJAX_DATA_DIR"
 IDX_FILES = {
@@ -54,12 +54,46 @@ class Dataset:
     pixel_levels: int | None = None
 
     def __post_init__(self):
+        """Everything above checked, however the Dataset is built: a :class:`FieldError` naming the field."""
+        where = f"dataset {self.name!r}"
+        check_int("num_classes", self.num_classes)
+        if self.pixel_levels is not None:
+            check_int("pixel_levels", self.pixel_levels, 1, 255)
         stored = np.uint8 if self.pixel_levels is not None else np.float32
-        for encoded in (self.encoded_train, self.encoded_test):
-            if encoded.dtype != stored:
-                raise ValueError(f"dataset {self.name!r}: encoded features must be {np.dtype(stored)} with "
-                                 f"pixel_levels {self.pixel_levels}, got {encoded.dtype} (build datasets with "
-                                 "make_dataset)")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"encoded_{split}"), getattr(self, f"y_{split}")
+            for field, array in ((f"encoded_{split}", x), (f"y_{split}", y)):
+                if not isinstance(array, np.ndarray):
+                    raise FieldError(field, f"must be a numpy array, got {type(array).__name__}", where=where)
+            if x.ndim != 2:
+                raise FieldError(f"encoded_{split}", f"must be 2-D (N, D), got shape {x.shape}", where=where)
+            if x.dtype != stored:
+                raise FieldError(f"encoded_{split}", f"must be {np.dtype(stored)} with pixel_levels "
+                                 f"{self.pixel_levels}, got {x.dtype} (build datasets with make_dataset)", where=where)
+            if split == "test" and x.shape[1] != self.encoded_train.shape[1]:
+                raise FieldError("encoded_test", f"has {x.shape[1]} features; encoded_train has "
+                                 f"{self.encoded_train.shape[1]}", where=where)
+            if y.ndim != 1 or len(y) != len(x):
+                raise FieldError(f"y_{split}", f"has {len(y)} labels for {len(x)} examples; must be (N,) with N = "
+                                 f"{len(x)}" if y.ndim == 1 else f"must be 1-D (N,), got shape {y.shape}", where=where)
+            if y.dtype != np.int32:
+                raise FieldError(f"y_{split}", f"must be integers (int32) in [0, {self.num_classes}), got {y.dtype} "
+                                 "(make_dataset converts whole numbers)", where=where)
+            bad = (y < 0) | (y >= self.num_classes)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise FieldError(f"y_{split}", f"label {y[i]} at index {i} is out of range [0, {self.num_classes})",
+                                 where=where)
+            if x.dtype == np.float32 and not np.isfinite(x).all():
+                raise FieldError(f"encoded_{split}", f"example {int(np.argwhere(~np.isfinite(x))[0][0])} contains "
+                                 "NaN or infinite values", where=where)
+            if self.pixel_levels is not None and x.size and x.max() > self.pixel_levels:
+                raise FieldError(f"encoded_{split}", f"levels must lie in [0, {self.pixel_levels}], got {x.max()}",
+                                 where=where)
+        if self.image_shape is not None and (len(self.image_shape) != 2 or
+                                             self.image_shape[0] * self.image_shape[1] != self.input_dim):
+            raise FieldError("image_shape", f"must be (H, W) with H x W = {self.input_dim} features, got "
+                             f"{self.image_shape!r}", where=where)
 
     @functools.cached_property
     def x_train(self) -> np.ndarray:
@@ -185,16 +219,21 @@ def _check_idx_split(found: dict[str, Path], arrays: dict[str, np.ndarray], spli
 def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
                  image_shape: tuple[int, int] | None = None, source: str = "",
                  pixel_levels: int | None = None) -> Dataset:
-    """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: int32 labels in
-    [0, num_classes), no NaN or inf. Class names come from the registry (:data:`DATASETS`) for its names.
+    """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: real-number features
+    (no complex, strings or objects), no NaN or inf; labels whole numbers in [0, num_classes), stored as int32.
+    Class names come from the registry (:data:`DATASETS`) for its names.
 
     With ``pixel_levels``, the features are integer levels in [0, pixel_levels] (e.g. uint8 pixels) or floats that
     are exact multiples of ``1 / pixel_levels``; they are stored as uint8 levels. Else float32 features.
     """
     where = source or name
+    check_int("num_classes", num_classes)
     out = {}
     for split, (x, y) in (("train", train), ("test", test)):
         x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise UserInputError(f"{where}: {split} features are {x.dtype}; expected real numbers (integers or "
+                                 "floats)")
         x = x if pixel_levels is not None and np.issubdtype(x.dtype, np.integer) else x.astype(np.float32,
                                                                                               copy=False)
         y = np.asarray(y)

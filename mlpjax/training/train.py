@@ -73,9 +73,30 @@ class Plan:
     steps_per_epoch: int
 
 
+def check_dataset(config: TrainConfig, dataset: data_lib.Dataset) -> None:
+    """Refuse ``dataset`` unless it is what ``config.dataset`` names: a registered dataset (:data:`DATASETS
+    <mlpjax.data.DATASETS>`) by the same name and of its shape. Data under a name of its own (the user's, built
+    with :func:`~mlpjax.data.make_dataset`) trains under any config; ``config.dataset`` then gives its defaults."""
+    if not isinstance(dataset, data_lib.Dataset):
+        raise FieldError("dataset", f"the data given must be a mlpjax.data.Dataset, got {type(dataset).__name__}")
+    if dataset.name not in data_lib.DATASETS:
+        return
+    if dataset.name != config.dataset:
+        raise FieldError("dataset", f"{{field}} is {config.dataset!r} but the data given is {dataset.name!r}; "
+                         f"pass the data of {config.dataset!r} or a config of dataset={dataset.name!r}")
+    shape = data_lib.get_spec(dataset.name).shape
+    if shape is not None and shape != (dataset.input_dim, dataset.num_classes):
+        raise FieldError("dataset", f"{{field}} {dataset.name!r} has {shape[0]} features and {shape[1]} classes; "
+                         f"the data given has {dataset.input_dim} features and {dataset.num_classes} classes")
+
+
 def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: bool = True) -> Plan:
-    """The plan of ``config`` on ``dataset`` (the validation rows split off once); with ``check_memory``, a
-    config whose training cannot fit the machine is refused (:func:`mlpjax.training.budget.check_training`)."""
+    """The plan of ``config`` on ``dataset`` (checked by :func:`check_dataset`; the validation rows split off
+    once); with ``check_memory``, a config whose training cannot fit the machine is refused
+    (:func:`mlpjax.training.budget.check_training`)."""
+    if not isinstance(config, TrainConfig):
+        raise FieldError("config", f"must be a TrainConfig, got {type(config).__name__}")
+    check_dataset(config, dataset)
     train_ds, val_ds = split.split(dataset, config.validation_split)
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
     if check_memory:

@@ -65,3 +65,30 @@ def test_every_flat_field_is_described_with_train_configs_default():
     assert described["reduce_lr_on_plateau"].render() == described["reduce_lr_on_plateau"].text.format(
         plateau_factor="plateau_factor", plateau_patience="plateau_patience")  # Python names fields, no flags
     assert "--plateau-factor" in described["reduce_lr_on_plateau"].render(lambda n: "--" + n.replace("_", "-"))
+
+
+# issue 26, item 11: every field of the wrong type is the project's error naming it
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("metrics", None, "metrics must be a metric name or a sequence of them, got None"),
+    ("metrics", 5, "metrics must be a metric name or a sequence of them, got 5"),
+    ("metrics", ("accuracy", None), "metrics: unknown metric None"),
+    ("lr_schedule", ["cosine"], r"lr_schedule \['cosine'\] is unknown; valid: constant"),
+    ("data_dir", 5, "data_dir must be a folder path .str or os.PathLike., got 5"),
+    ("data_dir", ["a"], "data_dir must be a folder path"),
+])
+def test_a_field_of_the_wrong_type_is_a_field_error(field, value, message):
+    with pytest.raises(FieldError, match=message) as exc:
+        TrainConfig(dataset="digits", **{field: value})
+    assert exc.value.field == field
+
+
+def test_data_dir_takes_str_pathlike_and_bytes_as_os_functions_do(tmp_path):
+    import os
+
+    assert TrainConfig(dataset="digits", data_dir=tmp_path).data_dir == str(tmp_path)
+    assert TrainConfig(dataset="digits", data_dir=b"x").data_dir == "x"
+    assert TrainConfig(dataset="digits", data_dir=os.fsencode(tmp_path)).data_dir == str(tmp_path)
+    undecodable = b"caf\xe9"  # not UTF-8: decoded as the file system does (surrogateescape), the same folder
+    assert os.fsencode(TrainConfig(dataset="digits", data_dir=undecodable).data_dir) == undecodable

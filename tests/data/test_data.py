@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mlpjax import data, memory
 from mlpjax.data import idx
-from mlpjax.errors import UserInputError
+from mlpjax.errors import FieldError, UserInputError
 
 LABELS, IMAGES = "train-labels-idx1-ubyte", "train-images-idx3-ubyte"
 
@@ -489,3 +489,63 @@ def test_the_registry_knows_each_datasets_shape_without_loading_it(name):
 @pytest.mark.mnist
 def test_the_registry_knows_mnists_shape(mnist):
     assert data.DATASETS["mnist"].shape == data.DATASETS["fashion_mnist"].shape == (mnist.input_dim, mnist.num_classes)
+
+
+# issue 26, item 11: a Dataset is checked however it is built, make_dataset refuses what is not numbers
+
+
+def _toy_parts():
+    x = np.linspace(0, 1, 12, dtype=np.float32).reshape(6, 2)
+    return x, np.array([0, 1, 0, 1, 0, 1], np.int32)
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (lambda x, y: (x, y[:4]), "y_train", "4 labels for 6 examples"),
+    (lambda x, y: (x, np.full(6, 99, np.int32)), "y_train", r"label 99 at index 0 is out of range \[0, 2\)"),
+    (lambda x, y: (x, np.full(6, -1, np.int32)), "y_train", r"label -1 at index 0 is out of range \[0, 2\)"),
+    (lambda x, y: (x, y.astype(np.float32)), "y_train", "must be integers"),
+    (lambda x, y: (x[:, 0], y), "encoded_train", r"must be 2-D \(N, D\)"),
+    (lambda x, y: (list(x), y), "encoded_train", "must be a numpy array"),
+    (lambda x, y: (np.where(x > 0.5, np.inf, x), y), "encoded_train", "example 3 contains NaN or infinite"),
+])
+def test_a_dataset_built_directly_is_checked(change, field, message):
+    x, y = change(*_toy_parts())
+    with pytest.raises(FieldError, match=message) as exc:
+        data.Dataset("toy", x, y, *_toy_parts(), num_classes=2)
+    assert exc.value.field == field and "'toy'" in str(exc.value)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"num_classes": 0}, "num_classes"), ({"num_classes": "2"}, "num_classes"),
+    ({"num_classes": 2, "image_shape": (3, 3)}, "image_shape"),
+])
+def test_a_dataset_checks_its_class_count_and_image_shape(kwargs, field):
+    with pytest.raises(FieldError) as exc:
+        data.Dataset("toy", *_toy_parts(), *_toy_parts(), **kwargs)
+    assert exc.value.field == field
+    data.Dataset("toy", *_toy_parts(), *_toy_parts(), num_classes=2, image_shape=(1, 2))  # the right ones pass
+
+
+def test_a_dataset_checks_the_test_split_against_the_train_split():
+    x, y = _toy_parts()
+    with pytest.raises(FieldError, match="3 features; encoded_train has 2") as exc:
+        data.Dataset("toy", x, y, np.zeros((6, 3), np.float32), y, num_classes=2)
+    assert exc.value.field == "encoded_test"
+
+
+@pytest.mark.parametrize("x, what", [
+    (np.zeros((3, 2), complex), "complex128"), (np.array([["1", "2"]] * 3), "<U1"),
+    (np.array([[1.0, None]] * 3, dtype=object), "object"),
+])
+def test_make_dataset_refuses_features_that_are_not_real_numbers(x, what):
+    with pytest.raises(UserInputError, match=f"toy: train features are {what}; expected real numbers"):
+        data.make_dataset("toy", (x, [0, 1, 0]), (np.zeros((1, 2)), [1]), num_classes=2)
+
+
+def test_make_dataset_refuses_labels_that_are_not_class_numbers():
+    x = np.zeros((3, 2), np.float32)
+    for labels in (np.array(["0", "1", "0"]), np.array([0j, 1j, 0j])):
+        with pytest.raises(UserInputError, match="toy: train labels are"):
+            data.make_dataset("toy", (x, labels), (x[:1], [1]), num_classes=2)
+    with pytest.raises(FieldError, match="num_classes must be an integer"):
+        data.make_dataset("toy", (x, [0, 1, 0]), (x[:1], [1]), num_classes="2")

@@ -7,6 +7,7 @@ from conftest import small_config, toy_dataset
 
 from mlpjax import data
 from mlpjax.core.config import TrainConfig
+from mlpjax.errors import FieldError
 from mlpjax.training import train
 
 
@@ -59,11 +60,11 @@ def test_uint8_pixels_on_the_device_train_exactly_as_float32(which, digits, idx_
     ds = digits if which == "digits" else data.load_dataset("mnist", idx_folder)
     ds = ds.head()  # a fresh Dataset: nothing cached yet
     assert ds.pixel_levels == (16 if which == "digits" else 255) and ds.encoded_train.dtype == np.uint8
-    as_levels = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), ds)
+    as_levels = train.fit(small_config(dataset=ds.name, epochs=2, batch_size=16, lr=0.01), ds)
     assert "x_train" not in vars(ds) and "x_test" not in vars(ds)  # training never built the float32 copies
     floats = data.make_dataset(ds.name, (ds.x_train, ds.y_train), (ds.x_test, ds.y_test), num_classes=ds.num_classes)
     assert floats.pixel_levels is None and floats.encoded_train.dtype == np.float32
-    as_floats = train.fit(small_config(epochs=2, batch_size=16, lr=0.01), floats)
+    as_floats = train.fit(small_config(dataset=ds.name, epochs=2, batch_size=16, lr=0.01), floats)
     assert as_levels.history == as_floats.history
     jax.tree_util.tree_map(np.testing.assert_array_equal, as_levels.state.params, as_floats.state.params)
 
@@ -86,7 +87,7 @@ def test_a_dataset_stores_images_as_levels_and_gives_their_float_features(digits
     x, label = digits.test_example(3)
     np.testing.assert_array_equal(x, digits.x_test[3])
     assert label == int(digits.y_test[3])
-    with pytest.raises(ValueError, match="encoded features must be uint8"):
+    with pytest.raises(FieldError, match="encoded_train must be uint8"):
         data.Dataset("bad", digits.x_train, digits.y_train, digits.x_test, digits.y_test, 10, pixel_levels=16)
 
 
@@ -95,3 +96,18 @@ def test_one_mnist_epoch_reaches_95_percent(mnist):
     result = train.fit(TrainConfig(dataset="mnist", epochs=1), mnist)
     assert int(result.state.step) == 469
     assert result.test_metrics["accuracy"] >= 0.95
+
+
+# issue 26, item 11: fit trains on the dataset its config names, or on the user's own
+
+
+def test_fit_refuses_a_dataset_other_than_the_configs(digits):
+    with pytest.raises(FieldError, match="dataset is 'quadrants' but the data given is 'digits'") as exc:
+        train.fit(small_config(dataset="quadrants", epochs=1), digits)
+    assert exc.value.field == "dataset"
+    renamed = data.Dataset("quadrants", digits.encoded_train, digits.y_train, digits.encoded_test, digits.y_test,
+                           10, pixel_levels=16)  # the name of one, the shape of another
+    with pytest.raises(FieldError, match=r"'quadrants' has 2 features and 4 classes; the data given has 64 features "
+                                         r"and 10 classes"):
+        train.make_plan(small_config(dataset="quadrants", epochs=1), renamed)
+    assert train.make_plan(small_config(), toy_dataset()).dataset.name == "toy"  # the user's own data trains
