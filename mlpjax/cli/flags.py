@@ -8,8 +8,9 @@ import argparse
 import contextlib
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from mlpjax.errors import UserInputError
 
@@ -189,6 +190,20 @@ def train_config_from_args(args: argparse.Namespace):
     from mlpjax.core.config import TrainConfig
 
     return TrainConfig.from_dict(given_train_flags(args))
+
+
+PLATEAU_FIELDS = ("plateau_factor", "plateau_patience")  # settings of --reduce-lr-on-plateau
+
+
+def refuse_idle_plateau(given: Mapping[str, Any], plateau_on: bool) -> None:
+    """A ``--plateau-*`` flag in ``given`` (fields to their values: one, or a sweep's list) does nothing unless
+    ``--reduce-lr-on-plateau`` is on (``plateau_on``: for some model): refuse it rather than ignore it."""
+    idle = [name for name in PLATEAU_FIELDS if name in given]
+    if idle and not plateau_on:
+        value = given[idle[0]]
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        raise UserInputError(f"{flag(idle[0])} {text} takes effect only with --reduce-lr-on-plateau, which is off; "
+                             f"turn that on, or drop {flag(idle[0])}")
 
 
 def refuse_output_beside_resume(args: argparse.Namespace) -> None:

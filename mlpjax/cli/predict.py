@@ -10,7 +10,8 @@ from mlpjax.errors import UserInputError
 NAME = "predict"
 HELP = "predict a test sample (--index) or a digit image file (--image)"
 DESCRIPTION = ("Predict one test sample of a saved model's dataset (--index N, also drawn to a PNG titled with the "
-               "predicted and true labels) or a digit in an image file of any size (--image FILE).")
+               "predicted and true labels) or a digit in an image file of any size (--image FILE; with --out, the "
+               "digit as the model sees it is drawn too).")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--index", type=int, metavar="N", help="test sample N; draws it to a PNG (see --out)")
     what.add_argument("--image", metavar="FILE", help="an image of a digit, any size, either polarity")
-    p.add_argument("--out", metavar="FILE.png", help="with --index: where to draw it (default: predict_N.png)")
+    p.add_argument("--out", metavar="FILE.png", help="where to draw the input: with --index the test sample "
+                   "(default: predict_N.png); with --image the digit as the model sees it (only when given)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +31,17 @@ def run(args: argparse.Namespace) -> int:
 
     ckpt = checkpoint.restore(args.directory, best=args.best)
     if args.image is not None:
+        if args.out is not None:
+            with flag_error("--out"):
+                files.check_new_file(args.out)  # before predicting; save_png checks again as it writes
         with flag_error("--image"):
             x = predict.load_image(args.image, ckpt.model_config.input_dim)
-        print(f"{args.image}: {predict.predict_one(ckpt.classifier, x).describe()}")
+        result = predict.predict_one(ckpt.classifier, x)
+        print(f"{args.image}: {result.describe()}")
+        if args.out is not None:
+            side = predict.input_side(ckpt.model_config.input_dim)
+            with flag_error("--out"):
+                print(f"wrote {predict.save_png(x.reshape(side, side), result.describe(), args.out)}")
         return 0
     ds = runs.dataset_for(ckpt, args.dataset, args.data_dir)
     if not 0 <= args.index < len(ds.y_test):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from mlpjax.cli.flags import add_config_flags, flag, positive_int, progress_bars, refuse_output_beside_resume
+from mlpjax.cli.flags import (
+    add_config_flags,
+    flag,
+    positive_int,
+    progress_bars,
+    refuse_idle_plateau,
+    refuse_output_beside_resume,
+)
 from mlpjax.errors import UserInputError
 
 NAME = "sweep"
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         base = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k) is not None}
         lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
+        refuse_idle_plateau(lists, True in lists.get("reduce_lr_on_plateau", ()))
         plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy))
         output = args.output
     mesh = None

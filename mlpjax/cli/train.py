@@ -9,6 +9,7 @@ from mlpjax.cli.flags import (
     given_train_flags,
     integer,
     progress_bars,
+    refuse_idle_plateau,
     refuse_output_beside_resume,
     train_config_from_args,
 )
@@ -53,7 +54,13 @@ def checkpoint_run(args: argparse.Namespace):
         return run.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
     refuse_output_beside_resume(args)
     # flags left out come from the checkpoint; those given must agree with it (or be resumable changes)
-    return run.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
+    resumed = run.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
+    try:
+        refuse_idle_plateau(given_train_flags(args), resumed.config.reduce_lr_on_plateau)
+    except UserInputError:
+        resumed.close()
+        raise
+    return resumed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
+    if not args.resume:  # a resumed run's plateau is the saved one: checked once it is read
+        refuse_idle_plateau(given_train_flags(args), train_config_from_args(args).reduce_lr_on_plateau)
     cluster = distributed.Cluster(args.coordinator, args.num_processes, args.process_id)
     mesh = distributed.setup(args.devices, cluster, args.model_parallel)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks

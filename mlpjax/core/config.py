@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from mlpjax import data
 from mlpjax.core import losses, optimizers, schedules
 from mlpjax.core import metrics as metrics_lib
@@ -27,6 +29,18 @@ def check_seed(seed: Any, count: int = 1) -> int:
                          f"must be at most 2**63 - {count}, as it and the {count - 1} seeds after it are used; "
                          f"got {seed}")
     return seed
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+
+
+def check_float32(field: str, value: float) -> float:
+    """``value`` (a positive float) if float32, in which training computes, holds it as a positive finite number;
+    else a FieldError of ``field`` (above :data:`FLOAT32_MAX` it overflows to inf, below ~1.4e-45 it is 0)."""
+    if value > FLOAT32_MAX or np.float32(value) == 0:
+        raise FieldError(field, f"must be a positive number that float32 holds (from 1.4e-45 to {FLOAT32_MAX:.4g}), "
+                         f"got {value!r}")
+    return value
 
 
 def check_path(field: str, value: Any) -> str:
@@ -177,7 +191,7 @@ class TrainConfig:
         object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
         check_name("optimizer", self.optimizer, optimizers.OPTIMIZERS)
         if self.lr is not None:
-            object.__setattr__(self, "lr", optimizers.learning_rate(self.optimizer, self.lr))
+            object.__setattr__(self, "lr", check_float32("lr", optimizers.learning_rate(self.optimizer, self.lr)))
         object.__setattr__(self, "loss", losses.canonical(self.loss))
         object.__setattr__(self, "seed", check_seed(self.seed))
         object.__setattr__(self, "validation_split", check_number("validation_split", self.validation_split,

@@ -8,6 +8,7 @@ from mlpjax.data.datasets import (
                                   IDX_FILES,
                                   Dataset,
                                   DatasetSpec,
+                                  check_data_dir,
                                   class_labels,
                                   features,
                                   get_spec,
@@ -24,7 +25,7 @@ from mlpjax.data.datasets import (
 )
 from mlpjax.data.idx import read_idx, read_idx_header
 
-__all__ = ["DATA_DIR_ENV", "DATASETS", "FASHION_CLASSES", "IDX_FILES", "Dataset", "DatasetSpec", "class_labels",
-           "features", "get_spec", "idx_files", "level_values", "load_dataset", "load_digits", "load_idx_folder",
-           "load_mnist_like", "load_quadrants", "load_tfds", "make_dataset", "read_idx", "read_idx_header",
-           "to_levels"]
+__all__ = ["DATA_DIR_ENV", "DATASETS", "FASHION_CLASSES", "IDX_FILES", "Dataset", "DatasetSpec", "check_data_dir",
+           "class_labels", "features", "get_spec", "idx_files", "level_values", "load_dataset", "load_digits",
+           "load_idx_folder", "load_mnist_like", "load_quadrants", "load_tfds", "make_dataset", "read_idx",
+           "read_idx_header", "to_levels"]

@@ -330,13 +330,15 @@ def load_tfds(name: str) -> Dataset:
 class DatasetSpec:
     """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
     ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts; ``shape`` is its
-    ``(input_dim, num_classes)``, known without loading it (None: load it to know)."""
+    ``(input_dim, num_classes)``, known without loading it (None: load it to know); ``reads_folder``: whether
+    ``load`` reads ``data_dir`` (else a folder given is refused, :func:`check_data_dir`)."""
 
     load: Callable[[str | None], Dataset]
     default_epochs: int
     about: str
     class_names: tuple[str, ...] = ()
     shape: tuple[int, int] | None = None
+    reads_folder: bool = False
 
 
 def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
@@ -348,9 +350,10 @@ def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
 # The tutorial's 2 epochs on MNIST; the small sets need more passes to converge. Add a dataset here.
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)",
-                         shape=(784, 10)),
+                         shape=(784, 10), reads_folder=True),
     "fashion_mnist": DatasetSpec(lambda d: load_mnist_like("fashion_mnist", d), 2,
-                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES, shape=(784, 10)),
+                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES, shape=(784, 10),
+                                 reads_folder=True),
     "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
     "quadrants": DatasetSpec(lambda d: load_quadrants(), 300, "the tutorial's four points",
                              ("I", "II", "III", "IV"), shape=(2, 4)),
@@ -364,6 +367,14 @@ def _class_names(name: str) -> tuple[str, ...]:
 def get_spec(name: str) -> DatasetSpec:
     """The registered dataset ``name``; an unknown name lists the valid ones."""
     return DATASETS[check_name("dataset", name, DATASETS)]
+
+
+def check_data_dir(name: str, data_dir: str | os.PathLike | None) -> None:
+    """Refuse a ``data_dir`` given for dataset ``name`` whose loader reads no folder: a FieldError of ``data_dir``."""
+    spec = get_spec(name)
+    if data_dir is not None and not spec.reads_folder:
+        raise FieldError("data_dir", f"{{field}} {os.fsdecode(data_dir)} is not read: dataset {name!r} needs no "
+                         f"folder ({spec.about}); drop {{field}}")
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:

@@ -285,8 +285,10 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
 
 def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
                 data_dir: str | os.PathLike | None = None) -> data_lib.Dataset:
-    """The dataset ``ckpt`` was trained on (or ``dataset``), checked to fit its model."""
+    """The dataset ``ckpt`` was trained on (or ``dataset``), checked to fit its model; a ``data_dir`` for a dataset
+    that reads no folder is refused (:func:`mlpjax.data.check_data_dir`)."""
     name = dataset or ckpt.config.dataset
+    data_lib.check_data_dir(name, data_dir)
     folder = data_dir if data_dir is not None else (ckpt.config.data_dir if name == ckpt.config.dataset else None)
     ds = data_lib.load_dataset(name, folder)
     m = ckpt.model_config

@@ -260,3 +260,27 @@ def test_every_command_module_keeps_the_protocol():
         assert "\n" not in command.HELP and command.DESCRIPTION.endswith(".")
         assert len(inspect.signature(command.add_arguments).parameters) == 1  # the command's parser
         assert len(inspect.signature(command.run).parameters) == 1  # its parsed flags
+
+
+def test_flags_that_would_do_nothing_are_refused_in_one_line(capsys, tmp_path):
+    """Issue 26, item 9: a data folder for a dataset that reads none, a plateau setting without the plateau."""
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
+                   "--output", run)[0] == 0
+    for argv in (["evaluate", run], ["predict", run, "--index", "0", "--out", tmp_path / "p.png"]):
+        code, _, err = run_cli(capsys, *argv, "--data-dir", tmp_path)
+        assert code == 2 and err == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset " \
+            "'quadrants' needs no folder (the tutorial's four points); drop --data-dir\n", err
+    assert not (tmp_path / "p.png").exists()
+    for flag_, value in (("--plateau-factor", "0.5"), ("--plateau-patience", "3")):
+        code, _, err = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", flag_, value)
+        assert code == 2 and err == f"mlpjax train: error: {flag_} {value} takes effect only with " \
+            f"--reduce-lr-on-plateau, which is off; turn that on, or drop {flag_}\n", err
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--plateau-patience", "3")  # the run has it off
+    assert code == 2 and err.count("\n") == 1 and "--plateau-patience" in err, err
+    code, _, err = run_cli(capsys, "sweep", "--dataset", "quadrants", "--plateau-factor", "0.5,0.25",
+                           "--reduce-lr-on-plateau", "false")
+    assert code == 2 and err == "mlpjax sweep: error: --plateau-factor 0.5,0.25 takes effect only with " \
+        "--reduce-lr-on-plateau, which is off; turn that on, or drop --plateau-factor\n", err
+    assert run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
+                   "--reduce-lr-on-plateau", "--plateau-factor", "0.5")[0] == 0

@@ -1,5 +1,7 @@
 """TrainConfig: defaults from the dataset registry, one validation, errors that name the field."""
 
+import re
+
 import pytest
 from conftest import run_cli, small_config
 
@@ -92,3 +94,15 @@ def test_data_dir_takes_str_pathlike_and_bytes_as_os_functions_do(tmp_path):
     assert TrainConfig(dataset="digits", data_dir=os.fsencode(tmp_path)).data_dir == str(tmp_path)
     undecodable = b"caf\xe9"  # not UTF-8: decoded as the file system does (surrogateescape), the same folder
     assert os.fsencode(TrainConfig(dataset="digits", data_dir=undecodable).data_dir) == undecodable
+
+
+# issue 26, item 10: a learning rate float32 cannot hold is refused, not overflowed
+
+
+@pytest.mark.parametrize("lr", [1e308, 3.5e38, 1e-50])
+def test_a_learning_rate_float32_cannot_hold_is_refused(lr):
+    pattern = "lr must be a positive number that float32 holds .*got " + re.escape(repr(lr)) + "$"
+    with pytest.raises(FieldError, match=pattern) as exc:
+        small_config(lr=lr)
+    assert exc.value.field == "lr"
+    assert small_config(lr=3.4e38).lr == 3.4e38 and small_config(lr=1e-44).lr == 1e-44  # float32 holds these

@@ -237,3 +237,18 @@ def test_fuzz_image_files_are_read_or_refused_in_one_line(file, input_worker, tm
     if reply["outcome"] == "user":
         assert reply["message"].startswith(f"{path}: ") and "\n" not in reply["message"], reply
         assert not intact or "the canvas is empty" in reply["message"], reply
+
+
+def test_predict_image_out_draws_the_input_the_model_saw(digits_run, tmp_path, capsys):
+    """Issue 26, item 9: ``--image X --out F`` wrote nothing; it draws the preprocessed input, never replacing."""
+    image = tmp_path / "digit.png"
+    Image.fromarray(digit_array()).save(image)
+    out = tmp_path / "seen.png"
+    assert cli.main(["predict", str(digits_run), "--image", str(image), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"{image}: predicted ") and printed[1] == f"wrote {out}"
+    with Image.open(out) as drawn:
+        assert drawn.format == "PNG"
+    first = out.read_bytes()
+    assert cli.main(["predict", str(digits_run), "--image", str(image), "--out", str(out)]) == 2
+    assert f"--out {out}: already exists" in capsys.readouterr().err and out.read_bytes() == first
