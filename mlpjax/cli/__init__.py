@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from mlpjax import cache
 from mlpjax.cli import (
@@ -52,9 +53,18 @@ class VersionAction(argparse.Action):
         parser.exit()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``mlpjax train: error: ...`` and exit status 2, as every
+    other error of the command line: argparse's own printed its 7-13-line usage block first. ``--help`` still
+    prints the usage. Its subparsers are of this class too (argparse makes them of the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)}; {self.prog} --help lists what it takes\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command of :data:`COMMANDS`; ``args.func`` is the chosen command's ``run``."""
-    parser = argparse.ArgumentParser(prog="mlpjax", description=DESCRIPTION)
+    parser = OneLineParser(prog="mlpjax", description=DESCRIPTION)
     parser.add_argument("--version", action=VersionAction,
                         help="print the versions of mlpjax, its libraries and Python, and the devices, then exit")
     parser.add_argument("--no-cache", action="store_true", help=cache.NO_CACHE_HELP)

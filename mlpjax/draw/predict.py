@@ -150,7 +150,10 @@ def _grey_source(image):
         if not np.isfinite(a).all():
             raise UserInputError("the image contains NaN or infinite values")
         low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        return (a - low) / np.float32(high - low) if high > low else np.zeros_like(a)
+        if not high > low:
+            return np.zeros_like(a)
+        # in float64: the span of finite float32 values (up to 2 x 3.4e38) overflows float32
+        return ((a.astype(np.float64) - low) / (high - low)).astype(np.float32)
     try:
         return image.convert("RGBA" if image.mode.endswith(("A", "a")) else "RGB")
     except ValueError:

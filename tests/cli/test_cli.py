@@ -284,3 +284,24 @@ def test_flags_that_would_do_nothing_are_refused_in_one_line(capsys, tmp_path):
         "--reduce-lr-on-plateau, which is off; turn that on, or drop --plateau-factor\n", err
     assert run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
                    "--reduce-lr-on-plateau", "--plateau-factor", "0.5")[0] == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "x"], "mlpjax train: error: argument --epochs: expected an integer, got 'x'"),
+    (["predict"], "mlpjax predict: error: the following arguments are required: DIR"),
+    (["sweep", "--strategy", "zz"], "mlpjax sweep: error: argument --strategy: invalid choice: 'zz' (choose from "
+                                    "'auto', 'vmap', 'sequential')"),
+    ([], "mlpjax: error: the following arguments are required: COMMAND"),
+])
+def test_argparse_errors_are_one_line_without_the_usage_block(capsys, argv, message):
+    """Issue 26, item 10: argparse printed its 7-13-line usage block before its error line."""
+    code, out, err = run_cli(capsys, *argv)
+    prog = " ".join(["mlpjax", *argv[:1]])
+    assert code == 2 and out == "" and err == f"{message}; {prog} --help lists what it takes\n", err
+
+
+def test_a_learning_rate_float32_cannot_hold_is_one_line(capsys):
+    """Issue 26, item 10: --lr 1e308 overflowed to inf in float32; JAX's warnings came before "diverged"."""
+    code, out, err = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--lr", "1e308")
+    assert code == 2 and out == "" and err == "mlpjax train: error: --lr must be a positive number that float32 " \
+        "holds (from 1.4e-45 to 3.403e+38), got 1e+308\n", err

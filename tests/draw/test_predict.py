@@ -87,6 +87,22 @@ def test_nan_in_a_float_image_is_refused(tmp_path):
         predict.load_image(tmp_path / "nan.tiff", 784)
 
 
+def test_a_float_image_of_huge_finite_values_is_read_without_warnings(tmp_path):
+    """Issue 26, item 10: finite values near float32's limits (a span of 6.8e38) overflowed in the stretch: six
+    numpy warnings, then a false "contains NaN or infinite values"."""
+    import warnings
+
+    big = float(np.finfo(np.float32).max)
+    a = np.full((28, 28), -big, np.float32)
+    a[6:22, 12:16] = big  # a bright bar on the darkest background
+    Image.fromarray(a).save(tmp_path / "huge.tiff")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = predict.load_image(tmp_path / "huge.tiff", 784)
+    Image.fromarray((a > 0).astype(np.float32)).save(tmp_path / "unit.tiff")  # the same digit, from 0 to 1
+    assert x.dtype == np.float32 and np.array_equal(x, predict.load_image(tmp_path / "unit.tiff", 784))
+
+
 def test_decompression_bomb_and_oversized_images_are_refused_undecoded(tmp_path, input_worker):
     (tmp_path / "bomb.png").write_bytes(png_bytes(50_000, 50_000))  # 2.5 gigapixels: PIL's own limit
     reply = input_worker.ask("load_image", tmp_path / "bomb.png")
