@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
         refuse_idle_plateau(lists, True in lists.get("reduce_lr_on_plateau", ()))
         plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy))
+        data.check_data_dir(plan.configs[0].dataset, args.data_dir)  # one dataset for every model
         output = args.output
     mesh = None
     if args.devices is not None and plan.strategy != "vmap":

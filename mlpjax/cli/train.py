@@ -69,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
     if not args.resume:  # a resumed run's plateau is the saved one: checked once it is read
-        refuse_idle_plateau(given_train_flags(args), train_config_from_args(args).reduce_lr_on_plateau)
+        from mlpjax import data
+
+        config = train_config_from_args(args)
+        refuse_idle_plateau(given_train_flags(args), config.reduce_lr_on_plateau)
+        data.check_data_dir(config.dataset, config.data_dir)  # --data-dir for a dataset that reads no folder
     cluster = distributed.Cluster(args.coordinator, args.num_processes, args.process_id)
     mesh = distributed.setup(args.devices, cluster, args.model_parallel)
     say = print if distributed.is_primary() else (lambda *a, **k: None)  # only process 0 speaks

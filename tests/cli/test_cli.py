@@ -272,6 +272,10 @@ def test_flags_that_would_do_nothing_are_refused_in_one_line(capsys, tmp_path):
         assert code == 2 and err == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset " \
             "'quadrants' needs no folder (the tutorial's four points); drop --data-dir\n", err
     assert not (tmp_path / "p.png").exists()
+    for argv in (["train", "--epochs", "1"], ["sweep", "--epochs", "1"]):
+        code, _, err = run_cli(capsys, *argv, "--dataset", "digits", "--data-dir", tmp_path)
+        assert code == 2 and err == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset " \
+            "'digits' needs no folder (scikit-learn's 8x8 digits (offline)); drop --data-dir\n", err
     for flag_, value in (("--plateau-factor", "0.5"), ("--plateau-patience", "3")):
         code, _, err = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", flag_, value)
         assert code == 2 and err == f"mlpjax train: error: {flag_} {value} takes effect only with " \
