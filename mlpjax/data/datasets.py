@@ -229,7 +229,11 @@ def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
     where = source or name
     check_int("num_classes", num_classes)
     out = {}
-    for split, (x, y) in (("train", train), ("test", test)):
+    for split, pair in (("train", train), ("test", test)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            got = f"{len(pair)} items" if isinstance(pair, (tuple, list)) else type(pair).__name__
+            raise FieldError(split, f"must be a pair (features, labels), got {got}", where=where)
+        x, y = pair
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise UserInputError(f"{where}: {split} features are {x.dtype}; expected real numbers (integers or "

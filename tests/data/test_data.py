@@ -542,6 +542,19 @@ def test_make_dataset_refuses_features_that_are_not_real_numbers(x, what):
         data.make_dataset("toy", (x, [0, 1, 0]), (np.zeros((1, 2)), [1]), num_classes=2)
 
 
+@pytest.mark.parametrize("split, parts, got", [
+    ("train", None, "NoneType"), ("train", (np.zeros((3, 2)), [0, 1, 0], [0, 1, 0]), "3 items"),
+    ("test", np.zeros((1, 2)), "ndarray"),
+])
+def test_make_dataset_refuses_a_split_that_is_not_a_pair(split, parts, got):
+    """Issue 26, item 11: anything but a (features, labels) pair was a TypeError or ValueError from unpacking."""
+    pair = (np.zeros((3, 2)), [0, 1, 0])
+    splits = {"train": pair, "test": pair, split: parts}
+    with pytest.raises(FieldError, match=f"^toy: {split} must be a pair \\(features, labels\\), got {got}$") as exc:
+        data.make_dataset("toy", splits["train"], splits["test"], num_classes=2)
+    assert exc.value.field == split
+
+
 def test_make_dataset_refuses_labels_that_are_not_class_numbers():
     x = np.zeros((3, 2), np.float32)
     for labels in (np.array(["0", "1", "0"]), np.array([0j, 1j, 0j])):
