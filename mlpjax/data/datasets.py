@@ -55,6 +55,8 @@ class Dataset:
 
     def __post_init__(self):
         """Everything above checked, however the Dataset is built: a :class:`FieldError` naming the field."""
+        if not isinstance(self.name, str) or not self.name:
+            raise FieldError("name", f"must be a non-empty string (the dataset's name), got {self.name!r}")
         where = f"dataset {self.name!r}"
         check_int("num_classes", self.num_classes)
         if self.pixel_levels is not None:

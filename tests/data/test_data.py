@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 import struct
 
 import numpy as np
@@ -540,6 +541,18 @@ def test_a_dataset_checks_the_test_split_against_the_train_split():
 def test_make_dataset_refuses_features_that_are_not_real_numbers(x, what):
     with pytest.raises(UserInputError, match=f"toy: train features are {what}; expected real numbers"):
         data.make_dataset("toy", (x, [0, 1, 0]), (np.zeros((1, 2)), [1]), num_classes=2)
+
+
+@pytest.mark.parametrize("name", [None, 3, "", b"toy"])
+def test_a_dataset_name_must_be_a_non_empty_string(name):
+    """Issue 26, item 11: any name was kept (None, a number), and it labels every run and file."""
+    x, y = _toy_parts()
+    for build in (lambda: data.Dataset(name, x, y, x, y, num_classes=2),
+                  lambda: data.make_dataset(name, (x, y), (x, y), num_classes=2)):
+        message = f"name must be a non-empty string (the dataset's name), got {name!r}"
+        with pytest.raises(FieldError, match=f"^{re.escape(message)}$") as exc:
+            build()
+        assert exc.value.field == "name"
 
 
 @pytest.mark.parametrize("split, parts, got", [
