@@ -250,6 +250,11 @@ def test_resume_of_a_sequential_sweep(tmp_path, capsys):
     assert code == 0 and "epoch 1/2" not in stdout, err
     again = json.loads((out / "results.json").read_text())
     assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+    # its epochs are run folders, which vmap cannot continue: another strategy is refused, not ignored
+    code, stdout, err = run_cli(capsys, "sweep", "--resume", out, "--strategy", "vmap")
+    assert code == 2 and stdout == "" and err.count("\n") == 1, err
+    assert "--strategy vmap" in err and "saved with strategy sequential" in err
+    assert run_cli(capsys, "sweep", "--resume", out, "--strategy", "sequential")[0] == 0  # the same one is fine
 
 
 def test_load_plan_refuses_a_folder_without_one(tmp_path):
