@@ -28,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from mlpjax.sweep.train import STRATEGIES
 
     add_config_flags(p, listed_=True)
-    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="sequential: one model after another, each as mlpjax train trains it; vmap: each group as "
                         "one vmapped program; auto: vmap on an accelerator, sequential on a CPU (measured: "
-                        "docs/sweep.md) (default: auto)")
+                        "docs/sweep.md) (default: auto; with --resume, the saved sweep's)")
     p.add_argument("--output", metavar="DIR",
                    help="results.json, summary.md, curves.png and a checkpoint of every group after each epoch "
                         "in DIR")
@@ -64,12 +64,18 @@ def run(args: argparse.Namespace) -> int:
         given = [n for n in sweep.LISTED + ("dataset", "data_dir") if getattr(args, n, None) is not None]
         if given:
             raise UserInputError(f"--resume continues the saved sweep; drop {', '.join(flag(n) for n in given)}")
+        # a vmapped sweep saves stacked groups (groups/<g>), a sequential one run folders (runs/<i>): neither
+        # strategy can continue the other's epochs, so another one is refused rather than silently ignored
+        if args.strategy is not None and sweep.resolve_strategy(args.strategy) != plan.strategy:
+            raise UserInputError(f"--strategy {args.strategy}: the sweep in {args.resume} was saved with strategy "
+                                 f"{plan.strategy}, whose checkpoints the other strategy cannot continue; drop "
+                                 "--strategy, or start a new sweep with another --output")
         output = args.resume
     else:
         base = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k) is not None}
         lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
         refuse_idle_plateau(lists, True in lists.get("reduce_lr_on_plateau", ()))
-        plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy))
+        plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy or "auto"))
         data.check_data_dir(plan.configs[0].dataset, args.data_dir)  # one dataset for every model
         output = args.output
     mesh = None

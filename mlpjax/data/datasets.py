@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import logging
 import os
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +34,21 @@ IDX_FILES = {
 }
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# How the IDX datasets' canonical files are told apart (their names are the same): the SHA-256 of the training
+# labels as read (the label bytes, whatever the compression), and of the canonical train-labels .gz download
+# (tensorflow-datasets' checksums). A folder whose files are verifiably another dataset's is refused.
+KNOWN_TRAIN_LABELS = {
+    "mnist": {"labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+              "gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"},
+    "fashion_mnist": {"gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"},
+}
+# Where tensorflow-datasets downloads from (its builders' url_infos hosts; GCS for the prepared copies): a
+# download is tried only if one answers within NETWORK_TIMEOUT seconds, not after minutes of retries.
+DOWNLOAD_HOSTS = {"mnist": ("storage.googleapis.com", 443),
+                  "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)}
+NETWORK_TIMEOUT = 3.0
+OFFLINE_CHOICES = (f"give {{field}} DIR (a folder with the four IDX files), set ${DATA_DIR_ENV}, or train "
+                   "offline with --dataset digits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,12 +213,30 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
     """
     found = idx_files(folder, name)
     arrays = {key: read_idx(path) for key, path in found.items()}
+    _check_files_are(name, found["y_train"], arrays["y_train"])
     for split in ("train", "test"):
         _check_idx_split(found, arrays, split)
     h, w = arrays["x_train"].shape[1:]
     return make_dataset(name, (arrays["x_train"].reshape(len(arrays["x_train"]), -1), arrays["y_train"]),
                         (arrays["x_test"].reshape(len(arrays["x_test"]), -1), arrays["y_test"]), num_classes=10,
                         image_shape=(h, w), source=str(folder), pixel_levels=255)
+
+
+def _check_files_are(name: str, path: Path, labels: np.ndarray) -> None:
+    """Refuse training labels ``labels`` (read from ``path``) that are verifiably another dataset's
+    (:data:`KNOWN_TRAIN_LABELS`): MNIST's labels in any compression, Fashion-MNIST's canonical .gz."""
+    found = {}  # the canonical labels are unsigned bytes: other types are no known dataset's (and are not cast)
+    if labels.dtype == np.uint8:
+        found["labels"] = hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()
+    if path.name.endswith(".gz"):
+        with files.open_regular(path) as f:
+            if os.fstat(f.fileno()).st_size < 2**20:  # the canonical .gz are 29 KB; a larger one is not one
+                found["gz"] = hashlib.sha256(f.read(2**20)).hexdigest()
+    for other, digests in KNOWN_TRAIN_LABELS.items():
+        if other != name and any(found.get(k) == v for k, v in digests.items()):
+            raise FieldError("dataset", f"{path.parent}: holds the files of {other!r}, not of {name!r} (its training "
+                             f"labels are {other}'s); give {{field}} {other}, or a folder with {name}'s files (e.g. "
+                             f"a {name}/ folder inside ${DATA_DIR_ENV})")
 
 
 def _check_idx_split(found: dict[str, Path], arrays: dict[str, np.ndarray], split: str) -> None:
@@ -312,6 +349,7 @@ def load_tfds(name: str) -> Dataset:
         raise FieldError("data_dir", f"dataset {name!r} not found: give {{field}} DIR (a folder with the four IDX "
                          f"files), set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') "
                          "to download it") from None
+    _check_download_possible(tfds, name)
     arrays = []
     for split in ("train", "test"):
         try:
@@ -330,6 +368,42 @@ def load_tfds(name: str) -> Dataset:
     h, w = images.shape[1:3]
     return make_dataset(name, tuple(arrays[:2]), tuple(arrays[2:]), num_classes=10, image_shape=(h, w),
                         source=f"tfds:{name}", pixel_levels=255)
+
+
+def reachable(host: str, port: int, timeout: float = NETWORK_TIMEOUT) -> bool:
+    """Whether a TCP connection to ``host``:``port`` opens within ``timeout`` seconds (the name lookup included,
+    which has no timeout of its own: it runs in a thread that is left behind if it hangs)."""
+    answer: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            answer.append(True)
+        except (OSError, ValueError):
+            answer.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    return bool(answer and answer[0])
+
+
+def _check_download_possible(tfds, name: str) -> None:
+    """Before tfds would download ``name`` (it is not prepared in tfds' data folder), its download host must answer
+    within :data:`NETWORK_TIMEOUT` seconds; else one FieldError of ``data_dir`` naming the offline choices."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # "Variant folder ... has no dataset_info.json": not prepared, as asked
+    try:
+        prepared = tfds.builder(name).is_prepared()
+    except Exception:  # noqa: BLE001  # tfds raises many types: data_source below says what is wrong
+        prepared = False
+    finally:
+        absl.setLevel(level)
+    host, port = DOWNLOAD_HOSTS.get(name, DOWNLOAD_HOSTS["mnist"])
+    if not prepared and not reachable(host, port):
+        raise FieldError("data_dir", f"dataset {name!r} is not on disk and cannot be downloaded: {host} did not "
+                         f"answer within {NETWORK_TIMEOUT:g} s (no network?); " + OFFLINE_CHOICES)
 
 
 @dataclasses.dataclass(frozen=True)

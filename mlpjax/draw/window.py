@@ -38,6 +38,7 @@ except ImportError:  # a Python built without Tk
 
 BRUSH = 20  # brush diameter, pixels
 LIVE_MS = 150  # at most one live prediction per this many milliseconds while drawing
+TICK_MS = 100  # the main loop wakes this often to let Python deliver Ctrl-C (DrawWindow.run)
 PREVIEW_SCALE = 5  # the 28x28 model input is shown 140x140
 PAD = 10  # padding around widgets, pixels
 EMPTY_TEXT = "draw a digit first"
@@ -267,8 +268,33 @@ class DrawWindow:
         return shot
 
     def run(self) -> None:
-        """Enter the Tk main loop until the window is closed."""
-        self.root.mainloop()
+        """Enter the Tk main loop until the window is closed; Ctrl-C (SIGINT) raises KeyboardInterrupt within
+        :data:`TICK_MS` milliseconds.
+
+        Python runs its signal handlers only between Tk events, and an idle window has none: a timer that Tcl
+        itself runs (no Python callback, where tkinter would report the KeyboardInterrupt and go on) wakes the
+        loop every :data:`TICK_MS`; a KeyboardInterrupt inside a callback ends the loop as well."""
+        interrupted: list[BaseException] = []
+        tk_root = self.root.nametowidget(".")  # the Tk whose report_callback_exception tkinter calls (master or own)
+        report = tk_root.report_callback_exception
+
+        def report_or_stop(kind, value, traceback) -> None:
+            if isinstance(value, KeyboardInterrupt):
+                interrupted.append(value)
+                self.root.quit()
+            else:
+                report(kind, value, traceback)
+
+        tk_root.report_callback_exception = report_or_stop
+        # one chain of ticks per interpreter, however often run() is entered
+        self.root.tk.eval(f"proc mlpjax_tick {{}} {{ after {TICK_MS} mlpjax_tick }}; "
+                          "if {![info exists ::mlpjax_ticking]} { set ::mlpjax_ticking 1; mlpjax_tick }")
+        try:
+            self.root.mainloop()
+        finally:
+            tk_root.report_callback_exception = report
+        if interrupted:
+            raise interrupted[0]
 
     def close(self) -> None:
         if self._live_job is not None:

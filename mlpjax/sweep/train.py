@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mlpjax import data as data_lib
+from mlpjax import memory
 from mlpjax.core import schedules
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState
@@ -51,6 +52,14 @@ STRATEGIES = ("auto", "vmap", "sequential")
 # Where vmap measured faster per model than one model at a time (docs/sweep.md): accelerators, not this CPU.
 VMAP_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
 Log = Callable[[str], None]
+# The most models one sweep may list. Its plan (sweep.json, about 550 bytes a model) must stay well within what
+# a sweep folder may hold (mlpjax.sweep.checkpoint.MAX_PLAN_BYTES, 256 MiB: about 480,000 models), its configs
+# within a laptop's memory (BYTES_PER_MODEL: 0.6 GiB here), and it is already more than a day of training at a
+# second a model. grid refuses more before it builds anything (docs/sweep.md).
+MAX_MODELS = 100_000
+# Host memory a model of the grid takes at its peak (measured: 470 B its TrainConfig, 100 B its group key and
+# 4.6 KB while its plan is written: 5.2 KB), with a margin: grid refuses a product that would not fit.
+BYTES_PER_MODEL = 6 * 1024
 
 
 def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[TrainConfig]:
@@ -59,7 +68,9 @@ def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[Tr
     varying fastest.
 
     Each config is checked as ``TrainConfig`` checks it (a bad value raises its :class:`FieldError`); an
-    empty list, a value listed twice or a listed dataset is a FieldError of its field.
+    empty list, a value listed twice or a listed dataset is a FieldError of its field; so is a product of more
+    than :data:`MAX_MODELS` models or more than the memory available holds (:func:`check_product`), refused
+    before any config is built.
     """
     for name, values in lists.items():
         if name in ONE_PER_SWEEP:
@@ -68,13 +79,41 @@ def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[Tr
             raise FieldError(name, f"{{field}} cannot be given as a list; lists: {', '.join(LISTED)}")
         if len(values) == 0:
             raise FieldError(name, "needs at least one value")
-        shown = [tuple(v) if isinstance(v, list) else v for v in values]
-        twice = [v for i, v in enumerate(shown) if v in shown[:i]]
-        if twice:
-            raise FieldError(name, f"lists {twice[0]!r} twice; give each value once")
     names = [n for n in LISTED if n in lists]
+    check_product({n: len(lists[n]) for n in names})
+    for name in names:
+        seen: set = set()
+        for value in lists[name]:
+            shown = tuple(value) if isinstance(value, list) else value
+            try:
+                hash(shown)
+            except TypeError:  # TrainConfig refuses it below; only equal values are looked for here
+                continue
+            if shown in seen:
+                raise FieldError(name, f"lists {shown!r} twice; give each value once")
+            seen.add(shown)
     return [TrainConfig.from_dict({**base, **dict(zip(names, combo, strict=True))})
             for combo in itertools.product(*(lists[n] for n in names))]
+
+
+def check_product(lengths: Mapping[str, int]) -> int:
+    """The number of models of lists of ``lengths`` (field -> how many values), the product computed without
+    building it; more than :data:`MAX_MODELS`, or more than :data:`BYTES_PER_MODEL` each of the memory available
+    (:func:`mlpjax.memory.available_memory`), is a FieldError naming the listed fields."""
+    models = math.prod(lengths.values())
+    longest = sorted((n for n in lengths if lengths[n] > 1), key=lambda n: -lengths[n])  # the lists, not 1 value
+    listed = " x ".join(f"{{{n}}} ({lengths[n]} values)" for n in longest)
+    needed, available = models * BYTES_PER_MODEL, memory.available_memory()
+    if models > MAX_MODELS:
+        why = f"more than the {MAX_MODELS:,} a sweep may train"
+    elif needed > available:
+        why = (f"whose plan would need {memory.format_bytes(needed)}, more than the "
+               f"{memory.format_bytes(available)} of memory available")
+    else:
+        return models
+    first = longest[0]
+    raise FieldError(first, f"{listed.replace('{' + first + '}', '{field}')} make {models:,} models, {why}; "
+                     "list fewer values", also=tuple(longest[1:]))
 
 
 def group_key(config: TrainConfig) -> tuple:

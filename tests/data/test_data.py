@@ -155,8 +155,17 @@ def test_without_a_folder_or_tfds_it_says_how_to_provide_mnist(monkeypatch):
 def test_tfds_path_with_mock_data(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets", reason="the tfds extra is not installed")
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
-        ds = data.load_dataset("fashion_mnist")
+    import socket
+
+    from mlpjax.data import datasets
+
+    with socket.socket() as host:  # the mock stands in for a download, which asks the host first: a local one answers
+        host.bind(("127.0.0.1", 0))
+        host.listen()
+        monkeypatch.setattr(datasets, "DOWNLOAD_HOSTS", {"mnist": host.getsockname(),
+                                                         "fashion_mnist": host.getsockname()})
+        with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+            ds = data.load_dataset("fashion_mnist")
     assert ds.x_train.shape == (12, 784) and ds.x_test.shape == (12, 784)
     assert ds.x_train.dtype == np.float32 and 0 <= ds.x_train.min() and ds.x_train.max() <= 1
     assert ds.class_names[0] == "T-shirt/top" and ds.image_shape == (28, 28)

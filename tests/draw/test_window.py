@@ -323,3 +323,48 @@ def test_mlpjax_draw_with_xdotool(display, model_dir):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.mark.window
+def test_ctrl_c_ends_mlpjax_draw_at_once_with_one_line(display, model_dir):
+    """SIGINT with nothing happening in the window (before: it waited until the mouse moved over it)."""
+    import signal
+
+    script = Path(sys.executable).with_name("mlpjax")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mlpjax.cli"]
+    proc = subprocess.Popen([*command, "draw", str(model_dir[0])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, bufsize=1)
+    try:
+        read_line_with(proc, "window open", timeout=120)
+        time.sleep(0.5)  # well inside the main loop
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=10)  # the window idle: only the loop's own tick can deliver it
+        except subprocess.TimeoutExpired:
+            pytest.fail("mlpjax draw did not end within 10 s of Ctrl-C")
+        took = time.monotonic() - sent
+        assert (code, proc.stderr.read(), proc.stdout.read()) == (130, "interrupted\n", "")
+        assert took < 2.0, f"mlpjax draw took {took:.1f} s to end after Ctrl-C"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.window
+def test_keyboard_interrupt_in_a_callback_ends_run(window):
+    """Ctrl-C while a Tk callback runs (tkinter would print it and go on): run() ends with the KeyboardInterrupt."""
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    report = window.root.report_callback_exception
+    window.root.after(50, interrupted)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        window.run()
+    assert time.monotonic() - start < 5
+    assert window.root.report_callback_exception == report  # tkinter's own reporting is back after run()

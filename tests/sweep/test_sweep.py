@@ -75,6 +75,44 @@ def test_grid_lists_every_training_field_and_all_but_seed_lr_dropout_group_apart
     assert e.value.field == "dataset"
 
 
+@pytest.fixture
+def no_config_built(monkeypatch):
+    """TrainConfig.from_dict counted: how many configs grid built."""
+    from mlpjax.core.config import TrainConfig
+
+    built = []
+    real = TrainConfig.from_dict
+    monkeypatch.setattr(TrainConfig, "from_dict", classmethod(lambda cls, d: built.append(1) or real(d)))
+    return built
+
+
+def test_grid_refuses_more_models_than_the_limit_before_building_any(monkeypatch, no_config_built):
+    monkeypatch.setattr(sweep.train, "MAX_MODELS", 11)
+    with pytest.raises(FieldError) as e:
+        sweep.grid(BASE, {"seed": [0, 1, 2, 3], "lr": [0.001, 0.003, 0.01]})
+    assert e.value.field == "seed" and e.value.also == ("lr",) and not no_config_built
+    assert "12 models" in str(e.value) and "11" in str(e.value) and "lr (3 values)" in str(e.value)
+    assert len(sweep.grid(BASE, {"seed": [0, 1, 2, 3, 4], "lr": [0.001, 0.003]})) == 10 == len(no_config_built)
+    # a product far beyond memory is refused as fast: its length is multiplied, never built
+    with pytest.raises(FieldError, match="models"):
+        sweep.grid(BASE, {"seed": range(10**9), "lr": [0.1 / (i + 1) for i in range(10**3)]})
+    assert len(no_config_built) == 10
+
+
+def test_grid_refuses_a_product_the_memory_cannot_hold(monkeypatch, no_config_built):
+    monkeypatch.setattr(sweep.train.memory, "available_memory", lambda: 20 * sweep.train.BYTES_PER_MODEL)
+    with pytest.raises(FieldError, match="memory available") as e:
+        sweep.grid(BASE, {"seed": list(range(7)), "dropout": [0.0, 0.1, 0.2]})
+    assert e.value.field == "seed" and not no_config_built
+
+
+def test_cli_sweep_refuses_too_many_models_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sweep.train, "MAX_MODELS", 5)
+    code, out, err = run_cli(capsys, "sweep", *SMALL, "--seed", "0,1,2", "--lr", "0.001,0.003")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "--seed (3 values) x --lr (2 values) make 6 models, more than the 5 a sweep may train" in err
+
+
 def test_summary_and_curves_say_val_for_a_validation_split(tmp_path, monkeypatch):
     from mlpjax.core.config import TrainConfig
     from mlpjax.sweep import report
@@ -212,6 +250,11 @@ def test_resume_of_a_sequential_sweep(tmp_path, capsys):
     assert code == 0 and "epoch 1/2" not in stdout, err
     again = json.loads((out / "results.json").read_text())
     assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+    # its epochs are run folders, which vmap cannot continue: another strategy is refused, not ignored
+    code, stdout, err = run_cli(capsys, "sweep", "--resume", out, "--strategy", "vmap")
+    assert code == 2 and stdout == "" and err.count("\n") == 1, err
+    assert "--strategy vmap" in err and "saved with strategy sequential" in err
+    assert run_cli(capsys, "sweep", "--resume", out, "--strategy", "sequential")[0] == 0  # the same one is fine
 
 
 def test_load_plan_refuses_a_folder_without_one(tmp_path):
