@@ -21,12 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NEEDS_WINDOW = re.compile(r"\bDrawWindow\(")
 
-# Run before each block: "mnist" loads digits, so the examples run offline in seconds.
+# Run before each block: "mnist" loads digits, so the examples run offline in seconds. The stand-in bears a name
+# of its own: fit refuses the data of one registered dataset under a config naming another.
 PRELUDE = """
-import mlpjax.data, mlpjax.data.datasets
+import dataclasses, mlpjax.data, mlpjax.data.datasets
 _load = mlpjax.data.datasets.load_dataset
-def _digits(name, data_dir=None):
-    return _load("digits" if name == "mnist" else name)
+def _digits(name, data_dir=None, **options):
+    if name != "mnist":
+        return _load(name, data_dir, **options)
+    return dataclasses.replace(_load("digits", **options), name="digits standing in for mnist")
 mlpjax.data.load_dataset = mlpjax.data.datasets.load_dataset = _digits
 """
 

@@ -1,5 +1,5 @@
-"""The same model trained by a minimal hand-written JAX loop, PyTorch (eager) and Keras 3 (TensorFlow backend),
-for the benchmark.
+"""The same model trained by a minimal hand-written JAX loop, PyTorch (eager) and Keras 3 (on TensorFlow, and on
+JAX), for the benchmark.
 
 Each builds the tutorial's network — Dense(512, relu) -> Dropout(0.2) -> Dense(10, softmax) with Glorot-uniform
 kernels and zero biases — train it with Adam (lr 1e-3, eps 1e-7) on categorical cross-entropy with shuffled
@@ -36,9 +36,20 @@ def available() -> dict[str, bool]:
     """Which baseline frameworks can be imported."""
     import importlib.util
 
+    keras = importlib.util.find_spec("keras") is not None
     return {"jax": True, "torch": importlib.util.find_spec("torch") is not None,
-            "keras": importlib.util.find_spec("keras") is not None
-            and importlib.util.find_spec("tensorflow") is not None}
+            "keras": keras and importlib.util.find_spec("tensorflow") is not None, "keras_jax": keras}
+
+
+def keras_backend_taken(backend: str) -> str | None:
+    """The backend Keras already runs on in this process when it is not ``backend`` (one process holds one
+    backend: Keras on TensorFlow and Keras on JAX are timed in separate ``mlpjax bench`` runs), else None."""
+    import sys
+
+    if "keras" not in sys.modules:
+        return None
+    taken = sys.modules["keras"].backend.backend()
+    return taken if taken != backend else None
 
 
 def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
@@ -143,24 +154,39 @@ def torch_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> 
 def keras_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
     """Keras 3 on TensorFlow, ``model.fit(epochs=1)`` per epoch, as the tutorial writes it."""
     spec = spec or Spec()
-    hidden, dropout, batch_size, seed, threads = spec.hidden, spec.dropout, spec.batch_size, spec.seed, spec.threads
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
     import tensorflow as tf
 
-    if threads:
+    if spec.threads:
         try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_intra_op_parallelism_threads(spec.threads)
         except RuntimeError:  # already initialised in this process
             pass
+    return _keras_fit(x_train, y_train, x_test, y_test, spec, steps_per_execution=1)
+
+
+def keras_jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
+    """Keras 3 on JAX, as a Keras user would tune it: ``jit_compile`` at its default (XLA) and
+    ``steps_per_execution`` the steps of one epoch, so that one compiled call trains the whole epoch.
+    ``threads`` is ignored (XLA uses every core)."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    steps = -(-len(y_train) // (spec or Spec()).batch_size)
+    return _keras_fit(x_train, y_train, x_test, y_test, spec or Spec(), steps_per_execution=steps)
+
+
+def _keras_fit(x_train, y_train, x_test, y_test, spec: Spec, steps_per_execution: int) -> Runner:
+    hidden, dropout, batch_size, seed = spec.hidden, spec.dropout, spec.batch_size, spec.seed
+    import keras
+
     keras.utils.set_random_seed(seed)
     num_classes = int(y_train.max()) + 1
     net = keras.Sequential([keras.Input((x_train.shape[1],))]
                            + [layer for h in hidden for layer in (keras.layers.Dense(h, activation="relu"),
                                                                   keras.layers.Dropout(dropout))]
                            + [keras.layers.Dense(num_classes, activation="softmax")])
-    net.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    net.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                steps_per_execution=steps_per_execution)
     y_onehot = keras.utils.to_categorical(y_train, num_classes)
 
     def epoch():
@@ -172,4 +198,5 @@ def keras_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> 
     return epoch, accuracy
 
 
-RUNNERS = {"jax": jax_runner, "torch": torch_runner, "keras": keras_runner}
+RUNNERS = {"jax": jax_runner, "torch": torch_runner, "keras": keras_runner, "keras_jax": keras_jax_runner}
+KERAS_BACKENDS = {"keras": "tensorflow", "keras_jax": "jax"}

@@ -39,7 +39,7 @@ class BenchConfig:
     """What ``mlpjax bench`` measures; ``quick`` shrinks every budget for a smoke test."""
 
     quick: bool = False
-    against: tuple[str, ...] = ("jax", "torch", "keras")
+    against: tuple[str, ...] = ("jax", "torch", "keras", "keras_jax")
     batch_size: int = 128
     hidden: tuple[int, ...] = (512,)
     data_dir: str | None = None
@@ -409,6 +409,11 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     for name in config.against:
         if not available[name]:
             skipped[name] = "not installed (pip install -e '.[bench]')"
+            continue
+        backend = baselines.KERAS_BACKENDS.get(name)
+        taken = baselines.keras_backend_taken(backend) if backend else None
+        if taken:
+            skipped[name] = f"Keras runs on {taken} in this process (time it alone: --against {name})"
             continue
         log(f"building the {name} baseline ...")
         spec = baselines.Spec(hidden=config.hidden, batch_size=config.batch_size, seed=config.seed)

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--against", default=",".join(default.against), metavar="NAMES",
                    help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, "
-                        f"keras; '' for none (default: {','.join(default.against)})")
+                        "keras (on TensorFlow), keras_jax (on JAX, one compiled call per epoch); '' for none "
+                        f"(default: {','.join(default.against)})")
     p.add_argument("--batch-size", type=positive_int, default=default.batch_size, metavar="N",
                    help=f"batch size of the timed epochs (default: {default.batch_size})")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=list(default.hidden), metavar="N",

@@ -55,7 +55,7 @@ def test_baselines_run_when_installed():
 
 
 def test_unknown_baseline_is_refused():
-    with pytest.raises(UserInputError, match="^against 'jax2': valid baselines are jax, torch, keras"):
+    with pytest.raises(UserInputError, match="^against 'jax2': valid baselines are jax, torch, keras, keras_jax"):
         bench.BenchConfig(against=("jax2",))
 
 
