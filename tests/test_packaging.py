@@ -73,3 +73,6 @@ def test_extras():
     for extra in ("tfds", "dev"):  # tfds 4.9 imports importlib_resources but declares it only for Python < 3.9
         assert any(r.startswith("importlib_resources") for r in extras[extra]), extra
     assert not any(r.startswith("tensorflow") and not r.startswith("tensorflow-datasets") for r in extras["dev"])
+    # TensorBoard itself is an extra of its own (docs/sweep.md), kept out of what CI installs
+    assert [r.split(">=")[0] for r in extras["tensorboard"]] == ["tensorboard", "tensorboardX"]
+    assert not any(r.startswith("tensorboard>") or r == "tensorboard" for r in extras["dev"])

@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "one vmapped program; auto: vmap on an accelerator, sequential on a CPU (measured: "
                         "docs/sweep.md) (default: auto; with --resume, the saved sweep's)")
     p.add_argument("--output", metavar="DIR",
-                   help="results.json, summary.md, curves.png and a checkpoint of every group after each epoch "
-                        "in DIR")
+                   help="results.json, summary.md, curves.png, TensorBoard's HParams data (DIR/tensorboard) and a "
+                        "checkpoint of every group after each epoch in DIR")
     p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its last saved epochs")
     p.add_argument("--devices", type=positive_int, metavar="N",
                    help="with vmap: split the model axis over N devices (default: one device)")

@@ -1,6 +1,7 @@
 """What a sweep leaves in its output folder: ``results.json``, ``summary.md`` (mean ± std over seeds per
-setting) and ``curves.png`` (``val_*`` curves per setting, mean with a ± std band: the test set's, or the
-validation split's where one is held out)."""
+setting), ``curves.png`` (``val_*`` curves per setting, mean with a ± std band: the test set's, or the
+validation split's where one is held out) and ``tensorboard/`` (TensorBoard's HParams data:
+:mod:`mlpjax.sweep.hparams`)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,10 @@ def summary_markdown(result: SweepResult) -> str:
 
 
 def write(output: str | os.PathLike, result: SweepResult, extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``results.json``, ``summary.md`` and ``curves.png`` into ``output``; their paths by name."""
+    """Write ``results.json``, ``summary.md``, ``curves.png`` and, last, ``tensorboard/``
+    (:func:`mlpjax.sweep.hparams.write`) into ``output``; their paths by name."""
+    from mlpjax.sweep import hparams  # imports tensorboardX when used
+
     folder = Path(output)
     files.write_json(folder / RESULTS, {**result.record(), **(extra or {})})
     files.write_text(folder / SUMMARY, summary_markdown(result))
@@ -99,4 +103,5 @@ def write(output: str | os.PathLike, result: SweepResult, extra: dict[str, Any] 
         paths[CURVES] = plots.training_curves(
             curves, folder / CURVES, panels=((f"{val} loss", ("val_loss",)), (f"{val} accuracy", ("val_accuracy",))),
             title=f"Sweep: {val} curves per setting (mean ± std over seeds)")
+    paths[hparams.TENSORBOARD] = hparams.write(folder, result)
     return paths
