@@ -74,5 +74,5 @@ def test_extras():
         assert any(r.startswith("importlib_resources") for r in extras[extra]), extra
     assert not any(r.startswith("tensorflow") and not r.startswith("tensorflow-datasets") for r in extras["dev"])
     # TensorBoard itself is an extra of its own (docs/sweep.md), kept out of what CI installs
-    assert [r.split(">=")[0] for r in extras["tensorboard"]] == ["tensorboard", "tensorboardX"]
+    assert [r.split(">=")[0] for r in extras["tensorboard"]] == ["tensorboard"]
     assert not any(r.startswith("tensorboard>") or r == "tensorboard" for r in extras["dev"])
