@@ -21,6 +21,7 @@ import csv
 import io
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mlpjax import files, plots
+from mlpjax.errors import UserInputError
 
 CSV, TENSORBOARD, CURVES = "history.csv", "tensorboard", "learning_curves.png"
 FIRST_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -134,7 +136,7 @@ class RunLogs:
     def __init__(self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
                  validation: str = "test"):
         self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
-        self.writer: Any = None  # opened at the first epoch (a tensorboardX SummaryWriter)
+        self.writer: Any = None  # opened at the first epoch (a tensorboardX EventsWriter)
         self.redrawer: _Redrawer | None = None
         self.kept_epoch: int | None = None  # None: the last epoch's weights are kept
         self.history: Mapping[str, Sequence[float]] | None = None  # the last one submitted
@@ -159,27 +161,49 @@ class RunLogs:
         self.redrawer.submit(history)
 
     def _tensorboard(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
-        from tensorboardX import SummaryWriter
+        try:
+            self._write_events(epoch, state, history)
+        except OSError as e:  # a full disk, a file where the folder goes: one line, as every write of the run
+            folder = self.directory / TENSORBOARD
+            raise UserInputError(f"{folder}: cannot write: {files.why_unusable(folder, e)}") from None
+
+    def _write_events(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
+        from tensorboardX import summary
+        from tensorboardX.proto.event_pb2 import Event
 
         if self.writer is None:
-            # the file name holds the second it was opened: a resume within the same second would overwrite
-            # the previous file without the suffix of the first epoch it writes
-            self.writer = SummaryWriter(logdir=str(self.directory / TENSORBOARD), filename_suffix=f".epoch{epoch}")
+            from tensorboardX.event_file_writer import EventsWriter
+
+            folder = self.directory / TENSORBOARD
+            folder.mkdir(exist_ok=True)
+            # SummaryWriter writes on a thread of its own, which dies on a full disk and leaves the writer waiting
+            # forever for room in its queue: its synchronous EventsWriter writes here, in this thread, and a
+            # failure is an OSError now. The file is named as SummaryWriter names it; the suffix keeps a resume
+            # within the same second from overwriting the previous file.
+            self.writer = EventsWriter(str(folder / "events"), filename_suffix=f".epoch{epoch}")
+        now = time.time()
         for key, values in history.items():
-            self.writer.add_scalar(key, float(values[epoch - 1]), epoch)
+            self.writer.write_event(Event(wall_time=now, step=epoch,
+                                          summary=summary.scalar(key, float(values[epoch - 1]))))
         first = state.model_config.layer_names()[0]  # the layer that reads the input
         kernel = np.asarray(state.params[first]["kernel"]) if "kernel" in state.params[first] else None
         if (self.image_shape is not None and kernel is not None
                 and kernel.shape[0] == int(np.prod(self.image_shape))):
-            self.writer.add_images(f"{first}/kernel", kernel_images(kernel, self.image_shape), epoch,
-                                   dataformats="NCHW")
+            images = summary.image(f"{first}/kernel", kernel_images(kernel, self.image_shape), dataformats="NCHW")
+            self.writer.write_event(Event(wall_time=now, step=epoch, summary=images))
         self.writer.flush()
 
     def close(self) -> None:
         """Flush the TensorBoard events and wait for the last figure (re-raising an error of its drawing)."""
         redrawer, self.redrawer = self.redrawer, None
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        if redrawer is not None:
-            redrawer.close()
+        writer, self.writer = self.writer, None
+        try:
+            if writer is not None:
+                try:
+                    writer.close()
+                except OSError as e:
+                    folder = self.directory / TENSORBOARD
+                    raise UserInputError(f"{folder}: cannot write: {files.why_unusable(folder, e)}") from None
+        finally:
+            if redrawer is not None:
+                redrawer.close()

@@ -322,6 +322,26 @@ def test_a_full_disk_during_a_save_is_one_line_and_the_earlier_epochs_survive(sm
     assert f"epoch {ckpt.epoch + 1}" in err
 
 
+def test_a_full_disk_while_tensorboard_is_written_is_an_error_at_once_not_a_hang(trained, small_disk):
+    # tensorboardX's SummaryWriter writes on a thread that dies on a full disk, after which it waits forever
+    from mlpjax.runs import logs
+
+    state = checkpoint.restore(trained).state
+    history = {"loss": [0.5], "accuracy": [0.9], "val_loss": [0.6], "val_accuracy": [0.8]}
+    run_logs = logs.RunLogs(small_disk / "run", image_shape=(8, 8))
+    (small_disk / "run").mkdir()
+    with open(small_disk / "filler", "wb") as f, pytest.raises(OSError):  # every page of the disk taken
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    start = time.monotonic()
+    with pytest.raises(UserInputError, match=r"/run/tensorboard: cannot write: no space left on the device$"):
+        run_logs._tensorboard(1, state, history)  # (epoch_end's history.csv would fail first)
+    with pytest.raises(UserInputError, match="cannot write: no space left"):
+        run_logs.close()  # what the writer still holds cannot be written either: the same one line
+    assert time.monotonic() - start < 30
+
+
 # -- 6. interruptions ----------------------------------------------------------------------------------------
 
 def test_a_run_interrupted_in_its_first_save_can_be_started_again(trained, tmp_path, capsys):
