@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from pathlib import Path
 
 from mlpjax.cli.flags import flag_error, lines
 
@@ -25,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"results go to DIR/NAME/ (default: {DEFAULT_OUT})")
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in DIR/NAME/ (without it, they are kept and the "
+                        "experiment is refused)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     check_name("experiment", args.name, (*found, "all"))
     names = list(found) if args.name == "all" else [args.name]
     experiments.check_seed(names, args.seed)
+    for name in names:  # before any experiment runs: `all` is refused whole, not after hours
+        experiments.check_results_folder(Path(args.out) / name, args.overwrite)
     with flag_error("--out"):
         files.make_folder(args.out)
     for name in names:
-        experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed)
+        experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
+                                   overwrite=args.overwrite)
     return 0

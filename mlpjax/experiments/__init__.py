@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mlpjax.errors import check_name
+from mlpjax.errors import FieldError, UserInputError, check_name
 
 DEFAULT_OUT = "results"
 _NOT_EXPERIMENTS = ("common",)
@@ -65,16 +65,33 @@ def check_seed(names: Iterable[str], seed: int) -> int:
     return check(seed, max(getattr(importlib.import_module(f"{__name__}.{name}"), "SEEDS", 1) for name in names))
 
 
+def check_results_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse ``folder`` where it holds anything and ``overwrite`` is not given: results are never replaced
+    without a word."""
+    try:
+        with os.scandir(folder) as entries:
+            held = next(entries, None)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # new (a file in the way is make_folder's one line)
+    except OSError as e:
+        raise UserInputError(f"{folder}: cannot be read ({e.strerror or e})") from None
+    if held is not None and not overwrite:
+        raise FieldError("overwrite", f"{folder}: holds earlier results ({held.name}, ...); nothing is replaced "
+                         "unless you ask: give {field}, or another output folder")
+
+
 def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
                    data_dir: str | os.PathLike | None = None, seed: int = 0,
-                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``."""
+                   log: Callable[[str], None] | None = print, overwrite: bool = False) -> dict[str, Any]:
+    """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``. A folder
+    ``out_dir/name`` that holds anything (an earlier run's results) is refused unless ``overwrite``."""
     check_name("experiment", name, discover())
     from mlpjax import files
     from mlpjax.experiments import common
 
     module = importlib.import_module(f"{__name__}.{name}")
     check_seed([name], seed)
+    check_results_folder(Path(out_dir) / name, overwrite)
     folder = files.make_folder(Path(out_dir) / name)  # a UserInputError where out_dir is a file, ...
     log = log or (lambda _: None)
     log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")

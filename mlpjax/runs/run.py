@@ -35,7 +35,7 @@ from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError
 from mlpjax.runs import checkpoint, logs, orbax_io
 from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
-from mlpjax.runs.lock import RunLock, refuse_if_locked
+from mlpjax.runs.lock import LOCK_NAME, RunLock, refuse_if_locked
 from mlpjax.training import distributed
 from mlpjax.training.compiled import prepare_evaluate
 from mlpjax.training.result import FitResult, progress_record
@@ -185,6 +185,27 @@ def _refuse_a_run(directory: Path) -> None:
                          f"continue it with {{resume}} {directory} or choose another {{field}}", also=("resume",))
 
 
+def refuse_foreign_files(directory: Path, field: str = "output", ours: tuple[str, ...] = ()) -> None:
+    """Refuse an existing folder ``directory`` that holds what mlpjax did not write: a new output folder is new,
+    empty, or (names in ``ours``) one that mlpjax began. Files of mlpjax's own names may still be the user's, so
+    names alone are not enough: a folder counts as begun by mlpjax only when it holds one of ``ours``, and then
+    nothing in it is replaced that is not mlpjax's. At most 64 entries are looked at (a huge folder is refused
+    as fast as a small one)."""
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for _, e in zip(range(64), entries, strict=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # new, or a file in the way: the writability checks that follow say which
+    except OSError as e:
+        raise FieldError(field, f"{{field}} {directory}: cannot be read ({e.strerror or e})") from None
+    mine = {LOCK_NAME} | {n for n in names if n.startswith(".mlpjax-probe-")}
+    foreign = [n for n in names if n not in mine]
+    if foreign and not any(n in ours for n in foreign):
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise FieldError(field, f"{{field}} {directory}: holds files that mlpjax did not write ({shown}); nothing "
+                         "there is replaced: give a new or empty folder")
+
+
 def _prove_writable(directory: Path, field: str) -> None:
     """Create ``directory``, write, sync and remove a file in it: it can take checkpoints (else a FieldError)."""
     import tempfile
@@ -227,6 +248,7 @@ def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = 
     if directory.exists() and not directory.is_dir():
         raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
     _refuse_a_run(directory)
+    refuse_foreign_files(directory, ours=(CHECKPOINTS,))  # a run stopped in its first save: ours
     lock = _claim(directory, "output")
     if lock is not None:
         try:

@@ -39,6 +39,7 @@ from mlpjax.core.config import TrainConfig
 from mlpjax.core.model import ModelConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import checkpoint, orbax_io, run
+from mlpjax.runs.run import refuse_foreign_files
 from mlpjax.sweep import stack
 from mlpjax.sweep.train import GroupStart
 from mlpjax.training.result import HISTORY_KEYS, History
@@ -112,6 +113,7 @@ class SweepCheckpoints:
             if (directory / PLAN).exists():
                 raise FieldError("output", f"{{field}} {directory}: already holds a sweep; continue it with "
                                  f"{{resume}} {directory} or choose another {{field}}", also=("resume",))
+            refuse_foreign_files(directory, ours=("groups", "runs"))  # nothing of the user's is replaced
             text = json.dumps(plan.to_dict(), indent=2) + "\n"
             if len(text.encode()) > MAX_PLAN_BYTES:  # what a sweep writes, it must read back (load_plan)
                 raise UserInputError(f"the plan of {len(plan.configs)} models would take "

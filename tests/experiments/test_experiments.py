@@ -90,6 +90,19 @@ def test_samples_builds_the_features_of_the_images_it_shows_only(monkeypatch, tm
     assert record["results"]["dtypes"]["x"] == "float32" and len(record["results"]["first_labels"]) == 20
 
 
+def test_an_experiment_run_again_keeps_the_earlier_results_unless_overwrite_is_given(tmp_path, capsys):
+    assert cli.main(["experiment", "quadrants", "--quick", "--out", str(tmp_path)]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "quadrants").iterdir()}
+    capsys.readouterr()
+    assert cli.main(["experiment", "quadrants", "--quick", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "holds earlier results" in err and "--overwrite" in err, err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "quadrants").iterdir()} == before
+    with pytest.raises(UserInputError, match="give overwrite, or another output folder"):
+        run_experiment("quadrants", tmp_path, quick=True, log=None)  # the library names its parameter
+    assert cli.main(["experiment", "quadrants", "--quick", "--out", str(tmp_path), "--overwrite"]) == 0
+
+
 def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):
     monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
     ds = common.load_data(None, quick=True)

@@ -290,6 +290,18 @@ def test_an_output_under_a_file_is_refused_before_training(tmp_path, capsys):
     assert out == ""  # refused before the data is even loaded
 
 
+def test_an_output_holding_the_users_files_is_refused_and_they_are_kept(tmp_path, capsys):
+    out = tmp_path / "U"
+    out.mkdir()
+    (out / "history.csv").write_text("mine\n")  # mlpjax's own names, but the user's files
+    (out / "learning_curves.png").write_bytes(b"mine")
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", out)
+    one_line_error(code, err, f"--output {out}: holds files that mlpjax did not write",
+                   "history.csv, learning_curves.png")
+    assert (out / "history.csv").read_text() == "mine\n" and (out / "learning_curves.png").read_bytes() == b"mine"
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "learning_curves.png"]  # no lock left
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MB tmpfs (as root), unmounted afterwards; skipped where it cannot be mounted."""

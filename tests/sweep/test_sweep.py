@@ -365,6 +365,15 @@ def test_cli_sweep_too_large_for_memory_is_one_line_and_leaves_no_folder(tmp_pat
     assert not out.exists()  # refused before the plan was written: the same --output can be used again
 
 
+def test_a_sweep_into_a_folder_of_the_users_files_is_refused_and_they_are_kept(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "sweep", "--dataset", "digits", "--epochs", 1, "--seed", "0,1",
+                           "--output", tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "holds files that mlpjax did not write (notes.txt)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 # -- the sweep's folder: checked paths, a bounded plan, the run checkpoints' guards ---------------------------
 
 @pytest.mark.parametrize("place, shown", [("under a file", "is a file, not a folder"),

@@ -12,10 +12,13 @@ from mlpjax.training import compiled, train
 from mlpjax.training.rows import Rows
 
 
-def test_a_prepared_epoch_compiles_once_and_trains(digits):
+def test_a_prepared_epoch_compiles_once_and_trains(digits, monkeypatch):
+    monkeypatch.setattr(compiled, "_COMPILED", {})  # what earlier tests of this process compiled is forgotten
     state = state_for(small_config(), digits)
     epoch_runner, state = compiled.prepare_epoch(state, Rows.from_dataset(digits, "train"), batch_size=32)
     assert epoch_runner.compile_seconds > 0 and epoch_runner.steps == 43 and epoch_runner.devices == 1
+    again, _ = compiled.prepare_epoch(state, Rows.from_dataset(digits, "train"), batch_size=32)
+    assert again.compile_seconds == 0.0  # the same program for the same shapes: compiled once
     state, metrics = epoch_runner(state, 0)
     assert int(state.step) == 43 and np.isfinite(float(metrics["loss"]))
 
