@@ -25,8 +25,8 @@ NEEDS_WINDOW = re.compile(r"\bDrawWindow\(")
 PRELUDE = """
 import mlpjax.data, mlpjax.data.datasets
 _load = mlpjax.data.datasets.load_dataset
-def _digits(name, data_dir=None):
-    return _load("digits" if name == "mnist" else name)
+def _digits(name, data_dir=None, **options):
+    return _load("digits" if name == "mnist" else name, **options)
 mlpjax.data.load_dataset = mlpjax.data.datasets.load_dataset = _digits
 """
 
