@@ -271,6 +271,8 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
     """The Run that continues ``ckpt`` with ``changes`` (checked; writes nothing, claims nothing)."""
     saved = ckpt.config.to_dict()
     changes = {k: list(v) if k == "hidden" else v for k, v in (changes or {}).items()}
+    if isinstance(changes.get("dataset"), str) and data_lib.is_file_name(changes["dataset"]):
+        changes["dataset"] = os.path.abspath(changes["dataset"])  # as the run recorded it
     for name, value in changes.items():
         if name not in saved:
             raise UserInputError(f"unknown training setting {name!r}")

@@ -258,3 +258,15 @@ def test_sweep_and_summary_take_a_file(tmp_path, capsys, monkeypatch):
     assert code == 0 and (tmp_path / "sweep" / "results.json").exists(), err
     code, out, err = run_cli(capsys, "summary", "--dataset", "t.csv", "--hidden", "8")
     assert code == 0 and "Total params: 67" in out, err  # 4*8+8 + 8*3+3
+
+
+def test_resume_a_run_on_a_file_given_by_a_relative_path(tmp_path, capsys, monkeypatch):
+    x, y = blobs()
+    write_table(tmp_path / "t.csv", x, y)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "train", "--dataset", "t.csv", "--epochs", "1", "--hidden", "8", "--output", "run",
+                           "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "train", "--resume", "run", "--dataset", "t.csv", "--epochs", "2", "--quiet")
+    assert code == 0 and "test accuracy" in out, err
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]["loss"]) == 2
