@@ -91,7 +91,7 @@ def progress_bars(args: argparse.Namespace) -> bool:
 
 
 # How each kind of TrainConfig field (mlpjax.core.config.FieldHelp.kind) is read: one value, and a sweep's list.
-SINGLE = {"int": integer, "float": number, "name": str, "names": str, "path": str}
+SINGLE = {"int": integer, "float": number, "name": str, "names": str, "path": str, "text": str}
 SINGLE_CAST, LISTED_EXPECTED = {"int": int, "float": float}, {"int": "integers", "float": "numbers"}
 LISTED = {**{kind: listed(cast, LISTED_EXPECTED[kind]) for kind, cast in SINGLE_CAST.items()},
           "name": listed(str, "names"), "widths": listed(widths, "layer widths like 512 or 256x128"),
@@ -128,7 +128,7 @@ def _help(about, *, listed_: bool, default: str | None = None) -> str:
     return f"{text} (default: {default})".replace("%", "%%")
 
 
-ONE_PER_SWEEP = ("dataset", "data_dir")  # a sweep trains every model on one dataset
+ONE_PER_SWEEP = ("dataset", "data_dir", "label_column")  # a sweep trains every model on one dataset
 
 
 def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = None, *, listed_: bool = False,

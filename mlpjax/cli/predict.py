@@ -52,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
             files.check_new_file(out)  # before predicting; save_png checks again as it writes
     image, label = ds.test_example(args.index)
     result = predict.predict_one(ckpt.classifier, image, label)
-    print(f"{ds.name} test sample {args.index}: {result.describe()}")
+    print(f"{ds.name} test sample {args.index}: {result.describe(names=ds.class_names)}")
     if ds.image_shape is not None:
         with flag_error("--out"):
-            out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n"), out)
+            out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n", names=ds.class_names),
+                                   out)
         print(f"wrote {out}")
     return 0

@@ -14,10 +14,11 @@ DESCRIPTION = ("Print Keras' model.summary() table (layer, output shape, paramet
 
 
 def architecture() -> tuple[str, ...]:
-    """The TrainConfig fields that shape the model: the dataset and the model's chosen fields."""
+    """The TrainConfig fields that shape the model: the dataset (and a table's label column) and the model's chosen
+    fields."""
     from mlpjax.core.config import MODEL_FIELDS
 
-    return ("dataset", *MODEL_FIELDS)
+    return ("dataset", "label_column", *MODEL_FIELDS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

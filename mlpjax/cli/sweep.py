@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         refuse_output_beside_resume(args)
         plan = sweep_checkpoint.load_plan(args.resume)
-        given = [n for n in sweep.LISTED + ("dataset", "data_dir") if getattr(args, n, None) is not None]
+        given = [n for n in sweep.LISTED + sweep.ONE_PER_SWEEP if getattr(args, n, None) is not None]
         if given:
             raise UserInputError(f"--resume continues the saved sweep; drop {', '.join(flag(n) for n in given)}")
         # a vmapped sweep saves stacked groups (groups/<g>), a sequential one run folders (runs/<i>): neither
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                                  "--strategy, or start a new sweep with another --output")
         output = args.resume
     else:
-        base = {k: getattr(args, k) for k in ("dataset", "data_dir") if getattr(args, k) is not None}
+        base = {k: getattr(args, k) for k in sweep.ONE_PER_SWEEP if getattr(args, k) is not None}
         lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
         refuse_idle_plateau(lists, True in lists.get("reduce_lr_on_plateau", ()))
         plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy or "auto"))
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         from mlpjax.sweep import stack
 
         mesh = stack.model_mesh(args.devices)
-    dataset = data.load_dataset(plan.configs[0].dataset, plan.configs[0].data_dir)
+    dataset = plan.configs[0].load_dataset()
     sweep.check_sweep_memory(plan.configs, dataset, plan.strategy, mesh)  # before the folder is made
     hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
     found = sweep.groups(plan.configs)

@@ -87,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
 
 def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     """``mlpjax train`` once its run directory, if any, is claimed (``run``): load, train, report."""
-    from mlpjax import data
     from mlpjax.core import model, summary
     from mlpjax.data import split
     from mlpjax.draw import predict
@@ -95,7 +94,7 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     from mlpjax.training import train
 
     config = run.config if run else train_config_from_args(args)
-    dataset = data.load_dataset(config.dataset, config.data_dir)
+    dataset = config.load_dataset()
     mesh_lib.check_widths(mesh, config.model_config(dataset.input_dim, dataset.num_classes).split_widths())
     log = None if args.quiet else say
     quiet = not progress_bars(args)
@@ -120,7 +119,7 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     if len(dataset.y_test) > 9:
         sample = predict.predict_one(model.Classifier(result.state.params, result.state.model_config),
                                      *dataset.test_example(9))
-        say(f"test sample 9: {sample.describe()}")
+        say(f"test sample 9: {sample.describe(names=dataset.class_names)}")
     if run:
         say(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
             if run.save_best or config.early_stopping is not None else "")

@@ -60,10 +60,10 @@ class FieldHelp:
 
     ``text`` names other fields as ``{name}`` (:meth:`render` writes them); ``kind`` is how a value is written:
     ``"int"``, ``"float"``, ``"name"`` (one of ``choices``), ``"names"`` (several, comma-separated),
-    ``"widths"`` (layer widths), ``"path"`` or ``"switch"`` (True or False). ``choices`` gives the registry's
-    names, each with its one-line description (``""``: none), at the time it is asked; ``default_text`` the
-    words for a default that another field decides (``epochs``: the dataset's); ``off`` the word for None where
-    None turns a setting off (``early_stopping``).
+    ``"widths"`` (layer widths), ``"path"``, ``"text"`` (any string) or ``"switch"`` (True or False).
+    ``choices`` gives the registry's names, each with its one-line description (``""``: none), at the time it is
+    asked; ``default_text`` the words for a default that another field decides (``epochs``: the dataset's);
+    ``off`` the word for None where None turns a setting off (``early_stopping``).
     """
 
     name: str
@@ -110,7 +110,8 @@ def _abouts(registry: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _default_epochs() -> str:
-    return "the dataset's: " + ", ".join(f"{name} {spec.default_epochs}" for name, spec in data.DATASETS.items())
+    return ("the dataset's: " + ", ".join(f"{name} {spec.default_epochs}" for name, spec in data.DATASETS.items())
+            + f", a file {data.datasets.FILE_EPOCHS}")
 
 
 def _default_lr() -> str:
@@ -140,10 +141,14 @@ class TrainConfig:
     """
 
     dataset: str = dataclasses.field(default="mnist", metadata=_about(
-        "the dataset", "name", metavar="NAME", choices=lambda: _abouts(data.DATASETS)))
+        "the dataset: a file FILE.npz, FILE.csv or FILE.tsv (docs/data.md), or a name", "name", metavar="NAME|FILE",
+        choices=lambda: _abouts(data.DATASETS)))
     data_dir: str | None = dataclasses.field(default=None, metadata=_about(
         "folder with the four MNIST-format IDX files", "path", metavar="DIR",
         default_text=lambda: f"${data.DATA_DIR_ENV}, else tfds"))
+    label_column: str | None = dataclasses.field(default=None, metadata=_about(
+        "with a CSV or TSV file as {dataset}: the column of the labels, by its name in the header", "text",
+        metavar="NAME", default_text=lambda: "the last column"))
     epochs: int | None = dataclasses.field(default=None, metadata=_about(
         "epochs in all", "int", metavar="N", default_text=_default_epochs))
     batch_size: int = dataclasses.field(default=128, metadata=_about(
@@ -186,6 +191,8 @@ class TrainConfig:
             raise FieldError("model", f"must be a ModelConfig, got {self.model!r}")
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", check_path("data_dir", self.data_dir))
+        if self.label_column is not None:
+            data.check_label_column(self.dataset, self.label_column)
         object.__setattr__(self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None
                                                      else self.epochs))
         object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
@@ -214,6 +221,10 @@ class TrainConfig:
     def validation(self) -> str:
         """Where ``val_*`` is measured: ``"split"`` (held-out training rows) or ``"test"`` (the test set)."""
         return "split" if self.validation_split > 0 else "test"
+
+    def load_dataset(self) -> data.Dataset:
+        """The dataset this config trains on (a table read with its :attr:`label_column`)."""
+        return data.load_dataset(self.dataset, self.data_dir, label_column=self.label_column)
 
     def model_config(self, input_dim: int, num_classes: int) -> ModelConfig:
         """The architecture for a dataset of ``input_dim`` features and ``num_classes`` classes."""

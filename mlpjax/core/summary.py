@@ -85,5 +85,5 @@ def model_config_for(config) -> ModelConfig:
     shape = data.get_spec(config.dataset).shape
     if shape is not None:
         return config.model_config(*shape)
-    ds = data.load_dataset(config.dataset, config.data_dir)
+    ds = config.load_dataset()
     return config.model_config(ds.input_dim, ds.num_classes)

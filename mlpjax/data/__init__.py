@@ -1,5 +1,6 @@
-"""Datasets: the registry by name (:mod:`.datasets`), safe IDX reading (:mod:`.idx`) and Keras' validation split
-(:mod:`.split`). The names below are the wing's public API: ``from mlpjax import data; data.load_dataset("digits")``."""
+"""Datasets: the registry by name (:mod:`.datasets`), safe IDX reading (:mod:`.idx`), the user's files and
+scikit-learn's tables (:mod:`.tables`) and Keras' validation split (:mod:`.split`). The names below are the wing's
+public API: ``from mlpjax import data; data.load_dataset("digits")``, ``data.load_dataset("table.csv")``."""
 
 from mlpjax.data.datasets import (
                                   DATA_DIR_ENV,
@@ -16,6 +17,7 @@ from mlpjax.data.datasets import (
                                   level_values,
                                   load_dataset,
                                   load_digits,
+                                  load_file,
                                   load_idx_folder,
                                   load_mnist_like,
                                   load_quadrants,
@@ -24,8 +26,10 @@ from mlpjax.data.datasets import (
                                   to_levels,
 )
 from mlpjax.data.idx import read_idx, read_idx_header
+from mlpjax.data.tables import FILE_SUFFIXES, check_label_column, is_file_name, is_table_name
 
-__all__ = ["DATA_DIR_ENV", "DATASETS", "FASHION_CLASSES", "IDX_FILES", "Dataset", "DatasetSpec", "check_data_dir",
-           "class_labels", "features", "get_spec", "idx_files", "level_values", "load_dataset", "load_digits",
+__all__ = ["DATA_DIR_ENV", "DATASETS", "FASHION_CLASSES", "FILE_SUFFIXES", "IDX_FILES", "Dataset", "DatasetSpec",
+           "check_data_dir", "check_label_column", "class_labels", "features", "get_spec", "idx_files",
+           "is_file_name", "is_table_name", "level_values", "load_dataset", "load_digits", "load_file",
            "load_idx_folder", "load_mnist_like", "load_quadrants", "load_tfds", "make_dataset", "read_idx",
            "read_idx_header", "to_levels"]

@@ -5,6 +5,8 @@
   where neither is given, through tensorflow-datasets (the ``tfds`` extra), which may download.
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits, a fixed stratified 75/25 split; works offline.
 - ``quadrants``: the tutorial's four points (1,1), (-1,1), (-1,-1), (1,-1) -> quadrants I-IV (classes 0-3).
+- ``iris``, ``wine``, ``breast_cancer``: scikit-learn's bundled tables, 20 % split off as test rows.
+- a file, ``FILE.npz``, ``FILE.csv`` or ``FILE.tsv``: the user's own data (:mod:`mlpjax.data.tables`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from mlpjax import files
+from mlpjax.data import tables
 from mlpjax.data.idx import read_idx
-from mlpjax.errors import FieldError, UserInputError, check_int, check_name
+from mlpjax.errors import FieldError, UserInputError, check_int
 
 DATA_DIR_ENV = "MLPJAX_DATA_DIR"
 IDX_FILES = {
@@ -138,10 +141,11 @@ class Dataset:
                                    encoded_test=self.encoded_test[:n_test], y_test=self.y_test[:n_test])
 
     def describe(self) -> dict[str, object]:
-        """Shapes and sizes, as printed and written to metrics.json."""
+        """Shapes and sizes (and the class names, where there are), as printed and written to metrics.json."""
         return {"name": self.name, "x_train": list(self.encoded_train.shape), "y_train": list(self.y_train.shape),
                 "x_test": list(self.encoded_test.shape), "y_test": list(self.y_test.shape),
-                "num_classes": self.num_classes}
+                "num_classes": self.num_classes,
+                **({"class_names": list(self.class_names)} if self.class_names else {})}
 
 
 def features(encoded: np.ndarray, pixel_levels: int | None) -> np.ndarray:
@@ -260,7 +264,8 @@ def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
                  pixel_levels: int | None = None) -> Dataset:
     """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: real-number features
     (no complex, strings or objects), no NaN or inf; labels whole numbers in [0, num_classes), stored as int32.
-    Class names come from the registry (:data:`DATASETS`) for its names.
+    Class names come from the registry (:data:`DATASETS`) for its names (others:
+    ``dataclasses.replace(dataset, class_names=...)``).
 
     With ``pixel_levels``, the features are integer levels in [0, pixel_levels] (e.g. uint8 pixels) or floats that
     are exact multiples of ``1 / pixel_levels``; they are stored as uint8 levels. Else float32 features.
@@ -406,6 +411,21 @@ def _check_download_possible(tfds, name: str) -> None:
                          f"answer within {NETWORK_TIMEOUT:g} s (no network?); " + OFFLINE_CHOICES)
 
 
+def load_table_dataset(name: str) -> Dataset:
+    """scikit-learn's bundled table ``name`` (``iris``, ``wine``, ``breast_cancer``) as a Dataset."""
+    train, test, num_classes, names, _ = tables.load_sklearn_table(name)
+    return dataclasses.replace(make_dataset(name, train, test, num_classes=num_classes), class_names=names)
+
+
+def load_file(path: str | os.PathLike, label_column: str | None = None) -> Dataset:
+    """The dataset in file ``path`` (``FILE.npz``, ``FILE.csv``, ``FILE.tsv``: :mod:`mlpjax.data.tables`), named
+    by its path as given; ``label_column``: a table's column of labels (None: its last)."""
+    name = os.fspath(path)
+    train, test, num_classes, names, image_shape = tables.load_file(name, label_column)
+    return dataclasses.replace(make_dataset(name, train, test, num_classes=num_classes, image_shape=image_shape,
+                                            source=name), class_names=names)
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
@@ -427,6 +447,7 @@ def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
     return load_idx_folder(folder, name) if folder else load_tfds(name)
 
 
+IRIS_EPOCHS, TABLE_EPOCHS = 200, 100  # one or a few steps per epoch on these small tables
 # The tutorial's 2 epochs on MNIST; the small sets need more passes to converge. Add a dataset here.
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)",
@@ -437,16 +458,32 @@ DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
     "quadrants": DatasetSpec(lambda d: load_quadrants(), 300, "the tutorial's four points",
                              ("I", "II", "III", "IV"), shape=(2, 4)),
+    "iris": DatasetSpec(lambda d: load_table_dataset("iris"), IRIS_EPOCHS, "scikit-learn's iris table (offline)",
+                        ("setosa", "versicolor", "virginica"), shape=(4, 3)),
+    "wine": DatasetSpec(lambda d: load_table_dataset("wine"), IRIS_EPOCHS, "scikit-learn's wine table (offline)",
+                        ("class_0", "class_1", "class_2"), shape=(13, 3)),
+    "breast_cancer": DatasetSpec(lambda d: load_table_dataset("breast_cancer"), TABLE_EPOCHS,
+                                 "scikit-learn's breast cancer table (offline)", ("malignant", "benign"),
+                                 shape=(30, 2)),
 }
+FILE_EPOCHS = TABLE_EPOCHS  # a file's size is not known before it is read
 
 
 def _class_names(name: str) -> tuple[str, ...]:
     return DATASETS[name].class_names if name in DATASETS else ()
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """The registered dataset ``name``; an unknown name lists the valid ones."""
-    return DATASETS[check_name("dataset", name, DATASETS)]
+def get_spec(name: str | os.PathLike) -> DatasetSpec:
+    """The registered dataset ``name``, or the spec of a file (``name`` with a suffix or a folder: FILE.npz,
+    FILE.csv, FILE.tsv; read when loaded, not here); an unknown name lists the valid ones."""
+    name = os.fspath(name)
+    if name not in DATASETS and tables.is_file_name(name):
+        tables.check_file_name(name)
+        return DatasetSpec(lambda d: load_file(name), FILE_EPOCHS, f"the file {name}")
+    if name not in DATASETS:
+        raise UserInputError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or a file FILE.npz, FILE.csv "
+                             "or FILE.tsv")
+    return DATASETS[name]
 
 
 def check_data_dir(name: str, data_dir: str | os.PathLike | None) -> None:
@@ -457,6 +494,10 @@ def check_data_dir(name: str, data_dir: str | os.PathLike | None) -> None:
                          f"folder ({spec.about}); drop {{field}}")
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load dataset ``name``; for the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds)."""
+def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
+                 label_column: str | None = None) -> Dataset:
+    """Load dataset ``name`` (a registered name or a file: :func:`get_spec`); for the IDX datasets ``data_dir``
+    (else ``$MLPJAX_DATA_DIR``, else tfds); for a CSV or TSV file, its ``label_column`` (None: the last)."""
+    if label_column is not None:
+        return load_file(name, label_column)  # which checks that the name is a table's
     return get_spec(name).load(None if data_dir is None else os.fspath(data_dir))

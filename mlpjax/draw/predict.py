@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,13 @@ class Prediction:
     probabilities: np.ndarray
     true_label: int | None = None
 
-    def describe(self, sep: str = ", ") -> str:
-        text = f"predicted {self.label} (p={self.probability:.3f})"
-        return text if self.true_label is None else f"{text}{sep}true {self.true_label}"
+    def describe(self, sep: str = ", ", names: Sequence[str] = ()) -> str:
+        """"predicted 3 (p=0.982), true 3"; with the class ``names``: "predicted 3 setosa (p=...), true 3 setosa"."""
+        def named(c: int) -> str:
+            return f"{c} {names[c]}" if names and names[c] != str(c) else str(c)
+
+        text = f"predicted {named(self.label)} (p={self.probability:.3f})"
+        return text if self.true_label is None else f"{text}{sep}true {named(self.true_label)}"
 
 
 def predict_one(classifier: model.Classifier, x, true_label: int | None = None) -> Prediction:

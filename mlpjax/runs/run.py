@@ -86,7 +86,7 @@ class Run:
 
     def _fit(self, dataset, *, quiet, log, mesh) -> FitResult:
         ckpt = self.checkpoint
-        dataset = dataset or data_lib.load_dataset(self.config.dataset, self.config.data_dir)
+        dataset = dataset or self.config.load_dataset()
         config = trained_config(self.config, dataset)  # what fit trains with, and so what the checkpoints say
         model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         if ckpt is not None and ckpt.model_config != model_config:
@@ -171,11 +171,15 @@ def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
         raise SaveError(f"{e}; the checkpoints saved so far are intact") from None
 
 
-def _absolute_data_dir(config: TrainConfig) -> TrainConfig:
-    """``config`` with its ``data_dir`` made absolute, so that the run can be read from any working directory."""
-    if config.data_dir is None or os.path.isabs(config.data_dir):
-        return config
-    return config.replace(data_dir=os.path.abspath(config.data_dir))
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with its ``data_dir`` and a dataset file's path made absolute, so that the run can be read from
+    any working directory."""
+    changes = {}
+    if config.data_dir is not None and not os.path.isabs(config.data_dir):
+        changes["data_dir"] = os.path.abspath(config.data_dir)
+    if data_lib.is_file_name(config.dataset) and not os.path.isabs(config.dataset):
+        changes["dataset"] = os.path.abspath(config.dataset)
+    return config.replace(**changes) if changes else config
 
 
 def _refuse_a_run(directory: Path) -> None:
@@ -256,7 +260,7 @@ def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = 
         except BaseException:
             lock.release(remove_created=True)
             raise
-    return Run(directory, _absolute_data_dir(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
+    return Run(directory, absolute_paths(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
                save_best=save_best, lock=lock)
 
 
@@ -289,6 +293,8 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
     """The Run that continues ``ckpt`` with ``changes`` (checked; writes nothing, claims nothing)."""
     saved = ckpt.config.to_dict()
     changes = {k: list(v) if k == "hidden" else v for k, v in (changes or {}).items()}
+    if isinstance(changes.get("dataset"), str) and data_lib.is_file_name(changes["dataset"]):
+        changes["dataset"] = os.path.abspath(changes["dataset"])  # as the run recorded it
     for name, value in changes.items():
         if name not in saved:
             raise UserInputError(f"unknown training setting {name!r}")
@@ -296,7 +302,7 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
             raise FieldError(name, f"{{field}} {_shown(value)} contradicts the checkpoint ({name} {saved[name]!r}); "
                              "leave it out to resume with the saved settings, or train a new model into another "
                              "{output}", where=ckpt.path, also=("output",))
-    config = _absolute_data_dir(ckpt.config.replace(**changes))
+    config = absolute_paths(ckpt.config.replace(**changes))
     if config.epochs < ckpt.epoch:  # type: ignore[operator]  # __post_init__ fills epochs: never None
         raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
                          f"{{field}} is the total, so give at least {ckpt.epoch}")
@@ -311,8 +317,9 @@ def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
     that reads no folder is refused (:func:`mlpjax.data.check_data_dir`)."""
     name = dataset or ckpt.config.dataset
     data_lib.check_data_dir(name, data_dir)
-    folder = data_dir if data_dir is not None else (ckpt.config.data_dir if name == ckpt.config.dataset else None)
-    ds = data_lib.load_dataset(name, folder)
+    same = name == ckpt.config.dataset
+    folder = data_dir if data_dir is not None else (ckpt.config.data_dir if same else None)
+    ds = data_lib.load_dataset(name, folder, label_column=ckpt.config.label_column if same else None)
     m = ckpt.model_config
     if (ds.input_dim, ds.num_classes) != (m.input_dim, m.num_classes):
         raise UserInputError(f"{ckpt.path}: the model takes {m.input_dim} features and {m.num_classes} "

@@ -4,6 +4,7 @@
 
 from mlpjax.sweep.train import (
                                 LISTED,
+                                ONE_PER_SWEEP,
                                 STRATEGIES,
                                 VARYING,
                                 GroupRun,
@@ -21,6 +22,6 @@ from mlpjax.sweep.train import (
                                 train_sequential,
 )
 
-__all__ = ["LISTED", "STRATEGIES", "VARYING", "GroupRun", "GroupStart", "ModelRun", "SweepResult", "auto_strategy",
-           "check_sweep_memory", "grid", "group_key", "groups", "resolve_strategy", "run_sweep", "train_group_vmap",
-           "train_sequential"]
+__all__ = ["LISTED", "ONE_PER_SWEEP", "STRATEGIES", "VARYING", "GroupRun", "GroupStart", "ModelRun", "SweepResult",
+           "auto_strategy", "check_sweep_memory", "grid", "group_key", "groups", "resolve_strategy", "run_sweep",
+           "train_group_vmap", "train_sequential"]

@@ -207,7 +207,7 @@ class SweepCheckpoints:
             folder = self.directory / RUNS / str(i)
             saved = folder.is_dir() and checkpoint.holds_run(folder) is not None
             one = run.resume(folder) if saved else run.start(folder, config, keep=KEEP)
-            if one.config != config:
+            if one.config != run.absolute_paths(config):  # the run records the dataset's paths absolute
                 one.close()
                 raise UserInputError(f"{folder}: holds another model than the sweep's plan")
             return one.fit(dataset, log=log)

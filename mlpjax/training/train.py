@@ -274,7 +274,7 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
     :func:`mlpjax.training.distributed.initialize`, each calling ``fit`` alike). The states handed to ``on_epoch_end``
     and returned are this process's single-device copies; with several processes there is no progress bar.
     """
-    plan = make_plan(config, dataset or data_lib.load_dataset(config.dataset, config.data_dir))
+    plan = make_plan(config, dataset or config.load_dataset())
     state, member = _start(plan, resume_from)
     loop, state = _compile(plan, state, quiet=quiet, mesh=mesh)
     program = _OneModel(loop, state)

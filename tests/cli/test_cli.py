@@ -121,7 +121,8 @@ def shown(parser) -> str:
 
 # A valid value of each training field other than its default: (as sweep takes it, what the configs hold).
 SWEEP_VALUES = {
-    "dataset": ("quadrants", ["quadrants"]), "data_dir": (None, [None]), "epochs": ("1,2", [1, 2]),
+    "dataset": ("quadrants", ["quadrants"]), "data_dir": (None, [None]), "label_column": (None, [None]),
+    "epochs": ("1,2", [1, 2]),
     "batch_size": ("2,4", [2, 4]), "hidden": ("4,3x2", [(4,), (3, 2)]), "activation": ("tanh,sigmoid",
                                                                                           ["tanh", "sigmoid"]),
     "dropout": ("0,0.5", [0.0, 0.5]), "optimizer": ("sgd,adagrad", ["sgd", "adagrad"]), "lr": ("0.5", [0.5]),

@@ -29,8 +29,8 @@ def test_config_round_trips_through_a_flat_dict():
     config = small_config(hidden=(16, 8), lr=0.5)
     assert config.model == ModelConfig(hidden=(16, 8))
     assert TrainConfig.from_dict(config.to_dict()) == config
-    assert set(config.to_dict()) == {"dataset", "data_dir", "epochs", "batch_size", "hidden", "activation",
-                                     "dropout", "optimizer", "lr", "loss", "seed", "validation_split",
+    assert set(config.to_dict()) == {"dataset", "data_dir", "label_column", "epochs", "batch_size", "hidden",
+                                     "activation", "dropout", "optimizer", "lr", "loss", "seed", "validation_split",
                                      "early_stopping", "lr_schedule", "reduce_lr_on_plateau", "plateau_factor",
                                      "plateau_patience", "metrics"}
     assert set(TrainConfig.flat_fields()) == set(config.to_dict())  # the CLI's flags follow the fields
@@ -61,7 +61,7 @@ def test_every_flat_field_is_described_with_train_configs_default():
         want = getattr(default.model, name) if name in config.MODEL_FIELDS else \
             next(f.default for f in __import__("dataclasses").fields(TrainConfig) if f.name == name)
         assert about.default == want, name
-        assert about.text and about.kind in ("int", "float", "name", "names", "widths", "path", "switch"), name
+        assert about.text and about.kind in ("int", "float", "name", "names", "widths", "path", "text", "switch"), name
         if about.kind == "name":
             assert about.default in about.choices(), name  # the default is one of the registry's names
     assert described["reduce_lr_on_plateau"].render() == described["reduce_lr_on_plateau"].text.format(

@@ -1,0 +1,344 @@
+"""Datasets from the user's files, and scikit-learn's bundled tables.
+
+- ``FILE.npz``: arrays ``x_train, y_train, x_test, y_test``, or ``x, y`` (then the test rows are split off).
+  Read with ``allow_pickle=False``: an object array is refused, never unpickled. Each array's header (dtype and
+  shape) is read before its data, so misshapen arrays and sizes beyond the memory there is are refused first.
+- ``FILE.csv`` / ``FILE.tsv``: a header row, then one row per example; the label is the last column; the other
+  columns are numeric features. Labels are numbers or text; text labels become class names (sorted).
+- ``iris``, ``wine``, ``breast_cancer``: scikit-learn's bundled tables (offline).
+
+Where a file holds no test rows, :data:`TEST_SPLIT` of its rows are split off, stratified by class, with the
+fixed seed :data:`SPLIT_SEED`: the same file always gives the same split, so a saved run's ``evaluate`` and
+``predict`` reload the rows it was tested on. Loading a file never executes code. Every bad file is one
+:class:`~mlpjax.errors.UserInputError` line naming the file (and the line and column where there is one).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import zipfile
+from array import array
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mlpjax import files, memory
+from mlpjax.errors import FieldError, UserInputError
+
+FILE_SUFFIXES = (".npz", ".csv", ".tsv")
+TEST_SPLIT = 0.2  # of the rows of a file without test rows
+SPLIT_SEED = 0  # fixed: the split belongs to the file, not to the training seed
+NPZ_SPLITS = ("x_train", "y_train", "x_test", "y_test")
+NPZ_WHOLE = ("x", "y")
+FEATURE_KINDS, LABEL_KINDS = "biuf", "biufUS"
+
+
+def is_file_name(name: str) -> bool:
+    """Whether dataset ``name`` names a file rather than a registered dataset: it has a suffix or a folder."""
+    return bool(Path(name).suffix) or "/" in name or os.sep in name
+
+
+def check_file_name(name: str) -> str:
+    """``name`` if its suffix is one mlpjax reads (:data:`FILE_SUFFIXES`); else one line saying which are."""
+    if Path(name).suffix.lower() not in FILE_SUFFIXES:
+        raise UserInputError(f"{name}: not a kind of file mlpjax reads as a dataset; give FILE.npz, FILE.csv or "
+                             "FILE.tsv (or a dataset name)")
+    return name
+
+
+def is_table_name(name: str) -> bool:
+    """Whether dataset ``name`` is a CSV or TSV file's (which has a label column to choose)."""
+    return Path(name).suffix.lower() in (".csv", ".tsv")
+
+
+def check_label_column(name: str, label_column: str) -> str:
+    """``label_column`` if it can apply to dataset ``name`` (a table's); else a FieldError of ``label_column``."""
+    if not isinstance(label_column, str) or not label_column.strip():
+        raise FieldError("label_column", f"must be a column's name, got {label_column!r}")
+    if not is_table_name(name):
+        raise FieldError("label_column", f"{{field}} {label_column!r} needs a CSV or TSV file as {{dataset}}, got "
+                         f"{name!r}", also=("dataset",))
+    return label_column
+
+
+def load_file(path: str | os.PathLike, label_column: str | None = None
+              ) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None]:
+    """``(train, test, num_classes, class_names, image_shape)`` of file ``path``, ready for ``make_dataset``;
+    ``label_column``: a table's column of labels (None: its last)."""
+    name = check_file_name(os.fspath(path))
+    if label_column is not None:
+        check_label_column(name, label_column)
+    suffix = Path(name).suffix.lower()
+    if suffix == ".npz":
+        return load_npz(name)
+    return load_table(name, delimiter="\t" if suffix == ".tsv" else ",", label_column=label_column)
+
+
+# --- npz -------------------------------------------------------------------------------------------------------
+
+
+def _npy_header(zf: zipfile.ZipFile, member: str, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an ``.npy`` member declares, read from its header alone."""
+    fmt = np.lib.format
+    try:
+        with zf.open(member) as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"npy format version {version[0]}.{version[1]} is not read (1.0 and 2.0 are)")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as e:
+        raise UserInputError(f"{where}: not a NumPy array ({e})") from None
+    return tuple(shape), np.dtype(dtype)
+
+
+def load_npz(path: str) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None]:
+    """An ``.npz`` file's arrays (see the module's notes), checked from their headers before any is read."""
+    with files.open_regular(path) as raw:
+        try:
+            zf = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise UserInputError(f"{path}: not an npz file ({e})") from None
+        with zf:
+            members = {m.removesuffix(".npy"): m for m in zf.namelist()}
+            keys = NPZ_SPLITS if all(k in members for k in NPZ_SPLITS) else NPZ_WHOLE
+            missing = [k for k in keys if k not in members]
+            if missing:
+                found = ", ".join(sorted(members)) or "none"
+                raise UserInputError(f"{path}: missing array {', '.join(missing)}; an npz dataset holds x_train, "
+                                     f"y_train, x_test, y_test (or x, y); found: {found}")
+            headers = {k: _npy_header(zf, members[k], f"{path}: array {k}") for k in keys}
+            _check_npz_headers(path, headers)
+            nbytes = sum(math.prod(s) * (d.itemsize + (4 if k.startswith("x") else 8)) for k, (s, d) in headers.items())
+            memory.check_allocation(path, nbytes, "its arrays")
+            arrays = {}
+            for k in keys:
+                try:
+                    with zf.open(members[k]) as f:
+                        arrays[k] = np.lib.format.read_array(f, allow_pickle=False)
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError) as e:
+                    raise UserInputError(f"{path}: array {k} cannot be read ({e})") from None
+    image_shape = headers[keys[0]][0][1:] if len(headers[keys[0]][0]) == 3 else None
+    xs = {k: _npz_features(path, k, arrays[k]) for k in keys if k.startswith("x")}
+    if keys == NPZ_WHOLE:
+        codes, names = encode_labels(path, "y", arrays["y"])
+        train, test = stratified_split(path, xs["x"], codes, names)
+    else:
+        codes, names = encode_labels(path, "y_train and y_test",
+                                     np.concatenate([arrays["y_train"], arrays["y_test"]]))
+        n = len(arrays["y_train"])
+        train, test = (xs["x_train"], codes[:n]), (xs["x_test"], codes[n:])
+        absent = sorted(set(np.unique(test[1]).tolist()) - set(np.unique(train[1]).tolist()))
+        if absent:
+            raise UserInputError(f"{path}: class {_class_word(names, absent[0])} is in y_test but not in y_train; "
+                                 "the model cannot learn a class it never sees")
+    return train, test, len(names) or int(codes.max()) + 1, names, image_shape  # type: ignore[return-value]
+
+
+def _check_npz_headers(path: str, headers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    """Features ``(N, D...)`` of numbers, labels ``(N,)`` of numbers or text, the same ``D...`` in each split."""
+    for k, (_, dtype) in headers.items():
+        if dtype.hasobject:
+            raise UserInputError(f"{path}: array {k} holds Python objects (dtype {dtype}); mlpjax never unpickles "
+                                 "a file: save numbers (or text labels as a str array)")
+        kinds, what = (FEATURE_KINDS, "numbers") if k.startswith("x") else (LABEL_KINDS, "numbers or text")
+        if dtype.kind not in kinds:
+            raise UserInputError(f"{path}: array {k} is of dtype {dtype}; expected {what}")
+    for split in ("", "_train", "_test"):
+        if f"x{split}" not in headers:
+            continue
+        (xs, _), (ys, _) = headers[f"x{split}"], headers[f"y{split}"]
+        if len(xs) < 2 or 0 in xs[1:] or len(ys) != 1 or xs[0] != ys[0]:
+            raise UserInputError(f"{path}: x{split} must be (N, D) (or (N, H, W) images) and y{split} (N,), "
+                                 f"got {xs} and {ys}")
+        if xs[0] == 0:
+            raise UserInputError(f"{path}: x{split} holds no rows (shape {xs})")
+    if "x_test" in headers and headers["x_test"][0][1:] != headers["x_train"][0][1:]:
+        raise UserInputError(f"{path}: x_train rows are {headers['x_train'][0][1:]} but x_test rows "
+                             f"{headers['x_test'][0][1:]}")
+
+
+def _npz_features(path: str, key: str, x: np.ndarray) -> np.ndarray:
+    """``x`` flattened to ``(N, D)`` float32; a NaN or infinite value is refused, naming its row and column."""
+    x = x.reshape(len(x), -1).astype(np.float32, copy=False)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise UserInputError(f"{path}: {key} row {row}, column {col} is {x[row, col]}; features must be finite")
+    return x
+
+
+# --- labels and the split ---------------------------------------------------------------------------------------
+
+
+def encode_labels(path: str, key: str, y: np.ndarray, rows: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """int32 class numbers of labels ``y`` and the class names (``()``: the labels were already 0 .. C-1).
+
+    Numbers must be whole: their distinct values, sorted, are the classes (named by their values unless they are
+    0 .. C-1). Text labels: the distinct strings, sorted, are the class names. One class only is refused.
+    ``rows``: each label's line in the file, for the error messages (else its index).
+    """
+    def at(i: int) -> str:
+        return f"line {rows[i]}" if rows is not None else f"index {i}"
+
+    if y.dtype.kind in "US":
+        values, codes = np.unique(y.astype(str), return_inverse=True)
+        names = tuple(str(v) for v in values)
+    else:
+        if y.dtype.kind == "f":
+            bad = ~np.isfinite(y) | (np.floor(y) != y)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise UserInputError(f"{path}: {key} label {y[i]} at {at(i)} is not a whole number; numeric labels "
+                                     "are classes (write text labels for names)")
+        values, codes = np.unique(y, return_inverse=True)
+        whole = [int(v) for v in values.tolist()]
+        names = () if whole == list(range(len(whole))) else tuple(str(v) for v in whole)
+    if len(values) < 2:
+        only = str(values[0]) if len(values) else "none"
+        raise UserInputError(f"{path}: the labels hold one class only ({only}); a classifier needs at least two")
+    return codes.astype(np.int32).reshape(-1), names
+
+
+def _class_word(names: tuple[str, ...], c: int) -> str:
+    return repr(names[c]) if names else str(c)
+
+
+def stratified_split(path: str, x: np.ndarray, y: np.ndarray, names: tuple[str, ...],
+                     test_size: float = TEST_SPLIT) -> tuple[tuple, tuple]:
+    """``(x_train, y_train), (x_test, y_test)``: ``test_size`` of the rows split off, stratified, seed
+    :data:`SPLIT_SEED`. Each class needs at least 2 rows, and the test side a row of every class."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    thin = int(np.argmin(np.where(counts > 0, counts, len(y) + 1)))
+    if counts[thin] < 2:
+        raise UserInputError(f"{path}: class {_class_word(names, thin)} has {counts[thin]} row; splitting off a "
+                             f"stratified {test_size:.0%} test set needs at least 2 rows of each class")
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, stratify=y,
+                                                            random_state=SPLIT_SEED)
+    except ValueError as e:
+        raise UserInputError(f"{path}: {len(y)} rows of {int((counts > 0).sum())} classes cannot be split into a "
+                             f"stratified {test_size:.0%} test set ({e})") from None
+    return (x_train, y_train), (x_test, y_test)
+
+
+# --- csv / tsv --------------------------------------------------------------------------------------------------
+
+
+def load_table(path: str, delimiter: str = ",", label_column: str | None = None
+               ) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
+    """A CSV (or TSV) file with a header row: numeric features and a label column (default: the last one).
+
+    Read row by row into float32 (its size is checked first: every value takes at least two characters, so the
+    features take at most twice the file's bytes, and splitting them copies them once). A ragged row, a
+    non-numeric or non-finite feature, an empty label is refused, naming the line and column.
+    """
+    with files.open_regular(path) as raw:
+        # a value takes at least 2 bytes ("0,"), as float32 4: twice the file at most, and its split copies it once
+        memory.check_allocation(path, 4 * os.fstat(raw.fileno()).st_size, "its values as float32, then split")
+        reader = csv.reader(_utf8_lines(path, io.BufferedReader(raw)), delimiter=delimiter)
+        try:
+            header = [cell.strip() for cell in next(reader, [])]
+            if not header:
+                raise UserInputError(f"{path}: empty; expected a header row, then one row per example")
+            if label_column is None:
+                label = len(header) - 1
+            elif label_column.strip() in header:
+                label = header.index(label_column.strip())
+            else:
+                raise FieldError("label_column", f"{{field}} {label_column!r}: {path} has no such column; its header "
+                                 f"has {', '.join(header)}")
+            if len(header) < 2:
+                raise UserInputError(f"{path}: the header has one column ({header[0]!r}); expected feature "
+                                     "columns and the label column")
+            feature_cols = [j for j in range(len(header)) if j != label]
+            values: array = array("f")
+            lines: array = array("q")
+            label_codes: array = array("i")
+            seen: dict[str, int] = {}
+            for row in reader:
+                if not row or row == [""]:
+                    continue  # a blank line
+                line = reader.line_num
+                if len(row) != len(header):
+                    raise UserInputError(f"{path}: line {line} has {len(row)} fields but the header has "
+                                         f"{len(header)}")
+                try:
+                    values.extend([float(row[j]) for j in feature_cols])
+                except ValueError:
+                    j = next(j for j in feature_cols if not _is_number(row[j]))
+                    raise UserInputError(f"{path}: line {line}, column {j + 1} ({header[j]!r}): {row[j]!r} is not "
+                                         "a number; features must be numeric") from None
+                cell = row[label].strip()
+                if not cell:
+                    raise UserInputError(f"{path}: line {line}, column {label + 1} ({header[label]!r}): the label "
+                                         "is empty")
+                label_codes.append(seen.setdefault(cell, len(seen)))
+                lines.append(line)
+        except csv.Error as e:
+            raise UserInputError(f"{path}: line {reader.line_num}: {e}") from None
+    if not lines:
+        raise UserInputError(f"{path}: holds a header but no rows")
+    x = np.frombuffer(values, np.float32).reshape(len(lines), len(feature_cols))
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row_i, col_i = (int(i) for i in np.argwhere(bad)[0])
+        j = feature_cols[col_i]
+        raise UserInputError(f"{path}: line {lines[row_i]}, column {j + 1} ({header[j]!r}): {x[row_i, col_i]} is "
+                             "not finite; features must be finite numbers")
+    codes, names = _table_labels(path, header[label], seen, np.frombuffer(label_codes, np.int32),
+                                 np.frombuffer(lines, np.int64))
+    train, test = stratified_split(path, x, codes, names)
+    return train, test, len(names) or int(codes.max()) + 1, names, None
+
+
+def _utf8_lines(path: str, lines: Iterable[bytes]) -> Iterator[str]:
+    """Each line of ``lines`` decoded as UTF-8 (a byte-order mark at the start dropped); else one line naming it."""
+    for number, line in enumerate(lines, 1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise UserInputError(f"{path}: line {number}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the "
+                                 "line)") from None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _table_labels(path: str, column: str, seen: dict[str, int], first_codes: np.ndarray,
+                  lines: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The class numbers and names of a table's label column: numbers if every label is one, else text."""
+    distinct = list(seen)  # in order of first appearance: first_codes index it
+    if all(_is_number(v) for v in distinct):
+        values = np.array([float(v) for v in distinct])
+    else:
+        values = np.array(distinct)
+    return encode_labels(path, f"column {column!r}", values[first_codes], lines)
+
+
+# --- scikit-learn's tables ----------------------------------------------------------------------------------------
+
+
+def load_sklearn_table(name: str) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
+    """scikit-learn's bundled ``iris``, ``wine`` or ``breast_cancer``, its :data:`TEST_SPLIT` split off as a
+    file's is; the class names are scikit-learn's."""
+    from sklearn import datasets as sk
+
+    bunch = {"iris": sk.load_iris, "wine": sk.load_wine, "breast_cancer": sk.load_breast_cancer}[name]()
+    names = tuple(str(n) for n in bunch.target_names)
+    train, test = stratified_split(name, bunch.data.astype(np.float32), bunch.target.astype(np.int32), names)
+    return train, test, len(names), names, None

@@ -1,0 +1,272 @@
+"""Datasets from the user's files (FILE.npz, FILE.csv, FILE.tsv) and scikit-learn's tables by name: loaded, trained
+on end to end from Python and the command line, and every bad file refused in one line naming it, with exit 2."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+import mlpjax
+from mlpjax import data, memory
+from mlpjax.core.config import TrainConfig
+from mlpjax.errors import UserInputError
+
+
+def blobs(n_per_class=20, classes=3, features=4, seed=0):
+    """Separable clusters: ``(x (N, features) float, y (N,) 0 .. classes-1)``."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = rng.normal(size=(len(y), features)) * 0.3 + y[:, None]
+    return x, y
+
+
+def write_table(path, x, labels, header=None, delimiter=","):
+    header = header or [f"f{j}" for j in range(x.shape[1])] + ["label"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(header)
+        for row, label in zip(x, labels, strict=True):
+            w.writerow([*(f"{v:.6g}" for v in row), label])
+    return path
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer"])
+def test_scikit_learns_tables_by_name(name):
+    ds = data.load_dataset(name)
+    spec = data.DATASETS[name]
+    assert (ds.input_dim, ds.num_classes) == spec.shape and ds.class_names == spec.class_names
+    n = len(ds.y_train) + len(ds.y_test)
+    assert abs(len(ds.y_test) - 0.2 * n) <= 1 and ds.x_train.dtype == np.float32
+    assert set(np.unique(ds.y_test)) == set(range(ds.num_classes))  # stratified: every class tested
+    np.testing.assert_array_equal(data.load_dataset(name).y_test, ds.y_test)  # a fixed split
+
+
+def test_npz_with_its_own_split_keeps_it_and_flattens_images(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.integers(0, 255, (30, 5, 4), dtype=np.uint8), rng.integers(0, 255, (10, 5, 4), np.uint8)
+    path = tmp_path / "images.npz"
+    np.savez(path, x_train=x_train, y_train=np.arange(30) % 3, x_test=x_test, y_test=np.arange(10) % 3)
+    ds = data.load_dataset(path)
+    assert ds.name == str(path) and ds.image_shape == (5, 4) and ds.num_classes == 3 and ds.class_names == ()
+    np.testing.assert_array_equal(ds.x_test, x_test.reshape(10, 20).astype(np.float32))
+    np.testing.assert_array_equal(ds.y_train, np.arange(30) % 3)
+
+
+def test_npz_x_y_is_split_stratified_and_the_same_every_time(tmp_path):
+    x, y = blobs(n_per_class=10)
+    path = tmp_path / "xy.npz"
+    np.savez_compressed(path, x=x, y=np.array(["b", "a", "c"])[y])  # text labels: sorted class names
+    ds = data.load_dataset(str(path))
+    assert ds.class_names == ("a", "b", "c") and len(ds.y_test) == 6 and len(ds.y_train) == 24
+    assert np.bincount(ds.y_test).tolist() == [2, 2, 2]
+    np.testing.assert_array_equal(data.load_dataset(str(path)).encoded_test, ds.encoded_test)
+
+
+@pytest.mark.parametrize(("labels", "names"), [
+    (lambda y: np.array(["virginica", "setosa", "versicolor"])[y], ("setosa", "versicolor", "virginica")),
+    (lambda y: y + 1, ("1", "2", "3")),  # numbers, not 0 .. C-1: the values name the classes
+    (lambda y: y, ()),  # already class numbers
+])
+def test_csv_labels_numbers_or_text(tmp_path, labels, names):
+    x, y = blobs()
+    ds = data.load_dataset(write_table(tmp_path / "t.csv", x, labels(y)))
+    assert ds.class_names == names and ds.num_classes == 3 and ds.input_dim == 4
+    assert len(ds.y_train) == 48 and len(ds.y_test) == 12
+    assert abs(ds.x_train.mean() - x.mean()) < 0.2
+
+
+def test_tsv_and_quoted_fields(tmp_path):
+    x, y = blobs(classes=2)
+    path = write_table(tmp_path / "t.tsv", x, np.array(["no, never", "yes"])[y], delimiter="\t")
+    ds = data.load_dataset(path)
+    assert ds.class_names == ("no, never", "yes") and ds.input_dim == 4
+
+
+def test_python_fit_on_a_csv_file(tmp_path):
+    x, y = blobs()
+    path = write_table(tmp_path / "t.csv", x, np.array(["x", "y", "z"])[y])
+    result = mlpjax.fit(TrainConfig.from_dict({"dataset": str(path), "epochs": 2, "hidden": (16,)}))
+    assert len(result.history["loss"]) == 2
+    assert result.dataset["class_names"] == ["x", "y", "z"] and result.dataset["x_train"] == [48, 4]
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_train_evaluate_and_predict_a_file_from_the_command_line(tmp_path, capsys, monkeypatch, kind):
+    x, y = blobs()
+    names = np.array(["cat", "dog", "emu"])
+    if kind == "csv":
+        path = write_table(tmp_path / "animals.csv", x, names[y])
+    else:
+        path = tmp_path / "animals.npz"
+        np.savez(path, x=x, y=names[y])
+    monkeypatch.chdir(tmp_path)  # a relative path is recorded as an absolute one
+    code, out, err = run_cli(capsys, "train", "--dataset", path.name, "--epochs", "2", "--hidden", "16",
+                             "--output", "run", "--quiet")
+    assert code == 0, err
+    assert f"{path.name}: 48 train, 12 test, 4 features, 3 classes; 2 epochs" in out
+    assert "test sample 9: predicted" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["dataset"]["class_names"] == ["cat", "dog", "emu"]
+    monkeypatch.chdir(tmp_path.parent)  # evaluate and predict reload the file the run recorded
+    code, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["dataset"] == str(path) and report["class_names"] == ["cat", "dog", "emu"]
+    assert sum(map(sum, report["confusion"])) == 12
+    code, out, err = run_cli(capsys, "predict", tmp_path / "run", "--index", "3")
+    label = data.load_dataset(path).y_test[3]
+    assert code == 0 and f"{path} test sample 3: predicted" in out and f"true {label} {names[label]}" in out, err
+
+
+@pytest.mark.parametrize("name", ["iris", "breast_cancer"])
+def test_train_a_table_by_name_from_the_command_line(capsys, name):
+    code, out, err = run_cli(capsys, "train", "--dataset", name, "--epochs", "1", "--quiet")
+    assert code == 0 and f"{name}: " in out and "test accuracy" in out, err
+
+
+# --- bad input: one line naming the file, exit status 2 -------------------------------------------------------
+
+def npz(**arrays):
+    return lambda path: np.savez(path, **arrays)
+
+
+def text(body):
+    return lambda path: path.write_text(body)
+
+
+X, Y = blobs(n_per_class=5)
+BAD = {
+    "missing.csv": (None, "missing.csv: does not exist"),
+    "data.parquet": (text("a"), "data.parquet: not a kind of file mlpjax reads as a dataset"),
+    "no_y.npz": (npz(x=X), "no_y.npz: missing array y; an npz dataset holds x_train, y_train, x_test, y_test"),
+    "half_split.npz": (npz(x_train=X, y_train=Y, x_test=X), "half_split.npz: missing array x, y"),
+    "flat.npz": (npz(x=X[:, 0], y=Y), "flat.npz: x must be (N, D) (or (N, H, W) images) and y (N,), got (15,)"),
+    "counts.npz": (npz(x=X, y=Y[:-1]), "counts.npz: x must be (N, D) (or (N, H, W) images) and y (N,), "
+                                       "got (15, 4) and (14,)"),
+    "widths.npz": (npz(x_train=X, y_train=Y, x_test=X[:, :3], y_test=Y), "widths.npz: x_train rows are (4,) but "
+                                                                         "x_test rows (3,)"),
+    "objects.npz": (npz(x=X.astype(object), y=Y), "objects.npz: array x holds Python objects (dtype object); "
+                                                  "mlpjax never unpickles"),
+    "text_x.npz": (npz(x=X.astype(str), y=Y), "text_x.npz: array x is of dtype <U"),
+    "nan.npz": (npz(x=np.where(np.arange(60).reshape(15, 4) == 9, np.nan, X), y=Y),
+                "nan.npz: x row 2, column 1 is nan; features must be finite"),
+    "one_class.npz": (npz(x=X, y=np.zeros(15, int)), "one_class.npz: the labels hold one class only (0)"),
+    "half_label.npz": (npz(x=X, y=Y + 0.5), "half_label.npz: y label 0.5 at index 0 is not a whole number"),
+    "unseen.npz": (npz(x_train=X, y_train=Y % 2, x_test=X, y_test=Y), "unseen.npz: class 2 is in y_test but not in "
+                                                                      "y_train"),
+    "garbage.npz": (text("not a zip"), "garbage.npz: not an npz file"),
+    "empty.csv": (text(""), "empty.csv: empty; expected a header row"),
+    "header_only.csv": (text("a,b,label\n"), "header_only.csv: holds a header but no rows"),
+    "one_column.csv": (text("label\n1\n2\n"), "one_column.csv: the header has one column ('label')"),
+    "words.csv": (text("a,b,label\n1,2,x\n3,abc,y\n"), "words.csv: line 3, column 2 ('b'): 'abc' is not a number"),
+    "nan.csv": (text("a,b,label\n1,2,x\n3,4,y\nnan,1,x\n"), "nan.csv: line 4, column 1 ('a'): nan is not finite"),
+    "inf.csv": (text("a,b,label\n1,2,x\n3,1e999,y\n"), "inf.csv: line 3, column 2 ('b'): inf is not finite"),
+    "ragged.csv": (text("a,b,label\n1,2,x\n3,4,y\n5,y\n"), "ragged.csv: line 4 has 2 fields but the header has 3"),
+    "no_label.csv": (text("a,b,label\n1,2,x\n3,4, \n"), "no_label.csv: line 3, column 3 ('label'): the label is "
+                                                        "empty"),
+    "one_class.csv": (text("a,label\n1,x\n2,x\n3,x\n"), "one_class.csv: the labels hold one class only (x)"),
+    "lonely.csv": (text("a,label\n1,x\n2,x\n3,x\n4,y\n"), "lonely.csv: class 'y' has 1 row; splitting off a "
+                                                          "stratified 20% test set needs at least 2 rows of each"),
+    "fraction.csv": (text("a,label\n1,0\n2,1.5\n"), "fraction.csv: column 'label' label 1.5 at line 3 is not a "
+                                                    "whole number"),
+    "latin1.csv": (lambda p: p.write_bytes(b"a,label\n1,caf\xe9\n"), "latin1.csv: line 2: not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_a_bad_file_is_one_line_naming_it_and_exit_2(tmp_path, capsys, name):
+    make, expected = BAD[name]
+    path = tmp_path / name
+    if make is not None:
+        make(path)
+    code, out, err = run_cli(capsys, "train", "--dataset", path, "--epochs", "1", "--quiet")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("mlpjax train: error: ") and str(path) in err, err
+    assert expected in err, err
+    with pytest.raises(UserInputError, match=str(path)):  # the library raises the same line
+        data.load_dataset(path)
+
+
+@pytest.mark.parametrize("name", ["big.csv", "big.npz"])
+def test_a_file_larger_than_memory_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch, name):
+    x, y = blobs()
+    path = tmp_path / name
+    np.savez(path, x=x, y=y) if name.endswith(".npz") else write_table(path, x, y)
+    monkeypatch.setattr(memory, "available_memory", lambda: 100)
+    code, _, err = run_cli(capsys, "train", "--dataset", path, "--epochs", "1", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and f"{path}: " in err and "more than the 100 B of memory" in err, err
+
+
+def test_a_pickle_is_never_loaded(tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(UserInputError, match="evil.npz: not an npz file"):
+        data.load_dataset(path)
+
+
+def test_label_column_chooses_the_labels_and_the_run_keeps_it(tmp_path, capsys):
+    x, y = blobs()
+    path = tmp_path / "middle.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "kind", "b", "c", "d"])
+        for row, label in zip(x, y, strict=True):
+            w.writerow([row[0], ["p", "q", "r"][label], *row[1:]])
+    ds = data.load_dataset(path, label_column="kind")
+    assert ds.class_names == ("p", "q", "r") and ds.input_dim == 4
+    code, out, err = run_cli(capsys, "train", "--dataset", path, "--label-column", "kind", "--epochs", "1",
+                             "--output", tmp_path / "run", "--quiet")
+    assert code == 0 and "4 features, 3 classes" in out, err
+    code, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert code == 0 and json.loads(out)["class_names"] == ["p", "q", "r"], err
+    code, out, err = run_cli(capsys, "train", "--dataset", path, "--epochs", "1", "--quiet")  # labels: the last
+    assert code == 2 and f"{path}: line 2, column 2 ('kind'): 'p' is not a number; features must be numeric" in err
+
+
+@pytest.mark.parametrize(("dataset", "column", "expected"), [
+    ("t.csv", "nope", "--label-column 'nope': {path} has no such column; its header has f0, f1, f2, f3, label"),
+    ("t.npz", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got '{path}'"),
+    ("digits", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got 'digits'"),
+])
+def test_a_bad_label_column_is_one_line(tmp_path, capsys, dataset, column, expected):
+    x, y = blobs()
+    path = tmp_path / dataset
+    if dataset.endswith(".csv"):
+        write_table(path, x, y)
+    elif dataset.endswith(".npz"):
+        np.savez(path, x=x, y=y)
+    else:
+        path = dataset
+    code, _, err = run_cli(capsys, "train", "--dataset", path, "--label-column", column, "--epochs", "1", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and expected.format(path=path) in err, err
+
+
+def test_sweep_and_summary_take_a_file(tmp_path, capsys, monkeypatch):
+    x, y = blobs()
+    write_table(tmp_path / "t.csv", x, np.array(["x", "y", "z"])[y])
+    monkeypatch.chdir(tmp_path)  # each model's run records the file's absolute path, as the plan's relative one
+    code, out, err = run_cli(capsys, "sweep", "--dataset", "t.csv", "--seed", "0,1", "--epochs", "1", "--hidden", "8",
+                             "--output", "sweep", "--quiet")
+    assert code == 0 and (tmp_path / "sweep" / "results.json").exists(), err
+    code, out, err = run_cli(capsys, "summary", "--dataset", "t.csv", "--hidden", "8")
+    assert code == 0 and "Total params: 67" in out, err  # 4*8+8 + 8*3+3
+
+
+def test_resume_a_run_on_a_file_given_by_a_relative_path(tmp_path, capsys, monkeypatch):
+    x, y = blobs()
+    write_table(tmp_path / "t.csv", x, y)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "train", "--dataset", "t.csv", "--epochs", "1", "--hidden", "8", "--output", "run",
+                           "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "train", "--resume", "run", "--dataset", "t.csv", "--epochs", "2", "--quiet")
+    assert code == 0 and "test accuracy" in out, err
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]["loss"]) == 2
