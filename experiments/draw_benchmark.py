@@ -35,15 +35,16 @@ CANVAS = 280
 MNIST_STROKE = 2.5  # typical MNIST stroke width in the 20x20 box, pixels
 
 
-def redraw(digit: np.ndarray, rng: np.random.Generator, canvas: int = CANVAS,
-           size_range=(0.2, 0.95), stroke_range=(4.0, 32.0)) -> tuple[np.ndarray, dict]:
+def redraw(
+    digit: np.ndarray, rng: np.random.Generator, canvas: int = CANVAS, size_range=(0.2, 0.95), stroke_range=(4.0, 32.0)
+) -> tuple[np.ndarray, dict]:
     """One ``(28, 28)`` white-on-black digit as a ``(canvas, canvas)`` uint8 black-on-white drawing.
 
     Consumes ``rng``: size, stroke width, then position. Returns the canvas and what was drawn.
     """
     mask = digit > 0.1
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    crop = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
     size = rng.uniform(*size_range) * canvas  # the longer side, canvas pixels
     scale = size / max(h, w)
@@ -65,7 +66,7 @@ def redraw(digit: np.ndarray, rng: np.random.Generator, canvas: int = CANVAS,
             thinned = depth > -change
         ink = thinned if thinned.any() else ink
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ih, iw = ink.shape
     if ih > canvas or iw > canvas:  # a thick stroke on a near-full-size digit: shrink to fit
         factor = canvas / max(ih, iw)
@@ -73,7 +74,7 @@ def redraw(digit: np.ndarray, rng: np.random.Generator, canvas: int = CANVAS,
         ih, iw = ink.shape
     top, left = int(rng.integers(0, canvas - ih + 1)), int(rng.integers(0, canvas - iw + 1))
     out = np.full((canvas, canvas), 255, np.uint8)
-    out[top:top + ih, left:left + iw][ink] = 0
+    out[top : top + ih, left : left + iw][ink] = 0
     return out, {"size": size, "stroke": stroke, "top": top, "left": left}
 
 
@@ -110,8 +111,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         result = train.fit(TrainConfig(dataset="mnist", epochs=2, seed=0), dataset)
         clf = model.Classifier(result.state.params, result.state.model_config)
-        print(f"model: trained 2 epochs in {time.perf_counter() - t0:.1f} s, "
-              f"full test accuracy {result.test_metrics['accuracy']:.4f}")
+        print(
+            f"model: trained 2 epochs in {time.perf_counter() - t0:.1f} s, "
+            f"full test accuracy {result.test_metrics['accuracy']:.4f}"
+        )
 
     n = min(args.n, len(dataset.y_test))
     digits, labels = dataset.x_test[:n].reshape(n, 28, 28), dataset.y_test[:n]
@@ -125,8 +128,10 @@ def main(argv=None) -> int:
     mnist_style = np.stack([preprocess.canvas_to_mnist(c) for c in canvases])
     seconds = time.perf_counter() - t0
 
-    correct = {name: clf.predict(images.reshape(n, -1)) == labels
-               for name, images in (("clean", digits), ("naive", naive), ("mnist", mnist_style))}
+    correct = {
+        name: clf.predict(images.reshape(n, -1)) == labels
+        for name, images in (("clean", digits), ("naive", naive), ("mnist", mnist_style))
+    }
     clean, acc_naive, acc_mnist = (float(correct[k].mean()) for k in ("clean", "naive", "mnist"))
     print(f"{n} MNIST test digits redrawn on a {CANVAS}x{CANVAS} canvas (seed {args.seed}, {seconds:.1f} s):")
     print(f"  clean 28x28 test digits:       accuracy {clean:.4f}")
@@ -138,8 +143,10 @@ def main(argv=None) -> int:
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             sel = (values >= lo) & (values < hi)
             label = f"{name} {lo}-{hi} ({sel.sum()} digits)"
-            print(f"    {label:28s} {correct['naive'][sel].mean():7.4f} {correct['mnist'][sel].mean():12.4f} "
-                  f"{correct['clean'][sel].mean():7.4f}")
+            print(
+                f"    {label:28s} {correct['naive'][sel].mean():7.4f} {correct['mnist'][sel].mean():12.4f} "
+                f"{correct['clean'][sel].mean():7.4f}"
+            )
     if args.examples:
         save_examples(Path(args.examples), canvases, naive, mnist_style)
         print(f"wrote {args.examples}")

@@ -10,17 +10,29 @@ __version__ = "0.1.0"
 
 _EXPORTS = {  # name -> module; docs/api.md documents each (tests/test_api.py keeps the two in step)
     # data
-    "Dataset": "mlpjax.data", "load_dataset": "mlpjax.data", "make_dataset": "mlpjax.data",
+    "Dataset": "mlpjax.data",
+    "load_dataset": "mlpjax.data",
+    "make_dataset": "mlpjax.data",
     # the model and what a run depends on
-    "ModelConfig": "mlpjax.core.model", "init": "mlpjax.core.model", "apply": "mlpjax.core.model",
-    "one_hot": "mlpjax.core.model", "predict_proba": "mlpjax.core.model", "Classifier": "mlpjax.core.model",
-    "TrainConfig": "mlpjax.core.config", "TrainState": "mlpjax.core.state",
+    "ModelConfig": "mlpjax.core.model",
+    "init": "mlpjax.core.model",
+    "apply": "mlpjax.core.model",
+    "one_hot": "mlpjax.core.model",
+    "predict_proba": "mlpjax.core.model",
+    "Classifier": "mlpjax.core.model",
+    "TrainConfig": "mlpjax.core.config",
+    "TrainState": "mlpjax.core.state",
     "create_train_state": "mlpjax.core.state",
     # training
-    "Rows": "mlpjax.training.rows", "train_step": "mlpjax.training.steps", "train_epoch": "mlpjax.training.steps",
-    "evaluate": "mlpjax.training.compiled", "fit": "mlpjax.training.train",
+    "Rows": "mlpjax.training.rows",
+    "train_step": "mlpjax.training.steps",
+    "train_epoch": "mlpjax.training.steps",
+    "evaluate": "mlpjax.training.compiled",
+    "fit": "mlpjax.training.train",
     # runs on disk and many models
-    "load_model": "mlpjax.runs.checkpoint", "grid": "mlpjax.sweep", "run_sweep": "mlpjax.sweep",
+    "load_model": "mlpjax.runs.checkpoint",
+    "grid": "mlpjax.sweep",
+    "run_sweep": "mlpjax.sweep",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -53,8 +53,13 @@ def settings(enabled: bool = True, environ=None) -> dict[str, object]:
         return {"jax_enable_compilation_cache": False}
     chosen = {"jax_enable_compilation_cache": True, "jax_compilation_cache_dir": str(folder)}
     bounded = _has_filelock()  # JAX needs filelock to bound the folder; without it the cache is unbounded
-    chosen.update({name: value for name, value in TUNING.items() if name.upper() not in environ
-                   and (bounded or name != "jax_compilation_cache_max_size")})
+    chosen.update(
+        {
+            name: value
+            for name, value in TUNING.items()
+            if name.upper() not in environ and (bounded or name != "jax_compilation_cache_max_size")
+        }
+    )
     return chosen
 
 

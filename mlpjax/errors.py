@@ -63,17 +63,32 @@ def check_int(field: str, value: Any, minimum: int = 1, maximum: int | None = No
     return value
 
 
-def check_number(field: str, value: Any, *, low: float, high: float | None = None,
-                 low_open: bool = False, high_open: bool = True, describe: str = "") -> float:
+def check_number(
+    field: str,
+    value: Any,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = True,
+    describe: str = "",
+) -> float:
     """``value`` as a finite float in the interval given (``low_open``: ``low`` excluded; ``high`` None: no top)."""
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
         number = float("nan")
-    if isinstance(value, bool) or not math.isfinite(number) or not (number > low if low_open else number >= low) or (
-            high is not None and not (number < high if high_open else number <= high)):
-        interval = describe or ("a positive number" if low_open and low == 0 and high is None else
-                                f"in {'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}"
-                                f"{')' if high_open or high is None else ']'}")
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or not (number > low if low_open else number >= low)
+        or (high is not None and not (number < high if high_open else number <= high))
+    ):
+        interval = describe or (
+            "a positive number"
+            if low_open and low == 0 and high is None
+            else f"in {'(' if low_open else '['}{low:g}, {'inf' if high is None else f'{high:g}'}"
+            f"{')' if high_open or high is None else ']'}"
+        )
         raise FieldError(field, f"must be {interval}, got {value!r}")
     return number

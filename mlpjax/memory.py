@@ -33,8 +33,10 @@ def available_memory() -> int:
 
 def _cgroup_room() -> int | None:
     """What this process's cgroup still allows (its memory limit less its use); None without a limit."""
-    for limit_file, usage_file in (("memory.max", "memory.current"),  # cgroup v2, then v1
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("memory.max", "memory.current"),  # cgroup v2, then v1
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+    ):
         try:
             limit = Path("/sys/fs/cgroup", limit_file).read_text().strip()
             used = int(Path("/sys/fs/cgroup", usage_file).read_text())
@@ -62,9 +64,11 @@ def check_allocation(path: str | os.PathLike, nbytes: int, what: str) -> int:
     """``nbytes`` if that many bytes can be allocated for ``what`` read from ``path``; else one line naming both."""
     available = available_memory()
     if nbytes > available:
-        raise UserInputError(f"{path}: {what} needs {format_bytes(nbytes)}, more than the "
-                             f"{format_bytes(available)} of memory available; the file's header is wrong or the "
-                             "machine is too small for it")
+        raise UserInputError(
+            f"{path}: {what} needs {format_bytes(nbytes)}, more than the "
+            f"{format_bytes(available)} of memory available; the file's header is wrong or the "
+            "machine is too small for it"
+        )
     return nbytes
 
 

@@ -25,8 +25,7 @@ from matplotlib.ticker import Formatter, MaxNLocator
 History = Mapping[str, Sequence[float]]
 DPI = 100
 _COLORS = colormaps["tab10"].colors  # type: ignore[attr-defined]  # tab10 is a ListedColormap
-_LABELS = {"loss": "train loss", "accuracy": "train accuracy", "val_loss": "test loss",
-           "val_accuracy": "test accuracy"}
+_LABELS = {"loss": "train loss", "accuracy": "train accuracy", "val_loss": "test loss", "val_accuracy": "test accuracy"}
 
 
 class _PlainLog(Formatter):
@@ -72,19 +71,31 @@ CURVES_PANELS = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_
 _MARK_STYLES = (":", "-.")  # the vertical lines of training_curves' marks, in turn
 
 
-def training_curves(runs: Mapping[str, History | Sequence[History]], path: str | os.PathLike, *,
-                    panels: Sequence[tuple[str, Sequence[str]]] = CURVES_PANELS, title: str = "",
-                    key_labels: Mapping[str, str] | None = None, log_panels: Sequence[str] = (),
-                    marks: Mapping[str, int] | None = None) -> Path:
+def training_curves(
+    runs: Mapping[str, History | Sequence[History]],
+    path: str | os.PathLike,
+    *,
+    panels: Sequence[tuple[str, Sequence[str]]] = CURVES_PANELS,
+    title: str = "",
+    key_labels: Mapping[str, str] | None = None,
+    log_panels: Sequence[str] = (),
+    marks: Mapping[str, int] | None = None,
+) -> Path:
     """Curves per epoch from Keras-style histories into ``path``: :func:`curves_figure` saved as PNG."""
-    return save(curves_figure(runs, panels=panels, title=title, key_labels=key_labels, log_panels=log_panels,
-                              marks=marks), path)
+    return save(
+        curves_figure(runs, panels=panels, title=title, key_labels=key_labels, log_panels=log_panels, marks=marks), path
+    )
 
 
-def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
-                  panels: Sequence[tuple[str, Sequence[str]]] = CURVES_PANELS, title: str = "",
-                  key_labels: Mapping[str, str] | None = None, log_panels: Sequence[str] = (),
-                  marks: Mapping[str, int] | None = None) -> Figure:
+def curves_figure(
+    runs: Mapping[str, History | Sequence[History]],
+    *,
+    panels: Sequence[tuple[str, Sequence[str]]] = CURVES_PANELS,
+    title: str = "",
+    key_labels: Mapping[str, str] | None = None,
+    log_panels: Sequence[str] = (),
+    marks: Mapping[str, int] | None = None,
+) -> Figure:
     """Curves per epoch from Keras-style histories, one panel per ``(name, keys)`` of ``panels``.
 
     ``runs`` maps a label (one colour each) to one history or to several (e.g. one per seed: drawn as the
@@ -103,8 +114,15 @@ def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
                 epochs = np.arange(1, values.shape[1] + 1)
                 mean = values.mean(axis=0)
                 style = "-" if key.startswith("val_") or len(keys) == 1 else "--"
-                ax.plot(epochs, mean, style, color=color, lw=1.6, marker="o" if len(epochs) <= 3 else None,
-                        label=f"{label}: {names.get(key, key)}" if len(runs) == 1 else None)
+                ax.plot(
+                    epochs,
+                    mean,
+                    style,
+                    color=color,
+                    lw=1.6,
+                    marker="o" if len(epochs) <= 3 else None,
+                    label=f"{label}: {names.get(key, key)}" if len(runs) == 1 else None,
+                )
                 if len(histories) > 1:
                     std = values.std(axis=0, ddof=1)
                     ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
@@ -121,8 +139,9 @@ def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
         if len(runs) == 1:
             ax.legend(fontsize=8)
     if len(runs) > 1:  # one legend beside the panels: colours name the runs, line styles train and test
-        handles = [Line2D([], [], color=c, lw=1.6, label=str(label))
-                   for c, label in zip(_COLORS * 10, runs, strict=False)]
+        handles = [
+            Line2D([], [], color=c, lw=1.6, label=str(label)) for c, label in zip(_COLORS * 10, runs, strict=False)
+        ]
         styled = [k for _, keys in panels if len(keys) > 1 for k in keys]
         for ls, is_val, default in (("--", False, "train"), ("-", True, "test")):
             keys = [k for k in styled if k.startswith("val_") == is_val]
@@ -135,9 +154,17 @@ def curves_figure(runs: Mapping[str, History | Sequence[History]], *,
     return fig
 
 
-def image_grid(images: np.ndarray, path: str | os.PathLike, *, titles: Sequence[str] = (),
-               image_shape: tuple[int, int] | None = None, ncols: int = 5, title: str = "",
-               title_colors: Sequence[str] = (), cmap: str = "gray") -> Path:
+def image_grid(
+    images: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    titles: Sequence[str] = (),
+    image_shape: tuple[int, int] | None = None,
+    ncols: int = 5,
+    title: str = "",
+    title_colors: Sequence[str] = (),
+    cmap: str = "gray",
+) -> Path:
     """A grid of grey images ``(N, H, W)`` (or flattened ``(N, H*W)`` with ``image_shape``), one title each."""
     images = np.asarray(images, dtype=float)
     if image_shape is not None:
@@ -159,10 +186,18 @@ def image_grid(images: np.ndarray, path: str | os.PathLike, *, titles: Sequence[
     return save(fig, path)
 
 
-def decision_regions(predict: Callable[[np.ndarray], np.ndarray], points: np.ndarray, labels: np.ndarray,
-                     path: str | os.PathLike, *, class_names: Sequence[str],
-                     extent: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0), resolution: int = 301,
-                     queries: np.ndarray | None = None, title: str = "") -> Path:
+def decision_regions(
+    predict: Callable[[np.ndarray], np.ndarray],
+    points: np.ndarray,
+    labels: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    class_names: Sequence[str],
+    extent: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0),
+    resolution: int = 301,
+    queries: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
     """The class ``predict`` gives each point of the plane, with the training ``points`` ``(N, 2)`` on top.
 
     ``predict`` maps ``(M, 2)`` float32 coordinates to ``(M,)`` class indices. ``queries`` ``(K, 2)`` are
@@ -176,21 +211,39 @@ def decision_regions(predict: Callable[[np.ndarray], np.ndarray], points: np.nda
     colors = [_COLORS[i % len(_COLORS)] for i in range(k)]
     fig = new_figure(5.2, 4.8)
     ax = fig.subplots()
-    ax.imshow(classes, origin="lower", extent=extent, cmap=ListedColormap(colors), vmin=-0.5, vmax=k - 0.5,
-              alpha=0.3, interpolation="nearest", aspect="equal")
+    ax.imshow(
+        classes,
+        origin="lower",
+        extent=extent,
+        cmap=ListedColormap(colors),
+        vmin=-0.5,
+        vmax=k - 0.5,
+        alpha=0.3,
+        interpolation="nearest",
+        aspect="equal",
+    )
     for c in range(k):
         pts = points[np.asarray(labels) == c]
-        ax.scatter(pts[:, 0], pts[:, 1], s=80, color=colors[c], edgecolor="black", zorder=3,
-                   label=f"class {class_names[c]}")
+        ax.scatter(
+            pts[:, 0], pts[:, 1], s=80, color=colors[c], edgecolor="black", zorder=3, label=f"class {class_names[c]}"
+        )
         for p in pts:
-            ax.annotate(f"{class_names[c]} ({p[0]:g}, {p[1]:g})", p, textcoords="offset points", xytext=(6, 6),
-                        fontsize=8)
+            ax.annotate(
+                f"{class_names[c]} ({p[0]:g}, {p[1]:g})", p, textcoords="offset points", xytext=(6, 6), fontsize=8
+            )
     if queries is not None and len(queries):
         queries = np.asarray(queries, np.float32)
         for q, c in zip(queries, np.asarray(predict(queries)), strict=True):
             ax.scatter([q[0]], [q[1]], marker="*", s=220, color=colors[int(c)], edgecolor="black", zorder=4)
-            ax.annotate(f"({q[0]:g}, {q[1]:g}) -> {class_names[int(c)]}", q, textcoords="offset points",
-                        xytext=(0, -18), ha="center", fontsize=8, weight="bold")
+            ax.annotate(
+                f"({q[0]:g}, {q[1]:g}) -> {class_names[int(c)]}",
+                q,
+                textcoords="offset points",
+                xytext=(0, -18),
+                ha="center",
+                fontsize=8,
+                weight="bold",
+            )
     ax.axhline(0, color="0.5", lw=0.6)
     ax.axvline(0, color="0.5", lw=0.6)
     ax.set_xlim(x0, x1)
@@ -203,8 +256,9 @@ def decision_regions(predict: Callable[[np.ndarray], np.ndarray], points: np.nda
     return save(fig, path)
 
 
-def confusion_matrix(cm: np.ndarray, path: str | os.PathLike, *, class_names: Sequence[str] = (),
-                     title: str = "") -> Path:
+def confusion_matrix(
+    cm: np.ndarray, path: str | os.PathLike, *, class_names: Sequence[str] = (), title: str = ""
+) -> Path:
     """A ``(C, C)`` confusion matrix (row: true class, column: predicted), counts written in every non-empty
     cell; the colour scale is logarithmic so that the few errors show beside the large diagonal."""
     cm = np.asarray(cm)
@@ -219,10 +273,21 @@ def confusion_matrix(cm: np.ndarray, path: str | os.PathLike, *, class_names: Se
     for i in range(c):
         for j in range(c):
             if cm[i, j]:
-                ax.text(j, i, f"{cm[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > threshold else "black")
-    ax.set_xticks(range(c), names, rotation=45 if max(len(n) for n in names) > 2 else 0, ha="right"
-                  if max(len(n) for n in names) > 2 else "center")
+                ax.text(
+                    j,
+                    i,
+                    f"{cm[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if cm[i, j] > threshold else "black",
+                )
+    ax.set_xticks(
+        range(c),
+        names,
+        rotation=45 if max(len(n) for n in names) > 2 else 0,
+        ha="right" if max(len(n) for n in names) > 2 else "center",
+    )
     ax.set_yticks(range(c), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -232,9 +297,14 @@ def confusion_matrix(cm: np.ndarray, path: str | os.PathLike, *, class_names: Se
     return save(fig, path)
 
 
-def activation_functions(functions: Mapping[str, Callable[[Any], Any]], path: str | os.PathLike, *,
-                         derivatives: Mapping[str, Callable[[Any], Any]] | None = None,
-                         x_range: tuple[float, float] = (-5.0, 5.0), title: str = "") -> Path:
+def activation_functions(
+    functions: Mapping[str, Callable[[Any], Any]],
+    path: str | os.PathLike,
+    *,
+    derivatives: Mapping[str, Callable[[Any], Any]] | None = None,
+    x_range: tuple[float, float] = (-5.0, 5.0),
+    title: str = "",
+) -> Path:
     """One panel per activation ``f(x)`` on ``x_range`` (solid), with its derivative dashed if given."""
     x = np.linspace(*x_range, 1001, dtype=np.float32)
     fig = new_figure(3.6 * len(functions), 3.2)
@@ -254,8 +324,9 @@ def activation_functions(functions: Mapping[str, Callable[[Any], Any]], path: st
     return save(fig, path)
 
 
-def relative_differences(series: Mapping[str, Sequence[float]], path: str | os.PathLike, *, tolerance: float,
-                         title: str = "") -> Path:
+def relative_differences(
+    series: Mapping[str, Sequence[float]], path: str | os.PathLike, *, tolerance: float, title: str = ""
+) -> Path:
     """Relative differences per epoch on a log axis, one line per ``series`` entry (label -> values; labels
     sharing their text before ``": "`` share a colour, ``train`` dashed), with ``tolerance`` as a dotted line.
     A difference of 0 (bit-identical) is drawn at :data:`ZERO_DRAWN_AT`."""
@@ -264,8 +335,14 @@ def relative_differences(series: Mapping[str, Sequence[float]], path: str | os.P
     groups = list(dict.fromkeys(label.split(": ")[0] for label in series))
     for label, values in series.items():
         values = np.maximum(np.asarray(values, dtype=float), ZERO_DRAWN_AT)
-        ax.plot(np.arange(1, len(values) + 1), values, "--" if "train" in label else "-", marker="o",
-                color=_COLORS[groups.index(label.split(": ")[0]) % len(_COLORS)], label=label)
+        ax.plot(
+            np.arange(1, len(values) + 1),
+            values,
+            "--" if "train" in label else "-",
+            marker="o",
+            color=_COLORS[groups.index(label.split(": ")[0]) % len(_COLORS)],
+            label=label,
+        )
     ax.axhline(tolerance, color="0.4", lw=1, ls=":", label=f"{tolerance:g}")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")

@@ -24,8 +24,11 @@ def library_versions() -> dict[str, str]:
     "numpy": ..., "python": ...}``: versions as installed, read without importing the libraries."""
     from mlpjax import __version__
 
-    return {"mlpjax": __version__, **{name: _installed(name) for name in LIBRARIES},
-            "python": platform.python_version()}
+    return {
+        "mlpjax": __version__,
+        **{name: _installed(name) for name in LIBRARIES},
+        "python": platform.python_version(),
+    }
 
 
 def devices() -> str:

@@ -47,8 +47,13 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlpjax-cache-bench-"))
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    env = {k: v for k, v in env.items() if not k.startswith("JAX_COMPILATION_CACHE") and
-           not k.startswith("JAX_PERSISTENT_CACHE") and k != "JAX_ENABLE_COMPILATION_CACHE"}
+    env = {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("JAX_COMPILATION_CACHE")
+        and not k.startswith("JAX_PERSISTENT_CACHE")
+        and k != "JAX_ENABLE_COMPILATION_CACHE"
+    }
     model = work / "model"
     run(["train", "--dataset", "digits", "--epochs", "2", "--output", str(model), "--quiet", "--no-cache"], env)
     commands = {
@@ -74,8 +79,11 @@ def main() -> None:
                 wall, used = run(filled, mode_env)
                 times[name][mode].append(wall)
                 cpu[name][mode].append(used)
-            print(f"round {r + 1}: {name}: " + ", ".join(f"{m} {times[name][m][-1]:.2f} s ({cpu[name][m][-1]:.2f} s "
-                                                         "CPU)" for m in times[name]), file=sys.stderr)
+            print(
+                f"round {r + 1}: {name}: "
+                + ", ".join(f"{m} {times[name][m][-1]:.2f} s ({cpu[name][m][-1]:.2f} s CPU)" for m in times[name]),
+                file=sys.stderr,
+            )
     if args.json:
         print(json.dumps({"wall": times, "cpu": cpu}, indent=2))
         return
@@ -83,10 +91,15 @@ def main() -> None:
         print(f"| command, {title} | no cache | cold cache | warm cache | warm / cold |")
         print("|---|---|---|---|---|")
         for name, by_mode in table.items():
-            cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "" for v in
-                     (by_mode.get(m, []) for m in ("off", "cold", "warm"))]
-            ratio = (f"{statistics.median(by_mode['warm']) / statistics.median(by_mode['cold']):.2f}"
-                     if "cold" in by_mode else "")
+            cells = [
+                f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else ""
+                for v in (by_mode.get(m, []) for m in ("off", "cold", "warm"))
+            ]
+            ratio = (
+                f"{statistics.median(by_mode['warm']) / statistics.median(by_mode['cold']):.2f}"
+                if "cold" in by_mode
+                else ""
+            )
             print(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio} |")
         print()
 

@@ -34,8 +34,10 @@ def mnist_dir() -> Path | None:
 def mnist_path() -> Path:
     folder = mnist_dir()
     if folder is None:
-        pytest.skip("real MNIST not found: set MLPJAX_DATA_DIR to a folder with the four IDX files "
-                    "(CI uses ../shared/data/mnist)")
+        pytest.skip(
+            "real MNIST not found: set MLPJAX_DATA_DIR to a folder with the four IDX files "
+            "(CI uses ../shared/data/mnist)"
+        )
     return folder
 
 
@@ -77,8 +79,9 @@ def state_for(config, dataset):
 
     from mlpjax.core.state import create_train_state
 
-    return create_train_state(jax.random.PRNGKey(config.seed), config,
-                              config.model_config(dataset.input_dim, dataset.num_classes))
+    return create_train_state(
+        jax.random.PRNGKey(config.seed), config, config.model_config(dataset.input_dim, dataset.num_classes)
+    )
 
 
 def run_cli(capsys, *argv) -> tuple[int | str | None, str, str]:
@@ -140,8 +143,9 @@ def worker_env(devices: int) -> dict[str, str]:
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), str(REPO / "tests"), env.get("PYTHONPATH")]))
     # Share compilations with the rest of the suite (see pytest_configure).
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ.get("MLPJAX_TEST_JAX_CACHE",
-                                                                str(REPO / ".pytest_cache" / "jax")))
+    env.setdefault(
+        "JAX_COMPILATION_CACHE_DIR", os.environ.get("MLPJAX_TEST_JAX_CACHE", str(REPO / ".pytest_cache" / "jax"))
+    )
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     return env
 
@@ -155,28 +159,40 @@ def limited_python(limit: int, *argv: str) -> list[str]:
     """The command line of ``python -m MODULE ARGS...`` or ``python SCRIPT ARGS...`` (``argv``) that first caps
     its own address space (``RLIMIT_AS``) at ``limit`` bytes: set in the child itself, as a ``preexec_fn`` is
     unsafe in a test process that runs JAX's threads."""
-    launch = "\n".join([
-        "import resource, runpy, sys",
-        "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]),) * 2)",
-        "if sys.argv[2] == '-m':",
-        "    sys.argv = sys.argv[3:]",
-        "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)",
-        "else:",
-        "    sys.argv = sys.argv[2:]",
-        "    runpy.run_path(sys.argv[0], run_name='__main__')"])
+    launch = "\n".join(
+        [
+            "import resource, runpy, sys",
+            "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]),) * 2)",
+            "if sys.argv[2] == '-m':",
+            "    sys.argv = sys.argv[3:]",
+            "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)",
+            "else:",
+            "    sys.argv = sys.argv[2:]",
+            "    runpy.run_path(sys.argv[0], run_name='__main__')",
+        ]
+    )
     return [sys.executable, "-c", launch, str(limit), *argv]
 
 
 def child_env() -> dict[str, str]:
     """The environment of a test's child process: this checkout importable, JAX on the CPU."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-            "JAX_PLATFORMS": "cpu"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "JAX_PLATFORMS": "cpu",
+    }
 
 
 def run_limited(*argv: str, limit: int = CLI_LIMIT, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m mlpjax.cli *argv`` under an address-space limit of ``limit`` bytes; output captured."""
-    return subprocess.run(limited_python(limit, "-m", "mlpjax.cli", *argv), capture_output=True, text=True,
-                          timeout=timeout, env=child_env(), check=False)
+    return subprocess.run(
+        limited_python(limit, "-m", "mlpjax.cli", *argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+        check=False,
+    )
 
 
 def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
@@ -195,8 +211,13 @@ class LimitedWorker:
     (bytes), a worker whose address space has grown to within ``headroom`` of its limit (JAX keeps what it
     compiled) is replaced before the next request: each request has at least that much to allocate."""
 
-    def __init__(self, limit: int = WORKER_LIMIT, timeout: float = 30, env: dict[str, str] | None = None,
-                 headroom: int | None = None):
+    def __init__(
+        self,
+        limit: int = WORKER_LIMIT,
+        timeout: float = 30,
+        env: dict[str, str] | None = None,
+        headroom: int | None = None,
+    ):
         self.limit, self.timeout, self.env, self.headroom = limit, timeout, env, headroom
         self.proc: subprocess.Popen | None = None
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr for the life of the worker
@@ -219,9 +240,13 @@ class LimitedWorker:
             self.stderr.seek(0)
             self.stderr.truncate()
             worker = str(REPO / "tests" / "workers" / "input_worker.py")
-            self.proc = subprocess.Popen(limited_python(self.limit, worker),
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                         env={**child_env(), **(self.env or {})})
+            self.proc = subprocess.Popen(
+                limited_python(self.limit, worker),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                env={**child_env(), **(self.env or {})},
+            )
         return self.proc
 
     def ask(self, call: str, path, **args) -> dict:
@@ -231,7 +256,7 @@ class LimitedWorker:
         proc.stdin.write((json.dumps({"call": call, "path": str(path), **args}) + "\n").encode())
         proc.stdin.flush()
         line = self._read_line(proc)
-        return json.loads(line[len("REPLY "):])
+        return json.loads(line[len("REPLY ") :])
 
     def _read_line(self, proc: subprocess.Popen) -> str:
         buffer, deadline = b"", time.monotonic() + self.timeout
@@ -242,8 +267,10 @@ class LimitedWorker:
             if not chunk:
                 self.close()
                 self.stderr.seek(0)
-                raise AssertionError(f"input worker {'timed out' if not ready else 'died'}: "
-                                     f"{self.stderr.read().decode(errors='replace')[-3000:]}")
+                raise AssertionError(
+                    f"input worker {'timed out' if not ready else 'died'}: "
+                    f"{self.stderr.read().decode(errors='replace')[-3000:]}"
+                )
             buffer += chunk
         return next(line for line in buffer.decode().splitlines() if line.startswith("REPLY "))
 

@@ -49,8 +49,7 @@ def imported_wings(path: Path) -> list[tuple[int, str]]:
             else:
                 found.append((node.lineno, (node.module or "").split(".")[1]))
         elif isinstance(node, ast.Import):
-            found += [(node.lineno, a.name.split(".")[1]) for a in node.names
-                      if a.name.startswith("mlpjax.")]
+            found += [(node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("mlpjax.")]
     return found
 
 
@@ -58,8 +57,11 @@ def upward_imports(path: Path) -> list[str]:
     here = wing(path)
     if here == "mlpjax":  # the public API (lazy): it may name anything
         return []
-    return [f"{path.relative_to(PACKAGE)}:{line}: {here} imports {there}" for line, there in imported_wings(path)
-            if there != here and LAYER.get(there, len(LAYERS)) >= LAYER[here]]
+    return [
+        f"{path.relative_to(PACKAGE)}:{line}: {here} imports {there}"
+        for line, there in imported_wings(path)
+        if there != here and LAYER.get(there, len(LAYERS)) >= LAYER[here]
+    ]
 
 
 def strings(node: ast.AST) -> list[str]:
@@ -112,8 +114,9 @@ def test_the_checker_finds_a_flag_in_a_raise(tmp_path):
     assert flags_in_raises(bad) == ["bad.py:2: --epochs"]
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if p.name != "plots.py"],
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", [p for p in modules() if p.name != "plots.py"], ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_no_function_takes_more_than_7_parameters(path):
     assert [(name, n) for name, n in parameter_counts(path) if n > MAX_PARAMETERS] == []
 

@@ -36,8 +36,14 @@ def test_settings_cache_every_program_and_leave_jax_own_variables_alone():
 
 
 def _mlpjax(env: dict, *argv) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", *map(str, argv)], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpjax.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-3000:]
     return proc
@@ -60,8 +66,11 @@ def test_cached_and_uncached_training_give_the_same_history_bit_for_bit(tmp_path
     folder = tmp_path / "cache"
     argv = ("train", "--dataset", "digits", "--epochs", "2", "--hidden", "32", "--batch-size", "32", "--quiet")
     histories = []
-    for name, env in (("off", _env(MLPJAX_CACHE_DIR="")), ("cold", _env(MLPJAX_CACHE_DIR=str(folder))),
-                      ("warm", _env(MLPJAX_CACHE_DIR=str(folder)))):
+    for name, env in (
+        ("off", _env(MLPJAX_CACHE_DIR="")),
+        ("cold", _env(MLPJAX_CACHE_DIR=str(folder))),
+        ("warm", _env(MLPJAX_CACHE_DIR=str(folder))),
+    ):
         if name == "warm":
             filled = _entries(folder)
             assert filled, "the cold run cached nothing"
@@ -75,8 +84,11 @@ def test_cached_and_uncached_training_give_the_same_history_bit_for_bit(tmp_path
 @pytest.mark.parametrize("how", ["flag after", "flag before", "empty variable"])
 def test_the_cache_can_be_turned_off(tmp_path, how):
     folder = tmp_path / "cache"
-    argv = {"flag after": ["backprop", "--no-cache"], "flag before": ["--no-cache", "backprop"],
-            "empty variable": ["backprop"]}[how]
+    argv = {
+        "flag after": ["backprop", "--no-cache"],
+        "flag before": ["--no-cache", "backprop"],
+        "empty variable": ["backprop"],
+    }[how]
     env = _env(MLPJAX_CACHE_DIR="" if how == "empty variable" else str(folder))
     assert "jax.grad" in _mlpjax(env, *argv).stdout
     assert not folder.exists()
@@ -116,20 +128,31 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used_first(tmp_path)
     """JAX's own bound (jax_compilation_cache_max_size, set by mlpjax.cache): with room for about three of eight
     programs, the folder never exceeds the bound and keeps the newest, having evicted the oldest."""
     folder = tmp_path / "cache"
-    probe = subprocess.run([sys.executable, "-c", BOUNDED], capture_output=True, text=True, timeout=300,
-                           env=_env(MLPJAX_CACHE_DIR=str(folder)), check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", BOUNDED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(MLPJAX_CACHE_DIR=str(folder)),
+        check=True,
+    )
     entry = max(json.loads(probe.stdout.splitlines()[-1])["sizes"].values())
     bound = 3 * entry + entry // 2
     small = tmp_path / "small"
-    proc = subprocess.run([sys.executable, "-c", BOUNDED], capture_output=True, text=True, timeout=300,
-                          env=_env(MLPJAX_CACHE_DIR=str(small), JAX_COMPILATION_CACHE_MAX_SIZE=str(bound)),
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", BOUNDED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(MLPJAX_CACHE_DIR=str(small), JAX_COMPILATION_CACHE_MAX_SIZE=str(bound)),
+        check=True,
+    )
     found = json.loads(proc.stdout.splitlines()[-1])
     assert all(len(names) == 1 for names in found["order"])  # each program was written
     order = [names[0] for names in found["order"]]
     assert sum(found["sizes"].values()) <= bound
     kept = [name for name in order if name in found["sizes"]]
-    assert kept == order[len(order) - len(kept):]  # the newest, the oldest evicted first
+    assert kept == order[len(order) - len(kept) :]  # the newest, the oldest evicted first
     assert 1 <= len(kept) < 8
 
 
@@ -138,7 +161,13 @@ def test_version_and_help_compile_nothing(tmp_path, argv):
     """With JAX's own variables set (argparse exits before mlpjax configures anything), every compiled program
     is written to the cache: an empty folder afterwards means that nothing was compiled."""
     folder = tmp_path / "cache"
-    proc = _mlpjax(_env(JAX_COMPILATION_CACHE_DIR=str(folder), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1"), *argv)
+    proc = _mlpjax(
+        _env(
+            JAX_COMPILATION_CACHE_DIR=str(folder),
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+        ),
+        *argv,
+    )
     assert proc.stdout
     assert _entries(folder) == set()

@@ -46,27 +46,34 @@ def blocks() -> list[tuple[str, str]]:
 
 def imports_only(code: str) -> str:
     """The import statements of ``code``."""
-    return "\n".join(ast.unparse(node) for node in ast.parse(code).body
-                     if isinstance(node, ast.Import | ast.ImportFrom))
+    return "\n".join(
+        ast.unparse(node) for node in ast.parse(code).body if isinstance(node, ast.Import | ast.ImportFrom)
+    )
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A folder holding ``runs/mnist``: one epoch of digits saved by ``mlpjax train``."""
     folder = tmp_path_factory.mktemp("docs")
-    done = run_python("from mlpjax.cli import main\nraise SystemExit(main(['train', '--dataset', 'digits', "
-                      "'--epochs', '1', '--output', 'runs/mnist', '--quiet']))", folder)
+    done = run_python(
+        "from mlpjax.cli import main\nraise SystemExit(main(['train', '--dataset', 'digits', "
+        "'--epochs', '1', '--output', 'runs/mnist', '--quiet']))",
+        folder,
+    )
     assert done.returncode == 0, done.stderr
     return folder
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT),
-           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8".strip(),
-           "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(ROOT),
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8".strip(),
+        "MPLBACKEND": "Agg",
+    }
     env.pop("MLPJAX_DATA_DIR", None)
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_the_pages_have_python_examples():

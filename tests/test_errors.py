@@ -16,8 +16,12 @@ def test_a_field_error_reads_as_python_and_as_a_flag():
     e = FieldError("batch_size", "must be at least 1, got 0")
     assert str(e) == "batch_size must be at least 1, got 0"
     assert e.for_cli(flag) == "--batch-size must be at least 1, got 0"
-    placed = FieldError("hidden", "{field} 30: with {model_parallel} 4 every width must divide by 4",
-                        where="run/x", also=("model_parallel",))
+    placed = FieldError(
+        "hidden",
+        "{field} 30: with {model_parallel} 4 every width must divide by 4",
+        where="run/x",
+        also=("model_parallel",),
+    )
     assert str(placed) == "run/x: hidden 30: with model_parallel 4 every width must divide by 4"
     assert placed.for_cli(flag) == "run/x: --hidden 30: with --model-parallel 4 every width must divide by 4"
     plain = UserInputError("file.gz: truncated")

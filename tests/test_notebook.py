@@ -20,8 +20,9 @@ def test_the_tutorial_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     notebook = jupytext.read(NOTEBOOK)
     assert not any(cell.get("outputs") for cell in notebook.cells)  # outputs are never committed
     start = time.monotonic()
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()  # a cell error raises
+    nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()  # a cell error raises
     print(f"\nthe notebook ran in {time.monotonic() - start:.1f} s")
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs)

@@ -34,8 +34,18 @@ def test_version_flag_prints_what_a_bug_report_needs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"mlpjax {mlpjax.__version__}"
     names = [line.split()[0] for line in lines]
-    assert names == ["mlpjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "python", "platform",
-                     "devices"]
+    assert names == [
+        "mlpjax",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "orbax-checkpoint",
+        "numpy",
+        "python",
+        "platform",
+        "devices",
+    ]
     for line in lines[1:7]:
         name, version = line.split()
         assert version == importlib.metadata.version(name)
@@ -51,7 +61,11 @@ def test_library_versions_are_the_installed_ones():
     import optax
 
     assert (found["jax"], found["flax"], found["optax"], found["numpy"]) == (
-        jax.__version__, flax.__version__, optax.__version__, numpy.__version__)
+        jax.__version__,
+        flax.__version__,
+        optax.__version__,
+        numpy.__version__,
+    )
 
 
 def test_a_backend_that_fails_to_start_is_reported_not_raised(monkeypatch):

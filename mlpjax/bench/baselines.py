@@ -37,8 +37,12 @@ def available() -> dict[str, bool]:
     import importlib.util
 
     keras = importlib.util.find_spec("keras") is not None
-    return {"jax": True, "torch": importlib.util.find_spec("torch") is not None,
-            "keras": keras and importlib.util.find_spec("tensorflow") is not None, "keras_jax": keras}
+    return {
+        "jax": True,
+        "torch": importlib.util.find_spec("torch") is not None,
+        "keras": keras and importlib.util.find_spec("tensorflow") is not None,
+        "keras_jax": keras,
+    }
 
 
 def keras_backend_taken(backend: str) -> str | None:
@@ -66,8 +70,9 @@ def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Ru
     dims = (x_train.shape[1], *hidden, int(y_train.max()) + 1)
     params = []
     for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-        params.append((jax.nn.initializers.glorot_uniform()(jax.random.fold_in(key, i), (n_in, n_out)),
-                       jnp.zeros(n_out)))
+        params.append(
+            (jax.nn.initializers.glorot_uniform()(jax.random.fold_in(key, i), (n_in, n_out)), jnp.zeros(n_out))
+        )
     tx = optax.adam(1e-3, eps=1e-7)
     x, y = jnp.asarray(x_train), jnp.asarray(y_train, jnp.int32)
     xt, yt = jnp.asarray(x_test), jnp.asarray(y_test)
@@ -77,8 +82,9 @@ def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Ru
         for i, (w, b) in enumerate(params[:-1]):
             h = jax.nn.relu(h @ w + b)
             if key is not None:
-                h = jnp.where(jax.random.bernoulli(jax.random.fold_in(key, i), 1 - dropout, h.shape),
-                              h / (1 - dropout), 0)
+                h = jnp.where(
+                    jax.random.bernoulli(jax.random.fold_in(key, i), 1 - dropout, h.shape), h / (1 - dropout), 0
+                )
         w, b = params[-1]
         return h @ w + b
 
@@ -87,7 +93,7 @@ def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Ru
 
     @jax.jit
     def train_epoch(params, opt_state, key, x, y):
-        order = jax.random.permutation(key, len(x))[:steps * batch_size].reshape(steps, batch_size)
+        order = jax.random.permutation(key, len(x))[: steps * batch_size].reshape(steps, batch_size)
 
         def step(carry, idx):
             params, opt_state, k = carry
@@ -101,8 +107,9 @@ def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Ru
     state = {"params": params, "opt_state": tx.init(params), "epoch": 0}
 
     def epoch():
-        params, opt_state = train_epoch(state["params"], state["opt_state"], jax.random.fold_in(key, state["epoch"]),
-                                        x, y)
+        params, opt_state = train_epoch(
+            state["params"], state["opt_state"], jax.random.fold_in(key, state["epoch"]), x, y
+        )
         jax.block_until_ready(params)
         state.update(params=params, opt_state=opt_state, epoch=state["epoch"] + 1)
 
@@ -138,7 +145,7 @@ def torch_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> 
         net.train()
         order = torch.randperm(len(x))
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
             optimizer.step()
@@ -181,12 +188,14 @@ def _keras_fit(x_train, y_train, x_test, y_test, spec: Spec, steps_per_execution
 
     keras.utils.set_random_seed(seed)
     num_classes = int(y_train.max()) + 1
-    net = keras.Sequential([keras.Input((x_train.shape[1],))]
-                           + [layer for h in hidden for layer in (keras.layers.Dense(h, activation="relu"),
-                                                                  keras.layers.Dropout(dropout))]
-                           + [keras.layers.Dense(num_classes, activation="softmax")])
-    net.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
-                steps_per_execution=steps_per_execution)
+    net = keras.Sequential(
+        [keras.Input((x_train.shape[1],))]
+        + [layer for h in hidden for layer in (keras.layers.Dense(h, activation="relu"), keras.layers.Dropout(dropout))]
+        + [keras.layers.Dense(num_classes, activation="softmax")]
+    )
+    net.compile(
+        optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], steps_per_execution=steps_per_execution
+    )
     y_onehot = keras.utils.to_categorical(y_train, num_classes)
 
     def epoch():

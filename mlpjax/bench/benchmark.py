@@ -60,8 +60,13 @@ class BenchConfig:
 
     def train_config(self, *, hidden: tuple[int, ...] | None = None, batch_size: int | None = None) -> TrainConfig:
         """The timed model as a one-epoch MNIST TrainConfig (``hidden``, ``batch_size``: the bench's unless given)."""
-        return TrainConfig(dataset="mnist", epochs=1, batch_size=batch_size or self.batch_size,
-                           model=model.ModelConfig(hidden=hidden or self.hidden), seed=self.seed)
+        return TrainConfig(
+            dataset="mnist",
+            epochs=1,
+            batch_size=batch_size or self.batch_size,
+            model=model.ModelConfig(hidden=hidden or self.hidden),
+            seed=self.seed,
+        )
 
 
 def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
@@ -80,9 +85,12 @@ def load_bench_data(data_dir: str | None, quick: bool) -> tuple[data_lib.Dataset
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (70000, 784)).astype(np.uint8)  # 8-bit levels, as MNIST's
         y = rng.integers(0, 10, 70000)
-        ds, source = data_lib.make_dataset("random", (x[:60000], y[:60000]), (x[60000:], y[60000:]), num_classes=10,
-                                           pixel_levels=255), \
-            "random (MNIST not found: pass --data-dir)"
+        ds, source = (
+            data_lib.make_dataset(
+                "random", (x[:60000], y[:60000]), (x[60000:], y[60000:]), num_classes=10, pixel_levels=255
+            ),
+            "random (MNIST not found: pass --data-dir)",
+        )
     if quick:
         ds = ds.head(6000, 2000)
     return ds, source
@@ -123,8 +131,9 @@ def matmul_ceiling(batch_size: int, dims: tuple[int, ...], quick: bool) -> dict[
         shapes[f"weight_grad_{i} {fan_in}x{batch_size}x{fan_out}"] = (fan_in, batch_size, fan_out)
     shapes["square 2048x2048x2048"] = (2048, 2048, 2048)
     repeats = 3 if quick else 20
-    measured = {name: matmul_gflops(*s, repeats=repeats if s[0] == 2048 else 30 * repeats)
-                for name, s in shapes.items()}
+    measured = {
+        name: matmul_gflops(*s, repeats=repeats if s[0] == 2048 else 30 * repeats) for name, s in shapes.items()
+    }
     return {"shapes": measured, "ceiling_gflops": max(measured.values())}
 
 
@@ -187,15 +196,28 @@ def mlpjax_runner(ds: data_lib.Dataset, config: BenchConfig, *, hidden=None, bat
 
     steps_per_epoch = -(-len(ds.y_train) // batch_size)
     flops = step_flops(batch_size, mconfig.widths())
-    return trainer.epoch, accuracy, {"compile_seconds": trainer.runner.compile_seconds, "steps": steps_per_epoch,
-                                     "step_flops": flops, "xla_step_flops": xla_flops}
+    return (
+        trainer.epoch,
+        accuracy,
+        {
+            "compile_seconds": trainer.runner.compile_seconds,
+            "steps": steps_per_epoch,
+            "step_flops": flops,
+            "xla_step_flops": xla_flops,
+        },
+    )
 
 
 def _summary(times: list[float], n_examples: int, epoch_flops: float, ceiling: float, accuracy: float) -> dict:
     seconds = statistics.median(times)
-    return {"epoch_seconds": seconds, "epoch_seconds_all": times, "examples_per_second": n_examples / seconds,
-            "gflops": epoch_flops / seconds / 1e9, "fraction_of_ceiling": epoch_flops / seconds / 1e9 / ceiling,
-            "test_accuracy": accuracy}
+    return {
+        "epoch_seconds": seconds,
+        "epoch_seconds_all": times,
+        "examples_per_second": n_examples / seconds,
+        "gflops": epoch_flops / seconds / 1e9,
+        "fraction_of_ceiling": epoch_flops / seconds / 1e9 / ceiling,
+        "test_accuracy": accuracy,
+    }
 
 
 def predict_latency(classifier: model.Classifier, x_test: np.ndarray, quick: bool) -> dict[str, float]:
@@ -211,9 +233,12 @@ def predict_latency(classifier: model.Classifier, x_test: np.ndarray, quick: boo
     start = time.perf_counter()
     classifier.predict_proba(x_test)
     batch_seconds = time.perf_counter() - start
-    return {"latency_ms_p50": 1e3 * float(np.percentile(samples, 50)),
-            "latency_ms_p99": 1e3 * float(np.percentile(samples, 99)),
-            "images_per_second": len(x_test) / batch_seconds, "images": len(x_test)}
+    return {
+        "latency_ms_p50": 1e3 * float(np.percentile(samples, 50)),
+        "latency_ms_p99": 1e3 * float(np.percentile(samples, 99)),
+        "images_per_second": len(x_test) / batch_seconds,
+        "images": len(x_test),
+    }
 
 
 # ru_maxrss survives fork+exec (a child of a big parent reports the parent's size): read VmHWM of the new
@@ -241,8 +266,12 @@ print(json.dumps({"peak_mib": hwm / 1024}))
 
 def peak_memory_mib(kind: str, data_dir: str | None, quick: bool) -> float | None:
     """Peak resident memory (MiB) of a fresh process that loads the data and trains one epoch with ``kind``."""
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, kind, data_dir or "", "1" if quick else "0"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, kind, data_dir or "", "1" if quick else "0"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"]
@@ -253,8 +282,9 @@ def sweep(ds: data_lib.Dataset, config: BenchConfig, ceiling: float) -> list[dic
     if config.quick:
         points = [("batch_size", b) for b in (32, 512)] + [("hidden", h) for h in (128, 1024)]
     else:
-        points = [("batch_size", b) for b in (32, 128, 512, 2048, 8192)] + \
-                 [("hidden", h) for h in (128, 512, 1024, 2048, 4096)]
+        points = [("batch_size", b) for b in (32, 128, 512, 2048, 8192)] + [
+            ("hidden", h) for h in (128, 512, 1024, 2048, 4096)
+        ]
     rows = []
     for kind, value in points:
         batch = value if kind == "batch_size" else config.batch_size
@@ -267,9 +297,16 @@ def sweep(ds: data_lib.Dataset, config: BenchConfig, ceiling: float) -> list[dic
             times.append(time.perf_counter() - start)
         seconds = min(times)
         flops = info["step_flops"] * info["steps"]
-        rows.append({"batch_size": batch, "hidden": list(hidden), "epoch_seconds": seconds,
-                     "examples_per_second": len(ds.y_train) / seconds, "gflops": flops / seconds / 1e9,
-                     "fraction_of_ceiling": flops / seconds / 1e9 / ceiling})
+        rows.append(
+            {
+                "batch_size": batch,
+                "hidden": list(hidden),
+                "epoch_seconds": seconds,
+                "examples_per_second": len(ds.y_train) / seconds,
+                "gflops": flops / seconds / 1e9,
+                "fraction_of_ceiling": flops / seconds / 1e9 / ceiling,
+            }
+        )
     return rows
 
 
@@ -284,16 +321,16 @@ def device_scaling(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[str, 
     for n in (c for c in (1, 2, 4, 8, 16, 32) if c <= jax.local_device_count()):
         state = create_train_state(jax.random.PRNGKey(config.seed), tconfig, mconfig)
         layout = compiled.layout_for(mesh_lib.make_mesh(n) if n > 1 else None, mconfig)
-        epoch_runner, state = compiled.prepare_epoch(state, Rows.from_dataset(ds, "train", layout),
-                                                   batch_size=config.batch_size)
+        epoch_runner, state = compiled.prepare_epoch(
+            state, Rows.from_dataset(ds, "train", layout), batch_size=config.batch_size
+        )
         times = []
         for epoch in range(2):
             start = time.perf_counter()
             state, metrics = epoch_runner(state, epoch)
             jax.block_until_ready(metrics)
             times.append(time.perf_counter() - start)
-        rows.append({"devices": n, "epoch_seconds": min(times),
-                     "examples_per_second": len(ds.y_train) / min(times)})
+        rows.append({"devices": n, "epoch_seconds": min(times), "examples_per_second": len(ds.y_train) / min(times)})
     return rows
 
 
@@ -343,8 +380,7 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
             jax.block_until_ready(metrics)
 
         # the compiled epoch's static fields: its optimizer object (the same transformation for every seed)
-        states = [create_train_state(jax.random.PRNGKey(c.seed), c, mconfig).replace(tx=template.tx)
-                  for c in configs]
+        states = [create_train_state(jax.random.PRNGKey(c.seed), c, mconfig).replace(tx=template.tx) for c in configs]
 
         def one_by_one(states=states):
             for i, state in enumerate(states):
@@ -353,8 +389,15 @@ def models_per_second(ds: data_lib.Dataset, config: BenchConfig) -> list[dict[st
 
         for strategy, call in (("vmap", vmapped), ("sequential", one_by_one)):
             seconds = _timed_best(call, 1 if config.quick else config.rounds)
-            results.append({"models": k, "strategy": strategy, "steps": steps, "seconds": seconds,
-                            "models_per_second": k / seconds})
+            results.append(
+                {
+                    "models": k,
+                    "strategy": strategy,
+                    "steps": steps,
+                    "seconds": seconds,
+                    "models_per_second": k / seconds,
+                }
+            )
     one = next(r["models_per_second"] for r in results if r["models"] == 1 and r["strategy"] == "sequential")
     for r in results:
         r["x_one_model"] = r["models_per_second"] / one
@@ -369,8 +412,11 @@ def check_bench_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
     from mlpjax.training import budget
 
     if config.batch_size > len(ds.y_train):
-        raise FieldError("batch_size", f"{{field}} {config.batch_size}: the benchmark's training set has "
-                         f"{len(ds.y_train)} examples; give at most that")
+        raise FieldError(
+            "batch_size",
+            f"{{field}} {config.batch_size}: the benchmark's training set has "
+            f"{len(ds.y_train)} examples; give at most that",
+        )
     tconfig = config.train_config()
     model_config = tconfig.model_config(ds.input_dim, ds.num_classes)
     budget.check_training(tconfig, model_config, ds)
@@ -379,10 +425,13 @@ def check_bench_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
     k = max(QUICK_MODEL_COUNTS if config.quick else MODEL_COUNTS)
     need, free = budget.group_bytes(budget.training_bytes(tconfig, model_config, ds), k), memory.free_memory()
     if need > free:
-        raise FieldError("hidden", f"{{field}} {' '.join(map(str, config.hidden))}: the models-per-second table "
-                         f"trains up to {k} such models together, which would need about "
-                         f"{memory.format_bytes(need)} of memory but {memory.format_bytes(free)} is available; "
-                         "choose a smaller {field}")
+        raise FieldError(
+            "hidden",
+            f"{{field}} {' '.join(map(str, config.hidden))}: the models-per-second table "
+            f"trains up to {k} such models together, which would need about "
+            f"{memory.format_bytes(need)} of memory but {memory.format_bytes(free)} is available; "
+            "choose a smaller {field}",
+        )
 
 
 def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
@@ -392,10 +441,16 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     ds, source = load_bench_data(config.data_dir, config.quick)
     check_bench_memory(config, ds)
     dims = config.train_config().model_config(ds.input_dim, ds.num_classes).widths()
-    report: dict[str, Any] = {"device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
-                              "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-                              "data": source, "train_examples": len(ds.y_train), "batch_size": config.batch_size,
-                              "hidden": list(config.hidden), "versions": result.library_versions()}
+    report: dict[str, Any] = {
+        "device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
+        "device_count": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "data": source,
+        "train_examples": len(ds.y_train),
+        "batch_size": config.batch_size,
+        "hidden": list(config.hidden),
+        "versions": result.library_versions(),
+    }
     log("matmul ceiling ...")
     report["matmul"] = matmul_ceiling(config.batch_size, dims, config.quick)
     ceiling = report["ceiling_gflops"] = report["matmul"]["ceiling_gflops"]
@@ -431,22 +486,31 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
                 times[name].append(time.perf_counter() - start)
                 log(f"round {r + 1}: {name} {times[name][-1]:.3f} s")
     epoch_flops = info["step_flops"] * info["steps"]
-    results = {name: _summary(times[name], len(ds.y_train), epoch_flops, ceiling, acc())
-               for name, (_, acc) in runners.items()}
-    report["mlpjax"] = {**results.pop("mlpjax"), "compile_seconds": info["compile_seconds"],
-                        "compiles_during_epochs": compiles.count, "step_gflop": info["step_flops"] / 1e9,
-                        "xla_step_gflop": (info["xla_step_flops"] or 0) / 1e9, "epoch_gflop": epoch_flops / 1e9}
+    results = {
+        name: _summary(times[name], len(ds.y_train), epoch_flops, ceiling, acc()) for name, (_, acc) in runners.items()
+    }
+    report["mlpjax"] = {
+        **results.pop("mlpjax"),
+        "compile_seconds": info["compile_seconds"],
+        "compiles_during_epochs": compiles.count,
+        "step_gflop": info["step_flops"] / 1e9,
+        "xla_step_gflop": (info["xla_step_flops"] or 0) / 1e9,
+        "epoch_gflop": epoch_flops / 1e9,
+    }
     report["baselines"] = results
     report["baselines_skipped"] = skipped
-    report["ratios"] = {f"{name}_over_mlpjax": statistics.median(
-        b / a for a, b in zip(times["mlpjax"], times[name], strict=True)) for name in results}
+    report["ratios"] = {
+        f"{name}_over_mlpjax": statistics.median(b / a for a, b in zip(times["mlpjax"], times[name], strict=True))
+        for name in results
+    }
 
     log("prediction latency ...")
     report["predict"] = _predict_report(ds, config)
     if config.memory:
         log("peak memory (fresh processes) ...")
-        report["peak_memory_mib"] = {kind: peak_memory_mib(kind, config.data_dir, config.quick)
-                                     for kind in ["mlpjax", *results]}
+        report["peak_memory_mib"] = {
+            kind: peak_memory_mib(kind, config.data_dir, config.quick) for kind in ["mlpjax", *results]
+        }
     log("device counts ...")
     report["device_scaling"] = device_scaling(ds, config)
     if config.sweep:
@@ -467,42 +531,69 @@ def _predict_report(ds: data_lib.Dataset, config: BenchConfig) -> dict[str, floa
 
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable tables of a :func:`run` report."""
-    lines = [f"device: {report['device']}, {report['cpu_count']} CPU cores; data: {report['data']}, "
-             f"{report['train_examples']} training examples, batch {report['batch_size']}, hidden {report['hidden']}",
-             "", "matmul (jitted jnp.dot, float32):"]
+    lines = [
+        f"device: {report['device']}, {report['cpu_count']} CPU cores; data: {report['data']}, "
+        f"{report['train_examples']} training examples, batch {report['batch_size']}, hidden {report['hidden']}",
+        "",
+        "matmul (jitted jnp.dot, float32):",
+    ]
     lines += [f"  {name:<34} {g:8.1f} GFLOP/s" for name, g in report["matmul"]["shapes"].items()]
     m = report["mlpjax"]
-    lines += ["", f"one step: {m['step_gflop']:.3f} GFLOP counted, {m['xla_step_gflop']:.3f} by XLA's cost analysis; "
-              f"an epoch {m['epoch_gflop']:.1f} GFLOP", "",
-              f"{'framework':<10} {'epoch s':>8} {'examples/s':>11} {'GFLOP/s':>8} {'of ceiling':>10} "
-              f"{'test acc':>8} {'x mlpjax':>8}"]
+    lines += [
+        "",
+        f"one step: {m['step_gflop']:.3f} GFLOP counted, {m['xla_step_gflop']:.3f} by XLA's cost analysis; "
+        f"an epoch {m['epoch_gflop']:.1f} GFLOP",
+        "",
+        f"{'framework':<10} {'epoch s':>8} {'examples/s':>11} {'GFLOP/s':>8} {'of ceiling':>10} "
+        f"{'test acc':>8} {'x mlpjax':>8}",
+    ]
     rows = {"mlpjax": m, **report["baselines"]}
     for name, r in rows.items():
         ratio = report["ratios"].get(f"{name}_over_mlpjax", 1.0)
-        lines.append(f"{name:<10} {r['epoch_seconds']:8.3f} {r['examples_per_second']:11.0f} {r['gflops']:8.1f} "
-                     f"{r['fraction_of_ceiling']:10.1%} {r['test_accuracy']:8.4f} {ratio:8.2f}")
+        lines.append(
+            f"{name:<10} {r['epoch_seconds']:8.3f} {r['examples_per_second']:11.0f} {r['gflops']:8.1f} "
+            f"{r['fraction_of_ceiling']:10.1%} {r['test_accuracy']:8.4f} {ratio:8.2f}"
+        )
     for name, why in report.get("baselines_skipped", {}).items():
         lines.append(f"{name:<10} skipped: {why}")
-    lines += ["", f"mlpjax compile {m['compile_seconds']:.2f} s; compiles during the timed epochs: "
-              f"{m['compiles_during_epochs']}"]
+    lines += [
+        "",
+        f"mlpjax compile {m['compile_seconds']:.2f} s; compiles during the timed epochs: {m['compiles_during_epochs']}",
+    ]
     p = report["predict"]
-    lines.append(f"predict: one image p50 {p['latency_ms_p50']:.3f} ms, p99 {p['latency_ms_p99']:.3f} ms; "
-                 f"{p['images']} images at {p['images_per_second']:.0f} images/s")
+    lines.append(
+        f"predict: one image p50 {p['latency_ms_p50']:.3f} ms, p99 {p['latency_ms_p99']:.3f} ms; "
+        f"{p['images']} images at {p['images_per_second']:.0f} images/s"
+    )
     if report.get("peak_memory_mib"):
-        lines.append("peak memory, one epoch in a fresh process: " + ", ".join(
-            f"{k} {v:.0f} MiB" if v else f"{k} failed" for k, v in report["peak_memory_mib"].items()))
-    lines.append("data-parallel: " + ", ".join(f"{r['devices']} device(s) {r['epoch_seconds']:.3f} s/epoch "
-                                               f"({r['examples_per_second']:.0f} examples/s)"
-                                               for r in report.get("device_scaling", [])))
+        lines.append(
+            "peak memory, one epoch in a fresh process: "
+            + ", ".join(f"{k} {v:.0f} MiB" if v else f"{k} failed" for k, v in report["peak_memory_mib"].items())
+        )
+    lines.append(
+        "data-parallel: "
+        + ", ".join(
+            f"{r['devices']} device(s) {r['epoch_seconds']:.3f} s/epoch ({r['examples_per_second']:.0f} examples/s)"
+            for r in report.get("device_scaling", [])
+        )
+    )
     if report.get("sweep"):
         lines += ["", f"{'batch':>6} {'hidden':>8} {'epoch s':>8} {'examples/s':>11} {'GFLOP/s':>8} {'of ceiling':>10}"]
-        lines += [f"{r['batch_size']:>6} {str(r['hidden']):>8} {r['epoch_seconds']:8.3f} "
-                  f"{r['examples_per_second']:11.0f} {r['gflops']:8.1f} {r['fraction_of_ceiling']:10.1%}"
-                  for r in report["sweep"]]
+        lines += [
+            f"{r['batch_size']:>6} {str(r['hidden']):>8} {r['epoch_seconds']:8.3f} "
+            f"{r['examples_per_second']:11.0f} {r['gflops']:8.1f} {r['fraction_of_ceiling']:10.1%}"
+            for r in report["sweep"]
+        ]
     if report.get("models_per_second"):
         rows = report["models_per_second"]
-        lines += ["", f"models per second ({rows[0]['steps']} steps each; x one model: over one model alone):",
-                  f"{'K':>4} {'strategy':>10} {'seconds':>8} {'models/s':>9} {'x one model':>11}"]
-        lines += [f"{r['models']:>4} {r['strategy']:>10} {r['seconds']:8.3f} {r['models_per_second']:9.2f} "
-                  f"{r['x_one_model']:11.2f}" for r in rows]
+        lines += [
+            "",
+            f"models per second ({rows[0]['steps']} steps each; x one model: over one model alone):",
+            f"{'K':>4} {'strategy':>10} {'seconds':>8} {'models/s':>9} {'x one model':>11}",
+        ]
+        lines += [
+            f"{r['models']:>4} {r['strategy']:>10} {r['seconds']:8.3f} {r['models_per_second']:9.2f} "
+            f"{r['x_one_model']:11.2f}"
+            for r in rows
+        ]
     return "\n".join(lines)

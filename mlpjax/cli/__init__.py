@@ -35,9 +35,11 @@ COMMANDS = (train, sweep, evaluate, summary, predict, export, import_keras, back
 # Commands that start no child process: Ctrl-C ends them at once (mlpjax.cli.interrupt); the others (experiment,
 # bench) get a KeyboardInterrupt, so that their children are interrupted with them.
 EXIT_AT_ONCE = ("train", "evaluate", "predict", "backprop")
-DESCRIPTION = ("Train the Keras tutorial's MNIST MLP (Dense 512 relu, dropout 0.2, Dense 10 softmax, Adam) in JAX, "
-               "save and resume runs, evaluate and use the models, sweep settings, and measure the tutorial's "
-               "claims. Run 'mlpjax COMMAND --help' for a command's flags.")
+DESCRIPTION = (
+    "Train the Keras tutorial's MNIST MLP (Dense 512 relu, dropout 0.2, Dense 10 softmax, Adam) in JAX, "
+    "save and resume runs, evaluate and use the models, sweep settings, and measure the tutorial's "
+    "claims. Run 'mlpjax COMMAND --help' for a command's flags."
+)
 
 
 class VersionAction(argparse.Action):
@@ -65,8 +67,11 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command of :data:`COMMANDS`; ``args.func`` is the chosen command's ``run``."""
     parser = OneLineParser(prog="mlpjax", description=DESCRIPTION)
-    parser.add_argument("--version", action=VersionAction,
-                        help="print the versions of mlpjax, its libraries and Python, and the devices, then exit")
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        help="print the versions of mlpjax, its libraries and Python, and the devices, then exit",
+    )
     parser.add_argument("--no-cache", action="store_true", help=cache.NO_CACHE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
@@ -97,8 +102,9 @@ def _refuse_unknown(command: str, unknown: list[str]) -> None:
     ``mlpjax``); a positional value beginning with ``-`` is taken for a flag unless it follows ``--``."""
     if unknown:
         dash = " (a value that begins with '-' goes after '--')" if any(u.startswith("-") for u in unknown) else ""
-        raise UserInputError(f"unrecognized arguments: {' '.join(unknown)}; mlpjax {command} --help lists what it "
-                             f"takes{dash}")
+        raise UserInputError(
+            f"unrecognized arguments: {' '.join(unknown)}; mlpjax {command} --help lists what it takes{dash}"
+        )
 
 
 def _refuse_nul(args: argparse.Namespace) -> None:

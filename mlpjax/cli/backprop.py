@@ -8,8 +8,10 @@ from mlpjax.cli.flags import positive_int
 
 NAME = "backprop"
 HELP = "the worked 2-2-2 backpropagation example, checked against jax.grad"
-DESCRIPTION = ("Walk through the tutorial's 2-2-2 backpropagation example by hand (forward pass, errors, the "
-               "gradient of every weight, one update) and check each gradient against jax.grad.")
+DESCRIPTION = (
+    "Walk through the tutorial's 2-2-2 backpropagation example by hand (forward pass, errors, the "
+    "gradient of every weight, one update) and check each gradient against jax.grad."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,13 +6,18 @@ import argparse
 
 NAME = "basics"
 HELP = "the tutorial's small worked examples: activations, softmax, ..., the δ method"
-DESCRIPTION = ("Print the tutorial's small worked examples: activations, softmax, cross-entropy, the collapse of "
-               "linear layers, dropout, to_categorical, steps per epoch, MNIST's raw shapes and the δ method.")
+DESCRIPTION = (
+    "Print the tutorial's small worked examples: activations, softmax, cross-entropy, the collapse of "
+    "linear layers, dropout, to_categorical, steps per epoch, MNIST's raw shapes and the δ method."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="MNIST IDX files, to read the shapes from their headers (default: $MLPJAX_DATA_DIR)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="MNIST IDX files, to read the shapes from their headers (default: $MLPJAX_DATA_DIR)",
+    )
     p.add_argument("--json", action="store_true", help="print every number as one JSON object")
 
 

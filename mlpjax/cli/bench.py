@@ -9,9 +9,11 @@ from mlpjax.cli.flags import positive_int
 
 NAME = "bench"
 HELP = "training speed against the matmul ceiling, PyTorch and Keras"
-DESCRIPTION = ("Time the training of the tutorial's model against XLA's float32 matmul ceiling, a minimal "
-               "hand-written JAX loop, PyTorch and Keras (those installed), then a batch-size and width sweep, "
-               "peak memory, and models per second by the sweep's strategies. Progress goes to stderr.")
+DESCRIPTION = (
+    "Time the training of the tutorial's model against XLA's float32 matmul ceiling, a minimal "
+    "hand-written JAX loop, PyTorch and Keras (those installed), then a batch-size and width sweep, "
+    "peak memory, and models per second by the sweep's strategies. Progress goes to stderr."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,21 +22,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     default = BenchConfig()
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--against", default=",".join(default.against), metavar="NAMES",
-                   help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, "
-                        "keras (on TensorFlow), keras_jax (on JAX, one compiled call per epoch); '' for none "
-                        f"(default: {','.join(default.against)})")
-    p.add_argument("--batch-size", type=positive_int, default=default.batch_size, metavar="N",
-                   help=f"batch size of the timed epochs (default: {default.batch_size})")
-    p.add_argument("--hidden", type=positive_int, nargs="+", default=list(default.hidden), metavar="N",
-                   help=f"hidden layer sizes of the timed model (default: {' '.join(map(str, default.hidden))})")
+    p.add_argument(
+        "--against",
+        default=",".join(default.against),
+        metavar="NAMES",
+        help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, "
+        "keras (on TensorFlow), keras_jax (on JAX, one compiled call per epoch); '' for none "
+        f"(default: {','.join(default.against)})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=default.batch_size,
+        metavar="N",
+        help=f"batch size of the timed epochs (default: {default.batch_size})",
+    )
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        nargs="+",
+        default=list(default.hidden),
+        metavar="N",
+        help=f"hidden layer sizes of the timed model (default: {' '.join(map(str, default.hidden))})",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="real MNIST (default: $MLPJAX_DATA_DIR, else random data)")
-    p.add_argument("--rounds", type=positive_int, default=default.rounds, metavar="N",
-                   help=f"timed epochs per framework, interleaved round by round (default: {default.rounds})")
+    p.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=default.rounds,
+        metavar="N",
+        help=f"timed epochs per framework, interleaved round by round (default: {default.rounds})",
+    )
     p.add_argument("--no-sweep", action="store_true", help="skip the batch-size and width sweep")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
-    p.add_argument("--no-models", action="store_true",
-                   help="skip models per second by K (K models as one vmapped program, and one by one)")
+    p.add_argument(
+        "--no-models",
+        action="store_true",
+        help="skip models per second by K (K models as one vmapped program, and one by one)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,10 +67,17 @@ def run(args: argparse.Namespace) -> int:
 
     from mlpjax import bench
 
-    config = bench.BenchConfig(quick=args.quick, against=tuple(a for a in args.against.split(",") if a),
-                               batch_size=args.batch_size, hidden=tuple(args.hidden), data_dir=args.data_dir,
-                               rounds=args.rounds, sweep=not args.no_sweep, memory=not args.no_memory,
-                               models=not args.no_models)
+    config = bench.BenchConfig(
+        quick=args.quick,
+        against=tuple(a for a in args.against.split(",") if a),
+        batch_size=args.batch_size,
+        hidden=tuple(args.hidden),
+        data_dir=args.data_dir,
+        rounds=args.rounds,
+        sweep=not args.no_sweep,
+        memory=not args.no_memory,
+        models=not args.no_models,
+    )
     report = bench.run(config, log=(lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr)))
     print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
     return 0

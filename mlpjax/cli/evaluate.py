@@ -8,16 +8,21 @@ from mlpjax.cli.flags import add_saved_model_flags, flag_error
 
 NAME = "evaluate"
 HELP = "test loss, accuracy, precision, recall and F1 of a saved model"
-DESCRIPTION = ("Rebuild the model of a run directory from its saved config and evaluate it on the test set of its "
-               "dataset (or of another of the same shape): loss, accuracy, precision, recall and F1, and with "
-               "--confusion the confusion matrix and per-class figures.")
+DESCRIPTION = (
+    "Rebuild the model of a run directory from its saved config and evaluate it on the test set of its "
+    "dataset (or of another of the same shape): loss, accuracy, precision, recall and F1, and with "
+    "--confusion the confusion matrix and per-class figures."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_saved_model_flags(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--confusion", metavar="FILE.png",
-                   help="draw the confusion matrix into FILE.png and print per-class precision and recall")
+    p.add_argument(
+        "--confusion",
+        metavar="FILE.png",
+        help="draw the confusion matrix into FILE.png and print per-class precision and recall",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,16 +42,22 @@ def run(args: argparse.Namespace) -> int:
 
         title = f"{report['dataset']} test, epoch {report['epoch']}"
         with flag_error("--confusion"):
-            files.write_new(args.confusion, lambda tmp: plots.confusion_matrix(
-                np.asarray(report["confusion"]), tmp, class_names=report["class_names"], title=title))
+            files.write_new(
+                args.confusion,
+                lambda tmp: plots.confusion_matrix(
+                    np.asarray(report["confusion"]), tmp, class_names=report["class_names"], title=title
+                ),
+            )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     m = report["test_metrics"]
-    print(f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
-          f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f} (Keras'); "
-          f"precision_macro {m['precision_macro']:.4f}, recall_macro {m['recall_macro']:.4f}, "
-          f"f1_macro {m['f1_macro']:.4f}")
+    print(
+        f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
+        f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f} (Keras'); "
+        f"precision_macro {m['precision_macro']:.4f}, recall_macro {m['recall_macro']:.4f}, "
+        f"f1_macro {m['f1_macro']:.4f}"
+    )
     if args.confusion is not None:
         print(per_class_table(report))
         print(f"wrote {args.confusion}")

@@ -10,8 +10,10 @@ from mlpjax.cli.flags import flag_error, lines
 
 NAME = "experiment"
 HELP = "measure one of the tutorial's claims: tables and figures in DIR/NAME/"
-DESCRIPTION = ("Run one experiment (or all of them in turn) that measures a claim of the tutorial, and write its "
-               "tables, figures and results.json into DIR/NAME/.")
+DESCRIPTION = (
+    "Run one experiment (or all of them in turn) that measures a claim of the tutorial, and write its "
+    "tables, figures and results.json into DIR/NAME/."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,13 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "experiments:\n" + lines([*discover().items(), ("all", "every experiment above, in turn")])
     p.add_argument("name", metavar="NAME", help="an experiment of the list below, or all")
     p.add_argument("--quick", action="store_true", help="smoke-test budget: digits (or an MNIST slice), 2 epochs")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"results go to DIR/NAME/ (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="DIR", help=f"results go to DIR/NAME/ (default: {DEFAULT_OUT})"
+    )
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run in DIR/NAME/ (without it, they are kept and the "
-                        "experiment is refused)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in DIR/NAME/ (without it, they are kept and the "
+        "experiment is refused)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     with flag_error("--out"):
         files.make_folder(args.out)
     for name in names:
-        experiments.run_experiment(name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
-                                   overwrite=args.overwrite)
+        experiments.run_experiment(
+            name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed, overwrite=args.overwrite
+        )
     return 0

@@ -18,6 +18,7 @@ from mlpjax.errors import UserInputError
 def _checked(cast, accept, expected: str):
     """An argparse type: ``cast(text)``, refused with "expected ..." unless ``accept(value)``. Only for flags
     that no library object checks; the others are checked once, by the object they configure."""
+
     def parse(text: str):
         try:
             value = cast(text)
@@ -51,6 +52,7 @@ def widths(text: str) -> tuple[int, ...]:
 
 def listed(cast, expected: str):
     """An argparse type for comma-separated values, each ``cast`` (its ValueError: "expected ...")."""
+
     def parse(text: str):
         try:
             return [cast(part.strip()) for part in text.split(",")]
@@ -93,16 +95,21 @@ def progress_bars(args: argparse.Namespace) -> bool:
 # How each kind of TrainConfig field (mlpjax.core.config.FieldHelp.kind) is read: one value, and a sweep's list.
 SINGLE = {"int": integer, "float": number, "name": str, "names": str, "path": str, "text": str}
 SINGLE_CAST, LISTED_EXPECTED = {"int": int, "float": float}, {"int": "integers", "float": "numbers"}
-LISTED = {**{kind: listed(cast, LISTED_EXPECTED[kind]) for kind, cast in SINGLE_CAST.items()},
-          "name": listed(str, "names"), "widths": listed(widths, "layer widths like 512 or 256x128"),
-          "switch": listed(boolean, "true or false"),
-          "names": lambda text: [text]}  # a sweep's models compute one set of metrics: its commas join names
+LISTED = {
+    **{kind: listed(cast, LISTED_EXPECTED[kind]) for kind, cast in SINGLE_CAST.items()},
+    "name": listed(str, "names"),
+    "widths": listed(widths, "layer widths like 512 or 256x128"),
+    "switch": listed(boolean, "true or false"),
+    "names": lambda text: [text],
+}  # a sweep's models compute one set of metrics: its commas join names
 
 
 def listed_or_off(kind: str, off: str):
     """:data:`LISTED`'s parser of ``kind`` that also takes the word ``off`` (for None: the setting off)."""
     cast = SINGLE_CAST[kind]
     return listed(lambda text: None if text == off else cast(text), f"{LISTED_EXPECTED[kind]} or {off}")
+
+
 LISTED_METAVAR = {"widths": "H,...", "switch": "true,false", "names": "NAMES"}
 
 
@@ -118,8 +125,9 @@ def _help(about, *, listed_: bool, default: str | None = None) -> str:
     if about.choices is not None:
         choices = about.choices()
         if about.kind == "names":
-            text += "; comma-separated, any of: " + ", ".join(choices) + ("; one set for every model" if listed_
-                                                                           else "")
+            text += (
+                "; comma-separated, any of: " + ", ".join(choices) + ("; one set for every model" if listed_ else "")
+            )
         elif any(choices.values()):
             text += ": " + "; ".join(f"{name}: {line}" if line else name for name, line in choices.items())
         else:
@@ -131,8 +139,13 @@ def _help(about, *, listed_: bool, default: str | None = None) -> str:
 ONE_PER_SWEEP = ("dataset", "data_dir", "label_column")  # a sweep trains every model on one dataset
 
 
-def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = None, *, listed_: bool = False,
-                     defaults: dict[str, str] | None = None) -> None:
+def add_config_flags(
+    p: argparse.ArgumentParser,
+    names: Iterable[str] | None = None,
+    *,
+    listed_: bool = False,
+    defaults: dict[str, str] | None = None,
+) -> None:
     """A flag for each TrainConfig field of ``names`` (None: every one), help from its description.
 
     ``listed_``: as ``mlpjax sweep`` takes them, comma-separated lists (the dataset and its folder: one value);
@@ -147,14 +160,20 @@ def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = N
         help_ = _help(about, listed_=listed_, default=(defaults or {}).get(name))
         if listed_ and name not in ONE_PER_SWEEP:
             if about.kind == "switch":
-                p.add_argument(flag(name), type=LISTED["switch"], nargs="?", const=[True], metavar="true,false",
-                               help=help_)
+                p.add_argument(
+                    flag(name), type=LISTED["switch"], nargs="?", const=[True], metavar="true,false", help=help_
+                )
             elif about.off is not None:  # the word for None lists a model with the setting off
-                p.add_argument(flag(name), type=listed_or_off(about.kind, about.off), metavar=f"{about.metavar},...",
-                               help=help_)
+                p.add_argument(
+                    flag(name), type=listed_or_off(about.kind, about.off), metavar=f"{about.metavar},...", help=help_
+                )
             else:
-                p.add_argument(flag(name), type=LISTED[about.kind], metavar=LISTED_METAVAR.get(
-                    about.kind, f"{about.metavar},..."), help=help_)
+                p.add_argument(
+                    flag(name),
+                    type=LISTED[about.kind],
+                    metavar=LISTED_METAVAR.get(about.kind, f"{about.metavar},..."),
+                    help=help_,
+                )
         elif about.kind == "switch":
             p.add_argument(flag(name), action="store_const", const=True, help=help_)
         elif about.kind == "widths":
@@ -166,8 +185,11 @@ def add_config_flags(p: argparse.ArgumentParser, names: Iterable[str] | None = N
 def add_saved_model_flags(p: argparse.ArgumentParser) -> None:
     """DIR of a saved run, the dataset to test it on, and --best."""
     p.add_argument("directory", metavar="DIR", help="a run directory from mlpjax train --output DIR")
-    add_config_flags(p, ("dataset", "data_dir"), defaults={"dataset": "the dataset the model was trained on",
-                                                          "data_dir": "the run's, else {default}"})
+    add_config_flags(
+        p,
+        ("dataset", "data_dir"),
+        defaults={"dataset": "the dataset the model was trained on", "data_dir": "the run's, else {default}"},
+    )
     p.add_argument("--best", action="store_true", help="the best epoch (--save-best) instead of the last")
 
 
@@ -202,8 +224,10 @@ def refuse_idle_plateau(given: Mapping[str, Any], plateau_on: bool) -> None:
     if idle and not plateau_on:
         value = given[idle[0]]
         text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        raise UserInputError(f"{flag(idle[0])} {text} takes effect only with --reduce-lr-on-plateau, which is off; "
-                             f"turn that on, or drop {flag(idle[0])}")
+        raise UserInputError(
+            f"{flag(idle[0])} {text} takes effect only with --reduce-lr-on-plateau, which is off; "
+            f"turn that on, or drop {flag(idle[0])}"
+        )
 
 
 def refuse_output_beside_resume(args: argparse.Namespace) -> None:
@@ -217,7 +241,9 @@ def lines(items: Iterable[tuple[str, str]], width: int = 100) -> str:
     command's list of choices in its help)."""
     items = list(items)
     column = max((len(name) for name, _ in items), default=0) + 4
-    return "\n".join(textwrap.fill(about, width, initial_indent=f"  {name:<{column - 2}}",
-                                   subsequent_indent=" " * column) if about else f"  {name}"
-                     for name, about in items)
-
+    return "\n".join(
+        textwrap.fill(about, width, initial_indent=f"  {name:<{column - 2}}", subsequent_indent=" " * column)
+        if about
+        else f"  {name}"
+        for name, about in items
+    )

@@ -6,10 +6,12 @@ import argparse
 
 NAME = "import-keras"
 HELP = "make a run directory from a Keras Dense/Dropout MLP (model.save's .keras file)"
-DESCRIPTION = ("Reads a keras.Sequential of Dense and Dropout layers ending in a softmax Dense (the tutorial's "
-               "model saved by model.save) and writes its weights as a run directory that evaluate, predict, "
-               "draw, summary and export accept. Other layer kinds are refused. Keras loads the file in safe "
-               "mode: no code in it runs. See docs/export.md.")
+DESCRIPTION = (
+    "Reads a keras.Sequential of Dense and Dropout layers ending in a softmax Dense (the tutorial's "
+    "model saved by model.save) and writes its weights as a run directory that evaluate, predict, "
+    "draw, summary and export accept. Other layer kinds are refused. Keras loads the file in safe "
+    "mode: no code in it runs. See docs/export.md."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,8 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model", metavar="MODEL.keras", help="a Keras 3 model file")
     p.add_argument("--output", required=True, metavar="DIR", help="the new run directory")
-    p.add_argument("--dataset", metavar="NAME", help="the dataset its commands test on: "
-                   + ", ".join(DATASETS) + " (default: the first with the model's input width and classes)")
+    p.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="the dataset its commands test on: "
+        + ", ".join(DATASETS)
+        + " (default: the first with the model's input width and classes)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ from mlpjax.errors import UserInputError
 
 NAME = "predict"
 HELP = "predict a test sample (--index) or a digit image file (--image)"
-DESCRIPTION = ("Predict one test sample of a saved model's dataset (--index N, also drawn to a PNG titled with the "
-               "predicted and true labels) or a digit in an image file of any size (--image FILE; with --out, the "
-               "digit as the model sees it is drawn too).")
+DESCRIPTION = (
+    "Predict one test sample of a saved model's dataset (--index N, also drawn to a PNG titled with the "
+    "predicted and true labels) or a digit in an image file of any size (--image FILE; with --out, the "
+    "digit as the model sees it is drawn too)."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,8 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--index", type=int, metavar="N", help="test sample N; draws it to a PNG (see --out)")
     what.add_argument("--image", metavar="FILE", help="an image of a digit, any size, either polarity")
-    p.add_argument("--out", metavar="FILE.png", help="where to draw the input: with --index the test sample "
-                   "(default: predict_N.png); with --image the digit as the model sees it (only when given)")
+    p.add_argument(
+        "--out",
+        metavar="FILE.png",
+        help="where to draw the input: with --index the test sample "
+        "(default: predict_N.png); with --image the digit as the model sees it (only when given)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{ds.name} test sample {args.index}: {result.describe(names=ds.class_names)}")
     if ds.image_shape is not None:
         with flag_error("--out"):
-            out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n", names=ds.class_names),
-                                   out)
+            out = predict.save_png(image.reshape(ds.image_shape), result.describe(sep="\n", names=ds.class_names), out)
         print(f"wrote {out}")
     return 0

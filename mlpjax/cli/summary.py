@@ -9,8 +9,10 @@ from mlpjax.errors import UserInputError
 
 NAME = "summary"
 HELP = "the model's layers, output shapes and parameters, as Keras' model.summary()"
-DESCRIPTION = ("Print Keras' model.summary() table (layer, output shape, parameters) for the architecture that "
-               "the flags choose, or for the model of a saved run: mlpjax summary DIR.")
+DESCRIPTION = (
+    "Print Keras' model.summary() table (layer, output shape, parameters) for the architecture that "
+    "the flags choose, or for the model of a saved run: mlpjax summary DIR."
+)
 
 
 def architecture() -> tuple[str, ...]:
@@ -32,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     if args.directory:
         given = {k for k in architecture() if getattr(args, k, None) is not None}
         if given:
-            raise UserInputError(f"give a run DIR ({args.directory}) or architecture flags "
-                                 f"({', '.join(flag(k) for k in sorted(given))}), not both")
+            raise UserInputError(
+                f"give a run DIR ({args.directory}) or architecture flags "
+                f"({', '.join(flag(k) for k in sorted(given))}), not both"
+            )
         from mlpjax.runs import checkpoint
 
         model_config = checkpoint.restore(args.directory).model_config

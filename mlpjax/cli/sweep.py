@@ -17,29 +17,44 @@ from mlpjax.errors import UserInputError
 
 NAME = "sweep"
 HELP = "train every combination of lists of settings: one model after another, or as vmapped groups"
-DESCRIPTION = ("Train every combination of comma-separated lists of the training flags (--seed 0,1,2 --lr "
-               "0.001,0.0003: six models) and report mean ± std over the seeds of each setting. Models that "
-               "differ only in seed, lr and dropout form a group; --strategy sequential trains the models one "
-               "after another (the program of mlpjax train; auto picks it on a CPU), vmap trains each group as "
-               "one vmapped program (auto picks it on a GPU or TPU).")
+DESCRIPTION = (
+    "Train every combination of comma-separated lists of the training flags (--seed 0,1,2 --lr "
+    "0.001,0.0003: six models) and report mean ± std over the seeds of each setting. Models that "
+    "differ only in seed, lr and dropout form a group; --strategy sequential trains the models one "
+    "after another (the program of mlpjax train; auto picks it on a CPU), vmap trains each group as "
+    "one vmapped program (auto picks it on a GPU or TPU)."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mlpjax.sweep.train import STRATEGIES
 
     add_config_flags(p, listed_=True)
-    p.add_argument("--strategy", choices=STRATEGIES,
-                   help="sequential: one model after another, each as mlpjax train trains it; vmap: each group as "
-                        "one vmapped program; auto: vmap on an accelerator, sequential on a CPU (measured: "
-                        "docs/sweep.md) (default: auto; with --resume, the saved sweep's)")
-    p.add_argument("--output", metavar="DIR",
-                   help="results.json, summary.md, curves.png, TensorBoard's HParams data (DIR/tensorboard) and a "
-                        "checkpoint of every group after each epoch in DIR")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="sequential: one model after another, each as mlpjax train trains it; vmap: each group as "
+        "one vmapped program; auto: vmap on an accelerator, sequential on a CPU (measured: "
+        "docs/sweep.md) (default: auto; with --resume, the saved sweep's)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="results.json, summary.md, curves.png, TensorBoard's HParams data (DIR/tensorboard) and a "
+        "checkpoint of every group after each epoch in DIR",
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its last saved epochs")
-    p.add_argument("--devices", type=positive_int, metavar="N",
-                   help="with vmap: split the model axis over N devices (default: one device)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar or per-epoch lines (the bar is drawn only when stderr is a terminal)")
+    p.add_argument(
+        "--devices",
+        type=positive_int,
+        metavar="N",
+        help="with vmap: split the model axis over N devices (default: one device)",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or per-epoch lines (the bar is drawn only when stderr is a terminal)",
+    )
 
 
 def _sweep_bar(plan, found: list[list[int]]):
@@ -48,8 +63,7 @@ def _sweep_bar(plan, found: list[list[int]]):
     from tqdm.auto import tqdm
 
     configs = plan.configs
-    total = (sum(configs[g[0]].epochs for g in found) if plan.strategy == "vmap"
-             else sum(c.epochs for c in configs))
+    total = sum(configs[g[0]].epochs for g in found) if plan.strategy == "vmap" else sum(c.epochs for c in configs)
     return tqdm(total=total, desc="sweep", unit="epoch", leave=False)
 
 
@@ -67,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
         # a vmapped sweep saves stacked groups (groups/<g>), a sequential one run folders (runs/<i>): neither
         # strategy can continue the other's epochs, so another one is refused rather than silently ignored
         if args.strategy is not None and sweep.resolve_strategy(args.strategy) != plan.strategy:
-            raise UserInputError(f"--strategy {args.strategy}: the sweep in {args.resume} was saved with strategy "
-                                 f"{plan.strategy}, whose checkpoints the other strategy cannot continue; drop "
-                                 "--strategy, or start a new sweep with another --output")
+            raise UserInputError(
+                f"--strategy {args.strategy}: the sweep in {args.resume} was saved with strategy "
+                f"{plan.strategy}, whose checkpoints the other strategy cannot continue; drop "
+                "--strategy, or start a new sweep with another --output"
+            )
         output = args.resume
     else:
         base = {k: getattr(args, k) for k in sweep.ONE_PER_SWEEP if getattr(args, k) is not None}
@@ -80,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
         output = args.output
     mesh = None
     if args.devices is not None and plan.strategy != "vmap":
-        raise UserInputError(f"--devices splits the models of a vmapped group; this sweep's strategy is "
-                             f"{plan.strategy} (give --strategy vmap)")
+        raise UserInputError(
+            f"--devices splits the models of a vmapped group; this sweep's strategy is "
+            f"{plan.strategy} (give --strategy vmap)"
+        )
     if args.devices is not None:
         from mlpjax.sweep import stack
 
@@ -90,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
     sweep.check_sweep_memory(plan.configs, dataset, plan.strategy, mesh)  # before the folder is made
     hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
     found = sweep.groups(plan.configs)
-    print(f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
-          + (f", model axis over {mesh.size} devices" if mesh is not None else ""))
+    print(
+        f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
+        + (f", model axis over {mesh.size} devices" if mesh is not None else "")
+    )
     bar = _sweep_bar(plan, found) if progress_bars(args) else None
     log: Callable[[str], None] | None = None if args.quiet else print
     if bar is not None and log is not None:

@@ -17,31 +17,54 @@ from mlpjax.errors import UserInputError
 
 NAME = "train"
 HELP = "train the MLP and report test accuracy"
-DESCRIPTION = ("Train the MLP (by default the tutorial's: MNIST, 784-512-10, relu, dropout 0.2, Adam, batch 128) "
-               "and report the test loss, the test accuracy and the prediction for test sample 9. With --output "
-               "DIR, every epoch is saved into DIR and --resume DIR continues it.")
+DESCRIPTION = (
+    "Train the MLP (by default the tutorial's: MNIST, 784-512-10, relu, dropout 0.2, Adam, batch 128) "
+    "and report the test loss, the test accuracy and the prediction for test sample 9. With --output "
+    "DIR, every epoch is saved into DIR and --resume DIR continues it."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_flags(p)
-    p.add_argument("--output", metavar="DIR",
-                   help="save a checkpoint every epoch into DIR/checkpoints, and the history into DIR/metrics.json "
-                        "and DIR/history.csv, TensorBoard logs into DIR/tensorboard/ and the learning curves "
-                        "into DIR/learning_curves.png")
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="save a checkpoint every epoch into DIR/checkpoints, and the history into DIR/metrics.json "
+        "and DIR/history.csv, TensorBoard logs into DIR/tensorboard/ and the learning curves "
+        "into DIR/learning_curves.png",
+    )
     p.add_argument("--keep", type=integer, metavar="N", help="checkpoints to keep, the most recent (default: 3)")
     p.add_argument("--save-best", action="store_true", help="also keep the epoch of lowest val_loss in DIR/best")
-    p.add_argument("--resume", metavar="DIR",
-                   help="continue DIR from its last complete epoch up to --epochs in all, with its saved settings")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bars or per-epoch lines (bars are drawn only when stderr is a terminal)")
-    p.add_argument("--devices", type=integer, metavar="N",
-                   help="data-parallel over N devices of each process (default: all of the default backend)")
-    p.add_argument("--model-parallel", type=integer, default=1, metavar="M",
-                   help="tensor-parallel: split each hidden layer's weights over M of those devices (M must divide "
-                        "--devices and every --hidden width; default: 1)")
-    p.add_argument("--coordinator", metavar="HOST:PORT",
-                   help="several processes (jax.distributed): the address of process 0; 'auto' under "
-                        "Slurm/Open MPI (default: $JAX_COORDINATOR_ADDRESS)")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue DIR from its last complete epoch up to --epochs in all, with its saved settings",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars or per-epoch lines (bars are drawn only when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--devices",
+        type=integer,
+        metavar="N",
+        help="data-parallel over N devices of each process (default: all of the default backend)",
+    )
+    p.add_argument(
+        "--model-parallel",
+        type=integer,
+        default=1,
+        metavar="M",
+        help="tensor-parallel: split each hidden layer's weights over M of those devices (M must divide "
+        "--devices and every --hidden width; default: 1)",
+    )
+    p.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="several processes (jax.distributed): the address of process 0; 'auto' under "
+        "Slurm/Open MPI (default: $JAX_COORDINATOR_ADDRESS)",
+    )
     p.add_argument("--num-processes", type=integer, metavar="P", help="with --coordinator: processes in all")
     p.add_argument("--process-id", type=integer, metavar="I", help="with --coordinator: this process, 0 to P-1")
 
@@ -98,15 +121,19 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     mesh_lib.check_widths(mesh, config.model_config(dataset.input_dim, dataset.num_classes).split_widths())
     log = None if args.quiet else say
     quiet = not progress_bars(args)
-    say(f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
+    say(
+        f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
         f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
-        + (f"; {mesh_lib.describe(mesh)}" if mesh is not None else ""))
+        + (f"; {mesh_lib.describe(mesh)}" if mesh is not None else "")
+    )
     if config.validation == "test":
         say(f"note: {split.TEST_NOTE}")
     else:
         n_val = len(dataset.y_train) - len(split.split(dataset, config.validation_split)[0].y_train)
-        say(f"validation: the last {n_val} training examples (--validation-split {config.validation_split:g}); "
-            "the test set is evaluated once, at the end")
+        say(
+            f"validation: the last {n_val} training examples (--validation-split {config.validation_split:g}); "
+            "the test set is evaluated once, at the end"
+        )
     if not args.quiet:
         say(summary.summary(config.model_config(dataset.input_dim, dataset.num_classes)))
     if run and run.checkpoint:
@@ -117,14 +144,19 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
         result = train.fit(config, dataset, quiet=quiet, log=log, mesh=mesh)
     say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.y_test) > 9:
-        sample = predict.predict_one(model.Classifier(result.state.params, result.state.model_config),
-                                     *dataset.test_example(9))
+        sample = predict.predict_one(
+            model.Classifier(result.state.params, result.state.model_config), *dataset.test_example(9)
+        )
         say(f"test sample 9: {sample.describe(names=dataset.class_names)}")
     if run:
-        say(f"checkpoints in {run.directory / 'checkpoints'}" + (f", best in {run.directory / 'best'}"
-            if run.save_best or config.early_stopping is not None else "")
-            + f"; wrote {run.directory / 'metrics.json'}, history.csv, tensorboard/ and learning_curves.png")
+        say(
+            f"checkpoints in {run.directory / 'checkpoints'}"
+            + (f", best in {run.directory / 'best'}" if run.save_best or config.early_stopping is not None else "")
+            + f"; wrote {run.directory / 'metrics.json'}, history.csv, tensorboard/ and learning_curves.png"
+        )
     if result.kept_epoch is not None and result.kept_epoch != len(result.history["loss"]):
-        say(f"kept the weights of epoch {result.kept_epoch} (the best val_loss)"
-            + (f"; they are in {run.directory / 'best'} (commands take --best)" if run else ""))
+        say(
+            f"kept the weights of epoch {result.kept_epoch} (the best val_loss)"
+            + (f"; they are in {run.directory / 'best'} (commands take --best)" if run else "")
+        )
     return 0

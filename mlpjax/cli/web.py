@@ -28,8 +28,11 @@ def run_web(args: argparse.Namespace) -> int:
         spec = data.DATASETS.get(dataset)
         names = spec.class_names if spec is not None else ()
         m = ckpt.model_config
-        about = (f"{args.directory}: {dataset}, epoch {ckpt.epoch}{' (best)' if args.best else ''}, MLP "
-                 + " -> ".join(str(w) for w in m.widths()) + f" ({m.activation})")
+        about = (
+            f"{args.directory}: {dataset}, epoch {ckpt.epoch}{' (best)' if args.best else ''}, MLP "
+            + " -> ".join(str(w) for w in m.widths())
+            + f" ({m.activation})"
+        )
     else:
         classifier = recognize.train_quick_model(dataset=data.load_dataset("mnist", args.data_dir))
         names, about = (), "a quick model: 1 epoch of mnist (mlpjax draw --train-quick)"

@@ -65,8 +65,7 @@ def plateau_update(state: Plateau, epoch: int, val_loss: float) -> Plateau:
     wait = state.wait + 1
     if wait < state.patience:
         return dataclasses.replace(state, wait=wait)
-    return dataclasses.replace(state, wait=0, scale=state.scale * state.factor,
-                               reductions=(*state.reductions, epoch))
+    return dataclasses.replace(state, wait=0, scale=state.scale * state.factor, reductions=(*state.reductions, epoch))
 
 
 S = TypeVar("S")

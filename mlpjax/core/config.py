@@ -25,9 +25,12 @@ def check_seed(seed: Any, count: int = 1) -> int:
     """``seed`` as an int such that it and the ``count - 1`` seeds after it are PRNG seeds (:data:`SEED_RANGE`)."""
     seed = check_int("seed", seed, SEED_RANGE[0])
     if seed > SEED_RANGE[1] - count:
-        raise FieldError("seed", f"must be below 2**63, got {seed}" if count == 1 else
-                         f"must be at most 2**63 - {count}, as it and the {count - 1} seeds after it are used; "
-                         f"got {seed}")
+        raise FieldError(
+            "seed",
+            f"must be below 2**63, got {seed}"
+            if count == 1
+            else f"must be at most 2**63 - {count}, as it and the {count - 1} seeds after it are used; got {seed}",
+        )
     return seed
 
 
@@ -38,8 +41,9 @@ def check_float32(field: str, value: float) -> float:
     """``value`` (a positive float) if float32, in which training computes, holds it as a positive finite number;
     else a FieldError of ``field`` (above :data:`FLOAT32_MAX` it overflows to inf, below ~1.4e-45 it is 0)."""
     if value > FLOAT32_MAX or np.float32(value) == 0:
-        raise FieldError(field, f"must be a positive number that float32 holds (from 1.4e-45 to {FLOAT32_MAX:.4g}), "
-                         f"got {value!r}")
+        raise FieldError(
+            field, f"must be a positive number that float32 holds (from 1.4e-45 to {FLOAT32_MAX:.4g}), got {value!r}"
+        )
     return value
 
 
@@ -110,22 +114,28 @@ def _abouts(registry: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _default_epochs() -> str:
-    return ("the dataset's: " + ", ".join(f"{name} {spec.default_epochs}" for name, spec in data.DATASETS.items())
-            + f", a file {data.datasets.FILE_EPOCHS}")
+    return (
+        "the dataset's: "
+        + ", ".join(f"{name} {spec.default_epochs}" for name, spec in data.DATASETS.items())
+        + f", a file {data.datasets.FILE_EPOCHS}"
+    )
 
 
 def _default_lr() -> str:
-    return "Keras' for the optimizer: " + ", ".join(f"{name} {optimizers.default_learning_rate(name):g}"
-                                                    for name in optimizers.OPTIMIZERS)
+    return "Keras' for the optimizer: " + ", ".join(
+        f"{name} {optimizers.default_learning_rate(name):g}" for name in optimizers.OPTIMIZERS
+    )
 
 
 # ModelConfig's fields that a TrainConfig chooses, described as TrainConfig's own fields are (FieldHelp)
 MODEL_HELP = {
     "hidden": _about("hidden layer sizes", "widths", metavar="N"),
-    "activation": _about("the hidden layers' activation", "name", metavar="NAME",
-                         choices=lambda: _names(model_lib.ACTIVATIONS)),
-    "dropout": _about("inverted dropout after each hidden layer, in training only; a rate in [0, 1)", "float",
-                      metavar="RATE"),
+    "activation": _about(
+        "the hidden layers' activation", "name", metavar="NAME", choices=lambda: _names(model_lib.ACTIVATIONS)
+    ),
+    "dropout": _about(
+        "inverted dropout after each hidden layer, in training only; a rate in [0, 1)", "float", metavar="RATE"
+    ),
 }
 
 
@@ -140,50 +150,116 @@ class TrainConfig:
     describes it for a user (:func:`describe`).
     """
 
-    dataset: str = dataclasses.field(default="mnist", metadata=_about(
-        "the dataset: a file FILE.npz, FILE.csv or FILE.tsv (docs/data.md), or a name", "name", metavar="NAME|FILE",
-        choices=lambda: _abouts(data.DATASETS)))
-    data_dir: str | None = dataclasses.field(default=None, metadata=_about(
-        "folder with the four MNIST-format IDX files", "path", metavar="DIR",
-        default_text=lambda: f"${data.DATA_DIR_ENV}, else tfds"))
-    label_column: str | None = dataclasses.field(default=None, metadata=_about(
-        "with a CSV or TSV file as {dataset}: the column of the labels, by its name in the header", "text",
-        metavar="NAME", default_text=lambda: "the last column"))
-    epochs: int | None = dataclasses.field(default=None, metadata=_about(
-        "epochs in all", "int", metavar="N", default_text=_default_epochs))
-    batch_size: int = dataclasses.field(default=128, metadata=_about(
-        "examples per step; the last partial batch is kept, as Keras", "int", metavar="N"))
+    dataset: str = dataclasses.field(
+        default="mnist",
+        metadata=_about(
+            "the dataset: a file FILE.npz, FILE.csv or FILE.tsv (docs/data.md), or a name",
+            "name",
+            metavar="NAME|FILE",
+            choices=lambda: _abouts(data.DATASETS),
+        ),
+    )
+    data_dir: str | None = dataclasses.field(
+        default=None,
+        metadata=_about(
+            "folder with the four MNIST-format IDX files",
+            "path",
+            metavar="DIR",
+            default_text=lambda: f"${data.DATA_DIR_ENV}, else tfds",
+        ),
+    )
+    label_column: str | None = dataclasses.field(
+        default=None,
+        metadata=_about(
+            "with a CSV or TSV file as {dataset}: the column of the labels, by its name in the header",
+            "text",
+            metavar="NAME",
+            default_text=lambda: "the last column",
+        ),
+    )
+    epochs: int | None = dataclasses.field(
+        default=None, metadata=_about("epochs in all", "int", metavar="N", default_text=_default_epochs)
+    )
+    batch_size: int = dataclasses.field(
+        default=128, metadata=_about("examples per step; the last partial batch is kept, as Keras", "int", metavar="N")
+    )
     model: ModelConfig = dataclasses.field(default=ModelConfig(), metadata={"fields": MODEL_HELP})
-    optimizer: str = dataclasses.field(default="adam", metadata=_about(
-        "Keras' optimizer of that name, with its defaults", "name", metavar="NAME",
-        choices=lambda: _names(optimizers.OPTIMIZERS)))
-    lr: float | None = dataclasses.field(default=None, metadata=_about(
-        "learning rate", "float", metavar="X", default_text=_default_lr))
-    loss: str = dataclasses.field(default="categorical_crossentropy", metadata=_about(
-        "the loss, on the softmax output as Keras", "name", metavar="NAME", choices=lambda: _names(losses.LOSSES)))
-    seed: int = dataclasses.field(default=0, metadata=_about(
-        "PRNG seed for init, dropout and shuffling", "int", metavar="S"))
-    validation_split: float = dataclasses.field(default=0.0, metadata=_about(
-        "hold out the last F of the training rows (before shuffling, as Keras) for val_*; the test set is then "
-        "evaluated once, at the end (0: val_* is measured on the test set)", "float", metavar="F"))
-    early_stopping: int | None = dataclasses.field(default=None, metadata=_about(
-        "stop when val_loss has not improved for PATIENCE epochs and restore the best weights", "int",
-        metavar="PATIENCE", off="off"))
-    lr_schedule: str = dataclasses.field(default="constant", metadata=_about(
-        "learning rate by step over the planned epochs", "name", metavar="NAME",
-        choices=lambda: _abouts(schedules.SCHEDULES)))
-    reduce_lr_on_plateau: bool = dataclasses.field(default=False, metadata=_about(
-        "multiply the learning rate by {plateau_factor} when val_loss has not improved for {plateau_patience} "
-        "epochs (Keras' ReduceLROnPlateau)", "switch"))
-    plateau_factor: float = dataclasses.field(default=0.1, metadata=_about(
-        "with {reduce_lr_on_plateau}: the factor, in (0, 1)", "float", metavar="X"))
-    plateau_patience: int = dataclasses.field(default=10, metadata=_about(
-        "with {reduce_lr_on_plateau}: epochs without improvement of val_loss before reducing", "int",
-        metavar="N"))
-    metrics: tuple[str, ...] = dataclasses.field(default=("accuracy",), metadata=_about(
-        "computed on the validation data each epoch and kept in the history as val_NAME ("
-        + ", ".join(f"{alias} is {name}" for alias, name in metrics_lib.ALIASES.items()) + ")", "names",
-        metavar="NAMES", choices=lambda: _names(metrics_lib.METRICS)))
+    optimizer: str = dataclasses.field(
+        default="adam",
+        metadata=_about(
+            "Keras' optimizer of that name, with its defaults",
+            "name",
+            metavar="NAME",
+            choices=lambda: _names(optimizers.OPTIMIZERS),
+        ),
+    )
+    lr: float | None = dataclasses.field(
+        default=None, metadata=_about("learning rate", "float", metavar="X", default_text=_default_lr)
+    )
+    loss: str = dataclasses.field(
+        default="categorical_crossentropy",
+        metadata=_about(
+            "the loss, on the softmax output as Keras", "name", metavar="NAME", choices=lambda: _names(losses.LOSSES)
+        ),
+    )
+    seed: int = dataclasses.field(
+        default=0, metadata=_about("PRNG seed for init, dropout and shuffling", "int", metavar="S")
+    )
+    validation_split: float = dataclasses.field(
+        default=0.0,
+        metadata=_about(
+            "hold out the last F of the training rows (before shuffling, as Keras) for val_*; the test set is then "
+            "evaluated once, at the end (0: val_* is measured on the test set)",
+            "float",
+            metavar="F",
+        ),
+    )
+    early_stopping: int | None = dataclasses.field(
+        default=None,
+        metadata=_about(
+            "stop when val_loss has not improved for PATIENCE epochs and restore the best weights",
+            "int",
+            metavar="PATIENCE",
+            off="off",
+        ),
+    )
+    lr_schedule: str = dataclasses.field(
+        default="constant",
+        metadata=_about(
+            "learning rate by step over the planned epochs",
+            "name",
+            metavar="NAME",
+            choices=lambda: _abouts(schedules.SCHEDULES),
+        ),
+    )
+    reduce_lr_on_plateau: bool = dataclasses.field(
+        default=False,
+        metadata=_about(
+            "multiply the learning rate by {plateau_factor} when val_loss has not improved for {plateau_patience} "
+            "epochs (Keras' ReduceLROnPlateau)",
+            "switch",
+        ),
+    )
+    plateau_factor: float = dataclasses.field(
+        default=0.1, metadata=_about("with {reduce_lr_on_plateau}: the factor, in (0, 1)", "float", metavar="X")
+    )
+    plateau_patience: int = dataclasses.field(
+        default=10,
+        metadata=_about(
+            "with {reduce_lr_on_plateau}: epochs without improvement of val_loss before reducing", "int", metavar="N"
+        ),
+    )
+    metrics: tuple[str, ...] = dataclasses.field(
+        default=("accuracy",),
+        metadata=_about(
+            "computed on the validation data each epoch and kept in the history as val_NAME ("
+            + ", ".join(f"{alias} is {name}" for alias, name in metrics_lib.ALIASES.items())
+            + ")",
+            "names",
+            metavar="NAMES",
+            choices=lambda: _names(metrics_lib.METRICS),
+        ),
+    )
 
     def __post_init__(self):
         spec = data.get_spec(self.dataset)
@@ -193,25 +269,31 @@ class TrainConfig:
             object.__setattr__(self, "data_dir", check_path("data_dir", self.data_dir))
         if self.label_column is not None:
             data.check_label_column(self.dataset, self.label_column)
-        object.__setattr__(self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None
-                                                     else self.epochs))
+        object.__setattr__(
+            self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None else self.epochs)
+        )
         object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
         check_name("optimizer", self.optimizer, optimizers.OPTIMIZERS)
         if self.lr is not None:
             object.__setattr__(self, "lr", check_float32("lr", optimizers.learning_rate(self.optimizer, self.lr)))
         object.__setattr__(self, "loss", losses.canonical(self.loss))
         object.__setattr__(self, "seed", check_seed(self.seed))
-        object.__setattr__(self, "validation_split", check_number("validation_split", self.validation_split,
-                                                                  low=0.0, high=1.0))
+        object.__setattr__(
+            self, "validation_split", check_number("validation_split", self.validation_split, low=0.0, high=1.0)
+        )
         if self.early_stopping is not None:
             object.__setattr__(self, "early_stopping", check_int("early_stopping", self.early_stopping, 0))
         if not isinstance(self.lr_schedule, str) or self.lr_schedule not in schedules.SCHEDULES:
-            raise FieldError("lr_schedule", f"{{field}} {self.lr_schedule!r} is unknown; valid: "
-                             + ", ".join(schedules.SCHEDULES))
+            raise FieldError(
+                "lr_schedule", f"{{field}} {self.lr_schedule!r} is unknown; valid: " + ", ".join(schedules.SCHEDULES)
+            )
         if not isinstance(self.reduce_lr_on_plateau, bool):
             raise FieldError("reduce_lr_on_plateau", f"must be True or False, got {self.reduce_lr_on_plateau!r}")
-        object.__setattr__(self, "plateau_factor", check_number("plateau_factor", self.plateau_factor, low=0.0,
-                                                                high=1.0, low_open=True))
+        object.__setattr__(
+            self,
+            "plateau_factor",
+            check_number("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_open=True),
+        )
         object.__setattr__(self, "plateau_patience", check_int("plateau_patience", self.plateau_patience, 0))
         if not isinstance(self.metrics, (str, list, tuple)):
             raise FieldError("metrics", f"must be a metric name or a sequence of them, got {self.metrics!r}")

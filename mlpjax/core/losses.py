@@ -60,10 +60,15 @@ LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 # which is the canonical name here: alias -> name in LOSSES.
 ALIASES: dict[str, str] = {
     "CategoricalCrossentropy": "categorical_crossentropy",
-    "mean_squared_error": "mse", "MSE": "mse", "MeanSquaredError": "mse",
-    "bce": "binary_crossentropy", "BCE": "binary_crossentropy", "BinaryCrossentropy": "binary_crossentropy",
+    "mean_squared_error": "mse",
+    "MSE": "mse",
+    "MeanSquaredError": "mse",
+    "bce": "binary_crossentropy",
+    "BCE": "binary_crossentropy",
+    "BinaryCrossentropy": "binary_crossentropy",
     "Hinge": "hinge",
-    "huber": "huber_loss", "Huber": "huber_loss",
+    "huber": "huber_loss",
+    "Huber": "huber_loss",
 }
 
 
@@ -102,8 +107,9 @@ def loss(
     (0 for padding). With ``train=True`` dropout is active and consumes ``rng``; ``dropout_rate`` (may be
     traced) replaces ``model_config.dropout`` (see :func:`mlpjax.core.model.apply`).
     """
-    logits = model.apply(params, batch["image"], model_config=model_config, train=train, rng=rng,
-                         dropout_rate=dropout_rate)
+    logits = model.apply(
+        params, batch["image"], model_config=model_config, train=train, rng=rng, dropout_rate=dropout_rate
+    )
     targets = model.one_hot(batch["label"], model_config.num_classes)
     weight = batch.get("weight")
     value = weighted_mean(get_loss(loss_name)(logits, targets), weight)

@@ -22,15 +22,23 @@ import numpy as np
 
 from mlpjax.errors import FieldError, check_name
 
-METRICS = ("accuracy", "precision", "recall", "f1_score", "precision_macro", "recall_macro", "f1_macro", "mse",
-           "mae")
+METRICS = ("accuracy", "precision", "recall", "f1_score", "precision_macro", "recall_macro", "f1_macro", "mse", "mae")
 # The names a user may give besides METRICS' (Keras 3's, and mlpjax's f1): alias -> name in METRICS.
 # (Keras' "Accuracy" is exact equality of y_true and y_pred, not CategoricalAccuracy: not an alias.)
 ALIASES = {
-    "acc": "accuracy", "categorical_accuracy": "accuracy", "CategoricalAccuracy": "accuracy",
-    "Precision": "precision", "Recall": "recall", "F1Score": "f1_score", "f1": "f1_score",
-    "mean_squared_error": "mse", "MSE": "mse", "MeanSquaredError": "mse",
-    "mean_absolute_error": "mae", "MAE": "mae", "MeanAbsoluteError": "mae",
+    "acc": "accuracy",
+    "categorical_accuracy": "accuracy",
+    "CategoricalAccuracy": "accuracy",
+    "Precision": "precision",
+    "Recall": "recall",
+    "F1Score": "f1_score",
+    "f1": "f1_score",
+    "mean_squared_error": "mse",
+    "MSE": "mse",
+    "MeanSquaredError": "mse",
+    "mean_absolute_error": "mae",
+    "MAE": "mae",
+    "MeanAbsoluteError": "mae",
 }
 THRESHOLD = 0.5  # Keras' Precision() and Recall() default threshold
 _KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), in F1Score's divisions
@@ -45,8 +53,11 @@ def check_names(names) -> tuple[str, ...]:
     for name in names:
         canonical = ALIASES.get(str(name).strip(), str(name).strip())
         if canonical not in METRICS:
-            raise FieldError("metrics", f"{{field}}: unknown metric {name!r}; valid: {', '.join(METRICS)} "
-                             f"(or a Keras alias: {', '.join(ALIASES)})")
+            raise FieldError(
+                "metrics",
+                f"{{field}}: unknown metric {name!r}; valid: {', '.join(METRICS)} "
+                f"(or a Keras alias: {', '.join(ALIASES)})",
+            )
         if canonical not in out:
             out.append(canonical)
     return tuple(out)
@@ -70,8 +81,9 @@ def per_class(cm: np.ndarray) -> dict[str, list[float]]:
     return {"precision": precision.tolist(), "recall": recall.tolist(), "support": actual.tolist()}
 
 
-def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int,
-                     weight: jax.Array | None = None) -> jax.Array:
+def confusion_matrix(
+    labels: jax.Array, predictions: jax.Array, num_classes: int, weight: jax.Array | None = None
+) -> jax.Array:
     """``(C, C)`` counts: row = true class, column = predicted class. Padding (weight 0) is not counted."""
     w = jnp.ones(labels.shape, jnp.float32) if weight is None else weight
     flat = labels * num_classes + predictions
@@ -110,8 +122,7 @@ def threshold_counts(probs: jax.Array, labels: jax.Array, weight: jax.Array) -> 
 def from_threshold_counts(above: float, hits: float, count: float) -> dict[str, float]:
     """Keras' ``precision`` and ``recall`` from :func:`threshold_counts`' sums over ``count`` examples (0 where
     nothing is above the threshold, as Keras' divide_no_nan)."""
-    return {"precision": float(hits / above) if above > 0 else 0.0,
-            "recall": float(hits / count) if count > 0 else 0.0}
+    return {"precision": float(hits / above) if above > 0 else 0.0, "recall": float(hits / count) if count > 0 else 0.0}
 
 
 def probability_errors(probs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:

@@ -93,8 +93,11 @@ class Layer:
     @property
     def splits(self) -> dict[str, tuple[bool, ...]]:
         """For each param that a tensor-parallel mesh splits: per axis of its shape, whether that axis is split."""
-        return {param: tuple(i == axis for i in range(len(self.shapes[param])))
-                for param, axis in LAYER_KINDS[self.kind].splits.items() if param in self.shapes}
+        return {
+            param: tuple(i == axis for i in range(len(self.shapes[param])))
+            for param, axis in LAYER_KINDS[self.kind].splits.items()
+            if param in self.shapes
+        }
 
     @property
     def keras(self) -> str:
@@ -149,8 +152,11 @@ class ModelConfig:
             if self.dropout > 0:
                 out.append(Layer(None, "dropout", units))
             width = units
-        out.append(Layer("output", "output", self.num_classes,
-                         {"kernel": (width, self.num_classes), "bias": (self.num_classes,)}))
+        out.append(
+            Layer(
+                "output", "output", self.num_classes, {"kernel": (width, self.num_classes), "bias": (self.num_classes,)}
+            )
+        )
         return tuple(out)
 
     def layer_names(self) -> list[str]:
@@ -175,8 +181,17 @@ class ModelConfig:
         """The sizes of the axes :meth:`tensor_splits` splits (the hidden widths): each must divide by the
         size of a tensor-parallel mesh's ``model`` axis. Sorted, without repeats."""
         shapes = self.param_shapes()
-        return tuple(sorted({shapes[name][param][axis] for name, splits in self.tensor_splits().items()
-                             for param, split in splits.items() for axis, s in enumerate(split) if s}))
+        return tuple(
+            sorted(
+                {
+                    shapes[name][param][axis]
+                    for name, splits in self.tensor_splits().items()
+                    for param, split in splits.items()
+                    for axis, s in enumerate(split)
+                    if s
+                }
+            )
+        )
 
     def activation_units(self) -> int:
         """Floats per example that one forward pass produces: the input and the output of every layer with params
@@ -208,8 +223,9 @@ def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
 def dense_dot_general(x, kernel, dimension_numbers, precision=None, preferred_element_type=None):
     """``nn.Dense``'s product ``x (..., K) @ kernel (K, N)`` through :func:`matmul`."""
     if dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or precision or preferred_element_type:
-        return jax.lax.dot_general(x, kernel, dimension_numbers, precision=precision,
-                                   preferred_element_type=preferred_element_type)
+        return jax.lax.dot_general(
+            x, kernel, dimension_numbers, precision=precision, preferred_element_type=preferred_element_type
+        )
     return matmul(x, kernel)
 
 
@@ -224,20 +240,26 @@ class MLP(nn.Module):
     model_config: ModelConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, masks: Sequence[jax.Array] | None = None,
-                 rate: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, masks: Sequence[jax.Array] | None = None, rate: jax.Array | None = None
+    ) -> jax.Array:
         """``rate`` (a scalar, may be traced): the dropout rate of ``masks`` instead of ``model_config.dropout``."""
         model_config = self.model_config
         act = ACTIVATIONS[model_config.activation]
         for i, width in enumerate(model_config.hidden):
-            x = nn.Dense(width, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general,
-                         name=f"hidden_{i}")(x)
+            x = nn.Dense(
+                width, kernel_init=nn.initializers.glorot_uniform(), dot_general=dense_dot_general, name=f"hidden_{i}"
+            )(x)
             x = act(x)
             self.sow("intermediates", "hidden", x)  # for hidden_outputs; nothing unless asked for
             if masks is not None:
                 x = apply_dropout(x, masks[i], model_config.dropout if rate is None else rate)
-        return nn.Dense(model_config.num_classes, kernel_init=nn.initializers.glorot_uniform(),
-                        dot_general=dense_dot_general, name="output")(x)
+        return nn.Dense(
+            model_config.num_classes,
+            kernel_init=nn.initializers.glorot_uniform(),
+            dot_general=dense_dot_general,
+            name="output",
+        )(x)
 
 
 def apply_dropout(x: jax.Array, keep: jax.Array, rate: float | jax.Array) -> jax.Array:
@@ -246,8 +268,9 @@ def apply_dropout(x: jax.Array, keep: jax.Array, rate: float | jax.Array) -> jax
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
-def dropout_masks(rng: jax.Array, model_config: ModelConfig, batch_size: int,
-                  rate: jax.Array | None = None) -> list[jax.Array]:
+def dropout_masks(
+    rng: jax.Array, model_config: ModelConfig, batch_size: int, rate: jax.Array | None = None
+) -> list[jax.Array]:
     """Keep-masks for every hidden layer: ``[(batch_size, h) bool, ...]``, each unit kept with ``1 - rate``.
 
     ``rate`` None: ``model_config.dropout``; else a scalar that may be traced (one per model of a sweep).

@@ -28,6 +28,7 @@ NADAM_DECAY = 0.96  # Keras' (Dozat's) momentum schedule: u_t = beta_1 * (1 - 0.
 class KerasAdamState(NamedTuple):
     """State of :func:`scale_by_keras_adam`: ``count`` steps taken (int32), first and second moments ``mu``,
     ``nu`` (trees like the params)."""
+
     count: jax.Array  # type: ignore[assignment]  # optax's states name the step counter so; shadows tuple.count
     mu: optax.Updates
     nu: optax.Updates
@@ -36,6 +37,7 @@ class KerasAdamState(NamedTuple):
 class KerasNadamState(NamedTuple):
     """State of :func:`scale_by_keras_nadam`: :class:`KerasAdamState`'s fields and ``u_product``, the running
     product of the momentum schedule u_1 ... u_count (float32, 1 before the first step)."""
+
     count: jax.Array  # type: ignore[assignment]  # as KerasAdamState's
     mu: optax.Updates
     nu: optax.Updates
@@ -53,8 +55,7 @@ def _zeros(params):
     return jax.tree_util.tree_map(jnp.zeros_like, params)
 
 
-def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_EPSILON
-                        ) -> optax.GradientTransformation:
+def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_EPSILON) -> optax.GradientTransformation:
     """Keras 3's Adam direction, to be scaled by the learning rate: at step t (1-based),
     ``m·sqrt(1 − b2^t)/(1 − b1^t) / (sqrt(v) + eps)``, ε added to √v *before* the bias correction ("epsilon
     hat"; optax adds it after). Deterministic; state :class:`KerasAdamState`."""
@@ -74,8 +75,9 @@ def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_E
     return optax.GradientTransformation(init, update)
 
 
-def scale_by_keras_nadam(b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_EPSILON
-                         ) -> optax.GradientTransformation:
+def scale_by_keras_nadam(
+    b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_EPSILON
+) -> optax.GradientTransformation:
     """Keras 3's Nadam direction, to be scaled by the learning rate. With u_t = b1·(1 − 0.5·0.96^t) and
     U_t = u_1···u_t at step t (1-based): ``m̂ = u_{t+1}·m/(1 − U_t·u_{t+1}) + (1 − u_t)·g/(1 − U_t)``,
     ``v̂ = v/(1 − b2^t)``, direction ``m̂/(sqrt(v̂) + eps)`` (optax.nadam uses a constant b1 instead).
@@ -105,14 +107,16 @@ def scale_by_keras_nadam(b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_
     return optax.GradientTransformation(init, update)
 
 
-def keras_adam(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-               eps: float = KERAS_EPSILON) -> optax.GradientTransformation:
+def keras_adam(
+    learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_EPSILON
+) -> optax.GradientTransformation:
     """Keras 3's ``Adam(learning_rate)`` (no amsgrad); ``learning_rate`` a float, array or schedule."""
     return optax.chain(scale_by_keras_adam(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
 
 
-def keras_nadam(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-                eps: float = KERAS_EPSILON) -> optax.GradientTransformation:
+def keras_nadam(
+    learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = KERAS_EPSILON
+) -> optax.GradientTransformation:
     """Keras 3's ``Nadam(learning_rate)``; ``learning_rate`` a float, array or schedule."""
     return optax.chain(scale_by_keras_nadam(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
 

@@ -33,16 +33,20 @@ class ScheduleSpec(NamedTuple):
 
 SCHEDULES: dict[str, ScheduleSpec] = {
     "constant": ScheduleSpec("the learning rate throughout", lambda lr, total: optax.constant_schedule(lr)),
-    "cosine": ScheduleSpec("cosine decay to 0 over the planned epochs",
-                           lambda lr, total: optax.cosine_decay_schedule(lr, decay_steps=total)),
-    "exponential": ScheduleSpec(f"exponential decay to {EXPONENTIAL_END:g} x lr over the planned epochs",
-                                lambda lr, total: optax.exponential_decay(lr, transition_steps=total,
-                                                                          decay_rate=EXPONENTIAL_END)),
-    "warmup-cosine": ScheduleSpec(f"linear warmup from 0 over the first {WARMUP_FRACTION:.0%} of the steps, "
-                                  "then cosine decay to 0",
-                                  lambda lr, total: optax.warmup_cosine_decay_schedule(
-                                      0.0, lr, warmup_steps=max(1, int(WARMUP_FRACTION * total)),
-                                      decay_steps=max(total, 2))),
+    "cosine": ScheduleSpec(
+        "cosine decay to 0 over the planned epochs",
+        lambda lr, total: optax.cosine_decay_schedule(lr, decay_steps=total),
+    ),
+    "exponential": ScheduleSpec(
+        f"exponential decay to {EXPONENTIAL_END:g} x lr over the planned epochs",
+        lambda lr, total: optax.exponential_decay(lr, transition_steps=total, decay_rate=EXPONENTIAL_END),
+    ),
+    "warmup-cosine": ScheduleSpec(
+        f"linear warmup from 0 over the first {WARMUP_FRACTION:.0%} of the steps, then cosine decay to 0",
+        lambda lr, total: optax.warmup_cosine_decay_schedule(
+            0.0, lr, warmup_steps=max(1, int(WARMUP_FRACTION * total)), decay_steps=max(total, 2)
+        ),
+    ),
 }
 
 
@@ -61,13 +65,20 @@ def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation
     structure, and so a checkpoint's optimizer state, does not depend on ``steps_per_epoch``). The same
     settings give the same object, so models that differ only in seed share one compiled epoch."""
     scheduled = config.lr_schedule != "constant"
-    return _optimizer(config.optimizer, config.lr, config.lr_schedule, config.epochs if scheduled else 0,
-                      steps_per_epoch if scheduled else 0, config.reduce_lr_on_plateau)
+    return _optimizer(
+        config.optimizer,
+        config.lr,
+        config.lr_schedule,
+        config.epochs if scheduled else 0,
+        steps_per_epoch if scheduled else 0,
+        config.reduce_lr_on_plateau,
+    )
 
 
 @functools.lru_cache(maxsize=64)
-def _optimizer(optimizer: str, lr: float | None, lr_schedule: str, epochs: int, steps_per_epoch: int,
-               plateau: bool) -> optax.GradientTransformation:
+def _optimizer(
+    optimizer: str, lr: float | None, lr_schedule: str, epochs: int, steps_per_epoch: int, plateau: bool
+) -> optax.GradientTransformation:
     if lr_schedule == "constant":
         tx = optimizers.get_optimizer(optimizer, lr)
     else:
@@ -85,14 +96,20 @@ def make_group_optimizer(config, steps_per_epoch: int) -> optax.GradientTransfor
     A schedule is applied as ``lr * schedule(step)`` of the schedule at learning rate 1 (the same arithmetic up
     to float reassociation)."""
     scheduled = config.lr_schedule != "constant"
-    return _group_optimizer(config.optimizer, base_lr(config), config.lr_schedule,
-                            config.epochs if scheduled else 0, steps_per_epoch if scheduled else 0,
-                            config.reduce_lr_on_plateau)
+    return _group_optimizer(
+        config.optimizer,
+        base_lr(config),
+        config.lr_schedule,
+        config.epochs if scheduled else 0,
+        steps_per_epoch if scheduled else 0,
+        config.reduce_lr_on_plateau,
+    )
 
 
 @functools.lru_cache(maxsize=64)
-def _group_optimizer(optimizer: str, lr: float, lr_schedule: str, epochs: int, steps_per_epoch: int,
-                     plateau: bool) -> optax.GradientTransformation:
+def _group_optimizer(
+    optimizer: str, lr: float, lr_schedule: str, epochs: int, steps_per_epoch: int, plateau: bool
+) -> optax.GradientTransformation:
     build = optimizers.OPTIMIZERS[optimizer][1]
     unit = None if lr_schedule == "constant" else SCHEDULES[lr_schedule].build(1.0, max(1, epochs * steps_per_epoch))
 

@@ -37,8 +37,9 @@ class TrainState(struct.PyTreeNode):  # a flax struct dataclass that type checke
         return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "key": self.key}
 
 
-def create_train_state(key: jax.Array, config: TrainConfig, model_config: model.ModelConfig,
-                       steps_per_epoch: int = 1) -> TrainState:
+def create_train_state(
+    key: jax.Array, config: TrainConfig, model_config: model.ModelConfig, steps_per_epoch: int = 1
+) -> TrainState:
     """Fresh state for ``config`` with architecture ``model_config``; consumes ``key`` (module docstring).
 
     ``steps_per_epoch`` sets the length of a learning-rate schedule (:mod:`mlpjax.core.schedules`); the state's
@@ -46,8 +47,15 @@ def create_train_state(key: jax.Array, config: TrainConfig, model_config: model.
     init_key, state_key = jax.random.split(key)
     params = model.init(init_key, model_config)
     tx = schedules.make_optimizer(config, steps_per_epoch)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      key=state_key, model_config=model_config, tx=tx, loss_name=config.loss)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        key=state_key,
+        model_config=model_config,
+        tx=tx,
+        loss_name=config.loss,
+    )
 
 
 def abstract_state(config: TrainConfig, model_config: model.ModelConfig) -> TrainState:

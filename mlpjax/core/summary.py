@@ -17,7 +17,6 @@ from mlpjax.core.model import ModelConfig
 BYTES_PER_PARAM = 4  # float32
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Layer:
     name: str  # as Keras names it: dense, dropout, dense_1, ...
@@ -33,8 +32,9 @@ def layers(model_config: ModelConfig) -> list[Layer]:
     seen: collections.Counter[str] = collections.Counter()
     for layer in model_config.layers():
         base = re.sub(r"(?<!^)(?=[A-Z])", "_", layer.keras).lower()
-        out.append(Layer(base if seen[base] == 0 else f"{base}_{seen[base]}", layer.keras, layer.units,
-                         layer.param_count))
+        out.append(
+            Layer(base if seen[base] == 0 else f"{base}_{seen[base]}", layer.keras, layer.units, layer.param_count)
+        )
         seen[base] += 1
     return out
 
@@ -54,8 +54,10 @@ def _size(n_bytes: float) -> str:
 
 def summary(model_config: ModelConfig, name: str = "sequential") -> str:
     """The table Keras' ``model.summary()`` prints for this model (plain ASCII rules), with the totals."""
-    rows = [(f"{layer.name} ({layer.kind})", f"(None, {layer.units})", f"{layer.params:,}")
-            for layer in layers(model_config)]
+    rows = [
+        (f"{layer.name} ({layer.kind})", f"(None, {layer.units})", f"{layer.params:,}")
+        for layer in layers(model_config)
+    ]
     head = ("Layer (type)", "Output Shape", "Param #")
     widths = [max(len(r[i]) for r in [head, *rows]) + 4 for i in range(3)]
     widths[0] = max(widths[0], 33)
@@ -72,8 +74,11 @@ def summary(model_config: ModelConfig, name: str = "sequential") -> str:
         body += [line(row), "" if i == len(rows) - 1 else rule]
     size = _size(total * BYTES_PER_PARAM)
     body[-1] = "=" * sum(widths)
-    body += [f" Total params: {total:,} ({size})", f" Trainable params: {total:,} ({size})",
-             " Non-trainable params: 0 (0.00 B)"]
+    body += [
+        f" Total params: {total:,} ({size})",
+        f" Trainable params: {total:,} ({size})",
+        " Non-trainable params: 0 (0.00 B)",
+    ]
     return "\n".join(body)
 
 

@@ -35,23 +35,39 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 # How the IDX datasets' canonical files are told apart (their names are the same): the SHA-256 of the training
 # labels as read (the label bytes, whatever the compression), and of the canonical train-labels .gz download
 # (tensorflow-datasets' checksums). A folder whose files are verifiably another dataset's is refused.
 KNOWN_TRAIN_LABELS = {
-    "mnist": {"labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-              "gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"},
+    "mnist": {
+        "labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+        "gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    },
     "fashion_mnist": {"gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"},
 }
 # Where tensorflow-datasets downloads from (its builders' url_infos hosts; GCS for the prepared copies): a
 # download is tried only if one answers within NETWORK_TIMEOUT seconds, not after minutes of retries.
-DOWNLOAD_HOSTS = {"mnist": ("storage.googleapis.com", 443),
-                  "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)}
+DOWNLOAD_HOSTS = {
+    "mnist": ("storage.googleapis.com", 443),
+    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+}
 NETWORK_TIMEOUT = 3.0
-OFFLINE_CHOICES = (f"give {{field}} DIR (a folder with the four IDX files), set ${DATA_DIR_ENV}, or train "
-                   "offline with --dataset digits")
+OFFLINE_CHOICES = (
+    f"give {{field}} DIR (a folder with the four IDX files), set ${DATA_DIR_ENV}, or train "
+    "offline with --dataset digits"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,32 +108,57 @@ class Dataset:
             if x.ndim != 2:
                 raise FieldError(f"encoded_{split}", f"must be 2-D (N, D), got shape {x.shape}", where=where)
             if x.dtype != stored:
-                raise FieldError(f"encoded_{split}", f"must be {np.dtype(stored)} with pixel_levels "
-                                 f"{self.pixel_levels}, got {x.dtype} (build datasets with make_dataset)", where=where)
+                raise FieldError(
+                    f"encoded_{split}",
+                    f"must be {np.dtype(stored)} with pixel_levels "
+                    f"{self.pixel_levels}, got {x.dtype} (build datasets with make_dataset)",
+                    where=where,
+                )
             if split == "test" and x.shape[1] != self.encoded_train.shape[1]:
-                raise FieldError("encoded_test", f"has {x.shape[1]} features; encoded_train has "
-                                 f"{self.encoded_train.shape[1]}", where=where)
+                raise FieldError(
+                    "encoded_test",
+                    f"has {x.shape[1]} features; encoded_train has {self.encoded_train.shape[1]}",
+                    where=where,
+                )
             if y.ndim != 1 or len(y) != len(x):
-                raise FieldError(f"y_{split}", f"has {len(y)} labels for {len(x)} examples; must be (N,) with N = "
-                                 f"{len(x)}" if y.ndim == 1 else f"must be 1-D (N,), got shape {y.shape}", where=where)
+                raise FieldError(
+                    f"y_{split}",
+                    f"has {len(y)} labels for {len(x)} examples; must be (N,) with N = {len(x)}"
+                    if y.ndim == 1
+                    else f"must be 1-D (N,), got shape {y.shape}",
+                    where=where,
+                )
             if y.dtype != np.int32:
-                raise FieldError(f"y_{split}", f"must be integers (int32) in [0, {self.num_classes}), got {y.dtype} "
-                                 "(make_dataset converts whole numbers)", where=where)
+                raise FieldError(
+                    f"y_{split}",
+                    f"must be integers (int32) in [0, {self.num_classes}), got {y.dtype} "
+                    "(make_dataset converts whole numbers)",
+                    where=where,
+                )
             bad = (y < 0) | (y >= self.num_classes)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise FieldError(f"y_{split}", f"label {y[i]} at index {i} is out of range [0, {self.num_classes})",
-                                 where=where)
+                raise FieldError(
+                    f"y_{split}", f"label {y[i]} at index {i} is out of range [0, {self.num_classes})", where=where
+                )
             if x.dtype == np.float32 and not np.isfinite(x).all():
-                raise FieldError(f"encoded_{split}", f"example {int(np.argwhere(~np.isfinite(x))[0][0])} contains "
-                                 "NaN or infinite values", where=where)
+                raise FieldError(
+                    f"encoded_{split}",
+                    f"example {int(np.argwhere(~np.isfinite(x))[0][0])} contains NaN or infinite values",
+                    where=where,
+                )
             if self.pixel_levels is not None and x.size and x.max() > self.pixel_levels:
-                raise FieldError(f"encoded_{split}", f"levels must lie in [0, {self.pixel_levels}], got {x.max()}",
-                                 where=where)
-        if self.image_shape is not None and (len(self.image_shape) != 2 or
-                                             self.image_shape[0] * self.image_shape[1] != self.input_dim):
-            raise FieldError("image_shape", f"must be (H, W) with H x W = {self.input_dim} features, got "
-                             f"{self.image_shape!r}", where=where)
+                raise FieldError(
+                    f"encoded_{split}", f"levels must lie in [0, {self.pixel_levels}], got {x.max()}", where=where
+                )
+        if self.image_shape is not None and (
+            len(self.image_shape) != 2 or self.image_shape[0] * self.image_shape[1] != self.input_dim
+        ):
+            raise FieldError(
+                "image_shape",
+                f"must be (H, W) with H x W = {self.input_dim} features, got {self.image_shape!r}",
+                where=where,
+            )
 
     @functools.cached_property
     def x_train(self) -> np.ndarray:
@@ -137,15 +178,25 @@ class Dataset:
 
     def head(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
         """The first ``n_train`` training and ``n_test`` test examples (None: all), everything else kept."""
-        return dataclasses.replace(self, encoded_train=self.encoded_train[:n_train], y_train=self.y_train[:n_train],
-                                   encoded_test=self.encoded_test[:n_test], y_test=self.y_test[:n_test])
+        return dataclasses.replace(
+            self,
+            encoded_train=self.encoded_train[:n_train],
+            y_train=self.y_train[:n_train],
+            encoded_test=self.encoded_test[:n_test],
+            y_test=self.y_test[:n_test],
+        )
 
     def describe(self) -> dict[str, object]:
         """Shapes and sizes (and the class names, where there are), as printed and written to metrics.json."""
-        return {"name": self.name, "x_train": list(self.encoded_train.shape), "y_train": list(self.y_train.shape),
-                "x_test": list(self.encoded_test.shape), "y_test": list(self.y_test.shape),
-                "num_classes": self.num_classes,
-                **({"class_names": list(self.class_names)} if self.class_names else {})}
+        return {
+            "name": self.name,
+            "x_train": list(self.encoded_train.shape),
+            "y_train": list(self.y_train.shape),
+            "x_test": list(self.encoded_test.shape),
+            "y_test": list(self.y_test.shape),
+            "num_classes": self.num_classes,
+            **({"class_names": list(self.class_names)} if self.class_names else {}),
+        }
 
 
 def features(encoded: np.ndarray, pixel_levels: int | None) -> np.ndarray:
@@ -173,11 +224,11 @@ def to_levels(x: np.ndarray, levels: int, chunk: int = 8192) -> np.ndarray:
         return x.astype(np.uint8, copy=False)
     out = np.empty(x.shape, np.uint8)
     for start in range(0, len(x), chunk):
-        part = x[start:start + chunk]
+        part = x[start : start + chunk]
         k = np.clip(np.rint(part * np.float32(levels)), 0, levels).astype(np.uint8)
         if not np.array_equal(values[k], part):
             raise ValueError(f"rows {start}-{start + len(part) - 1} are not multiples of 1/{levels}")
-        out[start:start + chunk] = k
+        out[start : start + chunk] = k
     return out
 
 
@@ -186,8 +237,10 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if os.path.lexists(candidate):
             return candidate
-    raise UserInputError(f"{folder}: missing {stem}.gz (or {stem}); an MNIST-format folder holds "
-                         f"{', '.join(v + '.gz' for v in IDX_FILES.values())}")
+    raise UserInputError(
+        f"{folder}: missing {stem}.gz (or {stem}); an MNIST-format folder holds "
+        f"{', '.join(v + '.gz' for v in IDX_FILES.values())}"
+    )
 
 
 def _resolve_folder(name: str, data_dir: Path) -> Path:
@@ -221,9 +274,15 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "mnist") -> Dataset:
     for split in ("train", "test"):
         _check_idx_split(found, arrays, split)
     h, w = arrays["x_train"].shape[1:]
-    return make_dataset(name, (arrays["x_train"].reshape(len(arrays["x_train"]), -1), arrays["y_train"]),
-                        (arrays["x_test"].reshape(len(arrays["x_test"]), -1), arrays["y_test"]), num_classes=10,
-                        image_shape=(h, w), source=str(folder), pixel_levels=255)
+    return make_dataset(
+        name,
+        (arrays["x_train"].reshape(len(arrays["x_train"]), -1), arrays["y_train"]),
+        (arrays["x_test"].reshape(len(arrays["x_test"]), -1), arrays["y_test"]),
+        num_classes=10,
+        image_shape=(h, w),
+        source=str(folder),
+        pixel_levels=255,
+    )
 
 
 def _check_files_are(name: str, path: Path, labels: np.ndarray) -> None:
@@ -238,30 +297,46 @@ def _check_files_are(name: str, path: Path, labels: np.ndarray) -> None:
                 found["gz"] = hashlib.sha256(f.read(2**20)).hexdigest()
     for other, digests in KNOWN_TRAIN_LABELS.items():
         if other != name and any(found.get(k) == v for k, v in digests.items()):
-            raise FieldError("dataset", f"{path.parent}: holds the files of {other!r}, not of {name!r} (its training "
-                             f"labels are {other}'s); give {{field}} {other}, or a folder with {name}'s files (e.g. "
-                             f"a {name}/ folder inside ${DATA_DIR_ENV})")
+            raise FieldError(
+                "dataset",
+                f"{path.parent}: holds the files of {other!r}, not of {name!r} (its training "
+                f"labels are {other}'s); give {{field}} {other}, or a folder with {name}'s files (e.g. "
+                f"a {name}/ folder inside ${DATA_DIR_ENV})",
+            )
 
 
 def _check_idx_split(found: dict[str, Path], arrays: dict[str, np.ndarray], split: str) -> None:
     """One split's images ``(N, H, W)``, N >= 1, H, W >= 1, the train split's H x W, and ``(N,)`` labels."""
     x, y, path = arrays[f"x_{split}"], arrays[f"y_{split}"], found[f"x_{split}"]
     if x.ndim != 3 or y.ndim != 1:
-        raise UserInputError(f"{path.parent}: {split} images must be 3-D and labels 1-D, "
-                             f"got shapes {x.shape} and {y.shape}")
+        raise UserInputError(
+            f"{path.parent}: {split} images must be 3-D and labels 1-D, got shapes {x.shape} and {y.shape}"
+        )
     if len(x) == 0:
         raise UserInputError(f"{path}: holds no images (shape {x.shape})")
     if 0 in x.shape[1:] or x.shape[1:] != arrays["x_train"].shape[1:]:
-        raise UserInputError(f"{path}: images of {x.shape[1]}x{x.shape[2]} pixels; expected at least 1x1"
-                             + ("" if split == "train" else f" and the train images' "
-                                f"{arrays['x_train'].shape[1]}x{arrays['x_train'].shape[2]}"))
+        raise UserInputError(
+            f"{path}: images of {x.shape[1]}x{x.shape[2]} pixels; expected at least 1x1"
+            + (
+                ""
+                if split == "train"
+                else f" and the train images' {arrays['x_train'].shape[1]}x{arrays['x_train'].shape[2]}"
+            )
+        )
     if len(x) != len(y):
         raise UserInputError(f"{path.parent}: {len(x)} {split} images but {len(y)} labels")
 
 
-def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
-                 image_shape: tuple[int, int] | None = None, source: str = "",
-                 pixel_levels: int | None = None) -> Dataset:
+def make_dataset(
+    name: str,
+    train: tuple,
+    test: tuple,
+    *,
+    num_classes: int,
+    image_shape: tuple[int, int] | None = None,
+    source: str = "",
+    pixel_levels: int | None = None,
+) -> Dataset:
     """Validate and package ``train`` and ``test``, each ``(features (N, D), labels (N,))``: real-number features
     (no complex, strings or objects), no NaN or inf; labels whole numbers in [0, num_classes), stored as int32.
     Class names come from the registry (:data:`DATASETS`) for its names (others:
@@ -280,14 +355,11 @@ def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
         x, y = pair
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
-            raise UserInputError(f"{where}: {split} features are {x.dtype}; expected real numbers (integers or "
-                                 "floats)")
-        x = x if pixel_levels is not None and np.issubdtype(x.dtype, np.integer) else x.astype(np.float32,
-                                                                                              copy=False)
+            raise UserInputError(f"{where}: {split} features are {x.dtype}; expected real numbers (integers or floats)")
+        x = x if pixel_levels is not None and np.issubdtype(x.dtype, np.integer) else x.astype(np.float32, copy=False)
         y = np.asarray(y)
         if x.ndim != 2 or y.shape != (len(x),):
-            raise UserInputError(f"{where}: {split} features must be (N, D) with N labels, "
-                                 f"got {x.shape} and {y.shape}")
+            raise UserInputError(f"{where}: {split} features must be (N, D) with N labels, got {x.shape} and {y.shape}")
         if x.dtype == np.float32 and not np.isfinite(x).all():
             bad = int(np.argwhere(~np.isfinite(x))[0][0])
             raise UserInputError(f"{where}: {split} example {bad} contains NaN or infinite values")
@@ -299,8 +371,15 @@ def make_dataset(name: str, train: tuple, test: tuple, *, num_classes: int,
         out[split] = (x, class_labels(y, num_classes, f"{where}: {split}"))
     if out["train"][0].shape[1] != out["test"][0].shape[1]:
         raise UserInputError(f"{where}: train and test feature sizes differ")
-    return Dataset(name, *out["train"], *out["test"], num_classes=num_classes,
-                   image_shape=image_shape, class_names=_class_names(name), pixel_levels=pixel_levels)
+    return Dataset(
+        name,
+        *out["train"],
+        *out["test"],
+        num_classes=num_classes,
+        image_shape=image_shape,
+        class_names=_class_names(name),
+        pixel_levels=pixel_levels,
+    )
 
 
 def class_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
@@ -329,9 +408,11 @@ def load_digits() -> Dataset:
     bunch = sk_digits()
     x = bunch.data.astype(np.uint8)  # levels 0-16
     x_train, x_test, y_train, y_test = train_test_split(
-        x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0)
-    return make_dataset("digits", (x_train, y_train), (x_test, y_test), num_classes=10, image_shape=(8, 8),
-                        pixel_levels=16)
+        x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0
+    )
+    return make_dataset(
+        "digits", (x_train, y_train), (x_test, y_test), num_classes=10, image_shape=(8, 8), pixel_levels=16
+    )
 
 
 def load_quadrants() -> Dataset:
@@ -351,9 +432,12 @@ def load_tfds(name: str) -> Dataset:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise FieldError("data_dir", f"dataset {name!r} not found: give {{field}} DIR (a folder with the four IDX "
-                         f"files), set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') "
-                         "to download it") from None
+        raise FieldError(
+            "data_dir",
+            f"dataset {name!r} not found: give {{field}} DIR (a folder with the four IDX "
+            f"files), set ${DATA_DIR_ENV}, or install the tfds extra (pip install 'mlpjax[tfds]') "
+            "to download it",
+        ) from None
     _check_download_possible(tfds, name)
     arrays = []
     for split in ("train", "test"):
@@ -361,18 +445,31 @@ def load_tfds(name: str) -> Dataset:
             source = tfds.data_source(name, split=split)
             examples = [source[i] for i in range(len(source))]
         except ImportError as e:  # a module tfds needs and does not declare (importlib_resources, tensorflow)
-            raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): it needs the "
-                             f"missing module {getattr(e, 'name', None) or e}: pip install 'mlpjax[tfds]' (tfds with "
-                             f"what it needs), or give {{field}} DIR (a folder with the four IDX files) or set "
-                             f"${DATA_DIR_ENV}") from None
+            raise FieldError(
+                "data_dir",
+                f"tensorflow-datasets could not load {name!r} ({split}): it needs the "
+                f"missing module {getattr(e, 'name', None) or e}: pip install 'mlpjax[tfds]' (tfds with "
+                f"what it needs), or give {{field}} DIR (a folder with the four IDX files) or set "
+                f"${DATA_DIR_ENV}",
+            ) from None
         except Exception as e:  # tfds raises many types (network, checksum, missing builder)
-            raise FieldError("data_dir", f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
-                                         f"give {{field}} DIR or set ${DATA_DIR_ENV} instead") from None
+            raise FieldError(
+                "data_dir",
+                f"tensorflow-datasets could not load {name!r} ({split}): {e}; "
+                f"give {{field}} DIR or set ${DATA_DIR_ENV} instead",
+            ) from None
         images = np.stack([np.asarray(ex["image"]) for ex in examples])
         arrays += [images.reshape(len(images), -1), np.array([ex["label"] for ex in examples])]
     h, w = images.shape[1:3]
-    return make_dataset(name, tuple(arrays[:2]), tuple(arrays[2:]), num_classes=10, image_shape=(h, w),
-                        source=f"tfds:{name}", pixel_levels=255)
+    return make_dataset(
+        name,
+        tuple(arrays[:2]),
+        tuple(arrays[2:]),
+        num_classes=10,
+        image_shape=(h, w),
+        source=f"tfds:{name}",
+        pixel_levels=255,
+    )
 
 
 def reachable(host: str, port: int, timeout: float = NETWORK_TIMEOUT) -> bool:
@@ -407,8 +504,11 @@ def _check_download_possible(tfds, name: str) -> None:
         absl.setLevel(level)
     host, port = DOWNLOAD_HOSTS.get(name, DOWNLOAD_HOSTS["mnist"])
     if not prepared and not reachable(host, port):
-        raise FieldError("data_dir", f"dataset {name!r} is not on disk and cannot be downloaded: {host} did not "
-                         f"answer within {NETWORK_TIMEOUT:g} s (no network?); " + OFFLINE_CHOICES)
+        raise FieldError(
+            "data_dir",
+            f"dataset {name!r} is not on disk and cannot be downloaded: {host} did not "
+            f"answer within {NETWORK_TIMEOUT:g} s (no network?); " + OFFLINE_CHOICES,
+        )
 
 
 def load_table_dataset(name: str) -> Dataset:
@@ -422,8 +522,10 @@ def load_file(path: str | os.PathLike, label_column: str | None = None) -> Datas
     by its path as given; ``label_column``: a table's column of labels (None: its last)."""
     name = os.fspath(path)
     train, test, num_classes, names, image_shape = tables.load_file(name, label_column)
-    return dataclasses.replace(make_dataset(name, train, test, num_classes=num_classes, image_shape=image_shape,
-                                            source=name), class_names=names)
+    return dataclasses.replace(
+        make_dataset(name, train, test, num_classes=num_classes, image_shape=image_shape, source=name),
+        class_names=names,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,21 +552,46 @@ def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
 IRIS_EPOCHS, TABLE_EPOCHS = 200, 100  # one or a few steps per epoch on these small tables
 # The tutorial's 2 epochs on MNIST; the small sets need more passes to converge. Add a dataset here.
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(lambda d: load_mnist_like("mnist", d), 2, "handwritten digits, 28x28 (IDX files or tfds)",
-                         shape=(784, 10), reads_folder=True),
-    "fashion_mnist": DatasetSpec(lambda d: load_mnist_like("fashion_mnist", d), 2,
-                                 "clothes, 28x28 (IDX files or tfds)", FASHION_CLASSES, shape=(784, 10),
-                                 reads_folder=True),
+    "mnist": DatasetSpec(
+        lambda d: load_mnist_like("mnist", d),
+        2,
+        "handwritten digits, 28x28 (IDX files or tfds)",
+        shape=(784, 10),
+        reads_folder=True,
+    ),
+    "fashion_mnist": DatasetSpec(
+        lambda d: load_mnist_like("fashion_mnist", d),
+        2,
+        "clothes, 28x28 (IDX files or tfds)",
+        FASHION_CLASSES,
+        shape=(784, 10),
+        reads_folder=True,
+    ),
     "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
-    "quadrants": DatasetSpec(lambda d: load_quadrants(), 300, "the tutorial's four points",
-                             ("I", "II", "III", "IV"), shape=(2, 4)),
-    "iris": DatasetSpec(lambda d: load_table_dataset("iris"), IRIS_EPOCHS, "scikit-learn's iris table (offline)",
-                        ("setosa", "versicolor", "virginica"), shape=(4, 3)),
-    "wine": DatasetSpec(lambda d: load_table_dataset("wine"), IRIS_EPOCHS, "scikit-learn's wine table (offline)",
-                        ("class_0", "class_1", "class_2"), shape=(13, 3)),
-    "breast_cancer": DatasetSpec(lambda d: load_table_dataset("breast_cancer"), TABLE_EPOCHS,
-                                 "scikit-learn's breast cancer table (offline)", ("malignant", "benign"),
-                                 shape=(30, 2)),
+    "quadrants": DatasetSpec(
+        lambda d: load_quadrants(), 300, "the tutorial's four points", ("I", "II", "III", "IV"), shape=(2, 4)
+    ),
+    "iris": DatasetSpec(
+        lambda d: load_table_dataset("iris"),
+        IRIS_EPOCHS,
+        "scikit-learn's iris table (offline)",
+        ("setosa", "versicolor", "virginica"),
+        shape=(4, 3),
+    ),
+    "wine": DatasetSpec(
+        lambda d: load_table_dataset("wine"),
+        IRIS_EPOCHS,
+        "scikit-learn's wine table (offline)",
+        ("class_0", "class_1", "class_2"),
+        shape=(13, 3),
+    ),
+    "breast_cancer": DatasetSpec(
+        lambda d: load_table_dataset("breast_cancer"),
+        TABLE_EPOCHS,
+        "scikit-learn's breast cancer table (offline)",
+        ("malignant", "benign"),
+        shape=(30, 2),
+    ),
 }
 FILE_EPOCHS = TABLE_EPOCHS  # a file's size is not known before it is read
 
@@ -481,8 +608,9 @@ def get_spec(name: str | os.PathLike) -> DatasetSpec:
         tables.check_file_name(name)
         return DatasetSpec(lambda d: load_file(name), FILE_EPOCHS, f"the file {name}")
     if name not in DATASETS:
-        raise UserInputError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or a file FILE.npz, FILE.csv "
-                             "or FILE.tsv")
+        raise UserInputError(
+            f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or a file FILE.npz, FILE.csv or FILE.tsv"
+        )
     return DATASETS[name]
 
 
@@ -490,12 +618,16 @@ def check_data_dir(name: str, data_dir: str | os.PathLike | None) -> None:
     """Refuse a ``data_dir`` given for dataset ``name`` whose loader reads no folder: a FieldError of ``data_dir``."""
     spec = get_spec(name)
     if data_dir is not None and not spec.reads_folder:
-        raise FieldError("data_dir", f"{{field}} {os.fsdecode(data_dir)} is not read: dataset {name!r} needs no "
-                         f"folder ({spec.about}); drop {{field}}")
+        raise FieldError(
+            "data_dir",
+            f"{{field}} {os.fsdecode(data_dir)} is not read: dataset {name!r} needs no "
+            f"folder ({spec.about}); drop {{field}}",
+        )
 
 
-def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
-                 label_column: str | None = None) -> Dataset:
+def load_dataset(
+    name: str | os.PathLike, data_dir: str | os.PathLike | None = None, *, label_column: str | None = None
+) -> Dataset:
     """Load dataset ``name`` (a registered name or a file: :func:`get_spec`); for the IDX datasets ``data_dir``
     (else ``$MLPJAX_DATA_DIR``, else tfds); for a CSV or TSV file, its ``label_column`` (None: the last)."""
     if label_column is not None:

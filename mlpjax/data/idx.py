@@ -17,8 +17,14 @@ import numpy as np
 from mlpjax import files, memory
 from mlpjax.errors import UserInputError
 
-_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-                                    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 IDX_MAX_DIMS = 4  # labels have 1 dimension, images 3; more is no MNIST-format file
 DEFLATE_MAX_RATIO = 1032  # no deflate stream expands more than this: a 258-byte match costs at least 2 bits
 _READ_CHUNK = 1 << 24  # bytes read (or decompressed) at a time into the array
@@ -67,12 +73,16 @@ def _header(path: Path, stream: io.RawIOBase | io.BufferedIOBase) -> tuple[np.dt
     """The element type and shape from the IDX header at the start of ``stream`` (4 + 4 * ndim bytes)."""
     magic = _read_up_to(stream, 4)
     if len(magic) < 4 or magic[0] or magic[1] or magic[2] not in _IDX_DTYPES:
-        raise UserInputError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'}; "
-                             "expected 00000801 for labels or 00000803 for images)")
+        raise UserInputError(
+            f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'}; "
+            "expected 00000801 for labels or 00000803 for images)"
+        )
     ndim = magic[3]
     if not 1 <= ndim <= IDX_MAX_DIMS:
-        raise UserInputError(f"{path}: the IDX header declares {ndim} dimensions; expected 1 to {IDX_MAX_DIMS} "
-                             "(1 for labels, 3 for images)")
+        raise UserInputError(
+            f"{path}: the IDX header declares {ndim} dimensions; expected 1 to {IDX_MAX_DIMS} "
+            "(1 for labels, 3 for images)"
+        )
     dims = _read_up_to(stream, 4 * ndim)
     if len(dims) < 4 * ndim:
         raise UserInputError(f"{path}: truncated IDX header ({4 + len(dims)} of {4 + 4 * ndim} bytes)")
@@ -83,14 +93,18 @@ def _check_idx_size(path: Path, dtype: np.dtype, shape: tuple[int, ...], size: i
     """The body's declared byte size, once checked against the file's ``size`` and the memory available."""
     nbytes = math.prod(shape) * dtype.itemsize
     declared = 4 + 4 * len(shape) + nbytes
-    if math.prod(max(d, 1) for d in shape) * dtype.itemsize >= 2 ** 63:
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize >= 2**63:
         raise UserInputError(f"{path}: the IDX header declares shape {shape}, whose size overflows 64 bits")
     if gzipped and declared > DEFLATE_MAX_RATIO * size:
-        raise UserInputError(f"{path}: header declares shape {shape} ({declared} bytes), more than a gzip file of "
-                             f"{size} bytes can hold (at most {DEFLATE_MAX_RATIO} times that): a wrong count")
+        raise UserInputError(
+            f"{path}: header declares shape {shape} ({declared} bytes), more than a gzip file of "
+            f"{size} bytes can hold (at most {DEFLATE_MAX_RATIO} times that): a wrong count"
+        )
     if not gzipped and declared != size:
-        raise UserInputError(f"{path}: header declares shape {shape} ({declared} bytes) "
-                             f"but the file has {size} bytes (short read or wrong count)")
+        raise UserInputError(
+            f"{path}: header declares shape {shape} ({declared} bytes) "
+            f"but the file has {size} bytes (short read or wrong count)"
+        )
     return memory.check_allocation(path, nbytes, f"shape {shape}")
 
 
@@ -99,10 +113,12 @@ def _read_body(path: Path, stream: io.RawIOBase | io.BufferedIOBase, nbytes: int
     out = np.empty(nbytes, np.uint8)
     view, done = out.data, 0
     while done < nbytes:
-        n = stream.readinto(view[done:done + _READ_CHUNK])
+        n = stream.readinto(view[done : done + _READ_CHUNK])
         if not n:
-            raise UserInputError(f"{path}: header declares {declared} but the data ends {nbytes - done} bytes "
-                                 "early (short read or wrong count)")
+            raise UserInputError(
+                f"{path}: header declares {declared} but the data ends {nbytes - done} bytes "
+                "early (short read or wrong count)"
+            )
         done += n
     if stream.read(1):
         raise UserInputError(f"{path}: header declares {declared} but more data follows (wrong count)")

@@ -8,8 +8,10 @@ import math
 from mlpjax import data
 from mlpjax.errors import FieldError
 
-TEST_NOTE = ("no validation split: val_* is measured on the test set, so every choice made from it (the best "
-             "checkpoint, early stopping, the plateau) is a choice made on the test set")
+TEST_NOTE = (
+    "no validation split: val_* is measured on the test set, so every choice made from it (the best "
+    "checkpoint, early stopping, the plateau) is a choice made on the test set"
+)
 
 
 def split(dataset: data.Dataset, fraction: float) -> tuple[data.Dataset, data.Dataset]:
@@ -25,8 +27,11 @@ def split(dataset: data.Dataset, fraction: float) -> tuple[data.Dataset, data.Da
     n = len(dataset.y_train)
     at = math.floor(n * (1.0 - fraction))
     if at < 1 or at >= n:
-        raise FieldError("validation_split", f"{{field}} {fraction:g} of {n} training examples leaves "
-                         f"{at} to train on and {n - at} to validate on; both need at least 1")
+        raise FieldError(
+            "validation_split",
+            f"{{field}} {fraction:g} of {n} training examples leaves "
+            f"{at} to train on and {n - at} to validate on; both need at least 1",
+        )
     train = dataclasses.replace(dataset, encoded_train=dataset.encoded_train[:at], y_train=dataset.y_train[:at])
     val = dataclasses.replace(dataset, encoded_test=dataset.encoded_train[at:], y_test=dataset.y_train[at:])
     return train, val

@@ -45,8 +45,10 @@ def is_file_name(name: str) -> bool:
 def check_file_name(name: str) -> str:
     """``name`` if its suffix is one mlpjax reads (:data:`FILE_SUFFIXES`); else one line saying which are."""
     if Path(name).suffix.lower() not in FILE_SUFFIXES:
-        raise UserInputError(f"{name}: not a kind of file mlpjax reads as a dataset; give FILE.npz, FILE.csv or "
-                             "FILE.tsv (or a dataset name)")
+        raise UserInputError(
+            f"{name}: not a kind of file mlpjax reads as a dataset; give FILE.npz, FILE.csv or "
+            "FILE.tsv (or a dataset name)"
+        )
     return name
 
 
@@ -60,13 +62,17 @@ def check_label_column(name: str, label_column: str) -> str:
     if not isinstance(label_column, str) or not label_column.strip():
         raise FieldError("label_column", f"must be a column's name, got {label_column!r}")
     if not is_table_name(name):
-        raise FieldError("label_column", f"{{field}} {label_column!r} needs a CSV or TSV file as {{dataset}}, got "
-                         f"{name!r}", also=("dataset",))
+        raise FieldError(
+            "label_column",
+            f"{{field}} {label_column!r} needs a CSV or TSV file as {{dataset}}, got {name!r}",
+            also=("dataset",),
+        )
     return label_column
 
 
-def load_file(path: str | os.PathLike, label_column: str | None = None
-              ) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None]:
+def load_file(
+    path: str | os.PathLike, label_column: str | None = None
+) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None]:
     """``(train, test, num_classes, class_names, image_shape)`` of file ``path``, ready for ``make_dataset``;
     ``label_column``: a table's column of labels (None: its last)."""
     name = check_file_name(os.fspath(path))
@@ -111,8 +117,10 @@ def load_npz(path: str) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, 
             missing = [k for k in keys if k not in members]
             if missing:
                 found = ", ".join(sorted(members)) or "none"
-                raise UserInputError(f"{path}: missing array {', '.join(missing)}; an npz dataset holds x_train, "
-                                     f"y_train, x_test, y_test (or x, y); found: {found}")
+                raise UserInputError(
+                    f"{path}: missing array {', '.join(missing)}; an npz dataset holds x_train, "
+                    f"y_train, x_test, y_test (or x, y); found: {found}"
+                )
             headers = {k: _npy_header(zf, members[k], f"{path}: array {k}") for k in keys}
             _check_npz_headers(path, headers)
             nbytes = sum(math.prod(s) * (d.itemsize + (4 if k.startswith("x") else 8)) for k, (s, d) in headers.items())
@@ -130,14 +138,15 @@ def load_npz(path: str) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, 
         codes, names = encode_labels(path, "y", arrays["y"])
         train, test = stratified_split(path, xs["x"], codes, names)
     else:
-        codes, names = encode_labels(path, "y_train and y_test",
-                                     np.concatenate([arrays["y_train"], arrays["y_test"]]))
+        codes, names = encode_labels(path, "y_train and y_test", np.concatenate([arrays["y_train"], arrays["y_test"]]))
         n = len(arrays["y_train"])
         train, test = (xs["x_train"], codes[:n]), (xs["x_test"], codes[n:])
         absent = sorted(set(np.unique(test[1]).tolist()) - set(np.unique(train[1]).tolist()))
         if absent:
-            raise UserInputError(f"{path}: class {_class_word(names, absent[0])} is in y_test but not in y_train; "
-                                 "the model cannot learn a class it never sees")
+            raise UserInputError(
+                f"{path}: class {_class_word(names, absent[0])} is in y_test but not in y_train; "
+                "the model cannot learn a class it never sees"
+            )
     return train, test, len(names) or int(codes.max()) + 1, names, image_shape  # type: ignore[return-value]
 
 
@@ -145,8 +154,10 @@ def _check_npz_headers(path: str, headers: dict[str, tuple[tuple[int, ...], np.d
     """Features ``(N, D...)`` of numbers, labels ``(N,)`` of numbers or text, the same ``D...`` in each split."""
     for k, (_, dtype) in headers.items():
         if dtype.hasobject:
-            raise UserInputError(f"{path}: array {k} holds Python objects (dtype {dtype}); mlpjax never unpickles "
-                                 "a file: save numbers (or text labels as a str array)")
+            raise UserInputError(
+                f"{path}: array {k} holds Python objects (dtype {dtype}); mlpjax never unpickles "
+                "a file: save numbers (or text labels as a str array)"
+            )
         kinds, what = (FEATURE_KINDS, "numbers") if k.startswith("x") else (LABEL_KINDS, "numbers or text")
         if dtype.kind not in kinds:
             raise UserInputError(f"{path}: array {k} is of dtype {dtype}; expected {what}")
@@ -155,13 +166,15 @@ def _check_npz_headers(path: str, headers: dict[str, tuple[tuple[int, ...], np.d
             continue
         (xs, _), (ys, _) = headers[f"x{split}"], headers[f"y{split}"]
         if len(xs) < 2 or 0 in xs[1:] or len(ys) != 1 or xs[0] != ys[0]:
-            raise UserInputError(f"{path}: x{split} must be (N, D) (or (N, H, W) images) and y{split} (N,), "
-                                 f"got {xs} and {ys}")
+            raise UserInputError(
+                f"{path}: x{split} must be (N, D) (or (N, H, W) images) and y{split} (N,), got {xs} and {ys}"
+            )
         if xs[0] == 0:
             raise UserInputError(f"{path}: x{split} holds no rows (shape {xs})")
     if "x_test" in headers and headers["x_test"][0][1:] != headers["x_train"][0][1:]:
-        raise UserInputError(f"{path}: x_train rows are {headers['x_train'][0][1:]} but x_test rows "
-                             f"{headers['x_test'][0][1:]}")
+        raise UserInputError(
+            f"{path}: x_train rows are {headers['x_train'][0][1:]} but x_test rows {headers['x_test'][0][1:]}"
+        )
 
 
 def _npz_features(path: str, key: str, x: np.ndarray) -> np.ndarray:
@@ -177,14 +190,16 @@ def _npz_features(path: str, key: str, x: np.ndarray) -> np.ndarray:
 # --- labels and the split ---------------------------------------------------------------------------------------
 
 
-def encode_labels(path: str, key: str, y: np.ndarray, rows: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+def encode_labels(
+    path: str, key: str, y: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """int32 class numbers of labels ``y`` and the class names (``()``: the labels were already 0 .. C-1).
 
     Numbers must be whole: their distinct values, sorted, are the classes (named by their values unless they are
     0 .. C-1). Text labels: the distinct strings, sorted, are the class names. One class only is refused.
     ``rows``: each label's line in the file, for the error messages (else its index).
     """
+
     def at(i: int) -> str:
         return f"line {rows[i]}" if rows is not None else f"index {i}"
 
@@ -196,8 +211,10 @@ def encode_labels(path: str, key: str, y: np.ndarray, rows: np.ndarray | None = 
             bad = ~np.isfinite(y) | (np.floor(y) != y)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise UserInputError(f"{path}: {key} label {y[i]} at {at(i)} is not a whole number; numeric labels "
-                                     "are classes (write text labels for names)")
+                raise UserInputError(
+                    f"{path}: {key} label {y[i]} at {at(i)} is not a whole number; numeric labels "
+                    "are classes (write text labels for names)"
+                )
         values, codes = np.unique(y, return_inverse=True)
         whole = [int(v) for v in values.tolist()]
         names = () if whole == list(range(len(whole))) else tuple(str(v) for v in whole)
@@ -211,8 +228,9 @@ def _class_word(names: tuple[str, ...], c: int) -> str:
     return repr(names[c]) if names else str(c)
 
 
-def stratified_split(path: str, x: np.ndarray, y: np.ndarray, names: tuple[str, ...],
-                     test_size: float = TEST_SPLIT) -> tuple[tuple, tuple]:
+def stratified_split(
+    path: str, x: np.ndarray, y: np.ndarray, names: tuple[str, ...], test_size: float = TEST_SPLIT
+) -> tuple[tuple, tuple]:
     """``(x_train, y_train), (x_test, y_test)``: ``test_size`` of the rows split off, stratified, seed
     :data:`SPLIT_SEED`. Each class needs at least 2 rows, and the test side a row of every class."""
     from sklearn.model_selection import train_test_split
@@ -220,22 +238,28 @@ def stratified_split(path: str, x: np.ndarray, y: np.ndarray, names: tuple[str, 
     counts = np.bincount(y)
     thin = int(np.argmin(np.where(counts > 0, counts, len(y) + 1)))
     if counts[thin] < 2:
-        raise UserInputError(f"{path}: class {_class_word(names, thin)} has {counts[thin]} row; splitting off a "
-                             f"stratified {test_size:.0%} test set needs at least 2 rows of each class")
+        raise UserInputError(
+            f"{path}: class {_class_word(names, thin)} has {counts[thin]} row; splitting off a "
+            f"stratified {test_size:.0%} test set needs at least 2 rows of each class"
+        )
     try:
-        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, stratify=y,
-                                                            random_state=SPLIT_SEED)
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=test_size, stratify=y, random_state=SPLIT_SEED
+        )
     except ValueError as e:
-        raise UserInputError(f"{path}: {len(y)} rows of {int((counts > 0).sum())} classes cannot be split into a "
-                             f"stratified {test_size:.0%} test set ({e})") from None
+        raise UserInputError(
+            f"{path}: {len(y)} rows of {int((counts > 0).sum())} classes cannot be split into a "
+            f"stratified {test_size:.0%} test set ({e})"
+        ) from None
     return (x_train, y_train), (x_test, y_test)
 
 
 # --- csv / tsv --------------------------------------------------------------------------------------------------
 
 
-def load_table(path: str, delimiter: str = ",", label_column: str | None = None
-               ) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
+def load_table(
+    path: str, delimiter: str = ",", label_column: str | None = None
+) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
     """A CSV (or TSV) file with a header row: numeric features and a label column (default: the last one).
 
     Read row by row into float32 (its size is checked first: every value takes at least two characters, so the
@@ -255,11 +279,14 @@ def load_table(path: str, delimiter: str = ",", label_column: str | None = None
             elif label_column.strip() in header:
                 label = header.index(label_column.strip())
             else:
-                raise FieldError("label_column", f"{{field}} {label_column!r}: {path} has no such column; its header "
-                                 f"has {', '.join(header)}")
+                raise FieldError(
+                    "label_column",
+                    f"{{field}} {label_column!r}: {path} has no such column; its header has {', '.join(header)}",
+                )
             if len(header) < 2:
-                raise UserInputError(f"{path}: the header has one column ({header[0]!r}); expected feature "
-                                     "columns and the label column")
+                raise UserInputError(
+                    f"{path}: the header has one column ({header[0]!r}); expected feature columns and the label column"
+                )
             feature_cols = [j for j in range(len(header)) if j != label]
             values: array = array("f")
             lines: array = array("q")
@@ -270,18 +297,20 @@ def load_table(path: str, delimiter: str = ",", label_column: str | None = None
                     continue  # a blank line
                 line = reader.line_num
                 if len(row) != len(header):
-                    raise UserInputError(f"{path}: line {line} has {len(row)} fields but the header has "
-                                         f"{len(header)}")
+                    raise UserInputError(f"{path}: line {line} has {len(row)} fields but the header has {len(header)}")
                 try:
                     values.extend([float(row[j]) for j in feature_cols])
                 except ValueError:
                     j = next(j for j in feature_cols if not _is_number(row[j]))
-                    raise UserInputError(f"{path}: line {line}, column {j + 1} ({header[j]!r}): {row[j]!r} is not "
-                                         "a number; features must be numeric") from None
+                    raise UserInputError(
+                        f"{path}: line {line}, column {j + 1} ({header[j]!r}): {row[j]!r} is not "
+                        "a number; features must be numeric"
+                    ) from None
                 cell = row[label].strip()
                 if not cell:
-                    raise UserInputError(f"{path}: line {line}, column {label + 1} ({header[label]!r}): the label "
-                                         "is empty")
+                    raise UserInputError(
+                        f"{path}: line {line}, column {label + 1} ({header[label]!r}): the label is empty"
+                    )
                 label_codes.append(seen.setdefault(cell, len(seen)))
                 lines.append(line)
         except csv.Error as e:
@@ -293,10 +322,13 @@ def load_table(path: str, delimiter: str = ",", label_column: str | None = None
     if bad.any():
         row_i, col_i = (int(i) for i in np.argwhere(bad)[0])
         j = feature_cols[col_i]
-        raise UserInputError(f"{path}: line {lines[row_i]}, column {j + 1} ({header[j]!r}): {x[row_i, col_i]} is "
-                             "not finite; features must be finite numbers")
-    codes, names = _table_labels(path, header[label], seen, np.frombuffer(label_codes, np.int32),
-                                 np.frombuffer(lines, np.int64))
+        raise UserInputError(
+            f"{path}: line {lines[row_i]}, column {j + 1} ({header[j]!r}): {x[row_i, col_i]} is "
+            "not finite; features must be finite numbers"
+        )
+    codes, names = _table_labels(
+        path, header[label], seen, np.frombuffer(label_codes, np.int32), np.frombuffer(lines, np.int64)
+    )
     train, test = stratified_split(path, x, codes, names)
     return train, test, len(names) or int(codes.max()) + 1, names, None
 
@@ -307,8 +339,9 @@ def _utf8_lines(path: str, lines: Iterable[bytes]) -> Iterator[str]:
         try:
             yield line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as e:
-            raise UserInputError(f"{path}: line {number}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the "
-                                 "line)") from None
+            raise UserInputError(
+                f"{path}: line {number}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line)"
+            ) from None
 
 
 def _is_number(cell: str) -> bool:
@@ -319,8 +352,9 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _table_labels(path: str, column: str, seen: dict[str, int], first_codes: np.ndarray,
-                  lines: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+def _table_labels(
+    path: str, column: str, seen: dict[str, int], first_codes: np.ndarray, lines: np.ndarray
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """The class numbers and names of a table's label column: numbers if every label is one, else text."""
     distinct = list(seen)  # in order of first appearance: first_codes index it
     if all(_is_number(v) for v in distinct):

@@ -57,8 +57,7 @@ def _saliency_and_activations(params, x: jax.Array, *, model_config: model.Model
 
     predicted = jnp.argmax(logits(x))
     saliency = jax.grad(lambda v: logits(v)[predicted])(x)
-    activations = (_first_hidden(params, x, model_config) if model_config.hidden
-                   else jnp.zeros((0,), jnp.float32))
+    activations = _first_hidden(params, x, model_config) if model_config.hidden else jnp.zeros((0,), jnp.float32)
     return saliency, activations
 
 
@@ -76,15 +75,19 @@ def inspect_recognition(classifier: Classifier, recognition: Recognition, top: i
     x = jnp.asarray(recognition.image.reshape(-1), jnp.float32)
     saliency, activations = _saliency_and_activations(classifier.params, x, model_config=config)
     activations = np.asarray(activations, np.float32)
-    units = np.argsort(-activations, kind="stable")[:max(0, top)]
+    units = np.argsort(-activations, kind="stable")[: max(0, top)]
     if config.hidden:
         kernel = np.asarray(classifier.params[config.layer_names()[0]]["kernel"], np.float32)
         weights = kernel[:, units].T.reshape(-1, side, side)
     else:
         weights = np.zeros((0, side, side), np.float32)
-    return Insight(recognition=recognition, activations=activations,
-                   saliency=np.asarray(saliency, np.float32).reshape(side, side), top_units=units.astype(np.int64),
-                   top_weights=weights)
+    return Insight(
+        recognition=recognition,
+        activations=activations,
+        saliency=np.asarray(saliency, np.float32).reshape(side, side),
+        top_units=units.astype(np.int64),
+        top_weights=weights,
+    )
 
 
 def warm_up(classifier: Classifier) -> None:
@@ -92,5 +95,6 @@ def warm_up(classifier: Classifier) -> None:
     side = preprocess.MNIST_SIZE
     blank = np.zeros(side * side, np.float32)
     classifier.predict_proba(blank)
-    jax.block_until_ready(_saliency_and_activations(classifier.params, jnp.asarray(blank),
-                                                    model_config=classifier.model_config))
+    jax.block_until_ready(
+        _saliency_and_activations(classifier.params, jnp.asarray(blank), model_config=classifier.model_config)
+    )

@@ -31,7 +31,8 @@ class Prediction:
     true_label: int | None = None
 
     def describe(self, sep: str = ", ", names: Sequence[str] = ()) -> str:
-        """"predicted 3 (p=0.982), true 3"; with the class ``names``: "predicted 3 setosa (p=...), true 3 setosa"."""
+        """ "predicted 3 (p=0.982), true 3"; with the class ``names``: "predicted 3 setosa (p=...), true 3 setosa"."""
+
         def named(c: int) -> str:
             return f"{c} {names[c]}" if names and names[c] != str(c) else str(c)
 
@@ -50,8 +51,10 @@ def input_side(input_dim: int) -> int:
     """The side of a square image of ``input_dim`` pixels; a UserInputError if the model's input is not square."""
     side = math.isqrt(input_dim)
     if side * side != input_dim:
-        raise UserInputError(f"the model takes {input_dim} features, not a square image: predicting an image "
-                             "needs an image model (e.g. trained on mnist or digits)")
+        raise UserInputError(
+            f"the model takes {input_dim} features, not a square image: predicting an image "
+            "needs an image model (e.g. trained on mnist or digits)"
+        )
     return side
 
 
@@ -99,8 +102,11 @@ def read_grey(path: str | os.PathLike) -> np.ndarray:
     from mlpjax.draw import preprocess
 
     path = Path(path)
-    with (io.BufferedReader(files.open_regular(path)) as file, _image_errors(path),
-          Image.open(file, formats=IMAGE_FORMATS) as image):
+    with (
+        io.BufferedReader(files.open_regular(path)) as file,
+        _image_errors(path),
+        Image.open(file, formats=IMAGE_FORMATS) as image,
+    ):
         _check_image_size(path, image.size)
         image.load()
         return preprocess.to_gray(_grey_source(image))
@@ -118,8 +124,9 @@ def _image_errors(path: Path):
     except UserInputError as e:
         raise UserInputError(_named(path, e)) from None
     except Image.DecompressionBombError as e:
-        raise UserInputError(f"{path}: too large an image ({e}); at most {MAX_PIXELS // 10 ** 6} megapixels "
-                             "are read") from None
+        raise UserInputError(
+            f"{path}: too large an image ({e}); at most {MAX_PIXELS // 10**6} megapixels are read"
+        ) from None
     except UnidentifiedImageError:
         raise UserInputError(f"{path}: not an image file; expected one of {', '.join(IMAGE_FORMATS)}") from None
     except MemoryError:
@@ -140,8 +147,10 @@ def _check_image_size(path: Path, size: tuple[int, int]) -> None:
 
     width, height = size
     if width * height > MAX_PIXELS:
-        raise UserInputError(f"{path}: the image is {width}x{height} pixels, more than the "
-                             f"{MAX_PIXELS // 10 ** 6} megapixels read; scale it down")
+        raise UserInputError(
+            f"{path}: the image is {width}x{height} pixels, more than the "
+            f"{MAX_PIXELS // 10**6} megapixels read; scale it down"
+        )
     memory.check_allocation(path, width * height * BYTES_PER_PIXEL, f"an image of {width}x{height} pixels")
 
 
@@ -162,8 +171,9 @@ def _grey_source(image):
     try:
         return image.convert("RGBA" if image.mode.endswith(("A", "a")) else "RGB")
     except ValueError:
-        raise UserInputError(f"an image of mode {image.mode}, which has no conversion to grey; save it as "
-                             "greyscale or RGB") from None
+        raise UserInputError(
+            f"an image of mode {image.mode}, which has no conversion to grey; save it as greyscale or RGB"
+        ) from None
 
 
 def save_png(image: np.ndarray, title: str, path: str | os.PathLike) -> Path:

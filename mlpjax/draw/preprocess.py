@@ -74,11 +74,9 @@ def ink(image) -> np.ndarray:
     return np.clip((gray - background) / (1.0 - background), 0.0, 1.0).astype(np.float32)
 
 
-def _resize(a: np.ndarray, width: int, height: int, resample=Image.Resampling.BICUBIC,
-            clip: bool = True) -> np.ndarray:
+def _resize(a: np.ndarray, width: int, height: int, resample=Image.Resampling.BICUBIC, clip: bool = True) -> np.ndarray:
     """Resize a float image with PIL (anti-aliased when shrinking); clipped back to [0, 1] unless ``clip=False``."""
-    out = np.array(Image.fromarray(np.ascontiguousarray(a, np.float32)).resize((width, height), resample),
-                     np.float32)
+    out = np.array(Image.fromarray(np.ascontiguousarray(a, np.float32)).resize((width, height), resample), np.float32)
     return np.clip(out, 0.0, 1.0) if clip else out
 
 
@@ -112,7 +110,7 @@ def canvas_to_mnist(image) -> np.ndarray:
     if not mask.any():
         raise EmptyCanvasError("the canvas is empty: draw a digit first")
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    a = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     a = a / a.max()  # the darkest ink becomes 1 (grey pencil reads like black)
     h, w = a.shape
     scale = MNIST_BOX / max(h, w)
@@ -128,5 +126,5 @@ def canvas_to_mnist(image) -> np.ndarray:
     top = int(np.clip(round(MNIST_CENTRE[0] - cy), 0, MNIST_SIZE - new_h))
     left = int(np.clip(round(MNIST_CENTRE[1] - cx), 0, MNIST_SIZE - new_w))
     out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
-    out[top:top + new_h, left:left + new_w] = digit
+    out[top : top + new_h, left : left + new_w] = digit
     return out

@@ -66,12 +66,15 @@ def check_model(classifier: Classifier) -> None:
     """The window feeds 28x28 images: the model must take 784 inputs."""
     side = preprocess.MNIST_SIZE
     if classifier.model_config.input_dim != side * side:
-        raise UserInputError(f"the model takes {classifier.model_config.input_dim} inputs, but the draw window feeds "
-                             f"{side}x{side} = {side * side}-pixel images; use a model trained on mnist")
+        raise UserInputError(
+            f"the model takes {classifier.model_config.input_dim} inputs, but the draw window feeds "
+            f"{side}x{side} = {side * side}-pixel images; use a model trained on mnist"
+        )
 
 
-def train_quick_model(data_dir: str | None = None, log: Callable[[str], None] | None = print, *,
-                      dataset=None) -> Classifier:
+def train_quick_model(
+    data_dir: str | None = None, log: Callable[[str], None] | None = print, *, dataset=None
+) -> Classifier:
     """A 1-epoch tutorial MLP on MNIST (seed 0), for trying the window without a saved model (a few seconds).
 
     ``dataset``: MNIST already loaded (else loaded from ``data_dir``)."""
@@ -82,6 +85,8 @@ def train_quick_model(data_dir: str | None = None, log: Callable[[str], None] | 
         log("training a quick model: 1 epoch of MNIST ...")
     result = train.fit(TrainConfig(dataset="mnist", data_dir=data_dir, epochs=1, seed=0), dataset)
     if log:
-        log(f"trained a quick model: 1 epoch of MNIST, test accuracy {result.test_metrics['accuracy']:.4f} "
-            "(to keep a model: mlpjax train --output DIR, then mlpjax draw DIR)")
+        log(
+            f"trained a quick model: 1 epoch of MNIST, test accuracy {result.test_metrics['accuracy']:.4f} "
+            "(to keep a model: mlpjax train --output DIR, then mlpjax draw DIR)"
+        )
     return Classifier(result.state.params, result.state.model_config)

@@ -64,7 +64,7 @@ STATIC = {
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -99,8 +99,10 @@ class Model:
         n = self.classifier.model_config.input_dim
         if n == side * side:
             return ""
-        return (f"drawing needs a {side}x{side} image model: this model takes {n} inputs, not the "
-                f"{side}x{side} = {side * side} pixels of a drawing; train one on mnist or fashion_mnist")
+        return (
+            f"drawing needs a {side}x{side} image model: this model takes {n} inputs, not the "
+            f"{side}x{side} = {side * side} pixels of a drawing; train one on mnist or fashion_mnist"
+        )
 
     @property
     def drawable(self) -> bool:
@@ -155,12 +157,19 @@ def predict_json(model: Model, canvas: np.ndarray, top: int = insight.TOP_UNITS)
     except preprocess.EmptyCanvasError:
         return {"empty": True, "text": "draw a digit first"}
     r = seen.recognition
-    return {"empty": False, "class": r.digit, "name": model.class_names[r.digit],
-            "probability": float(r.confidence), "probabilities": [float(p) for p in r.probabilities],
-            "text": f"{model.class_names[r.digit]} ({r.confidence:.1%})",
-            "input": _rounded(r.image), "saliency": _rounded(seen.saliency, 6),
-            "activations": _rounded(seen.activations), "units": seen.top_units.tolist(),
-            "weights": _rounded(seen.top_weights)}
+    return {
+        "empty": False,
+        "class": r.digit,
+        "name": model.class_names[r.digit],
+        "probability": float(r.confidence),
+        "probabilities": [float(p) for p in r.probabilities],
+        "text": f"{model.class_names[r.digit]} ({r.confidence:.1%})",
+        "input": _rounded(r.image),
+        "saliency": _rounded(seen.saliency, 6),
+        "activations": _rounded(seen.activations),
+        "units": seen.top_units.tolist(),
+        "weights": _rounded(seen.top_weights),
+    }
 
 
 class DrawServer(ThreadingHTTPServer):
@@ -169,17 +178,33 @@ class DrawServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # closing never waits for a connection a browser keeps open
 
-    def __init__(self, address: tuple[str, int], model: Model, *, log: Callable[[str], None] = print,
-                 rate: float = RATE, burst: int = BURST):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        model: Model,
+        *,
+        log: Callable[[str], None] = print,
+        rate: float = RATE,
+        burst: int = BURST,
+    ):
         self.model, self.log = model, log
         self.files = _static_files()
         self.buckets = _Buckets(rate, burst)
         self.model_lock = threading.Lock()  # one model call at a time: the CPU is shared, not oversubscribed
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self.info = json.dumps({"about": model.about, "classes": list(model.class_names), "drawable": model.drawable,
-                                "reason": model.reason, "canvas": CANVAS_SIZE, "side": preprocess.MNIST_SIZE,
-                                "brush": BRUSH, "live_ms": LIVE_MS,
-                                "hidden": (model.classifier.model_config.hidden or (0,))[0]}).encode()
+        self.info = json.dumps(
+            {
+                "about": model.about,
+                "classes": list(model.class_names),
+                "drawable": model.drawable,
+                "reason": model.reason,
+                "canvas": CANVAS_SIZE,
+                "side": preprocess.MNIST_SIZE,
+                "brush": BRUSH,
+                "live_ms": LIVE_MS,
+                "hidden": (model.classifier.model_config.hidden or (0,))[0],
+            }
+        ).encode()
         super().__init__(address, Handler)
         self.loopback = is_loopback(address[0])
 
@@ -237,8 +262,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def refuse(self, status: HTTPStatus, why: str, close: bool = False) -> None:
         """Answer ``status`` with ``why`` (plain text) and log one line."""
-        self.server.log(f"{self.client_address[0]}: {self.command or '-'} {getattr(self, 'path', '')[:200]!r}: "
-                        f"{status.value} {status.phrase}: {why[:300]}")
+        self.server.log(
+            f"{self.client_address[0]}: {self.command or '-'} {getattr(self, 'path', '')[:200]!r}: "
+            f"{status.value} {status.phrase}: {why[:300]}"
+        )
         body = (why + "\n").encode()
         if self.request_version == "HTTP/0.9":  # a request line too broken to say its version: answer in HTTP/1.0
             self.request_version = "HTTP/1.0"
@@ -316,8 +343,11 @@ class Handler(BaseHTTPRequestHandler):
             self.refuse(HTTPStatus.BAD_REQUEST, f"Content-Length {length[:40]!r} is not a byte count", close=True)
             return
         if int(length) > MAX_BODY:
-            self.refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        f"a body of {int(length)} bytes; at most {MAX_BODY} are read", close=True)
+            self.refuse(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"a body of {int(length)} bytes; at most {MAX_BODY} are read",
+                close=True,
+            )
             return
         body = self.rfile.read(int(length))
         if len(body) != int(length):
@@ -333,15 +363,19 @@ class Handler(BaseHTTPRequestHandler):
             self.refuse(HTTPStatus.CONFLICT, model.reason)
             return
         if len(body) != BODY_SIZE:
-            self.refuse(HTTPStatus.BAD_REQUEST, f"a body of {len(body)} bytes; /api/predict takes the canvas's "
-                                                f"{CANVAS_SIZE}x{CANVAS_SIZE} = {BODY_SIZE} grey levels")
+            self.refuse(
+                HTTPStatus.BAD_REQUEST,
+                f"a body of {len(body)} bytes; /api/predict takes the canvas's "
+                f"{CANVAS_SIZE}x{CANVAS_SIZE} = {BODY_SIZE} grey levels",
+            )
             return
         canvas = np.frombuffer(body, np.uint8).reshape(CANVAS_SIZE, CANVAS_SIZE)
         start = time.perf_counter()
         with self.server.model_lock:
             answer = json.dumps(predict_json(model, canvas), separators=(",", ":")).encode()
-        self.reply(answer, "application/json",
-                   {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"})
+        self.reply(
+            answer, "application/json", {"Server-Timing": f"predict;dur={1000 * (time.perf_counter() - start):.1f}"}
+        )
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):  # any other method: 405, not http.server's 501
@@ -349,8 +383,15 @@ class Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
 
-def make_server(classifier: Classifier, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
-                class_names: Sequence[str] = (), about: str = "", log: Callable[[str], None] = print) -> DrawServer:
+def make_server(
+    classifier: Classifier,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    class_names: Sequence[str] = (),
+    about: str = "",
+    log: Callable[[str], None] = print,
+) -> DrawServer:
     """A :class:`DrawServer` for ``classifier`` bound to ``host``:``port`` (0: a free port), not yet serving.
 
     The model is compiled here (a blank input), not at the first stroke. A port in use or a host that cannot be
@@ -364,15 +405,22 @@ def make_server(classifier: Classifier, host: str = DEFAULT_HOST, port: int = DE
     try:
         return server_class((host, port), model, log=log)
     except PermissionError:
-        raise FieldError("port", f"{port}: not allowed to listen on it (ports below 1024 need privileges); "
-                                 "choose one from 1024 to 65535, or 0 for a free one") from None
+        raise FieldError(
+            "port",
+            f"{port}: not allowed to listen on it (ports below 1024 need privileges); "
+            "choose one from 1024 to 65535, or 0 for a free one",
+        ) from None
     except OSError as e:
         if e.errno == 98:  # EADDRINUSE
-            raise FieldError("port", f"{port}: in use already (another server?); choose another, or 0 for a "
-                                     "free one") from None
+            raise FieldError(
+                "port", f"{port}: in use already (another server?); choose another, or 0 for a free one"
+            ) from None
         if isinstance(e, socket.gaierror) or e.errno in (99, -2, -3, -9):  # not an address of this machine
-            raise FieldError("host", f"{host!r}: cannot listen there ({e.strerror or e}); give an address of this "
-                                     "machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every network)") from None
+            raise FieldError(
+                "host",
+                f"{host!r}: cannot listen there ({e.strerror or e}); give an address of this "
+                "machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every network)",
+            ) from None
         raise UserInputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
@@ -380,19 +428,30 @@ def greeting(server: DrawServer) -> list[str]:
     """What to tell the person starting ``server``: the URL, and how to reach it from another machine."""
     lines = [f"serving the draw page at {server.url} (Ctrl-C to stop)"]
     if server.loopback:
-        lines.append(f"from another machine: ssh -L {server.port}:localhost:{server.port} USER@THIS_HOST, "
-                     f"then open http://localhost:{server.port}/ there")
+        lines.append(
+            f"from another machine: ssh -L {server.port}:localhost:{server.port} USER@THIS_HOST, "
+            f"then open http://localhost:{server.port}/ there"
+        )
     else:
         address = str(server.server_address[0])  # an IP server's address: a str already
-        lines.append(f"warning: listening on {address}, not loopback: anyone who can reach this "
-                     "machine on that port can use the page; prefer the default 127.0.0.1 and ssh -L")
+        lines.append(
+            f"warning: listening on {address}, not loopback: anyone who can reach this "
+            "machine on that port can use the page; prefer the default 127.0.0.1 and ssh -L"
+        )
     if not server.model.drawable:
         lines.append(f"note: {server.model.reason}")
     return lines
 
 
-def serve(classifier: Classifier, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
-          class_names: Sequence[str] = (), about: str = "", log: Callable[[str], None] = print) -> None:
+def serve(
+    classifier: Classifier,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    class_names: Sequence[str] = (),
+    about: str = "",
+    log: Callable[[str], None] = print,
+) -> None:
     """Serve the draw page for ``classifier`` until Ctrl-C (a KeyboardInterrupt, re-raised after closing)."""
     server = make_server(classifier, host, port, class_names=class_names, about=about, log=log)
     for line in greeting(server):

@@ -55,12 +55,16 @@ def check_display(probe: bool = False) -> None:
     ``probe``: also connect to the display once (a Tk root created and destroyed), to fail before slow work.
     """
     if tk is None:
-        raise UserInputError("this Python has no tkinter (Tk), which the draw window needs; install Tk "
-                             "(Debian: apt-get install python3-tk, or libtk8.6 and tk-dev for a "
-                             "pyenv-built Python, then rebuild it)")
+        raise UserInputError(
+            "this Python has no tkinter (Tk), which the draw window needs; install Tk "
+            "(Debian: apt-get install python3-tk, or libtk8.6 and tk-dev for a "
+            "pyenv-built Python, then rebuild it)"
+        )
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise NoDisplayError("no display: $DISPLAY is not set, so the draw window cannot open; run it on a "
-                             "desktop, over ssh -X, or under a virtual display (xvfb-run mlpjax draw DIR)")
+        raise NoDisplayError(
+            "no display: $DISPLAY is not set, so the draw window cannot open; run it on a "
+            "desktop, over ssh -X, or under a virtual display (xvfb-run mlpjax draw DIR)"
+        )
     if probe:
         _open_root().destroy()
 
@@ -72,8 +76,9 @@ def _open_root(master=None):
     try:
         return tk.Tk(className="mlpjax")
     except tk.TclError as e:
-        raise NoDisplayError(f"cannot open the draw window: {e} (is the X server at "
-                             f"DISPLAY={os.environ.get('DISPLAY', '')!r} running?)") from None
+        raise NoDisplayError(
+            f"cannot open the draw window: {e} (is the X server at DISPLAY={os.environ.get('DISPLAY', '')!r} running?)"
+        ) from None
 
 
 def _photo(image: np.ndarray, scale: int, master) -> tk.PhotoImage:
@@ -93,9 +98,16 @@ class DrawWindow:
     :attr:`image`, :meth:`layout`, :meth:`screenshot`, :meth:`close`; :meth:`run` enters the Tk main loop.
     """
 
-    def __init__(self, classifier: Classifier, *, master=None, canvas_size: int = CANVAS_SIZE,
-                 brush: int = BRUSH, live_ms: int | None = LIVE_MS,
-                 on_recognise: Callable[[Recognition], None] | None = None):
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        master=None,
+        canvas_size: int = CANVAS_SIZE,
+        brush: int = BRUSH,
+        live_ms: int | None = LIVE_MS,
+        on_recognise: Callable[[Recognition], None] | None = None,
+    ):
         check_model(classifier)
         self.classifier = classifier
         self.canvas_size, self.brush, self.live_ms = canvas_size, brush, live_ms
@@ -114,8 +126,15 @@ class DrawWindow:
         left.grid(row=0, column=0, padx=PAD, pady=PAD, sticky="n")
         right.grid(row=0, column=1, padx=(0, PAD), pady=PAD, sticky="n")
 
-        self.canvas = tk.Canvas(left, width=canvas_size, height=canvas_size, bg="white", cursor="pencil",
-                                highlightthickness=0, borderwidth=0)
+        self.canvas = tk.Canvas(
+            left,
+            width=canvas_size,
+            height=canvas_size,
+            bg="white",
+            cursor="pencil",
+            highlightthickness=0,
+            borderwidth=0,
+        )
         self.canvas.grid(row=0, column=0, columnspan=2)
         self.clear_button = tk.Button(left, text="Clear", command=self.clear, width=10)
         self.recognise_button = tk.Button(left, text="Recognise", command=self._recognise_pressed, width=10)
@@ -167,8 +186,9 @@ class DrawWindow:
             self._pen_down(x, y)
             return
         (x0, y0), self._last = self._last, (x, y)
-        self.canvas.create_line(x0, y0, x, y, width=self.brush, fill="black", capstyle="round",
-                                joinstyle="round", tags="ink")
+        self.canvas.create_line(
+            x0, y0, x, y, width=self.brush, fill="black", capstyle="round", joinstyle="round", tags="ink"
+        )
         self._pen.line([(x0, y0), (x, y)], fill=0, width=self.brush)
         self._dot(x, y)  # round joints and caps, as the Tk line has
         self._schedule_live()
@@ -234,8 +254,9 @@ class DrawWindow:
             self.bars.coords(bar, 25, y + 3, 25 + p * self._bar_w, y + self._bar_h - 3)
             self.bars.itemconfigure(bar, fill="#d9534f" if i == best else "#4a7ebb")
             self.bars.itemconfigure(value, text=f"{p:.0%}" if probs is not None else "")
-        self._show_preview(recognition.image if recognition is not None
-                           else np.zeros((preprocess.MNIST_SIZE, preprocess.MNIST_SIZE)))
+        self._show_preview(
+            recognition.image if recognition is not None else np.zeros((preprocess.MNIST_SIZE, preprocess.MNIST_SIZE))
+        )
 
     def _show_preview(self, image: np.ndarray) -> None:
         self._preview_photo = _photo(image, PREVIEW_SCALE, self.root)
@@ -251,9 +272,15 @@ class DrawWindow:
         """``{name: (x, y, width, height)}`` of the canvas, buttons and label, relative to the window's top-left."""
         self.root.update_idletasks()
         x0, y0 = self.root.winfo_rootx(), self.root.winfo_rooty()
-        return {name: (w.winfo_rootx() - x0, w.winfo_rooty() - y0, w.winfo_width(), w.winfo_height())
-                for name, w in (("canvas", self.canvas), ("clear", self.clear_button),
-                                ("recognise", self.recognise_button), ("label", self.label))}
+        return {
+            name: (w.winfo_rootx() - x0, w.winfo_rooty() - y0, w.winfo_width(), w.winfo_height())
+            for name, w in (
+                ("canvas", self.canvas),
+                ("clear", self.clear_button),
+                ("recognise", self.recognise_button),
+                ("label", self.label),
+            )
+        }
 
     def screenshot(self, path: str | os.PathLike | None = None) -> Image.Image:
         """Grab the window from the screen (X11 needs Pillow with xcb); also saved to ``path`` if given."""
@@ -287,8 +314,10 @@ class DrawWindow:
 
         tk_root.report_callback_exception = report_or_stop
         # one chain of ticks per interpreter, however often run() is entered
-        self.root.tk.eval(f"proc mlpjax_tick {{}} {{ after {TICK_MS} mlpjax_tick }}; "
-                          "if {![info exists ::mlpjax_ticking]} { set ::mlpjax_ticking 1; mlpjax_tick }")
+        self.root.tk.eval(
+            f"proc mlpjax_tick {{}} {{ after {TICK_MS} mlpjax_tick }}; "
+            "if {![info exists ::mlpjax_ticking]} { set ::mlpjax_ticking 1; mlpjax_tick }"
+        )
         try:
             self.root.mainloop()
         finally:

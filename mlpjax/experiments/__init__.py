@@ -76,13 +76,23 @@ def check_results_folder(folder: Path, overwrite: bool) -> None:
     except OSError as e:
         raise UserInputError(f"{folder}: cannot be read ({e.strerror or e})") from None
     if held is not None and not overwrite:
-        raise FieldError("overwrite", f"{folder}: holds earlier results ({held.name}, ...); nothing is replaced "
-                         "unless you ask: give {field}, or another output folder")
+        raise FieldError(
+            "overwrite",
+            f"{folder}: holds earlier results ({held.name}, ...); nothing is replaced "
+            "unless you ask: give {field}, or another output folder",
+        )
 
 
-def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False,
-                   data_dir: str | os.PathLike | None = None, seed: int = 0,
-                   log: Callable[[str], None] | None = print, overwrite: bool = False) -> dict[str, Any]:
+def run_experiment(
+    name: str,
+    out_dir: str | os.PathLike = DEFAULT_OUT,
+    *,
+    quick: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = print,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Run experiment ``name`` into ``out_dir/name/``; returns the record written to ``results.json``. A folder
     ``out_dir/name`` that holds anything (an earlier run's results) is refused unless ``overwrite``."""
     check_name("experiment", name, discover())
@@ -96,11 +106,10 @@ def run_experiment(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, *, quick
     log = log or (lambda _: None)
     log(f"== {name}{' (quick)' if quick else ''}: {module.QUESTION}")
     start = time.perf_counter()
-    report = module.run(folder, quick=quick, data_dir=None if data_dir is None else str(data_dir), seed=seed,
-                        log=log)
+    report = module.run(folder, quick=quick, data_dir=None if data_dir is None else str(data_dir), seed=seed, log=log)
     seconds = time.perf_counter() - start
-    record = common.write_report(folder, name=name, question=module.QUESTION, report=report, quick=quick,
-                                 seed=seed, seconds=seconds)
-    log(f"wrote {folder / 'results.json'}, {folder / 'results.md'} and {len(report.figures)} figures "
-        f"({seconds:.1f} s)")
+    record = common.write_report(
+        folder, name=name, question=module.QUESTION, report=report, quick=quick, seed=seed, seconds=seconds
+    )
+    log(f"wrote {folder / 'results.json'}, {folder / 'results.md'} and {len(report.figures)} figures ({seconds:.1f} s)")
     return record

@@ -28,9 +28,14 @@ def derivative(name: str):
 
 def relative_change(before: model.Params, after: model.Params) -> dict[str, float]:
     """``||W_after - W_before|| / ||W_before||`` of each layer's kernel."""
-    return {name: float(np.linalg.norm(np.asarray(after[name]["kernel"]) - np.asarray(layer["kernel"]))
-                        / np.linalg.norm(np.asarray(layer["kernel"]))) for name, layer in before.items()
-            if "kernel" in layer}
+    return {
+        name: float(
+            np.linalg.norm(np.asarray(after[name]["kernel"]) - np.asarray(layer["kernel"]))
+            / np.linalg.norm(np.asarray(layer["kernel"]))
+        )
+        for name, layer in before.items()
+        if "kernel" in layer
+    }
 
 
 def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
@@ -38,9 +43,12 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     fns = {name: model.ACTIVATIONS[name] for name in ACTIVATIONS}
-    plots.activation_functions(fns, out_dir / "activation_functions.png",
-                               derivatives={name: derivative(name) for name in ACTIVATIONS},
-                               title="Activation functions (solid) and their derivatives (dashed)")
+    plots.activation_functions(
+        fns,
+        out_dir / "activation_functions.png",
+        derivatives={name: derivative(name) for name in ACTIVATIONS},
+        title="Activation functions (solid) and their derivatives (dashed)",
+    )
     per_act: dict[str, dict[str, Any]] = {}
     histories = {}
     for name in ACTIVATIONS:
@@ -50,18 +58,36 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         result = common.fit(config, ds, log, name)
         change = relative_change(init, result.state.params)
         histories[name] = result.history
-        per_act[name] = {"test_accuracy": result.test_metrics["accuracy"], "test_loss": result.test_metrics["loss"],
-                         "train_accuracy": result.history["accuracy"][-1], "initial_gradient_norm": grad_norms,
-                         "relative_weight_change": change, "history": result.history}
-        log(f"{name}: test accuracy {result.test_metrics['accuracy']:.4f}; |dL/dW| at init hidden "
+        per_act[name] = {
+            "test_accuracy": result.test_metrics["accuracy"],
+            "test_loss": result.test_metrics["loss"],
+            "train_accuracy": result.history["accuracy"][-1],
+            "initial_gradient_norm": grad_norms,
+            "relative_weight_change": change,
+            "history": result.history,
+        }
+        log(
+            f"{name}: test accuracy {result.test_metrics['accuracy']:.4f}; |dL/dW| at init hidden "
             f"{grad_norms['hidden_0']:.3g}, output {grad_norms['output']:.3g}; weights moved hidden "
-            f"{change['hidden_0']:.3g}, output {change['output']:.3g}")
-    plots.training_curves(histories, out_dir / "training.png",
-                          title=f"Hidden activation: {', '.join(ACTIVATIONS)} ({ds.name}, {epochs} epochs)")
-    rows = [[name, f"{r['test_accuracy']:.4f}", f"{r['test_loss']:.4f}",
-             f"{r['initial_gradient_norm']['hidden_0']:.3g}", f"{r['initial_gradient_norm']['output']:.3g}",
-             f"{r['relative_weight_change']['hidden_0']:.3g}", f"{r['relative_weight_change']['output']:.3g}"]
-            for name, r in per_act.items()]
+            f"{change['hidden_0']:.3g}, output {change['output']:.3g}"
+        )
+    plots.training_curves(
+        histories,
+        out_dir / "training.png",
+        title=f"Hidden activation: {', '.join(ACTIVATIONS)} ({ds.name}, {epochs} epochs)",
+    )
+    rows = [
+        [
+            name,
+            f"{r['test_accuracy']:.4f}",
+            f"{r['test_loss']:.4f}",
+            f"{r['initial_gradient_norm']['hidden_0']:.3g}",
+            f"{r['initial_gradient_norm']['output']:.3g}",
+            f"{r['relative_weight_change']['hidden_0']:.3g}",
+            f"{r['relative_weight_change']['output']:.3g}",
+        ]
+        for name, r in per_act.items()
+    ]
     step, best = per_act["step"], max(ACTIVATIONS, key=lambda a: per_act[a]["test_accuracy"])
     findings = [
         f"step: the hidden layer's gradient is exactly {step['initial_gradient_norm']['hidden_0']:g} "
@@ -77,13 +103,33 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ]
     return common.Report(
         results={"activations": per_act},
-        tables=[common.Table(f"Test accuracy after {epochs} epochs, gradients at initialisation",
-                             ["activation", "test accuracy", "test loss", "‖∂L/∂W_hidden‖ at init",
-                              "‖∂L/∂W_out‖ at init", "‖ΔW_hidden‖/‖W_hidden‖", "‖ΔW_out‖/‖W_out‖"], rows)],
-        figures={"activation_functions.png": "Step, sigmoid and ReLU (solid) and their derivatives (dashed): "
-                                             "the step's derivative is zero everywhere it exists.",
-                 "training.png": "Loss and accuracy per epoch (train dashed, test solid) for each activation."},
-        findings=findings, dataset=common.describe(ds),
-        budget={"epochs": epochs, "hidden": list(ModelConfig().hidden), "optimizer": "adam",
-                "dropout": ModelConfig().dropout,
-                "gradient batch": common.GRAD_BATCH})
+        tables=[
+            common.Table(
+                f"Test accuracy after {epochs} epochs, gradients at initialisation",
+                [
+                    "activation",
+                    "test accuracy",
+                    "test loss",
+                    "‖∂L/∂W_hidden‖ at init",
+                    "‖∂L/∂W_out‖ at init",
+                    "‖ΔW_hidden‖/‖W_hidden‖",
+                    "‖ΔW_out‖/‖W_out‖",
+                ],
+                rows,
+            )
+        ],
+        figures={
+            "activation_functions.png": "Step, sigmoid and ReLU (solid) and their derivatives (dashed): "
+            "the step's derivative is zero everywhere it exists.",
+            "training.png": "Loss and accuracy per epoch (train dashed, test solid) for each activation.",
+        },
+        findings=findings,
+        dataset=common.describe(ds),
+        budget={
+            "epochs": epochs,
+            "hidden": list(ModelConfig().hidden),
+            "optimizer": "adam",
+            "dropout": ModelConfig().dropout,
+            "gradient batch": common.GRAD_BATCH,
+        },
+    )

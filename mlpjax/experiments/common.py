@@ -44,8 +44,11 @@ class Table:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "columns": list(self.columns), "rows": [[jsonable(c) for c in r]
-                                                                            for r in self.rows]}
+        return {
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [[jsonable(c) for c in r] for r in self.rows],
+        }
 
 
 @dataclasses.dataclass
@@ -93,8 +96,9 @@ def describe(dataset: data.Dataset) -> dict[str, Any]:
     return {**dataset.describe(), "image_shape": list(dataset.image_shape or ())}
 
 
-def fit(config: TrainConfig, dataset: data.Dataset, log: Log, label: str,
-        on_epoch_end: train.EpochHook | None = None) -> result.FitResult:
+def fit(
+    config: TrainConfig, dataset: data.Dataset, log: Log, label: str, on_epoch_end: train.EpochHook | None = None
+) -> result.FitResult:
     """:func:`mlpjax.training.train.fit` with each epoch's line logged as ``label: epoch i/N ...``."""
     return train.fit(config, dataset, on_epoch_end=on_epoch_end, log=lambda line: log(f"  {label}: {line}"))
 
@@ -102,23 +106,26 @@ def fit(config: TrainConfig, dataset: data.Dataset, log: Log, label: str,
 STRATEGY = "auto"  # how experiments train their seeds and settings: mlpjax.sweep.train's strategies
 
 
-def train_many(configs: Sequence[TrainConfig], dataset: data.Dataset, log: Log,
-               on_model_epoch: ModelHook | None = None) -> sweep.SweepResult:
+def train_many(
+    configs: Sequence[TrainConfig], dataset: data.Dataset, log: Log, on_model_epoch: ModelHook | None = None
+) -> sweep.SweepResult:
     """Train ``configs`` (e.g. several seeds or settings) through the sweep engine with :data:`STRATEGY`; each
     epoch's line logged. Each model's numbers are those of :func:`mlpjax.training.train.fit` of its config (up to
     float reassociation under vmap)."""
     from mlpjax import sweep
 
-    return sweep.run_sweep(configs, dataset, strategy=STRATEGY, log=lambda line: log(f"  {line}"),
-                           on_model_epoch=on_model_epoch)
+    return sweep.run_sweep(
+        configs, dataset, strategy=STRATEGY, log=lambda line: log(f"  {line}"), on_model_epoch=on_model_epoch
+    )
 
 
 class EpochEvaluator:
     """An ``on_epoch_end`` hook that evaluates the params on ``(x, y)`` after every epoch (inference mode,
     no dropout), compiled once; ``.history`` holds one metrics dict per epoch."""
 
-    def __init__(self, config: TrainConfig, dataset: data.Dataset, x: np.ndarray, y: np.ndarray, *,
-                 loss_name: str | None = None):
+    def __init__(
+        self, config: TrainConfig, dataset: data.Dataset, x: np.ndarray, y: np.ndarray, *, loss_name: str | None = None
+    ):
         self.model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         self.loss_name = loss_name or config.loss
         self.rows = Rows.place(jnp.asarray(x), jnp.asarray(y))
@@ -131,8 +138,9 @@ class EpochEvaluator:
     def add(self, params: model.Params) -> None:
         """Evaluate ``params`` (the next epoch's) and append the metrics."""
         if self.evaluator is None:
-            self.evaluator = compiled.prepare_evaluate(params, self.rows, model_config=self.model_config,
-                                                     loss_name=self.loss_name)
+            self.evaluator = compiled.prepare_evaluate(
+                params, self.rows, model_config=self.model_config, loss_name=self.loss_name
+            )
         self.history.append(self.evaluator(params))
 
     def series(self, key: str) -> list[float]:
@@ -150,14 +158,17 @@ def loss_gradients(params: model.Params, config: TrainConfig, ds: data.Dataset) 
     mcfg = config.model_config(ds.input_dim, ds.num_classes)
     batch = {"image": jnp.asarray(ds.x_train[:GRAD_BATCH]), "label": jnp.asarray(ds.y_train[:GRAD_BATCH])}
     return jax.grad(lambda p: losses.loss(p, batch, None, model_config=mcfg, loss_name=config.loss, train=False)[0])(
-        params)
+        params
+    )
 
 
 def layer_gradient_norms(params: model.Params, config: TrainConfig, ds: data.Dataset) -> dict[str, float]:
     """``||dL/dW||`` of each layer's kernel on the first ``GRAD_BATCH`` training examples (dropout off)."""
-    return {name: float(np.linalg.norm(layer["kernel"])) for name, layer in loss_gradients(params, config,
-                                                                                             ds).items()
-            if "kernel" in layer}
+    return {
+        name: float(np.linalg.norm(layer["kernel"]))
+        for name, layer in loss_gradients(params, config, ds).items()
+        if "kernel" in layer
+    }
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -176,31 +187,42 @@ def epochs_for(quick: bool, full: int) -> int:
     return QUICK_EPOCHS if quick else full
 
 
-def write_report(folder: Path, *, name: str, question: str, report: Report, quick: bool, seed: int,
-                 seconds: float) -> dict[str, Any]:
+def write_report(
+    folder: Path, *, name: str, question: str, report: Report, quick: bool, seed: int, seconds: float
+) -> dict[str, Any]:
     """Write ``results.json`` and ``results.md`` for ``report`` into ``folder``; return the JSON record."""
-    record = jsonable({
-        "experiment": name,
-        "question": question,
-        "quick": quick,
-        "seed": seed,
-        "dataset": report.dataset,
-        "budget": report.budget,
-        "results": report.results,
-        "findings": report.findings,
-        "tables": [t.to_dict() for t in report.tables],
-        "figures": report.figures,
-        "timing": {"seconds": seconds, **report.timing},
-        "environment": {"device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
-                        **result.library_versions()},
-    })
+    record = jsonable(
+        {
+            "experiment": name,
+            "question": question,
+            "quick": quick,
+            "seed": seed,
+            "dataset": report.dataset,
+            "budget": report.budget,
+            "results": report.results,
+            "findings": report.findings,
+            "tables": [t.to_dict() for t in report.tables],
+            "figures": report.figures,
+            "timing": {"seconds": seconds, **report.timing},
+            "environment": {
+                "device": jax.devices()[0].platform,
+                "cpu_count": os.cpu_count(),
+                **result.library_versions(),
+            },
+        }
+    )
     files.write_json(folder / "results.json", record)
     ds = report.dataset
-    lines = [f"# {name}: {question}", "",
-             f"{'Quick (smoke-test) run' if quick else 'Full run'} on **{ds.get('name')}** "
-             f"({ds['x_train'][0]} training / {ds['x_test'][0]} test examples), seed {seed}, "
-             + ", ".join(f"{k} {v}" for k, v in report.budget.items()) + f"; {seconds:.0f} s on "
-             f"{record['environment']['device']} ({os.cpu_count()} cores).", ""]
+    lines = [
+        f"# {name}: {question}",
+        "",
+        f"{'Quick (smoke-test) run' if quick else 'Full run'} on **{ds.get('name')}** "
+        f"({ds['x_train'][0]} training / {ds['x_test'][0]} test examples), seed {seed}, "
+        + ", ".join(f"{k} {v}" for k, v in report.budget.items())
+        + f"; {seconds:.0f} s on "
+        f"{record['environment']['device']} ({os.cpu_count()} cores).",
+        "",
+    ]
     lines += [f"- {f}" for f in report.findings]
     for table in report.tables:
         lines += ["", f"## {table.title}", "", table.markdown()]

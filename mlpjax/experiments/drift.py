@@ -16,8 +16,10 @@ from mlpjax.experiments import common
 from mlpjax.training import train
 from mlpjax.training.result import History, empty_history
 
-QUESTION = ("How far apart do two runs drift when one weight differs by one ulp, and is a vmapped sweep's drift "
-            "from single runs any larger?")
+QUESTION = (
+    "How far apart do two runs drift when one weight differs by one ulp, and is a vmapped sweep's drift "
+    "from single runs any larger?"
+)
 ORDER = 90  # beyond the tutorial: what 'the same numbers' can mean for many models at once
 FULL_EPOCHS, FULL_SEEDS = 5, 4
 QUICK_SEEDS = 2
@@ -69,54 +71,84 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     vmapped = sweep.run_sweep(configs, ds, strategy="vmap")
     log(f"  {len(seeds)} seeds, one weight nudged by one ulp")
     starts = [nudged_state(c, ds) for c in configs]
-    nudged = [train.fit(c, ds, resume_from=train.Resumed(state, empty_history()))
-              for c, (state, _) in zip(configs, starts, strict=True)]
+    nudged = [
+        train.fit(c, ds, resume_from=train.Resumed(state, empty_history()))
+        for c, (state, _) in zip(configs, starts, strict=True)
+    ]
     reference = [r.history for r in single.runs]
     ways = {"vmap": [r.history for r in vmapped.runs], "one ulp": [r.history for r in nudged]}
     drift = {way: {key: relative_drift(reference, histories, key) for key in KEYS} for way, histories in ways.items()}
-    final = {"vmap": [r.test_metrics["accuracy"] for r in vmapped.runs],
-             "one ulp": [r.test_metrics["accuracy"] for r in nudged]}
+    final = {
+        "vmap": [r.test_metrics["accuracy"] for r in vmapped.runs],
+        "one ulp": [r.test_metrics["accuracy"] for r in nudged],
+    }
     accuracy = [r.test_metrics["accuracy"] for r in single.runs]
     accuracy_gap = {way: float(np.max(np.abs(np.array(v) - accuracy))) for way, v in final.items()}
     seed_spread = common.mean_std(accuracy)[1]
     for way in ways:
-        log(f"  {way}: relative drift of the training loss per epoch "
-            + ", ".join(f"{d:.1e}" for d in drift[way]["loss"]))
+        log(
+            f"  {way}: relative drift of the training loss per epoch "
+            + ", ".join(f"{d:.1e}" for d in drift[way]["loss"])
+        )
     _plot(drift, out_dir / "drift.png", ds.name)
     params = summary.total_params(configs[0].model_config(ds.input_dim, ds.num_classes))
-    findings = [_finding("one ulp", f"Moving one of the {params:,} weights up by one ulp (about 6e-8 of it)",
-                         drift, epochs),
-                _finding("vmap", "Training the same seeds as one vmapped program", drift, epochs),
-                f"The final test accuracy moves by at most {accuracy_gap['one ulp']:.4f} (one ulp) and "
-                f"{accuracy_gap['vmap']:.4f} (vmap); the seeds themselves spread by {seed_spread:.4f} "
-                "(sample std).",
-                _tolerance_finding(drift)]
+    findings = [
+        _finding("one ulp", f"Moving one of the {params:,} weights up by one ulp (about 6e-8 of it)", drift, epochs),
+        _finding("vmap", "Training the same seeds as one vmapped program", drift, epochs),
+        f"The final test accuracy moves by at most {accuracy_gap['one ulp']:.4f} (one ulp) and "
+        f"{accuracy_gap['vmap']:.4f} (vmap); the seeds themselves spread by {seed_spread:.4f} "
+        "(sample std).",
+        _tolerance_finding(drift),
+    ]
     rows = [[e + 1] + [f"{drift[way][key][e]:.1e}" for way in ways for key in KEYS] for e in range(epochs)]
     return common.Report(
-        results={"seeds": seeds, "tolerance": TOLERANCE, "drift": drift,
-                 "first_epoch_above_tolerance": {way: {key: first_above(d[key]) for key in KEYS}
-                                                 for way, d in drift.items()},
-                 "test_accuracy": {"sequential": accuracy, **final}, "test_accuracy_gap": accuracy_gap,
-                 "seed_std": seed_spread, "nudged_weight": [list(w) for _, w in starts],
-                 "histories": {"sequential": reference, **ways}},
-        tables=[common.Table("Largest relative difference from the single runs, per epoch",
-                             ["epoch"] + [f"{way}: {key}" for way in ways for key in KEYS], rows),
-                common.Table("Final test accuracy", ["seed", "one by one", "vmap", "one ulp"],
-                             [[s, f"{a:.4f}", f"{v:.4f}", f"{n:.4f}"]
-                              for s, a, v, n in zip(seeds, accuracy, final["vmap"], final["one ulp"], strict=True)])],
-        figures={"drift.png": f"Relative difference from the single runs per epoch (largest over {len(seeds)} "
-                              f"seeds), with the {TOLERANCE:g} tolerance."},
-        findings=findings, dataset=common.describe(ds),
+        results={
+            "seeds": seeds,
+            "tolerance": TOLERANCE,
+            "drift": drift,
+            "first_epoch_above_tolerance": {
+                way: {key: first_above(d[key]) for key in KEYS} for way, d in drift.items()
+            },
+            "test_accuracy": {"sequential": accuracy, **final},
+            "test_accuracy_gap": accuracy_gap,
+            "seed_std": seed_spread,
+            "nudged_weight": [list(w) for _, w in starts],
+            "histories": {"sequential": reference, **ways},
+        },
+        tables=[
+            common.Table(
+                "Largest relative difference from the single runs, per epoch",
+                ["epoch"] + [f"{way}: {key}" for way in ways for key in KEYS],
+                rows,
+            ),
+            common.Table(
+                "Final test accuracy",
+                ["seed", "one by one", "vmap", "one ulp"],
+                [
+                    [s, f"{a:.4f}", f"{v:.4f}", f"{n:.4f}"]
+                    for s, a, v, n in zip(seeds, accuracy, final["vmap"], final["one ulp"], strict=True)
+                ],
+            ),
+        ],
+        figures={
+            "drift.png": f"Relative difference from the single runs per epoch (largest over {len(seeds)} "
+            f"seeds), with the {TOLERANCE:g} tolerance."
+        },
+        findings=findings,
+        dataset=common.describe(ds),
         budget={"epochs": epochs, "seeds": len(seeds), "batch size": TrainConfig().batch_size},
-        timing={"groups": [g.record() for g in vmapped.groups]})
+        timing={"groups": [g.record() for g in vmapped.groups]},
+    )
 
 
 def _finding(way: str, what: str, drift: dict, epochs: int) -> str:
     loss, val_loss = drift[way]["loss"], drift[way]["val_loss"]
     if not any(loss + val_loss):
         return f"{what} leaves every loss bit-identical over {epochs} epochs."
-    return (f"{what} moves the training loss by up to {_rel(loss[0])} (relative) in epoch 1 and {_rel(loss[-1])} "
-            f"in epoch {epochs}, the test loss by up to {_rel(val_loss[0])} and {_rel(val_loss[-1])}.")
+    return (
+        f"{what} moves the training loss by up to {_rel(loss[0])} (relative) in epoch 1 and {_rel(loss[-1])} "
+        f"in epoch {epochs}, the test loss by up to {_rel(val_loss[0])} and {_rel(val_loss[-1])}."
+    )
 
 
 def _rel(value: float) -> str:
@@ -128,12 +160,15 @@ def _tolerance_finding(drift: dict) -> str:
     if first["one ulp"] is None and first["vmap"] is None:
         return f"Neither way moves the training loss beyond a relative {TOLERANCE:g} on this budget."
     passed = ", ".join(f"{way} in epoch {e}" if e else f"{way} never" for way, e in first.items())
-    return (f"The training loss passes a relative {TOLERANCE:g} ({passed}): where one ulp alone carries it there, "
-            f"only bit-identical arithmetic stays within {TOLERANCE:g}, and a vmapped program sums in other orders "
-            "than a single model's.")
+    return (
+        f"The training loss passes a relative {TOLERANCE:g} ({passed}): where one ulp alone carries it there, "
+        f"only bit-identical arithmetic stays within {TOLERANCE:g}, and a vmapped program sums in other orders "
+        "than a single model's."
+    )
 
 
 def _plot(drift: dict, path: Path, dataset: str) -> None:
-    series = {f"{way}: {'test' if key == 'val_loss' else 'train'} loss": d[key] for way, d in drift.items()
-              for key in KEYS}
+    series = {
+        f"{way}: {'test' if key == 'val_loss' else 'train'} loss": d[key] for way, d in drift.items() for key in KEYS
+    }
     plots.relative_differences(series, path, tolerance=TOLERANCE, title=f"Drift from single runs ({dataset})")

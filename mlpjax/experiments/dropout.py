@@ -30,8 +30,9 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     per_rate: dict[str, dict[str, Any]] = {}
     curves = {}
-    configs = [TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed)
-               for rate in RATES]
+    configs = [
+        TrainConfig(dataset=ds.name, model=ModelConfig(dropout=rate), epochs=epochs, seed=seed) for rate in RATES
+    ]
     evaluators = [common.EpochEvaluator(c, ds, ds.x_train, ds.y_train) for c in configs]
     sweep = common.train_many(configs, ds, log, on_model_epoch=lambda i, epoch, params: evaluators[i].add(params))
     for rate, result, on_train in zip(RATES, sweep.runs, evaluators, strict=True):
@@ -40,21 +41,46 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         gap = [a - b for a, b in zip(train_acc, h["val_accuracy"], strict=True)]
         best = int(np.argmin(h["val_loss"]))
         per_rate[f"{rate:g}"] = {
-            "train_accuracy": train_acc[-1], "train_loss": on_train.series("loss")[-1],
-            "test_accuracy": h["val_accuracy"][-1], "gap": gap[-1], "keras_train_accuracy": h["accuracy"][-1],
-            "best_val_loss": h["val_loss"][best], "best_val_loss_epoch": best + 1, "final_val_loss": h["val_loss"][-1],
-            "train_accuracy_per_epoch": train_acc, "gap_per_epoch": gap, "history": h}
+            "train_accuracy": train_acc[-1],
+            "train_loss": on_train.series("loss")[-1],
+            "test_accuracy": h["val_accuracy"][-1],
+            "gap": gap[-1],
+            "keras_train_accuracy": h["accuracy"][-1],
+            "best_val_loss": h["val_loss"][best],
+            "best_val_loss_epoch": best + 1,
+            "final_val_loss": h["val_loss"][-1],
+            "train_accuracy_per_epoch": train_acc,
+            "gap_per_epoch": gap,
+            "history": h,
+        }
         curves[f"dropout {rate:g}"] = {**h, "train_accuracy": train_acc, "gap": gap}
-        log(f"dropout {rate:g}: train {train_acc[-1]:.4f} test {h['val_accuracy'][-1]:.4f} gap {gap[-1]:+.4f}; "
-            f"val_loss best {h['val_loss'][best]:.4f} at epoch {best + 1}, final {h['val_loss'][-1]:.4f}")
-    plots.training_curves(curves, out_dir / "curves.png",
-                          panels=(("accuracy", ("train_accuracy", "val_accuracy")),
-                                  ("train - test accuracy", ("gap",)), ("test loss", ("val_loss",))),
-                          key_labels={"train_accuracy": "train (inference mode)"},
-                          title=f"Dropout on {ds.name}: {epochs} epochs, same seed")
-    rows = [[rate, f"{r['train_accuracy']:.4f}", f"{r['test_accuracy']:.4f}", f"{r['gap']:+.4f}",
-             f"{r['keras_train_accuracy']:.4f}", f"{r['best_val_loss']:.4f} (epoch {r['best_val_loss_epoch']})",
-             f"{r['final_val_loss']:.4f}"] for rate, r in per_rate.items()]
+        log(
+            f"dropout {rate:g}: train {train_acc[-1]:.4f} test {h['val_accuracy'][-1]:.4f} gap {gap[-1]:+.4f}; "
+            f"val_loss best {h['val_loss'][best]:.4f} at epoch {best + 1}, final {h['val_loss'][-1]:.4f}"
+        )
+    plots.training_curves(
+        curves,
+        out_dir / "curves.png",
+        panels=(
+            ("accuracy", ("train_accuracy", "val_accuracy")),
+            ("train - test accuracy", ("gap",)),
+            ("test loss", ("val_loss",)),
+        ),
+        key_labels={"train_accuracy": "train (inference mode)"},
+        title=f"Dropout on {ds.name}: {epochs} epochs, same seed",
+    )
+    rows = [
+        [
+            rate,
+            f"{r['train_accuracy']:.4f}",
+            f"{r['test_accuracy']:.4f}",
+            f"{r['gap']:+.4f}",
+            f"{r['keras_train_accuracy']:.4f}",
+            f"{r['best_val_loss']:.4f} (epoch {r['best_val_loss_epoch']})",
+            f"{r['final_val_loss']:.4f}",
+        ]
+        for rate, r in per_rate.items()
+    ]
     lo, hi = f"{RATES[0]:g}", f"{RATES[-1]:g}"
     test_accs = ", ".join(f"{r['test_accuracy']:.4f}" for r in per_rate.values())
     findings = [
@@ -72,10 +98,26 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ]
     return common.Report(
         results={"rates": per_rate},
-        tables=[common.Table(f"After {epochs} epochs (train accuracy measured without dropout)",
-                             ["dropout", "train acc", "test acc", "gap (train - test)",
-                              "Keras train acc (dropout on)", "best test loss", "final test loss"], rows)],
-        figures={"curves.png": "Per epoch: train (inference mode, dashed) and test (solid) accuracy, their gap, "
-                               "and the test loss, for each dropout rate."},
-        findings=findings, dataset=common.describe(ds),
-        budget={"epochs": epochs, "rates": list(RATES)})
+        tables=[
+            common.Table(
+                f"After {epochs} epochs (train accuracy measured without dropout)",
+                [
+                    "dropout",
+                    "train acc",
+                    "test acc",
+                    "gap (train - test)",
+                    "Keras train acc (dropout on)",
+                    "best test loss",
+                    "final test loss",
+                ],
+                rows,
+            )
+        ],
+        figures={
+            "curves.png": "Per epoch: train (inference mode, dashed) and test (solid) accuracy, their gap, "
+            "and the test loss, for each dropout rate."
+        },
+        findings=findings,
+        dataset=common.describe(ds),
+        budget={"epochs": epochs, "rates": list(RATES)},
+    )

@@ -35,29 +35,48 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
             on_test = common.EpochEvaluator(config, ds, ds.x_test, ds.y_test, loss_name="categorical_crossentropy")
             result = common.fit(config, ds, log, label, on_epoch_end=on_test)
             h = result.history
-            runs[opt][name] = {"test_accuracy_per_epoch": h["val_accuracy"], "test_accuracy": h["val_accuracy"][-1],
-                               "test_crossentropy": on_test.series("loss")[-1], "test_mse": result.test_metrics["mse"],
-                               "test_crossentropy_per_epoch": on_test.series("loss"),
-                               "initial_gradient_norm": grads, "history": h}
+            runs[opt][name] = {
+                "test_accuracy_per_epoch": h["val_accuracy"],
+                "test_accuracy": h["val_accuracy"][-1],
+                "test_crossentropy": on_test.series("loss")[-1],
+                "test_mse": result.test_metrics["mse"],
+                "test_crossentropy_per_epoch": on_test.series("loss"),
+                "initial_gradient_norm": grads,
+                "history": h,
+            }
             curves[label] = {**h, "test_crossentropy": on_test.series("loss")}
-            log(f"{label}: test accuracy {h['val_accuracy'][-1]:.4f}, test cross-entropy "
-                f"{runs[opt][name]['test_crossentropy']:.4f}, |dL/dW_out| at init {grads['output']:.3g}")
-    plots.training_curves(curves, out_dir / "curves.png",
-                          panels=(("accuracy", ("accuracy", "val_accuracy")),
-                                  ("test cross-entropy", ("test_crossentropy",))), log_panels=("test cross-entropy",),
-                          title=f"The same classifier trained with cross-entropy or mse ({ds.name}, {epochs} epochs)")
+            log(
+                f"{label}: test accuracy {h['val_accuracy'][-1]:.4f}, test cross-entropy "
+                f"{runs[opt][name]['test_crossentropy']:.4f}, |dL/dW_out| at init {grads['output']:.3g}"
+            )
+    plots.training_curves(
+        curves,
+        out_dir / "curves.png",
+        panels=(("accuracy", ("accuracy", "val_accuracy")), ("test cross-entropy", ("test_crossentropy",))),
+        log_panels=("test cross-entropy",),
+        title=f"The same classifier trained with cross-entropy or mse ({ds.name}, {epochs} epochs)",
+    )
     marks = sorted({1, min(2, epochs), epochs})
-    rows = [[SHORT[name], opt] + [f"{r['test_accuracy_per_epoch'][e - 1]:.4f}" for e in marks]
-            + [f"{r['test_crossentropy']:.4f}", f"{r['test_mse']:.5f}",
-               f"{r['initial_gradient_norm']['hidden_0']:.3g}", f"{r['initial_gradient_norm']['output']:.3g}"]
-            for opt in OPTIMIZER_NAMES for name, r in runs[opt].items()]
+    rows = [
+        [SHORT[name], opt]
+        + [f"{r['test_accuracy_per_epoch'][e - 1]:.4f}" for e in marks]
+        + [
+            f"{r['test_crossentropy']:.4f}",
+            f"{r['test_mse']:.5f}",
+            f"{r['initial_gradient_norm']['hidden_0']:.3g}",
+            f"{r['initial_gradient_norm']['output']:.3g}",
+        ]
+        for opt in OPTIMIZER_NAMES
+        for name, r in runs[opt].items()
+    ]
     findings = []
     for opt in OPTIMIZER_NAMES:
         ce, mse = runs[opt]["categorical_crossentropy"], runs[opt]["mse"]
         findings.append(
             f"With {opt}: test accuracy after {epochs} epochs {ce['test_accuracy']:.4f} (cross-entropy) against "
             f"{mse['test_accuracy']:.4f} (mse), a difference of {ce['test_accuracy'] - mse['test_accuracy']:+.4f}; "
-            f"after 1 epoch {ce['test_accuracy_per_epoch'][0]:.4f} against {mse['test_accuracy_per_epoch'][0]:.4f}.")
+            f"after 1 epoch {ce['test_accuracy_per_epoch'][0]:.4f} against {mse['test_accuracy_per_epoch'][0]:.4f}."
+        )
     ce0, mse0 = runs[OPTIMIZER_NAMES[0]]["categorical_crossentropy"], runs[OPTIMIZER_NAMES[0]]["mse"]
     ratio = ce0["initial_gradient_norm"]["output"] / mse0["initial_gradient_norm"]["output"]
     findings.append(
@@ -65,14 +84,24 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
         f"(same weights, same batch): through the softmax, mse's gradient carries the softmax Jacobian "
         f"p_k(δ_kj - p_j), which vanishes as the outputs saturate, even when they are wrong, while "
         f"cross-entropy's gradient with respect to the logits is p - y. Adam divides each step by a running "
-        f"gradient scale, which largely cancels this factor; SGD's steps are proportional to it.")
+        f"gradient scale, which largely cancels this factor; SGD's steps are proportional to it."
+    )
     return common.Report(
         results={"runs": runs},
-        tables=[common.Table("Same model, seed and budget", ["training loss", "optimizer"]
-                             + [f"test acc @ {e}" for e in marks]
-                             + ["test cross-entropy", "test mse (probabilities)", "‖∂L/∂W_hidden‖ at init",
-                                "‖∂L/∂W_out‖ at init"], rows)],
-        figures={"curves.png": "Accuracy (train dashed, test solid) and test cross-entropy (log scale) per epoch "
-                               "for each training loss and optimizer."},
-        findings=findings, dataset=common.describe(ds),
-        budget={"epochs": epochs, "optimizers": list(OPTIMIZER_NAMES)})
+        tables=[
+            common.Table(
+                "Same model, seed and budget",
+                ["training loss", "optimizer"]
+                + [f"test acc @ {e}" for e in marks]
+                + ["test cross-entropy", "test mse (probabilities)", "‖∂L/∂W_hidden‖ at init", "‖∂L/∂W_out‖ at init"],
+                rows,
+            )
+        ],
+        figures={
+            "curves.png": "Accuracy (train dashed, test solid) and test cross-entropy (log scale) per epoch "
+            "for each training loss and optimizer."
+        },
+        findings=findings,
+        dataset=common.describe(ds),
+        budget={"epochs": epochs, "optimizers": list(OPTIMIZER_NAMES)},
+    )

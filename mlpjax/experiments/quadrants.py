@@ -28,8 +28,12 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     """Randomness: ``seed`` (initial weights; one full batch per epoch, so shuffling does not matter).
     The quick run is the full run: four points train in about a second once compiled."""
     ds = data.load_dataset("quadrants")
-    config = TrainConfig(dataset="quadrants", model=ModelConfig(hidden=(50,), activation="relu", dropout=0.0),
-                         loss="categorical_crossentropy", seed=seed)
+    config = TrainConfig(
+        dataset="quadrants",
+        model=ModelConfig(hidden=(50,), activation="relu", dropout=0.0),
+        loss="categorical_crossentropy",
+        seed=seed,
+    )
     result = common.fit(config, ds, lambda _: None, "quadrants")
     params, mcfg = result.state.params, result.state.model_config
     x = ds.x_train
@@ -42,26 +46,45 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     query_class = names[int(classifier.predict(query))]
     log(f"X {x.shape}  H {h.shape}  Y {y.shape}")
     for point, label, probs in zip(x, ds.y_train, y, strict=True):
-        log(f"  ({point[0]:+g}, {point[1]:+g}) quadrant {names[label]}: "
-            + "  ".join(f"p({n})={p:.4f}" for n, p in zip(names, probs, strict=True)))
+        log(
+            f"  ({point[0]:+g}, {point[1]:+g}) quadrant {names[label]}: "
+            + "  ".join(f"p({n})={p:.4f}" for n, p in zip(names, probs, strict=True))
+        )
     log(f"(2, 2) -> quadrant {query_class} (p={float(query_probs.max()):.4f})")
     predicted = y.argmax(axis=1)
-    plots.decision_regions(classifier.predict, x, ds.y_train, out_dir / "decision_regions.png",
-                           class_names=names, queries=query[None],
-                           title=f"2-50-4 ReLU network after {config.epochs} epochs (Adam)")
-    plots.training_curves({"2-50-4": result.history}, out_dir / "training.png",
-                          panels=(("loss", ("loss",)), ("accuracy", ("accuracy",))), log_panels=("loss",),
-                          title="Training on the four points")
+    plots.decision_regions(
+        classifier.predict,
+        x,
+        ds.y_train,
+        out_dir / "decision_regions.png",
+        class_names=names,
+        queries=query[None],
+        title=f"2-50-4 ReLU network after {config.epochs} epochs (Adam)",
+    )
+    plots.training_curves(
+        {"2-50-4": result.history},
+        out_dir / "training.png",
+        panels=(("loss", ("loss",)), ("accuracy", ("accuracy",))),
+        log_panels=("loss",),
+        title="Training on the four points",
+    )
     results = {
         "shapes": {"X": list(x.shape), "H": list(h.shape), "Y": list(y.shape)},
-        "points": x.tolist(), "labels": [names[i] for i in ds.y_train],
-        "probabilities": y.tolist(), "predicted": [names[i] for i in predicted],
-        "query": list(QUERY), "query_probabilities": query_probs.tolist(), "query_class": query_class,
+        "points": x.tolist(),
+        "labels": [names[i] for i in ds.y_train],
+        "probabilities": y.tolist(),
+        "predicted": [names[i] for i in predicted],
+        "query": list(QUERY),
+        "query_probabilities": query_probs.tolist(),
+        "query_class": query_class,
         "hidden_active_units": int((h > 0).any(axis=0).sum()),
-        "final_loss": result.history["loss"][-1], "accuracy": result.test_metrics["accuracy"],
+        "final_loss": result.history["loss"][-1],
+        "accuracy": result.test_metrics["accuracy"],
     }
-    rows = [[f"({p[0]:g}, {p[1]:g})", names[t]] + [f"{v:.4f}" for v in probs] + [names[k]]
-            for p, t, probs, k in zip(x, ds.y_train, y, predicted, strict=True)]
+    rows = [
+        [f"({p[0]:g}, {p[1]:g})", names[t]] + [f"{v:.4f}" for v in probs] + [names[k]]
+        for p, t, probs, k in zip(x, ds.y_train, y, predicted, strict=True)
+    ]
     rows.append([f"({QUERY[0]:g}, {QUERY[1]:g})", "I"] + [f"{v:.4f}" for v in query_probs] + [query_class])
     findings = [
         f"Shapes: X {tuple(x.shape)}, H = relu(X W1 + b1) {tuple(h.shape)}, Y = softmax(H W2 + b2) "
@@ -73,10 +96,17 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ]
     return common.Report(
         results=results,
-        tables=[common.Table("Probabilities per point", ["point", "quadrant"] + [f"p({n})" for n in names]
-                             + ["predicted"], rows)],
-        figures={"decision_regions.png": "Decision regions of the trained 2-50-4 network; the star is (2, 2).",
-                 "training.png": "Training loss (log scale) and accuracy on the four points."},
-        findings=findings, dataset=common.describe(ds),
+        tables=[
+            common.Table(
+                "Probabilities per point", ["point", "quadrant"] + [f"p({n})" for n in names] + ["predicted"], rows
+            )
+        ],
+        figures={
+            "decision_regions.png": "Decision regions of the trained 2-50-4 network; the star is (2, 2).",
+            "training.png": "Training loss (log scale) and accuracy on the four points.",
+        },
+        findings=findings,
+        dataset=common.describe(ds),
         budget={"epochs": config.epochs, "hidden": list(config.model.hidden), "optimizer": config.optimizer},
-        timing={"compile_seconds": result.compile_seconds})
+        timing={"compile_seconds": result.compile_seconds},
+    )

@@ -71,18 +71,22 @@ class Checkpoint:
 
 def _check_run_dir(directory: Path) -> None:
     if not directory.exists():
-        raise UserInputError(f"{directory}: no such directory; expected a run directory, made by training with "
-                             "an output directory")
+        raise UserInputError(
+            f"{directory}: no such directory; expected a run directory, made by training with an output directory"
+        )
     if not directory.is_dir():
-        raise UserInputError(f"{directory}: not a directory; expected a run directory, made by training with an "
-                             "output directory")
+        raise UserInputError(
+            f"{directory}: not a directory; expected a run directory, made by training with an output directory"
+        )
 
 
 def _latest_step(root: Path, what: str) -> int:
     steps = orbax_io.complete_steps(root)
     if not steps:
-        raise UserInputError(f"{root}: holds no complete {what} (a run interrupted before its first epoch was "
-                             "saved can be started again with the same output directory)")
+        raise UserInputError(
+            f"{root}: holds no complete {what} (a run interrupted before its first epoch was "
+            "saved can be started again with the same output directory)"
+        )
     return steps[-1]
 
 
@@ -108,10 +112,13 @@ def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
     root = directory / (BEST if best else CHECKPOINTS)
     if not root.is_dir():
         if best and (directory / CHECKPOINTS).is_dir():
-            raise FieldError("save_best", f"has no best checkpoint ({root} is missing); train with {{field}}",
-                             where=directory)
-        raise UserInputError(f"{directory}: not an mlpjax checkpoint directory (no {CHECKPOINTS}/ inside); "
-                             "a run directory is made by training with an output directory")
+            raise FieldError(
+                "save_best", f"has no best checkpoint ({root} is missing); train with {{field}}", where=directory
+            )
+        raise UserInputError(
+            f"{directory}: not an mlpjax checkpoint directory (no {CHECKPOINTS}/ inside); "
+            "a run directory is made by training with an output directory"
+        )
     what = "best checkpoint" if best else "checkpoint"
     for attempt in range(READ_ATTEMPTS):
         step = _latest_step(root, what)
@@ -148,14 +155,24 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
         if model_config != config.model_config(model_config.input_dim, model_config.num_classes):
             raise UserInputError(f"{path}: the saved model {model_config} does not match the saved training config")
         if epoch != step or any(len(v) != epoch for v in history.values()):
-            raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(history['loss'])} epochs of "
-                                 f"history; expected {step}; the checkpoint is inconsistent")
+            raise UserInputError(
+                f"{path}: the metadata says epoch {epoch} with {len(history['loss'])} epochs of "
+                f"history; expected {step}; the checkpoint is inconsistent"
+            )
         abstract = abstract_state(config, model_config)
         arrays = epoch_reader.arrays(abstract.arrays(), f"the saved architecture ({model_config})")
     orbax_io.check_finite(path, (arrays["params"], arrays["opt_state"]))
     state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
-    return Checkpoint(path=path, epoch=epoch, config=config, model_config=model_config, history=history,
-                      state=state, keep=keep, save_best=save_best)
+    return Checkpoint(
+        path=path,
+        epoch=epoch,
+        config=config,
+        model_config=model_config,
+        history=history,
+        state=state,
+        keep=keep,
+        save_best=save_best,
+    )
 
 
 def load_model(directory: str | os.PathLike, best: bool = False) -> model.Classifier:
@@ -172,24 +189,31 @@ class Writer:
     save is collective (the processes meet at barriers) and process 0 alone writes, onto a shared filesystem.
     """
 
-    def __init__(self, directory: Path, config: TrainConfig, *, keep: int, save_best: bool,
-                 best_val_loss: float = math.inf):
+    def __init__(
+        self, directory: Path, config: TrainConfig, *, keep: int, save_best: bool, best_val_loss: float = math.inf
+    ):
         if keep < 1:
             raise FieldError("keep", f"must be at least 1, got {keep}")
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
         self.best_val_loss = best_val_loss
         self._epochs = orbax_io.EpochWriter(directory)  # creates nothing before the first save
 
-    def save(self, epoch: int, state: TrainState, history: Mapping[str, list[float]], *,
-             last: bool = True) -> None:
+    def save(self, epoch: int, state: TrainState, history: Mapping[str, list[float]], *, last: bool = True) -> None:
         """Save epoch ``epoch`` (1-based) and, if its val_loss is the lowest yet, also as the best.
 
         ``last=False``: only consider it for the best (a resumed epoch, already among the last ones).
         Raises :class:`SaveError` if it cannot be written, after removing what it had begun to write.
         """
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch, "train_config": self.config.to_dict(),
-                "model_config": dataclasses.asdict(state.model_config),
-                "history": {k: list(v) for k, v in history.items()}, "keep": self.keep, "save_best": self.save_best}
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "epoch": epoch,
+            "train_config": self.config.to_dict(),
+            "model_config": dataclasses.asdict(state.model_config),
+            "history": {k: list(v) for k, v in history.items()},
+            "keep": self.keep,
+            "save_best": self.save_best,
+        }
         val_loss = history["val_loss"][-1]
         best = self.save_best and val_loss < self.best_val_loss
         into = {**({CHECKPOINTS: self.keep} if last else {}), **({BEST: 1} if best else {})}

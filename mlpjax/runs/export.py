@@ -41,11 +41,19 @@ def _arrays(classifier: model.Classifier) -> list[tuple[str, np.ndarray, np.ndar
     kind than :data:`EXPORTED_KINDS` is refused in one line naming it."""
     for layer in classifier.model_config.layers():
         if layer.kind not in EXPORTED_KINDS:
-            raise UserInputError(f"the model's layer {layer.name or layer.kind} is a {layer.kind} layer, which "
-                                 f"mlpjax export does not write (it writes {', '.join(EXPORTED_KINDS)} layers)")
+            raise UserInputError(
+                f"the model's layer {layer.name or layer.kind} is a {layer.kind} layer, which "
+                f"mlpjax export does not write (it writes {', '.join(EXPORTED_KINDS)} layers)"
+            )
     names = classifier.model_config.layer_names()
-    return [(name, np.asarray(classifier.params[name]["kernel"], np.float32),
-             np.asarray(classifier.params[name]["bias"], np.float32)) for name in names]
+    return [
+        (
+            name,
+            np.asarray(classifier.params[name]["kernel"], np.float32),
+            np.asarray(classifier.params[name]["bias"], np.float32),
+        )
+        for name in names
+    ]
 
 
 def _needs(module: str, what: str):
@@ -54,28 +62,48 @@ def _needs(module: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserInputError(f"{what} needs the Python package {module.split('.')[0]!r}, which is not installed: "
-                             'pip install "mlpjax[export]"') from None
+        raise UserInputError(
+            f"{what} needs the Python package {module.split('.')[0]!r}, which is not installed: "
+            'pip install "mlpjax[export]"'
+        ) from None
 
 
 def _refuse_activation(classifier: model.Classifier, supported, fmt: str) -> None:
     activation = classifier.model_config.activation
     if activation not in supported:
-        raise UserInputError(f"the model's activation {activation!r} has no {fmt} equivalent ({fmt} has "
-                             f"{', '.join(sorted(supported))}); export this model as onnx or npz")
+        raise UserInputError(
+            f"the model's activation {activation!r} has no {fmt} equivalent ({fmt} has "
+            f"{', '.join(sorted(supported))}); export this model as onnx or npz"
+        )
 
 
 # --- npz ---------------------------------------------------------------------------------------------------------
 
+
 def architecture(classifier: model.Classifier) -> dict:
     """The JSON stored beside the arrays of an npz export: the model config and, per layer, its arrays' names."""
     m = classifier.model_config
-    layers = [{"name": name, "kernel": f"{name}.kernel", "bias": f"{name}.bias",
-               "activation": m.activation if name != "output" else "softmax"} for name, _, _ in _arrays(classifier)]
-    return {"format": NPZ_FORMAT, "version": NPZ_VERSION, "input_dim": m.input_dim, "hidden": list(m.hidden),
-            "activation": m.activation, "dropout": m.dropout, "num_classes": m.num_classes, "layers": layers,
-            "computes": "x (batch, input_dim) float32; each layer: x = activation(x @ kernel + bias); "
-                        "dropout only in training"}
+    layers = [
+        {
+            "name": name,
+            "kernel": f"{name}.kernel",
+            "bias": f"{name}.bias",
+            "activation": m.activation if name != "output" else "softmax",
+        }
+        for name, _, _ in _arrays(classifier)
+    ]
+    return {
+        "format": NPZ_FORMAT,
+        "version": NPZ_VERSION,
+        "input_dim": m.input_dim,
+        "hidden": list(m.hidden),
+        "activation": m.activation,
+        "dropout": m.dropout,
+        "num_classes": m.num_classes,
+        "layers": layers,
+        "computes": "x (batch, input_dim) float32; each layer: x = activation(x @ kernel + bias); "
+        "dropout only in training",
+    }
 
 
 def export_npz(classifier: model.Classifier, out: str | os.PathLike) -> Path:
@@ -95,8 +123,11 @@ def export_npz(classifier: model.Classifier, out: str | os.PathLike) -> Path:
 
 
 ACTIVATIONS_NUMPY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "tanh": np.tanh,
-    "step": lambda x: (x > 0).astype(x.dtype)}
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "step": lambda x: (x > 0).astype(x.dtype),
+}
 
 
 def npz_predict_proba(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
@@ -114,6 +145,7 @@ def npz_predict_proba(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
 
 
 # --- Keras -------------------------------------------------------------------------------------------------------
+
 
 def _keras():
     """Keras 3, on the JAX backend unless ``KERAS_BACKEND`` says otherwise (no TensorFlow needed)."""
@@ -158,6 +190,7 @@ def export_keras(classifier: model.Classifier, out: str | os.PathLike) -> Path:
 
 # --- ONNX --------------------------------------------------------------------------------------------------------
 
+
 def onnx_model(classifier: model.Classifier):
     """An ONNX ``ModelProto`` (opset :data:`ONNX_OPSET`): input ``x`` ``(batch, input_dim)`` float32, output
     ``probabilities`` ``(batch, num_classes)``; ``batch`` is symbolic (any size). Built node by node with the
@@ -169,25 +202,34 @@ def onnx_model(classifier: model.Classifier):
     nodes, inits, current = [], [], "x"
     for name, kernel, bias in _arrays(classifier):
         inits += [numpy_helper.from_array(kernel, f"{name}.kernel"), numpy_helper.from_array(bias, f"{name}.bias")]
-        nodes += [helper.make_node("MatMul", [current, f"{name}.kernel"], [f"{name}.matmul"]),
-                  helper.make_node("Add", [f"{name}.matmul", f"{name}.bias"], [f"{name}.linear"])]
+        nodes += [
+            helper.make_node("MatMul", [current, f"{name}.kernel"], [f"{name}.matmul"]),
+            helper.make_node("Add", [f"{name}.matmul", f"{name}.bias"], [f"{name}.linear"]),
+        ]
         current = f"{name}.linear"
         if name == "output":
             nodes.append(helper.make_node("Softmax", [current], ["probabilities"], axis=-1))
         elif (op := ONNX_ACTIVATIONS[m.activation]) is None:  # step: 1 where x > 0, else 0
             zero = numpy_helper.from_array(np.zeros((), np.float32), f"{name}.zero")
             inits.append(zero)
-            nodes += [helper.make_node("Greater", [current, zero.name], [f"{name}.positive"]),
-                      helper.make_node("Cast", [f"{name}.positive"], [f"{name}.out"], to=TensorProto.FLOAT)]
+            nodes += [
+                helper.make_node("Greater", [current, zero.name], [f"{name}.positive"]),
+                helper.make_node("Cast", [f"{name}.positive"], [f"{name}.out"], to=TensorProto.FLOAT),
+            ]
             current = f"{name}.out"
         else:
             nodes.append(helper.make_node(op, [current], [f"{name}.out"]))
             current = f"{name}.out"
     graph = helper.make_graph(
-        nodes, "mlpjax", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", m.input_dim])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", m.num_classes])], inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
-                              producer_name="mlpjax", ir_version=ONNX_IR_VERSION)
+        nodes,
+        "mlpjax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", m.input_dim])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", m.num_classes])],
+        inits,
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="mlpjax", ir_version=ONNX_IR_VERSION
+    )
     helper.set_model_props(proto, {"mlpjax.architecture": json.dumps(architecture(classifier))})
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -244,8 +286,10 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
     cannot be: anything but ``Dense(h, relu|sigmoid|tanh) [Dropout(rate)] ... Dense(C, softmax)`` with one
     activation and one rate after every hidden layer (or none), biases on."""
     if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-        raise UserInputError(f"{path}: a {config.get('class_name') if isinstance(config, dict) else '?'} model; "
-                             "mlpjax imports a keras.Sequential of Dense and Dropout layers")
+        raise UserInputError(
+            f"{path}: a {config.get('class_name') if isinstance(config, dict) else '?'} model; "
+            "mlpjax imports a keras.Sequential of Dense and Dropout layers"
+        )
     layers = [layer for layer in config.get("config", {}).get("layers", []) if isinstance(layer, dict)]
     dense, rates = [], []
     activations: set[Any] = set()  # the hidden layers' Keras names, each checked below
@@ -258,39 +302,52 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
         if kind == "Dense":
             act = settings.get("activation")
             if not settings.get("use_bias", True) or settings.get("lora_rank"):
-                raise UserInputError(f"{path}: layer {name!r} (Dense) has no bias or a LoRA adapter; "
-                                     "mlpjax's Dense layers are plain kernel + bias")
+                raise UserInputError(
+                    f"{path}: layer {name!r} (Dense) has no bias or a LoRA adapter; "
+                    "mlpjax's Dense layers are plain kernel + bias"
+                )
             dense.append((name, act))
             after.append(None)
         elif kind == "Dropout":
             if not dense or after[-1] is not None:
-                raise UserInputError(f"{path}: layer {name!r} (Dropout) does not follow a Dense layer; mlpjax "
-                                     "applies one dropout after each hidden layer")
+                raise UserInputError(
+                    f"{path}: layer {name!r} (Dropout) does not follow a Dense layer; mlpjax "
+                    "applies one dropout after each hidden layer"
+                )
             after[-1] = float(settings.get("rate", 0.0))
         else:
-            raise UserInputError(f"{path}: layer {name!r} is a {kind}; mlpjax imports only Dense and Dropout "
-                                 "layers (Dense(h, activation) [Dropout] ... Dense(classes, softmax))")
+            raise UserInputError(
+                f"{path}: layer {name!r} is a {kind}; mlpjax imports only Dense and Dropout "
+                "layers (Dense(h, activation) [Dropout] ... Dense(classes, softmax))"
+            )
     if len(dense) < 2:
-        raise UserInputError(f"{path}: {len(dense)} Dense layer(s); mlpjax's MLP has at least one hidden Dense "
-                             "layer and a softmax output")
+        raise UserInputError(
+            f"{path}: {len(dense)} Dense layer(s); mlpjax's MLP has at least one hidden Dense "
+            "layer and a softmax output"
+        )
     *hidden, (out_name, out_act) = dense
     if out_act != "softmax":
-        raise UserInputError(f"{path}: layer {out_name!r} (the output Dense) has activation {out_act!r}; "
-                             "mlpjax's output is a softmax")
+        raise UserInputError(
+            f"{path}: layer {out_name!r} (the output Dense) has activation {out_act!r}; mlpjax's output is a softmax"
+        )
     if after[-1] is not None:
         raise UserInputError(f"{path}: a Dropout follows the output layer {out_name!r}; mlpjax has none there")
     for name, act in hidden:
         if act not in KERAS_ACTIVATIONS.values():
-            raise UserInputError(f"{path}: layer {name!r} has activation {act!r}; mlpjax's hidden layers take "
-                                 f"{', '.join(KERAS_ACTIVATIONS.values())}")
+            raise UserInputError(
+                f"{path}: layer {name!r} has activation {act!r}; mlpjax's hidden layers take "
+                f"{', '.join(KERAS_ACTIVATIONS.values())}"
+            )
         activations.add(act)
     rates = after[:-1]
     if len(activations) > 1:
         raise UserInputError(f"{path}: hidden layers with activations {sorted(activations)}; mlpjax's MLP has one")
     if len(set(rates)) > 1:
         odd = next(name for (name, _), rate in zip(hidden, rates, strict=True) if rate != rates[0])
-        raise UserInputError(f"{path}: the dropout after layer {odd!r} differs from the first ({rates[0]}); "
-                             "mlpjax applies one rate after every hidden layer")
+        raise UserInputError(
+            f"{path}: the dropout after layer {odd!r} differs from the first ({rates[0]}); "
+            "mlpjax applies one rate after every hidden layer"
+        )
     activation = next(k for k, v in KERAS_ACTIVATIONS.items() if v == activations.pop())
     return [name for name, _ in dense], activation, rates[0] or 0.0
 
@@ -301,14 +358,20 @@ def _dataset_for_shape(input_dim: int, num_classes: int, dataset: str | None, pa
     if dataset is not None:
         shape = data.get_spec(dataset).shape
         if shape is not None and shape != (input_dim, num_classes):
-            raise FieldError("dataset", f"{{field}} {dataset} has {shape[0]} features and {shape[1]} classes; "
-                             f"the model in {path} takes {input_dim} and {num_classes}")
+            raise FieldError(
+                "dataset",
+                f"{{field}} {dataset} has {shape[0]} features and {shape[1]} classes; "
+                f"the model in {path} takes {input_dim} and {num_classes}",
+            )
         return dataset
     for name, spec in data.DATASETS.items():
         if spec.shape == (input_dim, num_classes):
             return name
-    raise FieldError("dataset", f"{path}: no dataset of mlpjax has {input_dim} features and {num_classes} "
-                     "classes; give the one to test it on with {field}")
+    raise FieldError(
+        "dataset",
+        f"{path}: no dataset of mlpjax has {input_dim} features and {num_classes} "
+        "classes; give the one to test it on with {field}",
+    )
 
 
 def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset: str | None = None) -> Path:
@@ -339,8 +402,9 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
     try:
         net = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a file it cannot read
-        raise UserInputError(f"{path}: Keras cannot load it ({type(e).__name__}: {' '.join(str(e).split())[:300]})") \
-            from None
+        raise UserInputError(
+            f"{path}: Keras cannot load it ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     weights = [[np.asarray(w, np.float32) for w in net.get_layer(name).get_weights()] for name in names]
     hidden = tuple(int(w[0].shape[1]) for w in weights[:-1])
     input_dim, num_classes = int(weights[0][0].shape[0]), int(weights[-1][0].shape[1])
@@ -350,8 +414,7 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
     ours = model_config.layer_names()
     params = {layer: {"kernel": w[0], "bias": w[1]} for layer, w in zip(ours, weights, strict=True)}
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
-    state = state.replace(params=jax.tree_util.tree_map(jax.numpy.asarray, params),
-                          opt_state=state.tx.init(params))
+    state = state.replace(params=jax.tree_util.tree_map(jax.numpy.asarray, params), opt_state=state.tx.init(params))
     claimed = run_lib.start(output, config)
     try:
         writer = checkpoint.Writer(claimed.directory, config, keep=checkpoint.DEFAULT_KEEP, save_best=False)
@@ -359,10 +422,17 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
             writer.save(1, state, {key: [float("nan")] for key in HISTORY_KEYS})
         finally:
             writer.close()
-        files.write_json(claimed.directory / IMPORTED, {
-            "source": str(path.resolve()), "sha256": digest, "keras": keras.__version__,
-            "layers": dict(zip(ours, names, strict=True)), "note": "Keras' weights; its training history is not known"},
-            replace=False)
+        files.write_json(
+            claimed.directory / IMPORTED,
+            {
+                "source": str(path.resolve()),
+                "sha256": digest,
+                "keras": keras.__version__,
+                "layers": dict(zip(ours, names, strict=True)),
+                "note": "Keras' weights; its training history is not known",
+            },
+            replace=False,
+        )
     finally:
         claimed.close()
     return claimed.directory

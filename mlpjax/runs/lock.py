@@ -155,8 +155,11 @@ def refuse_if_locked(directory: Path, field: str = "resume") -> None:
 
 
 def _locked(field: str, directory: Path, owner: str) -> RunLocked:
-    return RunLocked(field, f"{{field}} {directory}: another mlpjax run is using it"
-                     f"{f' ({owner})' if owner else ''}; wait for it to end or choose another directory")
+    return RunLocked(
+        field,
+        f"{{field}} {directory}: another mlpjax run is using it"
+        f"{f' ({owner})' if owner else ''}; wait for it to end or choose another directory",
+    )
 
 
 def _owner(fd: int) -> str:

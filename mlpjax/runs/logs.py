@@ -73,19 +73,32 @@ def marks(history: Mapping[str, Sequence[float]], kept_epoch: int | None = None)
     return {f"best val_loss: epoch {best}": best, f"kept weights: epoch {kept}": kept}
 
 
-def learning_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
-                    validation: str = "test", label: str = "run", kept_epoch: int | None = None) -> Path:
+def learning_curves(
+    history: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    validation: str = "test",
+    label: str = "run",
+    kept_epoch: int | None = None,
+) -> Path:
     """Draw ``history``'s curves into ``path``, replacing it atomically (:func:`mlpjax.files.write_atomic`: a
     reader never sees half a PNG); ``validation`` (``"test"`` or ``"split"``) names the val_* curves, ``label``
     the run in the legends; the best and the kept epoch are marked (:func:`marks`)."""
     val = "test" if validation == "test" else "validation"
-    panels: list[tuple[str, tuple[str, ...]]] = [("loss", ("loss", "val_loss")),
-                                                 ("accuracy", ("accuracy", "val_accuracy"))]
+    panels: list[tuple[str, tuple[str, ...]]] = [
+        ("loss", ("loss", "val_loss")),
+        ("accuracy", ("accuracy", "val_accuracy")),
+    ]
     if "lr" in history and len(set(history["lr"])) > 1:
         panels.append(("learning rate", ("lr",)))
     labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}
-    figure = plots.curves_figure({label: history}, panels=panels, key_labels=labels, log_panels=("learning rate",),
-                                 marks=marks(history, kept_epoch))
+    figure = plots.curves_figure(
+        {label: history},
+        panels=panels,
+        key_labels=labels,
+        log_panels=("learning rate",),
+        marks=marks(history, kept_epoch),
+    )
     return files.write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=plots.DPI))
 
 
@@ -133,8 +146,9 @@ class RunLogs:
     (None: no weight images). Use :meth:`epoch_end` as ``fit``'s hook and :meth:`close` at the end: the figure
     is drawn on a background thread and is complete once :meth:`close` returns."""
 
-    def __init__(self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None,
-                 validation: str = "test"):
+    def __init__(
+        self, directory: str | os.PathLike, image_shape: tuple[int, ...] | None = None, validation: str = "test"
+    ):
         self.directory, self.image_shape, self.validation = Path(directory), image_shape, validation
         self.writer: Any = None  # opened at the first epoch (a tensorboardX EventsWriter)
         self.redrawer: _Redrawer | None = None
@@ -142,8 +156,13 @@ class RunLogs:
         self.history: Mapping[str, Sequence[float]] | None = None  # the last one submitted
 
     def _draw(self, history: Mapping[str, Sequence[float]]) -> None:
-        learning_curves(history, self.directory / CURVES, validation=self.validation,
-                        label=self.directory.resolve().name or "run", kept_epoch=self.kept_epoch)
+        learning_curves(
+            history,
+            self.directory / CURVES,
+            validation=self.validation,
+            label=self.directory.resolve().name or "run",
+            kept_epoch=self.kept_epoch,
+        )
 
     def finish(self, kept_epoch: int | None) -> None:
         """The run ended keeping the weights of 1-based ``kept_epoch`` (early stopping restores the best): the
@@ -183,12 +202,12 @@ class RunLogs:
             self.writer = EventsWriter(str(folder / "events"), filename_suffix=f".epoch{epoch}")
         now = time.time()
         for key, values in history.items():
-            self.writer.write_event(Event(wall_time=now, step=epoch,
-                                          summary=summary.scalar(key, float(values[epoch - 1]))))
+            self.writer.write_event(
+                Event(wall_time=now, step=epoch, summary=summary.scalar(key, float(values[epoch - 1])))
+            )
         first = state.model_config.layer_names()[0]  # the layer that reads the input
         kernel = np.asarray(state.params[first]["kernel"]) if "kernel" in state.params[first] else None
-        if (self.image_shape is not None and kernel is not None
-                and kernel.shape[0] == int(np.prod(self.image_shape))):
+        if self.image_shape is not None and kernel is not None and kernel.shape[0] == int(np.prod(self.image_shape)):
             images = summary.image(f"{first}/kernel", kernel_images(kernel, self.image_shape), dataformats="NCHW")
             self.writer.write_event(Event(wall_time=now, step=epoch, summary=images))
         self.writer.flush()

@@ -83,8 +83,10 @@ class PlainPath:
         self._finalizer = weakref.finalize(self, shutil.rmtree, home, True)  # removes the link, not its target
         if has_glob_characters(self.path):
             self.close()
-            raise UserInputError(f"{directory}: a path with glob characters ({''.join(sorted(GLOB_CHARACTERS))}) "
-                                 f"needs a temporary directory without them, but it is {home}; set TMPDIR")
+            raise UserInputError(
+                f"{directory}: a path with glob characters ({''.join(sorted(GLOB_CHARACTERS))}) "
+                f"needs a temporary directory without them, but it is {home}; set TMPDIR"
+            )
         os.symlink(target, self.path, target_is_directory=True)
 
     def close(self) -> None:
@@ -148,8 +150,11 @@ def quiet():
 def complete_steps(root: Path) -> list[int]:
     """The complete epochs in CheckpointManager directory ``root``, in order: numbered directories that hold
     Orbax's completion mark (temporary, empty or half-made ones are not epochs)."""
-    return sorted(int(e.name) for e in entries(root) if e.name.isdigit() and e.is_dir(follow_symlinks=False)
-                  and os.path.isfile(os.path.join(e.path, COMPLETE_MARK)))
+    return sorted(
+        int(e.name)
+        for e in entries(root)
+        if e.name.isdigit() and e.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(e.path, COMPLETE_MARK))
+    )
 
 
 def entries(root: Path) -> list[os.DirEntry]:
@@ -173,8 +178,9 @@ def set_aside_incomplete_steps(root: Path) -> None:
     refuse to save that epoch again. An empty one is removed; one holding anything is renamed ``N.incomplete``
     (``N.incomplete-2``, ...), which Orbax ignores, so that nothing in it is lost."""
     for entry in entries(root):
-        if not (entry.name.isdigit() and entry.is_dir(follow_symlinks=False)) or \
-                os.path.isfile(os.path.join(entry.path, COMPLETE_MARK)):
+        if not (entry.name.isdigit() and entry.is_dir(follow_symlinks=False)) or os.path.isfile(
+            os.path.join(entry.path, COMPLETE_MARK)
+        ):
             continue
         try:
             os.rmdir(entry.path)  # only ever removes an empty directory
@@ -226,8 +232,12 @@ class EpochWriter:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._plain = PlainPath(self.directory)
             set_aside_incomplete_steps(self.directory / name)
-            self._managers[name] = ocp.CheckpointManager(self._plain.path / name, options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, enable_async_checkpointing=False, cleanup_tmp_directories=True))
+            self._managers[name] = ocp.CheckpointManager(
+                self._plain.path / name,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=keep, enable_async_checkpointing=False, cleanup_tmp_directories=True
+                ),
+            )
         return self._managers[name]
 
     def save(self, epoch: int, arrays: Any, meta: Mapping[str, Any], into: Mapping[str, int]) -> None:
@@ -244,10 +254,12 @@ class EpochWriter:
         size = metadata_bytes(meta)
         if size > MAX_METADATA_BYTES:
             where = self.directory / next(iter(into), "") / str(epoch)
-            raise SaveError(f"{where}: cannot save epoch {epoch}: its metadata (configs and history) would be"
-                            f" {memory.format_bytes(size)}, more than the "
-                            f"{memory.format_bytes(MAX_METADATA_BYTES)} a checkpoint may hold to be read back; the "
-                            "earlier epochs are intact")
+            raise SaveError(
+                f"{where}: cannot save epoch {epoch}: its metadata (configs and history) would be"
+                f" {memory.format_bytes(size)}, more than the "
+                f"{memory.format_bytes(MAX_METADATA_BYTES)} a checkpoint may hold to be read back; the "
+                "earlier epochs are intact"
+            )
         args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(arrays), META: ocp.args.JsonSave(meta)})
         for name, keep in into.items():
             where = self.directory / name / str(epoch)
@@ -257,8 +269,10 @@ class EpochWriter:
             except Exception as e:  # orbax and tensorstore raise many types for an I/O failure
                 self._failed = True
                 remove_partial(self.directory / name)
-                raise SaveError(f"{where}: cannot save epoch {epoch} ({short_error(e)}); its partial files are "
-                                "removed and the earlier epochs are intact") from None
+                raise SaveError(
+                    f"{where}: cannot save epoch {epoch} ({short_error(e)}); its partial files are "
+                    "removed and the earlier epochs are intact"
+                ) from None
 
     def close(self) -> None:
         """Close the Orbax managers (after a failed save, quietly) and the path alias."""
@@ -269,8 +283,9 @@ class EpochWriter:
                         manager.close()
                 except Exception as e:
                     if not self._failed:
-                        raise SaveError(f"{self.directory / name}: cannot finish the checkpoints "
-                                        f"({short_error(e)})") from None
+                        raise SaveError(
+                            f"{self.directory / name}: cannot finish the checkpoints ({short_error(e)})"
+                        ) from None
         finally:
             self._managers.clear()
             if self._plain is not None:
@@ -309,18 +324,22 @@ class EpochReader:
         ocp = orbax_checkpoint()
         meta_file = self.path / META / "metadata"
         if meta_file.is_file() and meta_file.stat().st_size > MAX_METADATA_BYTES:
-            raise UserInputError(f"{meta_file}: {memory.format_bytes(meta_file.stat().st_size)} of metadata; an "
-                                 f"{what}'s is at most {memory.format_bytes(MAX_METADATA_BYTES)}: it is not one")
+            raise UserInputError(
+                f"{meta_file}: {memory.format_bytes(meta_file.stat().st_size)} of metadata; an "
+                f"{what}'s is at most {memory.format_bytes(MAX_METADATA_BYTES)}: it is not one"
+            )
         try:
             meta = self._manager.restore(self.step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
         except Exception as e:
-            raise UserInputError(f"{self.path}: cannot read the checkpoint's metadata ({short_error(e)}); "
-                                 "it is truncated or corrupted") from None
+            raise UserInputError(
+                f"{self.path}: cannot read the checkpoint's metadata ({short_error(e)}); it is truncated or corrupted"
+            ) from None
         if not isinstance(meta, dict) or meta.get("format") != format:
             raise UserInputError(f"{self.path}: not an {what} (its metadata has no format {format!r})")
         if meta.get("version") != version:
-            raise UserInputError(f"{self.path}: checkpoint format version {meta.get('version')!r}; "
-                                 f"this mlpjax reads version {version}")
+            raise UserInputError(
+                f"{self.path}: checkpoint format version {meta.get('version')!r}; this mlpjax reads version {version}"
+            )
         if not isinstance(meta.get("digest"), str):
             raise UserInputError(f"{self.path}: the checkpoint's metadata is invalid (no digest of its arrays)")
         self._meta = meta
@@ -339,25 +358,33 @@ class EpochReader:
         ocp = orbax_checkpoint()
         budget.check_restore(self.path, budget.tree_bytes(abstract), disk_bytes(self.path / STATE))
         try:
-            arrays = self._manager.restore(self.step, args=ocp.args.Composite(
-                **{STATE: ocp.args.StandardRestore(abstract)}))[STATE]
+            arrays = self._manager.restore(
+                self.step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract)})
+            )[STATE]
         except Exception as e:
-            raise UserInputError(f"{self.path}: cannot restore the saved arrays ({short_error(e)}); the checkpoint is "
-                                 f"truncated or corrupted, or does not match {architecture}") from None
+            raise UserInputError(
+                f"{self.path}: cannot restore the saved arrays ({short_error(e)}); the checkpoint is "
+                f"truncated or corrupted, or does not match {architecture}"
+            ) from None
         expected = jax.tree_util.tree_map(lambda a: (tuple(a.shape), np.dtype(a.dtype)), abstract)
         if jax.tree_util.tree_map(lambda a: (np.shape(a), np.asarray(a).dtype), arrays) != expected:
-            raise UserInputError(f"{self.path}: the saved arrays' shapes do not match {architecture}; "
-                                 "the checkpoint is inconsistent")
+            raise UserInputError(
+                f"{self.path}: the saved arrays' shapes do not match {architecture}; the checkpoint is inconsistent"
+            )
         if state_digest(arrays) != self._meta["digest"]:
-            raise UserInputError(f"{self.path}: the saved arrays do not match their checksum; the checkpoint is "
-                                 "corrupted")
+            raise UserInputError(
+                f"{self.path}: the saved arrays do not match their checksum; the checkpoint is corrupted"
+            )
         return arrays
 
 
 def check_finite(path: Path, tree: Any, what: str = "the saved weights or optimizer state") -> None:
     """Refuse ``tree`` (arrays restored from ``path``) if a float leaf holds NaN or an infinity: training never
     saves such weights for a model whose history is finite, so the checkpoint was altered."""
-    if not all(np.isfinite(a).all() for a in jax.tree_util.tree_leaves(tree)
-               if np.issubdtype(np.asarray(a).dtype, np.floating)):
-        raise UserInputError(f"{path}: {what} hold NaN or infinite values; training never saves such an epoch "
-                             "of a model whose history is finite, so the checkpoint was altered")
+    if not all(
+        np.isfinite(a).all() for a in jax.tree_util.tree_leaves(tree) if np.issubdtype(np.asarray(a).dtype, np.floating)
+    ):
+        raise UserInputError(
+            f"{path}: {what} hold NaN or infinite values; training never saves such an epoch "
+            "of a model whose history is finite, so the checkpoint was altered"
+        )

@@ -72,8 +72,14 @@ class Run:
                     (self.directory / name).rmdir()
         self.lock.release(remove_created=unused)
 
-    def fit(self, dataset: data_lib.Dataset | None = None, *, quiet: bool = True,
-            log: Callable[[str], None] | None = None, mesh: jax.sharding.Mesh | None = None) -> FitResult:
+    def fit(
+        self,
+        dataset: data_lib.Dataset | None = None,
+        *,
+        quiet: bool = True,
+        log: Callable[[str], None] | None = None,
+        mesh: jax.sharding.Mesh | None = None,
+    ) -> FitResult:
         """Train up to ``config.epochs`` epochs in all, saving each; metrics.json holds the whole history.
 
         ``mesh`` as for :func:`mlpjax.training.train.fit`. With several processes, every process calls this alike (the
@@ -90,16 +96,24 @@ class Run:
         config = trained_config(self.config, dataset)  # what fit trains with, and so what the checkpoints say
         model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         if ckpt is not None and ckpt.model_config != model_config:
-            raise UserInputError(f"{ckpt.path}: the saved model ({ckpt.model_config.input_dim} features, "
-                                 f"{ckpt.model_config.num_classes} classes) does not fit dataset "
-                                 f"{dataset.name!r} ({dataset.input_dim} features, {dataset.num_classes} classes)")
+            raise UserInputError(
+                f"{ckpt.path}: the saved model ({ckpt.model_config.input_dim} features, "
+                f"{ckpt.model_config.num_classes} classes) does not fit dataset "
+                f"{dataset.name!r} ({dataset.input_dim} features, {dataset.num_classes} classes)"
+            )
         # early stopping keeps the best epoch in DIR/best: a resumed run restores its weights from there
         save_best = self.save_best or config.early_stopping is not None
         best = self._best()
-        writer = checkpoint.Writer(self.directory, config, keep=self.keep, save_best=save_best,
-                                   best_val_loss=math.inf if best is None else best.history["val_loss"][-1])
-        run_logs = (logs.RunLogs(self.directory, dataset.image_shape, config.validation)
-                    if distributed.is_primary() else None)
+        writer = checkpoint.Writer(
+            self.directory,
+            config,
+            keep=self.keep,
+            save_best=save_best,
+            best_val_loss=math.inf if best is None else best.history["val_loss"][-1],
+        )
+        run_logs = (
+            logs.RunLogs(self.directory, dataset.image_shape, config.validation) if distributed.is_primary() else None
+        )
         if ckpt is not None and save_best:
             # The resumed epoch may be better than DIR/best: a kill between the two saves of an epoch, or
             # save_best first asked for now (then the best is tracked from the resumed epoch on).
@@ -111,20 +125,31 @@ class Run:
             if run_logs is not None:
                 run_logs.epoch_end(epoch, state, history)
             if primary:
-                _write_metrics(self.directory, progress_record(
-                    config, history, dataset.describe(), dataclasses.asdict(model_config)))
+                _write_metrics(
+                    self.directory,
+                    progress_record(config, history, dataset.describe(), dataclasses.asdict(model_config)),
+                )
 
         try:
-            result = fit(config, dataset, quiet=quiet, log=log, on_epoch_end=on_epoch_end, mesh=mesh,
-                         resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else
-                                             (best.epoch, best.state.params)) if ckpt else None)
+            result = fit(
+                config,
+                dataset,
+                quiet=quiet,
+                log=log,
+                on_epoch_end=on_epoch_end,
+                mesh=mesh,
+                resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else (best.epoch, best.state.params))
+                if ckpt
+                else None,
+            )
             if run_logs is not None:
                 run_logs.finish(result.kept_epoch)  # the figure marks the epoch whose weights are kept
         except TrainingDiverged as e:
             if ckpt is None and e.epoch == 1:
                 raise  # nothing was saved
-            raise TrainingDiverged(e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as "
-                                   "they were") from None
+            raise TrainingDiverged(
+                e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as they were"
+            ) from None
         finally:
             failing = sys.exc_info()[0] is not None
             writer.close()
@@ -133,8 +158,12 @@ class Run:
                 with contextlib.suppress(Exception) if failing else contextlib.nullcontext():
                     run_logs.close()
         if primary:
-            record = {"complete": True, "epochs_done": len(result.history["loss"]),
-                      "resumed_from_epoch": ckpt.epoch if ckpt else 0, **result.record(earlier)}
+            record = {
+                "complete": True,
+                "epochs_done": len(result.history["loss"]),
+                "resumed_from_epoch": ckpt.epoch if ckpt else 0,
+                **result.record(earlier),
+            }
             _write_metrics(self.directory, record)
         return result
 
@@ -185,8 +214,12 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
 def _refuse_a_run(directory: Path) -> None:
     found = checkpoint.holds_run(directory)
     if found is not None:
-        raise FieldError("output", f"{{field}} {directory}: already holds a training run ({found}); "
-                         f"continue it with {{resume}} {directory} or choose another {{field}}", also=("resume",))
+        raise FieldError(
+            "output",
+            f"{{field}} {directory}: already holds a training run ({found}); "
+            f"continue it with {{resume}} {directory} or choose another {{field}}",
+            also=("resume",),
+        )
 
 
 def refuse_foreign_files(directory: Path, field: str = "output", ours: tuple[str, ...] = ()) -> None:
@@ -206,8 +239,11 @@ def refuse_foreign_files(directory: Path, field: str = "output", ours: tuple[str
     foreign = [n for n in names if n not in mine]
     if foreign and not any(n in ours for n in foreign):
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise FieldError(field, f"{{field}} {directory}: holds files that mlpjax did not write ({shown}); nothing "
-                         "there is replaced: give a new or empty folder")
+        raise FieldError(
+            field,
+            f"{{field}} {directory}: holds files that mlpjax did not write ({shown}); nothing "
+            "there is replaced: give a new or empty folder",
+        )
 
 
 def _prove_writable(directory: Path, field: str) -> None:
@@ -241,8 +277,7 @@ def _claim(directory: Path, field: str) -> RunLock | None:
     return lock
 
 
-def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = None,
-          save_best: bool = False) -> Run:
+def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = None, save_best: bool = False) -> Run:
     """A fresh run into directory ``output``, which must not hold a run already (nothing is overwritten).
 
     Creates the directory, claims it (the Run holds its lock) and checks it can be written; a directory
@@ -260,16 +295,26 @@ def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = 
         except BaseException:
             lock.release(remove_created=True)
             raise
-    return Run(directory, absolute_paths(config), keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
-               save_best=save_best, lock=lock)
+    return Run(
+        directory,
+        absolute_paths(config),
+        keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
+        save_best=save_best,
+        lock=lock,
+    )
 
 
 def _shown(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = None, *, keep: int | None = None,
-           save_best: bool = False) -> Run:
+def resume(
+    directory: str | os.PathLike,
+    changes: Mapping[str, Any] | None = None,
+    *,
+    keep: int | None = None,
+    save_best: bool = False,
+) -> Run:
     """Continue run ``directory`` from its latest complete epoch.
 
     ``changes``: flat TrainConfig fields to set (as :meth:`TrainConfig.replace` takes them). Only
@@ -283,13 +328,15 @@ def resume(directory: str | os.PathLike, changes: Mapping[str, Any] | None = Non
     lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
     if lock is not None and orbax_io.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:  # type: ignore[union-attr]  # a resumed Run has its checkpoint
         lock.release(remove_created=True)  # another run saved an epoch while this one was being read
-        raise FieldError("resume", f"{{field}} {directory}: another run saved into it while it was being read; "
-                         "try again")
+        raise FieldError(
+            "resume", f"{{field}} {directory}: another run saved into it while it was being read; try again"
+        )
     return dataclasses.replace(run, lock=lock)
 
 
-def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | None, *, keep: int | None,
-             save_best: bool) -> Run:
+def _resumed(
+    directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | None, *, keep: int | None, save_best: bool
+) -> Run:
     """The Run that continues ``ckpt`` with ``changes`` (checked; writes nothing, claims nothing)."""
     saved = ckpt.config.to_dict()
     changes = {k: list(v) if k == "hidden" else v for k, v in (changes or {}).items()}
@@ -299,20 +346,34 @@ def _resumed(directory: Path, ckpt: Checkpoint, changes: Mapping[str, Any] | Non
         if name not in saved:
             raise UserInputError(f"unknown training setting {name!r}")
         if name not in RESUMABLE_CHANGES and value != saved[name]:
-            raise FieldError(name, f"{{field}} {_shown(value)} contradicts the checkpoint ({name} {saved[name]!r}); "
-                             "leave it out to resume with the saved settings, or train a new model into another "
-                             "{output}", where=ckpt.path, also=("output",))
+            raise FieldError(
+                name,
+                f"{{field}} {_shown(value)} contradicts the checkpoint ({name} {saved[name]!r}); "
+                "leave it out to resume with the saved settings, or train a new model into another "
+                "{output}",
+                where=ckpt.path,
+                also=("output",),
+            )
     config = absolute_paths(ckpt.config.replace(**changes))
     if config.epochs < ckpt.epoch:  # type: ignore[operator]  # __post_init__ fills epochs: never None
-        raise FieldError("epochs", f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
-                         f"{{field}} is the total, so give at least {ckpt.epoch}")
+        raise FieldError(
+            "epochs",
+            f"{{field}} {config.epochs}: {directory} already holds {ckpt.epoch} epochs; "
+            f"{{field}} is the total, so give at least {ckpt.epoch}",
+        )
     # the optimizer (a static field of the state) is rebuilt by fit from the config, a changed --lr included
-    return Run(directory, config, keep=ckpt.keep if keep is None else keep, save_best=save_best or ckpt.save_best,
-               checkpoint=ckpt)
+    return Run(
+        directory,
+        config,
+        keep=ckpt.keep if keep is None else keep,
+        save_best=save_best or ckpt.save_best,
+        checkpoint=ckpt,
+    )
 
 
-def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
-                data_dir: str | os.PathLike | None = None) -> data_lib.Dataset:
+def dataset_for(
+    ckpt: Checkpoint, dataset: str | None = None, data_dir: str | os.PathLike | None = None
+) -> data_lib.Dataset:
     """The dataset ``ckpt`` was trained on (or ``dataset``), checked to fit its model; a ``data_dir`` for a dataset
     that reads no folder is refused (:func:`mlpjax.data.check_data_dir`)."""
     name = dataset or ckpt.config.dataset
@@ -322,24 +383,39 @@ def dataset_for(ckpt: Checkpoint, dataset: str | None = None,
     ds = data_lib.load_dataset(name, folder, label_column=ckpt.config.label_column if same else None)
     m = ckpt.model_config
     if (ds.input_dim, ds.num_classes) != (m.input_dim, m.num_classes):
-        raise UserInputError(f"{ckpt.path}: the model takes {m.input_dim} features and {m.num_classes} "
-                             f"classes but dataset {name!r} has {ds.input_dim} and {ds.num_classes}")
+        raise UserInputError(
+            f"{ckpt.path}: the model takes {m.input_dim} features and {m.num_classes} "
+            f"classes but dataset {name!r} has {ds.input_dim} and {ds.num_classes}"
+        )
     return ds
 
 
-def evaluate(directory: str | os.PathLike, *, dataset: str | None = None, data_dir: str | os.PathLike | None = None,
-             best: bool = False) -> dict[str, Any]:
+def evaluate(
+    directory: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    best: bool = False,
+) -> dict[str, Any]:
     """Test loss and metrics of a saved model: ``checkpoint``, ``epoch``, ``dataset``, ``test_loss``,
     ``test_accuracy``, ``test_metrics`` (:func:`mlpjax.training.steps.summarize`'s), ``confusion``
     (``(C, C)`` counts as lists, row: true class), ``per_class`` (precision, recall, support lists) and
     ``class_names``."""
     ckpt = checkpoint.restore(directory, best=best)
     ds = dataset_for(ckpt, dataset, data_dir)
-    evaluator = prepare_evaluate(ckpt.state.params, Rows.from_dataset(ds, "test"), model_config=ckpt.model_config,
-                                 loss_name=ckpt.config.loss)
+    evaluator = prepare_evaluate(
+        ckpt.state.params, Rows.from_dataset(ds, "test"), model_config=ckpt.model_config, loss_name=ckpt.config.loss
+    )
     sums = evaluator.sums(ckpt.state.params)
     metrics, confusion = summarize(sums), np.asarray(sums["confusion"])
-    return {"checkpoint": str(ckpt.path), "epoch": ckpt.epoch, "dataset": ds.name, "test_loss": metrics["loss"],
-            "test_accuracy": metrics["accuracy"], "test_metrics": metrics,
-            "confusion": confusion.astype(int).tolist(), "per_class": metrics_lib.per_class(confusion),
-            "class_names": list(ds.class_names) or [str(c) for c in range(ds.num_classes)]}
+    return {
+        "checkpoint": str(ckpt.path),
+        "epoch": ckpt.epoch,
+        "dataset": ds.name,
+        "test_loss": metrics["loss"],
+        "test_accuracy": metrics["accuracy"],
+        "test_metrics": metrics,
+        "confusion": confusion.astype(int).tolist(),
+        "per_class": metrics_lib.per_class(confusion),
+        "class_names": list(ds.class_names) or [str(c) for c in range(ds.num_classes)],
+    }

@@ -59,8 +59,12 @@ class Plan:
     strategy: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": FORMAT_VERSION, "strategy": self.strategy,
-                "configs": [c.to_dict() for c in self.configs]}
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "strategy": self.strategy,
+            "configs": [c.to_dict() for c in self.configs],
+        }
 
 
 def load_plan(directory: str | os.PathLike) -> Plan:
@@ -74,8 +78,10 @@ def load_plan(directory: str | os.PathLike) -> Plan:
     with files.open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size > MAX_PLAN_BYTES:
-            raise UserInputError(f"{path}: {memory.format_bytes(size)}; a sweep plan is at most "
-                                 f"{memory.format_bytes(MAX_PLAN_BYTES)}: it is not one")
+            raise UserInputError(
+                f"{path}: {memory.format_bytes(size)}; a sweep plan is at most "
+                f"{memory.format_bytes(MAX_PLAN_BYTES)}: it is not one"
+            )
         text = f.read(MAX_PLAN_BYTES + 1)
     try:
         d = json.loads(text)
@@ -84,10 +90,15 @@ def load_plan(directory: str | os.PathLike) -> Plan:
     if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != FORMAT_VERSION:
         raise UserInputError(f"{path}: not an mlpjax sweep plan of version {FORMAT_VERSION}")
     configs, strategy = d.get("configs"), d.get("strategy")
-    if strategy not in ("vmap", "sequential") or not isinstance(configs, list) or not configs or \
-            not all(isinstance(c, dict) for c in configs):
-        raise UserInputError(f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a "
-                             "non-empty list of configs)")
+    if (
+        strategy not in ("vmap", "sequential")
+        or not isinstance(configs, list)
+        or not configs
+        or not all(isinstance(c, dict) for c in configs)
+    ):
+        raise UserInputError(
+            f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a non-empty list of configs)"
+        )
     try:
         return Plan([TrainConfig.from_dict(c) for c in configs], strategy)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
@@ -111,15 +122,21 @@ class SweepCheckpoints:
             if directory.exists() and not directory.is_dir():
                 raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
             if (directory / PLAN).exists():
-                raise FieldError("output", f"{{field}} {directory}: already holds a sweep; continue it with "
-                                 f"{{resume}} {directory} or choose another {{field}}", also=("resume",))
+                raise FieldError(
+                    "output",
+                    f"{{field}} {directory}: already holds a sweep; continue it with "
+                    f"{{resume}} {directory} or choose another {{field}}",
+                    also=("resume",),
+                )
             refuse_foreign_files(directory, ours=("groups", "runs"))  # nothing of the user's is replaced
             text = json.dumps(plan.to_dict(), indent=2) + "\n"
             if len(text.encode()) > MAX_PLAN_BYTES:  # what a sweep writes, it must read back (load_plan)
-                raise UserInputError(f"the plan of {len(plan.configs)} models would take "
-                                     f"{memory.format_bytes(len(text.encode()))}, more than the "
-                                     f"{memory.format_bytes(MAX_PLAN_BYTES)} a sweep folder may hold; sweep fewer "
-                                     "models")
+                raise UserInputError(
+                    f"the plan of {len(plan.configs)} models would take "
+                    f"{memory.format_bytes(len(text.encode()))}, more than the "
+                    f"{memory.format_bytes(MAX_PLAN_BYTES)} a sweep folder may hold; sweep fewer "
+                    "models"
+                )
             try:  # the checks a run's output gets: a parent that is a file, a read-only disk, a broken link
                 files.make_folder(directory)
                 files.write_text(directory / PLAN, text, replace=False)
@@ -131,20 +148,31 @@ class SweepCheckpoints:
         """``on_epoch_end`` of group ``g``: saves where it could start again (its stacked state, histories and each
         model's best weights where early stopping keeps them) as epoch ``epoch``; a failure is
         :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs kept)."""
+
         def save(epoch: int, start: GroupStart) -> None:
             state, best = start.state, start.best or [None] * len(start.histories)
             arrays = stack.stack_arrays(state)
             if any(b is not None for b in best):  # models without best weights yet: their weights now, unused
-                arrays = {**arrays, BEST: jax.tree_util.tree_map(lambda *a: np.stack(a), *[
-                    stack.member(state, k).params if b is None else b[1] for k, b in enumerate(best)])}
-            meta = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": epoch,
-                    "configs": [c.to_dict() for c in self._configs(g)],
-                    "model_config": dataclasses.asdict(state.model_config),
-                    "histories": [{k: list(v) for k, v in h.items()} for h in start.histories],
-                    "best_epochs": [None if b is None else b[0] for b in best]}
+                arrays = {
+                    **arrays,
+                    BEST: jax.tree_util.tree_map(
+                        lambda *a: np.stack(a),
+                        *[stack.member(state, k).params if b is None else b[1] for k, b in enumerate(best)],
+                    ),
+                }
+            meta = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "epoch": epoch,
+                "configs": [c.to_dict() for c in self._configs(g)],
+                "model_config": dataclasses.asdict(state.model_config),
+                "histories": [{k: list(v) for k, v in h.items()} for h in start.histories],
+                "best_epochs": [None if b is None else b[0] for b in best],
+            }
             if self.writer is None:
                 self.writer = orbax_io.EpochWriter(self.directory)
             self.writer.save(epoch, arrays, meta, {f"{GROUPS}/{g}": KEEP})
+
         return save
 
     def _configs(self, g: int) -> list[TrainConfig]:
@@ -166,43 +194,60 @@ class SweepCheckpoints:
                 model_config = ModelConfig(**meta["model_config"])
                 histories = [_history(h) for h in meta["histories"]]
                 epoch = check_int("epoch", meta["epoch"])
-                best_epochs = [None if e is None else check_int("best_epochs", e)
-                               for e in meta.get("best_epochs") or [None] * len(histories)]
+                best_epochs = [
+                    None if e is None else check_int("best_epochs", e)
+                    for e in meta.get("best_epochs") or [None] * len(histories)
+                ]
             except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
                 # UserInputError is a ValueError: its message is kept
                 raise UserInputError(f"{path}: the group's metadata is invalid ({orbax_io.short_error(e)})") from None
             if saved != list(configs):
-                raise UserInputError(f"{path}: the saved group does not match the sweep's plan; the folder is "
-                                     "inconsistent")
+                raise UserInputError(
+                    f"{path}: the saved group does not match the sweep's plan; the folder is inconsistent"
+                )
             # a model that stopped early or diverged has fewer epochs than the group; each at most the group's
             lengths = [{len(v) for v in h.values()} for h in histories]
-            if epoch != step or len(histories) != len(configs) or len(best_epochs) != len(configs) or \
-                    any(len(n) != 1 or max(n) > step for n in lengths) or \
-                    any(e is not None and e > len(h["loss"]) for e, h in zip(best_epochs, histories, strict=True)):
-                raise UserInputError(f"{path}: the metadata says epoch {epoch} with {len(histories)} histories; "
-                                     f"expected {step} epochs of {len(configs)} models; the checkpoint is inconsistent")
+            if (
+                epoch != step
+                or len(histories) != len(configs)
+                or len(best_epochs) != len(configs)
+                or any(len(n) != 1 or max(n) > step for n in lengths)
+                or any(e is not None and e > len(h["loss"]) for e, h in zip(best_epochs, histories, strict=True))
+            ):
+                raise UserInputError(
+                    f"{path}: the metadata says epoch {epoch} with {len(histories)} histories; "
+                    f"expected {step} epochs of {len(configs)} models; the checkpoint is inconsistent"
+                )
             if not _same_architecture(model_config, configs[0]):
-                raise UserInputError(f"{path}: the saved model {model_config} does not match the sweep's plan; the "
-                                     "checkpoint is inconsistent")
+                raise UserInputError(
+                    f"{path}: the saved model {model_config} does not match the sweep's plan; the "
+                    "checkpoint is inconsistent"
+                )
             abstract = jax.eval_shape(lambda: stack.group_state(configs, model_config))
             wanted = stack.stack_arrays(abstract)
             if any(e is not None for e in best_epochs):
                 wanted = {**wanted, BEST: abstract.params}
             arrays = epoch_reader.arrays(wanted, f"the group's architecture ({model_config})")
-        best = [None if e is None else (e, jax.tree_util.tree_map(lambda a, k=k: np.asarray(a)[k], arrays[BEST]))
-                for k, e in enumerate(best_epochs)]
+        best = [
+            None if e is None else (e, jax.tree_util.tree_map(lambda a, k=k: np.asarray(a)[k], arrays[BEST]))
+            for k, e in enumerate(best_epochs)
+        ]
         arrays = {k: v for k, v in arrays.items() if k != BEST}
         for k, h in enumerate(histories):
             # a model still training has finite weights; one that diverged may not (frozen with them, or trained
             # on with NaN in its history): only the models whose history is the group's and finite are checked
             if len(h["loss"]) == step and all(math.isfinite(x) for v in h.values() for x in v):
-                orbax_io.check_finite(path, jax.tree_util.tree_map(lambda a, k=k: np.asarray(a)[k], (
-                    arrays["params"], arrays["opt_state"])), f"model {k + 1}'s saved weights or optimizer state")
+                orbax_io.check_finite(
+                    path,
+                    jax.tree_util.tree_map(lambda a, k=k: np.asarray(a)[k], (arrays["params"], arrays["opt_state"])),
+                    f"model {k + 1}'s saved weights or optimizer state",
+                )
         return GroupStart(abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays)), histories, best)
 
     def fit_for(self, i: int) -> Callable[..., Any]:
         """A ``fit`` for sequential model ``i``: its run directory ``DIR/runs/<i>``, resumed where it holds a run,
         else started (a model interrupted or failed before its first complete epoch starts again)."""
+
         def fit(config: TrainConfig, dataset, *, log=None, on_epoch_end=None):
             folder = self.directory / RUNS / str(i)
             saved = folder.is_dir() and checkpoint.holds_run(folder) is not None
@@ -211,6 +256,7 @@ class SweepCheckpoints:
                 one.close()
                 raise UserInputError(f"{folder}: holds another model than the sweep's plan")
             return one.fit(dataset, log=log)
+
         return fit
 
     def close(self) -> None:
@@ -230,4 +276,5 @@ def _same_architecture(saved: ModelConfig, config: TrainConfig) -> bool:
     """Whether ``saved`` is ``config``'s model (for the saved data's sizes; a group's dropout rates are in its
     state)."""
     return dataclasses.replace(saved, dropout=0.0) == dataclasses.replace(
-        config.model_config(saved.input_dim, saved.num_classes), dropout=0.0)
+        config.model_config(saved.input_dim, saved.num_classes), dropout=0.0
+    )

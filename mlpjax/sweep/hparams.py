@@ -81,8 +81,11 @@ def _extreme(values: Sequence[float], pick) -> float:
 
 def metrics(run: ModelRun) -> dict[str, float]:
     """A model's metrics (module docstring), tags with the :data:`METRIC` prefix."""
-    test = {"loss": run.test_metrics.get("loss", math.nan), "accuracy": run.test_metrics.get("accuracy", math.nan),
-            **run.test_metrics}
+    test = {
+        "loss": run.test_metrics.get("loss", math.nan),
+        "accuracy": run.test_metrics.get("accuracy", math.nan),
+        **run.test_metrics,
+    }
     found = {f"{METRIC}test_{k}": float(v) for k, v in test.items()}
     found[f"{METRIC}best_val_loss"] = _extreme(run.history.get("val_loss", []), min)
     found[f"{METRIC}best_val_accuracy"] = _extreme(run.history.get("val_accuracy", []), max)
@@ -99,12 +102,16 @@ def _events(run: ModelRun, hp: dict[str, bool | str | float]) -> list[Any]:
     from tensorboardX.proto.event_pb2 import Event
 
     now = time.time()
-    found = [Event(wall_time=now, step=epoch, summary=summary.scalar(key, float(np.asarray(value))))
-             for key, values in run.history.items() for epoch, value in enumerate(values, start=1)]
+    found = [
+        Event(wall_time=now, step=epoch, summary=summary.scalar(key, float(np.asarray(value))))
+        for key, values in run.history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
     found += [Event(wall_time=now, summary=s) for s in summary.hparams(hp, metrics(run))]
     epochs = len(run.history.get("loss", []))
-    found += [Event(wall_time=now, step=epochs, summary=summary.scalar(tag, value))
-              for tag, value in metrics(run).items()]
+    found += [
+        Event(wall_time=now, step=epochs, summary=summary.scalar(tag, value)) for tag, value in metrics(run).items()
+    ]
     return found
 
 

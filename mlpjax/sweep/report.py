@@ -49,10 +49,14 @@ def _val_note(runs: Sequence[ModelRun]) -> str:
     kinds = {r.config.validation for r in runs}
     if kinds == {"test"}:
         return "(test = the test split, as `val_*` in the histories)."
-    where = "a validation split" if kinds == {"split"} else \
-        "a validation split where validation_split > 0, else the test set"
-    return (f"(test = the test split, evaluated after the last epoch; `val_*` in the histories and curves.png = "
-            f"{where}).")
+    where = (
+        "a validation split"
+        if kinds == {"split"}
+        else "a validation split where validation_split > 0, else the test set"
+    )
+    return (
+        f"(test = the test split, evaluated after the last epoch; `val_*` in the histories and curves.png = {where})."
+    )
 
 
 def settings(runs: Sequence[ModelRun]) -> dict[str, list[ModelRun]]:
@@ -72,17 +76,26 @@ def _pm(values: Sequence[float]) -> str:
 
 def summary_markdown(result: SweepResult) -> str:
     """The table of ``summary.md``: per setting, the seeds and mean ± sample std of the final figures."""
-    lines = [f"# Sweep: {len(result.runs)} models in {len(result.groups)} group(s), strategy {result.strategy}, "
-             f"{result.seconds:.1f} s", "",
-             "| setting | seeds | test accuracy | test loss | train loss | diverged |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Sweep: {len(result.runs)} models in {len(result.groups)} group(s), strategy {result.strategy}, "
+        f"{result.seconds:.1f} s",
+        "",
+        "| setting | seeds | test accuracy | test loss | train loss | diverged |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, runs in settings(result.runs).items():
         seeds = ", ".join(str(r.config.seed) for r in runs)
-        lines.append(f"| {label} | {seeds} | {_pm([r.test_metrics['accuracy'] for r in runs])} | "
-                     f"{_pm([r.test_metrics['loss'] for r in runs])} | "
-                     f"{_pm([r.history['loss'][-1] if r.history['loss'] else np.nan for r in runs])} | "
-                     f"{sum(r.diverged is not None for r in runs)} |")
-    lines += ["", "Mean ± sample standard deviation over the seeds of each setting, after the last epoch "
-              + _val_note(result.runs)]
+        lines.append(
+            f"| {label} | {seeds} | {_pm([r.test_metrics['accuracy'] for r in runs])} | "
+            f"{_pm([r.test_metrics['loss'] for r in runs])} | "
+            f"{_pm([r.history['loss'][-1] if r.history['loss'] else np.nan for r in runs])} | "
+            f"{sum(r.diverged is not None for r in runs)} |"
+        )
+    lines += [
+        "",
+        "Mean ± sample standard deviation over the seeds of each setting, after the last epoch "
+        + _val_note(result.runs),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -94,14 +107,18 @@ def write(output: str | os.PathLike, result: SweepResult, extra: dict[str, Any] 
     folder = Path(output)
     files.write_json(folder / RESULTS, {**result.record(), **(extra or {})})
     files.write_text(folder / SUMMARY, summary_markdown(result))
-    curves = {label: [r.history for r in runs if r.history["val_loss"]]
-              for label, runs in settings(result.runs).items()}
+    curves = {
+        label: [r.history for r in runs if r.history["val_loss"]] for label, runs in settings(result.runs).items()
+    }
     curves = {label: h for label, h in curves.items() if h}
     paths = {RESULTS: folder / RESULTS, SUMMARY: folder / SUMMARY}
     if curves:
         val = val_name(result.runs)
         paths[CURVES] = plots.training_curves(
-            curves, folder / CURVES, panels=((f"{val} loss", ("val_loss",)), (f"{val} accuracy", ("val_accuracy",))),
-            title=f"Sweep: {val} curves per setting (mean ± std over seeds)")
+            curves,
+            folder / CURVES,
+            panels=((f"{val} loss", ("val_loss",)), (f"{val} accuracy", ("val_accuracy",))),
+            title=f"Sweep: {val} curves per setting (mean ± std over seeds)",
+        )
     paths[hparams.TENSORBOARD] = hparams.write(folder, result)
     return paths

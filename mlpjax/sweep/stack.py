@@ -45,13 +45,19 @@ def member_state(config: TrainConfig, model_config: model.ModelConfig, steps_per
     (its ``dropout`` is ignored by training: ``dropout_rate`` rules)."""
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model_config)
     tx = schedules.make_group_optimizer(config, steps_per_epoch)
-    return state.replace(tx=tx, opt_state=tx.init(state.params),
-                         dropout_rate=jnp.asarray(config.model.dropout, jnp.float32))
+    return state.replace(
+        tx=tx, opt_state=tx.init(state.params), dropout_rate=jnp.asarray(config.model.dropout, jnp.float32)
+    )
 
 
 def _leaves(state: TrainState) -> dict[str, Any]:
-    return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "key": state.key,
-            "dropout_rate": state.dropout_rate}
+    return {
+        "step": state.step,
+        "params": state.params,
+        "opt_state": state.opt_state,
+        "key": state.key,
+        "dropout_rate": state.dropout_rate,
+    }
 
 
 def stack_states(states: Sequence[TrainState]) -> TrainState:
@@ -81,14 +87,16 @@ def learning_rates(state: TrainState) -> np.ndarray:
     return np.asarray(_injected(state.opt_state).hyperparams["lr"])
 
 
-def group_state(configs: Sequence[TrainConfig], model_config: model.ModelConfig, steps_per_epoch: int = 1
-                ) -> TrainState:
+def group_state(
+    configs: Sequence[TrainConfig], model_config: model.ModelConfig, steps_per_epoch: int = 1
+) -> TrainState:
     """The fresh stacked state of a group: :func:`member_state` of each config, stacked (``K = len(configs)``)."""
     return stack_states([member_state(c, model_config, steps_per_epoch) for c in configs])
 
 
-def group_epoch(state: TrainState, rows: Rows, epoch: jax.Array, active: jax.Array, *, batch_size: int
-                ) -> tuple[TrainState, dict[str, jax.Array]]:
+def group_epoch(
+    state: TrainState, rows: Rows, epoch: jax.Array, active: jax.Array, *, batch_size: int
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """:func:`mlpjax.training.steps.train_epoch` of every model of the stacked ``state`` on the same ``rows``: the new
     stacked state and ``loss``, ``accuracy`` of shape ``(K,)``. Model ``k`` consumes its own shuffle key of
     ``epoch`` and its dropout keys, as one run of it would; where ``active`` (``(K,)`` bool) is False, its state
@@ -107,8 +115,9 @@ def set_member(tree: Any, k: int, value: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, v: a.at[k].set(jnp.asarray(v, a.dtype)), tree, value)
 
 
-def group_evaluate_sums(params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str,
-                        batch_size: int = 1000) -> dict[str, jax.Array]:
+def group_evaluate_sums(
+    params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str, batch_size: int = 1000
+) -> dict[str, jax.Array]:
     """:func:`mlpjax.training.steps.evaluate_sums` of stacked ``params`` (leading axis ``K``): each sum with a leading
     ``K`` axis. Inference mode (no randomness). Jit with everything but ``params`` and ``rows`` static."""
     fn = functools.partial(evaluate_sums, model_config=model_config, loss_name=loss_name, batch_size=batch_size)
@@ -120,8 +129,7 @@ def model_mesh(devices: int | None = None) -> Mesh:
     found = jax.devices()
     devices = len(found) if devices is None else devices
     if not 1 <= devices <= len(found):
-        raise FieldError("devices", f"must be between 1 and {len(found)} (the devices found), "
-                                    f"got {devices}")
+        raise FieldError("devices", f"must be between 1 and {len(found)} (the devices found), got {devices}")
     return Mesh(np.asarray(found[:devices]), (MODELS,))
 
 

@@ -92,8 +92,10 @@ def grid(base: Mapping[str, Any], lists: Mapping[str, Sequence[Any]]) -> list[Tr
             if shown in seen:
                 raise FieldError(name, f"lists {shown!r} twice; give each value once")
             seen.add(shown)
-    return [TrainConfig.from_dict({**base, **dict(zip(names, combo, strict=True))})
-            for combo in itertools.product(*(lists[n] for n in names))]
+    return [
+        TrainConfig.from_dict({**base, **dict(zip(names, combo, strict=True))})
+        for combo in itertools.product(*(lists[n] for n in names))
+    ]
 
 
 def check_product(lengths: Mapping[str, int]) -> int:
@@ -107,19 +109,25 @@ def check_product(lengths: Mapping[str, int]) -> int:
     if models > MAX_MODELS:
         why = f"more than the {MAX_MODELS:,} a sweep may train"
     elif needed > available:
-        why = (f"whose plan would need {memory.format_bytes(needed)}, more than the "
-               f"{memory.format_bytes(available)} of memory available")
+        why = (
+            f"whose plan would need {memory.format_bytes(needed)}, more than the "
+            f"{memory.format_bytes(available)} of memory available"
+        )
     else:
         return models
     first = longest[0]
-    raise FieldError(first, f"{listed.replace('{' + first + '}', '{field}')} make {models:,} models, {why}; "
-                     "list fewer values", also=tuple(longest[1:]))
+    raise FieldError(
+        first,
+        f"{listed.replace('{' + first + '}', '{field}')} make {models:,} models, {why}; list fewer values",
+        also=tuple(longest[1:]),
+    )
 
 
 def group_key(config: TrainConfig) -> tuple:
     """What a group shares: every flat field but :data:`VARYING` (``hidden`` as a tuple)."""
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(config.to_dict().items())
-                 if k not in VARYING)
+    return tuple(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(config.to_dict().items()) if k not in VARYING
+    )
 
 
 def groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
@@ -156,9 +164,16 @@ class ModelRun:
     kept_epoch: int | None = None
 
     def record(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "history": self.history, "test_loss": self.test_metrics.get("loss"),
-                "test_accuracy": self.test_metrics.get("accuracy"), "test_metrics": self.test_metrics,
-                "diverged": self.diverged, "kept_epoch": self.kept_epoch, **self.callbacks}
+        return {
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "test_loss": self.test_metrics.get("loss"),
+            "test_accuracy": self.test_metrics.get("accuracy"),
+            "test_metrics": self.test_metrics,
+            "diverged": self.diverged,
+            "kept_epoch": self.kept_epoch,
+            **self.callbacks,
+        }
 
 
 @dataclasses.dataclass
@@ -200,24 +215,37 @@ class _Group:
         if self.padded > k:
             arrays = stack.stack_arrays(state)
             extra = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a[-1:]), self.padded - k, 0), arrays)
-            state = state.replace(**jax.tree_util.tree_map(lambda a, b: np.concatenate([np.asarray(a), b]),
-                                                           arrays, extra))
+            state = state.replace(
+                **jax.tree_util.tree_map(lambda a, b: np.concatenate([np.asarray(a), b]), arrays, extra)
+            )
         self.state = stack.shard_models(state, mesh)
         self.train_rows = stack.replicate(Rows.from_dataset(plan.train, "train"), mesh)
         self.val_rows = stack.replicate(Rows.from_dataset(plan.val, "test"), mesh)
-        self.out: dict[str, Any] = ({} if mesh is None else
-                                    {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))})
+        self.out: dict[str, Any] = (
+            {} if mesh is None else {"out_shardings": NamedSharding(mesh, PartitionSpec(stack.MODELS))}
+        )
         t0 = time.perf_counter()
-        self.epoch_fn = jax.jit(functools.partial(stack.group_epoch, batch_size=plan.config.batch_size),
-                                donate_argnums=0, **self.out).lower(
-            self.state, self.train_rows, np.int32(0), np.ones(self.padded, bool)).compile()
+        self.epoch_fn = (
+            jax.jit(
+                functools.partial(stack.group_epoch, batch_size=plan.config.batch_size), donate_argnums=0, **self.out
+            )
+            .lower(self.state, self.train_rows, np.int32(0), np.ones(self.padded, bool))
+            .compile()
+        )
         self.eval_fn = self._evaluation(self.val_rows)
         self.compile_seconds = time.perf_counter() - t0
 
     def _evaluation(self, rows: Rows):
-        return jax.jit(functools.partial(stack.group_evaluate_sums, model_config=self.plan.model_config,
-                                         loss_name=self.plan.config.loss), **self.out).lower(
-            self.state.params, rows).compile()
+        return (
+            jax.jit(
+                functools.partial(
+                    stack.group_evaluate_sums, model_config=self.plan.model_config, loss_name=self.plan.config.loss
+                ),
+                **self.out,
+            )
+            .lower(self.state.params, rows)
+            .compile()
+        )
 
     def _figures(self, sums) -> list[loop.Figures]:
         sums = jax.device_get(sums)
@@ -252,26 +280,37 @@ class _Group:
         self.state = stack.shard_models(self.state.replace(opt_state=opt_state), self.mesh)
 
     def set_params(self, k: int, params: Any) -> None:
-        self.state = stack.shard_models(self.state.replace(params=stack.set_member(self.state.params, k, params)),
-                                        self.mesh)
+        self.state = stack.shard_models(
+            self.state.replace(params=stack.set_member(self.state.params, k, params)), self.mesh
+        )
 
     def real(self) -> TrainState:
         """The first ``k`` models of the stacked state, as host arrays."""
-        return self.state.replace(**jax.tree_util.tree_map(lambda a: np.asarray(jax.device_get(a))[:self.k],
-                                                           stack.stack_arrays(self.state)))
+        return self.state.replace(
+            **jax.tree_util.tree_map(lambda a: np.asarray(jax.device_get(a))[: self.k], stack.stack_arrays(self.state))
+        )
 
 
 def _epoch_line(where: str, epoch: int, epochs: int, done: Sequence[loop.Epoch | None], seconds: float) -> str:
     ran = [d for d in done if d is not None]
     val = [d.val["accuracy"] for d in ran]
-    return (f"{where} epoch {epoch}/{epochs}: loss {np.mean([d.train['loss'] for d in ran]):.4f} "
-            f"(mean of {len(ran)}{'' if len(ran) == len(done) else f' still training of {len(done)}'}) "
-            f"val_accuracy {np.mean(val):.4f} (min {min(val):.4f}, max {max(val):.4f}) ({seconds:.2f} s)")
+    return (
+        f"{where} epoch {epoch}/{epochs}: loss {np.mean([d.train['loss'] for d in ran]):.4f} "
+        f"(mean of {len(ran)}{'' if len(ran) == len(done) else f' still training of {len(done)}'}) "
+        f"val_accuracy {np.mean(val):.4f} (min {min(val):.4f}, max {max(val):.4f}) ({seconds:.2f} s)"
+    )
 
 
-def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, *, mesh: Mesh | None = None,
-                     start: GroupStart | None = None, on_epoch_end: GroupHook | None = None,
-                     log: Log | None = None, where: str = "group") -> tuple[list[ModelRun], GroupRun]:
+def train_group_vmap(
+    configs: Sequence[TrainConfig],
+    dataset: data_lib.Dataset,
+    *,
+    mesh: Mesh | None = None,
+    start: GroupStart | None = None,
+    on_epoch_end: GroupHook | None = None,
+    log: Log | None = None,
+    where: str = "group",
+) -> tuple[list[ModelRun], GroupRun]:
     """Train the group ``configs`` (one :func:`group_key`) as one vmapped program for ``configs[0].epochs``,
     through the epoch loop that ``fit`` runs (:mod:`mlpjax.training.loop`): every TrainConfig field honoured.
 
@@ -291,10 +330,17 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
     def params_of(i: int) -> Any:  # model i's weights in the group's state now (read when asked)
         return jax.tree_util.tree_map(lambda a: a[i], state.params)
 
-    members = [loop.Member.start(c, plan.steps_per_epoch, plan.model_config.num_classes,
-                                 start.histories[i] if start else None, functools.partial(params_of, i),
-                                 start.best[i] if start and start.best else None)
-               for i, c in enumerate(trained)]
+    members = [
+        loop.Member.start(
+            c,
+            plan.steps_per_epoch,
+            plan.model_config.num_classes,
+            start.histories[i] if start else None,
+            functools.partial(params_of, i),
+            start.best[i] if start and start.best else None,
+        )
+        for i, c in enumerate(trained)
+    ]
     if start:  # a model that stopped short of the group without stopping early had diverged
         done = max(m.done for m in members)
         for m in members:
@@ -312,30 +358,49 @@ def train_group_vmap(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, 
             log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
             for i, m in enumerate(members):
                 if rescaled[i]:
-                    log(f"{where} model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
-                        f"learning rate x{m.calls.scale:g}")
+                    log(
+                        f"{where} model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
+                        f"learning rate x{m.calls.scale:g}"
+                    )
                 if done[i] is not None and m.calls.stopped:
                     log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
 
     def snapshot() -> GroupStart:
-        best = [None if m.calls.best_params is None or m.calls.early is None
-                else (m.calls.early.best_epoch, m.calls.best_params)
-                for m in members]
+        best = [
+            None
+            if m.calls.best_params is None or m.calls.early is None
+            else (m.calls.early.best_epoch, m.calls.best_params)
+            for m in members
+        ]
         return GroupStart(program.real(), [m.history for m in members], best)
 
-    last = loop.run_epochs(program, members, plan.config.epochs, report=report, on_epoch_end=(  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
-        None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())))
+    last = loop.run_epochs(
+        program,
+        members,
+        plan.config.epochs,  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
+        report=report,
+        on_epoch_end=(None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())),
+    )
     loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
-    runs = [ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
-            for c, m, t in zip(configs, members, tests, strict=True)]
-    return runs, GroupRun([], "vmap", program.compile_seconds + test_seconds, epoch_seconds,
-                          1 if mesh is None else mesh.size)
+    runs = [
+        ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
+        for c, m, t in zip(configs, members, tests, strict=True)
+    ]
+    return runs, GroupRun(
+        [], "vmap", program.compile_seconds + test_seconds, epoch_seconds, 1 if mesh is None else mesh.size
+    )
 
 
-def train_sequential(config: TrainConfig, dataset: data_lib.Dataset, *, log: Log | None = None,
-                     where: str = "model", fit: Callable[..., Any] | None = None,
-                     on_epoch_end: Callable[[int, Any], None] | None = None) -> tuple[ModelRun, GroupRun]:
+def train_sequential(
+    config: TrainConfig,
+    dataset: data_lib.Dataset,
+    *,
+    log: Log | None = None,
+    where: str = "model",
+    fit: Callable[..., Any] | None = None,
+    on_epoch_end: Callable[[int, Any], None] | None = None,
+) -> tuple[ModelRun, GroupRun]:
     """One model by :func:`mlpjax.training.train.fit` (or ``fit``, called alike: e.g. a checkpointed run's, which calls
     no ``on_epoch_end``), as a group of one; ``on_epoch_end(epoch, params)`` after each epoch. A diverged model
     is recorded, not raised: its history up to the epoch before."""
@@ -352,8 +417,10 @@ def train_sequential(config: TrainConfig, dataset: data_lib.Dataset, *, log: Log
     except train.TrainingDiverged as e:
         nan = {"loss": math.nan, "accuracy": math.nan}
         return ModelRun(config, seen[0], nan, e.epoch), GroupRun([], "sequential", 0.0, [])
-    return (ModelRun(config, result.history, result.test_metrics, None, result.callbacks, result.kept_epoch),
-            GroupRun([], "sequential", result.compile_seconds, result.epoch_seconds))
+    return (
+        ModelRun(config, result.history, result.test_metrics, None, result.callbacks, result.kept_epoch),
+        GroupRun([], "sequential", result.compile_seconds, result.epoch_seconds),
+    )
 
 
 @dataclasses.dataclass
@@ -367,15 +434,19 @@ class SweepResult:
 
     def record(self) -> dict[str, Any]:
         """``results.json``: ``runs`` (config, history, test_loss, test_accuracy) and ``groups``."""
-        return {"strategy": self.strategy, "seconds": self.seconds, "device": jax.devices()[0].platform,
-                "runs": [r.record() for r in self.runs], "groups": [g.record() for g in self.groups]}
+        return {
+            "strategy": self.strategy,
+            "seconds": self.seconds,
+            "device": jax.devices()[0].platform,
+            "runs": [r.record() for r in self.runs],
+            "groups": [g.record() for g in self.groups],
+        }
 
 
 ModelHook = Callable[[int, int, Any], None]  # (model index in the sweep, 1-based epoch, its params)
 
 
-def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch: ModelHook | None
-                ) -> GroupHook | None:
+def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch: ModelHook | None) -> GroupHook | None:
     if saver is None and on_model_epoch is None:
         return None
 
@@ -385,11 +456,13 @@ def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch:
         if on_model_epoch:
             for n, i in enumerate(members):
                 on_model_epoch(i, epoch, stack.member(start.state, n).params)
+
     return hook
 
 
-def check_sweep_memory(configs: Sequence[TrainConfig], dataset: data_lib.Dataset, strategy: str,
-                 mesh: Mesh | None = None) -> None:
+def check_sweep_memory(
+    configs: Sequence[TrainConfig], dataset: data_lib.Dataset, strategy: str, mesh: Mesh | None = None
+) -> None:
     """Refuse, before anything is allocated, a sweep whose largest program cannot fit in memory
     (:func:`mlpjax.training.budget.check_training`): with ``vmap`` each group's models together (on a mesh of
     accelerators, a device's share of them; CPU devices share the host's memory), else each group's model alone.
@@ -401,9 +474,16 @@ def check_sweep_memory(configs: Sequence[TrainConfig], dataset: data_lib.Dataset
         check_training(config, config.model_config(dataset.input_dim, dataset.num_classes), dataset, models)
 
 
-def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None = None, *, strategy: str = "auto",
-              mesh: Mesh | None = None, log: Log | None = None, hooks: Any = None,
-              on_model_epoch: ModelHook | None = None) -> SweepResult:
+def run_sweep(
+    configs: Sequence[TrainConfig],
+    dataset: data_lib.Dataset | None = None,
+    *,
+    strategy: str = "auto",
+    mesh: Mesh | None = None,
+    log: Log | None = None,
+    hooks: Any = None,
+    on_model_epoch: ModelHook | None = None,
+) -> SweepResult:
     """Train every config of ``configs``, group by group (:func:`groups`) with ``strategy``.
 
     ``dataset`` None: loaded by name from the first config (all must share it). ``mesh``: a model mesh for
@@ -426,21 +506,31 @@ def run_sweep(configs: Sequence[TrainConfig], dataset: data_lib.Dataset | None =
         where = f"group {g + 1}/{len(found)} ({len(members)} models)"
         if strategy == "vmap":
             group_runs, group = train_group_vmap(
-                [configs[i] for i in members], dataset, mesh=mesh, log=log, where=where,
+                [configs[i] for i in members],
+                dataset,
+                mesh=mesh,
+                log=log,
+                where=where,
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
-                on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch))
+                on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch),
+            )
             for i, r in zip(members, group_runs, strict=True):
                 runs[i] = r
         else:
             group = GroupRun([], "sequential", 0.0, [])
             for n, i in enumerate(members):
-                runs[i], one = train_sequential(configs[i], dataset, log=log, where=f"{where} model {n + 1}:",
-                                                fit=hooks.fit_for(i) if hooks else None,
-                                                on_epoch_end=functools.partial(on_model_epoch, i)
-                                                if on_model_epoch else None)
+                runs[i], one = train_sequential(
+                    configs[i],
+                    dataset,
+                    log=log,
+                    where=f"{where} model {n + 1}:",
+                    fit=hooks.fit_for(i) if hooks else None,
+                    on_epoch_end=functools.partial(on_model_epoch, i) if on_model_epoch else None,
+                )
                 group.compile_seconds += one.compile_seconds
-                group.epoch_seconds = [a + b for a, b in itertools.zip_longest(
-                    group.epoch_seconds, one.epoch_seconds, fillvalue=0.0)]
+                group.epoch_seconds = [
+                    a + b for a, b in itertools.zip_longest(group.epoch_seconds, one.epoch_seconds, fillvalue=0.0)
+                ]
         group.members = list(members)
         done.append(group)
     # every group filled its members' runs above: none is None

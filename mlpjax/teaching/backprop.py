@@ -123,9 +123,17 @@ def delta_backprop(
     # Gradients: ∂E/∂w_ij = ∂E/∂net_j · ∂net_j/∂w_ij = δ_j · out_i;  ∂E/∂b = Σ over the neurons b feeds.
     kernel_grads = [np.outer(outs[l], deltas[l]) for l in range(L)]
     bias_grads = [deltas[l].sum() if biases[l].ndim == 0 else deltas[l].copy() for l in range(L)]
-    return DeltaPass(outs=outs, nets=nets, d_out=d_out, d_out_parts=d_out_parts, deltas=deltas,
-                     kernel_grads=kernel_grads, bias_grads=bias_grads, errors=errors,
-                     total_error=float(errors.sum()))
+    return DeltaPass(
+        outs=outs,
+        nets=nets,
+        d_out=d_out,
+        d_out_parts=d_out_parts,
+        deltas=deltas,
+        kernel_grads=kernel_grads,
+        bias_grads=bias_grads,
+        errors=errors,
+        total_error=float(errors.sum()),
+    )
 
 
 def figure_names(trace: DeltaPass) -> dict[str, float]:
@@ -155,8 +163,14 @@ WEIGHT_NAMES = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")
 # The article's wiring, name -> (layer, from, to) in the (n_in, n_out) kernels:
 # w1, w2: i1, i2 -> h1;  w3, w4: i1, i2 -> h2;  w5, w6: h1, h2 -> o1;  w7, w8: h1, h2 -> o2.
 WIRING: dict[str, tuple[int, int, int]] = {
-    "w1": (0, 0, 0), "w2": (0, 1, 0), "w3": (0, 0, 1), "w4": (0, 1, 1),
-    "w5": (1, 0, 0), "w6": (1, 1, 0), "w7": (1, 0, 1), "w8": (1, 1, 1),
+    "w1": (0, 0, 0),
+    "w2": (0, 1, 0),
+    "w3": (0, 0, 1),
+    "w4": (0, 1, 1),
+    "w5": (1, 0, 0),
+    "w6": (1, 1, 0),
+    "w7": (1, 0, 1),
+    "w8": (1, 1, 1),
 }
 
 
@@ -229,8 +243,9 @@ class WorkedStep:
 
 def worked_step(example: WorkedExample = ARTICLE) -> WorkedStep:
     """Backpropagate the worked example once and update all eight weights (biases stay as they are)."""
-    trace = delta_backprop(kernels_from_weights(example.weight_dict()), example.inputs, example.targets,
-                           biases=example.biases)
+    trace = delta_backprop(
+        kernels_from_weights(example.weight_dict()), example.inputs, example.targets, biases=example.biases
+    )
     grads = weights_from_kernels(trace.kernel_grads)
     updated = {n: w - example.lr * grads[n] for n, w in example.weight_dict().items()}
     return WorkedStep(example=example, trace=trace, grads=grads, updated=updated)
@@ -253,8 +268,11 @@ def worked_train(example: WorkedExample = ARTICLE, iterations: int = 10_000) -> 
         raise UserInputError(f"iterations must be 0 or more, got {iterations}")
     need, free = 8 * (iterations + 1), available_memory()
     if need > free:
-        raise FieldError("iterations", f"{{field}} {iterations}: the error after each update would need "
-                         f"{format_bytes(need)} of memory but {format_bytes(free)} is available; choose fewer")
+        raise FieldError(
+            "iterations",
+            f"{{field}} {iterations}: the error after each update would need "
+            f"{format_bytes(need)} of memory but {format_bytes(free)} is available; choose fewer",
+        )
     errors = np.empty(iterations + 1)
     kernels = kernels_from_weights(example.weight_dict())
     for n in range(iterations + 1):
@@ -262,8 +280,12 @@ def worked_train(example: WorkedExample = ARTICLE, iterations: int = 10_000) -> 
         errors[n] = trace.total_error
         if n < iterations:  # the same update as worked_step, on the kernels directly
             kernels = [k - example.lr * g for k, g in zip(kernels, trace.kernel_grads, strict=True)]
-    return WorkedRun(example=example, errors=errors, weights=weights_from_kernels(kernels),
-                     outputs=(float(trace.outs[-1][0]), float(trace.outs[-1][1])))
+    return WorkedRun(
+        example=example,
+        errors=errors,
+        weights=weights_from_kernels(kernels),
+        outputs=(float(trace.outs[-1][0]), float(trace.outs[-1][1])),
+    )
 
 
 def _num(x: float) -> str:
@@ -286,16 +308,22 @@ def walkthrough(step: WorkedStep, reference: Mapping[str, float] | None = None) 
         "Forward pass",
     ]
     for h, (wa, wb) in (("h1", ("w1", "w2")), ("h2", ("w3", "w4"))):
-        lines.append(f"  net_{h} = {wa}·i1 + {wb}·i2 + b1 = {_num(w[wa])}·{_num(v['i1'])} + {_num(w[wb])}·"
-                     f"{_num(v['i2'])} + {_num(b1)} = {_num(v['net_' + h])}   out_{h} = σ(net_{h}) = "
-                     f"{_num(v['out_' + h])}")
+        lines.append(
+            f"  net_{h} = {wa}·i1 + {wb}·i2 + b1 = {_num(w[wa])}·{_num(v['i1'])} + {_num(w[wb])}·"
+            f"{_num(v['i2'])} + {_num(b1)} = {_num(v['net_' + h])}   out_{h} = σ(net_{h}) = "
+            f"{_num(v['out_' + h])}"
+        )
     for o, (wa, wb) in (("o1", ("w5", "w6")), ("o2", ("w7", "w8"))):
-        lines.append(f"  net_{o} = {wa}·out_h1 + {wb}·out_h2 + b2 = {_num(w[wa])}·{_num(v['out_h1'])} + {_num(w[wb])}·"
-                     f"{_num(v['out_h2'])} + {_num(b2)} = {_num(v['net_' + o])}   out_{o} = σ(net_{o}) = "
-                     f"{_num(v['out_' + o])}")
+        lines.append(
+            f"  net_{o} = {wa}·out_h1 + {wb}·out_h2 + b2 = {_num(w[wa])}·{_num(v['out_h1'])} + {_num(w[wb])}·"
+            f"{_num(v['out_h2'])} + {_num(b2)} = {_num(v['net_' + o])}   out_{o} = σ(net_{o}) = "
+            f"{_num(v['out_' + o])}"
+        )
     for k, o in enumerate(("o1", "o2")):
-        lines.append(f"  E_{o} = ½(target_{o} − out_{o})² = ½({_num(ex.targets[k])} − {_num(v['out_' + o])})²"
-                     f" = {_num(v['E_' + o])}")
+        lines.append(
+            f"  E_{o} = ½(target_{o} − out_{o})² = ½({_num(ex.targets[k])} − {_num(v['out_' + o])})²"
+            f" = {_num(v['E_' + o])}"
+        )
     lines += [
         f"  E_total = E_o1 + E_o2 = {_num(v['E_total'])}",
         "",
@@ -340,24 +368,31 @@ def walkthrough(step: WorkedStep, reference: Mapping[str, float] | None = None) 
 def training_lines(run: WorkedRun) -> str:
     """The error falling over a :func:`worked_train` run: after 0, 1, 2, 5, 10, 20, 50, ... and all updates."""
     n, targets = len(run.errors) - 1, run.example.targets
-    marks = sorted({0, n} | {m * 10 ** e for e in range(12) for m in (1, 2, 5) if m * 10 ** e < n})
+    marks = sorted({0, n} | {m * 10**e for e in range(12) for m in (1, 2, 5) if m * 10**e < n})
     lines = [f"Training: {n} updates of w1..w8 (biases fixed)", f"  {'updates':>9}  {'E_total':>14}"]
     lines += [f"  {k:>9}  {run.errors[k]:>14.10g}" for k in marks]
     if n >= 1:
-        lines.append(f"  E_total in forward pass {n} (before its update, after {n - 1} updates): "
-                     f"{_num(run.errors[n - 1])}")
-    lines.append(f"  after {n}: out_o1 = {_num(run.outputs[0])} (target {_num(targets[0])}), "
-                 f"out_o2 = {_num(run.outputs[1])} (target {_num(targets[1])})")
+        lines.append(
+            f"  E_total in forward pass {n} (before its update, after {n - 1} updates): {_num(run.errors[n - 1])}"
+        )
+    lines.append(
+        f"  after {n}: out_o1 = {_num(run.outputs[0])} (target {_num(targets[0])}), "
+        f"out_o2 = {_num(run.outputs[1])} (target {_num(targets[1])})"
+    )
     return "\n".join(lines)
 
 
-def worked_record(step: WorkedStep, reference: Mapping[str, float] | None = None,
-                  run: WorkedRun | None = None) -> dict[str, Any]:
+def worked_record(
+    step: WorkedStep, reference: Mapping[str, float] | None = None, run: WorkedRun | None = None
+) -> dict[str, Any]:
     """The walk-through as one JSON-ready dict: ``total_error``, ``grads``, ``updated`` (w1..w8 -> number),
     with ``reference`` also ``jax_grads`` and ``max_abs_diff``, with ``run`` also ``iterations``,
     ``total_error_after``, ``outputs_after`` ({o1, o2}) and ``weights_after``."""
-    record: dict[str, Any] = {"total_error": step.trace.total_error, "grads": dict(step.grads),
-                              "updated": dict(step.updated)}
+    record: dict[str, Any] = {
+        "total_error": step.trace.total_error,
+        "grads": dict(step.grads),
+        "updated": dict(step.updated),
+    }
     if reference is not None:
         record["jax_grads"] = {n: float(reference[n]) for n in WEIGHT_NAMES}
         record["max_abs_diff"] = max(abs(step.grads[n] - reference[n]) for n in WEIGHT_NAMES)
@@ -425,8 +460,7 @@ PROBABILITY_LOSSES: dict[str, Callable[[Array, Array], tuple[Array, Array]]] = {
 LOSS_NAMES = ("categorical_crossentropy", *PROBABILITY_LOSSES)
 
 
-def output_gradient(logits: Array, targets: Array, loss_name: str,
-                    weight: Array | None = None) -> tuple[float, Array]:
+def output_gradient(logits: Array, targets: Array, loss_name: str, weight: Array | None = None) -> tuple[float, Array]:
     """Mean loss over the batch and ``∂loss/∂logits`` ``(B, C)``, i.e. the output layer's δ.
 
     ``targets``: one-hot ``(B, C)``; ``weight``: ``(B,)`` or ``None``. The mean is that of
@@ -470,13 +504,15 @@ def _layer_names(model_config) -> list[str]:
     """The params' layers of ``model_config`` in order; a UserInputError if it has a kind not done by hand."""
     other = sorted({layer.kind for layer in model_config.layers()} - DENSE_KINDS)
     if other:
-        raise UserInputError("the hand-written backward pass knows Dense layers and dropout only, not "
-                             f"{', '.join(other)}")
+        raise UserInputError(
+            f"the hand-written backward pass knows Dense layers and dropout only, not {', '.join(other)}"
+        )
     return model_config.layer_names()
 
 
-def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,
-                masks: Sequence[Any] | None = None) -> tuple[Array, MLPTrace]:
+def mlp_forward(
+    params: Mapping[str, Any], x: Any, *, model_config, masks: Sequence[Any] | None = None
+) -> tuple[Array, MLPTrace]:
     """Logits ``(B, C)`` of :class:`mlpjax.core.model.MLP` for ``x`` ``(B, input_dim)``, in float64.
 
     ``model_config`` is a :class:`mlpjax.core.model.ModelConfig`. ``masks``: one ``(B, h)`` keep-mask per hidden layer
@@ -488,8 +524,9 @@ def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,
     if masks is not None:
         masks = [np.asarray(m, bool) for m in masks]
         if len(masks) != len(model_config.hidden):
-            raise UserInputError(f"need one dropout mask per hidden layer ({len(model_config.hidden)}), "
-                                 f"got {len(masks)}")
+            raise UserInputError(
+                f"need one dropout mask per hidden layer ({len(model_config.hidden)}), got {len(masks)}"
+            )
     a = np.asarray(x, np.float64)
     inputs, nets, outs = [], [], []
     for i, name in enumerate(names[:-1]):
@@ -503,8 +540,9 @@ def mlp_forward(params: Mapping[str, Any], x: Any, *, model_config,
     return logits, MLPTrace(inputs=inputs, nets=nets, outs=outs, masks=masks)
 
 
-def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *,
-                 model_config) -> dict[str, dict[str, Array]]:
+def mlp_backward(
+    params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *, model_config
+) -> dict[str, dict[str, Array]]:
     """Gradients ``{layer: {"kernel", "bias"}}`` (the params layout) from ``δ_output = ∂loss/∂logits`` ``(B, C)``.
 
     Per dense layer with input ``a`` and δ = ``∂loss/∂net`` ``(B, n_out)``: ``∂kernel = aᵀ δ`` (summed over the
@@ -527,9 +565,14 @@ def mlp_backward(params: Mapping[str, Any], trace: MLPTrace, d_logits: Array, *,
     return {name: grads[name] for name in names}
 
 
-def loss_and_grads(params: Mapping[str, Any], batch: Mapping[str, Any], *, model_config,
-                   loss_name: str = "categorical_crossentropy",
-                   masks: Sequence[Any] | None = None) -> tuple[float, dict[str, dict[str, Array]]]:
+def loss_and_grads(
+    params: Mapping[str, Any],
+    batch: Mapping[str, Any],
+    *,
+    model_config,
+    loss_name: str = "categorical_crossentropy",
+    masks: Sequence[Any] | None = None,
+) -> tuple[float, dict[str, dict[str, Array]]]:
     """The loss of :func:`mlpjax.core.losses.loss` and its gradient with respect to every kernel and bias, by hand.
 
     ``batch``: ``image`` ``(B, input_dim)``, ``label`` ``(B,)`` int, optional ``weight`` ``(B,)``.

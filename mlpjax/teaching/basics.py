@@ -23,9 +23,16 @@ from mlpjax.teaching import backprop, gradcheck
 
 # What the tutorial prints or says, to set beside what is computed.
 TUTORIAL: dict[str, Any] = {
-    "hidden": (1.0, -2.0, 3.0, -4.0, 7.0), "step": (1, 0, 1, 0, 1), "relu": (1, 0, 3, 0, 7),
-    "prediction": (0.90, 0.05, 0.03, 0.02), "truth": (1.0, 0.0, 0.0, 0.0), "cross_entropy": 0.046,
-    "steps_per_epoch": 128, "total_steps": 128 * 10, "x_train": (60000, 28, 28), "y_train": (60000,),
+    "hidden": (1.0, -2.0, 3.0, -4.0, 7.0),
+    "step": (1, 0, 1, 0, 1),
+    "relu": (1, 0, 3, 0, 7),
+    "prediction": (0.90, 0.05, 0.03, 0.02),
+    "truth": (1.0, 0.0, 0.0, 0.0),
+    "cross_entropy": 0.046,
+    "steps_per_epoch": 128,
+    "total_steps": 128 * 10,
+    "x_train": (60000, 28, 28),
+    "y_train": (60000,),
 }
 
 # The δ method's network (the tutorial's figures): 2 inputs -> neurons 1, 2, 3 -> 4, 5 -> 6, sigmoid, no biases.
@@ -65,11 +72,23 @@ def linear_collapse(seed: int = 0, sizes: tuple[int, int, int] = (3, 4, 2), batc
     stacked = lambda v: (v @ w1.T + b1) @ w2.T + b2
     relu = lambda v: model.ACTIVATIONS["relu"](v @ w1.T + b1) @ w2.T + b2
     affine_gap = lambda g: float(jnp.abs(g(x[0]) + g(x[1]) - g(x[0] + x[1]) - g(jnp.zeros(n_in))).max())
-    return {"seed": seed, "W1": _floats(w1), "b1": _floats(b1), "W2": _floats(w2), "b2": _floats(b2),
-            "W": _floats(w), "b": _floats(b), "x": _floats(x), "two_layers": _floats(stacked(x)),
-            "one_layer": _floats(x @ w.T + b), "max_abs_diff": float(jnp.abs(stacked(x) - (x @ w.T + b)).max()),
-            "relu_two_layers": _floats(relu(x)), "relu_max_abs_diff": float(jnp.abs(relu(x) - (x @ w.T + b)).max()),
-            "affine_gap": affine_gap(stacked), "relu_affine_gap": affine_gap(relu)}
+    return {
+        "seed": seed,
+        "W1": _floats(w1),
+        "b1": _floats(b1),
+        "W2": _floats(w2),
+        "b2": _floats(b2),
+        "W": _floats(w),
+        "b": _floats(b),
+        "x": _floats(x),
+        "two_layers": _floats(stacked(x)),
+        "one_layer": _floats(x @ w.T + b),
+        "max_abs_diff": float(jnp.abs(stacked(x) - (x @ w.T + b)).max()),
+        "relu_two_layers": _floats(relu(x)),
+        "relu_max_abs_diff": float(jnp.abs(relu(x) - (x @ w.T + b)).max()),
+        "affine_gap": affine_gap(stacked),
+        "relu_affine_gap": affine_gap(relu),
+    }
 
 
 def _probabilities(probabilities, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -84,9 +103,15 @@ def softmax_example(probabilities=TUTORIAL["prediction"], truth=TUTORIAL["truth"
     p, t = _probabilities(probabilities, truth)
     scores = np.log(p) - np.log(p.min())
     probs = jax.nn.softmax(jnp.asarray(scores, jnp.float32))
-    return {"scores": _floats(scores), "exp": _floats(np.exp(scores)), "probabilities": _floats(probs),
-            "tutorial": _floats(p), "truth": _floats(t), "predicted_class": int(jnp.argmax(probs)),
-            "true_class": int(np.argmax(t))}
+    return {
+        "scores": _floats(scores),
+        "exp": _floats(np.exp(scores)),
+        "probabilities": _floats(probs),
+        "tutorial": _floats(p),
+        "truth": _floats(t),
+        "predicted_class": int(jnp.argmax(probs)),
+        "true_class": int(np.argmax(t)),
+    }
 
 
 def cross_entropy_example(probabilities=TUTORIAL["prediction"], truth=TUTORIAL["truth"]) -> dict:
@@ -95,8 +120,13 @@ def cross_entropy_example(probabilities=TUTORIAL["prediction"], truth=TUTORIAL["
     p, t = _probabilities(probabilities, truth)
     logits = jnp.asarray(softmax_example(p, t)["scores"], jnp.float32)[None]
     loss = losses.categorical_crossentropy(logits, jnp.asarray(t, jnp.float32)[None])[0]
-    return {"p_true": float((p * t).sum()), "loss": float(loss), "natural_log": float(-(t * np.log(p)).sum()),
-            "log10": float(-(t * np.log10(p)).sum()), "tutorial": TUTORIAL["cross_entropy"]}
+    return {
+        "p_true": float((p * t).sum()),
+        "loss": float(loss),
+        "natural_log": float(-(t * np.log(p)).sum()),
+        "log10": float(-(t * np.log10(p)).sum()),
+        "tutorial": TUTORIAL["cross_entropy"],
+    }
 
 
 def dropout_example(x=TUTORIAL["relu"], rate: float = 0.2, seed: int = 0, draws: int = 10_000) -> dict:
@@ -111,17 +141,28 @@ def dropout_example(x=TUTORIAL["relu"], rate: float = 0.2, seed: int = 0, draws:
     config = model.ModelConfig(input_dim=x.shape[0], hidden=(x.shape[0],), dropout=rate)
     keep = model.dropout_masks(jax.random.PRNGKey(seed), config, 1)[0][0]
     many = model.dropout_masks(jax.random.PRNGKey(seed + 1), config, draws)[0]
-    return {"rate": rate, "seed": seed, "x": _floats(x), "keep": np.asarray(keep).tolist(),
-            "scale": 1.0 / (1.0 - rate), "train": _floats(model.apply_dropout(x, keep, rate)), "test": _floats(x),
-            "draws": draws, "mean_train": _floats(model.apply_dropout(x[None], many, rate).mean(axis=0))}
+    return {
+        "rate": rate,
+        "seed": seed,
+        "x": _floats(x),
+        "keep": np.asarray(keep).tolist(),
+        "scale": 1.0 / (1.0 - rate),
+        "train": _floats(model.apply_dropout(x, keep, rate)),
+        "test": _floats(x),
+        "draws": draws,
+        "mean_train": _floats(model.apply_dropout(x[None], many, rate).mean(axis=0)),
+    }
 
 
 def one_hot_example(label: int = 5, num_classes: int = 10) -> dict:
     """``keras.utils.to_categorical(label, num_classes)`` as :func:`mlpjax.core.model.one_hot`."""
     if not 0 <= label < num_classes:
         raise UserInputError(f"label {label} is outside 0..{num_classes - 1}")
-    return {"label": label, "num_classes": num_classes,
-            "one_hot": _floats(model.one_hot(jnp.asarray([label]), num_classes)[0])}
+    return {
+        "label": label,
+        "num_classes": num_classes,
+        "one_hot": _floats(model.one_hot(jnp.asarray([label]), num_classes)[0]),
+    }
 
 
 def steps_example(examples: int = 60_000, batch_size: int = 128, epochs: int = 10) -> dict:
@@ -129,9 +170,16 @@ def steps_example(examples: int = 60_000, batch_size: int = 128, epochs: int = 1
     if min(examples, batch_size, epochs) < 1:
         raise UserInputError(f"examples, batch_size and epochs must be positive: {examples}, {batch_size}, {epochs}")
     steps = math.ceil(examples / batch_size)
-    return {"examples": examples, "batch_size": batch_size, "epochs": epochs, "steps_per_epoch": steps,
-            "last_batch": examples - (steps - 1) * batch_size, "total_steps": steps * epochs,
-            "tutorial_steps_per_epoch": TUTORIAL["steps_per_epoch"], "tutorial_total_steps": TUTORIAL["total_steps"]}
+    return {
+        "examples": examples,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "last_batch": examples - (steps - 1) * batch_size,
+        "total_steps": steps * epochs,
+        "tutorial_steps_per_epoch": TUTORIAL["steps_per_epoch"],
+        "tutorial_total_steps": TUTORIAL["total_steps"],
+    }
 
 
 def idx_shape(path: str | os.PathLike) -> list[int]:
@@ -142,8 +190,11 @@ def idx_shape(path: str | os.PathLike) -> list[int]:
 def mnist_shapes(data_dir: str | os.PathLike | None = None) -> dict:
     """The four arrays' shapes from the IDX headers in ``data_dir`` (else ``$MLPJAX_DATA_DIR``; else not read)."""
     folder = data_dir or os.environ.get(data.DATA_DIR_ENV) or None
-    record: dict[str, Any] = {"read": folder is not None, "source": None,
-              "tutorial": {"x_train": list(TUTORIAL["x_train"]), "y_train": list(TUTORIAL["y_train"])}}
+    record: dict[str, Any] = {
+        "read": folder is not None,
+        "source": None,
+        "tutorial": {"x_train": list(TUTORIAL["x_train"]), "y_train": list(TUTORIAL["y_train"])},
+    }
     if folder is not None:
         found = data.idx_files(folder, "mnist")
         record["source"] = str(found["x_train"].parent)
@@ -181,8 +232,9 @@ def delta_method(kernels=FIGURE_KERNELS, x=FIGURE_X, target=FIGURE_TARGET, lr: f
     trace = backprop.delta_backprop(kernels, x, target)
     names, slots = backprop.figure_names(trace), _weight_slots(kernels)
     with gradcheck.x64():
-        jk = jax.grad(figure_error)([jnp.asarray(k) for k in kernels], jnp.asarray(x, jnp.float64),
-                                    jnp.asarray(target, jnp.float64))
+        jk = jax.grad(figure_error)(
+            [jnp.asarray(k) for k in kernels], jnp.asarray(x, jnp.float64), jnp.asarray(target, jnp.float64)
+        )
         jk = [np.asarray(k, np.float64) for k in jk]
     fig: list[Any] = [None] * len(kernels)  # the figures' δ of every layer, from the output back
     fig[-1] = np.asarray(target, np.float64) - trace.outs[-1]
@@ -190,24 +242,44 @@ def delta_method(kernels=FIGURE_KERNELS, x=FIGURE_X, target=FIGURE_TARGET, lr: f
         fig[l] = kernels[l + 1] @ fig[l + 1]
     neurons = np.concatenate(trace.outs[1:])
     check = gradcheck.compare_grads({n: names[n] for n, *_ in slots}, {n: jk[l][i, j] for n, l, i, j in slots})
-    return {"x": _floats(x), "target": _floats(target), "lr": lr,
-            "layers": [len(k[0]) for k in kernels], "weights": {n: float(kernels[l][i, j]) for n, l, i, j in slots},
-            "e": _floats(np.concatenate(trace.nets)), "y": _floats(neurons), "error": trace.total_error,
-            "deltas": {n: v for n, v in names.items() if n.startswith("δ")},
-            "figure_deltas": _floats(np.concatenate(fig)),
-            "grads": {n: names[n] for n, *_ in slots}, "jax_grads": {n: float(jk[l][i, j]) for n, l, i, j in slots},
-            "max_abs_diff": check.max_abs_diff, "agrees": check.ok,
-            "updated": {n: float(kernels[l][i, j] - lr * names[n]) for n, l, i, j in slots},
-            "figure_updated": {n: float(kernels[l][i, j] + lr * fig[l][j] * trace.outs[l + 1][j]
-                                        * (1 - trace.outs[l + 1][j]) * trace.outs[l][i]) for n, l, i, j in slots}}
+    return {
+        "x": _floats(x),
+        "target": _floats(target),
+        "lr": lr,
+        "layers": [len(k[0]) for k in kernels],
+        "weights": {n: float(kernels[l][i, j]) for n, l, i, j in slots},
+        "e": _floats(np.concatenate(trace.nets)),
+        "y": _floats(neurons),
+        "error": trace.total_error,
+        "deltas": {n: v for n, v in names.items() if n.startswith("δ")},
+        "figure_deltas": _floats(np.concatenate(fig)),
+        "grads": {n: names[n] for n, *_ in slots},
+        "jax_grads": {n: float(jk[l][i, j]) for n, l, i, j in slots},
+        "max_abs_diff": check.max_abs_diff,
+        "agrees": check.ok,
+        "updated": {n: float(kernels[l][i, j] - lr * names[n]) for n, l, i, j in slots},
+        "figure_updated": {
+            n: float(
+                kernels[l][i, j] + lr * fig[l][j] * trace.outs[l + 1][j] * (1 - trace.outs[l + 1][j]) * trace.outs[l][i]
+            )
+            for n, l, i, j in slots
+        },
+    }
 
 
 def compute(data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Every example, in the tutorial's order, as one JSON-ready dict. ``data_dir``: see :func:`mnist_shapes`."""
-    return {"activations": activations(), "linear_collapse": linear_collapse(), "softmax": softmax_example(),
-            "cross_entropy": cross_entropy_example(),
-            "dropout": dropout_example(), "one_hot": one_hot_example(), "steps": steps_example(),
-            "shapes": mnist_shapes(data_dir), "delta_method": delta_method()}
+    return {
+        "activations": activations(),
+        "linear_collapse": linear_collapse(),
+        "softmax": softmax_example(),
+        "cross_entropy": cross_entropy_example(),
+        "dropout": dropout_example(),
+        "one_hot": one_hot_example(),
+        "steps": steps_example(),
+        "shapes": mnist_shapes(data_dir),
+        "delta_method": delta_method(),
+    }
 
 
 def _n(x: float, digits: int = 6) -> str:
@@ -233,34 +305,58 @@ def _render_delta(d: dict) -> list[str]:
     value = {f"x{m}": v for m, v in enumerate(d["x"], 1)} | {f"y{n}": v for n, v in enumerate(d["y"], 1)}
     wname = lambda src, n: f"w({src}){n}" if src[0] == "x" else f"w{src[1:]}{n}"
     w, z, out, y = d["weights"], d["target"][0], len(d["y"]), d["y"][-1]
-    lines = [f"9. The δ method (the tutorial's figures): inputs {', '.join(sources[0])} -> neurons "
-             + " -> ".join(", ".join(map(str, layer)) for layer in numbers) + "; y = f(e) = sigmoid(e) in every "
-             f"neuron, no biases; E = ½(z − y{out})²; δn = ∂E/∂en; w⁺ = w − η·∂E/∂w",
-             "  in: " + ", ".join(f"{k} = {_n(value[k])}" for k in sources[0]) + f", z = {_n(z)}, η = {_n(d['lr'])}"]
-    lines += ["    " + ", ".join(f"{wname(s, n)} = {_n(w[wname(s, n)])}" for n in layer for s in srcs)
-              for layer, srcs in zip(numbers, sources, strict=True)]
+    lines = [
+        f"9. The δ method (the tutorial's figures): inputs {', '.join(sources[0])} -> neurons "
+        + " -> ".join(", ".join(map(str, layer)) for layer in numbers)
+        + "; y = f(e) = sigmoid(e) in every "
+        f"neuron, no biases; E = ½(z − y{out})²; δn = ∂E/∂en; w⁺ = w − η·∂E/∂w",
+        "  in: " + ", ".join(f"{k} = {_n(value[k])}" for k in sources[0]) + f", z = {_n(z)}, η = {_n(d['lr'])}",
+    ]
+    lines += [
+        "    " + ", ".join(f"{wname(s, n)} = {_n(w[wname(s, n)])}" for n in layer for s in srcs)
+        for layer, srcs in zip(numbers, sources, strict=True)
+    ]
     lines.append("  forward:")
     for layer, srcs in zip(numbers, sources, strict=True):
-        lines += [f"    e{n} = " + " + ".join(f"{wname(s, n)}·{s}" for s in srcs) + " = "
-                  + " + ".join(f"{_p(w[wname(s, n)])}·{_p(value[s])}" for s in srcs)
-                  + f" = {_n(d['e'][n - 1], 9)};  y{n} = f(e{n}) = {_n(d['y'][n - 1], 9)}" for n in layer]
-    lines += [f"    E = ½(z − y{out})² = ½({_n(z)} − {_n(y, 9)})² = {_n(d['error'], 9)}", "  backward:",
-              f"    δ{out} = −(z − y{out})·y{out}(1 − y{out}) = −({_n(z)} − {_n(y, 9)})·{_n(y * (1 - y), 9)}"
-              f" = {_n(d['deltas'][f'δ{out}'], 9)}"]
+        lines += [
+            f"    e{n} = "
+            + " + ".join(f"{wname(s, n)}·{s}" for s in srcs)
+            + " = "
+            + " + ".join(f"{_p(w[wname(s, n)])}·{_p(value[s])}" for s in srcs)
+            + f" = {_n(d['e'][n - 1], 9)};  y{n} = f(e{n}) = {_n(d['y'][n - 1], 9)}"
+            for n in layer
+        ]
+    lines += [
+        f"    E = ½(z − y{out})² = ½({_n(z)} − {_n(y, 9)})² = {_n(d['error'], 9)}",
+        "  backward:",
+        f"    δ{out} = −(z − y{out})·y{out}(1 − y{out}) = −({_n(z)} − {_n(y, 9)})·{_n(y * (1 - y), 9)}"
+        f" = {_n(d['deltas'][f'δ{out}'], 9)}",
+    ]
     for layer, nxt in reversed(list(zip(numbers, numbers[1:], strict=False))):
-        lines += [f"    δ{n} = (" + " + ".join(f"w{n}{k}·δ{k}" for k in nxt) + f")·y{n}(1 − y{n}) = ("
-                  + " + ".join(f"{_p(w[f'w{n}{k}'])}·{_p(d['deltas'][f'δ{k}'], 9)}" for k in nxt)
-                  + f")·{_n(value[f'y{n}'] * (1 - value[f'y{n}']), 9)} = {_n(d['deltas'][f'δ{n}'], 9)}" for n in layer]
-    lines += ["  every weight: ∂E/∂w = δ of the neuron it feeds · its input, against jax.grad (float64):",
-              f"    {'weight':<7}{'w':>6}{'∂E/∂w (δ method)':>20}{'jax.grad':>20}{'|diff|':>9}{'w⁺ = w − η∂E/∂w':>18}"
-              f"{'figures w⁺':>14}"]
-    lines += [f"    {n:<7}{w[n]:>6.2f}{g:>20.12f}{d['jax_grads'][n]:>20.12f}{abs(g - d['jax_grads'][n]):>9.1e}"
-              f"{d['updated'][n]:>18.12f}{d['figure_updated'][n]:>14.9f}" for n, g in d["grads"].items()]
+        lines += [
+            f"    δ{n} = ("
+            + " + ".join(f"w{n}{k}·δ{k}" for k in nxt)
+            + f")·y{n}(1 − y{n}) = ("
+            + " + ".join(f"{_p(w[f'w{n}{k}'])}·{_p(d['deltas'][f'δ{k}'], 9)}" for k in nxt)
+            + f")·{_n(value[f'y{n}'] * (1 - value[f'y{n}']), 9)} = {_n(d['deltas'][f'δ{n}'], 9)}"
+            for n in layer
+        ]
+    lines += [
+        "  every weight: ∂E/∂w = δ of the neuron it feeds · its input, against jax.grad (float64):",
+        f"    {'weight':<7}{'w':>6}{'∂E/∂w (δ method)':>20}{'jax.grad':>20}{'|diff|':>9}{'w⁺ = w − η∂E/∂w':>18}"
+        f"{'figures w⁺':>14}",
+    ]
+    lines += [
+        f"    {n:<7}{w[n]:>6.2f}{g:>20.12f}{d['jax_grads'][n]:>20.12f}{abs(g - d['jax_grads'][n]):>9.1e}"
+        f"{d['updated'][n]:>18.12f}{d['figure_updated'][n]:>14.9f}"
+        for n, g in d["grads"].items()
+    ]
     last = [f"w{n}{out}" for n in numbers[-2]] if len(numbers) > 1 else []
     return lines + [
         f"  δ method and jax.grad {'agree' if d['agrees'] else 'DIFFER'}: max |diff| {d['max_abs_diff']:.1e}",
         f"  the figures' δ (δ{out} = z − y{out}, then δn = Σ_k wnk·δk): "
-        + ", ".join(f"δ{n} = {_n(v)}" for n, v in enumerate(d["figure_deltas"], 1)) + ";",
+        + ", ".join(f"δ{n} = {_n(v)}" for n, v in enumerate(d["figure_deltas"], 1))
+        + ";",
         f"  their update w⁺ = w + η·δ·f'(e)·input is gradient descent for {' and '.join(last) or 'every weight'},"
         " but they pass δ back",
         "  without the derivative f'(e) of the neuron it comes through, so the other weights' updates (last column)",
@@ -332,10 +428,14 @@ def render(record: dict[str, Any]) -> str:
     ]
     tut = f"x_train {tuple(sh['tutorial']['x_train'])}, y_train {tuple(sh['tutorial']['y_train'])}"
     if sh["read"]:
-        lines += [f"8. Shapes after loading MNIST (IDX headers in {sh['source']})",
-                  "  " + ", ".join(f"{k} {tuple(sh[k])}" for k in data.IDX_FILES) + "  ("
-                  + ("as the tutorial" if all(sh[k] == v for k, v in sh["tutorial"].items()) else f"tutorial: {tut}")
-                  + ")"]
+        lines += [
+            f"8. Shapes after loading MNIST (IDX headers in {sh['source']})",
+            "  "
+            + ", ".join(f"{k} {tuple(sh[k])}" for k in data.IDX_FILES)
+            + "  ("
+            + ("as the tutorial" if all(sh[k] == v for k, v in sh["tutorial"].items()) else f"tutorial: {tut}")
+            + ")",
+        ]
     else:
         lines += ["8. Shapes after loading MNIST", f"  not read (no MNIST folder given); the tutorial's: {tut}"]
     return "\n".join(lines + [""] + _render_delta(record["delta_method"]))

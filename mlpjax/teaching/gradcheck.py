@@ -52,8 +52,10 @@ class GradCheck:
 
     def message(self) -> str:
         status = "gradients agree" if self.ok else "gradients differ"
-        lines = [f"{status}: worst parameter {self.worst!r} (|diff| {self.abs_diffs.get(self.worst, math.inf):.3g}, "
-                 f"{self.ratio:.3g} x tolerance); max |diff| over all {self.max_abs_diff:.3g}"]
+        lines = [
+            f"{status}: worst parameter {self.worst!r} (|diff| {self.abs_diffs.get(self.worst, math.inf):.3g}, "
+            f"{self.ratio:.3g} x tolerance); max |diff| over all {self.max_abs_diff:.3g}"
+        ]
         return "\n".join(lines + list(self.problems))
 
 
@@ -80,8 +82,14 @@ def compare_grads(manual: Any, reference: Any, *, rtol: float = 1e-9, atol: floa
         ratios[p] = math.inf
     worst = max(ratios, key=lambda p: (ratios[p], p)) if ratios else ""
     ok = not problems and all(r <= 1.0 for r in ratios.values())
-    return GradCheck(ok=ok, worst=worst, ratio=ratios.get(worst, 0.0),
-                     max_abs_diff=max(diffs.values(), default=0.0), abs_diffs=diffs, problems=tuple(problems))
+    return GradCheck(
+        ok=ok,
+        worst=worst,
+        ratio=ratios.get(worst, 0.0),
+        max_abs_diff=max(diffs.values(), default=0.0),
+        abs_diffs=diffs,
+        problems=tuple(problems),
+    )
 
 
 def assert_grads_close(manual: Any, reference: Any, *, rtol: float = 1e-9, atol: float = 1e-12) -> GradCheck:
@@ -110,4 +118,3 @@ def article_jax_grads(example: backprop.WorkedExample = backprop.ARTICLE) -> dic
         weights = {n: jnp.asarray(v, jnp.float64) for n, v in example.weight_dict().items()}
         grads = jax.grad(article_error)(weights, example)
         return {n: float(grads[n]) for n in backprop.WEIGHT_NAMES}
-

@@ -50,9 +50,12 @@ def training_bytes(config, model_config, dataset, batch_size: int | None = None)
     batch = effective_batch_size(config.batch_size if batch_size is None else batch_size, n_train)
     per_example = model_config.activation_units() * 4 * ACTIVATION_COPIES
     rows = sum(np.asarray(a).nbytes for a in (dataset.encoded_train, dataset.encoded_test)) + 4 * (n_train + n_test)
-    return {"state": tree_bytes(state), "step": STEP_PARAM_COPIES * params,
-            "activations": per_example * (batch + min(EVAL_BATCH, max(n_test, 1))),
-            "data": rows + 8 * math.ceil(n_train / batch) * batch}
+    return {
+        "state": tree_bytes(state),
+        "step": STEP_PARAM_COPIES * params,
+        "activations": per_example * (batch + min(EVAL_BATCH, max(n_test, 1))),
+        "data": rows + 8 * math.ceil(n_train / batch) * batch,
+    }
 
 
 def group_bytes(parts: dict[str, int], models: int) -> int:
@@ -73,33 +76,41 @@ def check_training(config, model_config, dataset, models: int = 1) -> None:
     if total <= free:
         return
     if one <= free:
-        raise FieldError("strategy", f"{{field}} vmap: its {models} models of hidden "
-                         f"{' '.join(map(str, model_config.hidden))} trained together would need about "
-                         f"{format_bytes(total)} of memory ({format_bytes(one)} for one) but {format_bytes(free)} "
-                         "is available; train fewer models at once or choose {field} sequential")
+        raise FieldError(
+            "strategy",
+            f"{{field}} vmap: its {models} models of hidden "
+            f"{' '.join(map(str, model_config.hidden))} trained together would need about "
+            f"{format_bytes(total)} of memory ({format_bytes(one)} for one) but {format_bytes(free)} "
+            "is available; train fewer models at once or choose {field} sequential",
+        )
     if sum(training_bytes(config, model_config, dataset, batch_size=1).values()) > free:
         field, value = "hidden", " ".join(map(str, model_config.hidden))
     else:
         used = effective_batch_size(config.batch_size, len(dataset.y_train))
         capped = f" (capped at the {used} training examples)" if used < config.batch_size else ""
         field, value = "batch_size", f"{config.batch_size}{capped}"
-    raise FieldError(field, f"{{field}} {value}: training would need about {format_bytes(one)} of memory (params and "
-                     f"optimizer state {format_bytes(parts['state'])}, gradients {format_bytes(parts['step'])}, "
-                     f"activations {format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but "
-                     f"{format_bytes(free)} is available; choose a smaller {{field}}")
+    raise FieldError(
+        field,
+        f"{{field}} {value}: training would need about {format_bytes(one)} of memory (params and "
+        f"optimizer state {format_bytes(parts['state'])}, gradients {format_bytes(parts['step'])}, "
+        f"activations {format_bytes(parts['activations'])}, data {format_bytes(parts['data'])}) but "
+        f"{format_bytes(free)} is available; choose a smaller {{field}}",
+    )
 
 
-def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64,
-                  floor: int = 16 * 2**20) -> None:
+def check_restore(path: Path, declared: int, on_disk: int, *, ratio: int = 64, floor: int = 16 * 2**20) -> None:
     """Refuse to restore a checkpoint at ``path`` whose config declares ``declared`` bytes of arrays when its
     files hold ``on_disk`` bytes: more than ``ratio`` times as much (and above ``floor``) cannot be trained
     weights, which hardly compress; or more than the memory available."""
     from mlpjax.errors import UserInputError
 
     if declared > floor and declared > ratio * on_disk:
-        raise UserInputError(f"{path}: its config declares {format_bytes(declared)} of arrays but its files hold only "
-                             f"{format_bytes(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)")
+        raise UserInputError(
+            f"{path}: its config declares {format_bytes(declared)} of arrays but its files hold only "
+            f"{format_bytes(on_disk)}; the checkpoint is inconsistent (crafted or corrupted)"
+        )
     free = memory.available_memory()
     if declared > free:
-        raise UserInputError(f"{path}: restoring it needs {format_bytes(declared)} of memory but "
-                             f"{format_bytes(free)} is available")
+        raise UserInputError(
+            f"{path}: restoring it needs {format_bytes(declared)} of memory but {format_bytes(free)} is available"
+        )

@@ -25,8 +25,9 @@ from mlpjax.training.rows import Rows
 from mlpjax.training.steps import ProgressFn, evaluate_sums, summarize, train_epoch
 
 
-def layout_for(mesh: jax.sharding.Mesh | None, model_config: model.ModelConfig,
-               shard_rows: bool | None = None) -> mesh_lib.MeshLayout | None:
+def layout_for(
+    mesh: jax.sharding.Mesh | None, model_config: model.ModelConfig, shard_rows: bool | None = None
+) -> mesh_lib.MeshLayout | None:
     """How a model of ``model_config`` lays out on ``mesh`` (None: one device, no layout)."""
     if mesh is None:
         return None
@@ -105,8 +106,9 @@ class EpochRunner:
         return self.compiled(state, self.rows, self.place(np.int32(epoch)))
 
 
-def prepare_epoch(state: TrainState, rows: Rows, *, batch_size: int,
-                  progress: ProgressFn | None = None) -> tuple[EpochRunner, TrainState]:
+def prepare_epoch(
+    state: TrainState, rows: Rows, *, batch_size: int, progress: ProgressFn | None = None
+) -> tuple[EpochRunner, TrainState]:
     """Place ``state`` as ``rows`` are placed and compile one epoch of them: ``(runner, placed state)``.
 
     With several processes there is no progress callback. Use it to time an epoch on ``N`` devices:
@@ -142,25 +144,39 @@ class Evaluator:
         return sums if self.rows.layout is None else self.rows.layout.local(sums)
 
 
-def prepare_evaluate(params: model.Params, rows: Rows, *, model_config: model.ModelConfig,
-                     loss_name: str = "categorical_crossentropy", batch_size: int = 1000) -> Evaluator:
+def prepare_evaluate(
+    params: model.Params,
+    rows: Rows,
+    *,
+    model_config: model.ModelConfig,
+    loss_name: str = "categorical_crossentropy",
+    batch_size: int = 1000,
+) -> Evaluator:
     """Compile the evaluation of params like ``params`` on ``rows``, ``batch_size`` rows at a time."""
     _check_rows(rows)
-    fn = jax.jit(functools.partial(evaluate_sums, model_config=model_config, loss_name=loss_name,
-                                   batch_size=batch_size))
+    fn = jax.jit(
+        functools.partial(evaluate_sums, model_config=model_config, loss_name=loss_name, batch_size=batch_size)
+    )
     compiled, seconds = _compiled(fn, ("evaluate_sums", model_config, loss_name, batch_size), params, rows)
     return Evaluator(compiled, rows, seconds)
 
 
-def evaluate(params: model.Params, rows: Rows, *, model_config: model.ModelConfig,
-             loss_name: str = "categorical_crossentropy", batch_size: int = 1000) -> dict[str, float]:
+def evaluate(
+    params: model.Params,
+    rows: Rows,
+    *,
+    model_config: model.ModelConfig,
+    loss_name: str = "categorical_crossentropy",
+    batch_size: int = 1000,
+) -> dict[str, float]:
     """Loss and every metric of :mod:`mlpjax.core.metrics` of ``params`` on ``rows`` (inference mode)."""
-    return prepare_evaluate(params, rows, model_config=model_config, loss_name=loss_name,
-                            batch_size=batch_size)(params)
+    return prepare_evaluate(params, rows, model_config=model_config, loss_name=loss_name, batch_size=batch_size)(params)
 
 
-def evaluate_arrays(params: model.Params, x, y, *, model_config: model.ModelConfig,
-                    loss_name: str = "categorical_crossentropy") -> dict[str, float]:
+def evaluate_arrays(
+    params: model.Params, x, y, *, model_config: model.ModelConfig, loss_name: str = "categorical_crossentropy"
+) -> dict[str, float]:
     """:func:`evaluate` on float features ``x`` ``(N, D)`` and labels ``y`` ``(N,)`` on one device."""
-    return evaluate(params, Rows.place(jnp.asarray(x, jnp.float32), jnp.asarray(y)), model_config=model_config,
-                    loss_name=loss_name)
+    return evaluate(
+        params, Rows.place(jnp.asarray(x, jnp.float32), jnp.asarray(y)), model_config=model_config, loss_name=loss_name
+    )

@@ -31,14 +31,19 @@ class Cluster:
         if self.coordinator not in (None, "auto"):
             host, _, port = self.coordinator.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise FieldError("coordinator", f"{{field}} {self.coordinator!r}: expected HOST:PORT, e.g. "
-                                 "10.0.0.1:1234 (the address of process 0 and a free port)")
+                raise FieldError(
+                    "coordinator",
+                    f"{{field}} {self.coordinator!r}: expected HOST:PORT, e.g. "
+                    "10.0.0.1:1234 (the address of process 0 and a free port)",
+                )
         if self.num_processes is not None and self.num_processes < 1:
             raise FieldError("num_processes", f"must be at least 1, got {self.num_processes}")
         n = self.num_processes
         if self.process_id is not None and (self.process_id < 0 or n is not None and self.process_id >= n):
-            raise FieldError("process_id", f"{{field}} {self.process_id}: expected 0 to "
-                             f"{'P-1' if n is None else n - 1} (one per process)")
+            raise FieldError(
+                "process_id",
+                f"{{field}} {self.process_id}: expected 0 to {'P-1' if n is None else n - 1} (one per process)",
+            )
 
     @property
     def wanted(self) -> bool:
@@ -63,12 +68,16 @@ class ClusterError(UserInputError):
 
     def __init__(self, why: str):
         self.why = why
-        super().__init__(f"jax.distributed.initialize failed ({why}); give a Cluster(coordinator, num_processes, "
-                         "process_id), or run under Slurm/Open MPI")
+        super().__init__(
+            f"jax.distributed.initialize failed ({why}); give a Cluster(coordinator, num_processes, "
+            "process_id), or run under Slurm/Open MPI"
+        )
 
     def for_cli(self, flag) -> str:
-        return (f"jax.distributed.initialize failed ({self.why}); give --coordinator HOST:PORT --num-processes P "
-                "--process-id I, or run under Slurm/Open MPI")
+        return (
+            f"jax.distributed.initialize failed ({self.why}); give --coordinator HOST:PORT --num-processes P "
+            "--process-id I, or run under Slurm/Open MPI"
+        )
 
 
 def setup(devices: int | None = None, cluster: Cluster = Cluster(), model_parallel: int = 1) -> Mesh | None:
@@ -78,8 +87,10 @@ def setup(devices: int | None = None, cluster: Cluster = Cluster(), model_parall
     if cluster.wanted:
         initialize(cluster)
     elif cluster.num_processes is not None or cluster.process_id is not None:
-        raise FieldError("coordinator", f"several processes need {{field}} HOST:PORT (the address of process 0) "
-                         f"or ${COORDINATOR_ENV}")
+        raise FieldError(
+            "coordinator",
+            f"several processes need {{field}} HOST:PORT (the address of process 0) or ${COORDINATOR_ENV}",
+        )
     mesh = make_mesh(devices, model_parallel)
     return None if mesh.size == 1 else mesh
 

@@ -62,17 +62,28 @@ class Callbacks:
     best_params: model.Params | None = None
 
     @classmethod
-    def start(cls, config: TrainConfig, history: History, params: Callable[[], model.Params],
-              best: tuple[int, model.Params] | None) -> Callbacks:
+    def start(
+        cls,
+        config: TrainConfig,
+        history: History,
+        params: Callable[[], model.Params],
+        best: tuple[int, model.Params] | None,
+    ) -> Callbacks:
         """Rebuilt from the history of the epochs done (nothing done: fresh); ``params()`` gives the weights
         after them, ``best`` the ``(epoch, weights)`` of the best epoch where they were kept."""
         losses, done = history["val_loss"], len(history["val_loss"])
-        plateau = None if not config.reduce_lr_on_plateau else callbacks.replay(
-            callbacks.plateau_update, callbacks.Plateau(config.plateau_factor, config.plateau_patience), losses)
+        plateau = (
+            None
+            if not config.reduce_lr_on_plateau
+            else callbacks.replay(
+                callbacks.plateau_update, callbacks.Plateau(config.plateau_factor, config.plateau_patience), losses
+            )
+        )
         if config.early_stopping is None:
             return cls(None, plateau)
-        early = callbacks.replay(callbacks.early_stopping_update, callbacks.EarlyStopping(config.early_stopping),
-                                 losses)
+        early = callbacks.replay(
+            callbacks.early_stopping_update, callbacks.EarlyStopping(config.early_stopping), losses
+        )
         if early.best_epoch == done and done:
             return cls(early, plateau, jax.device_get(params()))
         if best is not None and best[0] == early.best_epoch:
@@ -80,8 +91,7 @@ class Callbacks:
         if not done:
             return cls(early, plateau)
         # the best weights are not at hand: count the patience from the resumed epoch, as if it were the best
-        return cls(callbacks.EarlyStopping(config.early_stopping, losses[-1], done), plateau,
-                   jax.device_get(params()))
+        return cls(callbacks.EarlyStopping(config.early_stopping, losses[-1], done), plateau, jax.device_get(params()))
 
     def update(self, epoch: int, val_loss: float, params: Callable[[], model.Params]) -> None:
         """After 1-based ``epoch``: the weights ``params()`` become the best weights if they are."""
@@ -111,12 +121,26 @@ class Callbacks:
 
     def record(self) -> dict[str, Any]:
         """``early_stopping`` and ``reduce_lr_on_plateau`` as metrics.json records them (None: off)."""
-        early = None if self.early is None else {
-            "patience": self.early.patience, "stopped_epoch": self.early.stopped_epoch or None,
-            "best_epoch": self.early.best_epoch, "restored_best_weights": self.stopped}
-        plateau = None if self.plateau is None else {
-            "factor": self.plateau.factor, "patience": self.plateau.patience,
-            "reduced_after_epochs": list(self.plateau.reductions), "scale": self.plateau.scale}
+        early = (
+            None
+            if self.early is None
+            else {
+                "patience": self.early.patience,
+                "stopped_epoch": self.early.stopped_epoch or None,
+                "best_epoch": self.early.best_epoch,
+                "restored_best_weights": self.stopped,
+            }
+        )
+        plateau = (
+            None
+            if self.plateau is None
+            else {
+                "factor": self.plateau.factor,
+                "patience": self.plateau.patience,
+                "reduced_after_epochs": list(self.plateau.reductions),
+                "scale": self.plateau.scale,
+            }
+        )
         return {"early_stopping": early, "reduce_lr_on_plateau": plateau}
 
 
@@ -146,8 +170,15 @@ class Member:
     diverged_loss: float = math.nan
 
     @classmethod
-    def start(cls, config: TrainConfig, steps_per_epoch: int, num_classes: int, saved: History | None,
-              params: Callable[[], model.Params], best: tuple[int, model.Params] | None = None) -> Member:
+    def start(
+        cls,
+        config: TrainConfig,
+        steps_per_epoch: int,
+        num_classes: int,
+        saved: History | None,
+        params: Callable[[], model.Params],
+        best: tuple[int, model.Params] | None = None,
+    ) -> Member:
         """A member of ``num_classes`` classes continuing the ``saved`` history (None: fresh) from the weights
         ``params()``."""
         history = start_history(saved or empty_history(), config, steps_per_epoch, num_classes)
@@ -169,10 +200,14 @@ class Member:
 
     def record(self, done: Epoch) -> None:
         """Append one epoch's figures to the history."""
-        for key, value in (("loss", done.train["loss"]), ("accuracy", done.train["accuracy"]),
-                           ("val_loss", done.val["loss"]), ("val_accuracy", done.val["accuracy"]),
-                           ("lr", done.lr),
-                           *(("val_" + k, done.val[k]) for k in val_keys(self.config, self.num_classes))):
+        for key, value in (
+            ("loss", done.train["loss"]),
+            ("accuracy", done.train["accuracy"]),
+            ("val_loss", done.val["loss"]),
+            ("val_accuracy", done.val["accuracy"]),
+            ("lr", done.lr),
+            *(("val_" + k, done.val[k]) for k in val_keys(self.config, self.num_classes)),
+        ):
             self.history[key].append(value)
 
     @property
@@ -182,8 +217,10 @@ class Member:
     def restore_line(self) -> str:
         early = self.calls.early
         assert early is not None  # said only when early stopping restored the weights
-        return (f"early stopping after epoch {early.stopped_epoch}: val_loss has not improved for "
-                f"{early.patience} epochs; restored the weights of epoch {early.best_epoch}")
+        return (
+            f"early stopping after epoch {early.stopped_epoch}: val_loss has not improved for "
+            f"{early.patience} epochs; restored the weights of epoch {early.best_epoch}"
+        )
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int, epoch: int, scale: float = 1.0) -> float:
@@ -211,8 +248,14 @@ def start_history(saved: History, config: TrainConfig, steps_per_epoch: int, num
 Report = Callable[[int, list["Epoch | None"], list[bool]], None]  # (epoch, each model's Epoch or None, rescaled)
 
 
-def run_epochs(program: Program, members: Sequence[Member], epochs: int, *, report: Report | None = None,
-               on_epoch_end: Callable[[int], None] | None = None) -> list[Epoch | None]:
+def run_epochs(
+    program: Program,
+    members: Sequence[Member],
+    epochs: int,
+    *,
+    report: Report | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> list[Epoch | None]:
     """Train ``members`` through 1-based epoch ``epochs``, from the epoch after the longest history (module
     docstring). ``report(epoch, done, rescaled)`` and then ``on_epoch_end(epoch)`` after every epoch that
     recorded at least one model. Returns each model's last Epoch of this call (None: none recorded)."""
@@ -252,8 +295,7 @@ def run_epochs(program: Program, members: Sequence[Member], epochs: int, *, repo
     return last
 
 
-def restore_best(program: Program, members: Sequence[Member], log: Callable[[int, str], None] | None = None
-                 ) -> None:
+def restore_best(program: Program, members: Sequence[Member], log: Callable[[int, str], None] | None = None) -> None:
     """Give each member whose early stopping stopped its best weights back, saying so to ``log(k, line)``."""
     for k, m in enumerate(members):
         if m.diverged is None and m.calls.restores:
@@ -263,8 +305,9 @@ def restore_best(program: Program, members: Sequence[Member], log: Callable[[int
                 log(k, m.restore_line())
 
 
-def test_figures(program: Program, members: Sequence[Member], last: Sequence[Epoch | None]
-                 ) -> tuple[list[Figures], float]:
+def test_figures(
+    program: Program, members: Sequence[Member], last: Sequence[Epoch | None]
+) -> tuple[list[Figures], float]:
     """Each member's test figures with the weights it keeps, and the seconds spent compiling for them. With a
     validation split the test rows are evaluated now; else the validation rows are the test rows, and the
     ``last`` epoch's figures serve unless the weights are another epoch's (restored) or no epoch ran. A diverged
@@ -275,8 +318,10 @@ def test_figures(program: Program, members: Sequence[Member], last: Sequence[Epo
         now: list[Figures] = []  # filled when some member needs it
         if any(m.calls.restores or e is None for m, e in zip(members, last, strict=True)):
             now = program.evaluate()
-        figures = [e.val if e is not None and not m.calls.restores else now[k]
-                   for k, (m, e) in enumerate(zip(members, last, strict=True))]
+        figures = [
+            e.val if e is not None and not m.calls.restores else now[k]
+            for k, (m, e) in enumerate(zip(members, last, strict=True))
+        ]
         seconds = 0.0
     nan = {"loss": math.nan, "accuracy": math.nan}
     return [nan if m.diverged is not None else f for m, f in zip(members, figures, strict=True)], seconds

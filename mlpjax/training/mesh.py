@@ -34,14 +34,22 @@ def make_mesh(devices: int | None = None, model_parallel: int = 1) -> Mesh:
     local = jax.local_device_count()
     count = local if devices is None else int(devices)
     if not 1 <= count <= local:
-        raise FieldError("devices", f"{{field}} {count}: this process has {local} {jax.default_backend()} "
-                         f"device(s); give 1 to {local} (on CPU, more with "
-                         "XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+        raise FieldError(
+            "devices",
+            f"{{field}} {count}: this process has {local} {jax.default_backend()} "
+            f"device(s); give 1 to {local} (on CPU, more with "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=N)",
+        )
     if model_parallel < 1 or count % model_parallel:
         divisors = ", ".join(str(m) for m in range(1, count + 1) if count % m == 0)
         raise DevicesError(model_parallel, count, divisors)
-    chosen = np.array([d for p in range(jax.process_count())
-                       for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:count]])
+    chosen = np.array(
+        [
+            d
+            for p in range(jax.process_count())
+            for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:count]
+        ]
+    )
     if model_parallel == 1:
         return Mesh(chosen, (DATA,), axis_types=(AxisType.Auto,))
     return Mesh(chosen.reshape(-1, model_parallel), (DATA, MODEL), axis_types=(AxisType.Auto,) * 2)
@@ -52,12 +60,21 @@ class DevicesError(FieldError):
 
     def __init__(self, model_parallel: int, devices: int, divisors: str):
         self.devices = devices
-        super().__init__("model_parallel", f"{{field}} {model_parallel}: the model axis must divide the "
-                         f"{devices} devices of each process: give one of {divisors}")
+        super().__init__(
+            "model_parallel",
+            f"{{field}} {model_parallel}: the model axis must divide the "
+            f"{devices} devices of each process: give one of {divisors}",
+        )
 
     def for_cli(self, flag) -> str:
-        return super().for_cli(flag).replace(f"the {self.devices} devices of each process",
-                                             f"{flag('devices')} {self.devices} (the devices of each process)")
+        return (
+            super()
+            .for_cli(flag)
+            .replace(
+                f"the {self.devices} devices of each process",
+                f"{flag('devices')} {self.devices} (the devices of each process)",
+            )
+        )
 
 
 def describe(mesh: Mesh) -> str:
@@ -102,16 +119,22 @@ def check_widths(mesh: Mesh | None, widths) -> None:
     model_size = 1 if mesh is None else int(dict(mesh.shape).get(MODEL, 1))
     for width in widths:
         if width % model_size:
-            raise FieldError("hidden", f"{{field}} {width}: with {{model_parallel}} {model_size} every hidden width "
-                             f"must divide by {model_size}", also=("model_parallel",))
+            raise FieldError(
+                "hidden",
+                f"{{field}} {width}: with {{model_parallel}} {model_size} every hidden width "
+                f"must divide by {model_size}",
+                also=("model_parallel",),
+            )
 
 
 def check_padding(batch_size: int, size: int) -> None:
     """Warn when padding a batch of ``batch_size`` for ``size`` devices would change the dropout masks."""
     if batch_size % size and not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
-        warnings.warn(f"batch size {batch_size} is padded to a multiple of {size} devices and "
-                      "jax_threefry_partitionable is off: the dropout masks differ from a one-device run's",
-                      stacklevel=3)
+        warnings.warn(
+            f"batch size {batch_size} is padded to a multiple of {size} devices and "
+            "jax_threefry_partitionable is off: the dropout masks differ from a one-device run's",
+            stacklevel=3,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,11 +156,15 @@ class MeshLayout:
     shard_rows: bool | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "splits", tuple(sorted((layer, tuple(sorted(dict(params).items())))
-                                                        for layer, params in dict(self.splits).items())))
+        object.__setattr__(
+            self,
+            "splits",
+            tuple(sorted((layer, tuple(sorted(dict(params).items()))) for layer, params in dict(self.splits).items())),
+        )
         if self.mesh.axis_names not in ((DATA,), (DATA, MODEL)):
-            raise ValueError(f"expected a mesh with axes ({DATA!r},) or ({DATA!r}, {MODEL!r}), "
-                             f"got {self.mesh.axis_names}")
+            raise ValueError(
+                f"expected a mesh with axes ({DATA!r},) or ({DATA!r}, {MODEL!r}), got {self.mesh.axis_names}"
+            )
         if any(len({d.process_index for d in row}) > 1 for row in self.mesh.devices.reshape(self.size, -1)):
             raise ValueError(f"each row of the {MODEL!r} axis must lie within one process (see make_mesh)")
         if self.shard_rows is None:
@@ -218,8 +245,7 @@ class MeshLayout:
     def put_state(self, tree: Any) -> Any:
         """Copy every array leaf of ``tree`` (the same value on every process: a state, params, a scalar) to the
         mesh, laid out by :meth:`shardings`."""
-        return jax.tree_util.tree_map(lambda a, s: self._put(s, np.asarray(a), np.shape(a)), tree,
-                                      self.shardings(tree))
+        return jax.tree_util.tree_map(lambda a, s: self._put(s, np.asarray(a), np.shape(a)), tree, self.shardings(tree))
 
     def constrain(self, tree: Any) -> Any:
         """Inside ``jit``: pin ``tree``'s layout to :meth:`shardings`, so a jitted function returns its state
@@ -242,6 +268,7 @@ class MeshLayout:
         device count), sharded over ``data``. Inside ``jit`` only."""
         spec = P(DATA)
         if self.shard_rows:
+
             def gather(xs, ys, i):  # xs: this device's rows; i: every index of the batch
                 j = i - jax.lax.axis_index(DATA) * xs.shape[0]
                 mine = (j >= 0) & (j < xs.shape[0])
@@ -253,13 +280,13 @@ class MeshLayout:
 
             in_specs = (spec, spec, P())
         else:
+
             def gather(xs, ys, i):  # xs: every row; i: this device's slice of the batch
                 return xs[i], ys[i]
 
             in_specs = (P(), P(), spec)
         image, label = jax.shard_map(gather, mesh=self.mesh, in_specs=in_specs, out_specs=(spec, spec))(x, y, idx)
-        return {"image": image, "label": label,
-                "weight": jax.lax.with_sharding_constraint(weight, self.batch_sharding)}
+        return {"image": image, "label": label, "weight": jax.lax.with_sharding_constraint(weight, self.batch_sharding)}
 
 
 def local_copy(a: jax.Array) -> jax.Array:

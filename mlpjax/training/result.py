@@ -63,13 +63,23 @@ class FitResult:
         }
 
 
-def progress_record(config: TrainConfig, history: Mapping[str, list[float]], dataset: Mapping[str, Any],
-                    model: Mapping[str, Any]) -> dict[str, Any]:
+def progress_record(
+    config: TrainConfig, history: Mapping[str, list[float]], dataset: Mapping[str, Any], model: Mapping[str, Any]
+) -> dict[str, Any]:
     """``metrics.json`` while training: the history so far and, validating on the test set, the last epoch's
     test figures (with a validation split, the test set is evaluated only at the end)."""
-    test = {} if config.validation == "split" else {"test_loss": history["val_loss"][-1],
-                                                    "test_accuracy": history["val_accuracy"][-1]}
-    return {"complete": False, "epochs_done": len(history["loss"]), **test, "validation": config.validation,
-            "history": {k: list(v) for k, v in history.items()},
-            "config": config.to_dict(), "model": dict(model),
-            "dataset": dict(dataset)}
+    test = (
+        {}
+        if config.validation == "split"
+        else {"test_loss": history["val_loss"][-1], "test_accuracy": history["val_accuracy"][-1]}
+    )
+    return {
+        "complete": False,
+        "epochs_done": len(history["loss"]),
+        **test,
+        "validation": config.validation,
+        "history": {k: list(v) for k, v in history.items()},
+        "config": config.to_dict(),
+        "model": dict(model),
+        "dataset": dict(dataset),
+    }

@@ -13,8 +13,9 @@ from mlpjax import data
 from mlpjax.training.mesh import MeshLayout
 
 
-def batch_indices(n: int, batch_size: int, order: jax.Array | None = None, *,
-                  multiple: int = 1) -> tuple[jax.Array, jax.Array]:
+def batch_indices(
+    n: int, batch_size: int, order: jax.Array | None = None, *, multiple: int = 1
+) -> tuple[jax.Array, jax.Array]:
     """``(steps, width)`` example indices covering ``n`` examples in ``order`` and their weights (0 pads).
 
     ``steps`` is ``ceil(n / batch_size)``: the last partial batch is kept, padded with weight-0 copies of
@@ -62,8 +63,10 @@ class Rows:
     @classmethod
     def from_dataset(cls, dataset: data.Dataset, split: str, layout: MeshLayout | None = None) -> Rows:
         """The ``"train"`` or ``"test"`` split of ``dataset``, placed as :meth:`place` does."""
-        encoded, labels = {"train": (dataset.encoded_train, dataset.y_train),
-                           "test": (dataset.encoded_test, dataset.y_test)}[split]
+        encoded, labels = {
+            "train": (dataset.encoded_train, dataset.y_train),
+            "test": (dataset.encoded_test, dataset.y_test),
+        }[split]
         return cls.place(encoded, labels, pixel_levels=dataset.pixel_levels, layout=layout)
 
     @property

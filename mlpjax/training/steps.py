@@ -28,9 +28,16 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
     """One optimizer step on ``batch`` (``image``, ``label``, optional ``weight``): the new state and the
     batch's weighted mean ``loss`` and ``accuracy``. Consumes the state's dropout key of this step; the dropout
     rate is ``state.dropout_rate`` where set, else the model config's."""
-    grad_fn = jax.value_and_grad(functools.partial(
-        losses.loss, model_config=state.model_config, loss_name=state.loss_name, train=True,
-        dropout_rate=state.dropout_rate), has_aux=True)
+    grad_fn = jax.value_and_grad(
+        functools.partial(
+            losses.loss,
+            model_config=state.model_config,
+            loss_name=state.loss_name,
+            train=True,
+            dropout_rate=state.dropout_rate,
+        ),
+        has_aux=True,
+    )
     (value, aux), grads = grad_fn(state.params, batch, dropout_key(state))
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -39,8 +46,13 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
 
 
 @functools.partial(jax.jit, static_argnames=("model_config", "loss_name"))
-def eval_step(params: model.Params, batch: dict[str, jax.Array], *, model_config: model.ModelConfig,
-              loss_name: str = "categorical_crossentropy") -> dict[str, jax.Array]:
+def eval_step(
+    params: model.Params,
+    batch: dict[str, jax.Array],
+    *,
+    model_config: model.ModelConfig,
+    loss_name: str = "categorical_crossentropy",
+) -> dict[str, jax.Array]:
     """Sums over ``batch`` (padding of weight 0 excluded): ``loss``, ``count``, ``mse``, ``mae``, ``confusion``,
     and Keras' precision/recall counts ``above`` and ``hits`` (:func:`mlpjax.core.metrics.threshold_counts`)."""
     logits = model.apply(params, batch["image"], model_config=model_config)
@@ -53,14 +65,14 @@ def eval_step(params: model.Params, batch: dict[str, jax.Array], *, model_config
         "count": jnp.sum(weight),
         "mse": jnp.sum(errors["mse"] * weight),
         "mae": jnp.sum(errors["mae"] * weight),
-        "confusion": metrics.confusion_matrix(batch["label"], jnp.argmax(logits, -1), model_config.num_classes,
-                                              weight),
+        "confusion": metrics.confusion_matrix(batch["label"], jnp.argmax(logits, -1), model_config.num_classes, weight),
         **metrics.threshold_counts(probs, batch["label"], weight),
     }
 
 
-def train_epoch(state: TrainState, rows: Rows, epoch: jax.Array, *, batch_size: int,
-                progress: ProgressFn | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+def train_epoch(
+    state: TrainState, rows: Rows, epoch: jax.Array, *, batch_size: int, progress: ProgressFn | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """One pass over ``rows`` in the shuffle of 0-based ``epoch``, as one ``lax.scan`` of :func:`train_step`.
 
     ``ceil(rows.count / batch_size)`` steps (the last partial batch is kept, as in Keras); returns the new state
@@ -79,8 +91,11 @@ def train_epoch(state: TrainState, rows: Rows, epoch: jax.Array, *, batch_size: 
         count = jnp.sum(w)
         loss_sum, correct_sum, seen = loss_sum + m["loss"] * count, correct_sum + m["accuracy"] * count, seen + count
         if progress is not None:
-            jax.lax.cond((s + 1) % report_every == 0, lambda: jax.debug.callback(
-                progress, s + 1, loss_sum, correct_sum, seen), lambda: None)
+            jax.lax.cond(
+                (s + 1) % report_every == 0,
+                lambda: jax.debug.callback(progress, s + 1, loss_sum, correct_sum, seen),
+                lambda: None,
+            )
         return (state, loss_sum, correct_sum, seen), None
 
     zero = jnp.zeros((), jnp.float32)
@@ -92,8 +107,9 @@ def train_epoch(state: TrainState, rows: Rows, epoch: jax.Array, *, batch_size: 
     return rows.layout.constrain(state), jax.lax.with_sharding_constraint(means, rows.layout.replicated)
 
 
-def evaluate_sums(params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str,
-                  batch_size: int = 1000) -> dict[str, jax.Array]:
+def evaluate_sums(
+    params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str, batch_size: int = 1000
+) -> dict[str, jax.Array]:
     """:func:`eval_step`'s sums over all of ``rows``, ``batch_size`` rows at a time (inference mode: no
     randomness). Jit with everything but ``params`` and ``rows`` static."""
     idx, weight = rows.batches(min(batch_size, rows.count))
@@ -102,8 +118,12 @@ def evaluate_sums(params: model.Params, rows: Rows, *, model_config: model.Model
         sums = eval_step(params, rows.batch(*inputs), model_config=model_config, loss_name=loss_name)
         return jax.tree_util.tree_map(jnp.add, total, sums), None
 
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
-        lambda: eval_step(params, rows.batch(idx[0], weight[0]), model_config=model_config, loss_name=loss_name)))
+    zeros = jax.tree_util.tree_map(
+        jnp.zeros_like,
+        jax.eval_shape(
+            lambda: eval_step(params, rows.batch(idx[0], weight[0]), model_config=model_config, loss_name=loss_name)
+        ),
+    )
     sums = jax.lax.scan(body, zeros, (idx, weight))[0]
     return sums if rows.layout is None else jax.lax.with_sharding_constraint(sums, rows.layout.replicated)
 
@@ -112,6 +132,10 @@ def summarize(sums: dict[str, jax.Array]) -> dict[str, float]:
     """Evaluation sums as ``loss``, ``accuracy``, Keras' ``precision`` and ``recall``, ``precision_macro``,
     ``recall_macro``, ``f1_macro``, ``f1_score_<c>`` per class, ``mse``, ``mae`` (see :mod:`mlpjax.core.metrics`)."""
     count = float(sums["count"])
-    return {"loss": float(sums["loss"]) / count, **metrics.from_confusion(np.asarray(sums["confusion"])),
-            **metrics.from_threshold_counts(float(sums["above"]), float(sums["hits"]), count),
-            "mse": float(sums["mse"]) / count, "mae": float(sums["mae"]) / count}
+    return {
+        "loss": float(sums["loss"]) / count,
+        **metrics.from_confusion(np.asarray(sums["confusion"])),
+        **metrics.from_threshold_counts(float(sums["above"]), float(sums["hits"]), count),
+        "mse": float(sums["mse"]) / count,
+        "mae": float(sums["mae"]) / count,
+    }

@@ -43,8 +43,9 @@ class TrainingDiverged(FieldError):
 
     def __init__(self, epoch: int, loss: float, where: Any = None, note: str = ""):
         self.epoch, self.loss = epoch, loss
-        super().__init__("lr", f"training diverged in epoch {epoch}: the loss is {loss}; try a lower {{field}}"
-                         + note, where=where)
+        super().__init__(
+            "lr", f"training diverged in epoch {epoch}: the loss is {loss}; try a lower {{field}}" + note, where=where
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +83,18 @@ def check_dataset(config: TrainConfig, dataset: data_lib.Dataset) -> None:
     if dataset.name not in data_lib.DATASETS:
         return
     if dataset.name != config.dataset:
-        raise FieldError("dataset", f"{{field}} is {config.dataset!r} but the data given is {dataset.name!r}; "
-                         f"pass the data of {config.dataset!r} or a config of dataset={dataset.name!r}")
+        raise FieldError(
+            "dataset",
+            f"{{field}} is {config.dataset!r} but the data given is {dataset.name!r}; "
+            f"pass the data of {config.dataset!r} or a config of dataset={dataset.name!r}",
+        )
     shape = data_lib.get_spec(dataset.name).shape
     if shape is not None and shape != (dataset.input_dim, dataset.num_classes):
-        raise FieldError("dataset", f"{{field}} {dataset.name!r} has {shape[0]} features and {shape[1]} classes; "
-                         f"the data given has {dataset.input_dim} features and {dataset.num_classes} classes")
+        raise FieldError(
+            "dataset",
+            f"{{field}} {dataset.name!r} has {shape[0]} features and {shape[1]} classes; "
+            f"the data given has {dataset.input_dim} features and {dataset.num_classes} classes",
+        )
 
 
 def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: bool = True) -> Plan:
@@ -102,8 +109,14 @@ def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: b
     if check_memory:
         check_training(config, model_config, dataset)  # before anything is allocated
     config = config.replace(batch_size=effective_batch_size(config.batch_size, len(train_ds.y_train)))
-    return Plan(config, model_config, dataset, train_ds, val_ds,
-                steps_per_epoch=math.ceil(len(train_ds.y_train) / config.batch_size))
+    return Plan(
+        config,
+        model_config,
+        dataset,
+        train_ds,
+        val_ds,
+        steps_per_epoch=math.ceil(len(train_ds.y_train) / config.batch_size),
+    )
 
 
 def _start(plan: Plan, resumed: Resumed | None) -> tuple[TrainState, loop_lib.Member]:
@@ -114,9 +127,14 @@ def _start(plan: Plan, resumed: Resumed | None) -> tuple[TrainState, loop_lib.Me
     if state.model_config != model_config:
         raise UserInputError(f"the saved model {state.model_config} does not match the config ({model_config})")
     state = state.replace(tx=schedules.make_optimizer(config, plan.steps_per_epoch))
-    member = loop_lib.Member.start(config, plan.steps_per_epoch, model_config.num_classes,
-                                   resumed.history if resumed else None, lambda: state.params,
-                                   resumed.best if resumed else None)
+    member = loop_lib.Member.start(
+        config,
+        plan.steps_per_epoch,
+        model_config.num_classes,
+        resumed.history if resumed else None,
+        lambda: state.params,
+        resumed.best if resumed else None,
+    )
     scale = member.calls.scale
     if member.calls.plateau is not None and schedules.plateau_scale(state.opt_state) != scale:
         state = state.replace(opt_state=schedules.with_plateau_scale(state.opt_state, scale))
@@ -137,8 +155,7 @@ class _ProgressBar:
 
     def update(self, step, loss_sum, correct_sum, seen) -> None:
         self.bar.update(int(step) - self.bar.n)
-        self.bar.set_postfix(loss=f"{float(loss_sum) / float(seen):.4f}",
-                             acc=f"{float(correct_sum) / float(seen):.4f}")
+        self.bar.set_postfix(loss=f"{float(loss_sum) / float(seen):.4f}", acc=f"{float(correct_sum) / float(seen):.4f}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -165,16 +182,16 @@ class _Loop:
         return 1 if self.runner.layout is None else self.runner.layout.process_count
 
 
-def _compile(plan: Plan, state: TrainState, *, quiet: bool, mesh: jax.sharding.Mesh | None
-             ) -> tuple[_Loop, TrainState]:
+def _compile(plan: Plan, state: TrainState, *, quiet: bool, mesh: jax.sharding.Mesh | None) -> tuple[_Loop, TrainState]:
     """Place the rows on ``mesh`` (None: one device) and compile the plan's epoch and validation: the loop and
     ``state`` placed as it expects. No progress bar when ``quiet`` or with several processes."""
     layout = layout_for(mesh, plan.model_config)
     quiet = quiet or (layout is not None and layout.process_count > 1)
     bar = None if quiet else _ProgressBar(plan.steps_per_epoch)
     progress: ProgressFn | None = None if bar is None else bar.update
-    runner, state = prepare_epoch(state, Rows.from_dataset(plan.train, "train", layout),
-                                  batch_size=plan.config.batch_size, progress=progress)
+    runner, state = prepare_epoch(
+        state, Rows.from_dataset(plan.train, "train", layout), batch_size=plan.config.batch_size, progress=progress
+    )
     evaluator = _evaluation(plan, state.params, Rows.from_dataset(plan.val, "test", layout))
     return _Loop(plan, runner, evaluator, bar), state
 
@@ -218,18 +235,22 @@ class _OneModel:
 
     def set_scales(self, scales: dict[int, float]) -> None:
         local = self.local()
-        self.state = self.loop.runner.place(local.replace(
-            opt_state=schedules.with_plateau_scale(local.opt_state, scales[0])))
+        self.state = self.loop.runner.place(
+            local.replace(opt_state=schedules.with_plateau_scale(local.opt_state, scales[0]))
+        )
 
     def set_params(self, k: int, params: model.Params) -> None:
         self.state = self.loop.runner.place(self.local().replace(params=params))
 
 
-def epoch_line(epoch: int, epochs: int, train_metrics: dict[str, float], test_metrics: dict[str, float],
-               seconds: float) -> str:
+def epoch_line(
+    epoch: int, epochs: int, train_metrics: dict[str, float], test_metrics: dict[str, float], seconds: float
+) -> str:
     """The line printed after each epoch."""
-    return (f"epoch {epoch}/{epochs}: loss {train_metrics['loss']:.4f} accuracy {train_metrics['accuracy']:.4f} "
-            f"val_loss {test_metrics['loss']:.4f} val_accuracy {test_metrics['accuracy']:.4f} ({seconds:.2f} s)")
+    return (
+        f"epoch {epoch}/{epochs}: loss {train_metrics['loss']:.4f} accuracy {train_metrics['accuracy']:.4f} "
+        f"val_loss {test_metrics['loss']:.4f} val_accuracy {test_metrics['accuracy']:.4f} ({seconds:.2f} s)"
+    )
 
 
 def epoch_lines(member: loop_lib.Member, done: loop_lib.Epoch, rescaled: bool) -> list[str]:
@@ -249,9 +270,16 @@ def trained_config(config: TrainConfig, dataset: data_lib.Dataset) -> TrainConfi
     return make_plan(config, dataset, check_memory=False).config
 
 
-def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_from: Resumed | None = None,
-        on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None, quiet: bool = True,
-        mesh: jax.sharding.Mesh | None = None) -> FitResult:
+def fit(
+    config: TrainConfig,
+    dataset: data_lib.Dataset | None = None,
+    *,
+    resume_from: Resumed | None = None,
+    on_epoch_end: EpochHook | None = None,
+    log: Callable[[str], None] | None = None,
+    quiet: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
+) -> FitResult:
     """Train ``config`` for ``config.epochs`` epochs in all, evaluating on the validation data after each.
 
     The validation data is the last ``config.validation_split`` of the training rows (never trained on; the test
@@ -286,13 +314,29 @@ def fit(config: TrainConfig, dataset: data_lib.Dataset | None = None, *, resume_
             for line in epoch_lines(member, done[0], rescaled[0]):
                 log(line)
 
-    last = loop_lib.run_epochs(program, [member], plan.config.epochs, report=report, on_epoch_end=(  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
-        None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, program.local(), member.history)))
+    last = loop_lib.run_epochs(
+        program,
+        [member],
+        plan.config.epochs,  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
+        report=report,
+        on_epoch_end=(
+            None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, program.local(), member.history)
+        ),
+    )
     if member.diverged is not None:
         raise TrainingDiverged(member.diverged, member.diverged_loss)
     loop_lib.restore_best(program, [member], None if log is None else lambda k, line: log(line))
     (test_metrics,), test_compile_seconds = loop_lib.test_figures(program, [member], last)
-    return FitResult(state=program.local(), config=plan.config, history=member.history, test_metrics=test_metrics,
-                     epoch_seconds=seconds, compile_seconds=loop.compile_seconds + test_compile_seconds,
-                     dataset=plan.dataset.describe(), devices=loop.runner.devices, processes=loop.processes,
-                     kept_epoch=member.kept_epoch, callbacks=member.calls.record())
+    return FitResult(
+        state=program.local(),
+        config=plan.config,
+        history=member.history,
+        test_metrics=test_metrics,
+        epoch_seconds=seconds,
+        compile_seconds=loop.compile_seconds + test_compile_seconds,
+        dataset=plan.dataset.describe(),
+        devices=loop.runner.devices,
+        processes=loop.processes,
+        kept_epoch=member.kept_epoch,
+        callbacks=member.calls.record(),
+    )

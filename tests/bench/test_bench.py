@@ -26,8 +26,14 @@ def test_quick_bench_reports_every_figure_and_compiles_once(capsys):
     for key in ("device", "ceiling_gflops", "mlpjax", "baselines", "ratios", "predict"):
         assert key in report
     m = report["mlpjax"]
-    for key in ("epoch_seconds", "examples_per_second", "gflops", "fraction_of_ceiling", "compile_seconds",
-                "test_accuracy"):
+    for key in (
+        "epoch_seconds",
+        "examples_per_second",
+        "gflops",
+        "fraction_of_ceiling",
+        "compile_seconds",
+        "test_accuracy",
+    ):
         assert m[key] > 0
     assert m["compiles_during_epochs"] == 0
     # the FLOPs counted from the shapes agree with XLA's own cost analysis within 10 %

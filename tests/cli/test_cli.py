@@ -7,37 +7,51 @@ import pytest
 from conftest import run_cli, write_idx
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["--epochs", "0"], "--epochs"),
-    (["--batch-size", "-1"], "--batch-size"),
-    (["--dropout", "1.5"], "--dropout"),
-    (["--lr", "abc"], "--lr"),
-    (["--hidden", "0"], "--hidden"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "-1"], "--batch-size"),
+        (["--dropout", "1.5"], "--dropout"),
+        (["--lr", "abc"], "--lr"),
+        (["--hidden", "0"], "--hidden"),
+    ],
+)
 def test_nonsense_flags_exit_2_naming_the_flag(capsys, argv, flag):
     code, _, err = run_cli(capsys, "train", "--dataset", "digits", *argv)
     assert code == 2
     assert flag in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--optimizer", "adamw"], "unknown optimizer 'adamw'; valid: sgd, adam, adagrad"),
-    (["--loss", "xent"], "unknown loss 'xent'; valid: categorical_crossentropy"),
-    (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, sigmoid, step, tanh"),
-    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optimizer", "adamw"], "unknown optimizer 'adamw'; valid: sgd, adam, adagrad"),
+        (["--loss", "xent"], "unknown loss 'xent'; valid: categorical_crossentropy"),
+        (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, sigmoid, step, tanh"),
+        (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+    ],
+)
 def test_unknown_names_exit_2_with_the_valid_ones(capsys, argv, message):
     code, _, err = run_cli(capsys, "train", "--dataset", "digits", *argv)
     assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["draw", "-1e+16"], "mlpjax draw: error: unrecognized arguments: -1e+16; mlpjax draw --help lists what it "
-                         "takes (a value that begins with '-' goes after '--')"),
-    (["backprop", "extra"], "mlpjax backprop: error: unrecognized arguments: extra; "
-                            "mlpjax backprop --help lists what it takes"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["draw", "-1e+16"],
+            "mlpjax draw: error: unrecognized arguments: -1e+16; mlpjax draw --help lists what it "
+            "takes (a value that begins with '-' goes after '--')",
+        ),
+        (
+            ["backprop", "extra"],
+            "mlpjax backprop: error: unrecognized arguments: extra; mlpjax backprop --help lists what it takes",
+        ),
+    ],
+)
 def test_unrecognized_arguments_are_one_line_naming_the_command(capsys, argv, message):
     """Found by the flag fuzz: argparse's own message named no command (``mlpjax: error: ...``) under the
     usage of ``mlpjax`` itself."""
@@ -62,8 +76,9 @@ def test_labels_out_of_range_exit_2(capsys, idx_folder):
 
 
 def test_train_on_digits_prints_results_and_writes_metrics(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "train", "--dataset", "digits", "--epochs", "3", "--hidden", "32",
-                           "--quiet", "--output", str(tmp_path))
+    code, out, _ = run_cli(
+        capsys, "train", "--dataset", "digits", "--epochs", "3", "--hidden", "32", "--quiet", "--output", str(tmp_path)
+    )
     assert code == 0
     assert "test accuracy" in out and "test sample 9: predicted" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -72,19 +87,26 @@ def test_train_on_digits_prints_results_and_writes_metrics(capsys, tmp_path):
 
 
 def test_the_console_script_gives_one_line_and_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", "train", "--data-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpjax.cli", "train", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"mlpjax train: error: {tmp_path}: missing train-images-idx3-ubyte.gz " \
-        "(or train-images-idx3-ubyte); an MNIST-format folder holds train-images-idx3-ubyte.gz, " \
+    assert (
+        proc.stderr.strip() == f"mlpjax train: error: {tmp_path}: missing train-images-idx3-ubyte.gz "
+        "(or train-images-idx3-ubyte); an MNIST-format folder holds train-images-idx3-ubyte.gz, "
         "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+    )
 
 
 def test_confusion_and_out_never_replace_a_file_and_an_empty_image_name_is_one_line(capsys, tmp_path):
     run = tmp_path / "run"
-    code, _, _ = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
-                         "--output", run)
+    code, _, _ = run_cli(
+        capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet", "--output", run
+    )
     assert code == 0
     taken = tmp_path / "taken.png"
     taken.write_bytes(b"keep me")
@@ -99,6 +121,7 @@ def test_confusion_and_out_never_replace_a_file_and_an_empty_image_name_is_one_l
 
 
 # --- the flags once: train, sweep and summary build them from TrainConfig's field descriptions ---
+
 
 def command_parser(name: str):
     """The argparse parser of ``mlpjax NAME``."""
@@ -121,15 +144,25 @@ def shown(parser) -> str:
 
 # A valid value of each training field other than its default: (as sweep takes it, what the configs hold).
 SWEEP_VALUES = {
-    "dataset": ("quadrants", ["quadrants"]), "data_dir": (None, [None]), "label_column": (None, [None]),
+    "dataset": ("quadrants", ["quadrants"]),
+    "data_dir": (None, [None]),
+    "label_column": (None, [None]),
     "epochs": ("1,2", [1, 2]),
-    "batch_size": ("2,4", [2, 4]), "hidden": ("4,3x2", [(4,), (3, 2)]), "activation": ("tanh,sigmoid",
-                                                                                          ["tanh", "sigmoid"]),
-    "dropout": ("0,0.5", [0.0, 0.5]), "optimizer": ("sgd,adagrad", ["sgd", "adagrad"]), "lr": ("0.5", [0.5]),
-    "loss": ("mse", ["mse"]), "seed": ("3,4", [3, 4]), "validation_split": ("0.25", [0.25]),
-    "early_stopping": ("2,off", [2, None]), "lr_schedule": ("cosine,exponential", ["cosine", "exponential"]),
-    "reduce_lr_on_plateau": ("true,false", [True, False]), "plateau_factor": ("0.5", [0.5]),
-    "plateau_patience": ("1,2", [1, 2]), "metrics": ("accuracy,f1", [("accuracy", "f1_score")]),
+    "batch_size": ("2,4", [2, 4]),
+    "hidden": ("4,3x2", [(4,), (3, 2)]),
+    "activation": ("tanh,sigmoid", ["tanh", "sigmoid"]),
+    "dropout": ("0,0.5", [0.0, 0.5]),
+    "optimizer": ("sgd,adagrad", ["sgd", "adagrad"]),
+    "lr": ("0.5", [0.5]),
+    "loss": ("mse", ["mse"]),
+    "seed": ("3,4", [3, 4]),
+    "validation_split": ("0.25", [0.25]),
+    "early_stopping": ("2,off", [2, None]),
+    "lr_schedule": ("cosine,exponential", ["cosine", "exponential"]),
+    "reduce_lr_on_plateau": ("true,false", [True, False]),
+    "plateau_factor": ("0.5", [0.5]),
+    "plateau_patience": ("1,2", [1, 2]),
+    "metrics": ("accuracy,f1", [("accuracy", "f1_score")]),
 }
 
 
@@ -156,8 +189,9 @@ def test_sweep_takes_every_training_flag_of_train_and_each_reaches_the_configs(c
         run_cli(capsys, "sweep", *argv)
     product = 1
     for name, (_, values) in SWEEP_VALUES.items():
-        got = [getattr(c.model, name) if name in ("hidden", "activation", "dropout") else getattr(c, name)
-               for c in seen]
+        got = [
+            getattr(c.model, name) if name in ("hidden", "activation", "dropout") else getattr(c, name) for c in seen
+        ]
         assert sorted(set(got), key=str) == sorted(set(values), key=str), name  # every value, nothing else
         product *= len(values)
     assert len(seen) == product
@@ -185,15 +219,26 @@ def expected_defaults() -> dict[str, str]:
     from mlpjax.core.config import TrainConfig
 
     c = TrainConfig()
-    return {"dataset": c.dataset, "batch_size": str(c.batch_size), "hidden": " ".join(map(str, c.model.hidden)),
-            "activation": c.model.activation, "dropout": f"{c.model.dropout:g}", "optimizer": c.optimizer,
-            "loss": c.loss, "seed": str(c.seed), "validation_split": f"{c.validation_split:g}",
-            "early_stopping": "off", "lr_schedule": c.lr_schedule, "reduce_lr_on_plateau": "off",
-            "plateau_factor": f"{c.plateau_factor:g}", "plateau_patience": str(c.plateau_patience),
-            "metrics": ",".join(c.metrics),
-            "epochs": ", ".join(f"{n} {s.default_epochs}" for n, s in data.DATASETS.items()),
-            "lr": ", ".join(f"{n} {optimizers.default_learning_rate(n):g}" for n in optimizers.OPTIMIZERS),
-            "data_dir": f"${data.DATA_DIR_ENV}"}
+    return {
+        "dataset": c.dataset,
+        "batch_size": str(c.batch_size),
+        "hidden": " ".join(map(str, c.model.hidden)),
+        "activation": c.model.activation,
+        "dropout": f"{c.model.dropout:g}",
+        "optimizer": c.optimizer,
+        "loss": c.loss,
+        "seed": str(c.seed),
+        "validation_split": f"{c.validation_split:g}",
+        "early_stopping": "off",
+        "lr_schedule": c.lr_schedule,
+        "reduce_lr_on_plateau": "off",
+        "plateau_factor": f"{c.plateau_factor:g}",
+        "plateau_patience": str(c.plateau_patience),
+        "metrics": ",".join(c.metrics),
+        "epochs": ", ".join(f"{n} {s.default_epochs}" for n, s in data.DATASETS.items()),
+        "lr": ", ".join(f"{n} {optimizers.default_learning_rate(n):g}" for n in optimizers.OPTIMIZERS),
+        "data_dir": f"${data.DATA_DIR_ENV}",
+    }
 
 
 @pytest.mark.parametrize("command", ["train", "sweep", "summary"])
@@ -266,38 +311,79 @@ def test_every_command_module_keeps_the_protocol():
 def test_flags_that_would_do_nothing_are_refused_in_one_line(capsys, tmp_path):
     """Issue 26, item 9: a data folder for a dataset that reads none, a plateau setting without the plateau."""
     run = tmp_path / "run"
-    assert run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
-                   "--output", run)[0] == 0
+    assert (
+        run_cli(
+            capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet", "--output", run
+        )[0]
+        == 0
+    )
     for argv in (["evaluate", run], ["predict", run, "--index", "0", "--out", tmp_path / "p.png"]):
         code, _, err = run_cli(capsys, *argv, "--data-dir", tmp_path)
-        assert code == 2 and err == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset " \
-            "'quadrants' needs no folder (the tutorial's four points); drop --data-dir\n", err
+        assert (
+            code == 2
+            and err
+            == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset "
+            "'quadrants' needs no folder (the tutorial's four points); drop --data-dir\n"
+        ), err
     assert not (tmp_path / "p.png").exists()
     for argv in (["train", "--epochs", "1"], ["sweep", "--epochs", "1"]):
         code, _, err = run_cli(capsys, *argv, "--dataset", "digits", "--data-dir", tmp_path)
-        assert code == 2 and err == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset " \
-            "'digits' needs no folder (scikit-learn's 8x8 digits (offline)); drop --data-dir\n", err
+        assert (
+            code == 2
+            and err
+            == f"mlpjax {argv[0]}: error: --data-dir {tmp_path} is not read: dataset "
+            "'digits' needs no folder (scikit-learn's 8x8 digits (offline)); drop --data-dir\n"
+        ), err
     for flag_, value in (("--plateau-factor", "0.5"), ("--plateau-patience", "3")):
         code, _, err = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", flag_, value)
-        assert code == 2 and err == f"mlpjax train: error: {flag_} {value} takes effect only with " \
-            f"--reduce-lr-on-plateau, which is off; turn that on, or drop {flag_}\n", err
+        assert (
+            code == 2
+            and err
+            == f"mlpjax train: error: {flag_} {value} takes effect only with "
+            f"--reduce-lr-on-plateau, which is off; turn that on, or drop {flag_}\n"
+        ), err
     code, _, err = run_cli(capsys, "train", "--resume", run, "--plateau-patience", "3")  # the run has it off
     assert code == 2 and err.count("\n") == 1 and "--plateau-patience" in err, err
-    code, _, err = run_cli(capsys, "sweep", "--dataset", "quadrants", "--plateau-factor", "0.5,0.25",
-                           "--reduce-lr-on-plateau", "false")
-    assert code == 2 and err == "mlpjax sweep: error: --plateau-factor 0.5,0.25 takes effect only with " \
-        "--reduce-lr-on-plateau, which is off; turn that on, or drop --plateau-factor\n", err
-    assert run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet",
-                   "--reduce-lr-on-plateau", "--plateau-factor", "0.5")[0] == 0
+    code, _, err = run_cli(
+        capsys, "sweep", "--dataset", "quadrants", "--plateau-factor", "0.5,0.25", "--reduce-lr-on-plateau", "false"
+    )
+    assert (
+        code == 2
+        and err
+        == "mlpjax sweep: error: --plateau-factor 0.5,0.25 takes effect only with "
+        "--reduce-lr-on-plateau, which is off; turn that on, or drop --plateau-factor\n"
+    ), err
+    assert (
+        run_cli(
+            capsys,
+            "train",
+            "--dataset",
+            "quadrants",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--quiet",
+            "--reduce-lr-on-plateau",
+            "--plateau-factor",
+            "0.5",
+        )[0]
+        == 0
+    )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--epochs", "x"], "mlpjax train: error: argument --epochs: expected an integer, got 'x'"),
-    (["predict"], "mlpjax predict: error: the following arguments are required: DIR"),
-    (["sweep", "--strategy", "zz"], "mlpjax sweep: error: argument --strategy: invalid choice: 'zz' (choose from "
-                                    "'auto', 'vmap', 'sequential')"),
-    ([], "mlpjax: error: the following arguments are required: COMMAND"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--epochs", "x"], "mlpjax train: error: argument --epochs: expected an integer, got 'x'"),
+        (["predict"], "mlpjax predict: error: the following arguments are required: DIR"),
+        (
+            ["sweep", "--strategy", "zz"],
+            "mlpjax sweep: error: argument --strategy: invalid choice: 'zz' (choose from 'auto', 'vmap', 'sequential')",
+        ),
+        ([], "mlpjax: error: the following arguments are required: COMMAND"),
+    ],
+)
 def test_argparse_errors_are_one_line_without_the_usage_block(capsys, argv, message):
     """Issue 26, item 10: argparse printed its 7-13-line usage block before its error line."""
     code, out, err = run_cli(capsys, *argv)
@@ -308,5 +394,10 @@ def test_argparse_errors_are_one_line_without_the_usage_block(capsys, argv, mess
 def test_a_learning_rate_float32_cannot_hold_is_one_line(capsys):
     """Issue 26, item 10: --lr 1e308 overflowed to inf in float32; JAX's warnings came before "diverged"."""
     code, out, err = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "1", "--lr", "1e308")
-    assert code == 2 and out == "" and err == "mlpjax train: error: --lr must be a positive number that float32 " \
-        "holds (from 1.4e-45 to 3.403e+38), got 1e+308\n", err
+    assert (
+        code == 2
+        and out == ""
+        and err
+        == "mlpjax train: error: --lr must be a positive number that float32 "
+        "holds (from 1.4e-45 to 3.403e+38), got 1e+308\n"
+    ), err

@@ -20,26 +20,71 @@ from hypothesis import strategies as st
 
 # A fast run to put each random value into: the tutorial's four points, one epoch.
 BASE = ["train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
-TRAIN_FLAGS = ["--dataset", "--data-dir", "--epochs", "--batch-size", "--hidden", "--activation", "--dropout",
-               "--optimizer", "--lr", "--loss", "--seed", "--validation-split", "--early-stopping", "--lr-schedule",
-               "--plateau-factor", "--plateau-patience", "--metrics", "--output", "--keep", "--resume", "--devices",
-               "--model-parallel"]
-SAVED_FLAGS = {"evaluate": ["--dataset", "--data-dir", "--confusion"],
-               "predict": ["--dataset", "--data-dir", "--index", "--image", "--out"]}
+TRAIN_FLAGS = [
+    "--dataset",
+    "--data-dir",
+    "--epochs",
+    "--batch-size",
+    "--hidden",
+    "--activation",
+    "--dropout",
+    "--optimizer",
+    "--lr",
+    "--loss",
+    "--seed",
+    "--validation-split",
+    "--early-stopping",
+    "--lr-schedule",
+    "--plateau-factor",
+    "--plateau-patience",
+    "--metrics",
+    "--output",
+    "--keep",
+    "--resume",
+    "--devices",
+    "--model-parallel",
+]
+SAVED_FLAGS = {
+    "evaluate": ["--dataset", "--data-dir", "--confusion"],
+    "predict": ["--dataset", "--data-dir", "--index", "--image", "--out"],
+}
 SEARCH = int(os.environ.get("MLPJAX_FUZZ_EXAMPLES", 0))  # e.g. 500 to search harder than the defaults below
-FUZZ = settings(max_examples=SEARCH or 60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=SEARCH or 60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def values() -> st.SearchStrategy[str]:
     """Random flag values: numbers of every size and sign, numbers' spellings, names, paths, nonsense."""
     return st.one_of(
-        st.integers(-10**30, 10**30).map(str),
+        st.integers(-(10**30), 10**30).map(str),
         st.integers(-3, 600).map(str),
-        st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, -2**63, -2**63 - 1, 2**64]).map(str),  # type boundaries
+        st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64]).map(str),  # type boundaries
         st.floats(allow_nan=True, allow_infinity=True).map(repr),
-        st.sampled_from(["nan", "inf", "-0", "1e400", "0x10", "", " ", "1,2", "relu", "mnist", "adam", "..", "/",
-                         "/dev/zero", "/proc/self/mem", "a[1]", "💥", "--quiet"]),
+        st.sampled_from(
+            [
+                "nan",
+                "inf",
+                "-0",
+                "1e400",
+                "0x10",
+                "",
+                " ",
+                "1,2",
+                "relu",
+                "mnist",
+                "adam",
+                "..",
+                "/",
+                "/dev/zero",
+                "/proc/self/mem",
+                "a[1]",
+                "💥",
+                "--quiet",
+            ]
+        ),
         st.text(max_size=12),
     )
 
@@ -62,8 +107,12 @@ def confined(value: str, folder: Path) -> str:
     inside (``/x`` -> ``folder/outside/x``), unless it names a file that is no folder (``/dev/zero``: refused,
     never written)."""
     target = os.path.normpath(os.path.join(folder, value))
-    if target == str(folder) or target.startswith(str(folder) + os.sep) or os.path.lexists(target) and not \
-            os.path.isdir(target):
+    if (
+        target == str(folder)
+        or target.startswith(str(folder) + os.sep)
+        or os.path.lexists(target)
+        and not os.path.isdir(target)
+    ):
         return value
     return str(Path(folder) / "outside" / value.lstrip("/").replace("..", "up"))
 
@@ -118,12 +167,35 @@ def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, va
 
 
 SWEEP = ["sweep", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet"]
-SWEEP_FLAGS = ["--dataset", "--data-dir", "--seed", "--lr", "--dropout", "--hidden", "--activation", "--optimizer",
-               "--loss", "--batch-size", "--epochs", "--validation-split", "--early-stopping", "--lr-schedule",
-               "--reduce-lr-on-plateau", "--plateau-factor", "--plateau-patience", "--metrics", "--strategy",
-               "--output", "--resume", "--devices"]  # every training flag of train, and the sweep's own
-OTHER = {"summary": (["summary"], ["--dataset", "--hidden", "--activation", "--dropout"]),
-         "basics": (["basics"], ["--data-dir"]), "backprop": (["backprop"], ["--iterations"])}
+SWEEP_FLAGS = [
+    "--dataset",
+    "--data-dir",
+    "--seed",
+    "--lr",
+    "--dropout",
+    "--hidden",
+    "--activation",
+    "--optimizer",
+    "--loss",
+    "--batch-size",
+    "--epochs",
+    "--validation-split",
+    "--early-stopping",
+    "--lr-schedule",
+    "--reduce-lr-on-plateau",
+    "--plateau-factor",
+    "--plateau-patience",
+    "--metrics",
+    "--strategy",
+    "--output",
+    "--resume",
+    "--devices",
+]  # every training flag of train, and the sweep's own
+OTHER = {
+    "summary": (["summary"], ["--dataset", "--hidden", "--activation", "--dropout"]),
+    "basics": (["basics"], ["--data-dir"]),
+    "backprop": (["backprop"], ["--iterations"]),
+}
 
 
 def listed_values() -> st.SearchStrategy[str]:
@@ -172,8 +244,25 @@ def mnist_shaped(tmp_path_factory) -> dict[str, str]:
         write_idx(folder / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
     run = folder / "run"
-    assert cli.main(["train", "--dataset", "mnist", "--data-dir", str(folder), "--epochs", "1", "--hidden", "4",
-                     "--quiet", "--output", str(run)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(folder),
+                "--epochs",
+                "1",
+                "--hidden",
+                "4",
+                "--quiet",
+                "--output",
+                str(run),
+            ]
+        )
+        == 0
+    )
     return {"data": str(folder), "run": str(run)}
 
 
@@ -193,10 +282,14 @@ def test_bench_checks_a_random_value_for_any_flag_before_it_measures(flag, data,
 
 @pytest.mark.slow
 @MORE
-@given(flag=st.sampled_from(["NAME", "--out", "--data-dir", "--seed"]), name=st.sampled_from(["all", "samples",
-       "quadrants", "epochs", "validation", "activations"]), data=st.data())
-def test_experiment_checks_a_random_value_for_any_flag_before_it_trains(flag, name, data, mnist_shaped, cli_worker,
-                                                                        tmp_path):
+@given(
+    flag=st.sampled_from(["NAME", "--out", "--data-dir", "--seed"]),
+    name=st.sampled_from(["all", "samples", "quadrants", "epochs", "validation", "activations"]),
+    data=st.data(),
+)
+def test_experiment_checks_a_random_value_for_any_flag_before_it_trains(
+    flag, name, data, mnist_shaped, cli_worker, tmp_path
+):
     value = data.draw(some_valid(mnist_shaped))
     argv = ["experiment", value, "--quick"] if flag == "NAME" else ["experiment", name, "--quick", flag, value]
     code, err = run_in_worker(cli_worker, tmp_path, *argv, stop_at=EXPERIMENT_WORK)
@@ -212,8 +305,11 @@ WINDOW = ["mlpjax.draw.window.DrawWindow", "mlpjax.draw.window._open_root", "mlp
 @given(flag=st.sampled_from(["DIR", "DIR --best", "--data-dir"]), data=st.data())
 def test_draw_checks_a_random_value_for_any_flag_and_opens_no_window(flag, data, mnist_shaped, cli_worker, tmp_path):
     value = data.draw(some_valid(mnist_shaped))
-    argv = {"DIR": ["draw", value], "DIR --best": ["draw", value, "--best"],
-            "--data-dir": ["draw", "--train-quick", "--data-dir", value]}[flag]
+    argv = {
+        "DIR": ["draw", value],
+        "DIR --best": ["draw", value, "--best"],
+        "--data-dir": ["draw", "--train-quick", "--data-dir", value],
+    }[flag]
     reply = cli_worker.ask("cli", tmp_path, argv=argv, stop_at=WINDOW, env=NO_DISPLAY)
     assert reply["outcome"] == "ok" and reply["started"] is None, reply
     assert reply["code"] == 2, reply  # a valid value too: there is no display, and that is said in one line

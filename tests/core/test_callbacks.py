@@ -40,13 +40,21 @@ def test_plateau_reduces_after_patience_epochs_within_min_delta_and_counts_again
 
 def test_replay_rebuilds_the_state_from_a_history():
     losses = [1.0, 0.9, 0.95, 0.97]
-    assert callbacks.replay(callbacks.early_stopping_update, callbacks.EarlyStopping(5), losses) == _run(
-        callbacks.early_stopping_update, callbacks.EarlyStopping(5), losses)[-1]
+    assert (
+        callbacks.replay(callbacks.early_stopping_update, callbacks.EarlyStopping(5), losses)
+        == _run(callbacks.early_stopping_update, callbacks.EarlyStopping(5), losses)[-1]
+    )
 
 
-@pytest.mark.parametrize("name,first,last", [("constant", 1.0, 1.0), ("cosine", 1.0, 0.0),
-                                             ("exponential", 1.0, schedules.EXPONENTIAL_END),
-                                             ("warmup-cosine", 0.0, 0.0)])
+@pytest.mark.parametrize(
+    "name,first,last",
+    [
+        ("constant", 1.0, 1.0),
+        ("cosine", 1.0, 0.0),
+        ("exponential", 1.0, schedules.EXPONENTIAL_END),
+        ("warmup-cosine", 0.0, 0.0),
+    ],
+)
 def test_schedules_decay_over_the_planned_epochs(name, first, last):
     config = small_config(lr=1.0, lr_schedule=name, epochs=4)
     lrs = [schedules.learning_rate(config, 10, s) for s in range(41)]
@@ -76,19 +84,39 @@ def test_the_plateau_scale_lives_in_the_optimizer_state_and_scales_the_updates()
 
 
 def test_bad_settings_name_their_field():
-    for changes, field in [({"validation_split": 1.0}, "validation_split"), ({"early_stopping": -1}, "early_stopping"),
-                           ({"lr_schedule": "step"}, "lr_schedule"), ({"plateau_factor": 1.5}, "plateau_factor"),
-                           ({"plateau_patience": -2}, "plateau_patience"), ({"metrics": ["auc"]}, "metrics"),
-                           ({"reduce_lr_on_plateau": "yes"}, "reduce_lr_on_plateau")]:
+    for changes, field in [
+        ({"validation_split": 1.0}, "validation_split"),
+        ({"early_stopping": -1}, "early_stopping"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"plateau_factor": 1.5}, "plateau_factor"),
+        ({"plateau_patience": -2}, "plateau_patience"),
+        ({"metrics": ["auc"]}, "metrics"),
+        ({"reduce_lr_on_plateau": "yes"}, "reduce_lr_on_plateau"),
+    ]:
         with pytest.raises(FieldError) as e:
             small_config(**changes)
         assert e.value.field == field and "--" not in str(e.value)
 
 
 def test_old_flat_configs_load_with_the_new_fields_defaulted_and_round_trip():
-    old = {k: v for k, v in small_config().to_dict().items() if k in (
-        "dataset", "data_dir", "epochs", "batch_size", "optimizer", "lr", "loss", "seed", "hidden", "activation",
-        "dropout")}
+    old = {
+        k: v
+        for k, v in small_config().to_dict().items()
+        if k
+        in (
+            "dataset",
+            "data_dir",
+            "epochs",
+            "batch_size",
+            "optimizer",
+            "lr",
+            "loss",
+            "seed",
+            "hidden",
+            "activation",
+            "dropout",
+        )
+    }
     config = type(small_config()).from_dict(old)
     assert config.validation_split == 0.0 and config.early_stopping is None and config.metrics == ("accuracy",)
     assert config.validation == "test" and small_config(validation_split=0.1).validation == "split"

@@ -29,8 +29,13 @@ RTOL = 1e-5
 # Each optimizer of the registry by Keras' name; the optax_ variants are optax's rules, not Keras'.
 KERAS_OPTIMIZERS = [n for n in optimizers.OPTIMIZERS if not n.startswith("optax_")]
 # mlpjax's loss name -> Keras 3's (huber_loss is the tutorial's name of Keras' huber).
-KERAS_LOSSES = {"categorical_crossentropy": "categorical_crossentropy", "mse": "mean_squared_error",
-                "binary_crossentropy": "binary_crossentropy", "hinge": "hinge", "huber_loss": "huber"}
+KERAS_LOSSES = {
+    "categorical_crossentropy": "categorical_crossentropy",
+    "mse": "mean_squared_error",
+    "binary_crossentropy": "binary_crossentropy",
+    "hinge": "hinge",
+    "huber_loss": "huber",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +52,14 @@ def both_trained(name, loss_name, digits, keras_name=None):
     """Train mlpjax (optimizer ``name``) and Keras (``keras_name``, default ``name``) step by step on the same
     batches; their per-step losses and final weights."""
     x, y, batches, _ = digits
-    config = TrainConfig(dataset="digits", optimizer=name, loss=loss_name,
-                         model=model.ModelConfig(hidden=(HIDDEN,), dropout=0.0))
+    config = TrainConfig(
+        dataset="digits", optimizer=name, loss=loss_name, model=model.ModelConfig(hidden=(HIDDEN,), dropout=0.0)
+    )
     state = create_train_state(jax.random.PRNGKey(0), config, config.model_config(64, 10))
     keras_model = keras_mlp(state.params)
-    keras_model.compile(optimizer=keras.optimizers.get(keras_name or name),
-                        loss=KERAS_LOSSES[losses.canonical(loss_name)])
+    keras_model.compile(
+        optimizer=keras.optimizers.get(keras_name or name), loss=KERAS_LOSSES[losses.canonical(loss_name)]
+    )
     ours, theirs = [], []
     for idx in batches:
         state, m = steps.train_step(state, {"image": jnp.asarray(x[idx]), "label": jnp.asarray(y[idx])})
@@ -62,8 +69,13 @@ def both_trained(name, loss_name, digits, keras_name=None):
 
 
 def keras_mlp(params):
-    m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(HIDDEN, activation="relu"),
-                          keras.layers.Dense(10, activation="softmax")])
+    m = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(HIDDEN, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     m.set_weights(flat_weights(params))
     return m
 
@@ -123,22 +135,25 @@ KERAS_METRICS = [n for n in (*metrics.METRICS, *metrics.ALIASES) if n != "f1" an
 
 def test_metrics_by_name_are_keras_metrics(digits):
     x, y, batches, test = digits
-    config = TrainConfig(dataset="digits", optimizer="adam", lr=0.01,
-                         model=model.ModelConfig(hidden=(HIDDEN,), dropout=0.0))
+    config = TrainConfig(
+        dataset="digits", optimizer="adam", lr=0.01, model=model.ModelConfig(hidden=(HIDDEN,), dropout=0.0)
+    )
     state = create_train_state(jax.random.PRNGKey(0), config, config.model_config(64, 10))
     for idx in batches[:40]:  # a partly trained model, so that every metric is away from its extremes
         state, _ = steps.train_step(state, {"image": jnp.asarray(x[idx]), "label": jnp.asarray(y[idx])})
     keras_model = keras_mlp(state.params)
-    keras_model.compile(loss="categorical_crossentropy",
-                        metrics=[*KERAS_METRICS, keras.metrics.F1Score(average="macro", name="f1_macro")])
-    theirs = keras_model.evaluate(x[test], np.eye(10, dtype=np.float32)[y[test]], batch_size=64, verbose=0,
-                                  return_dict=True)
+    keras_model.compile(
+        loss="categorical_crossentropy",
+        metrics=[*KERAS_METRICS, keras.metrics.F1Score(average="macro", name="f1_macro")],
+    )
+    theirs = keras_model.evaluate(
+        x[test], np.eye(10, dtype=np.float32)[y[test]], batch_size=64, verbose=0, return_dict=True
+    )
     batch = {"image": jnp.asarray(x[test]), "label": jnp.asarray(y[test])}
     ours = steps.summarize(steps.eval_step(state.params, batch, model_config=state.model_config))
     for name in KERAS_METRICS:
         keys = metrics.result_keys(metrics.check_names([name])[0], 10)
-        np.testing.assert_allclose([ours[k] for k in keys], np.ravel(theirs[name]), rtol=1e-6, atol=1e-7,
-                                   err_msg=name)
+        np.testing.assert_allclose([ours[k] for k in keys], np.ravel(theirs[name]), rtol=1e-6, atol=1e-7, err_msg=name)
     np.testing.assert_allclose(ours["f1_macro"], theirs["f1_macro"], rtol=1e-6)
     np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-6)
     # a model where the threshold matters: some outputs below 0.5 are still the argmax

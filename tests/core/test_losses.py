@@ -29,20 +29,31 @@ def reference(name, logits, targets):
         return np.maximum(0, 1 - (2 * targets - 1) * p).mean(-1)
     if name == "huber_loss":
         d = np.abs(p - targets)
-        return np.where(d <= 1, 0.5 * d ** 2, d - 0.5).mean(-1)
+        return np.where(d <= 1, 0.5 * d**2, d - 0.5).mean(-1)
     raise AssertionError(name)
 
 
 @pytest.mark.parametrize("name", sorted(losses.LOSSES))
 def test_each_loss_matches_the_keras_formula(name):
-    np.testing.assert_allclose(losses.get_loss(name)(LOGITS, TARGETS), reference(name, LOGITS, TARGETS),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        losses.get_loss(name)(LOGITS, TARGETS), reference(name, LOGITS, TARGETS), rtol=1e-5, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("alias, name", [("mean_squared_error", "mse"), ("MSE", "mse"), ("MeanSquaredError", "mse"),
-                                         ("bce", "binary_crossentropy"), ("BCE", "binary_crossentropy"),
-                                         ("huber", "huber_loss"), ("Huber", "huber_loss"), ("Hinge", "hinge"),
-                                         ("CategoricalCrossentropy", "categorical_crossentropy")])
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("mean_squared_error", "mse"),
+        ("MSE", "mse"),
+        ("MeanSquaredError", "mse"),
+        ("bce", "binary_crossentropy"),
+        ("BCE", "binary_crossentropy"),
+        ("huber", "huber_loss"),
+        ("Huber", "huber_loss"),
+        ("Hinge", "hinge"),
+        ("CategoricalCrossentropy", "categorical_crossentropy"),
+    ],
+)
 def test_keras_aliases_resolve_to_one_name_recorded_canonically(alias, name):
     from mlpjax.core.config import TrainConfig
 
@@ -81,8 +92,11 @@ def test_padding_of_weight_zero_does_not_change_the_loss_or_its_gradient():
     x = jax.random.uniform(jax.random.PRNGKey(1), (5, 4))
     y = jnp.array([0, 1, 2, 1, 0])
     plain = {"image": x, "label": y}
-    padded = {"image": jnp.concatenate([x, jnp.ones((3, 4))]), "label": jnp.concatenate([y, jnp.array([2, 2, 2])]),
-              "weight": jnp.array([1.0] * 5 + [0.0] * 3)}
+    padded = {
+        "image": jnp.concatenate([x, jnp.ones((3, 4))]),
+        "label": jnp.concatenate([y, jnp.array([2, 2, 2])]),
+        "weight": jnp.array([1.0] * 5 + [0.0] * 3),
+    }
     f = lambda p, b: losses.loss(p, b, None, model_config=config, train=False)  # noqa: E731
     (v1, aux1), g1 = jax.value_and_grad(f, has_aux=True)(params, plain)
     (v2, aux2), g2 = jax.value_and_grad(f, has_aux=True)(params, padded)
@@ -98,5 +112,6 @@ def test_loss_is_the_batch_mean_of_the_per_example_loss():
     value, aux = losses.loss(params, batch, None, model_config=config, loss_name="mse", train=False)
     logits = model.apply(params, batch["image"], model_config=config)
     np.testing.assert_allclose(aux["logits"], logits)
-    np.testing.assert_allclose(value, reference("mse", np.asarray(logits), np.eye(3)[[0, 1, 2, 1, 0]]).mean(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        value, reference("mse", np.asarray(logits), np.eye(3)[[0, 1, 2, 1, 0]]).mean(), rtol=1e-5
+    )

@@ -37,9 +37,19 @@ def test_threshold_counts_pool_every_output_above_one_half():
     assert metrics.from_threshold_counts(0.0, 0.0, 3.0) == {"precision": 0.0, "recall": 0.0}
 
 
-@pytest.mark.parametrize("alias, name", [("acc", "accuracy"), ("mean_absolute_error", "mae"), ("MSE", "mse"),
-                                         ("mean_squared_error", "mse"), ("F1Score", "f1_score"), ("f1", "f1_score"),
-                                         ("Precision", "precision"), ("categorical_accuracy", "accuracy")])
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("acc", "accuracy"),
+        ("mean_absolute_error", "mae"),
+        ("MSE", "mse"),
+        ("mean_squared_error", "mse"),
+        ("F1Score", "f1_score"),
+        ("f1", "f1_score"),
+        ("Precision", "precision"),
+        ("categorical_accuracy", "accuracy"),
+    ],
+)
 def test_keras_metric_aliases_resolve_to_one_name(alias, name):
     assert metrics.check_names(f"{alias},{name}") == (name,)
 
@@ -70,6 +80,8 @@ def test_probability_errors():
 def test_select_by_name():
     assert metrics.select({"accuracy": 0.9, "mse": 0.1}, ["accuracy"]) == {"accuracy": 0.9}
     assert metrics.select({"f1_score_0": 0.5, "f1_score_1": 0.7, "f1_macro": 0.6}, ["f1_score"]) == {
-        "f1_score_0": 0.5, "f1_score_1": 0.7}
+        "f1_score_0": 0.5,
+        "f1_score_1": 0.7,
+    }
     with pytest.raises(UserInputError, match="unknown metric 'auc'; valid: accuracy, precision"):
         metrics.select({}, ["auc"])

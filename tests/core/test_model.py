@@ -46,8 +46,12 @@ def test_apply_matches_a_hand_written_forward_pass(activation):
     config = model.ModelConfig(input_dim=6, hidden=(5, 4), activation=activation, dropout=0.0, num_classes=3)
     params = model.init(jax.random.PRNGKey(0), config)
     x = jax.random.uniform(jax.random.PRNGKey(1), (7, 6))
-    act = {"relu": lambda z: np.maximum(z, 0), "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-           "step": lambda z: (z > 0).astype(np.float32), "tanh": np.tanh}[activation]
+    act = {
+        "relu": lambda z: np.maximum(z, 0),
+        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+        "step": lambda z: (z > 0).astype(np.float32),
+        "tanh": np.tanh,
+    }[activation]
     h = np.asarray(x)
     for name in ("hidden_0", "hidden_1"):
         h = act(h @ np.asarray(params[name]["kernel"]) + np.asarray(params[name]["bias"]))
@@ -93,19 +97,24 @@ def test_predict_proba_is_a_distribution_and_classifier_agrees():
 
 
 def test_one_hot_is_to_categorical():
-    np.testing.assert_array_equal(model.one_hot(jnp.array([0, 2, 1]), 3),
-                                  [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(model.one_hot(jnp.array([0, 2, 1]), 3), [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"activation": "softsign"}, "relu, sigmoid, step, tanh"),
-    ({"dropout": 1.5}, "dropout must be in"),
-    ({"dropout": -0.1}, "dropout must be in"),
-    ({"hidden": (0,)}, "hidden sizes must be positive integers"),
-    ({"hidden": (2**63,)}, r"hidden sizes must be below 2\*\*63 \(an array dimension\), got \[9223372036854775808\]"),
-    ({"input_dim": 2**63}, "input_dim must be at most 9223372036854775807"),
-    ({"num_classes": 1}, "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"activation": "softsign"}, "relu, sigmoid, step, tanh"),
+        ({"dropout": 1.5}, "dropout must be in"),
+        ({"dropout": -0.1}, "dropout must be in"),
+        ({"hidden": (0,)}, "hidden sizes must be positive integers"),
+        (
+            {"hidden": (2**63,)},
+            r"hidden sizes must be below 2\*\*63 \(an array dimension\), got \[9223372036854775808\]",
+        ),
+        ({"input_dim": 2**63}, "input_dim must be at most 9223372036854775807"),
+        ({"num_classes": 1}, "num_classes"),
+    ],
+)
 def test_bad_model_configs_name_the_problem(kwargs, message):
     with pytest.raises(UserInputError, match=message):
         model.ModelConfig(**kwargs)
@@ -138,11 +147,14 @@ def test_dense_layers_take_any_leading_shape():
     np.testing.assert_allclose(model.apply(params, x[0, 0], model_config=config), batched[0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("config", [
-    model.ModelConfig(input_dim=12, hidden=(8, 6), num_classes=3),
-    model.ModelConfig(input_dim=5, hidden=(), dropout=0.0, num_classes=2),
-    model.ModelConfig(input_dim=7, hidden=(4,), dropout=0.0, num_classes=3),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        model.ModelConfig(input_dim=12, hidden=(8, 6), num_classes=3),
+        model.ModelConfig(input_dim=5, hidden=(), dropout=0.0, num_classes=2),
+        model.ModelConfig(input_dim=7, hidden=(4,), dropout=0.0, num_classes=3),
+    ],
+)
 def test_the_config_describes_the_params_that_init_makes(config):
     params = model.init(jax.random.PRNGKey(0), config)
     assert jax.tree_util.tree_map(np.shape, params) == config.param_shapes()
@@ -150,7 +162,8 @@ def test_the_config_describes_the_params_that_init_makes(config):
     assert config.layer_names() == [f"hidden_{i}" for i in range(len(config.hidden))] + ["output"]
     assert config.widths() == (config.input_dim, *config.hidden, config.num_classes)
     assert [layer.name for layer in config.layers() if layer.kind == "dropout"] == [None] * (
-        len(config.hidden) if config.dropout > 0 else 0)
+        len(config.hidden) if config.dropout > 0 else 0
+    )
     # the memory estimate's floats per example: the input and every Dense layer's output
     assert config.activation_units() == sum(config.widths())
 
@@ -158,8 +171,11 @@ def test_the_config_describes_the_params_that_init_makes(config):
 def test_tensor_splits_name_hidden_units_and_output_inputs():
     config = model.ModelConfig(input_dim=12, hidden=(8, 6), num_classes=3)
     columns, rows, units = (False, True), (True, False), (True,)
-    assert config.tensor_splits() == {"hidden_0": {"kernel": columns, "bias": units},
-                                      "hidden_1": {"kernel": columns, "bias": units}, "output": {"kernel": rows}}
+    assert config.tensor_splits() == {
+        "hidden_0": {"kernel": columns, "bias": units},
+        "hidden_1": {"kernel": columns, "bias": units},
+        "output": {"kernel": rows},
+    }
     assert config.split_widths() == (6, 8)
     assert model.ModelConfig(input_dim=12, hidden=(), num_classes=3).split_widths() == (12,)
 
@@ -173,7 +189,7 @@ def test_chosen_fields_are_what_a_training_config_records():
     assert list(config.chosen()) == list(chosen)
     assert {k: config.chosen()[k] for k in chosen[:3]} == {"hidden": [32, 16], "activation": "tanh", "dropout": 0.1}
     flat = TrainConfig(dataset="digits", model=config).to_dict()
-    assert TrainConfig.from_dict(flat).model == config and tuple(flat)[-len(chosen):] == chosen
+    assert TrainConfig.from_dict(flat).model == config and tuple(flat)[-len(chosen) :] == chosen
 
 
 def test_hidden_outputs_are_what_the_next_layer_reads():

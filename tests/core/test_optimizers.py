@@ -38,7 +38,7 @@ def keras_adam_reference(grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
     out = []
     for t, g in enumerate(grads.astype(np.float64), 1):
         m, v = m + (g - m) * (1 - b1), v + (g * g - v) * (1 - b2)
-        out.append(-(lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)) * m / (np.sqrt(v) + eps))
+        out.append(-(lr * np.sqrt(1 - b2**t) / (1 - b1**t)) * m / (np.sqrt(v) + eps))
     return np.array(out)
 
 
@@ -47,11 +47,11 @@ def keras_nadam_reference(grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
     m = v = np.zeros(grads.shape[1:])
     product, out = 1.0, []
     for t, g in enumerate(grads.astype(np.float64), 1):
-        u_t, u_next = b1 * (1 - 0.5 * 0.96 ** t), b1 * (1 - 0.5 * 0.96 ** (t + 1))
+        u_t, u_next = b1 * (1 - 0.5 * 0.96**t), b1 * (1 - 0.5 * 0.96 ** (t + 1))
         product *= u_t
         m, v = m + (g - m) * (1 - b1), v + (g * g - v) * (1 - b2)
         m_hat = u_next * m / (1 - product * u_next) + (1 - u_t) * g / (1 - product)
-        out.append(-lr * m_hat / (np.sqrt(v / (1 - b2 ** t)) + eps))
+        out.append(-lr * m_hat / (np.sqrt(v / (1 - b2**t)) + eps))
     return np.array(out)
 
 

@@ -14,7 +14,10 @@ def test_the_tutorials_model_has_407050_parameters_as_keras_says():
     text = summary.summary(mc)
     assert "Total params: 407,050 (1.55 MB)" in text
     assert [(l.name, l.kind, l.units, l.params) for l in summary.layers(mc)] == [
-        ("dense", "Dense", 512, 401920), ("dropout", "Dropout", 512, 0), ("dense_1", "Dense", 10, 5130)]
+        ("dense", "Dense", 512, 401920),
+        ("dropout", "Dropout", 512, 0),
+        ("dense_1", "Dense", 10, 5130),
+    ]
     assert "dense (Dense)" in text and "(None, 512)" in text and "401,920" in text
 
 
@@ -31,8 +34,20 @@ def test_summary_command_from_flags_or_a_run(capsys, tmp_path):
     assert code == 0 and "Total params: 407,050" in out
     code, out, _ = run_cli(capsys, "summary", "--dataset", "digits", "--hidden", "32")
     assert code == 0 and f"Total params: {64 * 32 + 32 + 33 * 10:,}" in out
-    code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--epochs", "1", "--hidden", "32", "--output",
-                           tmp_path / "run", "--validation-split", "0.1")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--output",
+        tmp_path / "run",
+        "--validation-split",
+        "0.1",
+    )
     assert code == 0, err
     code, out, _ = run_cli(capsys, "summary", tmp_path / "run")
     assert code == 0 and "Total params: 2,410" in out
@@ -51,14 +66,29 @@ def test_summary_command_from_flags_or_a_run(capsys, tmp_path):
 def test_train_prints_the_summary_and_where_val_is_measured(capsys):
     code, out, _ = run_cli(capsys, "train", "--dataset", "digits", "--epochs", "1", "--hidden", "32")
     assert code == 0 and "Total params: 2,410" in out and "val_* is measured on the test set" in out
-    code, out, _ = run_cli(capsys, "train", "--dataset", "digits", "--epochs", "1", "--hidden", "32", "--quiet",
-                           "--validation-split", "0.25")
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--quiet",
+        "--validation-split",
+        "0.25",
+    )
     assert code == 0 and "Total params" not in out and "the last 337 training examples" in out
 
 
 def test_bad_keras_flags_are_one_line_naming_the_flag(capsys):
-    for argv, named in [(("--early-stopping", "-1"), "--early-stopping"), (("--metrics", "auc"), "--metrics"),
-                        (("--lr-schedule", "step"), "--lr-schedule"), (("--plateau-factor", "2"), "--plateau-factor"),
-                        (("--validation-split", "1"), "--validation-split")]:
+    for argv, named in [
+        (("--early-stopping", "-1"), "--early-stopping"),
+        (("--metrics", "auc"), "--metrics"),
+        (("--lr-schedule", "step"), "--lr-schedule"),
+        (("--plateau-factor", "2"), "--plateau-factor"),
+        (("--validation-split", "1"), "--validation-split"),
+    ]:
         code, _, err = run_cli(capsys, "train", "--dataset", "digits", *argv)
         assert code == 2 and named in err and len(err.strip().splitlines()) == 1, err

@@ -69,8 +69,9 @@ def test_environment_variable_gives_the_folder(idx_folder, monkeypatch):
 def test_bad_magic_number(idx_folder):
     path = idx_folder / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(b"\x12\x34\x56\x78" + bytes(100)))
-    with pytest.raises(UserInputError,
-                       match=r"train-labels-idx1-ubyte.gz: not an IDX file \(bad magic number 12345678"):
+    with pytest.raises(
+        UserInputError, match=r"train-labels-idx1-ubyte.gz: not an IDX file \(bad magic number 12345678"
+    ):
         data.load_dataset("mnist", idx_folder)
 
 
@@ -162,8 +163,9 @@ def test_tfds_path_with_mock_data(monkeypatch):
     with socket.socket() as host:  # the mock stands in for a download, which asks the host first: a local one answers
         host.bind(("127.0.0.1", 0))
         host.listen()
-        monkeypatch.setattr(datasets, "DOWNLOAD_HOSTS", {"mnist": host.getsockname(),
-                                                         "fashion_mnist": host.getsockname()})
+        monkeypatch.setattr(
+            datasets, "DOWNLOAD_HOSTS", {"mnist": host.getsockname(), "fashion_mnist": host.getsockname()}
+        )
         with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
             ds = data.load_dataset("fashion_mnist")
     assert ds.x_train.shape == (12, 784) and ds.x_test.shape == (12, 784)
@@ -172,6 +174,7 @@ def test_tfds_path_with_mock_data(monkeypatch):
 
 
 # --- issue 13, defect 3: nothing unbounded, nothing read that is not a regular file -----------------------------
+
 
 @pytest.fixture(scope="module")
 def zeros_bomb(tmp_path_factory):
@@ -198,11 +201,15 @@ def test_gzip_bomb_is_refused_after_the_header(zeros_bomb, input_worker, tmp_pat
     assert "header declares shape (60000, 28, 28) (47040016 bytes) but more data follows" in reply["message"]
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda p: p.symlink_to("/dev/zero"), "is a character device, expected a regular file"),
-    (lambda p: os.mkfifo(p), "is a named pipe (FIFO), expected a regular file"),
-    (lambda p: p.mkdir(), "is a directory, expected a regular file"),
-], ids=["dev-zero-link", "fifo", "directory"])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p.symlink_to("/dev/zero"), "is a character device, expected a regular file"),
+        (lambda p: os.mkfifo(p), "is a named pipe (FIFO), expected a regular file"),
+        (lambda p: p.mkdir(), "is a directory, expected a regular file"),
+    ],
+    ids=["dev-zero-link", "fifo", "directory"],
+)
 def test_devices_fifos_and_directories_are_refused_unread(idx_folder, input_worker, make, words):
     (idx_folder / f"{IMAGES}.gz").unlink()
     make(idx_folder / IMAGES)
@@ -224,8 +231,9 @@ def test_declared_size_is_checked_before_allocating(tmp_path, monkeypatch):
 def test_trailing_data_is_refused_raw_and_gzipped(tmp_path):
     for compress in (True, False):
         path = replace_idx(tmp_path, "a", idx_bytes(8, (3, 2)) + b"\x00", compress)
-        with pytest.raises(UserInputError, match="declares shape .3, 2. .18 bytes. (but more data follows|but the "
-                                                 "file has 19 bytes)"):
+        with pytest.raises(
+            UserInputError, match="declares shape .3, 2. .18 bytes. (but more data follows|but the file has 19 bytes)"
+        ):
             data.read_idx(path)
 
 
@@ -247,10 +255,14 @@ def test_wider_types_are_read_big_endian(tmp_path):
 
 # --- issue 13, defect 12: a traceback where one line was due -----------------------------------------------------
 
+
 def test_dimensions_that_overflow_and_too_many_dimensions(tmp_path):
     path = replace_idx(tmp_path, "a", bytes([0, 0, 8, 4]) + b"\xff" * 16)
-    with pytest.raises(UserInputError, match=r"shape \(4294967295, 4294967295, 4294967295, 4294967295\), whose "
-                                             "size overflows 64 bits"):
+    with pytest.raises(
+        UserInputError,
+        match=r"shape \(4294967295, 4294967295, 4294967295, 4294967295\), whose "
+        "size overflows 64 bits",
+    ):
         data.read_idx(path)
     path = replace_idx(tmp_path, "a", bytes([0, 0, 8, 255]) + b"\x00\x00\x00\x01" * 255)
     with pytest.raises(UserInputError, match="declares 255 dimensions; expected 1 to 4"):
@@ -259,8 +271,9 @@ def test_dimensions_that_overflow_and_too_many_dimensions(tmp_path):
         data.read_idx(replace_idx(tmp_path, "a", bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0])))
 
 
-@pytest.mark.parametrize("shape, words", [((0, 28, 28), "holds no images"),
-                                          ((5, 0, 28), r"images of 0x28 pixels; expected at least 1x1")])
+@pytest.mark.parametrize(
+    "shape, words", [((0, 28, 28), "holds no images"), ((5, 0, 28), r"images of 0x28 pixels; expected at least 1x1")]
+)
 def test_zero_images_or_empty_images(idx_folder, shape, words):
     path = replace_idx(idx_folder, IMAGES, idx_bytes(8, shape))
     with pytest.raises(UserInputError, match=f"{path}: {words}"):
@@ -269,8 +282,9 @@ def test_zero_images_or_empty_images(idx_folder, shape, words):
 
 def test_test_images_must_match_the_train_size(idx_folder):
     write_idx(idx_folder / "t10k-images-idx3-ubyte.gz", np.zeros((20, 14, 56)))
-    with pytest.raises(UserInputError, match="images of 14x56 pixels; expected at least 1x1 and the train images' "
-                                             "28x28"):
+    with pytest.raises(
+        UserInputError, match="images of 14x56 pixels; expected at least 1x1 and the train images' 28x28"
+    ):
         data.load_dataset("mnist", idx_folder)
 
 
@@ -287,9 +301,13 @@ def test_corrupt_deflate_block_is_one_line(idx_folder):
 
 # --- issue 13, defect 13: the right words -----------------------------------------------------------------------
 
+
 def test_data_dir_naming_a_file_says_so(idx_folder):
-    with pytest.raises(UserInputError, match=r"data folder .*train-images-idx3-ubyte.gz: is a file, expected a "
-                                             "folder"):
+    with pytest.raises(
+        UserInputError,
+        match=r"data folder .*train-images-idx3-ubyte.gz: is a file, expected a "
+        "folder",
+    ):
         data.load_dataset("mnist", idx_folder / f"{IMAGES}.gz")
 
 
@@ -326,14 +344,18 @@ def test_permission_denied_is_not_called_truncated(idx_folder, monkeypatch):
 
 # --- issue 13, defect 11: labels that are no class numbers ------------------------------------------------------
 
-@pytest.mark.parametrize("code, values, words", [
-    (0x0D, [0, 1, 2, np.nan], "label nan at index 3 is not a whole number in"),
-    (0x0E, [0, 2.5, 1, 1], "label 2.5 at index 1 is not a whole number in"),
-    (0x0E, [0, 1, -1.0, 1], "label -1 at index 2 is out of range"),
-    (0x0D, [0, 1, np.inf, 1], "label inf at index 2 is not a whole number in"),
-    (0x09, [0, 1, 2, -3], "label -3 at index 3 is out of range"),
-    (0x0C, [0, 2 ** 31 - 1, 2, 3], "label 2147483647 at index 1 is out of range"),
-])
+
+@pytest.mark.parametrize(
+    "code, values, words",
+    [
+        (0x0D, [0, 1, 2, np.nan], "label nan at index 3 is not a whole number in"),
+        (0x0E, [0, 2.5, 1, 1], "label 2.5 at index 1 is not a whole number in"),
+        (0x0E, [0, 1, -1.0, 1], "label -1 at index 2 is out of range"),
+        (0x0D, [0, 1, np.inf, 1], "label inf at index 2 is not a whole number in"),
+        (0x09, [0, 1, 2, -3], "label -3 at index 3 is out of range"),
+        (0x0C, [0, 2**31 - 1, 2, 3], "label 2147483647 at index 1 is out of range"),
+    ],
+)
 def test_labels_that_are_no_class_numbers_are_refused(idx_folder, code, values, words):
     dtype = np.dtype(idx._IDX_DTYPES[code])
     labels = np.zeros(50, dtype)
@@ -364,12 +386,12 @@ def reference_idx(payload: bytes) -> np.ndarray | None:
     ndim, dtype = payload[3], np.dtype(idx._IDX_DTYPES[payload[2]])
     if len(payload) < 4 + 4 * ndim:
         return None
-    dims = struct.unpack(f">{ndim}I", payload[4:4 + 4 * ndim])
-    if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2 ** 63:  # no array can have that shape
+    dims = struct.unpack(f">{ndim}I", payload[4 : 4 + 4 * ndim])
+    if math.prod(max(d, 1) for d in dims) * dtype.itemsize >= 2**63:  # no array can have that shape
         return None
     if len(payload) != 4 + 4 * ndim + math.prod(dims) * dtype.itemsize:
         return None
-    return np.frombuffer(payload[4 + 4 * ndim:], dtype).reshape(dims)
+    return np.frombuffer(payload[4 + 4 * ndim :], dtype).reshape(dims)
 
 
 @st.composite
@@ -379,12 +401,20 @@ def idx_files(draw):
     prefix = draw(st.sampled_from([b"\x00\x00"] * 20 + [b"\x00\x01", b"\x1f\x8b", b""]))
     ndim = draw(st.sampled_from([1, 1, 2, 3, 3, 3, 4, 0, 5, 255]))
     small = st.integers(1, 5) | st.integers(0, 5)
-    dims = draw(st.lists(small | small | small | st.sampled_from([2 ** 16, 2 ** 31, 2 ** 32 - 1]),
-                         min_size=min(ndim, 6), max_size=min(ndim, 6)))
+    dims = draw(
+        st.lists(
+            small | small | small | st.sampled_from([2**16, 2**31, 2**32 - 1]),
+            min_size=min(ndim, 6),
+            max_size=min(ndim, 6),
+        )
+    )
     itemsize = np.dtype(idx._IDX_DTYPES[code]).itemsize if code in idx._IDX_DTYPES else 1
     declared = math.prod(dims) * itemsize
-    size = max(0, declared + draw(st.sampled_from([0] * 4 + [-3, -1, 1, 2]))) if declared <= 2048 else \
-        draw(st.integers(0, 64))
+    size = (
+        max(0, declared + draw(st.sampled_from([0] * 4 + [-3, -1, 1, 2])))
+        if declared <= 2048
+        else draw(st.integers(0, 64))
+    )
     body = draw(st.binary(min_size=size, max_size=size))
     head = prefix + bytes([code, ndim]) + struct.pack(f">{len(dims)}I", *dims)
     cut_header = draw(st.sampled_from([len(head)] * 8 + [0, 3, 4, len(head) - 1]))
@@ -399,15 +429,15 @@ def packed(payload: bytes, packing: str, position: int) -> bytes:
         return payload
     zipped = gzip.compress(payload)
     if packing == "gzip-cut":
-        return zipped[:position % len(zipped)]
+        return zipped[: position % len(zipped)]
     if packing == "gzip-flipped":
         i = 10 + position % (len(zipped) - 10)  # past the header's flags, time and OS bytes
-        return zipped[:i] + bytes([zipped[i] ^ 0x5A]) + zipped[i + 1:]
+        return zipped[:i] + bytes([zipped[i] ^ 0x5A]) + zipped[i + 1 :]
     return zipped
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(file=idx_files(), position=st.integers(0, 2 ** 16))
+@given(file=idx_files(), position=st.integers(0, 2**16))
 def test_fuzz_idx_files_are_read_or_refused_in_one_line(file, position, input_worker, tmp_path_factory):
     payload, packing, expected = file
     path = tmp_path_factory.getbasetemp() / "fuzz.idx"
@@ -426,7 +456,7 @@ def test_fuzz_idx_files_are_read_or_refused_in_one_line(file, position, input_wo
         assert packing == "gzip-flipped", reply  # a flipped bit the gzip CRC cannot see (e.g. in a name field)
 
 
-LABEL_VALUES = st.integers(-2, 12) | st.sampled_from([np.nan, np.inf, -np.inf, 0.5, 9.999, 2 ** 40, -0.0])
+LABEL_VALUES = st.integers(-2, 12) | st.sampled_from([np.nan, np.inf, -np.inf, 0.5, 9.999, 2**40, -0.0])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -453,8 +483,9 @@ def test_fuzz_label_files_are_class_numbers_or_refused(code, labels, input_worke
 DEFECTS = {
     "none": lambda folder: None,
     "zero-images": lambda folder: replace_idx(folder, IMAGES, idx_bytes(8, (0, 28, 28))),
-    "nan-labels": lambda folder: replace_idx(folder, LABELS, idx_bytes(0x0D, (50,), np.full(50, np.nan, ">f4")
-                                                                        .tobytes())),
+    "nan-labels": lambda folder: replace_idx(
+        folder, LABELS, idx_bytes(0x0D, (50,), np.full(50, np.nan, ">f4").tobytes())
+    ),
     "overflow": lambda folder: replace_idx(folder, IMAGES, bytes([0, 0, 8, 3]) + b"\xff" * 12),
     "fifo": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.mkfifo(folder / IMAGES)),  # type: ignore[func-returns-value]
     "dev-zero": lambda folder: (os.unlink(folder / f"{IMAGES}.gz"), os.symlink("/dev/zero", folder / IMAGES)),  # type: ignore[func-returns-value]
@@ -480,9 +511,10 @@ def test_train_data_dir_with_a_bad_file_exits_2_within_the_memory_limit(defect, 
 
 
 @pytest.mark.slow
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(file=idx_files(), position=st.integers(0, 2 ** 16))
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(file=idx_files(), position=st.integers(0, 2**16))
 def test_fuzz_train_data_dir_exits_0_or_2(file, position, idx_folder, tmp_path_factory):
     folder = cli_data_folder(idx_folder, tmp_path_factory)
     (folder / f"{LABELS}.gz").write_bytes(packed(file[0], file[1], position))
@@ -509,15 +541,18 @@ def _toy_parts():
     return x, np.array([0, 1, 0, 1, 0, 1], np.int32)
 
 
-@pytest.mark.parametrize("change, field, message", [
-    (lambda x, y: (x, y[:4]), "y_train", "4 labels for 6 examples"),
-    (lambda x, y: (x, np.full(6, 99, np.int32)), "y_train", r"label 99 at index 0 is out of range \[0, 2\)"),
-    (lambda x, y: (x, np.full(6, -1, np.int32)), "y_train", r"label -1 at index 0 is out of range \[0, 2\)"),
-    (lambda x, y: (x, y.astype(np.float32)), "y_train", "must be integers"),
-    (lambda x, y: (x[:, 0], y), "encoded_train", r"must be 2-D \(N, D\)"),
-    (lambda x, y: (list(x), y), "encoded_train", "must be a numpy array"),
-    (lambda x, y: (np.where(x > 0.5, np.inf, x), y), "encoded_train", "example 3 contains NaN or infinite"),
-])
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        (lambda x, y: (x, y[:4]), "y_train", "4 labels for 6 examples"),
+        (lambda x, y: (x, np.full(6, 99, np.int32)), "y_train", r"label 99 at index 0 is out of range \[0, 2\)"),
+        (lambda x, y: (x, np.full(6, -1, np.int32)), "y_train", r"label -1 at index 0 is out of range \[0, 2\)"),
+        (lambda x, y: (x, y.astype(np.float32)), "y_train", "must be integers"),
+        (lambda x, y: (x[:, 0], y), "encoded_train", r"must be 2-D \(N, D\)"),
+        (lambda x, y: (list(x), y), "encoded_train", "must be a numpy array"),
+        (lambda x, y: (np.where(x > 0.5, np.inf, x), y), "encoded_train", "example 3 contains NaN or infinite"),
+    ],
+)
 def test_a_dataset_built_directly_is_checked(change, field, message):
     x, y = change(*_toy_parts())
     with pytest.raises(FieldError, match=message) as exc:
@@ -525,10 +560,14 @@ def test_a_dataset_built_directly_is_checked(change, field, message):
     assert exc.value.field == field and "'toy'" in str(exc.value)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"num_classes": 0}, "num_classes"), ({"num_classes": "2"}, "num_classes"),
-    ({"num_classes": 2, "image_shape": (3, 3)}, "image_shape"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": "2"}, "num_classes"),
+        ({"num_classes": 2, "image_shape": (3, 3)}, "image_shape"),
+    ],
+)
 def test_a_dataset_checks_its_class_count_and_image_shape(kwargs, field):
     with pytest.raises(FieldError) as exc:
         data.Dataset("toy", *_toy_parts(), *_toy_parts(), **kwargs)
@@ -543,10 +582,14 @@ def test_a_dataset_checks_the_test_split_against_the_train_split():
     assert exc.value.field == "encoded_test"
 
 
-@pytest.mark.parametrize("x, what", [
-    (np.zeros((3, 2), complex), "complex128"), (np.array([["1", "2"]] * 3), "<U1"),
-    (np.array([[1.0, None]] * 3, dtype=object), "object"),
-])
+@pytest.mark.parametrize(
+    "x, what",
+    [
+        (np.zeros((3, 2), complex), "complex128"),
+        (np.array([["1", "2"]] * 3), "<U1"),
+        (np.array([[1.0, None]] * 3, dtype=object), "object"),
+    ],
+)
 def test_make_dataset_refuses_features_that_are_not_real_numbers(x, what):
     with pytest.raises(UserInputError, match=f"toy: train features are {what}; expected real numbers"):
         data.make_dataset("toy", (x, [0, 1, 0]), (np.zeros((1, 2)), [1]), num_classes=2)
@@ -556,18 +599,24 @@ def test_make_dataset_refuses_features_that_are_not_real_numbers(x, what):
 def test_a_dataset_name_must_be_a_non_empty_string(name):
     """Issue 26, item 11: any name was kept (None, a number), and it labels every run and file."""
     x, y = _toy_parts()
-    for build in (lambda: data.Dataset(name, x, y, x, y, num_classes=2),
-                  lambda: data.make_dataset(name, (x, y), (x, y), num_classes=2)):
+    for build in (
+        lambda: data.Dataset(name, x, y, x, y, num_classes=2),
+        lambda: data.make_dataset(name, (x, y), (x, y), num_classes=2),
+    ):
         message = f"name must be a non-empty string (the dataset's name), got {name!r}"
         with pytest.raises(FieldError, match=f"^{re.escape(message)}$") as exc:
             build()
         assert exc.value.field == "name"
 
 
-@pytest.mark.parametrize("split, parts, got", [
-    ("train", None, "NoneType"), ("train", (np.zeros((3, 2)), [0, 1, 0], [0, 1, 0]), "3 items"),
-    ("test", np.zeros((1, 2)), "ndarray"),
-])
+@pytest.mark.parametrize(
+    "split, parts, got",
+    [
+        ("train", None, "NoneType"),
+        ("train", (np.zeros((3, 2)), [0, 1, 0], [0, 1, 0]), "3 items"),
+        ("test", np.zeros((1, 2)), "ndarray"),
+    ],
+)
 def test_make_dataset_refuses_a_split_that_is_not_a_pair(split, parts, got):
     """Issue 26, item 11: anything but a (features, labels) pair was a TypeError or ValueError from unpacking."""
     pair = (np.zeros((3, 2)), [0, 1, 0])

@@ -64,11 +64,14 @@ def test_npz_x_y_is_split_stratified_and_the_same_every_time(tmp_path):
     np.testing.assert_array_equal(data.load_dataset(str(path)).encoded_test, ds.encoded_test)
 
 
-@pytest.mark.parametrize(("labels", "names"), [
-    (lambda y: np.array(["virginica", "setosa", "versicolor"])[y], ("setosa", "versicolor", "virginica")),
-    (lambda y: y + 1, ("1", "2", "3")),  # numbers, not 0 .. C-1: the values name the classes
-    (lambda y: y, ()),  # already class numbers
-])
+@pytest.mark.parametrize(
+    ("labels", "names"),
+    [
+        (lambda y: np.array(["virginica", "setosa", "versicolor"])[y], ("setosa", "versicolor", "virginica")),
+        (lambda y: y + 1, ("1", "2", "3")),  # numbers, not 0 .. C-1: the values name the classes
+        (lambda y: y, ()),  # already class numbers
+    ],
+)
 def test_csv_labels_numbers_or_text(tmp_path, labels, names):
     x, y = blobs()
     ds = data.load_dataset(write_table(tmp_path / "t.csv", x, labels(y)))
@@ -102,8 +105,9 @@ def test_train_evaluate_and_predict_a_file_from_the_command_line(tmp_path, capsy
         path = tmp_path / "animals.npz"
         np.savez(path, x=x, y=names[y])
     monkeypatch.chdir(tmp_path)  # a relative path is recorded as an absolute one
-    code, out, err = run_cli(capsys, "train", "--dataset", path.name, "--epochs", "2", "--hidden", "16",
-                             "--output", "run", "--quiet")
+    code, out, err = run_cli(
+        capsys, "train", "--dataset", path.name, "--epochs", "2", "--hidden", "16", "--output", "run", "--quiet"
+    )
     assert code == 0, err
     assert f"{path.name}: 48 train, 12 test, 4 features, 3 classes; 2 epochs" in out
     assert "test sample 9: predicted" in out
@@ -128,6 +132,7 @@ def test_train_a_table_by_name_from_the_command_line(capsys, name):
 
 # --- bad input: one line naming the file, exit status 2 -------------------------------------------------------
 
+
 def npz(**arrays):
     return lambda path: np.savez(path, **arrays)
 
@@ -143,19 +148,29 @@ BAD = {
     "no_y.npz": (npz(x=X), "no_y.npz: missing array y; an npz dataset holds x_train, y_train, x_test, y_test"),
     "half_split.npz": (npz(x_train=X, y_train=Y, x_test=X), "half_split.npz: missing array x, y"),
     "flat.npz": (npz(x=X[:, 0], y=Y), "flat.npz: x must be (N, D) (or (N, H, W) images) and y (N,), got (15,)"),
-    "counts.npz": (npz(x=X, y=Y[:-1]), "counts.npz: x must be (N, D) (or (N, H, W) images) and y (N,), "
-                                       "got (15, 4) and (14,)"),
-    "widths.npz": (npz(x_train=X, y_train=Y, x_test=X[:, :3], y_test=Y), "widths.npz: x_train rows are (4,) but "
-                                                                         "x_test rows (3,)"),
-    "objects.npz": (npz(x=X.astype(object), y=Y), "objects.npz: array x holds Python objects (dtype object); "
-                                                  "mlpjax never unpickles"),
+    "counts.npz": (
+        npz(x=X, y=Y[:-1]),
+        "counts.npz: x must be (N, D) (or (N, H, W) images) and y (N,), got (15, 4) and (14,)",
+    ),
+    "widths.npz": (
+        npz(x_train=X, y_train=Y, x_test=X[:, :3], y_test=Y),
+        "widths.npz: x_train rows are (4,) but x_test rows (3,)",
+    ),
+    "objects.npz": (
+        npz(x=X.astype(object), y=Y),
+        "objects.npz: array x holds Python objects (dtype object); mlpjax never unpickles",
+    ),
     "text_x.npz": (npz(x=X.astype(str), y=Y), "text_x.npz: array x is of dtype <U"),
-    "nan.npz": (npz(x=np.where(np.arange(60).reshape(15, 4) == 9, np.nan, X), y=Y),
-                "nan.npz: x row 2, column 1 is nan; features must be finite"),
+    "nan.npz": (
+        npz(x=np.where(np.arange(60).reshape(15, 4) == 9, np.nan, X), y=Y),
+        "nan.npz: x row 2, column 1 is nan; features must be finite",
+    ),
     "one_class.npz": (npz(x=X, y=np.zeros(15, int)), "one_class.npz: the labels hold one class only (0)"),
     "half_label.npz": (npz(x=X, y=Y + 0.5), "half_label.npz: y label 0.5 at index 0 is not a whole number"),
-    "unseen.npz": (npz(x_train=X, y_train=Y % 2, x_test=X, y_test=Y), "unseen.npz: class 2 is in y_test but not in "
-                                                                      "y_train"),
+    "unseen.npz": (
+        npz(x_train=X, y_train=Y % 2, x_test=X, y_test=Y),
+        "unseen.npz: class 2 is in y_test but not in y_train",
+    ),
     "garbage.npz": (text("not a zip"), "garbage.npz: not an npz file"),
     "empty.csv": (text(""), "empty.csv: empty; expected a header row"),
     "header_only.csv": (text("a,b,label\n"), "header_only.csv: holds a header but no rows"),
@@ -164,13 +179,16 @@ BAD = {
     "nan.csv": (text("a,b,label\n1,2,x\n3,4,y\nnan,1,x\n"), "nan.csv: line 4, column 1 ('a'): nan is not finite"),
     "inf.csv": (text("a,b,label\n1,2,x\n3,1e999,y\n"), "inf.csv: line 3, column 2 ('b'): inf is not finite"),
     "ragged.csv": (text("a,b,label\n1,2,x\n3,4,y\n5,y\n"), "ragged.csv: line 4 has 2 fields but the header has 3"),
-    "no_label.csv": (text("a,b,label\n1,2,x\n3,4, \n"), "no_label.csv: line 3, column 3 ('label'): the label is "
-                                                        "empty"),
+    "no_label.csv": (text("a,b,label\n1,2,x\n3,4, \n"), "no_label.csv: line 3, column 3 ('label'): the label is empty"),
     "one_class.csv": (text("a,label\n1,x\n2,x\n3,x\n"), "one_class.csv: the labels hold one class only (x)"),
-    "lonely.csv": (text("a,label\n1,x\n2,x\n3,x\n4,y\n"), "lonely.csv: class 'y' has 1 row; splitting off a "
-                                                          "stratified 20% test set needs at least 2 rows of each"),
-    "fraction.csv": (text("a,label\n1,0\n2,1.5\n"), "fraction.csv: column 'label' label 1.5 at line 3 is not a "
-                                                    "whole number"),
+    "lonely.csv": (
+        text("a,label\n1,x\n2,x\n3,x\n4,y\n"),
+        "lonely.csv: class 'y' has 1 row; splitting off a stratified 20% test set needs at least 2 rows of each",
+    ),
+    "fraction.csv": (
+        text("a,label\n1,0\n2,1.5\n"),
+        "fraction.csv: column 'label' label 1.5 at line 3 is not a whole number",
+    ),
     "latin1.csv": (lambda p: p.write_bytes(b"a,label\n1,caf\xe9\n"), "latin1.csv: line 2: not UTF-8 text"),
 }
 
@@ -222,8 +240,19 @@ def test_label_column_chooses_the_labels_and_the_run_keeps_it(tmp_path, capsys):
             w.writerow([row[0], ["p", "q", "r"][label], *row[1:]])
     ds = data.load_dataset(path, label_column="kind")
     assert ds.class_names == ("p", "q", "r") and ds.input_dim == 4
-    code, out, err = run_cli(capsys, "train", "--dataset", path, "--label-column", "kind", "--epochs", "1",
-                             "--output", tmp_path / "run", "--quiet")
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        path,
+        "--label-column",
+        "kind",
+        "--epochs",
+        "1",
+        "--output",
+        tmp_path / "run",
+        "--quiet",
+    )
     assert code == 0 and "4 features, 3 classes" in out, err
     code, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
     assert code == 0 and json.loads(out)["class_names"] == ["p", "q", "r"], err
@@ -231,11 +260,14 @@ def test_label_column_chooses_the_labels_and_the_run_keeps_it(tmp_path, capsys):
     assert code == 2 and f"{path}: line 2, column 2 ('kind'): 'p' is not a number; features must be numeric" in err
 
 
-@pytest.mark.parametrize(("dataset", "column", "expected"), [
-    ("t.csv", "nope", "--label-column 'nope': {path} has no such column; its header has f0, f1, f2, f3, label"),
-    ("t.npz", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got '{path}'"),
-    ("digits", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got 'digits'"),
-])
+@pytest.mark.parametrize(
+    ("dataset", "column", "expected"),
+    [
+        ("t.csv", "nope", "--label-column 'nope': {path} has no such column; its header has f0, f1, f2, f3, label"),
+        ("t.npz", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got '{path}'"),
+        ("digits", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got 'digits'"),
+    ],
+)
 def test_a_bad_label_column_is_one_line(tmp_path, capsys, dataset, column, expected):
     x, y = blobs()
     path = tmp_path / dataset
@@ -253,8 +285,21 @@ def test_sweep_and_summary_take_a_file(tmp_path, capsys, monkeypatch):
     x, y = blobs()
     write_table(tmp_path / "t.csv", x, np.array(["x", "y", "z"])[y])
     monkeypatch.chdir(tmp_path)  # each model's run records the file's absolute path, as the plan's relative one
-    code, out, err = run_cli(capsys, "sweep", "--dataset", "t.csv", "--seed", "0,1", "--epochs", "1", "--hidden", "8",
-                             "--output", "sweep", "--quiet")
+    code, out, err = run_cli(
+        capsys,
+        "sweep",
+        "--dataset",
+        "t.csv",
+        "--seed",
+        "0,1",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--output",
+        "sweep",
+        "--quiet",
+    )
     assert code == 0 and (tmp_path / "sweep" / "results.json").exists(), err
     code, out, err = run_cli(capsys, "summary", "--dataset", "t.csv", "--hidden", "8")
     assert code == 0 and "Total params: 67" in out, err  # 4*8+8 + 8*3+3
@@ -264,8 +309,9 @@ def test_resume_a_run_on_a_file_given_by_a_relative_path(tmp_path, capsys, monke
     x, y = blobs()
     write_table(tmp_path / "t.csv", x, y)
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, "train", "--dataset", "t.csv", "--epochs", "1", "--hidden", "8", "--output", "run",
-                           "--quiet")
+    code, _, err = run_cli(
+        capsys, "train", "--dataset", "t.csv", "--epochs", "1", "--hidden", "8", "--output", "run", "--quiet"
+    )
     assert code == 0, err
     code, out, err = run_cli(capsys, "train", "--resume", "run", "--dataset", "t.csv", "--epochs", "2", "--quiet")
     assert code == 0 and "test accuracy" in out, err

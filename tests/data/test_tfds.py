@@ -38,6 +38,7 @@ def loopback(monkeypatch):
             s.listen()
         sockets.append(s)
         monkeypatch.setattr(datasets, "DOWNLOAD_HOSTS", {n: s.getsockname() for n in ("mnist", "fashion_mnist")})
+
     yield host
     for s in sockets:
         s.close()
@@ -56,8 +57,11 @@ def test_what_tfds_needs_to_prepare_mnist_imports():
     """The download's first steps (the builder's code path and checksums) import ``importlib_resources``."""
     urls = tfds.builder_cls("mnist").url_infos
     assert {url.rsplit("/", 1)[-1] for url in urls} == {
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz"}
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    }
 
 
 def _one_line_error(capsys) -> str:
@@ -77,6 +81,7 @@ def test_without_tfds_the_error_says_what_to_pass_or_install(no_data_dir, monkey
 
 def test_a_module_tfds_needs_but_lacks_is_named_with_the_install_line(no_data_dir, loopback, monkeypatch, capsys):
     loopback(True)
+
     def data_source(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
 

@@ -25,15 +25,18 @@ from mlpjax.errors import UserInputError
 def digit_array(height: int = 40, width: int = 30) -> np.ndarray:
     """A black bar (a "1") on white, uint8 ``(height, width)``."""
     a = np.full((height, width), 255, np.uint8)
-    a[height // 4:3 * height // 4, width // 3:2 * width // 3] = 0
+    a[height // 4 : 3 * height // 4, width // 3 : 2 * width // 3] = 0
     return a
 
 
 def in_mode(mode: str, a: np.ndarray) -> Image.Image:
     """The grey levels ``a`` (uint8) as a PIL image of ``mode``; 16-bit, integer and float modes scaled up."""
     if mode.startswith("I;16"):
-        return Image.fromarray(a.astype(np.uint16) * 257).convert(mode) if mode != "I;16" else \
-            Image.fromarray(a.astype(np.uint16) * 257)
+        return (
+            Image.fromarray(a.astype(np.uint16) * 257).convert(mode)
+            if mode != "I;16"
+            else Image.fromarray(a.astype(np.uint16) * 257)
+        )
     if mode == "I":
         return Image.fromarray(a.astype(np.int32) * 1000 - 7)
     if mode == "F":
@@ -43,11 +46,16 @@ def in_mode(mode: str, a: np.ndarray) -> Image.Image:
 
 def png_bytes(width: int, height: int, idat: bytes = b"") -> bytes:
     """A greyscale PNG declaring ``width`` x ``height`` pixels whose data is ``idat`` (compressed here)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(idat)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(idat))
+        + chunk(b"IEND", b"")
+    )
 
 
 def noise_png() -> bytes:
@@ -58,9 +66,23 @@ def noise_png() -> bytes:
 
 # --- issue 13, defect 12: image modes and sizes that gave a traceback ------------------------------------------
 
-MODES = [("1", "png"), ("L", "png"), ("P", "png"), ("RGB", "png"), ("RGBA", "png"), ("LA", "png"), ("I;16", "png"),
-         ("CMYK", "tiff"), ("YCbCr", "tiff"), ("LAB", "tiff"), ("I", "tiff"), ("F", "tiff"), ("PA", "tiff"),
-         ("I;16B", "tiff"), ("RGBA", "tiff")]
+MODES = [
+    ("1", "png"),
+    ("L", "png"),
+    ("P", "png"),
+    ("RGB", "png"),
+    ("RGBA", "png"),
+    ("LA", "png"),
+    ("I;16", "png"),
+    ("CMYK", "tiff"),
+    ("YCbCr", "tiff"),
+    ("LAB", "tiff"),
+    ("I", "tiff"),
+    ("F", "tiff"),
+    ("PA", "tiff"),
+    ("I;16B", "tiff"),
+    ("RGBA", "tiff"),
+]
 
 
 @pytest.mark.parametrize("mode, fmt", MODES, ids=[f"{m}-{f}" for m, f in MODES])
@@ -109,30 +131,40 @@ def test_decompression_bomb_and_oversized_images_are_refused_undecoded(tmp_path,
     assert reply["outcome"] == "user" and "bomb.png: too large an image (" in reply["message"], reply
     (tmp_path / "wide.png").write_bytes(png_bytes(12_000, 10_000))  # 120 megapixels: within PIL's, not ours
     reply = input_worker.ask("load_image", tmp_path / "wide.png")
-    assert reply == {"outcome": "user", "message": f"{tmp_path / 'wide.png'}: the image is 12000x10000 pixels, "
-                                                   "more than the 100 megapixels read; scale it down"}
+    assert reply == {
+        "outcome": "user",
+        "message": f"{tmp_path / 'wide.png'}: the image is 12000x10000 pixels, "
+        "more than the 100 megapixels read; scale it down",
+    }
 
 
 def test_an_image_larger_than_the_memory_available_is_refused(tmp_path, monkeypatch):
     Image.fromarray(digit_array()).save(tmp_path / "digit.png")
     monkeypatch.setattr(memory, "available_memory", lambda: 10_000)
-    with pytest.raises(UserInputError, match=r"digit.png: an image of 30x40 pixels needs 46.9 KiB, more than the "
-                                             r"9.8 KiB of memory available"):
+    with pytest.raises(
+        UserInputError,
+        match=r"digit.png: an image of 30x40 pixels needs 46.9 KiB, more than the "
+        r"9.8 KiB of memory available",
+    ):
         predict.load_image(tmp_path / "digit.png", 784)
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda p: p.write_text("not an image"), "not an image file; expected one of PNG, JPEG"),
-    (lambda p: p.write_bytes(b""), "not an image file"),
-    (lambda p: p.write_bytes(noise_png()[:300]), "not a readable image (OSError: image file is truncated"),
-    (lambda p: p.write_bytes(png_bytes(30, 40, bytes(41))), "not a readable image ("),  # too little pixel data
-    (lambda p: Image.fromarray(digit_array()).save(p, format="PNG"), None),  # the control: it reads
-    (lambda p: p.symlink_to(p), "symbolic link loop"),
-    (lambda p: p.symlink_to("/dev/zero"), "is a character device, expected a regular file"),
-    (lambda p: os.mkfifo(p), "is a named pipe (FIFO), expected a regular file"),
-    (lambda p: p.mkdir(), "is a directory, expected a regular file"),
-    (lambda p: None, "does not exist"),
-], ids=["text", "empty", "truncated", "short-data", "good", "loop", "dev-zero", "fifo", "directory", "missing"])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p.write_text("not an image"), "not an image file; expected one of PNG, JPEG"),
+        (lambda p: p.write_bytes(b""), "not an image file"),
+        (lambda p: p.write_bytes(noise_png()[:300]), "not a readable image (OSError: image file is truncated"),
+        (lambda p: p.write_bytes(png_bytes(30, 40, bytes(41))), "not a readable image ("),  # too little pixel data
+        (lambda p: Image.fromarray(digit_array()).save(p, format="PNG"), None),  # the control: it reads
+        (lambda p: p.symlink_to(p), "symbolic link loop"),
+        (lambda p: p.symlink_to("/dev/zero"), "is a character device, expected a regular file"),
+        (lambda p: os.mkfifo(p), "is a named pipe (FIFO), expected a regular file"),
+        (lambda p: p.mkdir(), "is a directory, expected a regular file"),
+        (lambda p: None, "does not exist"),
+    ],
+    ids=["text", "empty", "truncated", "short-data", "good", "loop", "dev-zero", "fifo", "directory", "missing"],
+)
 def test_bad_image_files_are_one_line_naming_the_file(tmp_path, input_worker, make, words):
     path = tmp_path / "digit.png"
     make(path)
@@ -152,6 +184,7 @@ def test_a_blank_image_says_it_holds_no_digit(tmp_path):
 
 # --- issue 13, defect 10: predict --out never overwrites ---------------------------------------------------------
 
+
 def test_save_png_writes_a_new_file_and_never_replaces_one(tmp_path):
     out = predict.save_png(np.eye(8), "predicted 1", tmp_path / "new" / "p.png")
     assert out == tmp_path / "new" / "p.png" and out.read_bytes().startswith(b"\x89PNG")
@@ -167,6 +200,7 @@ def test_save_png_writes_a_new_file_and_never_replaces_one(tmp_path):
 def test_save_png_refuses_a_file_that_appears_while_it_draws(tmp_path, monkeypatch, hard_links):
     monkeypatch.setattr(files, "check_new_file", Path)  # as if the file appeared after the check
     if not hard_links:
+
         def no_link(*args):
             raise OSError(errno.EPERM, "Operation not permitted")
 
@@ -189,8 +223,12 @@ def test_save_png_under_a_file_says_the_parent_is_a_file(tmp_path):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("predict") / "run"
-    assert cli.main(["train", "--dataset", "digits", "--epochs", "1", "--hidden", "16", "--quiet",
-                     "--output", str(directory)]) == 0
+    assert (
+        cli.main(
+            ["train", "--dataset", "digits", "--epochs", "1", "--hidden", "16", "--quiet", "--output", str(directory)]
+        )
+        == 0
+    )
     return directory
 
 
@@ -199,10 +237,12 @@ def test_predict_out_refuses_existing_files_default_name_included(digits_run, tm
     Path("predict_3.png").write_text("mine")
     Path("mine.png").write_text("mine")
     Path("afile").write_text("x")
-    for argv, words in ((["--index", "3"], "--out predict_3.png: already exists; give another file name"),
-                        (["--index", "3", "--out", "mine.png"], "--out mine.png: already exists"),
-                        (["--index", "3", "--out", "afile/x.png"], "--out afile/x.png: afile is a file, not a folder"),
-                        (["--image", "afile"], "--image afile: not an image file")):
+    for argv, words in (
+        (["--index", "3"], "--out predict_3.png: already exists; give another file name"),
+        (["--index", "3", "--out", "mine.png"], "--out mine.png: already exists"),
+        (["--index", "3", "--out", "afile/x.png"], "--out afile/x.png: afile is a file, not a folder"),
+        (["--image", "afile"], "--image afile: not an image file"),
+    ):
         capsys.readouterr()
         assert cli.main(["predict", str(digits_run), *argv]) == 2
         err = capsys.readouterr().err
@@ -213,8 +253,10 @@ def test_predict_out_refuses_existing_files_default_name_included(digits_run, tm
 
 # --- fuzzing: random image files end in an input or one UserInputError, within 1 GiB -----------------------------
 
-FUZZ_MODES = {"png": ["1", "L", "P", "RGB", "RGBA", "LA", "I;16"],
-              "tiff": ["1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "LAB", "I", "F", "PA", "I;16", "I;16B"]}
+FUZZ_MODES = {
+    "png": ["1", "L", "P", "RGB", "RGBA", "LA", "I;16"],
+    "tiff": ["1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "LAB", "I", "F", "PA", "I;16", "I;16B"],
+}
 
 
 @st.composite
@@ -222,12 +264,12 @@ def image_files(draw):
     """(file bytes, whether the file is intact): a random image of a random mode, size and format, or a PNG
     header of any size; then maybe cut short or with a byte changed."""
     if draw(st.integers(0, 9)) == 0:
-        size = st.integers(1, 2 ** 31 - 1) | st.integers(1, 64)
+        size = st.integers(1, 2**31 - 1) | st.integers(1, 64)
         return png_bytes(draw(size), draw(size), draw(st.binary(max_size=64))), False
     fmt = draw(st.sampled_from(sorted(FUZZ_MODES)))
     mode = draw(st.sampled_from(FUZZ_MODES[fmt]))
     width, height = draw(st.integers(1, 48)), draw(st.integers(1, 48))
-    seed = draw(st.integers(0, 2 ** 32 - 1))
+    seed = draw(st.integers(0, 2**32 - 1))
     levels = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
     buffer = io.BytesIO()
     in_mode(mode, levels).save(buffer, format=fmt.upper())
@@ -237,7 +279,7 @@ def image_files(draw):
     if damage == "cut":
         payload = payload[:position]
     elif damage == "flip":
-        payload = payload[:position] + bytes([payload[position] ^ draw(st.integers(1, 255))]) + payload[position + 1:]
+        payload = payload[:position] + bytes([payload[position] ^ draw(st.integers(1, 255))]) + payload[position + 1 :]
     return payload, damage == "none"
 
 

@@ -85,16 +85,19 @@ def test_thin_line_keeps_at_least_one_pixel():
     assert h == 20 and 1 <= w <= 2
 
 
-@pytest.mark.parametrize("convert", [
-    lambda im: im,  # PIL "L", black on white
-    lambda im: Image.eval(im, lambda v: 255 - v),  # PIL, already inverted (white on black, like MNIST)
-    lambda im: im.convert("RGB"),
-    lambda im: np.asarray(im),  # uint8 array
-    lambda im: np.asarray(im, np.float32) / 255,  # float array in [0, 1]
-    lambda im: 1.0 - np.asarray(im, np.float32) / 255,  # inverted float array
-    lambda im: np.asarray(im) < 128,  # bool mask: True is ink, on False background
-    lambda im: np.stack([np.asarray(im)] * 3, -1),  # (H, W, 3) array
-])
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda im: im,  # PIL "L", black on white
+        lambda im: Image.eval(im, lambda v: 255 - v),  # PIL, already inverted (white on black, like MNIST)
+        lambda im: im.convert("RGB"),
+        lambda im: np.asarray(im),  # uint8 array
+        lambda im: np.asarray(im, np.float32) / 255,  # float array in [0, 1]
+        lambda im: 1.0 - np.asarray(im, np.float32) / 255,  # inverted float array
+        lambda im: np.asarray(im) < 128,  # bool mask: True is ink, on False background
+        lambda im: np.stack([np.asarray(im)] * 3, -1),  # (H, W, 3) array
+    ],
+)
 def test_polarity_and_input_types_are_detected(convert):
     reference = canvas_to_mnist(draw_seven())
     out = canvas_to_mnist(convert(draw_seven()))
@@ -113,12 +116,16 @@ def test_grey_paper_reads_as_background():
     np.testing.assert_allclose(canvas_to_mnist(image), canvas_to_mnist(draw_seven()), atol=2e-2)
 
 
-@pytest.mark.parametrize("image", [
-    Image.new("L", (280, 280), 255),  # the blank white canvas
-    np.zeros((280, 280), np.uint8),  # all black: background, whatever the polarity
-    np.full((50, 70), 0.5, np.float32),  # uniform grey
-    np.full((280, 280, 3), 255, np.uint8),
-], ids=["white", "black", "grey", "rgb-white"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("L", (280, 280), 255),  # the blank white canvas
+        np.zeros((280, 280), np.uint8),  # all black: background, whatever the polarity
+        np.full((50, 70), 0.5, np.float32),  # uniform grey
+        np.full((280, 280, 3), 255, np.uint8),
+    ],
+    ids=["white", "black", "grey", "rgb-white"],
+)
 def test_empty_canvas_is_a_clear_error(image):
     with pytest.raises(EmptyCanvasError, match="draw a digit first"):
         canvas_to_mnist(image)

@@ -58,8 +58,9 @@ class Serving:
         self.server.server_close()
 
 
-def request(url: str, data: bytes | None = None, method: str | None = None,
-            headers: dict | None = None) -> tuple[int, bytes, dict]:
+def request(
+    url: str, data: bytes | None = None, method: str | None = None, headers: dict | None = None
+) -> tuple[int, bytes, dict]:
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -131,33 +132,40 @@ def test_the_saliency_is_the_gradient_of_the_predicted_logit():
     classifier = random_classifier()
     seen = insight.inspect(classifier, drawn(7))
     x = seen.recognition.image.reshape(-1)
+
     def logit(v):
         return model.apply(classifier.params, v[None], model_config=classifier.model_config)[0, seen.recognition.digit]
+
     eps = 1e-2
     for pixel in np.argsort(-np.abs(seen.saliency.reshape(-1)))[:3]:  # finite differences where it matters most
         step = np.zeros_like(x)
         step[pixel] = eps
         numeric = (float(logit(x + step)) - float(logit(x - step))) / (2 * eps)
         assert numeric == pytest.approx(float(seen.saliency.reshape(-1)[pixel]), rel=1e-2, abs=1e-4)
-    hidden = np.maximum(0, x @ np.asarray(classifier.params["hidden_0"]["kernel"])
-                        + np.asarray(classifier.params["hidden_0"]["bias"]))
+    hidden = np.maximum(
+        0, x @ np.asarray(classifier.params["hidden_0"]["kernel"]) + np.asarray(classifier.params["hidden_0"]["bias"])
+    )
     np.testing.assert_allclose(seen.activations, hidden, rtol=1e-5, atol=1e-5)
     assert seen.activations[seen.top_units[0]] == seen.activations.max()
-    np.testing.assert_array_equal(seen.top_weights[1].reshape(-1),
-                                  np.asarray(classifier.params["hidden_0"]["kernel"])[:, seen.top_units[1]])
+    np.testing.assert_array_equal(
+        seen.top_weights[1].reshape(-1), np.asarray(classifier.params["hidden_0"]["kernel"])[:, seen.top_units[1]]
+    )
 
 
-@pytest.mark.parametrize("method, path, body, headers, status", [
-    ("GET", "/nope", None, {}, 404),
-    ("GET", "/../pyproject.toml", None, {}, 404),
-    ("GET", "/static/draw.js", None, {}, 404),
-    ("GET", "/", None, {"Host": "attacker.example:80"}, 403),
-    ("POST", "/api/predict", b"x" * 10, {}, 400),
-    ("POST", "/api/predict", b"\xff" * web.BODY_SIZE, {"Origin": "http://attacker.example"}, 403),
-    ("POST", "/api/other", b"\xff" * web.BODY_SIZE, {}, 404),
-    ("PUT", "/", b"", {}, 405),
-    ("DELETE", "/", None, {}, 405),
-])
+@pytest.mark.parametrize(
+    "method, path, body, headers, status",
+    [
+        ("GET", "/nope", None, {}, 404),
+        ("GET", "/../pyproject.toml", None, {}, 404),
+        ("GET", "/static/draw.js", None, {}, 404),
+        ("GET", "/", None, {"Host": "attacker.example:80"}, 403),
+        ("POST", "/api/predict", b"x" * 10, {}, 400),
+        ("POST", "/api/predict", b"\xff" * web.BODY_SIZE, {"Origin": "http://attacker.example"}, 403),
+        ("POST", "/api/other", b"\xff" * web.BODY_SIZE, {}, 404),
+        ("PUT", "/", b"", {}, 405),
+        ("DELETE", "/", None, {}, 405),
+    ],
+)
 def test_bad_requests_get_a_4xx_and_one_log_line(serving, method, path, body, headers, status):
     before = len(serving.lines)
     assert request(serving.url.rstrip("/") + path, body, method, headers)[0] == status
@@ -167,11 +175,15 @@ def test_bad_requests_get_a_4xx_and_one_log_line(serving, method, path, body, he
 def test_oversized_and_unmeasured_bodies_are_refused_unread(serving):
     port = serving.server.port
     before = len(serving.lines)
-    assert raw(port, b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n") \
+    assert (
+        raw(port, b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n")
         == b"HTTP/1.1 413 Request Entity Too Large"
+    )
     assert raw(port, b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") == b"HTTP/1.1 411 Length Required"
-    assert raw(port, b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n") \
+    assert (
+        raw(port, b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n")
         == b"HTTP/1.1 400 Bad Request"
+    )
     assert raw(port, b"GARBAGE\r\n\r\n") == b"HTTP/1.1 400 Bad Request"
     assert raw(port, b"GET / HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n") == b"HTTP/1.1 400 Bad Request"
     assert raw(port, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 414")
@@ -256,21 +268,50 @@ def test_the_command_refuses_a_model_that_cannot_draw(capsys, tmp_path):
     from conftest import run_cli
 
     run = tmp_path / "digits"
-    assert run_cli(capsys, "train", "--dataset", "digits", "--epochs", "1", "--hidden", "8", "--output", run,
-                   "--quiet")[0] == 0
+    assert (
+        run_cli(capsys, "train", "--dataset", "digits", "--epochs", "1", "--hidden", "8", "--output", run, "--quiet")[0]
+        == 0
+    )
     code, out, err = run_cli(capsys, "draw", run, "--web", "--port", "0")
-    assert code == 2 and out == "" and err.startswith("mlpjax draw: error: the model takes 64 inputs") \
+    assert (
+        code == 2
+        and out == ""
+        and err.startswith("mlpjax draw: error: the model takes 64 inputs")
         and err.count("\n") == 1
+    )
 
 
 @pytest.mark.slow
 def test_the_command_serves_a_run_and_stops_at_once_on_ctrl_c(tmp_path, idx_folder):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "mlpjax.cli", "train", "--data-dir", str(idx_folder), "--epochs", "1",
-                    "--hidden", "16", "--output", str(run), "--quiet"], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen([sys.executable, "-m", "mlpjax.cli", "draw", str(run), "--web", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlpjax.cli",
+            "train",
+            "--data-dir",
+            str(idx_folder),
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--output",
+            str(run),
+            "--quiet",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpjax.cli", "draw", str(run), "--web", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         first = proc.stdout.readline()
         assert first.startswith("serving the draw page at http://127.0.0.1:"), first + proc.stderr.read()
@@ -291,9 +332,19 @@ def test_the_command_serves_a_run_and_stops_at_once_on_ctrl_c(tmp_path, idx_fold
 # ---- the page in a real browser -----------------------------------------------------------------------------------
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
-BROWSER_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1180,800", "--hide-scrollbars")
+BROWSER_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1180,800",
+    "--hide-scrollbars",
+)
 
 
 def _browser_missing() -> str:
@@ -319,11 +370,17 @@ def quick_classifier() -> tuple[model.Classifier, str]:
         dataset, epochs, what = data.load_dataset("mnist", folder).head(20000, 2000), 1, "1 epoch of 20000 MNIST digits"
     else:
         small = data.load_dataset("digits")
+
         def up(x):
             return np.stack([preprocess.canvas_to_mnist(i.reshape(8, 8)) for i in x]).reshape(len(x), -1)
 
-        dataset = data.make_dataset("digits28", (up(small.x_train), small.y_train), (up(small.x_test), small.y_test),
-                                    num_classes=10, image_shape=(28, 28))
+        dataset = data.make_dataset(
+            "digits28",
+            (up(small.x_train), small.y_train),
+            (up(small.x_test), small.y_test),
+            num_classes=10,
+            image_shape=(28, 28),
+        )
         epochs, what = 4, "4 epochs of scikit-learn's digits at 28x28"
     config = TrainConfig.from_dict({"dataset": "mnist", "epochs": epochs, "hidden": [128], "seed": 0})
     result = train.fit(config, dataset)
@@ -382,7 +439,8 @@ def wait_idle(driver, timeout: float = 30.0) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, timeout, poll_frequency=0.01).until(
-        lambda d: d.execute_script("return document.body.dataset.state") in ("idle", "refused"))
+        lambda d: d.execute_script("return document.body.dataset.state") in ("idle", "refused")
+    )
 
 
 def page_canvas(driver, element: str = "canvas") -> np.ndarray:
@@ -391,7 +449,9 @@ def page_canvas(driver, element: str = "canvas") -> np.ndarray:
         "const c = document.getElementById(arguments[0]);"
         "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         "const out = new Array(c.width * c.height); for (let i = 0; i < out.length; i++) out[i] = d[4 * i];"
-        "return [[c.height, c.width], out];", element)
+        "return [[c.height, c.width], out];",
+        element,
+    )
     return np.asarray(values, np.uint8).reshape(size)
 
 
@@ -401,7 +461,8 @@ def shown(driver) -> dict:
         " pcts: [...document.querySelectorAll('#bars .pct')].map(e => e.textContent),"
         " best: [...document.querySelectorAll('#bars .bar')].findIndex(e => e.classList.contains('best')),"
         " units: document.querySelectorAll('#units figure').length,"
-        " latency: document.body.dataset.latencyMs}")
+        " latency: document.body.dataset.latencyMs}"
+    )
 
 
 def assert_page_equals_library(driver, classifier, names) -> recognize.Recognition:
@@ -436,13 +497,16 @@ def test_the_page_in_chromium_predicts_what_the_library_does(page_server, browse
     page_ms = float(shown(driver)["latency"])
     line = driver.execute_script("return document.getElementById('latency').textContent")
     assert line.startswith("stroke to prediction: ") and " ms (the server's part: " in line and page_ms > 0
-    asked = driver.execute_script("return performance.getEntriesByType('resource')"
-                                  ".filter(e => e.name.endsWith('/api/predict')).length")
+    asked = driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/predict')).length"
+    )
     assert asked > len(DEMO_STROKES[digit])  # predictions while drawing, not only when the pen lifts
-    print(f"\ndrew a {digit}: the page shows {shown(driver)['result']}, the library {r.text}; {asked} predictions "
-          f"while drawing it; {line} measured in the page"
-          f" ({1000 * waited:.0f} ms more seen from the test after the "
-          f"{1000 * (drawn_at - start):.0f} ms WebDriver took to send the stroke)")
+    print(
+        f"\ndrew a {digit}: the page shows {shown(driver)['result']}, the library {r.text}; {asked} predictions "
+        f"while drawing it; {line} measured in the page"
+        f" ({1000 * waited:.0f} ms more seen from the test after the "
+        f"{1000 * (drawn_at - start):.0f} ms WebDriver took to send the stroke)"
+    )
     assert shown(driver)["units"] == insight.TOP_UNITS
     shot = Path(os.environ.get("MLPJAX_WEB_SCREENSHOT") or tmp_path / "draw_web.png")
     driver.save_screenshot(str(shot))
@@ -474,10 +538,11 @@ def test_the_page_in_chromium_predicts_what_the_library_does(page_server, browse
 
     # every request the page made went to the server (Chrome's network log and the page's Resource Timing); the
     # browser's own new-tab page (chrome://) is no request of the page's
-    urls = [m["params"]["request"]["url"] for m in (json.loads(e["message"])["message"]
-                                                     for e in driver.get_log("performance"))
-            if m["method"] == "Network.requestWillBeSent"
-            and not m["params"].get("documentURL", "").startswith("chrome")]
+    urls = [
+        m["params"]["request"]["url"]
+        for m in (json.loads(e["message"])["message"] for e in driver.get_log("performance"))
+        if m["method"] == "Network.requestWillBeSent" and not m["params"].get("documentURL", "").startswith("chrome")
+    ]
     urls += driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any(u.endswith("/api/predict") for u in urls)
     outside = [u for u in urls if not (u.startswith(page_server.url) or u.startswith("data:"))]

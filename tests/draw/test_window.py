@@ -36,6 +36,7 @@ ARTIFACTS = REPO / "artifacts"
 
 # ---- without a display ---------------------------------------------------------------------------------------
 
+
 def test_draw_without_a_model_says_how_to_get_one(capsys):
     assert cli.main(["draw"]) == 2
     err = capsys.readouterr().err
@@ -49,8 +50,13 @@ def test_draw_with_model_and_train_quick_is_refused(capsys):
 
 def test_draw_without_display_exits_2_with_a_clear_message(model_dir):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", "draw", str(model_dir[0])], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpjax.cli", "draw", str(model_dir[0])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("mlpjax draw: error: no display") and "xvfb-run" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -64,15 +70,20 @@ def quadrants_dir(tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["draw", "{quadrants}"], "takes 2 inputs"),
-    (["draw", "{missing}"], "{missing}"),
-    (["draw", "{quadrants}", "--data-dir", "x"], "--data-dir is for --train-quick"),
-    (["draw", "--train-quick", "--best"], "--best"),
-    (["draw", "--train-quick", "--data-dir", "{missing}"], "does not exist")],
-    ids=["model-of-2-inputs", "missing-dir", "data-dir-with-dir", "best-with-train-quick", "missing-data-dir"])
-def test_draw_checks_its_flags_before_it_looks_for_a_display(argv, needle, quadrants_dir, tmp_path, monkeypatch,
-                                                              capsys):
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["draw", "{quadrants}"], "takes 2 inputs"),
+        (["draw", "{missing}"], "{missing}"),
+        (["draw", "{quadrants}", "--data-dir", "x"], "--data-dir is for --train-quick"),
+        (["draw", "--train-quick", "--best"], "--best"),
+        (["draw", "--train-quick", "--data-dir", "{missing}"], "does not exist"),
+    ],
+    ids=["model-of-2-inputs", "missing-dir", "data-dir-with-dir", "best-with-train-quick", "missing-data-dir"],
+)
+def test_draw_checks_its_flags_before_it_looks_for_a_display(
+    argv, needle, quadrants_dir, tmp_path, monkeypatch, capsys
+):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     names = {"quadrants": quadrants_dir, "missing": tmp_path / "missing"}
@@ -89,6 +100,7 @@ def test_the_window_needs_a_28x28_model():
 
 # ---- a private X display -------------------------------------------------------------------------------------
 
+
 def _need_tk():
     if tk_window.tk is None:
         pytest.skip("tkinter is not available in this Python (its _tkinter needs Tk 8.6: Debian libtk8.6)")
@@ -102,8 +114,12 @@ def display():
     if xvfb is None:
         pytest.skip("Xvfb not installed (Debian: apt-get install xvfb)")
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     number = b""
     deadline = time.monotonic() + 20
@@ -175,6 +191,7 @@ def pump(w: tk_window.DrawWindow, seconds: float) -> None:
 
 # ---- the window from Python ----------------------------------------------------------------------------------
 
+
 @pytest.mark.window
 def test_empty_canvas_asks_for_a_digit(window):
     assert window.recognise() is None
@@ -245,6 +262,7 @@ def test_live_updates_are_throttled(window, monkeypatch):
 
 # ---- the real command, driven by xdotool ---------------------------------------------------------------------
 
+
 def xdotool(*args: str) -> str:
     return subprocess.run(["xdotool", *args], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
 
@@ -264,8 +282,10 @@ def read_line_with(proc: subprocess.Popen, text: str, timeout: float) -> str:
                 return line.strip()
         elif proc.poll() is not None:
             break
-    pytest.fail(f"no line with {text!r} from mlpjax draw within {timeout} s; stdout: {''.join(seen)!r}; "
-                f"exit status {proc.poll()}")
+    pytest.fail(
+        f"no line with {text!r} from mlpjax draw within {timeout} s; stdout: {''.join(seen)!r}; "
+        f"exit status {proc.poll()}"
+    )
 
 
 @pytest.mark.window
@@ -280,8 +300,9 @@ def test_mlpjax_draw_with_xdotool(display, model_dir):
         layout = probe.layout()  # where the canvas and the buttons sit inside the window
     script = Path(sys.executable).with_name("mlpjax")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "mlpjax.cli"]
-    proc = subprocess.Popen([*command, "draw", str(directory)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [*command, "draw", str(directory)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
     try:
         read_line_with(proc, "window open", timeout=120)
         wid = xdotool("search", "--sync", "--onlyvisible", "--name", "^mlpjax draw").split()[0]
@@ -291,8 +312,20 @@ def test_mlpjax_draw_with_xdotool(display, model_dir):
             drag = []
             for x, y in rest:
                 drag += ["mousemove", "--window", wid, str(cx + x), str(cy + y), "sleep", "0.05"]
-            xdotool("mousemove", "--window", wid, str(cx + x0), str(cy + y0), "mousedown", "1", "sleep", "0.05",
-                    *drag, "mouseup", "1")
+            xdotool(
+                "mousemove",
+                "--window",
+                wid,
+                str(cx + x0),
+                str(cy + y0),
+                "mousedown",
+                "1",
+                "sleep",
+                "0.05",
+                *drag,
+                "mouseup",
+                "1",
+            )
         bx, by, bw, bh = layout["recognise"]
         xdotool("mousemove", "--window", wid, str(bx + bw // 2), str(by + bh // 2), "click", "1")
         line = read_line_with(proc, "recognised", timeout=30)
@@ -332,8 +365,9 @@ def test_ctrl_c_ends_mlpjax_draw_at_once_with_one_line(display, model_dir):
 
     script = Path(sys.executable).with_name("mlpjax")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "mlpjax.cli"]
-    proc = subprocess.Popen([*command, "draw", str(model_dir[0])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [*command, "draw", str(model_dir[0])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
     try:
         read_line_with(proc, "window open", timeout=120)
         time.sleep(0.5)  # well inside the main loop

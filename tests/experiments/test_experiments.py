@@ -25,14 +25,23 @@ FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_pass
 
 def quick_env(cache: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "MLPJAX_DATA_DIR"}  # no MNIST: the digits fallback
-    env.update(XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {FAST_XLA}".strip(), JAX_PLATFORMS="cpu",
-               JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    env.update(
+        XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {FAST_XLA}".strip(),
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    )
     return env
 
 
 def run_quick(args: list[str], out: Path, cache: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", "experiment", *args, "--quick", "--out", str(out)],
-                          env=quick_env(cache), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpjax.cli", "experiment", *args, "--quick", "--out", str(out)],
+        env=quick_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -54,16 +63,18 @@ def test_out_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path):
         assert cli.main(["experiment", name, "--quick", "--out", str(tmp_path / out)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err, err
-        assert f"--out {tmp_path / out}: " in err and ("is a file, expected a folder" in err if out == "afile" else
-                                                      f"{tmp_path / 'afile'} is a file, not a folder" in err), err
+        assert f"--out {tmp_path / out}: " in err and (
+            "is a file, expected a folder" in err
+            if out == "afile"
+            else f"{tmp_path / 'afile'} is a file, not a folder" in err
+        ), err
     assert (tmp_path / "afile").read_text() == "mine"
     with pytest.raises(UserInputError, match=r"afile/samples: cannot create the folder: .*afile is a file, not a"):
         run_experiment("samples", tmp_path / "afile", quick=True)  # from Python too, before any training
 
 
 @pytest.mark.parametrize("name, count", [("validation", 3), ("epochs", 5), ("all", 5)])
-def test_a_seed_whose_followers_overflow_is_refused_before_anything_trains(capsys, tmp_path, monkeypatch, name,
-                                                                           count):
+def test_a_seed_whose_followers_overflow_is_refused_before_anything_trains(capsys, tmp_path, monkeypatch, name, count):
     """Found by the flag fuzz: ``experiment validation --seed 2**63-1`` trained seed 2**63-1, then refused the
     next one; ``epochs`` refused a seed of 2**63 that was never given."""
     from mlpjax.training import train
@@ -71,8 +82,10 @@ def test_a_seed_whose_followers_overflow_is_refused_before_anything_trains(capsy
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained"))
     assert cli.main(["experiment", name, "--quick", "--seed", str(2**63 - 1), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err == (f"mlpjax experiment: error: --seed must be at most 2**63 - {count}, as it and the {count - 1} "
-                   f"seeds after it are used; got {2**63 - 1}\n")
+    assert err == (
+        f"mlpjax experiment: error: --seed must be at most 2**63 - {count}, as it and the {count - 1} "
+        f"seeds after it are used; got {2**63 - 1}\n"
+    )
     assert not (tmp_path / "out").exists()
     with pytest.raises(UserInputError, match="seed must be at most"):
         run_experiment(name if name != "all" else "epochs", tmp_path / "out", quick=True, seed=2**63 - 1)
@@ -135,8 +148,11 @@ def quick(tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("quick")
     proc = run_quick(["all", "--seed", "0"], root / "results", root / "jax-cache")
     assert "X (4, 2)  H (4, 50)  Y (4, 4)" in proc.stdout and "(2, 2) -> quadrant I" in proc.stdout
-    return {name: json.loads((root / "results" / name / "results.json").read_text()) | {
-        "_dir": str(root / "results" / name)} for name in discover()}
+    return {
+        name: json.loads((root / "results" / name / "results.json").read_text())
+        | {"_dir": str(root / "results" / name)}
+        for name in discover()
+    }
 
 
 @pytest.mark.slow
@@ -196,7 +212,8 @@ def test_quick_epochs_summary_matches_runs(quick):
         values = [run["history"]["val_accuracy"][int(mark) - 1] for run in r["runs"]]
         assert summary["values"] == values
         assert summary["mean"] == pytest.approx(np.mean(values)) and summary["std"] == pytest.approx(
-            np.std(values, ddof=1))
+            np.std(values, ddof=1)
+        )
     finals = [run["history"]["val_accuracy"][-1] for run in r["runs"]]
     assert finals == [run["test_metrics"]["accuracy"] for run in r["runs"]]
     assert r["runs"][0]["history"] != r["runs"][1]["history"]  # the seeds differ, so do the runs
@@ -284,12 +301,13 @@ def test_nudged_state_moves_the_weight_of_largest_gradient_by_one_ulp(digits):
     before, after = np.asarray(fresh.params["hidden_0"]["kernel"]), np.asarray(state.params["hidden_0"]["kernel"])
     assert np.argwhere(before != after).tolist() == [list(where)]
     assert after[where] == np.nextafter(before[where], np.float32(np.inf)) > before[where]
-    batch = {"image": digits.x_train[:common.GRAD_BATCH], "label": digits.y_train[:common.GRAD_BATCH]}
+    batch = {"image": digits.x_train[: common.GRAD_BATCH], "label": digits.y_train[: common.GRAD_BATCH]}
     grads = jax.grad(lambda p: losses.loss(p, batch, None, model_config=model_config, train=False)[0])(fresh.params)
     g = np.abs(np.asarray(grads["hidden_0"]["kernel"]))
     assert g[where] == g.max() > 0
-    np.testing.assert_array_equal(np.asarray(state.params["output"]["kernel"]),
-                                  np.asarray(fresh.params["output"]["kernel"]))
+    np.testing.assert_array_equal(
+        np.asarray(state.params["output"]["kernel"]), np.asarray(fresh.params["output"]["kernel"])
+    )
     assert int(state.step) == 0 and np.array_equal(np.asarray(state.key), np.asarray(fresh.key))
 
 
@@ -313,7 +331,12 @@ def test_quick_run_is_reproducible_from_the_seed(quick, tmp_path):
 def test_script_in_experiments_folder_runs_its_experiment(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLPJAX_DATA_DIR"}
     script = Path(__file__).resolve().parents[2] / "experiments" / "run.py"
-    proc = subprocess.run([sys.executable, str(script), "samples", "--quick", "--out", str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), "samples", "--quick", "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "samples" / "results.json").read_text())["experiment"] == "samples"

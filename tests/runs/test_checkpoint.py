@@ -35,13 +35,17 @@ FLAGS = ["--dataset", "digits", "--hidden", "16", "--lr", "0.01", "--save-best",
 def snapshot(directory: Path) -> dict[str, tuple]:
     """Every path under ``directory`` with its bytes and modification time: to prove nothing was written
     (but the lock file, which a run's owner rewrites)."""
-    return {str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.name != LOCK_NAME}  # the owner's lock is no data
+    return {
+        str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.name != LOCK_NAME
+    }  # the owner's lock is no data
 
 
 def arrays_equal(a, b) -> bool:
-    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
-        lambda x, y: np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y), a, b))
+    leaves = jax.tree_util.tree_leaves(
+        jax.tree_util.tree_map(lambda x, y: np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y), a, b)
+    )
     return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(leaves)  # type: ignore[operator]
 
 
@@ -134,8 +138,9 @@ def test_load_model_predicts_like_the_saved_params(base_run, digits):
     assert isinstance(clf, model.Classifier) and clf.model_config.hidden == (16,)
     probs = clf.predict_proba(digits.x_test[:20])
     assert probs.shape == (20, 10) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
-    expected = model.predict_proba(checkpoint.restore(base_run).state.params, digits.x_test[:20],
-                                   model_config=clf.model_config)
+    expected = model.predict_proba(
+        checkpoint.restore(base_run).state.params, digits.x_test[:20], model_config=clf.model_config
+    )
     np.testing.assert_allclose(probs, expected, rtol=1e-6)
     np.testing.assert_array_equal(clf.predict(digits.x_test[:20]), probs.argmax(1))
 
@@ -198,8 +203,11 @@ def test_predict_image_of_any_size_either_polarity(base_run, digits, tmp_path, c
 def test_sigkill_mid_run_leaves_a_loadable_checkpoint_then_resumes(tmp_path, capsys):
     directory, log = tmp_path / "run", tmp_path / "stderr.txt"
     with open(log, "wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "mlpjax.cli", "train", *FLAGS, "--epochs", "100000",
-                                 "--output", str(directory)], stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlpjax.cli", "train", *FLAGS, "--epochs", "100000", "--output", str(directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -237,8 +245,9 @@ def test_a_half_written_epoch_is_ignored(run_copy):
 
 
 def _largest_state_file(run: Path) -> Path:
-    return max((p for p in (run / "checkpoints" / "2" / "state").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
+    return max(
+        (p for p in (run / "checkpoints" / "2" / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
 
 
 def _truncate(run: Path):
@@ -250,7 +259,7 @@ def _flip_bytes(run: Path):
     f = _largest_state_file(run)
     raw = bytearray(f.read_bytes())
     middle = len(raw) // 2
-    raw[middle:middle + 32] = bytes(b ^ 0xFF for b in raw[middle:middle + 32])
+    raw[middle : middle + 32] = bytes(b ^ 0xFF for b in raw[middle : middle + 32])
     f.write_bytes(bytes(raw))
 
 
@@ -265,9 +274,10 @@ CORRUPTIONS = {
     "truncated arrays": _truncate,
     "flipped bytes": _flip_bytes,
     "arrays removed": lambda run: shutil.rmtree(run / "checkpoints" / "2" / "state"),
-    "garbage metadata": lambda run: (run / "checkpoints" / "2" / "meta" / "metadata").write_text("{\"format"),
+    "garbage metadata": lambda run: (run / "checkpoints" / "2" / "meta" / "metadata").write_text('{"format'),
     "metadata of another architecture": lambda run: _edit_meta(
-        run, lambda m: (m["train_config"].update(hidden=[32]), m["model_config"].update(hidden=[32]))),
+        run, lambda m: (m["train_config"].update(hidden=[32]), m["model_config"].update(hidden=[32]))
+    ),
     "wrong checksum": lambda run: _edit_meta(run, lambda m: m.update(digest="0" * 64)),
 }
 
@@ -280,8 +290,11 @@ def test_a_corrupted_checkpoint_is_one_clear_error_and_nothing_is_overwritten(ru
     before = snapshot(run_copy)
     with pytest.raises(UserInputError, match=str(run_copy / "checkpoints" / "2")):
         mlpjax.load_model(run_copy)
-    for argv in (["evaluate", run_copy], ["train", "--resume", run_copy, "--epochs", 3, "--quiet"],
-                 ["predict", run_copy, "--index", 0]):
+    for argv in (
+        ["evaluate", run_copy],
+        ["train", "--resume", run_copy, "--epochs", 3, "--quiet"],
+        ["predict", run_copy, "--index", 0],
+    ):
         code, _, err = run_cli(capsys, *argv)
         assert code == 2 and str(run_copy / "checkpoints" / "2") in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
@@ -295,8 +308,12 @@ def test_not_a_checkpoint_directory(tmp_path, capsys):
     (tmp_path / "other" / "notes.txt").write_text("hello")
     (tmp_path / "other" / "checkpoints").mkdir()
     (tmp_path / "file").write_text("x")
-    cases = {"empty": "not an mlpjax checkpoint directory", "other": "holds no complete checkpoint",
-             "file": "not a directory", "missing": "no such directory"}
+    cases = {
+        "empty": "not an mlpjax checkpoint directory",
+        "other": "holds no complete checkpoint",
+        "file": "not a directory",
+        "missing": "no such directory",
+    }
     for name, message in cases.items():
         before = snapshot(tmp_path)
         for argv in (["evaluate", tmp_path / name], ["train", "--resume", tmp_path / name, "--quiet"]):
@@ -307,17 +324,20 @@ def test_not_a_checkpoint_directory(tmp_path, capsys):
         checkpoint.restore(tmp_path / "other", best=True)
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--hidden", "32"], "--hidden 32 contradicts"),
-    (["--activation", "tanh"], "--activation tanh contradicts"),
-    (["--dropout", "0.5"], "--dropout 0.5 contradicts"),
-    (["--optimizer", "sgd"], "--optimizer sgd contradicts"),
-    (["--dataset", "quadrants"], "--dataset quadrants contradicts"),
-    # flags spelled at their defaults still contradict a run trained with other values
-    (["--hidden", "512"], "--hidden 512 contradicts"),
-    (["--dataset", "mnist"], "--dataset mnist contradicts"),
-    (["--epochs", "1"], "already holds 2 epochs"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--hidden", "32"], "--hidden 32 contradicts"),
+        (["--activation", "tanh"], "--activation tanh contradicts"),
+        (["--dropout", "0.5"], "--dropout 0.5 contradicts"),
+        (["--optimizer", "sgd"], "--optimizer sgd contradicts"),
+        (["--dataset", "quadrants"], "--dataset quadrants contradicts"),
+        # flags spelled at their defaults still contradict a run trained with other values
+        (["--hidden", "512"], "--hidden 512 contradicts"),
+        (["--dataset", "mnist"], "--dataset mnist contradicts"),
+        (["--epochs", "1"], "already holds 2 epochs"),
+    ],
+)
 def test_resume_with_contradicting_flags_is_refused(run_copy, capsys, flags, message):
     before = snapshot(run_copy)
     code, _, err = run_cli(capsys, "train", "--resume", run_copy, *flags, "--quiet")

@@ -18,7 +18,7 @@ TOL = 1e-5
 
 
 def needs(module: str):
-    return pytest.importorskip(module, reason=f"{module} is not installed (pip install \"mlpjax[export]\")")
+    return pytest.importorskip(module, reason=f'{module} is not installed (pip install "mlpjax[export]")')
 
 
 def trained_run(directory, dataset_name, **settings):
@@ -63,13 +63,23 @@ np.save({str(tmp_path / "p.npy")!r}, x / x.sum(1, keepdims=True))
 assert not any(m.split(".")[0] in ("jax", "mlpjax", "flax") for m in sys.modules)
 print(json.dumps(arch))
 """
-    proc = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=120,
-                          env={**child_env(), "PYTHONPATH": ""}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", reader],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**child_env(), "PYTHONPATH": ""},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     arch = json.loads(proc.stdout)
     m = digits_model.model_config
     assert (arch["input_dim"], arch["hidden"], arch["num_classes"], arch["activation"]) == (
-        m.input_dim, list(m.hidden), m.num_classes, "relu")
+        m.input_dim,
+        list(m.hidden),
+        m.num_classes,
+        "relu",
+    )
     expected = digits_model.predict_proba(digits.x_test)
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=TOL, rtol=0)
     np.testing.assert_allclose(export.npz_predict_proba(out, digits.x_test), expected, atol=TOL, rtol=0)
@@ -90,8 +100,7 @@ def test_onnx_runs_in_onnxruntime_with_the_same_probabilities(where, digits_run,
     if where == "mnist":
         if mnist_dir() is None:
             pytest.skip("real MNIST not found")
-        run_dir = trained_run(tmp_path / "mnist_run", "mnist", epochs=1, batch_size=128,
-                              data_dir=str(mnist_dir()))
+        run_dir = trained_run(tmp_path / "mnist_run", "mnist", epochs=1, batch_size=128, data_dir=str(mnist_dir()))
         dataset = data.load_dataset("mnist", str(mnist_dir()))
     else:
         run_dir, dataset = digits_run, digits
@@ -117,17 +126,26 @@ def test_onnx_computes_the_step_activation_too(digits, tmp_path):
     config = model.ModelConfig(input_dim=64, hidden=(16, 8), activation="step", dropout=0.0, num_classes=10)
     classifier = model.Classifier(model.init(jax.random.PRNGKey(3), config), config)
     expected = classifier.predict_proba(digits.x_test)
-    np.testing.assert_allclose(_onnx_probabilities(export.export(classifier, "onnx", tmp_path / "s.onnx"),
-                                                   digits.x_test), expected, atol=TOL, rtol=0)
-    np.testing.assert_allclose(export.npz_predict_proba(export.export(classifier, "npz", tmp_path / "s.npz"),
-                                                        digits.x_test), expected, atol=TOL, rtol=0)
+    np.testing.assert_allclose(
+        _onnx_probabilities(export.export(classifier, "onnx", tmp_path / "s.onnx"), digits.x_test),
+        expected,
+        atol=TOL,
+        rtol=0,
+    )
+    np.testing.assert_allclose(
+        export.npz_predict_proba(export.export(classifier, "npz", tmp_path / "s.npz"), digits.x_test),
+        expected,
+        atol=TOL,
+        rtol=0,
+    )
     with pytest.raises(UserInputError, match="activation 'step' has no Keras equivalent"):
         export.export(classifier, "keras", tmp_path / "s.keras")
     assert not (tmp_path / "s.keras").exists()
 
 
-def test_keras_export_loads_in_safe_mode_with_the_same_probabilities(digits_run, digits_model, digits, capsys,
-                                                                      tmp_path):
+def test_keras_export_loads_in_safe_mode_with_the_same_probabilities(
+    digits_run, digits_model, digits, capsys, tmp_path
+):
     keras = needs("keras")
     out = tmp_path / "model.keras"
     code, stdout, _ = run_cli(capsys, "export", digits_run, "--format", "keras", "--out", out)
@@ -141,10 +159,13 @@ def test_keras_export_loads_in_safe_mode_with_the_same_probabilities(digits_run,
     np.testing.assert_allclose(np.asarray(net(digits.x_test[:3], training=False)), expected[:3], atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("fmt, name, message", [
-    ("keras", "model.h5", "--out {out}: a Keras model file must end in .keras"),
-    ("npz", "exists.npz", "--out {out}: already exists"),
-])
+@pytest.mark.parametrize(
+    "fmt, name, message",
+    [
+        ("keras", "model.h5", "--out {out}: a Keras model file must end in .keras"),
+        ("npz", "exists.npz", "--out {out}: already exists"),
+    ],
+)
 def test_export_refuses_a_bad_out_in_one_line(digits_run, capsys, tmp_path, fmt, name, message):
     if fmt == "keras":
         needs("keras")
@@ -159,12 +180,19 @@ def test_export_refuses_a_bad_out_in_one_line(digits_run, capsys, tmp_path, fmt,
 
 # --- import-keras ------------------------------------------------------------------------------------------------
 
+
 def tutorial_keras(keras, layers_between=(), input_dim=64, output_activation="softmax"):
     """The tutorial's model at digits' size: Dense(32, relu) -> Dropout(0.2) [-> more] -> Dense(10, softmax)."""
     keras.utils.set_random_seed(1)
-    return keras.Sequential([keras.Input((input_dim,)), keras.layers.Dense(32, activation="relu"),
-                             keras.layers.Dropout(0.2), *layers_between,
-                             keras.layers.Dense(10, activation=output_activation)])
+    return keras.Sequential(
+        [
+            keras.Input((input_dim,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dropout(0.2),
+            *layers_between,
+            keras.layers.Dense(10, activation=output_activation),
+        ]
+    )
 
 
 def test_import_keras_gives_a_run_that_the_commands_accept(digits, capsys, tmp_path):
@@ -177,12 +205,22 @@ def test_import_keras_gives_a_run_that_the_commands_accept(digits, capsys, tmp_p
     assert code == 0, err
     ckpt = checkpoint.restore(tmp_path / "run")
     assert ckpt.config.dataset == "digits"  # the registered dataset of 64 features and 10 classes
-    assert (ckpt.model_config.hidden, ckpt.model_config.activation, ckpt.model_config.dropout) == ((32, 16), "relu",
-                                                                                                   0.2)
-    np.testing.assert_allclose(ckpt.classifier.predict_proba(digits.x_test),
-                               np.asarray(net.predict(digits.x_test, verbose=0)), atol=TOL, rtol=0)
-    for argv in (["evaluate", tmp_path / "run"], ["summary", tmp_path / "run"],
-                 ["predict", tmp_path / "run", "--index", "9", "--out", tmp_path / "p9.png"]):
+    assert (ckpt.model_config.hidden, ckpt.model_config.activation, ckpt.model_config.dropout) == (
+        (32, 16),
+        "relu",
+        0.2,
+    )
+    np.testing.assert_allclose(
+        ckpt.classifier.predict_proba(digits.x_test),
+        np.asarray(net.predict(digits.x_test, verbose=0)),
+        atol=TOL,
+        rtol=0,
+    )
+    for argv in (
+        ["evaluate", tmp_path / "run"],
+        ["summary", tmp_path / "run"],
+        ["predict", tmp_path / "run", "--index", "9", "--out", tmp_path / "p9.png"],
+    ):
         code, out, err = run_cli(capsys, *argv)
         assert code == 0, (argv, err)
     assert json.loads((tmp_path / "run" / "imported.json").read_text())["layers"]["output"] == net.layers[-1].name
@@ -197,9 +235,13 @@ def test_import_keras_refuses_other_layers_in_one_line(capsys, tmp_path, kind):
     if kind == "linear output":
         net, name = tutorial_keras(keras, output_activation="linear"), None
     else:
-        layer = (keras.layers.BatchNormalization(name="odd") if kind == "BatchNormalization" else
-                 keras.layers.Lambda(eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r})"
-                                          ".write_text('ran'), x)[1]"), name="odd"))
+        layer = (
+            keras.layers.BatchNormalization(name="odd")
+            if kind == "BatchNormalization"
+            else keras.layers.Lambda(
+                eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), x)[1]"), name="odd"
+            )
+        )
         net, name = tutorial_keras(keras, [layer]), "odd"
     marker.unlink(missing_ok=True)  # building the Lambda may have called it
     net.save(tmp_path / "m.keras")
@@ -212,8 +254,9 @@ def test_import_keras_refuses_other_layers_in_one_line(capsys, tmp_path, kind):
 def test_import_keras_refuses_a_dataset_of_another_shape(capsys, tmp_path):
     keras = needs("keras")
     tutorial_keras(keras).save(tmp_path / "m.keras")
-    code, _, err = run_cli(capsys, "import-keras", tmp_path / "m.keras", "--output", tmp_path / "run",
-                           "--dataset", "mnist")
+    code, _, err = run_cli(
+        capsys, "import-keras", tmp_path / "m.keras", "--output", tmp_path / "run", "--dataset", "mnist"
+    )
     assert code == 2 and "--dataset mnist has 784 features and 10 classes" in err
     assert not (tmp_path / "run").exists()
 

@@ -21,8 +21,8 @@ def read_events(folder):
         data = path.read_bytes()
         at = 0
         while at < len(data):
-            (length,) = struct.unpack("<Q", data[at:at + 8])
-            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            (length,) = struct.unpack("<Q", data[at : at + 8])
+            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
             at += 12 + length + 4
             for value in event.summary.value:
                 found.append((value.tag, event.step, "image" if value.HasField("image") else "scalar"))
@@ -30,8 +30,15 @@ def read_events(folder):
 
 
 def test_csv_has_keras_columns_one_row_per_epoch():
-    history = {"loss": [1.0, 0.5], "accuracy": [0.1, 0.2], "val_loss": [1.1, 0.6], "val_accuracy": [0.1, 0.3],
-               "lr": [0.001, 0.001], "val_mse": [0.2, 0.1], "val_f1_score": [0.1, 0.2]}
+    history = {
+        "loss": [1.0, 0.5],
+        "accuracy": [0.1, 0.2],
+        "val_loss": [1.1, 0.6],
+        "val_accuracy": [0.1, 0.3],
+        "lr": [0.001, 0.001],
+        "val_mse": [0.2, 0.1],
+        "val_f1_score": [0.1, 0.2],
+    }
     rows = list(csv.reader(logs.csv_text(history).splitlines()))
     assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "val_f1_score", "val_mse"]
     assert rows[1][0] == "0" and float(rows[2][1]) == 0.5 and len(rows) == 3
@@ -64,8 +71,13 @@ def test_train_output_writes_the_logs_and_a_resume_extends_them(capsys, tmp_path
 
 
 def test_learning_curves_are_replaced_atomically(tmp_path):
-    history = {"loss": [1.0, 0.5], "accuracy": [0.1, 0.2], "val_loss": [1.1, 0.6], "val_accuracy": [0.1, 0.3],
-               "lr": [0.1, 0.01]}
+    history = {
+        "loss": [1.0, 0.5],
+        "accuracy": [0.1, 0.2],
+        "val_loss": [1.1, 0.6],
+        "val_accuracy": [0.1, 0.3],
+        "lr": [0.1, 0.01],
+    }
     path = logs.learning_curves(history, tmp_path / "curves.png", validation="split")
     first = path.read_bytes()
     logs.learning_curves({k: v[:1] for k, v in history.items()}, path)
@@ -122,8 +134,12 @@ def test_learning_curves_draw_the_marks_and_follow_the_umask(tmp_path, monkeypat
         return figure
 
     monkeypatch.setattr(plots, "curves_figure", spy)
-    history = {"loss": [1.0, 0.5, 0.4], "accuracy": [0.1, 0.2, 0.3], "val_loss": [1.1, 0.6, 0.7],
-               "val_accuracy": [0.1, 0.3, 0.2]}
+    history = {
+        "loss": [1.0, 0.5, 0.4],
+        "accuracy": [0.1, 0.2, 0.3],
+        "val_loss": [1.1, 0.6, 0.7],
+        "val_accuracy": [0.1, 0.3, 0.2],
+    }
     old = os.umask(0o027)
     try:
         path = logs.learning_curves(history, tmp_path / "curves.png", kept_epoch=2)

@@ -29,8 +29,14 @@ FLAGS = ["--dataset", "digits", "--hidden", "16", "--lr", "0.01", "--quiet"]
 def cli_process(*argv, **kwargs) -> subprocess.Popen:
     """``mlpjax ARGV`` in a subprocess (stdout and stderr piped, text)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "mlpjax.cli", *map(str, argv)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlpjax.cli", *map(str, argv)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def one_line_error(code: int, err: str, *needles: str) -> None:
@@ -65,6 +71,7 @@ def copy_of(trained: Path, tmp_path: Path) -> Path:
 
 # -- 1. any path ---------------------------------------------------------------------------------------------
 
+
 def test_a_run_directory_with_glob_characters_saves_loads_and_resumes(tmp_path, capsys):
     directory = tmp_path / "exp[1]*?{a,b}"
     assert run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)[0] == 0
@@ -79,6 +86,7 @@ def test_a_run_directory_with_glob_characters_saves_loads_and_resumes(tmp_path, 
 
 # -- 2. one owner ------------------------------------------------------------------------------------------
 
+
 def test_a_run_directory_has_one_owner_and_a_dead_owner_holds_nothing(tmp_path):
     first = RunLock(tmp_path / "run")
     with pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
@@ -86,10 +94,18 @@ def test_a_run_directory_has_one_owner_and_a_dead_owner_holds_nothing(tmp_path):
     first.release()
     RunLock(tmp_path / "run").release()
     # a process killed while it holds the lock leaves the file, not the lock
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mlpjax.runs.lock import RunLock; "
-                               f"lock = RunLock({str(tmp_path / 'run')!r}); print('held', flush=True); "
-                               "time.sleep(600)"], env={**os.environ, "PYTHONPATH": str(REPO)},
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from mlpjax.runs.lock import RunLock; "
+            f"lock = RunLock({str(tmp_path / 'run')!r}); print('held', flush=True); "
+            "time.sleep(600)",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
@@ -115,8 +131,7 @@ def test_a_second_training_or_resume_is_refused_while_a_run_trains_and_evaluate_
         wait_for(lambda: orbax_io.complete_steps(directory / "checkpoints"), proc=trainer)
         proc = cli_process("train", "--resume", directory, "--epochs", 100000, "--quiet")
         _, err = proc.communicate(timeout=120)
-        one_line_error(proc.returncode, err, str(directory), "another mlpjax run is using it",
-                       f"pid {trainer.pid}")
+        one_line_error(proc.returncode, err, str(directory), "another mlpjax run is using it", f"pid {trainer.pid}")
         proc = cli_process("evaluate", directory)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0 and "accuracy" in out, err
@@ -138,6 +153,7 @@ def test_a_second_training_or_resume_is_refused_while_a_run_trains_and_evaluate_
 
 # -- 3. flags that allocate --------------------------------------------------------------------------------
 
+
 def test_a_batch_larger_than_the_training_set_is_the_training_set(digits):
     n = len(digits.y_train)
     huge = train.fit(small_config(epochs=1, batch_size=10**9), digits)
@@ -155,16 +171,20 @@ def test_a_width_beyond_any_array_dimension_is_one_line(capsys):
 
 def test_a_model_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path, capsys):
     start = time.monotonic()
-    code, out, err = run_cli(capsys, "train", *FLAGS, "--hidden", 1_000_000_000, "--epochs", 1,
-                             "--output", tmp_path / "run")
+    code, out, err = run_cli(
+        capsys, "train", *FLAGS, "--hidden", 1_000_000_000, "--epochs", 1, "--output", tmp_path / "run"
+    )
     one_line_error(code, err, "--hidden 1000000000", "of memory", "available")
     assert time.monotonic() - start < 30 and "epoch 1/" not in out
     assert not (tmp_path / "run").exists()  # claimed, then given up: nothing left, not even the lock file
 
 
 QUADRANTS = ["--dataset", "quadrants", "--hidden", "4", "--epochs", "1", "--quiet"]
-REFUSALS = {"memory": ["--hidden", 1_000_000_000], "data": ["--dataset", "mnist", "--data-dir", "/nonexistent"],
-            "diverged": ["--dataset", "digits", "--lr", "1e30"]}  # NaN within the first epoch
+REFUSALS = {
+    "memory": ["--hidden", 1_000_000_000],
+    "data": ["--dataset", "mnist", "--data-dir", "/nonexistent"],
+    "diverged": ["--dataset", "digits", "--lr", "1e30"],
+}  # NaN within the first epoch
 
 
 @pytest.mark.parametrize("why", sorted(REFUSALS))
@@ -233,6 +253,7 @@ def test_activations_that_cannot_fit_name_the_batch_size(digits, monkeypatch, ca
 
 # -- 4. checkpoint bombs and crafted metadata ----------------------------------------------------------------
 
+
 def _edit_meta(directory: Path, edit, step: int = 2) -> None:
     path = directory / "checkpoints" / str(step) / "meta" / "metadata"
     meta = json.loads(path.read_text())
@@ -244,6 +265,7 @@ def _declare_hidden(width):
     def edit(meta):
         meta["train_config"]["hidden"] = [width]
         meta["model_config"]["hidden"] = [width]
+
     return edit
 
 
@@ -283,6 +305,7 @@ def test_a_checkpoint_declaring_more_than_memory_is_refused(trained, tmp_path, m
 
 # -- 5. unwritable and full disks ----------------------------------------------------------------------------
 
+
 def test_an_output_under_a_file_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code, out, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", tmp_path / "file" / "run")
@@ -296,8 +319,9 @@ def test_an_output_holding_the_users_files_is_refused_and_they_are_kept(tmp_path
     (out / "history.csv").write_text("mine\n")  # mlpjax's own names, but the user's files
     (out / "learning_curves.png").write_bytes(b"mine")
     code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", out)
-    one_line_error(code, err, f"--output {out}: holds files that mlpjax did not write",
-                   "history.csv, learning_curves.png")
+    one_line_error(
+        code, err, f"--output {out}: holds files that mlpjax did not write", "history.csv, learning_curves.png"
+    )
     assert (out / "history.csv").read_text() == "mine\n" and (out / "learning_curves.png").read_bytes() == b"mine"
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "learning_curves.png"]  # no lock left
 
@@ -307,8 +331,13 @@ def small_disk(tmp_path):
     """A 2 MB tmpfs (as root), unmounted afterwards; skipped where it cannot be mounted."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("needs root to mount a small tmpfs")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
@@ -325,8 +354,9 @@ def test_a_read_only_output_is_refused_before_training(small_disk, capsys):
 def test_a_full_disk_during_a_save_is_one_line_and_the_earlier_epochs_survive(small_disk, capsys):
     directory = small_disk / "run"
     # about 0.6 MB an epoch (hidden 1024): the third save cannot fit in 2 MB
-    code, out, err = run_cli(capsys, "train", "--dataset", "digits", "--hidden", 1024, "--epochs", 6, "--quiet",
-                             "--output", directory)
+    code, out, err = run_cli(
+        capsys, "train", "--dataset", "digits", "--hidden", 1024, "--epochs", 6, "--quiet", "--output", directory
+    )
     one_line_error(code, err, "cannot save epoch", "earlier epochs are intact")
     ckpt = checkpoint.restore(directory)
     assert ckpt.epoch >= 1
@@ -355,6 +385,7 @@ def test_a_full_disk_while_tensorboard_is_written_is_an_error_at_once_not_a_hang
 
 
 # -- 6. interruptions ----------------------------------------------------------------------------------------
+
 
 def test_a_run_interrupted_in_its_first_save_can_be_started_again(trained, tmp_path, capsys):
     directory = tmp_path / "run"
@@ -387,8 +418,9 @@ def test_ctrl_c_prints_one_line_and_stops_at_once(tmp_path, when):
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to see when the process is ready")
     directory = tmp_path / "run"
-    proc = cli_process("train", "--dataset", "digits", "--hidden", 2048, "--epochs", 100000, "--quiet",
-                       "--output", directory)
+    proc = cli_process(
+        "train", "--dataset", "digits", "--hidden", 2048, "--epochs", 100000, "--quiet", "--output", directory
+    )
     wait_for(lambda: sigint_blocked(proc.pid), proc=proc)
     if when == "training":
         wait_for(lambda: orbax_io.complete_steps(directory / "checkpoints"), proc=proc)
@@ -418,6 +450,7 @@ def test_ctrl_c_during_the_first_save_leaves_a_directory_that_starts_again(tmp_p
 
 
 # -- 7. empty step directories -------------------------------------------------------------------------------
+
 
 def test_an_empty_newer_step_directory_is_passed_over(trained, tmp_path, capsys):
     directory = copy_of(trained, tmp_path)
@@ -449,10 +482,24 @@ def test_a_half_made_newer_step_is_set_aside_not_lost_and_said_nowhere(trained, 
 
 # -- 8. relative data folders --------------------------------------------------------------------------------
 
+
 def test_a_relative_data_dir_is_saved_absolute(idx_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(idx_folder.parent)
-    code, _, err = run_cli(capsys, "train", "--dataset", "mnist", "--data-dir", idx_folder.name, "--epochs", 1,
-                           "--hidden", 8, "--quiet", "--output", tmp_path / "run")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        idx_folder.name,
+        "--epochs",
+        1,
+        "--hidden",
+        8,
+        "--quiet",
+        "--output",
+        tmp_path / "run",
+    )
     assert code == 0, err
     assert checkpoint.restore(tmp_path / "run").config.data_dir == str(idx_folder)
     monkeypatch.chdir("/")
@@ -474,9 +521,14 @@ def test_non_finite_weights_with_a_matching_checksum_are_refused(digits, tmp_pat
     one_line_error(code, err, "NaN or infinite")
 
 
-@pytest.mark.parametrize("flags,needle", [(["--hidden", 1_000_000_000], "--hidden 1000000000"),
-                                          (["--batch-size", 1_000_000_000], "--batch-size 1000000000"),
-                                          (["--hidden", 2**63], "--hidden sizes must be below 2**63")])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--hidden", 1_000_000_000], "--hidden 1000000000"),
+        (["--batch-size", 1_000_000_000], "--batch-size 1000000000"),
+        (["--hidden", 2**63], "--hidden sizes must be below 2**63"),
+    ],
+)
 def test_bench_refuses_what_cannot_fit_before_allocating(capsys, flags, needle):
     start = time.monotonic()
     code, _, err = run_cli(capsys, "bench", "--quick", "--against", "", "--no-sweep", "--no-memory", *flags)
@@ -496,8 +548,23 @@ def test_a_lock_file_planted_as_a_link_is_never_written_through(tmp_path):
 
 def test_the_checkpoint_and_metrics_record_the_same_capped_batch_with_a_validation_split(tmp_path, capsys):
     # 4 points, half held out: a batch of 100 trains as the 2 rows left, in the record and in the checkpoint alike
-    code, _, _ = run_cli(capsys, "train", "--dataset", "quadrants", "--epochs", "2", "--hidden", "4", "--quiet",
-                         "--validation-split", "0.5", "--batch-size", "100", "--output", tmp_path / "run")
+    code, _, _ = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        "quadrants",
+        "--epochs",
+        "2",
+        "--hidden",
+        "4",
+        "--quiet",
+        "--validation-split",
+        "0.5",
+        "--batch-size",
+        "100",
+        "--output",
+        tmp_path / "run",
+    )
     assert code == 0
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["config"]["batch_size"] == 2

@@ -46,16 +46,22 @@ def alone(configs, digits):
 
 def test_grid_is_the_product_in_listed_order(configs):
     assert len(configs) == 8
-    assert [(c.seed, c.lr, c.model.dropout) for c in configs[:3]] == [(0, 0.001, 0.0), (0, 0.001, 0.3),
-                                                                       (0, 0.003, 0.0)]
+    assert [(c.seed, c.lr, c.model.dropout) for c in configs[:3]] == [(0, 0.001, 0.0), (0, 0.001, 0.3), (0, 0.003, 0.0)]
     assert all(c.model.hidden == (32,) and c.dataset == "digits" for c in configs)
     more = sweep.grid(BASE, {"hidden": [(16,), (8, 8)], "seed": [0, 1], "optimizer": ["adam", "sgd"]})
     assert sweep.groups(more) == [[0, 4], [1, 5], [2, 6], [3, 7]]  # seeds together; hidden, optimizer apart
 
 
-@pytest.mark.parametrize("lists, field", [({"lr": [0.1, -1.0]}, "lr"), ({"dropout": [1.5]}, "dropout"),
-                                          ({"seed": [0, 0]}, "seed"), ({"epochs": []}, "epochs"),
-                                          ({"data_dir": ["a", "b"]}, "data_dir")])
+@pytest.mark.parametrize(
+    "lists, field",
+    [
+        ({"lr": [0.1, -1.0]}, "lr"),
+        ({"dropout": [1.5]}, "dropout"),
+        ({"seed": [0, 0]}, "seed"),
+        ({"epochs": []}, "epochs"),
+        ({"data_dir": ["a", "b"]}, "data_dir"),
+    ],
+)
 def test_grid_errors_name_the_field(lists, field):
     with pytest.raises(FieldError) as e:
         sweep.grid(BASE, lists)
@@ -66,8 +72,15 @@ def test_grid_lists_every_training_field_and_all_but_seed_lr_dropout_group_apart
     from mlpjax.core.config import TrainConfig
 
     assert set(sweep.LISTED) == set(TrainConfig.flat_fields()) - {"dataset", "data_dir"}
-    more = sweep.grid(BASE, {"seed": [0, 1], "validation_split": [0.0, 0.2], "reduce_lr_on_plateau": [False, True],
-                             "metrics": [("accuracy",), ("accuracy", "f1")]})
+    more = sweep.grid(
+        BASE,
+        {
+            "seed": [0, 1],
+            "validation_split": [0.0, 0.2],
+            "reduce_lr_on_plateau": [False, True],
+            "metrics": [("accuracy",), ("accuracy", "f1")],
+        },
+    )
     assert len(more) == 16 and {c.metrics for c in more} == {("accuracy",), ("accuracy", "f1_score")}
     assert [len(g) for g in sweep.groups(more)] == [2] * 8  # the seeds of each setting together
     with pytest.raises(FieldError, match="one dataset") as e:
@@ -119,8 +132,9 @@ def test_summary_and_curves_say_val_for_a_validation_split(tmp_path, monkeypatch
 
     def model_run(split, seed):
         history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.6], "val_loss": [1.1, 0.7], "val_accuracy": [0.4, 0.5]}
-        return sweep.ModelRun(TrainConfig(dataset="digits", validation_split=split, seed=seed), history,
-                              {"loss": 0.7, "accuracy": 0.5})
+        return sweep.ModelRun(
+            TrainConfig(dataset="digits", validation_split=split, seed=seed), history, {"loss": 0.7, "accuracy": 0.5}
+        )
 
     for splits, name in (([0.0], "test"), ([0.1], "val"), ([0.0, 0.1], "val")):
         runs = [model_run(split, seed) for split in splits for seed in (0, 1)]
@@ -130,8 +144,9 @@ def test_summary_and_curves_say_val_for_a_validation_split(tmp_path, monkeypatch
         assert ("validation split" in note) == (name == "val") and "test = the test split" in note
     titles = []
     real = report.plots.training_curves
-    monkeypatch.setattr(report.plots, "training_curves", lambda curves, path, **kw: titles.append(kw) or
-                        real(curves, path, **kw))
+    monkeypatch.setattr(
+        report.plots, "training_curves", lambda curves, path, **kw: titles.append(kw) or real(curves, path, **kw)
+    )
     report.write(tmp_path, result)
     assert [p for p, _ in titles[0]["panels"]] == ["val loss", "val accuracy"] and "val curves" in titles[0]["title"]
 
@@ -142,7 +157,8 @@ def test_traced_dropout_rate_gives_the_static_rates_logits():
     x, rng = jax.random.uniform(jax.random.PRNGKey(1), (5, 6)), jax.random.PRNGKey(2)
     want = model.apply(params, x, model_config=mc, train=True, rng=rng)
     got = jax.jit(lambda r: model.apply(params, x, model_config=mc, train=True, rng=rng, dropout_rate=r))(
-        jnp.float32(0.3))
+        jnp.float32(0.3)
+    )
     np.testing.assert_allclose(got, want, rtol=1e-6)
     zero = model.apply(params, x, model_config=mc, train=True, rng=rng, dropout_rate=jnp.float32(0.0))
     np.testing.assert_array_equal(zero, model.apply(params, x, model_config=mc))
@@ -194,8 +210,21 @@ def test_groups_of_different_shapes_train_apart(digits):
 
 def test_cli_sweep_writes_results_summary_and_curves(tmp_path, capsys, alone):
     out = tmp_path / "sweep"
-    code, stdout, err = run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--lr", "0.001,0.003",
-                                "--dropout", "0,0.3", "--strategy", "vmap", "--output", out)
+    code, stdout, err = run_cli(
+        capsys,
+        "sweep",
+        *SMALL,
+        "--seed",
+        "0,1",
+        "--lr",
+        "0.001,0.003",
+        "--dropout",
+        "0,0.3",
+        "--strategy",
+        "vmap",
+        "--output",
+        out,
+    )
     assert code == 0, err
     assert stdout.count("epoch 1/2") == 1 and stdout.count("epoch 2/2") == 1  # one line per epoch
     record = json.loads((out / "results.json").read_text())
@@ -211,12 +240,17 @@ def test_cli_sweep_writes_results_summary_and_curves(tmp_path, capsys, alone):
     assert code == 2 and "--output" in err and "--resume" in err
 
 
-@pytest.mark.parametrize("argv, shown", [(("--lr", "0.1,-1"), "--lr must be a positive number"),
-                                         (("--dropout", "0,2"), "--dropout must be in [0, 1)"),
-                                         (("--seed", "0,0"), "--seed lists 0 twice"),
-                                         (("--activation", "relu,nope"), "unknown activation 'nope'"),
-                                         (("--hidden", "32,0"), "--hidden sizes must be positive"),
-                                         (("--strategy", "sequential", "--devices", "2"), "--devices splits")])
+@pytest.mark.parametrize(
+    "argv, shown",
+    [
+        (("--lr", "0.1,-1"), "--lr must be a positive number"),
+        (("--dropout", "0,2"), "--dropout must be in [0, 1)"),
+        (("--seed", "0,0"), "--seed lists 0 twice"),
+        (("--activation", "relu,nope"), "unknown activation 'nope'"),
+        (("--hidden", "32,0"), "--hidden sizes must be positive"),
+        (("--strategy", "sequential", "--devices", "2"), "--devices splits"),
+    ],
+)
 def test_cli_sweep_errors_name_the_flag(capsys, argv, shown):
     code, _, err = run_cli(capsys, "sweep", *SMALL[:6], *argv)
     assert code == 2 and shown in err, err
@@ -225,8 +259,10 @@ def test_cli_sweep_errors_name_the_flag(capsys, argv, shown):
 @pytest.mark.parametrize("name", ["sweep", "exp[1]*"])  # any characters: Orbax sees the folder by an alias
 def test_resume_continues_a_sweep(name, tmp_path, capsys, configs, alone):
     out = tmp_path / name
-    assert run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--dropout", "0.2", "--strategy", "vmap",
-                   "--output", out)[0] == 0
+    assert (
+        run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--dropout", "0.2", "--strategy", "vmap", "--output", out)[0]
+        == 0
+    )
     first = json.loads((out / "results.json").read_text())
     shutil.rmtree(out / "groups" / "0" / "2")  # as if killed during epoch 2
     (out / "results.json").unlink()
@@ -270,8 +306,13 @@ def test_model_axis_sharded_over_8_devices_gives_the_same_histories(digits):
 
     from conftest import REPO, TIMEOUT, last_json, worker_env
 
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "workers" / "sweep_worker.py"), "8", "0,1,2"],
-                          env=worker_env(8), capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "workers" / "sweep_worker.py"), "8", "0,1,2"],
+        env=worker_env(8),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = last_json(proc.stdout)
     assert got["devices"] == 8
@@ -286,19 +327,38 @@ def test_bench_models_per_second_quick(digits):
 
     ds = digits.head(bench.QUICK_MODEL_STEPS * 16)
     rows = bench.models_per_second(ds, bench.BenchConfig(quick=True, batch_size=16, hidden=(16,)))
-    assert [(r["models"], r["strategy"]) for r in rows] == [(k, s) for k in bench.QUICK_MODEL_COUNTS
-                                                            for s in ("vmap", "sequential")]
+    assert [(r["models"], r["strategy"]) for r in rows] == [
+        (k, s) for k in bench.QUICK_MODEL_COUNTS for s in ("vmap", "sequential")
+    ]
     assert all(r["models_per_second"] > 0 and r["seconds"] > 0 for r in rows)
     assert rows[1]["x_one_model"] == 1.0
-    text = bench.format_report({"device": "cpu", "cpu_count": 2, "data": "digits", "train_examples": 160,
-                                "batch_size": 16, "hidden": [16], "matmul": {"shapes": {}},
-                                "mlpjax": {"step_gflop": 0, "xla_step_gflop": 0, "epoch_gflop": 0,
-                                           "epoch_seconds": 1, "examples_per_second": 1, "gflops": 1,
-                                           "fraction_of_ceiling": 0.1, "test_accuracy": 0.5,
-                                           "compile_seconds": 1, "compiles_during_epochs": 0},
-                                "baselines": {}, "ratios": {}, "predict": {"latency_ms_p50": 1, "latency_ms_p99": 1,
-                                                                          "images": 1, "images_per_second": 1},
-                                "models_per_second": rows})
+    text = bench.format_report(
+        {
+            "device": "cpu",
+            "cpu_count": 2,
+            "data": "digits",
+            "train_examples": 160,
+            "batch_size": 16,
+            "hidden": [16],
+            "matmul": {"shapes": {}},
+            "mlpjax": {
+                "step_gflop": 0,
+                "xla_step_gflop": 0,
+                "epoch_gflop": 0,
+                "epoch_seconds": 1,
+                "examples_per_second": 1,
+                "gflops": 1,
+                "fraction_of_ceiling": 0.1,
+                "test_accuracy": 0.5,
+                "compile_seconds": 1,
+                "compiles_during_epochs": 0,
+            },
+            "baselines": {},
+            "ratios": {},
+            "predict": {"latency_ms_p50": 1, "latency_ms_p99": 1, "images": 1, "images_per_second": 1},
+            "models_per_second": rows,
+        }
+    )
     assert "models per second" in text and "sequential" in text
 
 
@@ -336,8 +396,7 @@ def test_a_diverging_model_is_recorded_and_the_others_train_on(digits, strategy)
     assert len(fine.history["loss"]) == 2
 
 
-def test_a_vmapped_group_that_fits_one_model_at_a_time_only_is_refused_before_training(monkeypatch, configs,
-                                                                                        digits):
+def test_a_vmapped_group_that_fits_one_model_at_a_time_only_is_refused_before_training(monkeypatch, configs, digits):
     from mlpjax.training import budget
 
     model_config = configs[0].model_config(digits.input_dim, digits.num_classes)
@@ -359,16 +418,16 @@ def test_a_vmapped_group_that_fits_one_model_at_a_time_only_is_refused_before_tr
 @pytest.mark.parametrize("strategy", ["vmap", "sequential"])
 def test_cli_sweep_too_large_for_memory_is_one_line_and_leaves_no_folder(tmp_path, capsys, strategy):
     out = tmp_path / "sweep"
-    code, _, err = run_cli(capsys, "sweep", *SMALL[:6], "--hidden", "100000000", "--seed", "0,1",
-                           "--strategy", strategy, "--output", out)
+    code, _, err = run_cli(
+        capsys, "sweep", *SMALL[:6], "--hidden", "100000000", "--seed", "0,1", "--strategy", strategy, "--output", out
+    )
     assert code == 2 and "--hidden 100000000: training would need" in err, err
     assert not out.exists()  # refused before the plan was written: the same --output can be used again
 
 
 def test_a_sweep_into_a_folder_of_the_users_files_is_refused_and_they_are_kept(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
-    code, _, err = run_cli(capsys, "sweep", "--dataset", "digits", "--epochs", 1, "--seed", "0,1",
-                           "--output", tmp_path)
+    code, _, err = run_cli(capsys, "sweep", "--dataset", "digits", "--epochs", 1, "--seed", "0,1", "--output", tmp_path)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "holds files that mlpjax did not write (notes.txt)" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
@@ -376,8 +435,10 @@ def test_a_sweep_into_a_folder_of_the_users_files_is_refused_and_they_are_kept(t
 
 # -- the sweep's folder: checked paths, a bounded plan, the run checkpoints' guards ---------------------------
 
-@pytest.mark.parametrize("place, shown", [("under a file", "is a file, not a folder"),
-                                          ("a dangling link", "broken symbolic link")])
+
+@pytest.mark.parametrize(
+    "place, shown", [("under a file", "is a file, not a folder"), ("a dangling link", "broken symbolic link")]
+)
 def test_sweep_output_in_a_bad_place_is_one_line_naming_the_flag(tmp_path, capsys, place, shown):
     (tmp_path / "file").write_text("mine")
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")
@@ -393,14 +454,18 @@ def write_plan(folder, content) -> None:
     (folder / sweep_checkpoint.PLAN).write_text(content if isinstance(content, str) else json.dumps(content))
 
 
-@pytest.mark.parametrize("content, shown", [
-    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [1]}, "the plan is invalid"),
-    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": []}, "the plan is invalid"),
-    ({"format": "mlpjax-sweep", "version": 1, "strategy": 3, "configs": [{}]}, "the plan is invalid"),
-    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [{"hidden": [[1]]}]}, "invalid"),
-    ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [{"epochs": "x"}]}, "epochs"),
-    ('{"format": "mlpjax-sweep", "version": 1, "configs": ' + "[" * 100000 + "]" * 100000 + "}", "not valid JSON"),
-    ([1, 2], "not an mlpjax sweep plan")])
+@pytest.mark.parametrize(
+    "content, shown",
+    [
+        ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [1]}, "the plan is invalid"),
+        ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": []}, "the plan is invalid"),
+        ({"format": "mlpjax-sweep", "version": 1, "strategy": 3, "configs": [{}]}, "the plan is invalid"),
+        ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [{"hidden": [[1]]}]}, "invalid"),
+        ({"format": "mlpjax-sweep", "version": 1, "strategy": "vmap", "configs": [{"epochs": "x"}]}, "epochs"),
+        ('{"format": "mlpjax-sweep", "version": 1, "configs": ' + "[" * 100000 + "]" * 100000 + "}", "not valid JSON"),
+        ([1, 2], "not an mlpjax sweep plan"),
+    ],
+)
 def test_a_tampered_plan_is_one_line_naming_it(tmp_path, content, shown):
     write_plan(tmp_path / "sw", content)
     with pytest.raises(UserInputError, match=shown) as e:
@@ -450,8 +515,10 @@ def test_sweep_checkpoints_have_the_run_checkpoints_guards(tmp_path, digits):
     hooks, _ = saved_group(tmp_path, configs, digits, edit=nan_first)
     with pytest.raises(UserInputError, match="model 1's saved weights .* NaN or infinite"):
         hooks.group_start(0, configs)  # its history is finite: the weights were altered (the digest matches)
-    diverged = [{k: [float("nan")] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
-                {k: [0.5] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}]
+    diverged = [
+        {k: [float("nan")] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        {k: [0.5] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+    ]
     hooks, _ = saved_group(tmp_path / "diverged", configs, digits, histories=diverged, edit=nan_first)
     start = hooks.group_start(0, configs)  # a diverged model trains on with NaN weights: resumable
     assert np.isnan(start.histories[0]["loss"][0]) and start.histories[1]["loss"] == [0.5]
@@ -462,8 +529,9 @@ def test_sweep_checkpoints_have_the_run_checkpoints_guards(tmp_path, digits):
     with pytest.raises(UserInputError, match="do not match their checksum"):
         hooks.group_start(0, configs)
     meta.write_text(text)
-    np.testing.assert_array_equal(hooks.group_start(0, configs).state.params["output"]["kernel"],
-                                  state.params["output"]["kernel"])
+    np.testing.assert_array_equal(
+        hooks.group_start(0, configs).state.params["output"]["kernel"], state.params["output"]["kernel"]
+    )
     with pytest.raises(UserInputError, match="does not match the sweep's plan"):
         hooks.group_start(0, sweep.grid({**BASE, "epochs": 1}, {"seed": [0, 2]}))
 
@@ -482,8 +550,9 @@ def test_a_sequential_model_stopped_in_its_first_save_starts_again_on_resume(tmp
     assert run_cli(capsys, "sweep", *flags, "--output", out)[0] == 0
     first = json.loads((out / "results.json").read_text())
     shutil.rmtree(out / "runs" / "1")  # as if killed in model 2's first save: a half-made epoch, no metrics.json
-    shutil.copytree(out / "runs" / "0" / "checkpoints" / "1",
-                    out / "runs" / "1" / "checkpoints" / "1.orbax-checkpoint-tmp-7")
+    shutil.copytree(
+        out / "runs" / "0" / "checkpoints" / "1", out / "runs" / "1" / "checkpoints" / "1.orbax-checkpoint-tmp-7"
+    )
     (out / "results.json").unlink()
     code, _, err = run_cli(capsys, "sweep", "--resume", out, "--quiet")
     assert code == 0, err
@@ -498,18 +567,31 @@ def test_a_sequential_model_stopped_in_its_first_save_starts_again_on_resume(tmp
 # 100-150 KiB an epoch plus its logs, so SMALL_DISK holds an epoch and not the whole sweep or run.
 
 SMALL_DISK, LARGE_DISK = "360k", "64m"
-FULL_SWEEP = ("--dataset", "digits", "--epochs", "3", "--batch-size", "64", "--hidden", "128", "--seed", "0,1",
-         "--quiet")
-FULL_TRAIN = ("--dataset", "digits", "--epochs", "3", "--batch-size", "64", "--hidden", "128", "--seed", "0",
-         "--quiet")
+FULL_SWEEP = (
+    "--dataset",
+    "digits",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "64",
+    "--hidden",
+    "128",
+    "--seed",
+    "0,1",
+    "--quiet",
+)
+FULL_TRAIN = ("--dataset", "digits", "--epochs", "3", "--batch-size", "64", "--hidden", "128", "--seed", "0", "--quiet")
 
 
 def mount_tmpfs(where, size: str) -> None:
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip() or 'mount failed'}): needs root "
-                    "and a kernel that permits it")
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({result.stderr.strip() or 'mount failed'}): needs root "
+            "and a kernel that permits it"
+        )
 
 
 @pytest.fixture
@@ -557,8 +639,9 @@ def test_a_full_disk_during_a_sweep_is_one_line_and_the_sweep_resumes(small_disk
     out = disk / "sweep"
     code, _, err = run_cli(capsys, "sweep", *FULL_SWEEP, "--strategy", strategy, "--output", out)
     # vmap: a group's save fails; sequential: a model's save or one of its logs, whichever the disk stops
-    assert_one_line(code, err, "space left on", *(["cannot save epoch", "earlier epochs are intact"]
-                                                  if strategy == "vmap" else []))
+    assert_one_line(
+        code, err, "space left on", *(["cannot save epoch", "earlier epochs are intact"] if strategy == "vmap" else [])
+    )
     assert not leftovers(out), leftovers(out)
     roots = [out / "groups" / "0"] if strategy == "vmap" else [out / "runs" / i / "checkpoints" for i in "01"]
     assert any(orbax_io.complete_steps(root) for root in roots)  # the disk held an epoch ...

@@ -19,9 +19,18 @@ from mlpjax.training import train
 DRIFT = 1e-5
 # Every setting that a single run honours, at once: a validation split, early stopping, a schedule, the plateau
 # and more metrics; lr 0.03 makes the plateau cut and early stopping stop, lr 0.003 trains through.
-EVERYTHING = dict(dataset="digits", epochs=10, batch_size=64, hidden=[32], validation_split=0.2, early_stopping=2,
-                  lr_schedule="cosine", reduce_lr_on_plateau=True, plateau_patience=1,
-                  metrics=["accuracy", "precision", "mse"])
+EVERYTHING = dict(
+    dataset="digits",
+    epochs=10,
+    batch_size=64,
+    hidden=[32],
+    validation_split=0.2,
+    early_stopping=2,
+    lr_schedule="cosine",
+    reduce_lr_on_plateau=True,
+    plateau_patience=1,
+    metrics=["accuracy", "precision", "mse"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +41,11 @@ def both(digits):
 
 def test_both_strategies_record_the_same_keys_learning_rates_and_stopping_epochs(both):
     for seq, vm in zip(both["sequential"], both["vmap"], strict=True):
-        assert set(vm.history) == set(seq.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr",
-                                                       "val_precision", "val_mse"}
+        assert (
+            set(vm.history)
+            == set(seq.history)
+            == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "val_precision", "val_mse"}
+        )
         assert len(vm.history["loss"]) == len(seq.history["loss"])
         np.testing.assert_allclose(vm.history["lr"], seq.history["lr"], rtol=1e-6)
         assert vm.callbacks == seq.callbacks  # stopped and best epochs, the plateau's cuts
@@ -61,9 +73,12 @@ def test_a_stopped_model_is_frozen_while_the_others_train_on(digits):
     its test figures are those of its best epoch."""
     configs = sweep.grid(EVERYTHING, {"lr": [0.003, 0.03], "seed": [0]})
     seen = {}
-    runs = sweep.run_sweep(configs, digits, strategy="vmap",
-                           on_model_epoch=lambda i, epoch, params: seen.setdefault(i, {}).__setitem__(epoch, params)
-                           ).runs
+    runs = sweep.run_sweep(
+        configs,
+        digits,
+        strategy="vmap",
+        on_model_epoch=lambda i, epoch, params: seen.setdefault(i, {}).__setitem__(epoch, params),
+    ).runs
     fast = runs[1]
     stop = fast.callbacks["early_stopping"]["stopped_epoch"]
     assert stop and len(seen[0]) == configs[0].epochs  # the slow model trained every epoch
@@ -87,8 +102,9 @@ def test_a_group_optimizer_keeps_the_base_lr_in_its_state_and_follows_the_schedu
 
 
 def test_a_diverged_model_ends_its_history_the_same_way_under_both_strategies(digits):
-    configs = sweep.grid({"dataset": "digits", "epochs": 3, "batch_size": 32, "hidden": [32], "optimizer": "sgd"},
-                         {"lr": [0.01, 1e30]})
+    configs = sweep.grid(
+        {"dataset": "digits", "epochs": 3, "batch_size": 32, "hidden": [32], "optimizer": "sgd"}, {"lr": [0.01, 1e30]}
+    )
     seq, vm = (sweep.run_sweep(configs, digits, strategy=s).runs for s in ("sequential", "vmap"))
     assert seq[1].diverged == vm[1].diverged is not None
     assert len(vm[1].history["loss"]) == len(seq[1].history["loss"]) == vm[1].diverged - 1
@@ -106,9 +122,30 @@ def test_a_vmapped_sweep_with_early_stopping_resumes_to_the_uninterrupted_number
     from conftest import run_cli
 
     out = tmp_path / "sw"
-    argv = ("sweep", "--dataset", "digits", "--epochs", "10", "--batch-size", "64", "--hidden", "32",
-            "--validation-split", "0.2", "--early-stopping", "2", "--lr-schedule", "cosine",
-            "--reduce-lr-on-plateau", "--plateau-patience", "1", "--lr", "0.003,0.03", "--strategy", "vmap")
+    argv = (
+        "sweep",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "10",
+        "--batch-size",
+        "64",
+        "--hidden",
+        "32",
+        "--validation-split",
+        "0.2",
+        "--early-stopping",
+        "2",
+        "--lr-schedule",
+        "cosine",
+        "--reduce-lr-on-plateau",
+        "--plateau-patience",
+        "1",
+        "--lr",
+        "0.003,0.03",
+        "--strategy",
+        "vmap",
+    )
     assert run_cli(capsys, *argv, "--output", out)[0] == 0
     first = json.loads((out / "results.json").read_text())
     assert any(r["early_stopping"]["stopped_epoch"] for r in first["runs"])

@@ -34,8 +34,8 @@ def read_run(folder: Path) -> tuple[dict, dict, dict]:
         data = path.read_bytes()
         at = 0
         while at < len(data):
-            (length,) = struct.unpack("<Q", data[at:at + 8])
-            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            (length,) = struct.unpack("<Q", data[at : at + 8])
+            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
             at += 12 + length + 4
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name == "hparams":
@@ -53,8 +53,9 @@ def read_run(folder: Path) -> tuple[dict, dict, dict]:
 @pytest.mark.parametrize("strategy", ["vmap", "sequential"])
 def test_a_sweep_writes_each_models_hparams_and_metrics(capsys, tmp_path, strategy):
     out = tmp_path / "sweep"
-    code, stdout, err = run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", "--lr", "0.001,0.01",
-                                "--strategy", strategy, "--output", out)
+    code, stdout, err = run_cli(
+        capsys, "sweep", *SMALL, "--seed", "0,1", "--lr", "0.001,0.01", "--strategy", strategy, "--output", out
+    )
     assert code == 0, err
     assert "tensorboard" in stdout
     runs = json.loads((out / "results.json").read_text())["runs"]
@@ -72,10 +73,13 @@ def test_a_sweep_writes_each_models_hparams_and_metrics(capsys, tmp_path, strate
         metric_tags = [m.name.tag for m in plugin["_hparams_/experiment"].experiment.metric_infos]
         assert {"hparams/test_loss", "hparams/test_accuracy", "hparams/best_val_loss"} <= set(metric_tags)
         history = run["history"]
-        want = {"hparams/test_loss": run["test_loss"], "hparams/test_accuracy": run["test_accuracy"],
-                "hparams/best_val_loss": min(history["val_loss"]),
-                "hparams/best_val_accuracy": max(history["val_accuracy"]),
-                "hparams/train_loss": history["loss"][-1]}
+        want = {
+            "hparams/test_loss": run["test_loss"],
+            "hparams/test_accuracy": run["test_accuracy"],
+            "hparams/best_val_loss": min(history["val_loss"]),
+            "hparams/best_val_accuracy": max(history["val_accuracy"]),
+            "hparams/train_loss": history["loss"][-1],
+        }
         for tag, value in want.items():  # scalars are float32 in event files
             assert scalars[tag] == {2: np.float32(value)}, tag
         for key in ("loss", "val_accuracy"):  # the history's curves, one point per epoch
@@ -87,9 +91,14 @@ def test_hparams_keep_one_type_per_field_and_name_runs_in_order():
     from mlpjax.sweep import ModelRun
 
     history = {"loss": [0.5], "accuracy": [0.9], "val_loss": [0.6], "val_accuracy": [0.8]}
-    runs = [ModelRun(TrainConfig.from_dict({"dataset": "digits", "early_stopping": e, "hidden": h, "lr": lr}),
-                     history, {"loss": 0.6})
-            for e, h, lr in ((None, (8, 4), None), (3, (8,), 0.01))]
+    runs = [
+        ModelRun(
+            TrainConfig.from_dict({"dataset": "digits", "early_stopping": e, "hidden": h, "lr": lr}),
+            history,
+            {"loss": 0.6},
+        )
+        for e, h, lr in ((None, (8, 4), None), (3, (8,), 0.01))
+    ]
     found = hparams.hparams(runs)
     assert [f["early_stopping"] for f in found] == ["off", "3"]  # None and a number: strings in both
     assert [f["hidden"] for f in found] == ["8x4", "8"] and [f["lr"] for f in found] == ["default", "0.01"]
@@ -103,10 +112,21 @@ def _result(epochs: int, models: int):
     from mlpjax.core.config import TrainConfig
     from mlpjax.sweep import ModelRun, SweepResult
 
-    history = {"loss": [0.5] * epochs, "accuracy": [0.9] * epochs, "val_loss": [0.6] * epochs,
-               "val_accuracy": [0.8] * epochs}
-    return SweepResult([ModelRun(TrainConfig(dataset="digits", seed=i), history, {"loss": 0.6, "accuracy": 0.8})
-                        for i in range(models)], [], "sequential", 1.0)
+    history = {
+        "loss": [0.5] * epochs,
+        "accuracy": [0.9] * epochs,
+        "val_loss": [0.6] * epochs,
+        "val_accuracy": [0.8] * epochs,
+    }
+    return SweepResult(
+        [
+            ModelRun(TrainConfig(dataset="digits", seed=i), history, {"loss": 0.6, "accuracy": 0.8})
+            for i in range(models)
+        ],
+        [],
+        "sequential",
+        1.0,
+    )
 
 
 def test_a_full_disk_is_one_error_and_keeps_the_earlier_logs(tmp_path):

@@ -33,23 +33,42 @@ def assert_quoted(value: float, quoted: str, what: str = "", units: float = 0.5)
     last digit (0.5: rounds to it; the article's intermediate values, worked from rounded numbers, get 1)."""
     n = sig_digits(quoted)
     last = 10.0 ** (math.floor(math.log10(abs(float(quoted)))) - n + 1)
-    assert abs(value - float(quoted)) <= units * last * (1 + 1e-9), \
+    assert abs(value - float(quoted)) <= units * last * (1 + 1e-9), (
         f"{what}: {value!r} is not {quoted} to {n} significant digits"
+    )
 
 
 # The issue's numbers (E_total, the w5 factors, w1, the updated weights) and the article's intermediate values
 # (the latter from the article's text, where some are worked out from already rounded numbers).
 ARTICLE_VALUES = {
-    "net_h1": "0.3775", "out_h1": "0.593269992", "out_h2": "0.596884378",
-    "net_o1": "1.105905967", "out_o1": "0.75136507", "out_o2": "0.772928465",
-    "E_o1": "0.274811083", "E_o2": "0.023560026", "E_total": "0.298371109",
-    "dE_dout_o1": "0.74136507", "dout_dnet_o1": "0.186815602", "delta_o1": "0.138498562",
-    "dE_o1_dout_h1": "0.055399425", "dE_o2_dout_h1": "-0.019049119", "dE_dout_h1": "0.036350306",
+    "net_h1": "0.3775",
+    "out_h1": "0.593269992",
+    "out_h2": "0.596884378",
+    "net_o1": "1.105905967",
+    "out_o1": "0.75136507",
+    "out_o2": "0.772928465",
+    "E_o1": "0.274811083",
+    "E_o2": "0.023560026",
+    "E_total": "0.298371109",
+    "dE_dout_o1": "0.74136507",
+    "dout_dnet_o1": "0.186815602",
+    "delta_o1": "0.138498562",
+    "dE_o1_dout_h1": "0.055399425",
+    "dE_o2_dout_h1": "-0.019049119",
+    "dE_dout_h1": "0.036350306",
     "dout_dnet_h1": "0.241300709",
 }
 ARTICLE_GRADS = {"w1": "0.000438568", "w5": "0.082167041"}
-ARTICLE_UPDATED = {"w1": "0.149780716", "w2": "0.19956143", "w3": "0.24975114", "w4": "0.29950229",
-                   "w5": "0.35891648", "w6": "0.408666186", "w7": "0.511301270", "w8": "0.561370121"}
+ARTICLE_UPDATED = {
+    "w1": "0.149780716",
+    "w2": "0.19956143",
+    "w3": "0.24975114",
+    "w4": "0.29950229",
+    "w5": "0.35891648",
+    "w6": "0.408666186",
+    "w7": "0.511301270",
+    "w8": "0.561370121",
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +101,8 @@ def test_worked_example_grads_and_updates(step):
     assert v["dE_o1_dout_h1"] == pytest.approx(v["delta_o1"] * w["w5"], rel=1e-15)  # w5 before the update
     assert v["dE_o2_dout_h1"] == pytest.approx(v["delta_o2"] * w["w7"], rel=1e-15)
     assert step.grads["w1"] == pytest.approx(
-        (v["dE_o1_dout_h1"] + v["dE_o2_dout_h1"]) * v["dout_dnet_h1"] * backprop.ARTICLE.inputs[0], rel=1e-15)
+        (v["dE_o1_dout_h1"] + v["dE_o2_dout_h1"]) * v["dout_dnet_h1"] * backprop.ARTICLE.inputs[0], rel=1e-15
+    )
 
 
 def test_worked_example_biases_are_not_updated(step):
@@ -97,8 +117,9 @@ def test_worked_example_matches_jax_grad_to_1e_12(step):
     assert check.max_abs_diff < 1e-12
     # ... and at other weights too, e.g. halfway through training.
     later = backprop.ARTICLE.with_weights(backprop.worked_train(backprop.ARTICLE, 50).weights)
-    gradcheck.assert_grads_close(backprop.worked_step(later).grads, gradcheck.article_jax_grads(later),
-                                 rtol=0.0, atol=1e-12)
+    gradcheck.assert_grads_close(
+        backprop.worked_step(later).grads, gradcheck.article_jax_grads(later), rtol=0.0, atol=1e-12
+    )
 
 
 def test_worked_example_shared_bias_gradients_match_jax():
@@ -154,8 +175,15 @@ def test_articles_other_training_numbers_come_from_updating_the_output_weights_f
 
 def test_walkthrough_text(step):
     text = backprop.walkthrough(step, gradcheck.article_jax_grads())
-    for needle in ("E_total = E_o1 + E_o2 = 0.298371109", "0.74136507 · 0.186815602 · 0.593269992",
-                   "= 0.35891648", "= 0.149780716", "δ_o1 · w5", "δ_o2 · w7", "jax.grad"):
+    for needle in (
+        "E_total = E_o1 + E_o2 = 0.298371109",
+        "0.74136507 · 0.186815602 · 0.593269992",
+        "= 0.35891648",
+        "= 0.149780716",
+        "δ_o1 · w5",
+        "δ_o2 · w7",
+        "jax.grad",
+    ):
         assert needle in text
     table = text.split("Every weight")[1].splitlines()[2:]
     assert [row.split()[0] for row in table] == list(backprop.WEIGHT_NAMES)
@@ -204,8 +232,9 @@ def test_cli_text(capsys):
     assert "∂E_total/∂w5 = 0.74136507 · 0.186815602 · 0.593269992 = 0.0821670406" in out
     assert "w1⁺ = w1 − η · ∂E_total/∂w1 = 0.15 − 0.5 · 0.000438567734 = 0.149780716" in out
     assert "Training: 20 updates" in out
-    rows = [line.split() for line in out.split("E_total\n")[-1].splitlines()
-            if line.split() and line.split()[0].isdigit()]
+    rows = [
+        line.split() for line in out.split("E_total\n")[-1].splitlines() if line.split() and line.split()[0].isdigit()
+    ]
     errors = [float(r[1]) for r in rows]
     assert [int(r[0]) for r in rows] == [0, 1, 2, 5, 10, 20] and errors == sorted(errors, reverse=True)
 
@@ -214,8 +243,10 @@ def test_cli_refuses_more_iterations_than_memory_holds_before_allocating(capsys)
     """Found by the flag fuzz: ``--iterations 10**12`` was numpy's MemoryError traceback (7.3 TiB of errors)."""
     code, out, err = run_cli(capsys, "backprop", "--iterations", 10**12)
     assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert err.startswith("mlpjax backprop: error: --iterations 1000000000000: the error after each update would "
-                          "need 7.3 TiB of memory but ") and err.endswith("is available; choose fewer\n"), err
+    assert err.startswith(
+        "mlpjax backprop: error: --iterations 1000000000000: the error after each update would "
+        "need 7.3 TiB of memory but "
+    ) and err.endswith("is available; choose fewer\n"), err
 
 
 def test_cli_rejects_zero_iterations(capsys):
@@ -243,8 +274,11 @@ def sigmoid_nets(draw):
     bias_kind = draw(st.sampled_from(["none", "shared", "per-neuron"]))
     rng = np.random.default_rng(seed)
     kernels = [rng.normal(0, 1.5, (m, n)) for m, n in zip(sizes, sizes[1:], strict=False)]
-    biases = {"none": None, "shared": [rng.normal() for _ in kernels],
-              "per-neuron": [rng.normal(size=n) for n in sizes[1:]]}[bias_kind]
+    biases = {
+        "none": None,
+        "shared": [rng.normal() for _ in kernels],
+        "per-neuron": [rng.normal(size=n) for n in sizes[1:]],
+    }[bias_kind]
     return kernels, biases, rng.uniform(-1, 1, sizes[0]), rng.uniform(0, 1, sizes[-1])
 
 
@@ -256,14 +290,20 @@ def test_delta_method_matches_jax_grad(net):
     jb = [0.0] * len(kernels) if biases is None else biases
     with gradcheck.x64():
         value, (gk, gb) = jax.value_and_grad(sigmoid_net_error, argnums=(0, 1))(
-            [jnp.asarray(k) for k in kernels], [jnp.asarray(b, jnp.float64) for b in jb],
-            jnp.asarray(x), jnp.asarray(target))
+            [jnp.asarray(k) for k in kernels],
+            [jnp.asarray(b, jnp.float64) for b in jb],
+            jnp.asarray(x),
+            jnp.asarray(target),
+        )
     assert trace.total_error == pytest.approx(float(value), rel=1e-13, abs=1e-15)
-    gradcheck.assert_grads_close({f"layer_{l}": k for l, k in enumerate(trace.kernel_grads)},
-                                 {f"layer_{l}": np.asarray(k) for l, k in enumerate(gk)})
+    gradcheck.assert_grads_close(
+        {f"layer_{l}": k for l, k in enumerate(trace.kernel_grads)},
+        {f"layer_{l}": np.asarray(k) for l, k in enumerate(gk)},
+    )
     if biases is not None:
-        gradcheck.assert_grads_close({f"b{l}": b for l, b in enumerate(trace.bias_grads)},
-                                     {f"b{l}": np.asarray(b) for l, b in enumerate(gb)})
+        gradcheck.assert_grads_close(
+            {f"b{l}": b for l, b in enumerate(trace.bias_grads)}, {f"b{l}": np.asarray(b) for l, b in enumerate(gb)}
+        )
 
 
 def test_delta_method_on_the_figures_3_2_1_network():
@@ -281,7 +321,8 @@ def test_delta_method_on_the_figures_3_2_1_network():
     assert names["δ4"] == pytest.approx(kernels[2][0, 0] * names["δ6"] * y4 * (1 - y4), rel=1e-15)
     y1 = trace.outs[1][0]
     assert names["δ1"] == pytest.approx(
-        (kernels[1][0, 0] * names["δ4"] + kernels[1][0, 1] * names["δ5"]) * y1 * (1 - y1), rel=1e-15)
+        (kernels[1][0, 0] * names["δ4"] + kernels[1][0, 1] * names["δ5"]) * y1 * (1 - y1), rel=1e-15
+    )
     assert names["w(x2)1"] == pytest.approx(x[1] * names["δ1"], rel=1e-15)
     assert names["w46"] == pytest.approx(y4 * names["δ6"], rel=1e-15)
     with gradcheck.x64():
@@ -309,24 +350,36 @@ def mlp_cases(draw):
     # Sizes come from small sets so that jax's per-shape compilations are shared between examples.
     hidden = tuple(draw(st.lists(st.sampled_from([1, 4]), min_size=0, max_size=3)))
     config = model.ModelConfig(
-        input_dim=draw(st.sampled_from([2, 5])), hidden=hidden,
+        input_dim=draw(st.sampled_from([2, 5])),
+        hidden=hidden,
         activation=draw(st.sampled_from(["relu", "sigmoid", "tanh", "step"])),
-        dropout=draw(st.sampled_from([0.0, 0.2, 0.5])), num_classes=draw(st.sampled_from([2, 3])))
+        dropout=draw(st.sampled_from([0.0, 0.2, 0.5])),
+        num_classes=draw(st.sampled_from([2, 3])),
+    )
     batch_size = draw(st.sampled_from([1, 4]))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     dims = [config.input_dim, *hidden, config.num_classes]
-    params = {name: {"kernel": rng.normal(0, 1, (m, n)), "bias": rng.normal(0, 0.5, n)}
-              for name, m, n in zip([f"hidden_{i}" for i in range(len(hidden))] + ["output"], dims, dims[1:],
-                                    strict=False)}
-    batch = {"image": rng.uniform(0, 1, (batch_size, config.input_dim)),
-             "label": rng.integers(0, config.num_classes, batch_size)}
+    params = {
+        name: {"kernel": rng.normal(0, 1, (m, n)), "bias": rng.normal(0, 0.5, n)}
+        for name, m, n in zip([f"hidden_{i}" for i in range(len(hidden))] + ["output"], dims, dims[1:], strict=False)
+    }
+    batch = {
+        "image": rng.uniform(0, 1, (batch_size, config.input_dim)),
+        "label": rng.integers(0, config.num_classes, batch_size),
+    }
     weight = draw(st.sampled_from([None, "mask", "float"]))
     if weight == "mask":
         batch["weight"] = (rng.uniform(size=batch_size) < 0.7).astype(np.float64)
     elif weight == "float":
         batch["weight"] = rng.uniform(0, 2, batch_size)
-    return {"config": config, "params": params, "batch": batch, "seed": draw(st.integers(0, 1000)),
-            "loss_name": draw(st.sampled_from(sorted(losses.LOSSES))), "train": draw(st.booleans())}
+    return {
+        "config": config,
+        "params": params,
+        "batch": batch,
+        "seed": draw(st.integers(0, 1000)),
+        "loss_name": draw(st.sampled_from(sorted(losses.LOSSES))),
+        "train": draw(st.booleans()),
+    }
 
 
 def jax_loss_and_grads(case):
@@ -335,7 +388,8 @@ def jax_loss_and_grads(case):
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), case["params"])
     batch = {k: jnp.asarray(v) for k, v in case["batch"].items()}
     (value, _), grads = jax.value_and_grad(losses.loss, has_aux=True)(
-        params, batch, rng, model_config=config, loss_name=case["loss_name"], train=case["train"])
+        params, batch, rng, model_config=config, loss_name=case["loss_name"], train=case["train"]
+    )
     dropout = case["train"] and config.dropout > 0
     masks = model.dropout_masks(rng, config, len(case["batch"]["label"])) if dropout else None
     return float(value), jax.tree_util.tree_map(np.asarray, grads), masks
@@ -345,9 +399,13 @@ def check_mlp(case, corrupt=None, drop_masks=False):
     """The check of every parameter; ``corrupt`` mutates the manual gradient, to show the check can fail."""
     with gradcheck.x64():
         value, reference, masks = jax_loss_and_grads(case)
-        manual_value, manual = backprop.loss_and_grads(case["params"], case["batch"], model_config=case["config"],
-                                                       loss_name=case["loss_name"],
-                                                       masks=None if drop_masks else masks)
+        manual_value, manual = backprop.loss_and_grads(
+            case["params"],
+            case["batch"],
+            model_config=case["config"],
+            loss_name=case["loss_name"],
+            masks=None if drop_masks else masks,
+        )
     assert jnp.asarray(1.0).dtype == (jnp.float64 if X64_AT_IMPORT else jnp.float32), "x64 leaked"
     if corrupt is not None:
         corrupt(manual)
@@ -373,8 +431,9 @@ def test_mlp_with_dropout_on_model_init_params(loss_name, activation):
     batch = {"image": rng.uniform(0, 1, (4, 5)), "label": rng.integers(0, 3, 4)}
     case = {"config": config, "params": params, "batch": batch, "seed": 3, "loss_name": loss_name, "train": True}
     check = check_mlp(case)
-    assert sorted(check.abs_diffs) == [f"{layer}/{p}" for layer in ("hidden_0", "hidden_1", "output")
-                                       for p in ("bias", "kernel")]
+    assert sorted(check.abs_diffs) == [
+        f"{layer}/{p}" for layer in ("hidden_0", "hidden_1", "output") for p in ("bias", "kernel")
+    ]
     with gradcheck.x64():
         masks = model.dropout_masks(jax.random.key(3), config, 4)
     assert any(not np.all(m) for m in masks), "some units are dropped"
@@ -390,8 +449,10 @@ def small_case(loss_name="categorical_crossentropy"):
     config = model.ModelConfig(input_dim=2, hidden=(4, 4), activation="tanh", dropout=0.0, num_classes=3)
     rng = np.random.default_rng(5)
     dims = [2, 4, 4, 3]
-    params = {name: {"kernel": rng.normal(size=(m, n)), "bias": rng.normal(size=n)}
-              for name, m, n in zip(["hidden_0", "hidden_1", "output"], dims, dims[1:], strict=False)}
+    params = {
+        name: {"kernel": rng.normal(size=(m, n)), "bias": rng.normal(size=n)}
+        for name, m, n in zip(["hidden_0", "hidden_1", "output"], dims, dims[1:], strict=False)
+    }
     batch = {"image": rng.uniform(size=(4, 2)), "label": rng.integers(0, 3, 4)}
     return {"config": config, "params": params, "batch": batch, "seed": 0, "loss_name": loss_name, "train": False}
 
@@ -416,10 +477,16 @@ def _missing(g):
     del g["output"]["bias"]
 
 
-@pytest.mark.parametrize("corrupt, worst", [
-    (_transpose, "hidden_1/kernel"), (_flip_sign, "output/bias"), (_bias_factor, "hidden_0/bias"),
-    (_input_kernel_transposed, "hidden_0/kernel"), (_missing, "output/bias"),
-])
+@pytest.mark.parametrize(
+    "corrupt, worst",
+    [
+        (_transpose, "hidden_1/kernel"),
+        (_flip_sign, "output/bias"),
+        (_bias_factor, "hidden_0/bias"),
+        (_input_kernel_transposed, "hidden_0/kernel"),
+        (_missing, "output/bias"),
+    ],
+)
 def test_checker_catches_a_wrong_gradient(corrupt, worst):
     case = small_case()
     check_mlp(case)  # the right gradient passes
@@ -450,8 +517,9 @@ def test_output_gradient_rejects_unknown_loss():
 def test_mlp_forward_needs_one_mask_per_hidden_layer():
     case = small_case()
     with pytest.raises(UserInputError, match="one dropout mask per hidden layer"):
-        backprop.mlp_forward(case["params"], case["batch"]["image"], model_config=case["config"],
-                             masks=[np.ones((4, 4), bool)])
+        backprop.mlp_forward(
+            case["params"], case["batch"]["image"], model_config=case["config"], masks=[np.ones((4, 4), bool)]
+        )
 
 
 def test_manual_logits_match_model_apply():
@@ -466,8 +534,9 @@ def test_manual_logits_match_model_apply():
 # ---------------------------------------------------------------------------------------- float64 is local
 
 
-@pytest.mark.skipif(os.environ.get("JAX_ENABLE_X64", "").lower() in ("1", "true"),
-                    reason="JAX_ENABLE_X64 is set for the whole process")
+@pytest.mark.skipif(
+    os.environ.get("JAX_ENABLE_X64", "").lower() in ("1", "true"), reason="JAX_ENABLE_X64 is set for the whole process"
+)
 def test_x64_does_not_leak():
     """Every x64 block above was undone on exit: other test files in this process still get float32."""
     assert not jax.config.jax_enable_x64

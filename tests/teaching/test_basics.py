@@ -45,7 +45,7 @@ def test_activations_of_the_tutorial_hidden_values():
     assert a["step"] == [1, 0, 1, 0, 1] == np.where(h > 0, 1.0, 0.0).tolist()  # the tutorial's
     assert a["relu"] == [1, 0, 3, 0, 7] == np.maximum(h, 0).tolist()  # the tutorial's
     np.testing.assert_allclose(a["sigmoid"], np_sigmoid(h), rtol=1e-6)
-    assert a["sigmoid"][2] == pytest.approx(math.e ** 3 / (1 + math.e ** 3), rel=1e-6)
+    assert a["sigmoid"][2] == pytest.approx(math.e**3 / (1 + math.e**3), rel=1e-6)
 
 
 # --------------------------------------------------------------------------------------- 2. linear collapse
@@ -157,7 +157,7 @@ def test_steps_per_epoch_is_469_not_128():
 @pytest.mark.parametrize("n, batch", [(100, 32), (64, 64), (1, 128)])
 def test_steps_for_other_sizes(n, batch):
     st = basics.steps_example(n, batch, 3)
-    batches = [range(n)[i:i + batch] for i in range(0, n, batch)]
+    batches = [range(n)[i : i + batch] for i in range(0, n, batch)]
     assert st["steps_per_epoch"] == len(batches) and st["last_batch"] == len(batches[-1])
     assert st["total_steps"] == 3 * len(batches)
     with pytest.raises(UserInputError, match="batch_size"):
@@ -273,8 +273,9 @@ def test_delta_method_names_are_the_figures():
     from mlpjax.teaching import backprop
 
     d = basics.delta_method()
-    trace = backprop.delta_backprop([np.asarray(k) for k in basics.FIGURE_KERNELS], basics.FIGURE_X,
-                                    basics.FIGURE_TARGET)
+    trace = backprop.delta_backprop(
+        [np.asarray(k) for k in basics.FIGURE_KERNELS], basics.FIGURE_X, basics.FIGURE_TARGET
+    )
     assert set(d["grads"]) | set(d["deltas"]) == set(backprop.figure_names(trace))
     assert d["weights"]["w15"] == basics.FIGURE_KERNELS[1][0][1]
     assert d["weights"]["w(x2)3"] == basics.FIGURE_KERNELS[0][1][2]
@@ -295,12 +296,20 @@ def test_cli_text(capsys, record):
     assert out == basics.render(record) + "\n"
     starts = [out.index(f"\n{k}. " if k > 1 else f"{k}. ") for k in range(1, 10)]
     assert starts == sorted(starts)  # the tutorial's order
-    for text in ("(1, 0, 1, 0, 1)  (as the tutorial)", "(1, 0, 3, 0, 7)  (as the tutorial)",
-                 "−ln 0.9 = 0.105360516", "tutorial: −log 0.9 = 0.046, which is −log10 0.9 = 0.0457575",
-                 "⌈60000/128⌉ = ⌈468.75⌉ = 469 steps per epoch", "4690 for 10 epochs",
-                 "tutorial: 128 steps per epoch, 1280 for 10 epochs", "label 5, 10 classes",
-                 "(0, 0, 0, 0, 0, 1, 0, 0, 0, 0)", "not read (no MNIST folder given)", "δ method and jax.grad agree",
-                 "(0.731059, 0.119203, 0.952574, 0.0179862, 0.999089)"):
+    for text in (
+        "(1, 0, 1, 0, 1)  (as the tutorial)",
+        "(1, 0, 3, 0, 7)  (as the tutorial)",
+        "−ln 0.9 = 0.105360516",
+        "tutorial: −log 0.9 = 0.046, which is −log10 0.9 = 0.0457575",
+        "⌈60000/128⌉ = ⌈468.75⌉ = 469 steps per epoch",
+        "4690 for 10 epochs",
+        "tutorial: 128 steps per epoch, 1280 for 10 epochs",
+        "label 5, 10 classes",
+        "(0, 0, 0, 0, 0, 1, 0, 0, 0, 0)",
+        "not read (no MNIST folder given)",
+        "δ method and jax.grad agree",
+        "(0.731059, 0.119203, 0.952574, 0.0179862, 0.999089)",
+    ):
         assert text in out, text
     d = record["delta_method"]
     assert "δ6 = −(z − y6)·y6(1 − y6)" in out and f"{d['deltas']['δ6']:.9g}" in out
@@ -334,5 +343,6 @@ def test_docs_page_shows_the_current_output(record):
 def test_cli_real_mnist(capsys, mnist_path):
     code, out, _ = run(capsys, "--data-dir", str(mnist_path))
     assert code == 0
-    assert ("x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,)  (as the tutorial)"
-            in out)
+    assert (
+        "x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,)  (as the tutorial)" in out
+    )

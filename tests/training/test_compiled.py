@@ -25,17 +25,35 @@ def test_a_prepared_epoch_compiles_once_and_trains(digits, monkeypatch):
 
 def test_evaluate_agrees_with_a_direct_computation(digits):
     result = train.fit(small_config(epochs=3), digits)
-    probs = np.asarray(jax.nn.softmax(jnp.asarray(
-        model.apply(result.state.params, digits.x_test, model_config=result.state.model_config))))
-    scores = compiled.evaluate(result.state.params, Rows.from_dataset(digits, "test"),
-                             model_config=result.state.model_config)
+    probs = np.asarray(
+        jax.nn.softmax(
+            jnp.asarray(model.apply(result.state.params, digits.x_test, model_config=result.state.model_config))
+        )
+    )
+    scores = compiled.evaluate(
+        result.state.params, Rows.from_dataset(digits, "test"), model_config=result.state.model_config
+    )
     assert scores["accuracy"] == pytest.approx((probs.argmax(-1) == digits.y_test).mean())
     nll = -np.log(probs[np.arange(len(probs)), digits.y_test]).mean()
     assert scores["loss"] == pytest.approx(nll, rel=1e-4)
-    assert set(scores) == {"loss", "accuracy", "precision", "recall", "precision_macro", "recall_macro", "f1_macro",
-                           "mse", "mae", *(f"f1_score_{c}" for c in range(10))}
-    assert compiled.evaluate_arrays(result.state.params, digits.x_test, digits.y_test,
-                                  model_config=result.state.model_config) == scores
+    assert set(scores) == {
+        "loss",
+        "accuracy",
+        "precision",
+        "recall",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "mse",
+        "mae",
+        *(f"f1_score_{c}" for c in range(10)),
+    }
+    assert (
+        compiled.evaluate_arrays(
+            result.state.params, digits.x_test, digits.y_test, model_config=result.state.model_config
+        )
+        == scores
+    )
 
 
 def test_no_rows_is_one_clear_error():

@@ -21,11 +21,18 @@ from mlpjax.training.rows import batch_indices
 
 WORKER = REPO / "tests" / "workers" / "distributed_worker.py"
 RTOL = 1e-5  # float reassociation of the per-device partial sums; nothing else may differ
+
+
 def start_worker(devices: int, *args: str) -> tuple:
     """A worker in the background, its output in files (a full pipe would stall it while another runs)."""
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    return subprocess.Popen([sys.executable, str(WORKER), *args], env=worker_env(devices), stdout=out, stderr=err,
-                            text=True), out, err
+    return (
+        subprocess.Popen(
+            [sys.executable, str(WORKER), *args], env=worker_env(devices), stdout=out, stderr=err, text=True
+        ),
+        out,
+        err,
+    )
 
 
 def finish(workers: list) -> list[dict]:
@@ -98,11 +105,20 @@ def eight_devices() -> dict:
     specs = [{"digits": {"dataset": "digits", "config": DIGITS, "extra": True}}]
     folder = mnist_dir()
     if folder is not None:  # a second worker, alongside: their compilations use both cores
-        specs.append({"mnist": {"dataset": "mnist", "data_dir": str(folder), "n_train": 500, "n_test": 200,
-                                "config": {"dataset": "mnist", "epochs": 2, "batch_size": 64, "hidden": [64],
-                                           "seed": 3}}})
-    outs = finish([start_worker(8, "devices", json.dumps(spec), *(["masks"] if i == 0 else []))
-                   for i, spec in enumerate(specs)])
+        specs.append(
+            {
+                "mnist": {
+                    "dataset": "mnist",
+                    "data_dir": str(folder),
+                    "n_train": 500,
+                    "n_test": 200,
+                    "config": {"dataset": "mnist", "epochs": 2, "batch_size": 64, "hidden": [64], "seed": 3},
+                }
+            }
+        )
+    outs = finish(
+        [start_worker(8, "devices", json.dumps(spec), *(["masks"] if i == 0 else [])) for i, spec in enumerate(specs)]
+    )
     return {k: v for out in outs for k, v in out.items()}
 
 
@@ -123,7 +139,6 @@ def test_padding_warns_only_where_it_would_change_the_dropout_masks():
     import warnings
 
     import jax
-
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -193,8 +208,15 @@ def test_two_processes_train_like_one_and_checkpoint_once(eight_devices, tmp_pat
     assert_same_history({"2 processes x 2 devices": first}, {"history": {k: v[:1] for k, v in reference.items()}})
     saved = checkpoint.restore(run)
     assert saved.epoch == 1 and saved.history == first["history"] and int(saved.state.step) == 14
-    assert sorted(p.name for p in run.iterdir()) == [".mlpjax-lock", "best", "checkpoints", "history.csv",
-                                                     "learning_curves.png", "metrics.json", "tensorboard"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        ".mlpjax-lock",
+        "best",
+        "checkpoints",
+        "history.csv",
+        "learning_curves.png",
+        "metrics.json",
+        "tensorboard",
+    ]
 
     port = str(free_port())
     argv = ["train", "--resume", str(run), "--epochs", "2", "--quiet"]

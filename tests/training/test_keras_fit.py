@@ -82,8 +82,12 @@ def test_early_stopping_survives_a_resume(tmp_path):
 
 def test_reduce_lr_on_plateau_cuts_the_learning_rate_of_the_next_epochs():
     ds = toy_dataset()
-    result = train.fit(small_config(epochs=8, optimizer="sgd", lr=5.0, reduce_lr_on_plateau=True,
-                                    plateau_patience=1, plateau_factor=0.5), ds)
+    result = train.fit(
+        small_config(
+            epochs=8, optimizer="sgd", lr=5.0, reduce_lr_on_plateau=True, plateau_patience=1, plateau_factor=0.5
+        ),
+        ds,
+    )
     cuts = result.callbacks["reduce_lr_on_plateau"]["reduced_after_epochs"]
     assert cuts, result.history["val_loss"]
     lrs = result.history["lr"]
@@ -109,8 +113,9 @@ def test_a_run_with_a_split_keeps_the_test_set_out_of_metrics_json_until_the_end
     ds = toy_dataset()
     seen = []
     metrics = tmp_path / "metrics.json"
-    result = run.start(tmp_path, small_config(epochs=2, validation_split=0.25)).fit(ds, log=lambda line: seen.append(
-        json.loads(metrics.read_text()) if metrics.exists() else None))  # logged before the epoch is saved
+    result = run.start(tmp_path, small_config(epochs=2, validation_split=0.25)).fit(
+        ds, log=lambda line: seen.append(json.loads(metrics.read_text()) if metrics.exists() else None)
+    )  # logged before the epoch is saved
     progress = [s for s in seen if s]
     assert progress and all("test_loss" not in s and s["validation"] == "split" for s in progress)
     final = json.loads((tmp_path / "metrics.json").read_text())

@@ -32,12 +32,19 @@ def test_one_rule_splits_params_and_adam_state_by_their_key_paths():
     config = TrainConfig(dataset="digits", model=ModelConfig(hidden=(32, 16)))
     model_config = config.model_config(64, 10)
     state = create_train_state(jax.random.PRNGKey(0), config, model_config)
-    specs = {jax.tree_util.keystr(path): mesh.param_spec(path, leaf.ndim, model_config.tensor_splits())
-             for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
+    specs = {
+        jax.tree_util.keystr(path): mesh.param_spec(path, leaf.ndim, model_config.tensor_splits())
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+    }
     columns, rows, whole = (None, "model"), ("model", None), ()
-    expected = {"['hidden_0']['kernel']": columns, "['hidden_0']['bias']": ("model",),
-                "['hidden_1']['kernel']": columns, "['hidden_1']['bias']": ("model",),
-                "['output']['kernel']": rows, "['output']['bias']": whole}
+    expected = {
+        "['hidden_0']['kernel']": columns,
+        "['hidden_0']['bias']": ("model",),
+        "['hidden_1']['kernel']": columns,
+        "['hidden_1']['bias']": ("model",),
+        "['output']['kernel']": rows,
+        "['output']['bias']": whole,
+    }
     for tree in (".params", ".opt_state[0].mu", ".opt_state[0].nu"):
         for leaf, spec in expected.items():
             assert tuple(specs[tree + leaf]) == spec, tree + leaf
@@ -65,8 +72,13 @@ def test_bad_model_parallel_flags_are_one_line_errors(capsys):
 @pytest.fixture(scope="module")
 def eight_devices() -> dict:
     """Digits trained on one device and on 4 meshes, 2 placed states, the masks, 3 command lines."""
-    proc = subprocess.run([sys.executable, str(WORKER), json.dumps(DIGITS)], env=worker_env(8),
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), json.dumps(DIGITS)],
+        env=worker_env(8),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return last_json(proc.stdout)
 
@@ -92,8 +104,12 @@ def test_weights_and_adam_state_stay_split_over_model_while_training(eight_devic
     out = eight_devices["placed"][mesh]
     assert out["mesh"] == {"data": 8 // model, "model": model}
     h = 32 // model
-    split = {"['hidden_0']['kernel']": [[64, h]], "['hidden_0']['bias']": [[h]],
-             "['output']['kernel']": [[h, 10]], "['output']['bias']": [[10]]}
+    split = {
+        "['hidden_0']['kernel']": [[64, h]],
+        "['hidden_0']['bias']": [[h]],
+        "['output']['kernel']": [[h, 10]],
+        "['output']['bias']": [[10]],
+    }
     for tree in (".params", ".opt_state[0].mu", ".opt_state[0].nu"):
         for leaf, shards in split.items():
             assert out["shards"][tree + leaf] == shards, tree + leaf
@@ -115,8 +131,10 @@ def test_the_command_line_trains_tensor_parallel_and_refuses_bad_splits(eight_de
     run = eight_devices["cli"]
     assert run["code"] == 0, run["err"]
     assert "8 devices: data-parallel over 4 x tensor-parallel over 2" in run["out"] and "test accuracy" in run["out"]
-    for name, message in (("cli_hidden", "--hidden 30: with --model-parallel 4 every hidden width must divide by 4"),
-                          ("cli_devices", "--model-parallel 3: the model axis must divide --devices 8")):
+    for name, message in (
+        ("cli_hidden", "--hidden 30: with --model-parallel 4 every hidden width must divide by 4"),
+        ("cli_devices", "--model-parallel 3: the model axis must divide --devices 8"),
+    ):
         bad = eight_devices[name]
         assert bad["code"] == 2 and message in bad["err"], bad["err"]
         assert len(bad["err"].strip().splitlines()) == 1 and "Traceback" not in bad["err"]

@@ -28,8 +28,17 @@ def test_fit_records_a_keras_history(tmp_path):
     assert all(len(v) == 3 for v in result.history.values())
     assert result.history["val_accuracy"][-1] == result.test_metrics["accuracy"]
     record = result.record()
-    for key in ("test_loss", "test_accuracy", "history", "epoch_seconds", "compile_seconds", "device",
-                "config", "dataset", "versions"):
+    for key in (
+        "test_loss",
+        "test_accuracy",
+        "history",
+        "epoch_seconds",
+        "compile_seconds",
+        "device",
+        "config",
+        "dataset",
+        "versions",
+    ):
         assert key in record
     assert record["device"] == jax.devices()[0].platform and len(record["epoch_seconds"]) == 3
 
@@ -105,9 +114,13 @@ def test_fit_refuses_a_dataset_other_than_the_configs(digits):
     with pytest.raises(FieldError, match="dataset is 'quadrants' but the data given is 'digits'") as exc:
         train.fit(small_config(dataset="quadrants", epochs=1), digits)
     assert exc.value.field == "dataset"
-    renamed = data.Dataset("quadrants", digits.encoded_train, digits.y_train, digits.encoded_test, digits.y_test,
-                           10, pixel_levels=16)  # the name of one, the shape of another
-    with pytest.raises(FieldError, match=r"'quadrants' has 2 features and 4 classes; the data given has 64 features "
-                                         r"and 10 classes"):
+    renamed = data.Dataset(
+        "quadrants", digits.encoded_train, digits.y_train, digits.encoded_test, digits.y_test, 10, pixel_levels=16
+    )  # the name of one, the shape of another
+    with pytest.raises(
+        FieldError,
+        match=r"'quadrants' has 2 features and 4 classes; the data given has 64 features "
+        r"and 10 classes",
+    ):
         train.make_plan(small_config(dataset="quadrants", epochs=1), renamed)
     assert train.make_plan(small_config(), toy_dataset()).dataset.name == "toy"  # the user's own data trains

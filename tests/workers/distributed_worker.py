@@ -46,8 +46,10 @@ def draw_masks(batch: int, sharding=None) -> tuple:
     from mlpjax.core import model
 
     cfg = model.ModelConfig(**MASK_CONFIG)
-    fn = jax.jit(lambda k: model.dropout_masks(k, cfg, batch),
-                 out_shardings=None if sharding is None else [sharding] * len(cfg.hidden))
+    fn = jax.jit(
+        lambda k: model.dropout_masks(k, cfg, batch),
+        out_shardings=None if sharding is None else [sharding] * len(cfg.hidden),
+    )
     return fn, [np.asarray(m) for m in fn(jax.random.PRNGKey(MASK_SEED))]
 
 
@@ -61,15 +63,18 @@ def masks() -> dict:
 
     _, plain = draw_masks(104)
     _, unpadded = draw_masks(100)
-    out: dict[str, Any] = {"partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
-                           "devices": jax.device_count()}
+    out: dict[str, Any] = {
+        "partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]  # jax.config's flags are attributes made at run time
+        "devices": jax.device_count(),
+    }
     for n in (2, 8):
         mesh = mesh_lib.make_mesh(n)
         fn, sharded = draw_masks(104, NamedSharding(mesh, P(mesh_lib.DATA)))
         hlo = fn.lower(jax.random.PRNGKey(MASK_SEED)).compile().as_text()
         out[f"equal_{n}"] = all(np.array_equal(a, b) for a, b in zip(plain, sharded, strict=True))
-        out[f"collectives_{n}"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute")
-                                   if op in hlo]
+        out[f"collectives_{n}"] = [
+            op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute") if op in hlo
+        ]
     out["padded_prefix_equal"] = all(np.array_equal(a[:100], b) for a, b in zip(plain, unpadded, strict=True))
     out["keep_fraction"] = float(np.mean(plain[0]))
     with jax.threefry_partitionable(False):  # the older generator: other bits, still sharding-invariant
@@ -85,9 +90,13 @@ def summary(result) -> dict:
     devices each leaf of the returned state lives (1: this process's single-device copy)."""
     import jax
 
-    return {"history": result.history, "devices": result.devices, "processes": result.processes,
-            "step": int(result.state.step),
-            "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(result.state)})}
+    return {
+        "history": result.history,
+        "devices": result.devices,
+        "processes": result.processes,
+        "step": int(result.state.step),
+        "state_devices": sorted({len(a.devices()) for a in jax.tree_util.tree_leaves(result.state)}),
+    }
 
 
 def devices(spec) -> dict:
@@ -116,8 +125,12 @@ def devices(spec) -> dict:
         state, metrics = epochs(state, epoch)
         losses.append(float(epochs.local(metrics)["loss"]))
     x = epochs.rows.x
-    out["8_rows"] = {"loss": losses, "x_rows": int(x.shape[0]), "steps": epochs.steps,
-                     "x_shard_rows": sorted({s.data.shape[0] for s in x.addressable_shards})}
+    out["8_rows"] = {
+        "loss": losses,
+        "x_rows": int(x.shape[0]),
+        "steps": epochs.steps,
+        "x_shard_rows": sorted({s.data.shape[0] for s in x.addressable_shards}),
+    }
     out["cli"] = cli_checkpoints(cfg)
     return out
 
@@ -129,12 +142,25 @@ def cli_checkpoints(cfg) -> dict:
 
     from mlpjax import cli
 
-    flags = ["--dataset", cfg.dataset, "--batch-size", str(cfg.batch_size), "--hidden", *map(str, cfg.model.hidden),
-             "--lr", str(cfg.lr), "--seed", str(cfg.seed), "--quiet"]
+    flags = [
+        "--dataset",
+        cfg.dataset,
+        "--batch-size",
+        str(cfg.batch_size),
+        "--hidden",
+        *map(str, cfg.model.hidden),
+        "--lr",
+        str(cfg.lr),
+        "--seed",
+        str(cfg.seed),
+        "--quiet",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         run = str(Path(tmp) / "run")
-        codes = [cli.main(["train", *flags, "--epochs", "1", "--devices", "2", "--output", run]),
-                 cli.main(["train", "--resume", run, "--epochs", "2", "--devices", "8", "--quiet"])]
+        codes = [
+            cli.main(["train", *flags, "--epochs", "1", "--devices", "2", "--output", run]),
+            cli.main(["train", "--resume", run, "--epochs", "2", "--devices", "8", "--quiet"]),
+        ]
         record = json.loads((Path(run) / "metrics.json").read_text())
     return {"codes": codes, "history": record["history"], "devices": record["devices"]}
 
@@ -160,9 +186,15 @@ def process(spec, port: str, process_id: int, num: int) -> dict:
     assert mesh is not None  # setup gives every process the mesh
     layout = mesh_lib.MeshLayout(mesh)
     rows = layout.process_rows(len(ds.y_train))
-    return {"history": result.history, "devices": result.devices, "processes": result.processes,
-            "process_count": jax.process_count(), "shard_rows": layout.shard_rows,
-            "rows": [rows.start, rows.stop], "lines": lines}
+    return {
+        "history": result.history,
+        "devices": result.devices,
+        "processes": result.processes,
+        "process_count": jax.process_count(),
+        "shard_rows": layout.shard_rows,
+        "rows": [rows.start, rows.stop],
+        "lines": lines,
+    }
 
 
 def run_cli(argv: list[str]) -> dict:
@@ -180,8 +212,9 @@ def run_cli(argv: list[str]) -> dict:
 
 def cli(argv: list[str], port: str, process_id: int, num: int) -> dict:
     """``mlpjax ARGV --coordinator 127.0.0.1:PORT --num-processes NUM --process-id ID``, by :func:`run_cli`."""
-    return run_cli([*argv, "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num),
-                    "--process-id", str(process_id)])
+    return run_cli(
+        [*argv, "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num), "--process-id", str(process_id)]
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -24,8 +24,11 @@ from mlpjax.errors import UserInputError
 
 
 def digest(array: np.ndarray) -> dict:
-    return {"shape": list(array.shape), "dtype": str(array.dtype),
-            "sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()}
+    return {
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest(),
+    }
 
 
 def read_idx(path: str) -> dict:

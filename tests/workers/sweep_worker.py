@@ -17,11 +17,19 @@ from mlpjax.sweep import stack
 
 def main(devices: int, seeds: list[int]) -> None:
     assert len(jax.devices()) >= devices, jax.devices()
-    configs = sweep.grid(dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,)),
-                         {"seed": seeds, "dropout": [0.0, 0.3]})
+    configs = sweep.grid(
+        dict(dataset="digits", epochs=2, batch_size=32, hidden=(32,)), {"seed": seeds, "dropout": [0.0, 0.3]}
+    )
     result = sweep.run_sweep(configs, data.load_dataset("digits"), strategy="vmap", mesh=stack.model_mesh(devices))
-    print(json.dumps({"devices": result.groups[0].devices, "histories": [r.history for r in result.runs],
-                      "test_loss": [r.test_metrics["loss"] for r in result.runs]}))
+    print(
+        json.dumps(
+            {
+                "devices": result.groups[0].devices,
+                "histories": [r.history for r in result.runs],
+                "test_loss": [r.test_metrics["loss"] for r in result.runs],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

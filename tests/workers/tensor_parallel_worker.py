@@ -50,11 +50,14 @@ def placed(cfg, ds, model: int) -> dict:
     state, metrics = epochs(state, 0)
     local = epochs.local(state)
     leaves = jax.tree_util.tree_leaves_with_path
-    return {"mesh": dict(epochs.layout.mesh.shape),  # type: ignore[union-attr]  # laid out on a mesh
-            "loss": float(epochs.local(metrics)["loss"]),
-            "shards": {jax.tree_util.keystr(p): sorted({s.data.shape for s in a.addressable_shards})
-                       for p, a in leaves(state)},
-            "local": {jax.tree_util.keystr(p): [list(a.shape), len(a.devices())] for p, a in leaves(local)}}
+    return {
+        "mesh": dict(epochs.layout.mesh.shape),  # type: ignore[union-attr]  # laid out on a mesh
+        "loss": float(epochs.local(metrics)["loss"]),
+        "shards": {
+            jax.tree_util.keystr(p): sorted({s.data.shape for s in a.addressable_shards}) for p, a in leaves(state)
+        },
+        "local": {jax.tree_util.keystr(p): [list(a.shape), len(a.devices())] for p, a in leaves(local)},
+    }
 
 
 def masks() -> dict:
@@ -66,8 +69,10 @@ def masks() -> dict:
     from mlpjax.training import mesh
 
     _, plain = draw_masks(104)
-    out = {"partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]
-           "keep_fraction": float(np.mean(plain[0]))}
+    out = {
+        "partitionable": bool(jax.config.jax_threefry_partitionable),  # type: ignore[attr-defined]
+        "keep_fraction": float(np.mean(plain[0])),
+    }
     for data, m in PLACED:
         sharding = NamedSharding(mesh.make_mesh(8, m), P(mesh.DATA, mesh.MODEL))
         _, sharded = draw_masks(104, sharding)
@@ -89,17 +94,29 @@ def main(argv: list[str]) -> None:
     ds, cfg = data.load_dataset(spec["dataset"]), TrainConfig.from_dict(spec)
     two_layers = cfg.replace(hidden=[32, 16], epochs=2)
     # the config's flags, so that the command line reuses the compilations of fit on the 4x2 mesh
-    flags = ["--hidden", *map(str, cfg.model.hidden), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr),
-             "--quiet"]
-    out = {"runs": fits(cfg, ds),
-           "two_layers": {"1": summary(train.fit(two_layers, ds)),
-                          "2x4": summary(train.fit(two_layers, ds, mesh=mesh.make_mesh(8, 4)))},
-           "placed": {mesh_name(shape): placed(cfg, ds, shape[1]) for shape in PLACED},
-           "masks": masks(),
-           "cli": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "2", "--epochs", "1", *flags),
-           "cli_hidden": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "4", "--hidden", "30",
-                             "--quiet"),
-           "cli_devices": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "3", "--quiet")}
+    flags = [
+        "--hidden",
+        *map(str, cfg.model.hidden),
+        "--batch-size",
+        str(cfg.batch_size),
+        "--lr",
+        str(cfg.lr),
+        "--quiet",
+    ]
+    out = {
+        "runs": fits(cfg, ds),
+        "two_layers": {
+            "1": summary(train.fit(two_layers, ds)),
+            "2x4": summary(train.fit(two_layers, ds, mesh=mesh.make_mesh(8, 4))),
+        },
+        "placed": {mesh_name(shape): placed(cfg, ds, shape[1]) for shape in PLACED},
+        "masks": masks(),
+        "cli": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "2", "--epochs", "1", *flags),
+        "cli_hidden": cli(
+            "--dataset", "digits", "--devices", "8", "--model-parallel", "4", "--hidden", "30", "--quiet"
+        ),
+        "cli_devices": cli("--dataset", "digits", "--devices", "8", "--model-parallel", "3", "--quiet"),
+    }
     print(json.dumps(out), flush=True)
 
 
