@@ -308,3 +308,20 @@ def pytest_configure(config):
 
     os.environ[cache.ENV] = os.environ.get("MLPJAX_TEST_JAX_CACHE", str(REPO / ".pytest_cache" / "jax"))
     cache.configure()
+
+
+def tensorboard_events(folder: Path) -> list:
+    """Every event (tensorboardX's ``Event`` protobuf) in the event files directly under ``folder``, in file
+    order, read by their TFRecord framing (8-byte length, 4-byte CRC, the event, 4-byte CRC): no TensorBoard."""
+    from tensorboardX.proto import event_pb2
+
+    found = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        at = 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at : at + 8])
+            found.append(event_pb2.Event.FromString(data[at + 12 : at + 12 + length]))
+            at += 12 + length + 4
+        assert at == len(data), f"{path}: a truncated record"
+    return found

@@ -1,11 +1,10 @@
 """Logs beside metrics.json: history.csv (Keras' CSVLogger), TensorBoard events, learning_curves.png."""
 
 import csv
-import struct
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tensorboard_events
 
 from mlpjax.core.model import ModelConfig
 from mlpjax.errors import UserInputError
@@ -13,20 +12,12 @@ from mlpjax.runs import logs
 
 
 def read_events(folder):
-    """Every (tag, step, kind) in the tensorboardX event files under ``folder`` (TFRecord framing)."""
-    from tensorboardX.proto import event_pb2
-
-    found = []
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        at = 0
-        while at < len(data):
-            (length,) = struct.unpack("<Q", data[at : at + 8])
-            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
-            at += 12 + length + 4
-            for value in event.summary.value:
-                found.append((value.tag, event.step, "image" if value.HasField("image") else "scalar"))
-    return found
+    """Every (tag, step, kind) in the tensorboardX event files under ``folder``."""
+    return [
+        (value.tag, event.step, "image" if value.HasField("image") else "scalar")
+        for event in tensorboard_events(folder)
+        for value in event.summary.value
+    ]
 
 
 def test_csv_has_keras_columns_one_row_per_epoch():

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tensorboard_events
 
 from mlpjax.errors import UserInputError
 from mlpjax.sweep import hparams
@@ -23,30 +22,23 @@ SMALL = ("--dataset", "digits", "--epochs", "2", "--batch-size", "32", "--hidden
 def read_run(folder: Path) -> tuple[dict, dict, dict]:
     """The hparams (session start info), the scalars ``{tag: {step: value}}`` and the hparams plugin's other
     summaries (by tag) in the event files of one TensorBoard run folder."""
-    from tensorboardX.proto import event_pb2, plugin_hparams_pb2
+    from tensorboardX.proto import plugin_hparams_pb2
 
     found_hparams: dict = {}
     scalars: dict[str, dict[int, float]] = {}
     plugin: dict = {}
-    paths = sorted(folder.glob("events.out.tfevents.*"))
-    assert paths, f"no event files in {folder}"
-    for path in paths:
-        data = path.read_bytes()
-        at = 0
-        while at < len(data):
-            (length,) = struct.unpack("<Q", data[at : at + 8])
-            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
-            at += 12 + length + 4
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "hparams":
-                    content = plugin_hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-                    plugin[value.tag] = content
-                    if content.HasField("session_start_info"):
-                        for name, v in content.session_start_info.hparams.items():
-                            found_hparams[name] = getattr(v, v.WhichOneof("kind"))
-                elif value.HasField("simple_value"):
-                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-        assert at == len(data)
+    events = tensorboard_events(folder)
+    assert events, f"no event files in {folder}"
+    for event in events:
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                content = plugin_hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                plugin[value.tag] = content
+                if content.HasField("session_start_info"):
+                    for name, v in content.session_start_info.hparams.items():
+                        found_hparams[name] = getattr(v, v.WhichOneof("kind"))
+            elif value.HasField("simple_value"):
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
     return found_hparams, scalars, plugin
 
 
