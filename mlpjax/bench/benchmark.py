@@ -245,9 +245,9 @@ def predict_latency(classifier: model.Classifier, x_test: np.ndarray, quick: boo
 # address space where /proc has it.
 _MEMORY_CHILD = """
 import json, resource, sys
-from mlpjax import bench
+from mlpjax.bench.benchmark import load_bench_data
 kind, data_dir, quick = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
-ds, _ = bench.load_bench_data(data_dir, quick)
+ds, _ = load_bench_data(data_dir, quick)
 if kind == "mlpjax":
     from mlpjax.core import config
     from mlpjax.training import train
@@ -272,7 +272,9 @@ def peak_memory_mib(kind: str, data_dir: str | None, quick: bool) -> float | Non
         text=True,
         timeout=900,
     )
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # said, not hidden: the report shows "failed" and stderr the child's last line
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"peak memory of {kind}: the measuring process failed: {last}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"]
 

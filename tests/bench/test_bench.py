@@ -45,6 +45,13 @@ def test_quick_bench_reports_every_figure_and_compiles_once(capsys):
     assert "mlpjax" in text and "GFLOP/s" in text
 
 
+def test_peak_memory_is_measured_in_a_fresh_process():
+    from mlpjax.bench import benchmark
+
+    peak = benchmark.peak_memory_mib("mlpjax", None, quick=True)  # random data of MNIST's shape, one epoch
+    assert peak is not None and 100 < peak < 4096  # MiB; the real figure is benchmarked, not tested
+
+
 def test_baselines_run_when_installed():
     pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
     import numpy as np
