@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -165,10 +166,18 @@ def entries(root: Path) -> list[os.DirEntry]:
         return []
 
 
-def remove_partial(root: Path) -> None:
-    """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves)."""
-    for entry in entries(root):
-        if ".orbax-checkpoint-tmp" in entry.name:
+def remove_partial(root: Path, tries: int = 20) -> None:
+    """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves). A failed save's
+    writer threads may still be finishing a file when its error arrives (seen on a full disk: a directory made
+    again just after it was removed), so the removal is repeated, ``tries`` times 50 ms apart at most, until none
+    is left."""
+    for attempt in range(tries):
+        partial = [e for e in entries(root) if ".orbax-checkpoint-tmp" in e.name]
+        if not partial:
+            return
+        if attempt:
+            time.sleep(0.05)
+        for entry in partial:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -268,6 +277,8 @@ class EpochWriter:
                     self._manager(name, keep).save(epoch, args=args, force=True)
             except Exception as e:  # orbax and tensorstore raise many types for an I/O failure
                 self._failed = True
+                with contextlib.suppress(Exception), quiet():  # let what the save began end before removing it
+                    self._manager(name, keep).wait_until_finished()
                 remove_partial(self.directory / name)
                 raise SaveError(
                     f"{where}: cannot save epoch {epoch} ({short_error(e)}); its partial files are "
