@@ -8,13 +8,14 @@ path that exists. Command-line flags are not named here: the caller adds them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,29 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Within it, an OSError (a full disk, a file where a folder goes, no permission) is the one line
+    ``PATH: cannot write: <the reason in words>``, a UserInputError."""
+    try:
+        yield
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot write: {why_unusable(Path(path), e)}") from None
+
+
+def first_names(folder: str | os.PathLike, limit: int) -> list[str] | None:
+    """The names of at most ``limit`` entries of ``folder`` (sorted), read without listing the rest (a folder of
+    a million files costs as little as a small one); None where ``folder`` does not exist or a file stands in its
+    path. A folder that cannot be read is a UserInputError ``FOLDER: cannot be read (reason)``."""
+    try:
+        with os.scandir(os.fspath(folder)) as entries:
+            return sorted(e.name for _, e in zip(range(limit), entries, strict=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise UserInputError(f"{folder}: cannot be read ({e.strerror or e})") from None
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, replace: bool = True) -> Path:
     """Make the file ``path`` (its folders created) with ``write(tmp)``, which writes a temporary file beside it
     with the mode ``open()`` would give (:func:`new_file_mode`); the finished file then takes the name ``path``
@@ -147,18 +171,17 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, re
     make_folder(path.parent)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600: give the file the mode open() would
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            _publish(Path(tmp), path)
-    except OSError as e:
-        raise UserInputError(f"{path}: cannot write: {why_unusable(path, e)}") from None
+        with writing(path):
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            os.chmod(tmp, new_file_mode())  # mkstemp makes 0600: give the file the mode open() would
+            write(Path(tmp))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            if replace:
+                os.replace(tmp, path)
+            else:
+                _publish(Path(tmp), path)
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

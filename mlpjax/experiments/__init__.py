@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mlpjax.errors import FieldError, UserInputError, check_name
+from mlpjax.errors import FieldError, check_name
 
 DEFAULT_OUT = "results"
 _NOT_EXPERIMENTS = ("common",)
@@ -68,17 +68,13 @@ def check_seed(names: Iterable[str], seed: int) -> int:
 def check_results_folder(folder: Path, overwrite: bool) -> None:
     """Refuse ``folder`` where it holds anything and ``overwrite`` is not given: results are never replaced
     without a word."""
-    try:
-        with os.scandir(folder) as entries:
-            held = next(entries, None)
-    except (FileNotFoundError, NotADirectoryError):
-        return  # new (a file in the way is make_folder's one line)
-    except OSError as e:
-        raise UserInputError(f"{folder}: cannot be read ({e.strerror or e})") from None
-    if held is not None and not overwrite:
+    from mlpjax import files
+
+    held = files.first_names(folder, 1)  # None: new (a file in the way is make_folder's one line)
+    if held and not overwrite:
         raise FieldError(
             "overwrite",
-            f"{folder}: holds earlier results ({held.name}, ...); nothing is replaced "
+            f"{folder}: holds earlier results ({held[0]}, ...); nothing is replaced "
             "unless you ask: give {field}, or another output folder",
         )
 

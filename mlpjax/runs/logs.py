@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from mlpjax import files, plots
-from mlpjax.errors import UserInputError
 
 CSV, TENSORBOARD, CURVES = "history.csv", "tensorboard", "learning_curves.png"
 FIRST_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -141,6 +140,16 @@ class _Redrawer:
             raise self.error
 
 
+def events_writer(folder: Path, suffix: str = "") -> Any:
+    """A TensorBoard event file in ``folder``, named as tensorboardX's ``SummaryWriter`` names it: its synchronous
+    ``EventsWriter`` (``write_event``, ``flush``, ``close``). ``SummaryWriter`` writes on a thread of its own,
+    which dies on a full disk and leaves the writer waiting forever for room in its queue; here a failed write is
+    an OSError in the caller's thread."""
+    from tensorboardX.event_file_writer import EventsWriter
+
+    return EventsWriter(str(folder / "events"), filename_suffix=suffix)
+
+
 class RunLogs:
     """The logs of a run into ``directory`` (module docstring); ``image_shape`` ``(H, W)`` of an image dataset
     (None: no weight images). Use :meth:`epoch_end` as ``fit``'s hook and :meth:`close` at the end: the figure
@@ -180,26 +189,18 @@ class RunLogs:
         self.redrawer.submit(history)
 
     def _tensorboard(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
-        try:
+        with files.writing(self.directory / TENSORBOARD):  # a full disk, a file where the folder goes: one line
             self._write_events(epoch, state, history)
-        except OSError as e:  # a full disk, a file where the folder goes: one line, as every write of the run
-            folder = self.directory / TENSORBOARD
-            raise UserInputError(f"{folder}: cannot write: {files.why_unusable(folder, e)}") from None
 
     def _write_events(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
         from tensorboardX import summary
         from tensorboardX.proto.event_pb2 import Event
 
         if self.writer is None:
-            from tensorboardX.event_file_writer import EventsWriter
-
             folder = self.directory / TENSORBOARD
             folder.mkdir(exist_ok=True)
-            # SummaryWriter writes on a thread of its own, which dies on a full disk and leaves the writer waiting
-            # forever for room in its queue: its synchronous EventsWriter writes here, in this thread, and a
-            # failure is an OSError now. The file is named as SummaryWriter names it; the suffix keeps a resume
-            # within the same second from overwriting the previous file.
-            self.writer = EventsWriter(str(folder / "events"), filename_suffix=f".epoch{epoch}")
+            # the suffix keeps a resume within the same second from overwriting the previous file
+            self.writer = events_writer(folder, suffix=f".epoch{epoch}")
         now = time.time()
         for key, values in history.items():
             self.writer.write_event(
@@ -218,11 +219,8 @@ class RunLogs:
         writer, self.writer = self.writer, None
         try:
             if writer is not None:
-                try:
+                with files.writing(self.directory / TENSORBOARD):
                     writer.close()
-                except OSError as e:
-                    folder = self.directory / TENSORBOARD
-                    raise UserInputError(f"{folder}: cannot write: {files.why_unusable(folder, e)}") from None
         finally:
             if redrawer is not None:
                 redrawer.close()

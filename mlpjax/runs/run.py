@@ -229,12 +229,11 @@ def refuse_foreign_files(directory: Path, field: str = "output", ours: tuple[str
     nothing in it is replaced that is not mlpjax's. At most 64 entries are looked at (a huge folder is refused
     as fast as a small one)."""
     try:
-        with os.scandir(directory) as entries:
-            names = sorted(e.name for _, e in zip(range(64), entries, strict=False))
-    except (FileNotFoundError, NotADirectoryError):
+        names = files.first_names(directory, 64)
+    except UserInputError as e:
+        raise FieldError(field, f"{{field}} {e}") from None
+    if names is None:
         return  # new, or a file in the way: the writability checks that follow say which
-    except OSError as e:
-        raise FieldError(field, f"{{field}} {directory}: cannot be read ({e.strerror or e})") from None
     mine = {LOCK_NAME} | {n for n in names if n.startswith(".mlpjax-probe-")}
     foreign = [n for n in names if n not in mine]
     if foreign and not any(n in ours for n in foreign):

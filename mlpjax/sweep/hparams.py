@@ -37,6 +37,7 @@ import numpy as np
 from mlpjax import files
 from mlpjax.core.config import describe
 from mlpjax.errors import UserInputError
+from mlpjax.runs import logs
 from mlpjax.sweep.report import _value, varied
 from mlpjax.sweep.train import LISTED, ModelRun, SweepResult
 
@@ -116,16 +117,11 @@ def _events(run: ModelRun, hp: dict[str, bool | str | float]) -> list[Any]:
 
 
 def _write_into(folder: Path, runs: Sequence[ModelRun]) -> None:
-    """Each model's events into ``folder/<run name>/``, written and flushed here, in this thread.
-
-    tensorboardX's ``SummaryWriter`` writes on a thread of its own: on a full disk that thread dies and the writer
-    then waits forever for room in its queue (seen on a small tmpfs), so its synchronous ``EventsWriter`` (the
-    one that thread calls) writes the events ``add_hparams`` would."""
-    from tensorboardX.event_file_writer import EventsWriter
-
+    """Each model's events into ``folder/<run name>/``, written and flushed here, in this thread
+    (:func:`mlpjax.runs.logs.events_writer`: the events ``add_hparams`` would write, without its writer thread)."""
     for name, run, hp in zip(run_names(len(runs)), runs, hparams(runs), strict=True):
         (folder / name).mkdir()
-        writer = EventsWriter(str(folder / name / "events"))
+        writer = logs.events_writer(folder / name)
         try:
             for event in _events(run, hp):
                 writer.write_event(event)
@@ -143,12 +139,11 @@ def write(output: str | os.PathLike, result: SweepResult) -> Path:
         raise UserInputError(f"{folder}: is not a folder; move it away to write the sweep's TensorBoard logs")
     staging: Path | None = None
     try:
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{TENSORBOARD}.", suffix=".tmp"))
-        _write_into(staging, result.runs)
-        _replace_folder(staging, folder)
-        staging = None
-    except OSError as e:
-        raise UserInputError(f"{folder}: cannot write: {files.why_unusable(folder, e)}") from None
+        with files.writing(folder):
+            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{TENSORBOARD}.", suffix=".tmp"))
+            _write_into(staging, result.runs)
+            _replace_folder(staging, folder)
+            staging = None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
