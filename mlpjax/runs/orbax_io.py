@@ -166,17 +166,22 @@ def entries(root: Path) -> list[os.DirEntry]:
         return []
 
 
-def remove_partial(root: Path, tries: int = 20) -> None:
+def remove_partial(root: Path, tries: int = 40, settled: int = 3) -> None:
     """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves). A failed save's
     writer threads may still be finishing a file when its error arrives (seen on a full disk: a directory made
-    again just after it was removed), so the removal is repeated, ``tries`` times 50 ms apart at most, until none
-    is left."""
+    again just after it was removed), so the look is repeated 50 ms apart, removing what it finds, until
+    ``settled`` looks in a row find none (``tries`` looks at most: 2 s)."""
+    clean = 0
     for attempt in range(tries):
-        partial = [e for e in entries(root) if ".orbax-checkpoint-tmp" in e.name]
-        if not partial:
-            return
         if attempt:
             time.sleep(0.05)
+        partial = [e for e in entries(root) if ".orbax-checkpoint-tmp" in e.name]
+        if not partial:
+            clean += 1
+            if clean >= settled:
+                return
+            continue
+        clean = 0
         for entry in partial:
             shutil.rmtree(entry.path, ignore_errors=True)
 
@@ -286,7 +291,8 @@ class EpochWriter:
                 ) from None
 
     def close(self) -> None:
-        """Close the Orbax managers (after a failed save, quietly) and the path alias."""
+        """Close the Orbax managers (after a failed save, quietly, removing its temporary directories once more) and
+        the path alias."""
         try:
             for name, manager in self._managers.items():
                 try:
@@ -298,6 +304,9 @@ class EpochWriter:
                             f"{self.directory / name}: cannot finish the checkpoints ({short_error(e)})"
                         ) from None
         finally:
+            if self._failed:  # what a failed save's writers made after its removal (see remove_partial)
+                for name in self._managers:
+                    remove_partial(self.directory / name)
             self._managers.clear()
             if self._plain is not None:
                 self._plain.close()
