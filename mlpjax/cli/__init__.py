@@ -10,6 +10,8 @@ status 2; Ctrl-C one line and 130 (:mod:`mlpjax.cli.interrupt`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from typing import NoReturn
 
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as e:
         print(f"mlpjax {command}: error: {one_line(e.for_cli(flag))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout's reader left (`mlpjax predict DIR --csv BIG.csv | head`): stop quietly
+        with contextlib.suppress(OSError, ValueError):  # the rest of what was printed goes nowhere, unsaid
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: what a shell reports of a tool a closed pipe stopped
     except KeyboardInterrupt:
         if program:  # now, before Orbax's threads or a C extension's leftovers can say more
             interrupt.exit_now()

@@ -26,7 +26,7 @@ from mlpjax.data.datasets import (
     to_levels,
 )
 from mlpjax.data.idx import read_idx, read_idx_header
-from mlpjax.data.tables import FILE_SUFFIXES, check_label_column, is_file_name, is_table_name
+from mlpjax.data.tables import FILE_SUFFIXES, check_label_column, is_file_name, is_table_name, read_rows
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -55,5 +55,6 @@ __all__ = [
     "make_dataset",
     "read_idx",
     "read_idx_header",
+    "read_rows",
     "to_levels",
 ]

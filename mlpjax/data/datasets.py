@@ -90,6 +90,8 @@ class Dataset:
     image_shape: tuple[int, int] | None = None  # (H, W) for image datasets, to draw samples
     class_names: tuple[str, ...] = ()
     pixel_levels: int | None = None
+    feature_names: tuple[str, ...] = ()  # where the source names them (a table's header): one per feature
+    label_column: str = ""  # the table column the labels came from ("": none)
 
     def __post_init__(self):
         """Everything above checked, however the Dataset is built: a :class:`FieldError` naming the field."""
@@ -151,6 +153,13 @@ class Dataset:
                 raise FieldError(
                     f"encoded_{split}", f"levels must lie in [0, {self.pixel_levels}], got {x.max()}", where=where
                 )
+        if self.feature_names and len(self.feature_names) != self.input_dim:
+            raise FieldError(
+                "feature_names",
+                f"names {len(self.feature_names)} features; the data has {self.input_dim} (give one name each, "
+                "or none)",
+                where=where,
+            )
         if self.image_shape is not None and (
             len(self.image_shape) != 2 or self.image_shape[0] * self.image_shape[1] != self.input_dim
         ):
@@ -196,6 +205,8 @@ class Dataset:
             "y_test": list(self.y_test.shape),
             "num_classes": self.num_classes,
             **({"class_names": list(self.class_names)} if self.class_names else {}),
+            **({"feature_names": list(self.feature_names)} if self.feature_names else {}),
+            **({"label_column": self.label_column} if self.label_column else {}),
         }
 
 
@@ -513,18 +524,23 @@ def _check_download_possible(tfds, name: str) -> None:
 
 def load_table_dataset(name: str) -> Dataset:
     """scikit-learn's bundled table ``name`` (``iris``, ``wine``, ``breast_cancer``) as a Dataset."""
-    train, test, num_classes, names, _ = tables.load_sklearn_table(name)
-    return dataclasses.replace(make_dataset(name, train, test, num_classes=num_classes), class_names=names)
+    return _loaded(name, tables.load_sklearn_table(name))
 
 
 def load_file(path: str | os.PathLike, label_column: str | None = None) -> Dataset:
     """The dataset in file ``path`` (``FILE.npz``, ``FILE.csv``, ``FILE.tsv``: :mod:`mlpjax.data.tables`), named
     by its path as given; ``label_column``: a table's column of labels (None: its last)."""
     name = os.fspath(path)
-    train, test, num_classes, names, image_shape = tables.load_file(name, label_column)
+    return _loaded(name, tables.load_file(name, label_column), source=name)
+
+
+def _loaded(name: str, loaded: tables.Loaded, source: str = "") -> Dataset:
+    """The Dataset ``name`` of what :mod:`mlpjax.data.tables` read, its names kept."""
+    ds = make_dataset(
+        name, loaded.train, loaded.test, num_classes=loaded.num_classes, image_shape=loaded.image_shape, source=source
+    )
     return dataclasses.replace(
-        make_dataset(name, train, test, num_classes=num_classes, image_shape=image_shape, source=name),
-        class_names=names,
+        ds, class_names=loaded.class_names, feature_names=loaded.feature_names, label_column=loaded.label_column
     )
 
 
@@ -533,7 +549,8 @@ class DatasetSpec:
     """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
     ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts; ``shape`` is its
     ``(input_dim, num_classes)``, known without loading it (None: load it to know); ``reads_folder``: whether
-    ``load`` reads ``data_dir`` (else a folder given is refused, :func:`check_data_dir`)."""
+    ``load`` reads ``data_dir`` (else a folder given is refused, :func:`check_data_dir`); ``image_shape``: the
+    ``(H, W)`` of its images, known without loading it (None: not images, or load it to know)."""
 
     load: Callable[[str | None], Dataset]
     default_epochs: int
@@ -541,6 +558,7 @@ class DatasetSpec:
     class_names: tuple[str, ...] = ()
     shape: tuple[int, int] | None = None
     reads_folder: bool = False
+    image_shape: tuple[int, int] | None = None
 
 
 def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
@@ -558,6 +576,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "handwritten digits, 28x28 (IDX files or tfds)",
         shape=(784, 10),
         reads_folder=True,
+        image_shape=(28, 28),
     ),
     "fashion_mnist": DatasetSpec(
         lambda d: load_mnist_like("fashion_mnist", d),
@@ -566,8 +585,11 @@ DATASETS: dict[str, DatasetSpec] = {
         FASHION_CLASSES,
         shape=(784, 10),
         reads_folder=True,
+        image_shape=(28, 28),
     ),
-    "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
+    "digits": DatasetSpec(
+        lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10), image_shape=(8, 8)
+    ),
     "quadrants": DatasetSpec(
         lambda d: load_quadrants(), 300, "the tutorial's four points", ("I", "II", "III", "IV"), shape=(2, 4)
     ),

@@ -30,19 +30,29 @@ class Prediction:
     probabilities: np.ndarray
     true_label: int | None = None
 
-    def describe(self, sep: str = ", ", names: Sequence[str] = ()) -> str:
-        """ "predicted 3 (p=0.982), true 3"; with the class ``names``: "predicted 3 setosa (p=...), true 3 setosa"."""
+    def describe(self, sep: str = ", ", names: Sequence[str] = (), top: int = 1) -> str:
+        """ "predicted 3 (p=0.982), true 3"; with the class ``names``: "predicted 3 setosa (p=...), true 3 setosa";
+        with ``top`` K > 1, the next K - 1 classes too: "predicted 3 (p=0.982), then 8 (p=0.010), 5 (p=0.004)"."""
+        from mlpjax.runs.predictions import ranked
 
         def named(c: int) -> str:
             return f"{c} {names[c]}" if names and names[c] != str(c) else str(c)
 
         text = f"predicted {named(self.label)} (p={self.probability:.3f})"
+        following = [int(c) for c in ranked(self.probabilities, top)[1:]]
+        if following:
+            text += ", then " + ", ".join(f"{named(c)} (p={self.probabilities[c]:.3f})" for c in following)
         return text if self.true_label is None else f"{text}{sep}true {named(self.true_label)}"
 
 
 def predict_one(classifier: model.Classifier, x, true_label: int | None = None) -> Prediction:
     """Predict one flattened input ``x`` ``(input_dim,)``."""
-    probs = np.asarray(classifier.predict_proba(np.asarray(x, np.float32).reshape(-1)))
+    return prediction(classifier.predict_proba(np.asarray(x, np.float32).reshape(-1)), true_label)
+
+
+def prediction(probabilities: np.ndarray, true_label: int | None = None) -> Prediction:
+    """The :class:`Prediction` of one input's ``probabilities`` ``(num_classes,)``: its most probable class."""
+    probs = np.asarray(probabilities)
     label = int(probs.argmax())
     return Prediction(label, float(probs[label]), probs, None if true_label is None else int(true_label))
 

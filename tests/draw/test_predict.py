@@ -220,18 +220,6 @@ def test_save_png_under_a_file_says_the_parent_is_a_file(tmp_path):
         predict.save_png(np.eye(8), "x", tmp_path / "afile" / "x.png")
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("predict") / "run"
-    assert (
-        cli.main(
-            ["train", "--dataset", "digits", "--epochs", "1", "--hidden", "16", "--quiet", "--output", str(directory)]
-        )
-        == 0
-    )
-    return directory
-
-
 def test_predict_out_refuses_existing_files_default_name_included(digits_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("predict_3.png").write_text("mine")
