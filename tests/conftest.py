@@ -129,6 +129,28 @@ def run_cli(capsys, *argv) -> tuple[int | str | None, str, str]:
     return code, out.out, out.err
 
 
+@pytest.fixture
+def registries(tmp_path):
+    """:mod:`mlpjax.plugins`, with every part a test registers and every plugin it loads (the modules under
+    ``tmp_path`` included) forgotten after it, so that the other tests see mlpjax's own parts alone."""
+    from mlpjax import plugins
+
+    saved = {kind: dict(k.registry) for kind, k in plugins.KINDS.items()}
+    given, loaded, modules = dict(plugins._GIVEN), dict(plugins._LOADED), set(sys.modules)
+    yield plugins
+    for kind, k in plugins.KINDS.items():
+        k.registry.clear()
+        k.registry.update(saved[kind])
+    for cache, before in ((plugins._GIVEN, given), (plugins._LOADED, loaded)):
+        cache.clear()
+        cache.update(before)
+    for name in set(sys.modules) - modules:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if name.startswith("mlpjax_plugin_") or where.startswith(str(tmp_path)):
+            del sys.modules[name]
+    plugins.clear_caches()
+
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

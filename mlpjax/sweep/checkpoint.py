@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import files, memory
+from mlpjax import files, memory, plugins
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.model import ModelConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
@@ -99,6 +99,8 @@ def load_plan(directory: str | os.PathLike) -> Plan:
         raise UserInputError(
             f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a non-empty list of configs)"
         )
+    for c in configs:
+        plugins.check_parts(c, directory, "sweep")  # a registered part missing: which, how to register it
     try:
         return Plan([TrainConfig.from_dict(c) for c in configs], strategy)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
