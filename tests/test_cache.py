@@ -171,3 +171,35 @@ def test_version_and_help_compile_nothing(tmp_path, argv):
     )
     assert proc.stdout
     assert _entries(folder) == set()
+
+
+IMPORTED = """
+import sys
+from mlpjax import cli
+code = cli.main(sys.argv[1:])
+print(sorted({m.split(".")[0] for m in sys.modules} & {"matplotlib", "tensorflow_datasets", "keras", "onnx"}))
+sys.exit(code)
+"""
+
+
+def test_evaluate_and_predict_import_no_drawing_library(tmp_path):
+    """Start-up is most of a warm ``evaluate`` (docs/speed.md): the commands that draw nothing import no
+    matplotlib (nor tensorflow-datasets, Keras or ONNX)."""
+    from mlpjax import cli
+
+    run = tmp_path / "run"
+    assert (
+        cli.main(["train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet", "--output", str(run)])
+        == 0
+    )
+    for argv in (["evaluate", run], ["predict", run, "--index", "0"], ["summary", run]):
+        proc = subprocess.run(
+            [sys.executable, "-c", IMPORTED, *map(str, argv)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.splitlines()[-1] == "[]", (argv, proc.stdout[-500:])

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpjax import files, plots
+from mlpjax import files
 
 CSV, TENSORBOARD, CURVES = "history.csv", "tensorboard", "learning_curves.png"
 FIRST_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -91,6 +91,8 @@ def learning_curves(
     if "lr" in history and len(set(history["lr"])) > 1:
         panels.append(("learning rate", ("lr",)))
     labels = {"val_loss": f"{val} loss", "val_accuracy": f"{val} accuracy", "lr": "learning rate"}
+    from mlpjax import plots  # matplotlib (about 1 s to import) only where a figure is drawn: not for evaluate
+
     figure = plots.curves_figure(
         {label: history},
         panels=panels,
