@@ -43,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="results.json, summary.md, curves.png, TensorBoard's HParams data (DIR/tensorboard) and a "
         "checkpoint of every group after each epoch in DIR",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --output: replace an earlier sweep in DIR (never files mlpjax did not write); without it "
+        "such a DIR is refused",
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its last saved epochs")
     p.add_argument(
         "--devices",
@@ -72,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from mlpjax.sweep import checkpoint as sweep_checkpoint
     from mlpjax.sweep import report as sweep_report
 
+    if args.overwrite and (args.resume or not args.output):
+        raise UserInputError(
+            "--overwrite starts --output DIR afresh, replacing an earlier sweep there"
+            + ("; --resume continues one: give one of them" if args.resume else ": give --output DIR")
+        )
     if args.resume:
         refuse_output_beside_resume(args)
         plan = sweep_checkpoint.load_plan(args.resume)
@@ -106,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
         mesh = stack.model_mesh(args.devices)
     dataset = plan.configs[0].load_dataset()
     sweep.check_sweep_memory(plan.configs, dataset, plan.strategy, mesh)  # before the folder is made
-    hooks = sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume)) if output else None
+    hooks = (
+        sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume), overwrite=args.overwrite)
+        if output
+        else None
+    )
     found = sweep.groups(plan.configs)
     print(
         f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"

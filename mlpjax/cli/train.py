@@ -33,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "and DIR/history.csv, TensorBoard logs into DIR/tensorboard/ and the learning curves "
         "into DIR/learning_curves.png",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --output: replace an earlier run in DIR (never one in progress, never files mlpjax did not "
+        "write); without it such a DIR is refused",
+    )
     p.add_argument("--keep", type=integer, metavar="N", help="checkpoints to keep, the most recent (default: 3)")
     p.add_argument("--save-best", action="store_true", help="also keep the epoch of lowest val_loss in DIR/best")
     p.add_argument(
@@ -74,7 +80,8 @@ def checkpoint_run(args: argparse.Namespace):
     from mlpjax.runs import run
 
     if not args.resume:
-        return run.start(args.output, train_config_from_args(args), keep=args.keep, save_best=args.save_best)
+        config = train_config_from_args(args)
+        return run.start(args.output, config, keep=args.keep, save_best=args.save_best, overwrite=args.overwrite)
     refuse_output_beside_resume(args)
     # flags left out come from the checkpoint; those given must agree with it (or be resumable changes)
     resumed = run.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
@@ -91,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.output or args.resume) and (args.keep or args.save_best):
         raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
+    if args.overwrite and (args.resume or not args.output):
+        raise UserInputError(
+            "--overwrite starts --output DIR afresh, replacing an earlier run there"
+            + ("; --resume continues one: give one of them" if args.resume else ": give --output DIR")
+        )
     if not args.resume:  # a resumed run's plateau is the saved one: checked once it is read
         from mlpjax import data
 

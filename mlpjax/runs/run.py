@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -276,21 +277,39 @@ def _claim(directory: Path, field: str) -> RunLock | None:
     return lock
 
 
-def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = None, save_best: bool = False) -> Run:
-    """A fresh run into directory ``output``, which must not hold a run already (nothing is overwritten).
+# What a run writes into its directory, removed by ``start(..., overwrite=True)`` in this order: the checkpoints
+# last, so that a directory stopped part way through still counts as a run and can be overwritten again.
+RUN_ARTEFACTS = (METRICS, logs.CSV, logs.CURVES, logs.TENSORBOARD, BEST, CHECKPOINTS)
+
+
+def start(
+    output: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    keep: int | None = None,
+    save_best: bool = False,
+    overwrite: bool = False,
+) -> Run:
+    """A fresh run into directory ``output``, which must not hold a run already unless ``overwrite``.
 
     Creates the directory, claims it (the Run holds its lock) and checks it can be written; a directory
-    without a complete epoch (an interrupted first save) is used again.
+    without a complete epoch (an interrupted first save) is used again. ``overwrite``: an earlier run there
+    (not one in progress: its lock is held) is removed once the directory is claimed, what mlpjax wrote only
+    (:data:`RUN_ARTEFACTS`); a directory holding the user's own files is refused all the same.
     """
     directory = Path(output)
     if directory.exists() and not directory.is_dir():
         raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
-    _refuse_a_run(directory)
-    refuse_foreign_files(directory, ours=(CHECKPOINTS,))  # a run stopped in its first save: ours
+    if not overwrite:
+        _refuse_a_run(directory)
+    refuse_foreign_files(directory, ours=(CHECKPOINTS, METRICS) if overwrite else (CHECKPOINTS,))
     lock = _claim(directory, "output")
     if lock is not None:
         try:
-            _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
+            if overwrite:
+                _remove_run(directory)
+            else:
+                _refuse_a_run(directory)  # again, now that it is ours: another run may have ended in between
         except BaseException:
             lock.release(remove_created=True)
             raise
@@ -301,6 +320,22 @@ def start(output: str | os.PathLike, config: TrainConfig, *, keep: int | None = 
         save_best=save_best,
         lock=lock,
     )
+
+
+def _remove_run(directory: Path) -> None:
+    """Remove what an earlier run wrote into ``directory`` (:data:`RUN_ARTEFACTS`), for ``overwrite``; a failure
+    is one line naming the file."""
+    for name in RUN_ARTEFACTS:
+        path = directory / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        except OSError as e:
+            raise FieldError(
+                "overwrite", f"{{field}}: {path}: cannot remove the earlier run's file ({e.strerror})"
+            ) from None
 
 
 def _shown(value: Any) -> str:

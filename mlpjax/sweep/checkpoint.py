@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,25 @@ def load_plan(directory: str | os.PathLike) -> Plan:
         raise UserInputError(f"{path}: the plan is invalid ({orbax_io.short_error(e)})") from None
 
 
+def remove_sweep(directory: Path) -> None:
+    """Remove what an earlier sweep wrote into ``directory``: its report (``results.json``, ``summary.md``,
+    ``curves.png``, ``tensorboard/``), ``groups/``, ``runs/`` and the plan last, so that a folder stopped part way
+    through is still a sweep; a failure is one line naming the file."""
+    from mlpjax.sweep import hparams, report  # the report's names (report imports matplotlib: only here)
+
+    for name in (report.RESULTS, report.SUMMARY, report.CURVES, hparams.TENSORBOARD, GROUPS, RUNS, PLAN):
+        path = directory / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        except OSError as e:
+            raise FieldError(
+                "overwrite", f"{{field}}: {path}: cannot remove the earlier sweep's file ({e.strerror})"
+            ) from None
+
+
 @dataclasses.dataclass
 class SweepCheckpoints:
     """The hooks :func:`mlpjax.sweep.train.run_sweep` calls to save every epoch into ``directory`` and resume."""
@@ -117,12 +137,20 @@ class SweepCheckpoints:
     writer: orbax_io.EpochWriter | None = None  # the groups' epochs (made at the first save)
 
     @classmethod
-    def open(cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False) -> SweepCheckpoints:
-        """A new sweep folder ``output`` (refused if it holds a sweep) or, with ``resume``, the existing one."""
+    def open(
+        cls, output: str | os.PathLike, plan: Plan, *, resume: bool = False, overwrite: bool = False
+    ) -> SweepCheckpoints:
+        """A new sweep folder ``output`` (refused if it holds a sweep, unless ``overwrite``: then what the
+        earlier sweep wrote there is removed first, :func:`remove_sweep`) or, with ``resume``, the existing
+        one."""
         directory = Path(output)
         if not resume:
             if directory.exists() and not directory.is_dir():
                 raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
+            replaced = overwrite and (directory / PLAN).exists()
+            if replaced:  # a sweep's folder, the user's files in it kept
+                refuse_foreign_files(directory, ours=(PLAN,))
+                remove_sweep(directory)
             if (directory / PLAN).exists():
                 raise FieldError(
                     "output",
@@ -130,7 +158,8 @@ class SweepCheckpoints:
                     f"{{resume}} {directory} or choose another {{field}}",
                     also=("resume",),
                 )
-            refuse_foreign_files(directory, ours=("groups", "runs"))  # nothing of the user's is replaced
+            if not replaced:
+                refuse_foreign_files(directory, ours=(GROUPS, RUNS))  # nothing of the user's is replaced
             text = json.dumps(plan.to_dict(), indent=2) + "\n"
             if len(text.encode()) > MAX_PLAN_BYTES:  # what a sweep writes, it must read back (load_plan)
                 raise UserInputError(

@@ -331,6 +331,32 @@ def test_an_output_holding_the_users_files_is_refused_and_they_are_kept(tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "learning_curves.png"]  # no lock left
 
 
+def test_overwrite_replaces_an_earlier_run_and_nothing_else(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", *FLAGS, "--epochs", 2, "--save-best", "--output", out)[0] == 0
+    (out / "notes.txt").write_text("mine")  # the user's own file beside the run
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", out)
+    one_line_error(code, err, f"--output {out}: already holds a training run", "--resume")
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", out, "--overwrite")
+    assert code == 0, err
+    record = json.loads((out / "metrics.json").read_text())
+    assert len(record["history"]["loss"]) == 1 and not (out / "best").exists()  # the new run's, not the old
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["1"]
+    assert (out / "notes.txt").read_text() == "mine"
+    for argv in (["--overwrite"], ["--resume", out, "--overwrite"]):
+        code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 2, *argv)
+        one_line_error(code, err, "--overwrite starts --output DIR afresh")
+
+
+def test_overwrite_keeps_a_folder_of_the_users_files(tmp_path, capsys):
+    out = tmp_path / "U"
+    out.mkdir()
+    (out / "history.csv").write_text("mine\n")
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", out, "--overwrite")
+    one_line_error(code, err, f"--output {out}: holds files that mlpjax did not write", "history.csv")
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv"] and (out / "history.csv").read_text() == "mine\n"
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MB tmpfs (as root), unmounted afterwards; skipped where it cannot be mounted."""

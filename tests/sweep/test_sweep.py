@@ -434,6 +434,20 @@ def test_a_sweep_into_a_folder_of_the_users_files_is_refused_and_they_are_kept(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_overwrite_replaces_an_earlier_sweep_and_keeps_the_users_files(tmp_path, capsys):
+    out = tmp_path / "sw"
+    argv = ["sweep", "--dataset", "digits", "--epochs", 1, "--hidden", 8, "--output", out]
+    assert run_cli(capsys, *argv, "--seed", "0,1,2")[0] == 0
+    (out / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, *argv, "--seed", "0,1")
+    assert code == 2 and "already holds a sweep" in err, err
+    code, _, err = run_cli(capsys, *argv, "--seed", "0,1", "--overwrite")
+    assert code == 0, err
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == 2  # the new sweep's two models
+    assert (out / "notes.txt").read_text() == "mine"
+    assert run_cli(capsys, "sweep", "--resume", out)[0] == 0  # the new sweep resumes as any other
+
+
 # -- the sweep's folder: checked paths, a bounded plan, the run checkpoints' guards ---------------------------
 
 
