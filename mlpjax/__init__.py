@@ -33,6 +33,13 @@ _EXPORTS = {  # name -> module; docs/api.md documents each (tests/test_api.py ke
     "load_model": "mlpjax.runs.checkpoint",
     "grid": "mlpjax.sweep",
     "run_sweep": "mlpjax.sweep",
+    # your own parts (docs/plugins.md)
+    "register_activation": "mlpjax.plugins",
+    "register_optimizer": "mlpjax.plugins",
+    "register_loss": "mlpjax.plugins",
+    "register_metric": "mlpjax.plugins",
+    "register_dataset": "mlpjax.plugins",
+    "load_plugins": "mlpjax.plugins",
 }
 
 __all__ = sorted(_EXPORTS)

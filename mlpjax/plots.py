@@ -353,3 +353,28 @@ def relative_differences(
     if title:
         ax.set_title(title)
     return save(fig, path)
+
+
+def grouped_bars(
+    values: Mapping[str, Mapping[str, Sequence[float]]], path: str | os.PathLike, *, ylabel: str, title: str = ""
+) -> Path:
+    """Bars of the mean of ``values[group][series]`` (one cluster per group, one color per series), with the
+    sample standard deviation as an error bar where a series holds several values."""
+    groups = list(values)
+    series = list(dict.fromkeys(s for g in groups for s in values[g]))
+    width = 0.8 / max(len(series), 1)
+    fig = new_figure(max(4.0, 1.8 * len(groups) + 1.5), 3.4)
+    ax = fig.subplots()
+    for i, name in enumerate(series):
+        data = [np.asarray(values[g].get(name, [np.nan]), dtype=float) for g in groups]
+        means = [d.mean() for d in data]
+        errors = [d.std(ddof=1) if len(d) > 1 else 0.0 for d in data]
+        x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+        ax.bar(x, means, width, yerr=errors, capsize=3, color=_COLORS[i % len(_COLORS)], label=name)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return save(fig, path)

@@ -73,6 +73,39 @@ def toy_dataset(n_train=70, n_test=30, seed=0):
     return data.make_dataset("toy", (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), num_classes=2)
 
 
+def blobs(n_per_class=20, classes=3, features=4, seed=0):
+    """Separable clusters: ``(x (N, features) float, y (N,) 0 .. classes-1)``."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = rng.normal(size=(len(y), features)) * 0.3 + y[:, None]
+    return x, y
+
+
+def write_table(path, x, labels, header=None, delimiter=","):
+    """A CSV (or with ``delimiter``, TSV) file of features ``x`` and ``labels``; ``header`` by default f0, f1, ...,
+    label."""
+    import csv
+
+    header = header or [f"f{j}" for j in range(x.shape[1])] + ["label"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(header)
+        for row, label in zip(x, labels, strict=True):
+            w.writerow([*(f"{v:.6g}" for v in row), label])
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A run directory of one epoch of digits (8x8 images, hidden 16), made by ``mlpjax train``."""
+    from mlpjax import cli
+
+    directory = tmp_path_factory.mktemp("digits-run") / "run"
+    argv = ["train", "--dataset", "digits", "--epochs", "1", "--hidden", "16", "--quiet", "--output", str(directory)]
+    assert cli.main(argv) == 0
+    return directory
+
+
 def state_for(config, dataset):
     """The state ``fit`` would start ``config`` from on ``dataset``."""
     import jax
@@ -94,6 +127,28 @@ def run_cli(capsys, *argv) -> tuple[int | str | None, str, str]:
         code = e.code
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@pytest.fixture
+def registries(tmp_path):
+    """:mod:`mlpjax.plugins`, with every part a test registers and every plugin it loads (the modules under
+    ``tmp_path`` included) forgotten after it, so that the other tests see mlpjax's own parts alone."""
+    from mlpjax import plugins
+
+    saved = {kind: dict(k.registry) for kind, k in plugins.KINDS.items()}
+    given, loaded, modules = dict(plugins._GIVEN), dict(plugins._LOADED), set(sys.modules)
+    yield plugins
+    for kind, k in plugins.KINDS.items():
+        k.registry.clear()
+        k.registry.update(saved[kind])
+    for cache, before in ((plugins._GIVEN, given), (plugins._LOADED, loaded)):
+        cache.clear()
+        cache.update(before)
+    for name in set(sys.modules) - modules:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if name.startswith("mlpjax_plugin_") or where.startswith(str(tmp_path)):
+            del sys.modules[name]
+    plugins.clear_caches()
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

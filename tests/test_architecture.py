@@ -19,6 +19,7 @@ LAYERS = (
     ("data",),
     ("core",),
     ("training",),
+    ("plugins",),
     ("runs",),
     ("sweep", "draw", "teaching"),
     ("bench", "experiments"),

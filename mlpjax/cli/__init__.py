@@ -4,12 +4,15 @@ Each command is a module of this package with the same small protocol: ``NAME`` 
 line for ``mlpjax --help``), ``DESCRIPTION`` (the paragraph of ``mlpjax NAME --help``), ``add_arguments(parser)``
 and ``run(args) -> int`` (the exit status). :data:`COMMANDS` lists them: a new command is a new module and a line
 there. Shared flags and parsers are in :mod:`mlpjax.cli.flags`. Bad input (a UserInputError) is one line and exit
-status 2; Ctrl-C one line and 130 (:mod:`mlpjax.cli.interrupt`).
+status 2; Ctrl-C one line and 130 (:mod:`mlpjax.cli.interrupt`). The commands of :data:`PLUGIN_COMMANDS` load the
+plugins (:mod:`mlpjax.plugins`: the installed ones and ``--plugin MODULE``) before their parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from typing import NoReturn
 
@@ -35,6 +38,12 @@ COMMANDS = (train, sweep, evaluate, summary, predict, export, import_keras, back
 # Commands that start no child process: Ctrl-C ends them at once (mlpjax.cli.interrupt); the others (experiment,
 # bench) get a KeyboardInterrupt, so that their children are interrupted with them.
 EXIT_AT_ONCE = ("train", "evaluate", "predict", "backprop")
+# Commands that build or load a model: they load the installed plugins and take --plugin MODULE (docs/plugins.md)
+PLUGIN_COMMANDS = ("train", "sweep", "evaluate", "summary", "predict", "export", "draw")
+PLUGIN_HELP = (
+    "import MODULE (a module name on sys.path, or a FILE.py path) first, so that the activations, optimizers, "
+    "losses, metrics and datasets it registers can be named; repeatable (docs/plugins.md)"
+)
 DESCRIPTION = (
     "Train the Keras tutorial's MNIST MLP (Dense 512 relu, dropout 0.2, Dense 10 softmax, Adam) in JAX, "
     "save and resume runs, evaluate and use the models, sweep settings, and measure the tutorial's "
@@ -78,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION)
         command.add_arguments(p)
         p.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS, help=cache.NO_CACHE_HELP)
+        if command.NAME in PLUGIN_COMMANDS:
+            p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
         p.set_defaults(func=command.run)
     return parser
 
@@ -115,6 +126,23 @@ def _refuse_nul(args: argparse.Namespace) -> None:
             raise UserInputError(f"{flag(name)}: contains a NUL character, which no file name or value can hold")
 
 
+def plugin_arguments(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The command of ``argv`` (its first word that is no flag) and, for one of :data:`PLUGIN_COMMANDS`, the
+    ``--plugin`` values after it (``--plugin M`` or ``--plugin=M``, up to ``--``): read before the parser is
+    built, so that what the plugins register is in its help and choices."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command not in PLUGIN_COMMANDS:
+        return command, []
+    modules, rest = [], iter(words[words.index(command) + 1 :])
+    for word in rest:
+        if word == "--plugin":
+            modules += [m for m in [next(rest, None)] if m is not None]
+        elif word.startswith("--plugin="):
+            modules.append(word.partition("=")[2])
+    return command, modules
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command of ``argv``: its exit status; bad input is one line and 2, Ctrl-C one line and 130.
 
@@ -129,16 +157,30 @@ def main(argv: list[str] | None = None) -> int:
     command = "?"
     sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
+        named, modules = plugin_arguments(sys.argv[1:] if argv is None else list(argv))
+        if named in PLUGIN_COMMANDS:
+            from mlpjax import plugins
+
+            command = named
+            plugins.load_plugins(*modules)  # the installed ones, then --plugin's, before the flags are built
         args, unknown = build_parser().parse_known_args(argv)
         command = args.command
         _refuse_unknown(command, unknown)
         _refuse_nul(args)
+        if getattr(args, "plugin", None):  # as read above (an abbreviated --plug too); each loads once
+            from mlpjax import plugins
+
+            plugins.load_plugins(*args.plugin, installed=False)
         if command != "bench":  # bench times compiling: JAX's own settings (by default, no cache)
             cache.configure(enabled=not args.no_cache)  # before anything compiles
         return args.func(args)
     except UserInputError as e:
         print(f"mlpjax {command}: error: {one_line(e.for_cli(flag))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout's reader left (`mlpjax predict DIR --csv BIG.csv | head`): stop quietly
+        with contextlib.suppress(OSError, ValueError):  # the rest of what was printed goes nowhere, unsaid
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: what a shell reports of a tool a closed pipe stopped
     except KeyboardInterrupt:
         if program:  # now, before Orbax's threads or a C extension's leftovers can say more
             interrupt.exit_now()

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mlpjax import files
+    from mlpjax.core.metrics import example_metrics
     from mlpjax.runs import run as runs
 
     if args.confusion is not None:
@@ -52,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     m = report["test_metrics"]
+    registered = "".join(f", {name} {m[name]:.4f}" for name in example_metrics() if name in m)
     print(
         f"{report['checkpoint']} (epoch {report['epoch']}) on {report['dataset']} test: loss {m['loss']:.4f}, "
         f"accuracy {m['accuracy']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f} (Keras'); "
         f"precision_macro {m['precision_macro']:.4f}, recall_macro {m['recall_macro']:.4f}, "
-        f"f1_macro {m['f1_macro']:.4f}"
+        f"f1_macro {m['f1_macro']:.4f}{registered}"
     )
     if args.confusion is not None:
         print(per_class_table(report))

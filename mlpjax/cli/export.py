@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mlpjax.runs import checkpoint, export
 
     ckpt = checkpoint.restore(args.directory, best=args.best)
+    export.refuse_registered(ckpt.classifier)  # the model's, not --out's fault
     with flag_error("--out"):
         out = export.export(ckpt.classifier, args.format, args.out)
     m = ckpt.model_config

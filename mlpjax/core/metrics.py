@@ -12,9 +12,15 @@
 
 Keras' other names of these (``acc``, ``mean_squared_error``, ``MAE``, ``F1Score``, ...) are accepted and
 recorded as the names above (:data:`ALIASES`).
+
+A metric registered from the user's code (:func:`mlpjax.plugins.register_metric`) is a per-example function of
+the probabilities and the one-hot targets, averaged over the evaluated examples as ``mse`` is: it is
+:data:`METRICS`' entry of that name (the built-ins' entries are None: they are computed from the sums above).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +28,11 @@ import numpy as np
 
 from mlpjax.errors import FieldError, check_name
 
-METRICS = ("accuracy", "precision", "recall", "f1_score", "precision_macro", "recall_macro", "f1_macro", "mse", "mae")
+# name -> None for a built-in (computed from the evaluation sums), or a registered per-example metric
+# fn(probs (B, C), targets (B, C)) -> (B,), whose weighted mean over the examples is the metric
+METRICS: dict[str, Callable[[jax.Array, jax.Array], jax.Array] | None] = dict.fromkeys(
+    ("accuracy", "precision", "recall", "f1_score", "precision_macro", "recall_macro", "f1_macro", "mse", "mae")
+)
 # The names a user may give besides METRICS' (Keras 3's, and mlpjax's f1): alias -> name in METRICS.
 # (Keras' "Accuracy" is exact equality of y_true and y_pred, not CategoricalAccuracy: not an alias.)
 ALIASES = {
@@ -40,6 +50,7 @@ ALIASES = {
     "MAE": "mae",
     "MeanAbsoluteError": "mae",
 }
+EXAMPLE_KEY = "metric:"  # the evaluation sums of a registered metric NAME are under metric:NAME
 THRESHOLD = 0.5  # Keras' Precision() and Recall() default threshold
 _KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), in F1Score's divisions
 
@@ -61,6 +72,20 @@ def check_names(names) -> tuple[str, ...]:
         if canonical not in out:
             out.append(canonical)
     return tuple(out)
+
+
+def example_metrics() -> tuple[str, ...]:
+    """The names of the registered per-example metrics (:data:`METRICS`' entries that are functions), in order:
+    every evaluation computes them (a static argument of :func:`mlpjax.training.steps.eval_step`)."""
+    return tuple(name for name, fn in METRICS.items() if fn is not None)
+
+
+def example_sums(
+    names: tuple[str, ...], probs: jax.Array, targets: jax.Array, weight: jax.Array
+) -> dict[str, jax.Array]:
+    """The weighted sums over a batch of the per-example metrics ``names`` (:func:`example_metrics`), each under
+    ``metric:NAME`` (:data:`EXAMPLE_KEY`) among the evaluation sums."""
+    return {EXAMPLE_KEY + name: jnp.sum(METRICS[name](probs, targets) * weight) for name in names}  # type: ignore[misc]
 
 
 def result_keys(name: str, num_classes: int) -> tuple[str, ...]:

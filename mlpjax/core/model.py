@@ -336,6 +336,9 @@ def param_count(params: Params) -> int:
     return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
 
 
+PREDICT_BATCH = 4096  # rows a call of the compiled model in Classifier.predict_proba
+
+
 @dataclasses.dataclass(frozen=True)
 class Classifier:
     """Trained params bound to their architecture, for prediction: what ``load_model`` returns."""
@@ -343,17 +346,57 @@ class Classifier:
     params: Params
     model_config: ModelConfig
 
-    def predict_proba(self, x) -> np.ndarray:
-        """Probabilities ``(batch, num_classes)`` for ``x`` ``(batch, input_dim)`` (or one ``(input_dim,)`` image)."""
-        x = jnp.asarray(x, jnp.float32)
-        single = x.ndim == 1
-        probs = _predict_proba_jit(self.params, x[None] if single else x, model_config=self.model_config)
-        probs = np.asarray(probs)
-        return probs[0] if single else probs
+    def predict_proba(self, x, *, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """Class probabilities of ``x``: float32 ``(n, num_classes)``, each row the softmax of the inference-mode
+        logits (dropout off), summing to 1; for one row ``(input_dim,)``, ``(num_classes,)``. Deterministic.
 
-    def predict(self, x) -> np.ndarray:
-        """Predicted class indices ``(batch,)`` (or one int for one image)."""
-        return np.argmax(self.predict_proba(x), axis=-1)
+        ``x`` holds real numbers (a NumPy or JAX array, or what ``np.asarray`` takes), shaped
+
+        - ``(n, input_dim)``: rows of features, in the training data's column order;
+        - ``(n, H, W)`` with ``H * W == input_dim``: images, flattened row by row, e.g. ``(n, 28, 28)`` for MNIST,
+          their pixels as the model was trained on them (MNIST: in [0, 1], white on black; an image file goes
+          through :func:`mlpjax.draw.predict.load_image` first);
+        - ``(input_dim,)``: one row.
+
+        Features are used as given, as training used them (no run saves a scaling yet: when ``--normalize``
+        comes, its saved scaling is applied here, to each batch, so that the command line, which predicts
+        through this method, and Python agree). ``batch_size`` rows go through the model at a time, each
+        converted to float32 in turn: beyond ``x`` and the result, memory holds one batch, whatever ``n``.
+
+        A shape other than these, values that are not real numbers, NaN or infinity: a FieldError of ``x``
+        naming the shape, or the row and column of the value.
+        """
+        check_int("batch_size", batch_size)
+        try:
+            a = np.asarray(x)
+        except (ValueError, TypeError) as e:  # ragged nested lists
+            raise FieldError("x", f"must be an array of numbers ({e})") from None
+        if a.dtype.kind not in "biuf":
+            raise FieldError("x", f"must hold real numbers, got dtype {a.dtype}")
+        d, single = self.model_config.input_dim, a.ndim == 1
+        if not (a.shape == (d,) or a.ndim in (2, 3) and math.prod(a.shape[1:]) == d):
+            one = "; one image is x[None]" if a.ndim == 2 and a.size == d else ""
+            raise FieldError(
+                "x", f"must be (n, {d}) rows, (n, H, W) images of H x W = {d} or one ({d},) row, got {a.shape}{one}"
+            )
+        rows = a[None] if single else a
+        out = np.empty((len(rows), self.model_config.num_classes), np.float32)
+        for start in range(0, len(rows), batch_size):
+            with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+                part = rows[start : start + batch_size].reshape(-1, d).astype(np.float32, copy=False)
+            bad = ~np.isfinite(part)
+            if bad.any():
+                row, column = (int(i) for i in np.argwhere(bad)[0])
+                value = rows[start + row].reshape(-1)[column]
+                where = f"row {start + row}, column {column}"
+                raise FieldError("x", f"{where} is {value}; features must be finite (in float32)")
+            probs = _predict_proba_jit(self.params, jnp.asarray(part), model_config=self.model_config)
+            out[start : start + len(part)] = np.asarray(probs)
+        return out[0] if single else out
+
+    def predict(self, x, *, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """Predicted class indices ``(n,)`` (or one int for one row): the argmax of :meth:`predict_proba`."""
+        return np.argmax(self.predict_proba(x, batch_size=batch_size), axis=-1)
 
 
 _predict_proba_jit = jax.jit(predict_proba, static_argnames=("model_config",))

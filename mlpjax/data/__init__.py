@@ -33,7 +33,7 @@ from mlpjax.data.datasets import (
 from mlpjax.data.digest import Digest, check_unchanged
 from mlpjax.data.idx import read_idx, read_idx_header
 from mlpjax.data.images import check_image_size
-from mlpjax.data.tables import FILE_SUFFIXES, check_label_column, is_file_name, is_table_name
+from mlpjax.data.tables import FILE_SUFFIXES, check_label_column, is_file_name, is_table_name, read_rows
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -68,5 +68,6 @@ __all__ = [
     "make_dataset",
     "read_idx",
     "read_idx_header",
+    "read_rows",
     "to_levels",
 ]

@@ -95,6 +95,8 @@ class Dataset:
     image_shape: tuple[int, int] | None = None  # (H, W) for image datasets, to draw samples
     class_names: tuple[str, ...] = ()
     pixel_levels: int | None = None
+    feature_names: tuple[str, ...] = ()  # where the source names them (a table's header): one per feature
+    label_column: str = ""  # the table column the labels came from ("": none)
     digest: Digest | None = None
 
     def __post_init__(self):
@@ -159,6 +161,13 @@ class Dataset:
                 raise FieldError(
                     f"encoded_{split}", f"levels must lie in [0, {self.pixel_levels}], got {x.max()}", where=where
                 )
+        if self.feature_names and len(self.feature_names) != self.input_dim:
+            raise FieldError(
+                "feature_names",
+                f"names {len(self.feature_names)} features; the data has {self.input_dim} (give one name each, "
+                "or none)",
+                where=where,
+            )
         if self.image_shape is not None and (
             len(self.image_shape) != 2 or self.image_shape[0] * self.image_shape[1] != self.input_dim
         ):
@@ -195,8 +204,8 @@ class Dataset:
         )
 
     def describe(self) -> dict[str, object]:
-        """Shapes and sizes (and the class names and digest, where there are), as printed and written to
-        metrics.json."""
+        """Shapes and sizes (and the class names, feature names, label column and digest, where there are), as
+        printed and written to metrics.json."""
         return {
             "name": self.name,
             "x_train": list(self.encoded_train.shape),
@@ -205,6 +214,8 @@ class Dataset:
             "y_test": list(self.y_test.shape),
             "num_classes": self.num_classes,
             **({"class_names": list(self.class_names)} if self.class_names else {}),
+            **({"feature_names": list(self.feature_names)} if self.feature_names else {}),
+            **({"label_column": self.label_column} if self.label_column else {}),
             **({"digest": self.digest.to_dict()} if self.digest is not None else {}),
         }
 
@@ -435,15 +446,7 @@ def load_quadrants() -> Dataset:
 def load_tfds_set(name: str, image_size=None, test_split: float | None = None) -> Dataset:
     """``tfds:NAME[:CONFIG]`` ``name`` (:mod:`mlpjax.data.tfds_sets`), downloaded by tfds where it is not prepared
     and its download host answers."""
-    train, test, num_classes, names, image_shape, levels = tfds_sets.load(
-        name, image_size, test_split, download_refused=download_refused
-    )
-    return dataclasses.replace(
-        make_dataset(
-            name, train, test, num_classes=num_classes, image_shape=image_shape, source=name, pixel_levels=levels
-        ),
-        class_names=names,
-    )
+    return _loaded(name, tfds_sets.load(name, image_size, test_split, download_refused=download_refused), source=name)
 
 
 def load_tfds(name: str) -> Dataset:
@@ -561,8 +564,7 @@ def _download_host(tfds, name: str) -> tuple[str, int]:
 def load_table_dataset(name: str, test_split: float | None = None) -> Dataset:
     """scikit-learn's bundled table ``name`` (``iris``, ``wine``, ``breast_cancer``) as a Dataset, ``test_split``
     (None: 20 %) of its rows split off as test rows."""
-    train, test, num_classes, names, _ = tables.load_sklearn_table(name, test_split)
-    return dataclasses.replace(make_dataset(name, train, test, num_classes=num_classes), class_names=names)
+    return _loaded(name, tables.load_sklearn_table(name, test_split))
 
 
 def load_file(
@@ -575,17 +577,31 @@ def load_file(
     ``image_size``: an image folder's ``(H, W)`` (None: its first image's)."""
     name = os.fspath(path)
     check_options(name, label_column=label_column, test_split=test_split, image_size=image_size)
-    image_shape: tuple[int, int] | None
     if tables.is_folder_name(name):
-        train, test, num_classes, names, image_shape, digest = images.load_image_folder(name, image_size, test_split)
-        levels: int | None = 255
-    else:
-        train, test, num_classes, names, image_shape = tables.load_file(name, label_column, test_split)
-        digest, levels = file_digest(name), None
-    dataset = make_dataset(
-        name, train, test, num_classes=num_classes, image_shape=image_shape, source=name, pixel_levels=levels
+        return _loaded(name, images.load_image_folder(name, image_size, test_split), source=name)
+    loaded = tables.load_file(name, label_column, test_split)
+    return _loaded(name, dataclasses.replace(loaded, digest=file_digest(name)), source=name)
+
+
+def _loaded(name: str, loaded: tables.Loaded, source: str = "") -> Dataset:
+    """The Dataset ``name`` of what :mod:`mlpjax.data.tables` (or :mod:`.images`, :mod:`.tfds_sets`) read, its
+    names and digest kept."""
+    ds = make_dataset(
+        name,
+        loaded.train,
+        loaded.test,
+        num_classes=loaded.num_classes,
+        image_shape=loaded.image_shape,
+        source=source,
+        pixel_levels=loaded.pixel_levels,
     )
-    return dataclasses.replace(dataset, class_names=names, digest=digest)
+    return dataclasses.replace(
+        ds,
+        class_names=loaded.class_names,
+        feature_names=loaded.feature_names,
+        label_column=loaded.label_column,
+        digest=loaded.digest,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -593,7 +609,8 @@ class DatasetSpec:
     """A dataset by name: ``load(data_dir)`` builds it (``data_dir`` is None where not given); training runs
     ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts; ``shape`` is its
     ``(input_dim, num_classes)``, known without loading it (None: load it to know); ``reads_folder``: whether
-    ``load`` reads ``data_dir`` (else a folder given is refused, :func:`check_data_dir`); ``splits``: whether
+    ``load`` reads ``data_dir`` (else a folder given is refused, :func:`check_data_dir`); ``image_shape``: the
+    ``(H, W)`` of its images, known without loading it (None: not images, or load it to know); ``splits``: whether
     its test rows are split off, ``load(data_dir, test_split=F)`` choosing how many."""
 
     load: Callable[..., Dataset]
@@ -602,6 +619,7 @@ class DatasetSpec:
     class_names: tuple[str, ...] = ()
     shape: tuple[int, int] | None = None
     reads_folder: bool = False
+    image_shape: tuple[int, int] | None = None
     splits: bool = False
 
 
@@ -620,6 +638,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "handwritten digits, 28x28 (IDX files or tfds)",
         shape=(784, 10),
         reads_folder=True,
+        image_shape=(28, 28),
     ),
     "fashion_mnist": DatasetSpec(
         lambda d: load_mnist_like("fashion_mnist", d),
@@ -628,8 +647,11 @@ DATASETS: dict[str, DatasetSpec] = {
         FASHION_CLASSES,
         shape=(784, 10),
         reads_folder=True,
+        image_shape=(28, 28),
     ),
-    "digits": DatasetSpec(lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10)),
+    "digits": DatasetSpec(
+        lambda d: load_digits(), 20, "scikit-learn's 8x8 digits (offline)", shape=(64, 10), image_shape=(8, 8)
+    ),
     "quadrants": DatasetSpec(
         lambda d: load_quadrants(), 300, "the tutorial's four points", ("I", "II", "III", "IV"), shape=(2, 4)
     ),

@@ -30,7 +30,7 @@ import numpy as np
 
 from mlpjax import files, memory
 from mlpjax.data import tables
-from mlpjax.data.digest import Digest, folder_digest
+from mlpjax.data.digest import folder_digest
 from mlpjax.errors import FieldError, UserInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -161,13 +161,16 @@ def grey(image) -> np.ndarray:
             raise UserInputError("the image contains NaN or infinite values")
         low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         return (np.zeros_like(a) if high <= low else (a - low) / (high - low)).astype(np.float32)
-    if "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    mode = image.mode
     try:
+        if "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         luma = image.convert("L") if image.mode in ("1", "L", "P", "RGB", "RGBA") else image.convert("RGB").convert("L")
     except ValueError:
-        raise UserInputError(f"an image of mode {image.mode}, which has no conversion to grey") from None
+        raise UserInputError(
+            f"an image of mode {mode}, which has no conversion to grey; save it as greyscale or RGB"
+        ) from None
     return np.asarray(luma, np.float32) / np.float32(255)
 
 
@@ -207,12 +210,10 @@ def levels(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.rint(grey.reshape(-1) * np.float32(255)).astype(np.uint8)
 
 
-def load_image_folder(
-    path: str, image_size=None, test_split: float | None = None
-) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int], Digest]:
-    """``(train, test, num_classes, class_names, image_shape, digest)`` of image folder ``path`` (the module's
-    notes), the features uint8 levels of 1/255 ``(N, H * W)``, ready for ``make_dataset`` with
-    ``pixel_levels=255``; ``digest``: of the images' names and bytes (:func:`mlpjax.data.digest.folder_digest`)."""
+def load_image_folder(path: str, image_size=None, test_split: float | None = None) -> tables.Loaded:
+    """What image folder ``path`` holds (the module's notes; a :class:`~mlpjax.data.tables.Loaded` naming no
+    features), the features uint8 levels of 1/255 ``(N, H * W)`` (``pixel_levels`` 255), ``image_shape``
+    ``(H, W)``; its ``digest``: of the images' names and bytes (:func:`mlpjax.data.digest.folder_digest`)."""
     size = check_image_size(image_size)
     split = tables.check_test_split(test_split)
     classes, images = list_images(path)
@@ -227,4 +228,5 @@ def load_image_folder(
         x[i] = levels(read_grey(os.path.join(path, name)), size)
     y = np.array([c for _, c in images], np.int32)
     train, test = tables.stratified_split(path, x, y, classes, split)
-    return train, test, len(classes), classes, size, folder_digest(path, [name for name, _ in images])
+    digest = folder_digest(path, [name for name, _ in images])
+    return tables.Loaded(train, test, len(classes), classes, size, pixel_levels=255, digest=digest)

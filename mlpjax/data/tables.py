@@ -9,6 +9,10 @@
   extra); the schema and the row count are read from the footer before any data.
 - ``iris``, ``wine``, ``breast_cancer``: scikit-learn's bundled tables (offline).
 
+A table names its features (its header less the label column, a Parquet file's schema likewise; scikit-learn's
+feature names, the label column ``target``): :func:`read_rows` reads new rows to predict by those names. An npz
+names none.
+
 Where a file holds no test rows, ``test_split`` (default :data:`TEST_SPLIT`) of its rows are split off, stratified
 by class, with the fixed seed :data:`SPLIT_SEED`: the same file always gives the same split, so a saved run's
 ``evaluate`` and ``predict`` reload the rows it was tested on. Loading a file never executes code. Every bad file
@@ -17,19 +21,25 @@ is one :class:`~mlpjax.errors.UserInputError` line naming the file (and the line
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import io
 import math
 import os
 import zipfile
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlpjax import files, memory
 from mlpjax.errors import FieldError, UserInputError, check_number
+
+if TYPE_CHECKING:
+    from mlpjax.data.digest import Digest
 
 FILE_SUFFIXES = (".npz", ".csv", ".tsv", ".parquet")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # the files with a label column to choose
@@ -38,6 +48,27 @@ SPLIT_SEED = 0  # fixed: the split belongs to the file, not to the training seed
 NPZ_SPLITS = ("x_train", "y_train", "x_test", "y_test")
 NPZ_WHOLE = ("x", "y")
 FEATURE_KINDS, LABEL_KINDS = "biuf", "biufUS"
+SKLEARN_LABEL = "target"  # the label column of scikit-learn's tables (as ``load_iris(as_frame=True).frame`` has it)
+NAMES_SHOWN = 8  # of the model's feature names in an error message
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """What a file, table or folder holds, ready for ``make_dataset``: ``train`` and ``test`` ``(x (N, D), y (N,))``,
+    the classes, ``image_shape`` (images: an npz of images, a folder of images, a tfds set), where the source names
+    them, the ``D`` feature names (in column order) and the label column's name (else ``()`` and ``""``),
+    ``pixel_levels`` (the features are uint8 levels ``k / pixel_levels``; None: float32 features) and the
+    ``digest`` of the files read (None: not computed, or not the user's files)."""
+
+    train: tuple
+    test: tuple
+    num_classes: int
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int] | None = None
+    feature_names: tuple[str, ...] = ()
+    label_column: str = ""
+    pixel_levels: int | None = None
+    digest: Digest | None = None
 
 
 def is_file_name(name: str) -> bool:
@@ -81,12 +112,10 @@ def check_label_column(name: str, label_column: str) -> str:
     return label_column
 
 
-def load_file(
-    path: str | os.PathLike, label_column: str | None = None, test_split: float | None = None
-) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None]:
-    """``(train, test, num_classes, class_names, image_shape)`` of file ``path``, ready for ``make_dataset``;
-    ``label_column``: a table's column of labels (None: its last); ``test_split``: the fraction of the rows
-    split off as test rows where the file has none (None: :data:`TEST_SPLIT`)."""
+def load_file(path: str | os.PathLike, label_column: str | None = None, test_split: float | None = None) -> Loaded:
+    """What file ``path`` holds (:class:`Loaded`); ``label_column``: a table's column of labels (None: its last);
+    ``test_split``: the fraction of the rows split off as test rows where the file has none (None:
+    :data:`TEST_SPLIT`)."""
     name = check_file_name(os.fspath(path))
     if label_column is not None:
         check_label_column(name, label_column)
@@ -95,9 +124,7 @@ def load_file(
         return load_npz(name, test_split)
     if suffix == ".parquet":
         return load_parquet(name, label_column, test_split)
-    return load_table(
-        name, delimiter="\t" if suffix == ".tsv" else ",", label_column=label_column, test_split=test_split
-    )
+    return load_table(name, delimiter=delimiter_of(name), label_column=label_column, test_split=test_split)
 
 
 def check_test_split(test_split: float | None) -> float:
@@ -135,9 +162,7 @@ def _npy_header(zf: zipfile.ZipFile, member: str, where: str) -> tuple[tuple[int
     return tuple(shape), np.dtype(dtype)
 
 
-def load_npz(
-    path: str, test_split: float | None = None
-) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None]:
+def load_npz(path: str, test_split: float | None = None) -> Loaded:
     """An ``.npz`` file's arrays (see the module's notes), checked from their headers before any is read;
     ``test_split`` as for :func:`load_file` (refused where the file holds test rows)."""
     with files.open_regular(path) as raw:
@@ -183,7 +208,7 @@ def load_npz(
                 f"{path}: class {_class_word(names, absent[0])} is in y_test but not in y_train; "
                 "the model cannot learn a class it never sees"
             )
-    return train, test, len(names) or int(codes.max()) + 1, names, image_shape  # type: ignore[return-value]
+    return Loaded(train, test, len(names) or int(codes.max()) + 1, names, image_shape)  # type: ignore[arg-type]
 
 
 def _check_npz_headers(path: str, headers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
@@ -293,68 +318,41 @@ def stratified_split(
 # --- csv / tsv --------------------------------------------------------------------------------------------------
 
 
+def delimiter_of(path: str | os.PathLike) -> str:
+    """A table file's delimiter: a tab for ``.tsv``, else a comma."""
+    return "\t" if Path(path).suffix.lower() == ".tsv" else ","
+
+
 def load_table(
     path: str, delimiter: str = ",", label_column: str | None = None, test_split: float | None = None
-) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
+) -> Loaded:
     """A CSV (or TSV) file with a header row: numeric features and a label column (default: the last one).
 
     Read row by row into float32 (its size is checked first: every value takes at least two characters, so the
     features take at most twice the file's bytes, and splitting them copies them once). A ragged row, a
     non-numeric or non-finite feature, an empty label is refused, naming the line and column.
     """
-    with files.open_regular(path) as raw:
-        # a value takes at least 2 bytes ("0,"), as float32 4: twice the file at most, and its split copies it once
-        memory.check_allocation(path, 4 * os.fstat(raw.fileno()).st_size, "its values as float32, then split")
-        reader = csv.reader(_utf8_lines(path, io.BufferedReader(raw)), delimiter=delimiter)
-        try:
-            header = [cell.strip() for cell in next(reader, [])]
-            if not header:
-                raise UserInputError(f"{path}: empty; expected a header row, then one row per example")
-            label = label_index(path, header, label_column)
-            feature_cols = [j for j in range(len(header)) if j != label]
-            values: array = array("f")
-            lines: array = array("q")
-            label_codes: array = array("i")
-            seen: dict[str, int] = {}
-            for row in reader:
-                if not row or row == [""]:
-                    continue  # a blank line
-                line = reader.line_num
-                if len(row) != len(header):
-                    raise UserInputError(f"{path}: line {line} has {len(row)} fields but the header has {len(header)}")
-                try:
-                    values.extend([float(row[j]) for j in feature_cols])
-                except ValueError:
-                    j = next(j for j in feature_cols if not _is_number(row[j]))
-                    raise UserInputError(
-                        f"{path}: line {line}, column {j + 1} ({header[j]!r}): {row[j]!r} is not "
-                        "a number; features must be numeric"
-                    ) from None
-                cell = row[label].strip()
-                if not cell:
-                    raise UserInputError(
-                        f"{path}: line {line}, column {label + 1} ({header[label]!r}): the label is empty"
-                    )
-                label_codes.append(seen.setdefault(cell, len(seen)))
-                lines.append(line)
-        except csv.Error as e:
-            raise UserInputError(f"{path}: line {reader.line_num}: {e}") from None
-    if not lines:
-        raise UserInputError(f"{path}: holds a header but no rows")
-    x = np.frombuffer(values, np.float32).reshape(len(lines), len(feature_cols))
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row_i, col_i = (int(i) for i in np.argwhere(bad)[0])
-        j = feature_cols[col_i]
-        raise UserInputError(
-            f"{path}: line {lines[row_i]}, column {j + 1} ({header[j]!r}): {x[row_i, col_i]} is "
-            "not finite; features must be finite numbers"
-        )
+    with _table(path, delimiter, "its values as float32, then split") as (header, rows):
+        label = label_index(path, header, label_column)
+        feature_cols = [j for j in range(len(header)) if j != label]
+        values: array = array("f")
+        lines: array = array("q")
+        label_codes: array = array("i")
+        seen: dict[str, int] = {}
+        for line, row in rows:
+            values.extend(_numbers(path, header, feature_cols, line, row))
+            cell = row[label].strip()
+            if not cell:
+                raise UserInputError(f"{path}: line {line}, column {label + 1} ({header[label]!r}): the label is empty")
+            label_codes.append(seen.setdefault(cell, len(seen)))
+            lines.append(line)
+    x = _finite(path, header, feature_cols, values, lines)
     codes, names = _table_labels(
         path, header[label], seen, np.frombuffer(label_codes, np.int32), np.frombuffer(lines, np.int64)
     )
     train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
-    return train, test, len(names) or int(codes.max()) + 1, names, None
+    features = tuple(header[j] for j in feature_cols)
+    return Loaded(train, test, len(names) or int(codes.max()) + 1, names, None, features, header[label])
 
 
 def label_index(path: str, header: list[str], label_column: str | None) -> int:
@@ -374,6 +372,127 @@ def label_index(path: str, header: list[str], label_column: str | None) -> int:
             f"{path}: the header has one column ({header[0]!r}); expected feature columns and the label column"
         )
     return label
+
+
+def read_rows(path: str | os.PathLike, feature_names: Sequence[str], *, width: int, ignore: str = "") -> np.ndarray:
+    """The rows of the table file ``path`` as a model's input: float32 ``(N, width)``, the columns in the model's
+    order. A header row, then one row per example (a tab between fields in a ``.tsv``, else a comma).
+
+    ``feature_names``: the model's ``width`` features by name, in its order (its training table's header less the
+    label column); the file's columns are matched to them by their header names, in any order, and a column
+    named ``ignore`` (the training table's label column) is left out. Where the training data named no features
+    (``()``, or names that repeat), the file has ``width`` columns, taken in order whatever their names.
+    Read as :func:`load_table` reads (UTF-8, blank lines skipped, the size checked against the memory first). A
+    missing, extra or repeated column, a ragged row, a cell that is no finite number, a file without rows: one
+    UserInputError naming the file, the line and the column.
+    """
+    path = os.fspath(path)
+    names = tuple(feature_names)
+    if names and len(names) != width:
+        raise FieldError("feature_names", f"names {len(names)} features for a model of {width}")
+    named = names if len(set(names)) == len(names) else ()
+    with _table(path, delimiter_of(path), "its values as float32") as (header, rows):
+        order = _columns(path, header, named, width, ignore)
+        values: array = array("f")
+        lines: array = array("q")
+        for line, row in rows:
+            values.extend(_numbers(path, header, order, line, row))
+            lines.append(line)
+    return _finite(path, header, order, values, lines)
+
+
+def _columns(path: str, header: list[str], names: tuple[str, ...], width: int, ignore: str) -> list[int]:
+    """The header's column of each of the model's features ``names``, in their order (``()``: the first
+    ``width`` columns, which must be all); see :func:`read_rows`."""
+    if not names:
+        if len(header) != width:
+            raise UserInputError(
+                f"{path}: line 1: the header has {len(header)} columns; the model takes {width} features, "
+                "read in order (its training data named none)"
+            )
+        return list(range(width))
+    where: dict[str, int] = {}
+    for j, name in enumerate(header):
+        if name in where:
+            raise UserInputError(
+                f"{path}: line 1, column {j + 1} ({name!r}): a second column of that name (column {where[name] + 1})"
+            )
+        where[name] = j
+        if name not in names and not (ignore and name == ignore):
+            left_out = f"; a label column is left out under its training name {ignore!r}" if ignore else ""
+            raise UserInputError(
+                f"{path}: line 1, column {j + 1} ({name!r}) is not one of the model's {width} features: "
+                f"{_listed(names)}{left_out}"
+            )
+    missing = [name for name in names if name not in where]
+    if missing:
+        raise UserInputError(
+            f"{path}: line 1: no column {missing[0]!r}; the model takes {width} features: {_listed(names)}"
+        )
+    return [where[name] for name in names]
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > NAMES_SHOWN else "")
+
+
+@contextlib.contextmanager
+def _table(path: str, delimiter: str, what: str) -> Iterator[tuple[list[str], Iterator[tuple[int, list[str]]]]]:
+    """The header (its cells stripped) and the rows ``(line, cells)`` of the table file ``path``: a regular file of
+    UTF-8 text whose size, four bytes a byte (``what``: for what), fits in the memory there is. Blank lines are
+    skipped; an empty file, a row of another length than the header's, what the csv module cannot parse: one
+    UserInputError naming the line."""
+    with files.open_regular(path) as raw:
+        # a value takes at least 2 bytes ("0,"), as float32 4: twice the file at most, and a copy of it once
+        memory.check_allocation(path, 4 * os.fstat(raw.fileno()).st_size, what)
+        reader = csv.reader(_utf8_lines(path, io.BufferedReader(raw)), delimiter=delimiter)
+
+        def rows() -> Iterator[tuple[int, list[str]]]:
+            for row in reader:
+                if not row or row == [""]:
+                    continue  # a blank line
+                if len(row) != len(header):
+                    raise UserInputError(
+                        f"{path}: line {reader.line_num} has {len(row)} fields but the header has {len(header)}"
+                    )
+                yield reader.line_num, row
+
+        try:
+            header = [cell.strip() for cell in next(reader, [])]
+            if not header:
+                raise UserInputError(f"{path}: empty; expected a header row, then one row per example")
+            yield header, rows()
+        except csv.Error as e:
+            raise UserInputError(f"{path}: line {reader.line_num}: {e}") from None
+
+
+def _numbers(path: str, header: list[str], columns: list[int], line: int, row: list[str]) -> list[float]:
+    """The cells ``columns`` of ``row`` (line ``line``) as numbers; a cell that is none refused, naming it."""
+    try:
+        return [float(row[j]) for j in columns]
+    except ValueError:
+        j = next(j for j in columns if not _is_number(row[j]))
+        raise UserInputError(
+            f"{path}: line {line}, column {j + 1} ({header[j]!r}): {row[j]!r} is not a number; features must be numeric"
+        ) from None
+
+
+def _finite(path: str, header: list[str], columns: list[int], values: array, lines: array) -> np.ndarray:
+    """The ``values`` of ``columns`` read from ``lines`` as float32 ``(rows, columns)``; no rows, or a value that
+    is not finite, refused (naming its line and column)."""
+    if not lines:
+        raise UserInputError(f"{path}: holds a header but no rows")
+    x = np.frombuffer(values, np.float32).reshape(len(lines), len(columns))
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row_i, col_i = (int(i) for i in np.argwhere(bad)[0])
+        j = columns[col_i]
+        raise UserInputError(
+            f"{path}: line {lines[row_i]}, column {j + 1} ({header[j]!r}): {x[row_i, col_i]} is "
+            "not finite; features must be finite numbers"
+        )
+    return x
 
 
 def _utf8_lines(path: str, lines: Iterable[bytes]) -> Iterator[str]:
@@ -421,9 +540,7 @@ def _pyarrow():
     return pq
 
 
-def load_parquet(
-    path: str, label_column: str | None = None, test_split: float | None = None
-) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
+def load_parquet(path: str, label_column: str | None = None, test_split: float | None = None) -> Loaded:
     """A Parquet file as a CSV file is read: its columns' names are the header, the label column is the last (or
     ``label_column``), the others are numeric features.
 
@@ -489,7 +606,8 @@ def load_parquet(
             raise UserInputError(f"{path}: row {int(np.argmax(empty))}, column {header[label]!r}: the label is empty")
     codes, names = encode_labels(path, f"column {header[label]!r}", y)
     train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
-    return train, test, len(names) or int(codes.max()) + 1, names, None
+    feature_names = tuple(header[j] for j in features)
+    return Loaded(train, test, len(names) or int(codes.max()) + 1, names, None, feature_names, header[label])
 
 
 def _parquet_column(path: str, parquet, name: str, rows: int, why: str) -> np.ndarray:
@@ -512,13 +630,15 @@ def _parquet_column(path: str, parquet, name: str, rows: int, why: str) -> np.nd
 # --- scikit-learn's tables ----------------------------------------------------------------------------------------
 
 
-def load_sklearn_table(name: str, test_split: float | None = None) -> tuple[tuple, tuple, int, tuple[str, ...], None]:
+def load_sklearn_table(name: str, test_split: float | None = None) -> Loaded:
     """scikit-learn's bundled ``iris``, ``wine`` or ``breast_cancer``, ``test_split`` (None: :data:`TEST_SPLIT`)
-    split off as a file's is; the class names are scikit-learn's."""
+    split off as a file's is; the class and feature names are scikit-learn's, the label column
+    :data:`SKLEARN_LABEL`."""
     from sklearn import datasets as sk
 
     bunch = {"iris": sk.load_iris, "wine": sk.load_wine, "breast_cancer": sk.load_breast_cancer}[name]()
     names = tuple(str(n) for n in bunch.target_names)
     x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int32)
     train, test = stratified_split(name, x, y, names, check_test_split(test_split))
-    return train, test, len(names), names, None
+    features = tuple(str(n) for n in bunch.feature_names)
+    return Loaded(train, test, len(names), names, None, features, SKLEARN_LABEL)

@@ -54,10 +54,11 @@ def load(
     test_split: float | None = None,
     *,
     download_refused: Callable[..., str | None],
-) -> tuple[tuple, tuple, int, tuple[str, ...], tuple[int, int] | None, int | None]:
-    """``(train, test, num_classes, class_names, image_shape, pixel_levels)`` of ``tfds:NAME[:CONFIG]`` ``name``
-    (the module's notes), ready for ``make_dataset``; ``download_refused(tfds, builder_name)`` says why a
-    download cannot succeed (None: it is prepared, or can be downloaded), and then ``name`` is refused."""
+) -> tables.Loaded:
+    """What ``tfds:NAME[:CONFIG]`` ``name`` holds (the module's notes): a :class:`~mlpjax.data.tables.Loaded`
+    naming no features, images as uint8 levels (``pixel_levels`` 255). ``download_refused(tfds, builder_name)``
+    says why a download cannot succeed (None: it is prepared, or can be downloaded), and then ``name`` is
+    refused."""
     size = images.check_image_size(image_size)
     try:
         import tensorflow_datasets as tfds
@@ -127,7 +128,8 @@ def load(
         pair_train, pair_test = (x, y), (x_test, y_test)
     else:
         pair_train, pair_test = tables.stratified_split(name, x, y, names, tables.check_test_split(test_split))
-    return pair_train, pair_test, y_feature.num_classes, names, reader.size, 255 if is_image else None
+    levels = 255 if is_image else None
+    return tables.Loaded(pair_train, pair_test, y_feature.num_classes, names, reader.size, pixel_levels=levels)
 
 
 def _first_line(e: BaseException) -> str:

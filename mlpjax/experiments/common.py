@@ -216,8 +216,9 @@ def write_report(
     lines = [
         f"# {name}: {question}",
         "",
-        f"{'Quick (smoke-test) run' if quick else 'Full run'} on **{ds.get('name')}** "
-        f"({ds['x_train'][0]} training / {ds['x_test'][0]} test examples), seed {seed}, "
+        f"{'Quick (smoke-test) run' if quick else 'Full run'} on **{ds.get('name')}**"
+        + (f" ({ds['x_train'][0]} training / {ds['x_test'][0]} test examples)" if "x_train" in ds else "")
+        + f", seed {seed}, "
         + ", ".join(f"{k} {v}" for k, v in report.budget.items())
         + f"; {seconds:.0f} s on "
         f"{record['environment']['device']} ({os.cpu_count()} cores).",

@@ -19,7 +19,8 @@ Starting or resuming a run into such a directory is :mod:`mlpjax.runs.run`'s bus
 Promises (``docs/reliability.md``): an epoch is complete when its ``<epoch>/`` directory holds Orbax's
 ``_CHECKPOINT_METADATA``; restoring takes the newest complete epoch (an empty or half-made numbered directory
 is passed over); a directory of any characters works (Orbax sees it through :mod:`mlpjax.runs.orbax_io`); the
-metadata is validated as a :class:`TrainConfig` is, and the sizes it declares are checked against the files
+metadata is validated as a :class:`TrainConfig` is (a part registered from the user's code that is not registered
+now is named: :class:`mlpjax.plugins.MissingPartError`), and the sizes it declares are checked against the files
 on disk and the memory available before any array is allocated (:func:`mlpjax.training.budget.check_restore`); a
 save that fails (a full disk) raises :class:`SaveError` in one line, its partial files removed, the earlier
 epochs intact.
@@ -36,6 +37,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from mlpjax import plugins
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, abstract_state
@@ -143,6 +145,7 @@ def restore_step(root: Path, step: int) -> Checkpoint:
 def _restore_step(root: Path, step: int) -> Checkpoint:
     with orbax_io.EpochReader(root, step) as epoch_reader:
         path, meta = epoch_reader.path, epoch_reader.meta(FORMAT, FORMAT_VERSION)
+        plugins.check_parts(meta.get("train_config"), root.parent)  # a registered part missing: which, how to add
         try:
             config = TrainConfig.from_dict(meta["train_config"])
             model_config = model.ModelConfig(**meta["model_config"])

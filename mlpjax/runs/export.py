@@ -36,9 +36,21 @@ ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "step"
 EXPORTED_KINDS = ("hidden", "dropout", "output")  # the layer kinds (model.LAYER_KINDS) every format writes
 
 
+def refuse_registered(classifier: model.Classifier) -> None:
+    """A model whose activation was registered from the user's code (``mlpjax.register_activation``): no format
+    here knows it, so it is refused in one line."""
+    activation = classifier.model_config.activation
+    if activation not in ONNX_ACTIVATIONS:
+        raise UserInputError(
+            f"the model's activation {activation!r} was registered from Python (docs/plugins.md); mlpjax export "
+            f"writes the built-in activations only ({', '.join(ONNX_ACTIVATIONS)})"
+        )
+
+
 def _arrays(classifier: model.Classifier) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(layer name, kernel (in, out), bias (out,))`` float32, input to output; a model with a layer of another
-    kind than :data:`EXPORTED_KINDS` is refused in one line naming it."""
+    kind than :data:`EXPORTED_KINDS` or a registered activation is refused in one line naming it."""
+    refuse_registered(classifier)
     for layer in classifier.model_config.layers():
         if layer.kind not in EXPORTED_KINDS:
             raise UserInputError(
@@ -255,6 +267,7 @@ def export(classifier: model.Classifier, fmt: str, out: str | os.PathLike) -> Pa
     from mlpjax.errors import check_name
 
     check_name("format", fmt, FORMATS)
+    refuse_registered(classifier)
     return FORMATS[fmt][0](classifier, out)
 
 

@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import weakref
@@ -49,7 +50,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mlpjax import memory
+from mlpjax import files, memory
 from mlpjax.errors import UserInputError
 from mlpjax.training import budget
 
@@ -117,6 +118,41 @@ def orbax_checkpoint():
     return ocp
 
 
+MAX_EPOCH_ENTRIES = 10_000  # files and folders of one epoch that are looked at (Orbax writes a few dozen)
+
+
+def check_plain_files(root: Path, step: int, shown: Path | None = None) -> None:
+    """Refuse, before Orbax opens anything, what would make its reading hang, grow without bound or fail with a
+    traceback: in every epoch directory of ``root`` its completion mark, and everywhere under epoch ``step``,
+    anything but folders and regular files (a named pipe, a device, a link), and a completion mark above
+    :data:`MAX_METADATA_BYTES`. Errors name the file under ``shown`` (``root`` as the user gave it)."""
+    shown = root if shown is None else shown
+
+    def refuse(path: str, what: str) -> None:
+        raise UserInputError(f"{shown / os.path.relpath(path, root)}: {what}; this is no checkpoint that mlpjax wrote")
+
+    def check(path: str, st: os.stat_result) -> None:
+        if stat.S_ISLNK(st.st_mode) or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            refuse(path, f"is {files.kind(st.st_mode) if not stat.S_ISLNK(st.st_mode) else 'a link'}")
+        if os.path.basename(path) == COMPLETE_MARK and st.st_size > MAX_METADATA_BYTES:
+            refuse(path, f"{memory.format_bytes(st.st_size)} for a completion mark")
+
+    for entry in entries(root):
+        if entry.name.isdigit() and entry.is_dir(follow_symlinks=False):
+            mark = os.path.join(entry.path, COMPLETE_MARK)
+            with contextlib.suppress(FileNotFoundError):
+                check(mark, os.lstat(mark))
+    seen = 0
+    for folder, names, file_names in os.walk(root / str(step)):
+        for name in names + file_names:
+            seen += 1
+            if seen > MAX_EPOCH_ENTRIES:
+                refuse(folder, f"holds more than {MAX_EPOCH_ENTRIES} files")
+            path = os.path.join(folder, name)
+            with contextlib.suppress(FileNotFoundError):
+                check(path, os.lstat(path))
+
+
 def reader(root: Path):
     """A CheckpointManager that only reads ``root`` (creates nothing, writes no root metadata)."""
     ocp = orbax_checkpoint()
@@ -166,17 +202,22 @@ def entries(root: Path) -> list[os.DirEntry]:
         return []
 
 
-def remove_partial(root: Path, tries: int = 20) -> None:
+def remove_partial(root: Path, tries: int = 40, settled: int = 3) -> None:
     """Remove Orbax's temporary directories in ``root`` (what an interrupted or failed save leaves). A failed save's
     writer threads may still be finishing a file when its error arrives (seen on a full disk: a directory made
-    again just after it was removed), so the removal is repeated, ``tries`` times 50 ms apart at most, until none
-    is left."""
+    again just after it was removed), so the look is repeated 50 ms apart, removing what it finds, until
+    ``settled`` looks in a row find none (``tries`` looks at most: 2 s)."""
+    clean = 0
     for attempt in range(tries):
-        partial = [e for e in entries(root) if ".orbax-checkpoint-tmp" in e.name]
-        if not partial:
-            return
         if attempt:
             time.sleep(0.05)
+        partial = [e for e in entries(root) if ".orbax-checkpoint-tmp" in e.name]
+        if not partial:
+            clean += 1
+            if clean >= settled:
+                return
+            continue
+        clean = 0
         for entry in partial:
             shutil.rmtree(entry.path, ignore_errors=True)
 
@@ -286,7 +327,8 @@ class EpochWriter:
                 ) from None
 
     def close(self) -> None:
-        """Close the Orbax managers (after a failed save, quietly) and the path alias."""
+        """Close the Orbax managers (after a failed save, quietly, removing its temporary directories once more) and
+        the path alias."""
         try:
             for name, manager in self._managers.items():
                 try:
@@ -298,6 +340,9 @@ class EpochWriter:
                             f"{self.directory / name}: cannot finish the checkpoints ({short_error(e)})"
                         ) from None
         finally:
+            if self._failed:  # what a failed save's writers made after its removal (see remove_partial)
+                for name in self._managers:
+                    remove_partial(self.directory / name)
             self._managers.clear()
             if self._plain is not None:
                 self._plain.close()
@@ -321,8 +366,15 @@ class EpochReader:
     def __enter__(self) -> EpochReader:
         with contextlib.ExitStack() as stack:
             plain = stack.enter_context(PlainPath(self.root))
+            check_plain_files(plain, self.step, shown=self.root)
             stack.enter_context(quiet())
-            self._manager = reader(plain)
+            try:
+                self._manager = reader(plain)
+            except Exception as e:  # Orbax reads every epoch's completion mark: a tampered one raises anything
+                raise UserInputError(
+                    f"{self.root}: cannot read the checkpoints ({short_error(e)}); this is no folder of "
+                    "checkpoints that mlpjax wrote, or one changed since"
+                ) from None
             self._stack = stack.pop_all()
         return self
 

@@ -400,13 +400,18 @@ def dataset_for(
     ds = data_lib.load_dataset(name, folder, **options)
     if same:
         data_lib.check_unchanged(ds.name, ckpt.dataset_digest, ds.digest, f"the model in {ckpt.path.parent.parent}")
+    check_fits(ckpt, name, (ds.input_dim, ds.num_classes))
+    return ds
+
+
+def check_fits(ckpt: Checkpoint, name: str, shape: tuple[int, int]) -> None:
+    """Refuse dataset ``name`` of ``shape`` ``(input_dim, num_classes)`` unless ``ckpt``'s model takes it."""
     m = ckpt.model_config
-    if (ds.input_dim, ds.num_classes) != (m.input_dim, m.num_classes):
+    if shape != (m.input_dim, m.num_classes):
         raise UserInputError(
             f"{ckpt.path}: the model takes {m.input_dim} features and {m.num_classes} "
-            f"classes but dataset {name!r} has {ds.input_dim} and {ds.num_classes}"
+            f"classes but dataset {name!r} has {shape[0]} and {shape[1]}"
         )
-    return ds
 
 
 def evaluate(

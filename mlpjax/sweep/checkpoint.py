@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax import files, memory
+from mlpjax import files, memory, plugins
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.model import ModelConfig
 from mlpjax.data.digest import Digest
@@ -104,6 +104,8 @@ def load_plan(directory: str | os.PathLike) -> Plan:
         raise UserInputError(
             f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a non-empty list of configs)"
         )
+    for c in configs:
+        plugins.check_parts(c, directory, "sweep")  # a registered part missing: which, how to register it
     try:
         digest = d.get("dataset_digest")
         return Plan(

@@ -115,13 +115,11 @@ def set_member(tree: Any, k: int, value: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, v: a.at[k].set(jnp.asarray(v, a.dtype)), tree, value)
 
 
-def group_evaluate_sums(
-    params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str, batch_size: int = 1000
-) -> dict[str, jax.Array]:
-    """:func:`mlpjax.training.steps.evaluate_sums` of stacked ``params`` (leading axis ``K``): each sum with a leading
-    ``K`` axis. Inference mode (no randomness). Jit with everything but ``params`` and ``rows`` static."""
-    fn = functools.partial(evaluate_sums, model_config=model_config, loss_name=loss_name, batch_size=batch_size)
-    return jax.vmap(fn, in_axes=(0, None))(params, rows)
+def group_evaluate_sums(params: model.Params, rows: Rows, **settings: Any) -> dict[str, jax.Array]:
+    """:func:`mlpjax.training.steps.evaluate_sums` of stacked ``params`` (leading axis ``K``), with its keyword
+    ``settings`` (``model_config``, ``loss_name``, ...): each sum with a leading ``K`` axis. Inference mode (no
+    randomness). Jit with everything but ``params`` and ``rows`` static."""
+    return jax.vmap(lambda p, r: evaluate_sums(p, r, **settings), in_axes=(0, None))(params, rows)
 
 
 def model_mesh(devices: int | None = None) -> Mesh:

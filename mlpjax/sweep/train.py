@@ -32,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mlpjax import data as data_lib
 from mlpjax import memory
+from mlpjax.core import metrics as metrics_lib
 from mlpjax.core import schedules
 from mlpjax.core.config import DATA_FIELDS, TrainConfig
 from mlpjax.core.state import TrainState
@@ -239,7 +240,10 @@ class _Group:
         return (
             jax.jit(
                 functools.partial(
-                    stack.group_evaluate_sums, model_config=self.plan.model_config, loss_name=self.plan.config.loss
+                    stack.group_evaluate_sums,
+                    model_config=self.plan.model_config,
+                    loss_name=self.plan.config.loss,
+                    example_metrics=metrics_lib.example_metrics(),
                 ),
                 **self.out,
             )

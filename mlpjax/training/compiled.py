@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mlpjax.core import model
+from mlpjax.core import metrics, model
 from mlpjax.core.state import TrainState
 from mlpjax.errors import UserInputError
 from mlpjax.training import mesh as mesh_lib
@@ -152,12 +152,16 @@ def prepare_evaluate(
     loss_name: str = "categorical_crossentropy",
     batch_size: int = 1000,
 ) -> Evaluator:
-    """Compile the evaluation of params like ``params`` on ``rows``, ``batch_size`` rows at a time."""
+    """Compile the evaluation of params like ``params`` on ``rows``, ``batch_size`` rows at a time (every metric
+    registered now included: :func:`mlpjax.core.metrics.example_metrics`)."""
     _check_rows(rows)
+    names = metrics.example_metrics()
     fn = jax.jit(
-        functools.partial(evaluate_sums, model_config=model_config, loss_name=loss_name, batch_size=batch_size)
+        functools.partial(
+            evaluate_sums, model_config=model_config, loss_name=loss_name, batch_size=batch_size, example_metrics=names
+        )
     )
-    compiled, seconds = _compiled(fn, ("evaluate_sums", model_config, loss_name, batch_size), params, rows)
+    compiled, seconds = _compiled(fn, ("evaluate_sums", model_config, loss_name, batch_size, names), params, rows)
     return Evaluator(compiled, rows, seconds)
 
 

@@ -45,16 +45,18 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
     return new_state, {"loss": value, "accuracy": aux["accuracy"]}
 
 
-@functools.partial(jax.jit, static_argnames=("model_config", "loss_name"))
+@functools.partial(jax.jit, static_argnames=("model_config", "loss_name", "example_metrics"))
 def eval_step(
     params: model.Params,
     batch: dict[str, jax.Array],
     *,
     model_config: model.ModelConfig,
     loss_name: str = "categorical_crossentropy",
+    example_metrics: tuple[str, ...] = (),
 ) -> dict[str, jax.Array]:
     """Sums over ``batch`` (padding of weight 0 excluded): ``loss``, ``count``, ``mse``, ``mae``, ``confusion``,
-    and Keras' precision/recall counts ``above`` and ``hits`` (:func:`mlpjax.core.metrics.threshold_counts`)."""
+    and Keras' precision/recall counts ``above`` and ``hits`` (:func:`mlpjax.core.metrics.threshold_counts`);
+    with ``example_metrics`` (registered metrics' names), each one's sum as ``metric:NAME``."""
     logits = model.apply(params, batch["image"], model_config=model_config)
     targets = model.one_hot(batch["label"], model_config.num_classes)
     weight = batch.get("weight", jnp.ones(batch["label"].shape, jnp.float32))
@@ -67,6 +69,7 @@ def eval_step(
         "mae": jnp.sum(errors["mae"] * weight),
         "confusion": metrics.confusion_matrix(batch["label"], jnp.argmax(logits, -1), model_config.num_classes, weight),
         **metrics.threshold_counts(probs, batch["label"], weight),
+        **metrics.example_sums(example_metrics, probs, targets, weight),
     }
 
 
@@ -108,34 +111,37 @@ def train_epoch(
 
 
 def evaluate_sums(
-    params: model.Params, rows: Rows, *, model_config: model.ModelConfig, loss_name: str, batch_size: int = 1000
+    params: model.Params,
+    rows: Rows,
+    *,
+    model_config: model.ModelConfig,
+    loss_name: str,
+    batch_size: int = 1000,
+    example_metrics: tuple[str, ...] = (),
 ) -> dict[str, jax.Array]:
     """:func:`eval_step`'s sums over all of ``rows``, ``batch_size`` rows at a time (inference mode: no
     randomness). Jit with everything but ``params`` and ``rows`` static."""
     idx, weight = rows.batches(min(batch_size, rows.count))
+    step = functools.partial(eval_step, model_config=model_config, loss_name=loss_name, example_metrics=example_metrics)
 
     def body(total, inputs):
-        sums = eval_step(params, rows.batch(*inputs), model_config=model_config, loss_name=loss_name)
-        return jax.tree_util.tree_map(jnp.add, total, sums), None
+        return jax.tree_util.tree_map(jnp.add, total, step(params, rows.batch(*inputs))), None
 
-    zeros = jax.tree_util.tree_map(
-        jnp.zeros_like,
-        jax.eval_shape(
-            lambda: eval_step(params, rows.batch(idx[0], weight[0]), model_config=model_config, loss_name=loss_name)
-        ),
-    )
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(lambda: step(params, rows.batch(idx[0], weight[0]))))
     sums = jax.lax.scan(body, zeros, (idx, weight))[0]
     return sums if rows.layout is None else jax.lax.with_sharding_constraint(sums, rows.layout.replicated)
 
 
 def summarize(sums: dict[str, jax.Array]) -> dict[str, float]:
     """Evaluation sums as ``loss``, ``accuracy``, Keras' ``precision`` and ``recall``, ``precision_macro``,
-    ``recall_macro``, ``f1_macro``, ``f1_score_<c>`` per class, ``mse``, ``mae`` (see :mod:`mlpjax.core.metrics`)."""
-    count = float(sums["count"])
+    ``recall_macro``, ``f1_macro``, ``f1_score_<c>`` per class, ``mse``, ``mae`` (see :mod:`mlpjax.core.metrics`),
+    and each registered metric of the sums by its name."""
+    count, key = float(sums["count"]), metrics.EXAMPLE_KEY
     return {
         "loss": float(sums["loss"]) / count,
         **metrics.from_confusion(np.asarray(sums["confusion"])),
         **metrics.from_threshold_counts(float(sums["above"]), float(sums["hits"]), count),
         "mse": float(sums["mse"]) / count,
         "mae": float(sums["mae"]) / count,
+        **{k.removeprefix(key): float(v) / count for k, v in sums.items() if k.startswith(key)},
     }

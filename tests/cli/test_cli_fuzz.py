@@ -46,7 +46,7 @@ TRAIN_FLAGS = [
 ]
 SAVED_FLAGS = {
     "evaluate": ["--dataset", "--data-dir", "--confusion"],
-    "predict": ["--dataset", "--data-dir", "--index", "--image", "--out"],
+    "predict": ["--dataset", "--data-dir", "--index", "--image", "--csv", "--top", "--out"],
 }
 SEARCH = int(os.environ.get("MLPJAX_FUZZ_EXAMPLES", 0))  # e.g. 500 to search harder than the defaults below
 FUZZ = settings(
@@ -153,6 +153,7 @@ def saved_run(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("fuzz") / "run"
     assert cli.main([*BASE, "--output", str(directory)]) == 0
+    (directory.parent / "points.csv").write_text("x,y\n1,1\n-1,1\n")  # rows for predict --csv
     return directory
 
 
@@ -161,7 +162,9 @@ def saved_run(tmp_path_factory):
 @given(command=st.sampled_from(sorted(SAVED_FLAGS)), data=st.data(), value=values())
 def test_evaluate_and_predict_with_a_random_value_for_any_flag(command, data, value, saved_run, cli_worker, tmp_path):
     flag = data.draw(st.sampled_from(SAVED_FLAGS[command]))
-    extra = ["--index", "0"] if command == "predict" and flag not in ("--index", "--image") else []
+    extra = []
+    if command == "predict" and flag not in ("--index", "--image", "--csv"):  # a valid input beside the flag
+        extra = data.draw(st.sampled_from([["--index", "0"], ["--csv", saved_run.parent / "points.csv"]]))
     code, err = run_in_worker(cli_worker, tmp_path, command, saved_run, *extra, flag, value)
     assert_one_clean_line(code, err, flag, value)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlpjax.core import model
-from mlpjax.errors import UserInputError
+from mlpjax.errors import FieldError, UserInputError
 
 
 def test_step_and_relu_on_the_tutorials_example():
@@ -94,6 +94,59 @@ def test_predict_proba_is_a_distribution_and_classifier_agrees():
     np.testing.assert_allclose(clf.predict_proba(x), probs, rtol=1e-6)
     np.testing.assert_array_equal(clf.predict(x), probs.argmax(-1))
     assert clf.predict(x[0]) == probs[0].argmax()
+
+
+def test_classifier_predict_proba_takes_rows_images_or_one_row_in_batches(monkeypatch):
+    """The contract of ``Classifier.predict_proba``: (n, D) rows, (n, H, W) images or one (D,) row -> float32
+    (n, C) (or (C,)), computed ``batch_size`` rows at a time: the compiled model never sees more."""
+    config = model.ModelConfig(input_dim=16, hidden=(8,), num_classes=3)
+    clf = model.Classifier(model.init(jax.random.PRNGKey(0), config), config)
+    x = np.random.default_rng(0).random((10, 16))  # float64: converted a batch at a time
+    whole = np.asarray(model.predict_proba(clf.params, jnp.asarray(x, jnp.float32), model_config=config))
+    seen = []
+    compiled = model._predict_proba_jit
+
+    def spy(params, part, *, model_config):
+        seen.append(part.shape)
+        return compiled(params, part, model_config=model_config)
+
+    monkeypatch.setattr(model, "_predict_proba_jit", spy)
+    probs = clf.predict_proba(x, batch_size=4)
+    assert seen == [(4, 16), (4, 16), (2, 16)] and probs.dtype == np.float32 and probs.shape == (10, 3)
+    np.testing.assert_allclose(probs, whole, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(clf.predict_proba(x.reshape(10, 4, 4)), whole, rtol=1e-6, atol=1e-7)  # images
+    np.testing.assert_allclose(clf.predict_proba(x[3]), whole[3], rtol=1e-6, atol=1e-7)  # one row
+    assert clf.predict_proba(np.zeros((0, 16))).shape == (0, 3)
+    np.testing.assert_array_equal(clf.predict(x, batch_size=3), whole.argmax(-1))
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (
+            np.zeros((2, 15)),
+            r"x must be \(n, 16\) rows, \(n, H, W\) images of H x W = 16 or one \(16,\) row, got \(2, 15\)$",
+        ),
+        (np.zeros((4, 4)), r"got \(4, 4\); one image is x\[None\]$"),
+        (np.zeros((1, 2, 4, 2)), r"got \(1, 2, 4, 2\)$"),
+        (np.array(["a"] * 16), r"x must hold real numbers, got dtype <U1$"),
+        ([[0.0] * 16, [0.0]], r"x must be an array of numbers \("),
+        (
+            np.where(np.eye(5, 16) > 0, np.nan, 0.0),
+            r"x row 0, column 0 is nan; features must be finite \(in float32\)$",
+        ),
+        (np.pad([[1e300]], ((6, 0), (2, 13))), r"x row 6, column 2 is 1e\+300; features must be finite"),
+    ],
+    ids=["width", "one-image", "4-d", "text", "ragged", "nan", "beyond-float32"],
+)
+def test_classifier_predict_proba_refuses_bad_input_naming_x(x, message):
+    config = model.ModelConfig(input_dim=16, hidden=(8,), num_classes=3)
+    clf = model.Classifier(model.init(jax.random.PRNGKey(0), config), config)
+    with pytest.raises(FieldError, match=message) as e:
+        clf.predict_proba(x, batch_size=4)  # the bad value of row 6 is found in the second batch
+    assert e.value.field == "x"
+    with pytest.raises(FieldError, match="batch_size must be at least 1, got 0"):
+        clf.predict_proba(np.zeros((1, 16)), batch_size=0)
 
 
 def test_one_hot_is_to_categorical():

@@ -3,36 +3,19 @@ loaded, trained on end to end from Python and the command line, their test split
 resuming, and every bad file refused in one line naming it, with exit 2."""
 
 import csv
+import dataclasses
 import hashlib
 import json
 import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import blobs, run_cli, write_table
 
 import mlpjax
 from mlpjax import data, memory
 from mlpjax.core.config import TrainConfig
 from mlpjax.errors import UserInputError
-
-
-def blobs(n_per_class=20, classes=3, features=4, seed=0):
-    """Separable clusters: ``(x (N, features) float, y (N,) 0 .. classes-1)``."""
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(classes), n_per_class)
-    x = rng.normal(size=(len(y), features)) * 0.3 + y[:, None]
-    return x, y
-
-
-def write_table(path, x, labels, header=None, delimiter=","):
-    header = header or [f"f{j}" for j in range(x.shape[1])] + ["label"]
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, delimiter=delimiter)
-        w.writerow(header)
-        for row, label in zip(x, labels, strict=True):
-            w.writerow([*(f"{v:.6g}" for v in row), label])
-    return path
 
 
 @pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer"])
@@ -364,6 +347,16 @@ def test_parquet_is_read_as_the_same_csv_is(tmp_path):
     assert kind.class_names == ("1", "2", "3") and kind.input_dim == 4
 
 
+def test_a_parquet_file_names_its_features_and_label_column_as_a_csv_file_does(tmp_path):
+    x, y = blobs()
+    path = write_parquet(tmp_path / "t.parquet", {"b": x[:, 1], "kind": y, "a": x[:, 0], "d": x[:, 3]})
+    ds = data.load_dataset(path, label_column="kind")
+    assert ds.feature_names == ("b", "a", "d") and ds.label_column == "kind" and ds.digest is not None
+    assert ds.describe()["feature_names"] == ["b", "a", "d"] and ds.describe()["label_column"] == "kind"
+    rows = rows_file(tmp_path / "new.csv", "a,kind,d,b\n1,?,3,2\n")  # new rows, read by the parquet file's names
+    assert data.read_rows(rows, ds.feature_names, width=3, ignore=ds.label_column).tolist() == [[2, 1, 3]]
+
+
 def test_train_and_evaluate_a_parquet_file_from_the_command_line(tmp_path, capsys):
     x, y = blobs()
     path = write_parquet(tmp_path / "t.parquet", {"a": x[:, 0], "b": x[:, 1] > 1, "c": y.astype(np.int8), "k": y})
@@ -500,3 +493,78 @@ def test_a_sweep_records_the_files_digest_and_refuses_it_changed(tmp_path, capsy
     code, out, err = run_cli(capsys, "sweep", "--resume", tmp_path / "sweep", "--quiet")
     assert code == 2 and err.count("\n") == 1, err
     assert f"{path}: changed since the sweep in {tmp_path / 'sweep'} was trained on it" in err
+
+
+# --- the names a table gives its features, and new rows read by them (issue 23, item 3) ---------------------------
+
+
+def test_a_table_names_its_features_and_label_column_and_the_run_records_them(tmp_path):
+    x, y = blobs()
+    ds = data.load_dataset(write_table(tmp_path / "t.csv", x, y, header=["a", "b", "c", "d", "kind"]))
+    assert ds.feature_names == ("a", "b", "c", "d") and ds.label_column == "kind"
+    assert ds.describe()["feature_names"] == ["a", "b", "c", "d"] and ds.describe()["label_column"] == "kind"
+    iris = data.load_dataset("iris")
+    assert iris.feature_names[0] == "sepal length (cm)" and len(iris.feature_names) == 4
+    assert iris.label_column == "target"
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    unnamed = data.load_dataset(tmp_path / "t.npz")
+    assert unnamed.feature_names == () and "feature_names" not in unnamed.describe()
+    with pytest.raises(UserInputError, match=r"feature_names names 2 features; the data has 4"):
+        dataclasses.replace(ds, feature_names=("a", "b"))
+
+
+def rows_file(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_new_rows_are_read_by_column_name_in_any_order_the_label_column_left_out(tmp_path):
+    path = rows_file(tmp_path / "new.csv", "c,kind,a,d,b\n3,?,1,4,2\n\n7,dog,5,8,6\n")
+    x = data.read_rows(path, ("a", "b", "c", "d"), width=4, ignore="kind")
+    assert x.dtype == np.float32 and x.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    tsv = rows_file(tmp_path / "new.tsv", "b\ta\n 2 \t1\n")
+    assert data.read_rows(tsv, ("a", "b"), width=2).tolist() == [[1, 2]]
+
+
+def test_new_rows_without_names_are_taken_in_order(tmp_path):
+    path = rows_file(tmp_path / "new.csv", "anything,at all\n1,2\n")
+    assert data.read_rows(path, (), width=2).tolist() == [[1, 2]]
+    assert data.read_rows(path, ("f", "f"), width=2).tolist() == [[1, 2]]  # names that repeat name nothing
+    with pytest.raises(UserInputError, match=r"new.csv: line 1: the header has 2 columns; the model takes 3 features"):
+        data.read_rows(path, (), width=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a,b,c\n1,2,3\n", "line 1: no column 'd'; the model takes 4 features: a, b, c, d"),
+        (
+            "a,b,c,d,e\n1,2,3,4,5\n",
+            "line 1, column 5 ('e') is not one of the model's 4 features: a, b, c, d; a label column is left out "
+            "under its training name 'kind'",
+        ),
+        ("a,b,c,d,a\n1,2,3,4,1\n", "line 1, column 5 ('a'): a second column of that name (column 1)"),
+        ("a,b,c,d\n1,2,3,4\n1,x,3,4\n", "line 3, column 2 ('b'): 'x' is not a number; features must be numeric"),
+        ("a,b,c,d\n1,2,nan,4\n", "line 2, column 3 ('c'): nan is not finite; features must be finite numbers"),
+        ("a,b,c,d\n1,2,1e39,4\n", "line 2, column 3 ('c'): inf is not finite; features must be finite numbers"),
+        ("a,b,c,d\n1,2,3\n", "line 2 has 3 fields but the header has 4"),
+        ("a,b,c,d\n", "holds a header but no rows"),
+        ("", "empty; expected a header row, then one row per example"),
+        ("a,b,c,d\n1,2,3," + "4" * 200_000 + "\n", "line 2: field larger than field limit (131072)"),
+    ],
+    ids=["missing", "extra", "twice", "text", "nan", "overflow", "ragged", "no-rows", "empty", "huge-field"],
+)
+def test_bad_new_rows_are_one_line_naming_file_line_and_column(tmp_path, text, message):
+    path = rows_file(tmp_path / "new.csv", text)
+    with pytest.raises(UserInputError) as e:
+        data.read_rows(path, ("a", "b", "c", "d"), width=4, ignore="kind")
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_new_rows_are_read_only_from_a_regular_file_that_fits_in_memory(tmp_path, monkeypatch):
+    with pytest.raises(UserInputError, match=r"is a directory, expected a regular file"):
+        data.read_rows(tmp_path, ("a",), width=1)
+    path = rows_file(tmp_path / "new.csv", "a\n1\n" * 100)
+    monkeypatch.setattr(memory, "available_memory", lambda: 100)
+    with pytest.raises(UserInputError, match=r"new.csv: its values as float32 needs .* more than the"):
+        data.read_rows(path, ("a",), width=1)

@@ -97,8 +97,10 @@ def test_every_mode_reads_as_the_same_grey_digit(tmp_path, mode, fmt):
 
 
 def test_a_mode_without_grey_conversion_names_the_file(tmp_path, monkeypatch):
-    with pytest.raises(UserInputError, match="an image of mode La, which has no conversion to grey"):
-        predict._grey_source(Image.new("La", (4, 4)))
+    from mlpjax.data import images
+
+    with pytest.raises(UserInputError, match="an image of mode La, which has no conversion to grey; save it as"):
+        images.grey(Image.new("La", (4, 4)))
 
 
 def test_nan_in_a_float_image_is_refused(tmp_path):
@@ -218,18 +220,6 @@ def test_save_png_under_a_file_says_the_parent_is_a_file(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UserInputError, match=rf"afile/x.png: {tmp_path / 'afile'} is a file, not a folder$"):
         predict.save_png(np.eye(8), "x", tmp_path / "afile" / "x.png")
-
-
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("predict") / "run"
-    assert (
-        cli.main(
-            ["train", "--dataset", "digits", "--epochs", "1", "--hidden", "16", "--quiet", "--output", str(directory)]
-        )
-        == 0
-    )
-    return directory
 
 
 def test_predict_out_refuses_existing_files_default_name_included(digits_run, tmp_path, monkeypatch, capsys):

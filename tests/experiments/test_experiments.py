@@ -160,7 +160,7 @@ def quick(tmp_path_factory) -> dict[str, dict]:
 def test_quick_writes_json_markdown_and_figures(quick, name):
     record, folder = quick[name], Path(quick[name]["_dir"])
     assert record["experiment"] == name and record["quick"] is True and record["seed"] == 0
-    assert record["dataset"]["name"] in ("digits", "quadrants")
+    assert record["dataset"]["name"] in ("digits", "quadrants", "iris")
     markdown = (folder / "results.md").read_text()
     assert markdown.startswith(f"# {name}: ")
     assert record["figures"] and record["tables"] and record["findings"]
@@ -285,6 +285,26 @@ def test_quick_drift_tables_the_histories_it_keeps(quick):
     # the sweep's promise on small sizes: vmap within 1e-5 of the single runs
     assert max(r["drift"]["vmap"]["loss"] + r["drift"]["vmap"]["val_loss"]) <= drift.TOLERANCE
     assert r["test_accuracy"]["sequential"] == [h["val_accuracy"][-1] for h in histories["sequential"]]
+
+
+@pytest.mark.slow
+def test_quick_tabular_puts_scikit_learn_on_the_same_split(quick):
+    from sklearn.linear_model import LogisticRegression
+
+    from mlpjax import data
+    from mlpjax.experiments import tabular
+
+    record = quick["tabular"]
+    r = record["results"]["iris"]
+    assert list(record["results"]) == list(tabular.QUICK_TABLES) and r["seeds"] == [0, 1]
+    accuracy = r["test_accuracy"]
+    assert set(accuracy) == set(tabular.METHODS) and len(accuracy["mlpjax"]) == 2
+    assert all(0.0 <= a <= 1.0 for values in accuracy.values() for a in values)
+    # the same split for every method: the logistic regression, refitted here on mlpjax's split, agrees
+    iris = data.load_dataset("iris")
+    refit = LogisticRegression(max_iter=5000).fit(iris.x_train, iris.y_train)
+    assert accuracy["sklearn LogisticRegression"] == [float(np.mean(refit.predict(iris.x_test) == iris.y_test))]
+    assert r["epochs"] == tabular.QUICK_EPOCHS and all(s > 0 for s in r["seconds_per_model"].values())
 
 
 def test_nudged_state_moves_the_weight_of_largest_gradient_by_one_ulp(digits):
