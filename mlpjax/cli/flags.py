@@ -136,9 +136,6 @@ def _help(about, *, listed_: bool, default: str | None = None) -> str:
     return f"{text} (default: {default})".replace("%", "%%")
 
 
-ONE_PER_SWEEP = ("dataset", "data_dir", "label_column")  # a sweep trains every model on one dataset
-
-
 def add_config_flags(
     p: argparse.ArgumentParser,
     names: Iterable[str] | None = None,
@@ -152,13 +149,13 @@ def add_config_flags(
     ``defaults``: other words for a field's default (``{default}`` in them: TrainConfig's). Parser defaults are
     None.
     """
-    from mlpjax.core.config import describe
+    from mlpjax.core.config import DATA_FIELDS, describe
 
     fields = describe()
     for name in fields if names is None else names:
         about = fields[name]
         help_ = _help(about, listed_=listed_, default=(defaults or {}).get(name))
-        if listed_ and name not in ONE_PER_SWEEP:
+        if listed_ and name not in DATA_FIELDS:  # a sweep trains every model on one dataset
             if about.kind == "switch":
                 p.add_argument(
                     flag(name), type=LISTED["switch"], nargs="?", const=[True], metavar="true,false", help=help_

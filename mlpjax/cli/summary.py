@@ -16,11 +16,11 @@ DESCRIPTION = (
 
 
 def architecture() -> tuple[str, ...]:
-    """The TrainConfig fields that shape the model: the dataset (and a table's label column) and the model's chosen
-    fields."""
+    """The TrainConfig fields that shape the model: the dataset (a table's label column, the images' size) and the
+    model's chosen fields."""
     from mlpjax.core.config import MODEL_FIELDS
 
-    return ("dataset", "label_column", *MODEL_FIELDS)
+    return ("dataset", "label_column", "image_size", *MODEL_FIELDS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

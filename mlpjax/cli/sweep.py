@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 
 from mlpjax.cli.flags import (
@@ -116,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
         mesh = stack.model_mesh(args.devices)
     dataset = plan.configs[0].load_dataset()
+    if args.resume:  # the files the sweep was trained on unchanged
+        data.check_unchanged(dataset.name, plan.dataset_digest, dataset.digest, f"the sweep in {args.resume}")
+    else:
+        plan = dataclasses.replace(plan, dataset_digest=dataset.digest)
     sweep.check_sweep_memory(plan.configs, dataset, plan.strategy, mesh)  # before the folder is made
     hooks = (
         sweep_checkpoint.SweepCheckpoints.open(output, plan, resume=bool(args.resume), overwrite=args.overwrite)

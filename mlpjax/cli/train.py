@@ -130,6 +130,8 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
 
     config = run.config if run else train_config_from_args(args)
     dataset = config.load_dataset()
+    if run:
+        run.check_data(dataset)  # a resumed run's files unchanged, before anything is said
     mesh_lib.check_widths(mesh, config.model_config(dataset.input_dim, dataset.num_classes).split_widths())
     log = None if args.quiet else say
     quiet = not progress_bars(args)

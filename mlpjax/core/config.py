@@ -18,6 +18,7 @@ from mlpjax.core.model import ModelConfig
 from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
+DATA_FIELDS = ("dataset", "data_dir", "label_column", "test_split", "image_size")  # the fields that choose the data
 SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
 
 
@@ -117,7 +118,7 @@ def _default_epochs() -> str:
     return (
         "the dataset's: "
         + ", ".join(f"{name} {spec.default_epochs}" for name, spec in data.DATASETS.items())
-        + f", a file {data.datasets.FILE_EPOCHS}"
+        + f", a file or folder {data.datasets.FILE_EPOCHS}, tfds:NAME {data.datasets.TFDS_EPOCHS}"
     )
 
 
@@ -153,7 +154,8 @@ class TrainConfig:
     dataset: str = dataclasses.field(
         default="mnist",
         metadata=_about(
-            "the dataset: a file FILE.npz, FILE.csv or FILE.tsv (docs/data.md), or a name",
+            "the dataset: a file FILE.npz, FILE.csv, FILE.tsv or FILE.parquet, a folder of images DIR/ (one "
+            "subfolder per class), tfds:NAME[:CONFIG] (docs/data.md), or a name",
             "name",
             metavar="NAME|FILE",
             choices=lambda: _abouts(data.DATASETS),
@@ -171,10 +173,31 @@ class TrainConfig:
     label_column: str | None = dataclasses.field(
         default=None,
         metadata=_about(
-            "with a CSV or TSV file as {dataset}: the column of the labels, by its name in the header",
+            "with a CSV, TSV or Parquet file as {dataset}: the column of the labels, by its name in the header",
             "text",
             metavar="NAME",
             default_text=lambda: "the last column",
+        ),
+    )
+    test_split: float | None = dataclasses.field(
+        default=None,
+        metadata=_about(
+            "the fraction of the examples split off as test examples (stratified, with the fixed seed 0), in (0, 1), "
+            "for data without test examples of its own: a file, a folder of images, a tfds set without a test "
+            "split, iris, wine, breast_cancer",
+            "float",
+            metavar="F",
+            default_text=lambda: f"{data.tables.TEST_SPLIT:g}",
+        ),
+    )
+    image_size: tuple[int, int] | None = dataclasses.field(
+        default=None,
+        metadata=_about(
+            "with a folder of images or a tfds:NAME image set as {dataset}: the size every image is resized to, "
+            "N or HxW (rows x columns)",
+            "text",
+            metavar="HxW",
+            default_text=lambda: "the first image's",
         ),
     )
     epochs: int | None = dataclasses.field(
@@ -267,8 +290,14 @@ class TrainConfig:
             raise FieldError("model", f"must be a ModelConfig, got {self.model!r}")
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", check_path("data_dir", self.data_dir))
-        if self.label_column is not None:
-            data.check_label_column(self.dataset, self.label_column)
+        if self.test_split is not None:
+            object.__setattr__(
+                self, "test_split", check_number("test_split", self.test_split, low=0.0, high=1.0, low_open=True)
+            )
+        object.__setattr__(self, "image_size", data.check_image_size(self.image_size))
+        data.check_options(
+            self.dataset, label_column=self.label_column, test_split=self.test_split, image_size=self.image_size
+        )
         object.__setattr__(
             self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None else self.epochs)
         )
@@ -305,8 +334,15 @@ class TrainConfig:
         return "split" if self.validation_split > 0 else "test"
 
     def load_dataset(self) -> data.Dataset:
-        """The dataset this config trains on (a table read with its :attr:`label_column`)."""
-        return data.load_dataset(self.dataset, self.data_dir, label_column=self.label_column)
+        """The dataset this config trains on (a table read with its :attr:`label_column`, a file or folder with its
+        :attr:`test_split`, images resized to :attr:`image_size`)."""
+        return data.load_dataset(
+            self.dataset,
+            self.data_dir,
+            label_column=self.label_column,
+            test_split=self.test_split,
+            image_size=self.image_size,
+        )
 
     def model_config(self, input_dim: int, num_classes: int) -> ModelConfig:
         """The architecture for a dataset of ``input_dim`` features and ``num_classes`` classes."""

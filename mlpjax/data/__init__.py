@@ -1,5 +1,7 @@
 """Datasets: the registry by name (:mod:`.datasets`), safe IDX reading (:mod:`.idx`), the user's files and
-scikit-learn's tables (:mod:`.tables`) and Keras' validation split (:mod:`.split`). The names below are the wing's
+scikit-learn's tables (:mod:`.tables`), folders of images (:mod:`.images`), tensorflow-datasets' sets
+(:mod:`.tfds_sets`), the digest a run records of its data (:mod:`.digest`) and Keras' validation split
+(:mod:`.split`). The names below are the wing's
 public API: ``from mlpjax import data; data.load_dataset("digits")``, ``data.load_dataset("table.csv")``."""
 
 from mlpjax.data.datasets import (
@@ -10,10 +12,12 @@ from mlpjax.data.datasets import (
     Dataset,
     DatasetSpec,
     check_data_dir,
+    check_options,
     class_labels,
     features,
     get_spec,
     idx_files,
+    is_path,
     level_values,
     load_dataset,
     load_digits,
@@ -22,10 +26,13 @@ from mlpjax.data.datasets import (
     load_mnist_like,
     load_quadrants,
     load_tfds,
+    load_tfds_set,
     make_dataset,
     to_levels,
 )
+from mlpjax.data.digest import Digest, check_unchanged
 from mlpjax.data.idx import read_idx, read_idx_header
+from mlpjax.data.images import check_image_size
 from mlpjax.data.tables import FILE_SUFFIXES, check_label_column, is_file_name, is_table_name, read_rows
 
 __all__ = [
@@ -36,13 +43,18 @@ __all__ = [
     "IDX_FILES",
     "Dataset",
     "DatasetSpec",
+    "Digest",
     "check_data_dir",
+    "check_image_size",
     "check_label_column",
+    "check_options",
+    "check_unchanged",
     "class_labels",
     "features",
     "get_spec",
     "idx_files",
     "is_file_name",
+    "is_path",
     "is_table_name",
     "level_values",
     "load_dataset",
@@ -52,6 +64,7 @@ __all__ = [
     "load_mnist_like",
     "load_quadrants",
     "load_tfds",
+    "load_tfds_set",
     "make_dataset",
     "read_idx",
     "read_idx_header",

@@ -6,7 +6,10 @@
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits, a fixed stratified 75/25 split; works offline.
 - ``quadrants``: the tutorial's four points (1,1), (-1,1), (-1,-1), (1,-1) -> quadrants I-IV (classes 0-3).
 - ``iris``, ``wine``, ``breast_cancer``: scikit-learn's bundled tables, 20 % split off as test rows.
-- a file, ``FILE.npz``, ``FILE.csv`` or ``FILE.tsv``: the user's own data (:mod:`mlpjax.data.tables`).
+- the user's own data: a file, ``FILE.npz``, ``FILE.csv``, ``FILE.tsv`` or ``FILE.parquet``
+  (:mod:`mlpjax.data.tables`), or a folder of images ``DIR/`` (:mod:`mlpjax.data.images`); the Dataset records a
+  digest of what it was read from (:mod:`mlpjax.data.digest`).
+- ``tfds:NAME[:CONFIG]``: a classification set of tensorflow-datasets (:mod:`mlpjax.data.tfds_sets`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mlpjax import files
-from mlpjax.data import tables
+from mlpjax.data import images, tables, tfds_sets
+from mlpjax.data.digest import Digest, file_digest
 from mlpjax.data.idx import read_idx
 from mlpjax.errors import FieldError, UserInputError, check_int
 
@@ -79,6 +83,7 @@ class Dataset:
     levels ``k`` that stand for ``k / pixel_levels`` (255 for 8-bit images, 16 for the 8x8 digits), a quarter of
     float32's memory; else the float32 features themselves. ``x_*`` decodes them on first use and keeps the
     result; training reads ``encoded_*`` (see :class:`mlpjax.training.rows.Rows`) and never builds it.
+    ``digest``: of the file or folder the data was read from (None: a dataset by name, or data made in Python).
     """
 
     name: str
@@ -92,6 +97,7 @@ class Dataset:
     pixel_levels: int | None = None
     feature_names: tuple[str, ...] = ()  # where the source names them (a table's header): one per feature
     label_column: str = ""  # the table column the labels came from ("": none)
+    digest: Digest | None = None
 
     def __post_init__(self):
         """Everything above checked, however the Dataset is built: a :class:`FieldError` naming the field."""
@@ -101,6 +107,8 @@ class Dataset:
         check_int("num_classes", self.num_classes)
         if self.pixel_levels is not None:
             check_int("pixel_levels", self.pixel_levels, 1, 255)
+        if self.digest is not None and not isinstance(self.digest, Digest):
+            raise FieldError("digest", f"must be a Digest or None, got {self.digest!r}", where=where)
         stored = np.uint8 if self.pixel_levels is not None else np.float32
         for split in ("train", "test"):
             x, y = getattr(self, f"encoded_{split}"), getattr(self, f"y_{split}")
@@ -196,7 +204,8 @@ class Dataset:
         )
 
     def describe(self) -> dict[str, object]:
-        """Shapes and sizes (and the class names, where there are), as printed and written to metrics.json."""
+        """Shapes and sizes (and the class names, feature names, label column and digest, where there are), as
+        printed and written to metrics.json."""
         return {
             "name": self.name,
             "x_train": list(self.encoded_train.shape),
@@ -207,6 +216,7 @@ class Dataset:
             **({"class_names": list(self.class_names)} if self.class_names else {}),
             **({"feature_names": list(self.feature_names)} if self.feature_names else {}),
             **({"label_column": self.label_column} if self.label_column else {}),
+            **({"digest": self.digest.to_dict()} if self.digest is not None else {}),
         }
 
 
@@ -433,6 +443,12 @@ def load_quadrants() -> Dataset:
     return make_dataset("quadrants", (x, y), (x, y), num_classes=4)
 
 
+def load_tfds_set(name: str, image_size=None, test_split: float | None = None) -> Dataset:
+    """``tfds:NAME[:CONFIG]`` ``name`` (:mod:`mlpjax.data.tfds_sets`), downloaded by tfds where it is not prepared
+    and its download host answers."""
+    return _loaded(name, tfds_sets.load(name, image_size, test_split, download_refused=download_refused), source=name)
+
+
 def load_tfds(name: str) -> Dataset:
     """``mnist`` or ``fashion_mnist`` through ``tfds.data_source``; may download.
 
@@ -504,6 +520,17 @@ def reachable(host: str, port: int, timeout: float = NETWORK_TIMEOUT) -> bool:
 def _check_download_possible(tfds, name: str) -> None:
     """Before tfds would download ``name`` (it is not prepared in tfds' data folder), its download host must answer
     within :data:`NETWORK_TIMEOUT` seconds; else one FieldError of ``data_dir`` naming the offline choices."""
+    why = download_refused(tfds, name)
+    if why:
+        raise FieldError(
+            "data_dir", f"dataset {name!r} is not on disk and cannot be downloaded: {why}; " + OFFLINE_CHOICES
+        )
+
+
+def download_refused(tfds, name: str) -> str | None:
+    """Why tfds cannot have dataset ``name`` (tfds' name): None where it is prepared in tfds' data folder or its
+    download host (:data:`DOWNLOAD_HOSTS`, else the builder's first URL's) answers within :data:`NETWORK_TIMEOUT`
+    seconds; else ``"HOST did not answer within 3 s (no network?)"``."""
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.ERROR)  # "Variant folder ... has no dataset_info.json": not prepared, as asked
@@ -513,34 +540,67 @@ def _check_download_possible(tfds, name: str) -> None:
         prepared = False
     finally:
         absl.setLevel(level)
-    host, port = DOWNLOAD_HOSTS.get(name, DOWNLOAD_HOSTS["mnist"])
-    if not prepared and not reachable(host, port):
-        raise FieldError(
-            "data_dir",
-            f"dataset {name!r} is not on disk and cannot be downloaded: {host} did not "
-            f"answer within {NETWORK_TIMEOUT:g} s (no network?); " + OFFLINE_CHOICES,
-        )
+    if prepared:
+        return None
+    host, port = DOWNLOAD_HOSTS.get(name) or _download_host(tfds, name)
+    return None if reachable(host, port) else f"{host} did not answer within {NETWORK_TIMEOUT:g} s (no network?)"
 
 
-def load_table_dataset(name: str) -> Dataset:
-    """scikit-learn's bundled table ``name`` (``iris``, ``wine``, ``breast_cancer``) as a Dataset."""
-    return _loaded(name, tables.load_sklearn_table(name))
+def _download_host(tfds, name: str) -> tuple[str, int]:
+    """Where tfds downloads dataset ``name`` from: its builder's first URL's host (tfds' prepared copies on GCS
+    where the builder lists none)."""
+    from urllib.parse import urlsplit
+
+    try:
+        urls = list(tfds.builder_cls(name.split("/")[0]).url_infos or ())
+        url = urlsplit(urls[0])
+        if url.hostname:
+            return url.hostname, url.port or (80 if url.scheme == "http" else 443)
+    except Exception:  # noqa: BLE001  # no URL known: tfds' own copies
+        pass
+    return DOWNLOAD_HOSTS["mnist"]
 
 
-def load_file(path: str | os.PathLike, label_column: str | None = None) -> Dataset:
-    """The dataset in file ``path`` (``FILE.npz``, ``FILE.csv``, ``FILE.tsv``: :mod:`mlpjax.data.tables`), named
-    by its path as given; ``label_column``: a table's column of labels (None: its last)."""
+def load_table_dataset(name: str, test_split: float | None = None) -> Dataset:
+    """scikit-learn's bundled table ``name`` (``iris``, ``wine``, ``breast_cancer``) as a Dataset, ``test_split``
+    (None: 20 %) of its rows split off as test rows."""
+    return _loaded(name, tables.load_sklearn_table(name, test_split))
+
+
+def load_file(
+    path: str | os.PathLike, label_column: str | None = None, *, test_split: float | None = None, image_size=None
+) -> Dataset:
+    """The dataset in file or folder ``path`` (``FILE.npz``, ``FILE.csv``, ``FILE.tsv``, ``FILE.parquet``:
+    :mod:`mlpjax.data.tables`; a folder of images ``DIR/``: :mod:`mlpjax.data.images`), named by its path as
+    given, with the :class:`Digest` of its bytes; ``label_column``: a table's column of labels (None: its last);
+    ``test_split``: the fraction of the rows split off where the file has no test rows (None: 20 %);
+    ``image_size``: an image folder's ``(H, W)`` (None: its first image's)."""
     name = os.fspath(path)
-    return _loaded(name, tables.load_file(name, label_column), source=name)
+    check_options(name, label_column=label_column, test_split=test_split, image_size=image_size)
+    if tables.is_folder_name(name):
+        return _loaded(name, images.load_image_folder(name, image_size, test_split), source=name)
+    loaded = tables.load_file(name, label_column, test_split)
+    return _loaded(name, dataclasses.replace(loaded, digest=file_digest(name)), source=name)
 
 
 def _loaded(name: str, loaded: tables.Loaded, source: str = "") -> Dataset:
-    """The Dataset ``name`` of what :mod:`mlpjax.data.tables` read, its names kept."""
+    """The Dataset ``name`` of what :mod:`mlpjax.data.tables` (or :mod:`.images`, :mod:`.tfds_sets`) read, its
+    names and digest kept."""
     ds = make_dataset(
-        name, loaded.train, loaded.test, num_classes=loaded.num_classes, image_shape=loaded.image_shape, source=source
+        name,
+        loaded.train,
+        loaded.test,
+        num_classes=loaded.num_classes,
+        image_shape=loaded.image_shape,
+        source=source,
+        pixel_levels=loaded.pixel_levels,
     )
     return dataclasses.replace(
-        ds, class_names=loaded.class_names, feature_names=loaded.feature_names, label_column=loaded.label_column
+        ds,
+        class_names=loaded.class_names,
+        feature_names=loaded.feature_names,
+        label_column=loaded.label_column,
+        digest=loaded.digest,
     )
 
 
@@ -550,15 +610,17 @@ class DatasetSpec:
     ``default_epochs`` epochs unless told otherwise; ``about`` is one line for help texts; ``shape`` is its
     ``(input_dim, num_classes)``, known without loading it (None: load it to know); ``reads_folder``: whether
     ``load`` reads ``data_dir`` (else a folder given is refused, :func:`check_data_dir`); ``image_shape``: the
-    ``(H, W)`` of its images, known without loading it (None: not images, or load it to know)."""
+    ``(H, W)`` of its images, known without loading it (None: not images, or load it to know); ``splits``: whether
+    its test rows are split off, ``load(data_dir, test_split=F)`` choosing how many."""
 
-    load: Callable[[str | None], Dataset]
+    load: Callable[..., Dataset]
     default_epochs: int
     about: str
     class_names: tuple[str, ...] = ()
     shape: tuple[int, int] | None = None
     reads_folder: bool = False
     image_shape: tuple[int, int] | None = None
+    splits: bool = False
 
 
 def load_mnist_like(name: str, data_dir: str | os.PathLike | None) -> Dataset:
@@ -594,46 +656,84 @@ DATASETS: dict[str, DatasetSpec] = {
         lambda d: load_quadrants(), 300, "the tutorial's four points", ("I", "II", "III", "IV"), shape=(2, 4)
     ),
     "iris": DatasetSpec(
-        lambda d: load_table_dataset("iris"),
+        lambda d, test_split=None: load_table_dataset("iris", test_split),
         IRIS_EPOCHS,
         "scikit-learn's iris table (offline)",
         ("setosa", "versicolor", "virginica"),
         shape=(4, 3),
+        splits=True,
     ),
     "wine": DatasetSpec(
-        lambda d: load_table_dataset("wine"),
+        lambda d, test_split=None: load_table_dataset("wine", test_split),
         IRIS_EPOCHS,
         "scikit-learn's wine table (offline)",
         ("class_0", "class_1", "class_2"),
         shape=(13, 3),
+        splits=True,
     ),
     "breast_cancer": DatasetSpec(
-        lambda d: load_table_dataset("breast_cancer"),
+        lambda d, test_split=None: load_table_dataset("breast_cancer", test_split),
         TABLE_EPOCHS,
         "scikit-learn's breast cancer table (offline)",
         ("malignant", "benign"),
         shape=(30, 2),
+        splits=True,
     ),
 }
-FILE_EPOCHS = TABLE_EPOCHS  # a file's size is not known before it is read
+FILE_EPOCHS = TABLE_EPOCHS  # a file's size is not known before it is read (an image folder's neither)
+TFDS_EPOCHS = 10  # tensorflow-datasets' sets are larger (kmnist: 60,000 images, 469 steps an epoch)
+SOURCES = "a file FILE.npz, FILE.csv, FILE.tsv or FILE.parquet, a folder of images DIR/, or tfds:NAME[:CONFIG]"
 
 
 def _class_names(name: str) -> tuple[str, ...]:
     return DATASETS[name].class_names if name in DATASETS else ()
 
 
+def is_path(name: str) -> bool:
+    """Whether dataset ``name`` is a file's or a folder's path (not a registered name, nor ``tfds:NAME``)."""
+    return name not in DATASETS and not tfds_sets.is_tfds_name(name) and tables.is_file_name(name)
+
+
 def get_spec(name: str | os.PathLike) -> DatasetSpec:
-    """The registered dataset ``name``, or the spec of a file (``name`` with a suffix or a folder: FILE.npz,
-    FILE.csv, FILE.tsv; read when loaded, not here); an unknown name lists the valid ones."""
+    """The registered dataset ``name``, or the spec of ``tfds:NAME[:CONFIG]`` or of a file or folder (``name`` with
+    a suffix or a ``/``, or a folder: FILE.npz, FILE.csv, FILE.tsv, FILE.parquet, DIR/; read when loaded, not
+    here); an unknown name lists the valid ones."""
     name = os.fspath(name)
-    if name not in DATASETS and tables.is_file_name(name):
+    if name in DATASETS:
+        return DATASETS[name]
+    if tfds_sets.is_tfds_name(name):
+        tfds_sets.check_tfds_name(name)
+        about = f"the tensorflow-datasets set {name[len(tfds_sets.PREFIX) :]}"
+        return DatasetSpec(lambda d, **options: load_tfds_set(name, **options), TFDS_EPOCHS, about, splits=True)
+    if tables.is_file_name(name):
         tables.check_file_name(name)
-        return DatasetSpec(lambda d: load_file(name), FILE_EPOCHS, f"the file {name}")
-    if name not in DATASETS:
-        raise UserInputError(
-            f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or a file FILE.npz, FILE.csv or FILE.tsv"
-        )
-    return DATASETS[name]
+        about = f"the {'image folder' if tables.is_folder_name(name) else 'file'} {name}"
+        return DatasetSpec(lambda d, **options: load_file(name, **options), FILE_EPOCHS, about, splits=True)
+    raise UserInputError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or {SOURCES}")
+
+
+def check_options(
+    name: str, *, label_column: str | None = None, test_split: float | None = None, image_size=None
+) -> None:
+    """Refuse a ``label_column``, ``test_split`` or ``image_size`` that cannot apply to dataset ``name`` (a
+    FieldError of that field): a label column needs a table, a test split data without test rows of its own, an
+    image size an image folder or ``tfds:NAME`` (whether a file or tfds set has test rows, or images, its
+    loader says)."""
+    spec = get_spec(name)
+    if label_column is not None:
+        tables.check_label_column(name, label_column)
+    if test_split is not None:
+        tables.check_test_split(test_split)
+        if not spec.splits:
+            tables.refuse_test_split(test_split, repr(name), "a fixed split")
+    if image_size is not None:
+        images.check_image_size(image_size)
+        if not (tfds_sets.is_tfds_name(name) or (is_path(name) and tables.is_folder_name(name))):
+            raise FieldError(
+                "image_size",
+                f"{{field}} needs a folder of images or a tfds:NAME set as {{dataset}}, got {name!r}",
+                also=("dataset",),
+            )
 
 
 def check_data_dir(name: str, data_dir: str | os.PathLike | None) -> None:
@@ -648,10 +748,24 @@ def check_data_dir(name: str, data_dir: str | os.PathLike | None) -> None:
 
 
 def load_dataset(
-    name: str | os.PathLike, data_dir: str | os.PathLike | None = None, *, label_column: str | None = None
+    name: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    label_column: str | None = None,
+    test_split: float | None = None,
+    image_size=None,
 ) -> Dataset:
-    """Load dataset ``name`` (a registered name or a file: :func:`get_spec`); for the IDX datasets ``data_dir``
-    (else ``$MLPJAX_DATA_DIR``, else tfds); for a CSV or TSV file, its ``label_column`` (None: the last)."""
-    if label_column is not None:
-        return load_file(name, label_column)  # which checks that the name is a table's
-    return get_spec(name).load(None if data_dir is None else os.fspath(data_dir))
+    """Load dataset ``name`` (a registered name, ``tfds:NAME[:CONFIG]``, a file or a folder: :func:`get_spec`); for
+    the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds); for a CSV, TSV or Parquet file, its
+    ``label_column`` (None: the last); ``test_split``: the fraction split off as test rows where the data has none
+    (None: 20 %); ``image_size``: ``(H, W)`` (or ``N``, ``"HxW"``) the images of a folder or a tfds set are resized
+    to (None: the first one's). Options that cannot apply are refused (:func:`check_options`)."""
+    name = os.fspath(name)
+    check_options(name, label_column=label_column, test_split=test_split, image_size=image_size)
+    folder = None if data_dir is None else os.fspath(data_dir)
+    if is_path(name):
+        return load_file(name, label_column, test_split=test_split, image_size=image_size)
+    if tfds_sets.is_tfds_name(name):
+        return load_tfds_set(name, image_size, test_split)
+    spec = get_spec(name)
+    return spec.load(folder) if test_split is None else spec.load(folder, test_split=test_split)

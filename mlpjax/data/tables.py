@@ -5,15 +5,18 @@
   shape) is read before its data, so misshapen arrays and sizes beyond the memory there is are refused first.
 - ``FILE.csv`` / ``FILE.tsv``: a header row, then one row per example; the label is the last column; the other
   columns are numeric features. Labels are numbers or text; text labels become class names (sorted).
+- ``FILE.parquet``: the same as a CSV file, its columns' names the header (read with pyarrow, the ``parquet``
+  extra); the schema and the row count are read from the footer before any data.
 - ``iris``, ``wine``, ``breast_cancer``: scikit-learn's bundled tables (offline).
 
-A table names its features (its header less the label column; scikit-learn's feature names, the label column
-``target``): :func:`read_rows` reads new rows to predict by those names. An npz names none.
+A table names its features (its header less the label column, a Parquet file's schema likewise; scikit-learn's
+feature names, the label column ``target``): :func:`read_rows` reads new rows to predict by those names. An npz
+names none.
 
-Where a file holds no test rows, :data:`TEST_SPLIT` of its rows are split off, stratified by class, with the
-fixed seed :data:`SPLIT_SEED`: the same file always gives the same split, so a saved run's ``evaluate`` and
-``predict`` reload the rows it was tested on. Loading a file never executes code. Every bad file is one
-:class:`~mlpjax.errors.UserInputError` line naming the file (and the line and column where there is one).
+Where a file holds no test rows, ``test_split`` (default :data:`TEST_SPLIT`) of its rows are split off, stratified
+by class, with the fixed seed :data:`SPLIT_SEED`: the same file always gives the same split, so a saved run's
+``evaluate`` and ``predict`` reload the rows it was tested on. Loading a file never executes code. Every bad file
+is one :class:`~mlpjax.errors.UserInputError` line naming the file (and the line and column where there is one).
 """
 
 from __future__ import annotations
@@ -28,14 +31,19 @@ import zipfile
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlpjax import files, memory
-from mlpjax.errors import FieldError, UserInputError
+from mlpjax.errors import FieldError, UserInputError, check_number
 
-FILE_SUFFIXES = (".npz", ".csv", ".tsv")
-TEST_SPLIT = 0.2  # of the rows of a file without test rows
+if TYPE_CHECKING:
+    from mlpjax.data.digest import Digest
+
+FILE_SUFFIXES = (".npz", ".csv", ".tsv", ".parquet")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # the files with a label column to choose
+TEST_SPLIT = 0.2  # of the rows of a file without test rows, unless test_split says otherwise
 SPLIT_SEED = 0  # fixed: the split belongs to the file, not to the training seed
 NPZ_SPLITS = ("x_train", "y_train", "x_test", "y_test")
 NPZ_WHOLE = ("x", "y")
@@ -46,9 +54,11 @@ NAMES_SHOWN = 8  # of the model's feature names in an error message
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:
-    """What a file or table holds, ready for ``make_dataset``: ``train`` and ``test`` ``(x (N, D), y (N,))``,
-    the classes, ``image_shape`` (an npz of images), and where the source names them, the ``D`` feature names
-    (in column order) and the label column's name (else ``()`` and ``""``)."""
+    """What a file, table or folder holds, ready for ``make_dataset``: ``train`` and ``test`` ``(x (N, D), y (N,))``,
+    the classes, ``image_shape`` (images: an npz of images, a folder of images, a tfds set), where the source names
+    them, the ``D`` feature names (in column order) and the label column's name (else ``()`` and ``""``),
+    ``pixel_levels`` (the features are uint8 levels ``k / pixel_levels``; None: float32 features) and the
+    ``digest`` of the files read (None: not computed, or not the user's files)."""
 
     train: tuple
     test: tuple
@@ -57,26 +67,36 @@ class Loaded:
     image_shape: tuple[int, int] | None = None
     feature_names: tuple[str, ...] = ()
     label_column: str = ""
+    pixel_levels: int | None = None
+    digest: Digest | None = None
 
 
 def is_file_name(name: str) -> bool:
-    """Whether dataset ``name`` names a file rather than a registered dataset: it has a suffix or a folder."""
-    return bool(Path(name).suffix) or "/" in name or os.sep in name
+    """Whether dataset ``name`` names a file or a folder rather than a dataset by name: it has a suffix or a
+    folder in it, or is a folder (the caller tells registered names and ``tfds:NAME`` apart first)."""
+    return bool(Path(name).suffix) or "/" in name or os.sep in name or os.path.isdir(name)
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether file name ``name`` (:func:`is_file_name`) is an image folder's: a folder, a name ending in ``/``,
+    or one without a suffix (a folder that is not there yet; reading it says so)."""
+    return os.path.isdir(name) or name.endswith(("/", os.sep)) or not Path(name).suffix
 
 
 def check_file_name(name: str) -> str:
-    """``name`` if its suffix is one mlpjax reads (:data:`FILE_SUFFIXES`); else one line saying which are."""
-    if Path(name).suffix.lower() not in FILE_SUFFIXES:
+    """``name`` if its suffix is one mlpjax reads (:data:`FILE_SUFFIXES`) or it is a folder's; else one line saying
+    which are."""
+    if not is_folder_name(name) and Path(name).suffix.lower() not in FILE_SUFFIXES:
         raise UserInputError(
-            f"{name}: not a kind of file mlpjax reads as a dataset; give FILE.npz, FILE.csv or "
-            "FILE.tsv (or a dataset name)"
+            f"{name}: not a kind of file mlpjax reads as a dataset; give FILE.npz, FILE.csv, FILE.tsv, "
+            "FILE.parquet or a folder of images DIR/ (or a dataset name)"
         )
     return name
 
 
 def is_table_name(name: str) -> bool:
-    """Whether dataset ``name`` is a CSV or TSV file's (which has a label column to choose)."""
-    return Path(name).suffix.lower() in (".csv", ".tsv")
+    """Whether dataset ``name`` is a CSV, TSV or Parquet file's (which has a label column to choose)."""
+    return not is_folder_name(name) and Path(name).suffix.lower() in TABLE_SUFFIXES
 
 
 def check_label_column(name: str, label_column: str) -> str:
@@ -86,21 +106,40 @@ def check_label_column(name: str, label_column: str) -> str:
     if not is_table_name(name):
         raise FieldError(
             "label_column",
-            f"{{field}} {label_column!r} needs a CSV or TSV file as {{dataset}}, got {name!r}",
+            f"{{field}} {label_column!r} needs a CSV, TSV or Parquet file as {{dataset}}, got {name!r}",
             also=("dataset",),
         )
     return label_column
 
 
-def load_file(path: str | os.PathLike, label_column: str | None = None) -> Loaded:
-    """What file ``path`` holds (:class:`Loaded`); ``label_column``: a table's column of labels (None: its last)."""
+def load_file(path: str | os.PathLike, label_column: str | None = None, test_split: float | None = None) -> Loaded:
+    """What file ``path`` holds (:class:`Loaded`); ``label_column``: a table's column of labels (None: its last);
+    ``test_split``: the fraction of the rows split off as test rows where the file has none (None:
+    :data:`TEST_SPLIT`)."""
     name = check_file_name(os.fspath(path))
     if label_column is not None:
         check_label_column(name, label_column)
     suffix = Path(name).suffix.lower()
     if suffix == ".npz":
-        return load_npz(name)
-    return load_table(name, delimiter=delimiter_of(name), label_column=label_column)
+        return load_npz(name, test_split)
+    if suffix == ".parquet":
+        return load_parquet(name, label_column, test_split)
+    return load_table(name, delimiter=delimiter_of(name), label_column=label_column, test_split=test_split)
+
+
+def check_test_split(test_split: float | None) -> float:
+    """``test_split`` (None: :data:`TEST_SPLIT`) if it is in (0, 1); else a FieldError of ``test_split``."""
+    if test_split is None:
+        return TEST_SPLIT
+    return check_number("test_split", test_split, low=0.0, high=1.0, low_open=True)
+
+
+def refuse_test_split(test_split: float | None, name: str, why: str) -> None:
+    """A ``test_split`` given for data ``name`` that has test rows of its own (``why``): a FieldError."""
+    if test_split is not None:
+        raise FieldError(
+            "test_split", f"{{field}} {test_split:g}: {name} has test rows of its own ({why}); drop {{field}}"
+        )
 
 
 # --- npz -------------------------------------------------------------------------------------------------------
@@ -123,8 +162,9 @@ def _npy_header(zf: zipfile.ZipFile, member: str, where: str) -> tuple[tuple[int
     return tuple(shape), np.dtype(dtype)
 
 
-def load_npz(path: str) -> Loaded:
-    """An ``.npz`` file's arrays (see the module's notes), checked from their headers before any is read."""
+def load_npz(path: str, test_split: float | None = None) -> Loaded:
+    """An ``.npz`` file's arrays (see the module's notes), checked from their headers before any is read;
+    ``test_split`` as for :func:`load_file` (refused where the file holds test rows)."""
     with files.open_regular(path) as raw:
         try:
             zf = zipfile.ZipFile(raw)
@@ -133,6 +173,8 @@ def load_npz(path: str) -> Loaded:
         with zf:
             members = {m.removesuffix(".npy"): m for m in zf.namelist()}
             keys = NPZ_SPLITS if all(k in members for k in NPZ_SPLITS) else NPZ_WHOLE
+            if keys == NPZ_SPLITS:
+                refuse_test_split(test_split, path, "x_test, y_test")
             missing = [k for k in keys if k not in members]
             if missing:
                 found = ", ".join(sorted(members)) or "none"
@@ -155,7 +197,7 @@ def load_npz(path: str) -> Loaded:
     xs = {k: _npz_features(path, k, arrays[k]) for k in keys if k.startswith("x")}
     if keys == NPZ_WHOLE:
         codes, names = encode_labels(path, "y", arrays["y"])
-        train, test = stratified_split(path, xs["x"], codes, names)
+        train, test = stratified_split(path, xs["x"], codes, names, check_test_split(test_split))
     else:
         codes, names = encode_labels(path, "y_train and y_test", np.concatenate([arrays["y_train"], arrays["y_test"]]))
         n = len(arrays["y_train"])
@@ -281,7 +323,9 @@ def delimiter_of(path: str | os.PathLike) -> str:
     return "\t" if Path(path).suffix.lower() == ".tsv" else ","
 
 
-def load_table(path: str, delimiter: str = ",", label_column: str | None = None) -> Loaded:
+def load_table(
+    path: str, delimiter: str = ",", label_column: str | None = None, test_split: float | None = None
+) -> Loaded:
     """A CSV (or TSV) file with a header row: numeric features and a label column (default: the last one).
 
     Read row by row into float32 (its size is checked first: every value takes at least two characters, so the
@@ -289,19 +333,7 @@ def load_table(path: str, delimiter: str = ",", label_column: str | None = None)
     non-numeric or non-finite feature, an empty label is refused, naming the line and column.
     """
     with _table(path, delimiter, "its values as float32, then split") as (header, rows):
-        if label_column is None:
-            label = len(header) - 1
-        elif label_column.strip() in header:
-            label = header.index(label_column.strip())
-        else:
-            raise FieldError(
-                "label_column",
-                f"{{field}} {label_column!r}: {path} has no such column; its header has {', '.join(header)}",
-            )
-        if len(header) < 2:
-            raise UserInputError(
-                f"{path}: the header has one column ({header[0]!r}); expected feature columns and the label column"
-            )
+        label = label_index(path, header, label_column)
         feature_cols = [j for j in range(len(header)) if j != label]
         values: array = array("f")
         lines: array = array("q")
@@ -318,9 +350,28 @@ def load_table(path: str, delimiter: str = ",", label_column: str | None = None)
     codes, names = _table_labels(
         path, header[label], seen, np.frombuffer(label_codes, np.int32), np.frombuffer(lines, np.int64)
     )
-    train, test = stratified_split(path, x, codes, names)
+    train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
     features = tuple(header[j] for j in feature_cols)
     return Loaded(train, test, len(names) or int(codes.max()) + 1, names, None, features, header[label])
+
+
+def label_index(path: str, header: list[str], label_column: str | None) -> int:
+    """Which of the columns ``header`` holds the labels: ``label_column``'s (None: the last one); at least one
+    other column (the features)."""
+    if label_column is None:
+        label = len(header) - 1
+    elif label_column.strip() in header:
+        label = header.index(label_column.strip())
+    else:
+        raise FieldError(
+            "label_column",
+            f"{{field}} {label_column!r}: {path} has no such column; its header has {', '.join(header)}",
+        )
+    if len(header) < 2:
+        raise UserInputError(
+            f"{path}: the header has one column ({header[0]!r}); expected feature columns and the label column"
+        )
+    return label
 
 
 def read_rows(path: str | os.PathLike, feature_names: Sequence[str], *, width: int, ignore: str = "") -> np.ndarray:
@@ -475,16 +526,119 @@ def _table_labels(
     return encode_labels(path, f"column {column!r}", values[first_codes], lines)
 
 
+# --- parquet ------------------------------------------------------------------------------------------------------
+
+
+def _pyarrow():
+    """pyarrow's parquet module; where pyarrow is missing, one line naming the extra that installs it."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserInputError(
+            "reading a Parquet file needs pyarrow, which is not installed: pip install 'mlpjax[parquet]'"
+        ) from None
+    return pq
+
+
+def load_parquet(path: str, label_column: str | None = None, test_split: float | None = None) -> Loaded:
+    """A Parquet file as a CSV file is read: its columns' names are the header, the label column is the last (or
+    ``label_column``), the others are numeric features.
+
+    The schema and the row count are read from the footer first: a column of another type (text features,
+    nested or temporal values) is refused, and the sizes checked against the memory there is, before any data is
+    read. Then one column at a time into float32; a missing (null) or non-finite value and a missing or empty
+    label are refused, naming the row (counted from 0, as the file's index) and the column.
+    """
+    pq = _pyarrow()
+    import pyarrow as pa
+
+    with files.open_regular(path) as raw:
+        try:
+            parquet = pq.ParquetFile(raw)
+            meta, schema = parquet.metadata, parquet.schema_arrow
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise UserInputError(f"{path}: not a Parquet file ({' '.join(str(e).split())})") from None
+        header = list(schema.names)
+        if not header:
+            raise UserInputError(f"{path}: holds no columns; expected feature columns and the label column")
+        twice = sorted({n for n in header if header.count(n) > 1})
+        if twice:
+            raise UserInputError(f"{path}: column {twice[0]!r} appears more than once; columns need distinct names")
+        label = label_index(path, header, label_column)
+        features = [j for j in range(len(header)) if j != label]
+        numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+        for j in features:
+            kind = schema.field(j).type
+            if not any(t(kind) for t in numeric):
+                raise UserInputError(
+                    f"{path}: column {header[j]!r} is of type {kind}; features must be numbers (integers, floats)"
+                )
+        kind = schema.field(label).type
+        values = kind.value_type if pa.types.is_dictionary(kind) else kind
+        if not any(t(values) for t in (*numeric, pa.types.is_string, pa.types.is_large_string)):
+            raise UserInputError(
+                f"{path}: the label column {header[label]!r} is of type {kind}; expected numbers or text"
+            )
+        rows = meta.num_rows
+        if rows == 0:
+            raise UserInputError(f"{path}: holds no rows")
+        stored = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        # the features as float32, their split copy, and one column at a time as read (at most 8 bytes a value)
+        memory.check_allocation(path, stored + rows * (8 * len(features) + 16), "its columns as float32, then split")
+        x = np.empty((rows, len(features)), np.float32)
+        try:
+            for i, j in enumerate(features):
+                x[:, i] = _parquet_column(path, parquet, header[j], rows, "features must be numbers")
+            y = _parquet_column(path, parquet, header[label], rows, "the label is missing")
+        except (pa.ArrowException, OSError) as e:
+            raise UserInputError(f"{path}: cannot be read ({' '.join(str(e).split())})") from None
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise UserInputError(
+            f"{path}: row {row}, column {header[features[col]]!r}: {x[row, col]} is not finite; "
+            "features must be finite numbers"
+        )
+    if y.dtype.kind in "US":
+        y = np.char.strip(y.astype(str))
+        empty = y == ""
+        if empty.any():
+            raise UserInputError(f"{path}: row {int(np.argmax(empty))}, column {header[label]!r}: the label is empty")
+    codes, names = encode_labels(path, f"column {header[label]!r}", y)
+    train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
+    feature_names = tuple(header[j] for j in features)
+    return Loaded(train, test, len(names) or int(codes.max()) + 1, names, None, feature_names, header[label])
+
+
+def _parquet_column(path: str, parquet, name: str, rows: int, why: str) -> np.ndarray:
+    """Column ``name`` of ``parquet`` as a numpy array of ``rows`` values (text as str, dictionaries decoded); a
+    missing (null) value is refused, naming its row."""
+    import pyarrow as pa
+
+    column = parquet.read(columns=[name]).column(0)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if column.null_count:
+        row = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
+        raise UserInputError(f"{path}: row {row}, column {name!r}: a missing value (null); {why}")
+    values = column.to_numpy(zero_copy_only=False)
+    if len(values) != rows:
+        raise UserInputError(f"{path}: column {name!r} holds {len(values)} values but the file {rows} rows")
+    return values.astype(str) if values.dtype == object else values
+
+
 # --- scikit-learn's tables ----------------------------------------------------------------------------------------
 
 
-def load_sklearn_table(name: str) -> Loaded:
-    """scikit-learn's bundled ``iris``, ``wine`` or ``breast_cancer``, its :data:`TEST_SPLIT` split off as a
-    file's is; the class and feature names are scikit-learn's, the label column :data:`SKLEARN_LABEL`."""
+def load_sklearn_table(name: str, test_split: float | None = None) -> Loaded:
+    """scikit-learn's bundled ``iris``, ``wine`` or ``breast_cancer``, ``test_split`` (None: :data:`TEST_SPLIT`)
+    split off as a file's is; the class and feature names are scikit-learn's, the label column
+    :data:`SKLEARN_LABEL`."""
     from sklearn import datasets as sk
 
     bunch = {"iris": sk.load_iris, "wine": sk.load_wine, "breast_cancer": sk.load_breast_cancer}[name]()
     names = tuple(str(n) for n in bunch.target_names)
-    train, test = stratified_split(name, bunch.data.astype(np.float32), bunch.target.astype(np.int32), names)
+    x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int32)
+    train, test = stratified_split(name, x, y, names, check_test_split(test_split))
     features = tuple(str(n) for n in bunch.feature_names)
     return Loaded(train, test, len(names), names, None, features, SKLEARN_LABEL)

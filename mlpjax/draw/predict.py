@@ -7,11 +7,9 @@ input side ``sqrt(input_dim)`` when that is not 28. No randomness.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,19 +66,16 @@ def input_side(input_dim: int) -> int:
     return side
 
 
-MAX_PIXELS = 100_000_000  # larger image files are refused before they are decoded
-BYTES_PER_PIXEL = 40  # peak memory of load_image per pixel: the decoded image and preprocessing's float copies
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
-
-
 def load_image(path: str | os.PathLike, input_dim: int) -> np.ndarray:
     """A digit image file (PNG, JPEG, ...; any size, either polarity) as the model's input ``(input_dim,)``.
 
-    The file is read by :func:`read_grey`; every bad file (missing, not a regular file, not an image, truncated,
-    too large, an unconvertible mode, no ink) raises UserInputError naming it.
+    The file is read by :func:`mlpjax.data.images.read_grey` (as an image folder's images are: a regular file of at
+    most 100 megapixels that fit in memory, any mode made grey); every bad file (missing, not a regular file, not
+    an image, truncated, too large, an unconvertible mode, no ink) raises UserInputError naming it.
     """
     from PIL import Image
 
+    from mlpjax.data.images import read_grey
     from mlpjax.draw import preprocess
 
     path = Path(path)
@@ -88,102 +83,11 @@ def load_image(path: str | os.PathLike, input_dim: int) -> np.ndarray:
     try:
         digit = preprocess.canvas_to_mnist(read_grey(path))
     except UserInputError as e:
-        raise UserInputError(_named(path, e)) from None
+        raise UserInputError(str(e) if str(e).startswith(f"{path}:") else f"{path}: {e}") from None
     if side != digit.shape[0]:
         digit = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BOX), np.float32)
         digit = np.clip(digit, 0.0, 1.0)
     return digit.reshape(-1)
-
-
-def read_grey(path: str | os.PathLike) -> np.ndarray:
-    """The image file ``path`` (one of :data:`IMAGE_FORMATS`; the first frame) as float32 grey levels ``(H, W)``
-    in [0, 1], whatever its mode: colour is averaged, alpha composited on white, 16-bit, integer and float
-    images stretched from their lowest to their highest value.
-
-    Only a regular file is read. Its width x height, read from the header, must be at most :data:`MAX_PIXELS`
-    and fit in the memory available (at :data:`BYTES_PER_PIXEL`) before a pixel is decoded. Anything else
-    (not an image, truncated, corrupt, a mode with no grey conversion) raises UserInputError naming the file.
-    """
-    import io
-
-    from PIL import Image
-
-    from mlpjax import files
-    from mlpjax.draw import preprocess
-
-    path = Path(path)
-    with (
-        io.BufferedReader(files.open_regular(path)) as file,
-        _image_errors(path),
-        Image.open(file, formats=IMAGE_FORMATS) as image,
-    ):
-        _check_image_size(path, image.size)
-        image.load()
-        return preprocess.to_gray(_grey_source(image))
-
-
-@contextlib.contextmanager
-def _image_errors(path: Path):
-    """Turn what decoding ``path`` raises into one UserInputError that names the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_image_size decides
-            yield
-    except UserInputError as e:
-        raise UserInputError(_named(path, e)) from None
-    except Image.DecompressionBombError as e:
-        raise UserInputError(
-            f"{path}: too large an image ({e}); at most {MAX_PIXELS // 10**6} megapixels are read"
-        ) from None
-    except UnidentifiedImageError:
-        raise UserInputError(f"{path}: not an image file; expected one of {', '.join(IMAGE_FORMATS)}") from None
-    except MemoryError:
-        raise UserInputError(f"{path}: not enough memory to decode the image") from None
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt files (OSError, SyntaxError, ...)
-        reason = " ".join(f"{type(e).__name__}: {e}".split())
-        raise UserInputError(f"{path}: not a readable image ({reason})") from None
-
-
-def _named(path: Path, error: UserInputError) -> str:
-    """The message of ``error``, starting with ``path``."""
-    return str(error) if str(error).startswith(f"{path}:") else f"{path}: {error}"
-
-
-def _check_image_size(path: Path, size: tuple[int, int]) -> None:
-    """Refuse an image of ``size`` (width, height) beyond :data:`MAX_PIXELS` or the memory available."""
-    from mlpjax import memory
-
-    width, height = size
-    if width * height > MAX_PIXELS:
-        raise UserInputError(
-            f"{path}: the image is {width}x{height} pixels, more than the "
-            f"{MAX_PIXELS // 10**6} megapixels read; scale it down"
-        )
-    memory.check_allocation(path, width * height * BYTES_PER_PIXEL, f"an image of {width}x{height} pixels")
-
-
-def _grey_source(image):
-    """``image`` in a form :func:`mlpjax.draw.preprocess.to_gray` reads: itself for the modes it converts (1, L, P,
-    RGB and alpha modes), a float32 array stretched to [0, 1] for 16-bit, integer and float modes, else RGB."""
-    if image.mode in ("1", "L", "P", "RGB", "RGBA", "LA", "PA"):
-        return image
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        a = np.asarray(image.convert("F"), np.float32)
-        if not np.isfinite(a).all():
-            raise UserInputError("the image contains NaN or infinite values")
-        low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        if not high > low:
-            return np.zeros_like(a)
-        # in float64: the span of finite float32 values (up to 2 x 3.4e38) overflows float32
-        return ((a.astype(np.float64) - low) / (high - low)).astype(np.float32)
-    try:
-        return image.convert("RGBA" if image.mode.endswith(("A", "a")) else "RGB")
-    except ValueError:
-        raise UserInputError(
-            f"an image of mode {image.mode}, which has no conversion to grey; save it as greyscale or RGB"
-        ) from None
 
 
 def save_png(image: np.ndarray, title: str, path: str | os.PathLike) -> Path:

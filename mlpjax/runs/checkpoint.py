@@ -8,7 +8,8 @@ A run directory ``DIR`` (``mlpjax train --output DIR``) holds::
 
 Each ``<epoch>/`` has two Orbax items: ``state``, the arrays of the :class:`~mlpjax.core.state.TrainState` (step,
 params, opt_state, the raw uint32 PRNG key) written by ``StandardSave`` (tensorstore), and ``meta``, JSON
-(``JsonSave``): the training and model configs, the history so far and a SHA-256 of the state arrays. Loading
+(``JsonSave``): the training and model configs, the history so far, a SHA-256 of the state arrays and, for data
+read from the user's files, the digest of those files (:class:`mlpjax.data.Digest`). Loading
 reads the JSON first, rebuilds the abstract state from the configs and restores the arrays into it, so
 nothing is unpickled and a checkpoint cannot run code. Orbax writes each epoch into a temporary directory
 and renames it when complete: a process killed at any moment leaves the previous epochs loadable.
@@ -40,6 +41,7 @@ from mlpjax import plugins
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, abstract_state
+from mlpjax.data.digest import Digest
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import orbax_io
 from mlpjax.training.result import HISTORY_KEYS
@@ -65,6 +67,7 @@ class Checkpoint:
     state: TrainState
     keep: int
     save_best: bool
+    dataset_digest: Digest | None = None  # of the files it was trained on (None: a dataset by name, an older run)
 
     @property
     def classifier(self) -> model.Classifier:
@@ -152,6 +155,8 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
             keep, save_best = check_int("keep", meta["keep"]), meta["save_best"]
             if not isinstance(save_best, bool):
                 raise FieldError("save_best", f"must be true or false, got {save_best!r}")
+            digest = meta.get("dataset_digest")
+            dataset_digest = None if digest is None else Digest.from_dict(digest)
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
             # UserInputError is a ValueError: its message is kept
             raise UserInputError(f"{path}: the checkpoint's metadata is invalid ({orbax_io.short_error(e)})") from None
@@ -175,6 +180,7 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
         state=state,
         keep=keep,
         save_best=save_best,
+        dataset_digest=dataset_digest,
     )
 
 
@@ -193,11 +199,19 @@ class Writer:
     """
 
     def __init__(
-        self, directory: Path, config: TrainConfig, *, keep: int, save_best: bool, best_val_loss: float = math.inf
+        self,
+        directory: Path,
+        config: TrainConfig,
+        *,
+        keep: int,
+        save_best: bool,
+        best_val_loss: float = math.inf,
+        dataset_digest: Digest | None = None,
     ):
         if keep < 1:
             raise FieldError("keep", f"must be at least 1, got {keep}")
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
+        self.dataset_digest = dataset_digest
         self.best_val_loss = best_val_loss
         self._epochs = orbax_io.EpochWriter(directory)  # creates nothing before the first save
 
@@ -216,6 +230,7 @@ class Writer:
             "history": {k: list(v) for k, v in history.items()},
             "keep": self.keep,
             "save_best": self.save_best,
+            **({"dataset_digest": self.dataset_digest.to_dict()} if self.dataset_digest is not None else {}),
         }
         val_loss = history["val_loss"][-1]
         best = self.save_best and val_loss < self.best_val_loss

@@ -10,7 +10,8 @@ claimant is refused. Claiming creates the directory and proves it writable, befo
 that ends without a complete epoch (refused, failed or closed before its first save) removes what its claim
 created, folders included, wherever they hold nothing else: a directory the user had stays. A directory
 without a complete epoch (a run interrupted during its first save) is no run: :func:`start` may use it again,
-and :func:`resume` says so. A relative ``data_dir`` is saved absolute.
+and :func:`resume` says so. A relative ``data_dir`` (and a dataset file's path) is saved absolute, with the digest
+of the file (:class:`mlpjax.data.Digest`): resuming or evaluating after the file changed is refused.
 """
 
 from __future__ import annotations
@@ -91,9 +92,18 @@ class Run:
         finally:
             self.close()
 
+    def check_data(self, dataset: data_lib.Dataset) -> None:
+        """Refuse ``dataset`` for a resumed run if it was read from files that changed since the run recorded
+        their digest (one UserInputError naming the file, what it was and what it is)."""
+        if self.checkpoint is not None:
+            data_lib.check_unchanged(
+                dataset.name, self.checkpoint.dataset_digest, dataset.digest, f"the model in {self.directory}"
+            )
+
     def _fit(self, dataset, *, quiet, log, mesh) -> FitResult:
         ckpt = self.checkpoint
         dataset = dataset or self.config.load_dataset()
+        self.check_data(dataset)
         config = trained_config(self.config, dataset)  # what fit trains with, and so what the checkpoints say
         model_config = config.model_config(dataset.input_dim, dataset.num_classes)
         if ckpt is not None and ckpt.model_config != model_config:
@@ -111,6 +121,7 @@ class Run:
             keep=self.keep,
             save_best=save_best,
             best_val_loss=math.inf if best is None else best.history["val_loss"][-1],
+            dataset_digest=dataset.digest,
         )
         run_logs = (
             logs.RunLogs(self.directory, dataset.image_shape, config.validation) if distributed.is_primary() else None
@@ -207,7 +218,7 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
     changes = {}
     if config.data_dir is not None and not os.path.isabs(config.data_dir):
         changes["data_dir"] = os.path.abspath(config.data_dir)
-    if data_lib.is_file_name(config.dataset) and not os.path.isabs(config.dataset):
+    if data_lib.is_path(config.dataset) and not os.path.isabs(config.dataset):
         changes["dataset"] = os.path.abspath(config.dataset)
     return config.replace(**changes) if changes else config
 
@@ -374,8 +385,10 @@ def _resumed(
     """The Run that continues ``ckpt`` with ``changes`` (checked; writes nothing, claims nothing)."""
     saved = ckpt.config.to_dict()
     changes = {k: list(v) if k == "hidden" else v for k, v in (changes or {}).items()}
-    if isinstance(changes.get("dataset"), str) and data_lib.is_file_name(changes["dataset"]):
+    if isinstance(changes.get("dataset"), str) and data_lib.is_path(changes["dataset"]):
         changes["dataset"] = os.path.abspath(changes["dataset"])  # as the run recorded it
+    if "image_size" in changes:  # 28, "28" and "28x28" are (28, 28), as the run recorded it
+        changes["image_size"] = data_lib.check_image_size(changes["image_size"])
     for name, value in changes.items():
         if name not in saved:
             raise UserInputError(f"unknown training setting {name!r}")
@@ -408,13 +421,20 @@ def _resumed(
 def dataset_for(
     ckpt: Checkpoint, dataset: str | None = None, data_dir: str | os.PathLike | None = None
 ) -> data_lib.Dataset:
-    """The dataset ``ckpt`` was trained on (or ``dataset``), checked to fit its model; a ``data_dir`` for a dataset
-    that reads no folder is refused (:func:`mlpjax.data.check_data_dir`)."""
+    """The dataset ``ckpt`` was trained on (or ``dataset``), checked to fit its model, and, where it was read from
+    files, to be what the run recorded (:func:`mlpjax.data.check_unchanged`); a ``data_dir`` for a dataset that
+    reads no folder is refused (:func:`mlpjax.data.check_data_dir`)."""
     name = dataset or ckpt.config.dataset
     data_lib.check_data_dir(name, data_dir)
     same = name == ckpt.config.dataset
     folder = data_dir if data_dir is not None else (ckpt.config.data_dir if same else None)
-    ds = data_lib.load_dataset(name, folder, label_column=ckpt.config.label_column if same else None)
+    c = ckpt.config
+    options: dict[str, Any] = (
+        {"label_column": c.label_column, "test_split": c.test_split, "image_size": c.image_size} if same else {}
+    )
+    ds = data_lib.load_dataset(name, folder, **options)
+    if same:
+        data_lib.check_unchanged(ds.name, ckpt.dataset_digest, ds.digest, f"the model in {ckpt.path.parent.parent}")
     check_fits(ckpt, name, (ds.input_dim, ds.num_classes))
     return ds
 

@@ -2,7 +2,8 @@
 
 ``DIR`` (``mlpjax sweep --output DIR``) holds::
 
-    DIR/sweep.json        the plan: the strategy and every model's flat config (written before training)
+    DIR/sweep.json        the plan: the strategy, every model's flat config and the digest of the dataset's files
+                          (written before training; resuming after those files changed is refused)
     DIR/groups/<g>/<e>/   vmap: group g's stacked state after epoch e (an Orbax CheckpointManager, last 2 kept)
     DIR/runs/<i>/         sequential: model i's run directory (mlpjax.runs.run: checkpoints/, metrics.json)
 
@@ -38,6 +39,7 @@ import numpy as np
 from mlpjax import files, memory, plugins
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.model import ModelConfig
+from mlpjax.data.digest import Digest
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import checkpoint, orbax_io, run
 from mlpjax.runs.run import refuse_foreign_files
@@ -54,10 +56,12 @@ MAX_PLAN_BYTES = 256 * 2**20  # a plan is about 600 bytes a model
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What a sweep trains: its models and the strategy (``"vmap"`` or ``"sequential"``, resolved)."""
+    """What a sweep trains: its models and the strategy (``"vmap"`` or ``"sequential"``, resolved); the digest of
+    the files its dataset was read from (None: a dataset by name)."""
 
     configs: list[TrainConfig]
     strategy: str
+    dataset_digest: Digest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +69,7 @@ class Plan:
             "version": FORMAT_VERSION,
             "strategy": self.strategy,
             "configs": [c.to_dict() for c in self.configs],
+            **({"dataset_digest": self.dataset_digest.to_dict()} if self.dataset_digest is not None else {}),
         }
 
 
@@ -103,7 +108,10 @@ def load_plan(directory: str | os.PathLike) -> Plan:
     for c in configs:
         plugins.check_parts(c, directory, "sweep")  # a registered part missing: which, how to register it
     try:
-        return Plan([TrainConfig.from_dict(c) for c in configs], strategy)
+        digest = d.get("dataset_digest")
+        return Plan(
+            [TrainConfig.from_dict(c) for c in configs], strategy, None if digest is None else Digest.from_dict(digest)
+        )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
         # UserInputError is a ValueError: its message is kept
         raise UserInputError(f"{path}: the plan is invalid ({orbax_io.short_error(e)})") from None

@@ -34,7 +34,7 @@ from mlpjax import data as data_lib
 from mlpjax import memory
 from mlpjax.core import metrics as metrics_lib
 from mlpjax.core import schedules
-from mlpjax.core.config import TrainConfig
+from mlpjax.core.config import DATA_FIELDS, TrainConfig
 from mlpjax.core.state import TrainState
 from mlpjax.errors import FieldError, check_name
 from mlpjax.sweep import stack
@@ -46,7 +46,7 @@ from mlpjax.training.steps import summarize
 
 # Every training field may be listed; the first ones in the order sweeps have always had (the last varies fastest)
 FIRST_LISTED = ("seed", "lr", "dropout", "hidden", "activation", "optimizer", "loss", "batch_size", "epochs")
-ONE_PER_SWEEP = ("dataset", "data_dir", "label_column")  # run_sweep trains every model on one dataset
+ONE_PER_SWEEP = DATA_FIELDS  # run_sweep trains every model on one dataset
 LISTED = FIRST_LISTED + tuple(n for n in TrainConfig.flat_fields() if n not in FIRST_LISTED + ONE_PER_SWEEP)
 VARYING = ("seed", "lr", "dropout")  # what may differ inside a group: everything else shapes the program
 STRATEGIES = ("auto", "vmap", "sequential")
@@ -499,7 +499,7 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     strategy = resolve_strategy(strategy)
-    if len({(c.dataset, c.data_dir, c.label_column) for c in configs}) > 1:
+    if len({tuple(getattr(c, n) for n in ONE_PER_SWEEP) for c in configs}) > 1:
         raise FieldError("dataset", "must be the same for every model of a sweep")
     dataset = dataset or configs[0].load_dataset()
     check_sweep_memory(configs, dataset, strategy, mesh)

@@ -147,6 +147,8 @@ SWEEP_VALUES = {
     "dataset": ("quadrants", ["quadrants"]),
     "data_dir": (None, [None]),
     "label_column": (None, [None]),
+    "test_split": (None, [None]),
+    "image_size": (None, [None]),
     "epochs": ("1,2", [1, 2]),
     "batch_size": ("2,4", [2, 4]),
     "hidden": ("4,3x2", [(4,), (3, 2)]),

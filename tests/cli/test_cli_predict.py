@@ -211,6 +211,28 @@ def test_rows_of_a_table_that_names_no_columns_are_taken_in_order(tmp_path, caps
     assert code == 2 and "line 1: the header has 3 columns; the model takes 2 features, read in order" in err
 
 
+def test_predict_csv_reads_rows_by_the_names_of_a_parquet_files_columns(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x, y = blobs()
+    columns = {"a": x[:, 0], "animal": np.array(NAMES)[y], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3]}
+    pq.write_table(pa.table(columns), tmp_path / "animals.parquet")
+    argv = ["--dataset", tmp_path / "animals.parquet", "--label-column", "animal", "--epochs", "1", "--hidden", "4"]
+    code, _, err = run_cli(capsys, "train", *argv, "--quiet", "--output", tmp_path / "run")
+    assert code == 0, err
+    rows = np.array([[0.1, 0.0, -0.1, 0.2], [2.1, 1.9, 2.0, 2.2]], np.float32)
+    code, out, err = run_cli(
+        capsys, "predict", tmp_path / "run", "--csv", new_rows(tmp_path / "rows.csv", rows), "--json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    expected = mlpjax.load_model(tmp_path / "run").predict_proba(rows)  # the columns in the training order
+    assert doc["classes"] == NAMES and [r["class"] for r in doc["predictions"]] == expected.argmax(1).tolist()
+    got = np.array([[r["probabilities"][n] for n in NAMES] for r in doc["predictions"]], np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_a_closed_pipe_ends_predict_quietly(table_run, tmp_path):
     """``mlpjax predict DIR --csv BIG.csv | head -1``: the reader leaves; no BrokenPipeError traceback."""
     rows = new_rows(tmp_path / "big.csv", np.zeros((5000, 4)))  # 5000 lines: more than a pipe's buffer

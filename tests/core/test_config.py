@@ -41,6 +41,8 @@ def test_config_round_trips_through_a_flat_dict():
         "dataset",
         "data_dir",
         "label_column",
+        "test_split",
+        "image_size",
         "epochs",
         "batch_size",
         "hidden",

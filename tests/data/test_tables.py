@@ -1,9 +1,12 @@
-"""Datasets from the user's files (FILE.npz, FILE.csv, FILE.tsv) and scikit-learn's tables by name: loaded, trained
-on end to end from Python and the command line, and every bad file refused in one line naming it, with exit 2."""
+"""Datasets from the user's files (FILE.npz, FILE.csv, FILE.tsv, FILE.parquet) and scikit-learn's tables by name:
+loaded, trained on end to end from Python and the command line, their test split chosen, a changed file refused on
+resuming, and every bad file refused in one line naming it, with exit 2."""
 
 import csv
 import dataclasses
+import hashlib
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -127,7 +130,7 @@ def text(body):
 X, Y = blobs(n_per_class=5)
 BAD = {
     "missing.csv": (None, "missing.csv: does not exist"),
-    "data.parquet": (text("a"), "data.parquet: not a kind of file mlpjax reads as a dataset"),
+    "data.json": (text("a"), "data.json: not a kind of file mlpjax reads as a dataset; give FILE.npz, FILE.csv,"),
     "no_y.npz": (npz(x=X), "no_y.npz: missing array y; an npz dataset holds x_train, y_train, x_test, y_test"),
     "half_split.npz": (npz(x_train=X, y_train=Y, x_test=X), "half_split.npz: missing array x, y"),
     "flat.npz": (npz(x=X[:, 0], y=Y), "flat.npz: x must be (N, D) (or (N, H, W) images) and y (N,), got (15,)"),
@@ -244,24 +247,38 @@ def test_label_column_chooses_the_labels_and_the_run_keeps_it(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("dataset", "column", "expected"),
+    ("dataset", "option", "value", "expected"),
     [
-        ("t.csv", "nope", "--label-column 'nope': {path} has no such column; its header has f0, f1, f2, f3, label"),
-        ("t.npz", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got '{path}'"),
-        ("digits", "label", "--label-column 'label' needs a CSV or TSV file as --dataset, got 'digits'"),
+        (
+            "t.csv",
+            "--label-column",
+            "nope",
+            "--label-column 'nope': {path} has no such column; its header has f0, f1, f2",
+        ),
+        ("t.npz", "--label-column", "label", "--label-column 'label' needs a CSV, TSV or Parquet file as --dataset"),
+        ("digits", "--label-column", "label", "--label-column 'label' needs a CSV, TSV or Parquet file as --dataset"),
+        ("digits", "--test-split", "0.3", "--test-split 0.3: 'digits' has test rows of its own (a fixed split); drop"),
+        ("own.npz", "--test-split", "0.3", "--test-split 0.3: {path} has test rows of its own (x_test, y_test); drop"),
+        ("t.csv", "--test-split", "0", "--test-split must be in (0, 1), got 0.0"),
+        ("t.csv", "--test-split", "1", "--test-split must be in (0, 1), got 1.0"),
+        ("t.csv", "--test-split", "nan", "--test-split must be in (0, 1), got nan"),
+        ("t.csv", "--test-split", "0.01", "{path}: 60 rows of 3 classes cannot be split into a stratified 1% test set"),
+        ("t.csv", "--image-size", "8", "--image-size needs a folder of images or a tfds:NAME set as --dataset"),
     ],
 )
-def test_a_bad_label_column_is_one_line(tmp_path, capsys, dataset, column, expected):
+def test_an_option_that_cannot_apply_is_one_line(tmp_path, capsys, dataset, option, value, expected):
     x, y = blobs()
     path = tmp_path / dataset
-    if dataset.endswith(".csv"):
+    if dataset == "t.csv":
         write_table(path, x, y)
-    elif dataset.endswith(".npz"):
+    elif dataset == "t.npz":
         np.savez(path, x=x, y=y)
+    elif dataset == "own.npz":
+        np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
     else:
         path = dataset
-    code, _, err = run_cli(capsys, "train", "--dataset", path, "--label-column", column, "--epochs", "1", "--quiet")
-    assert code == 2 and err.count("\n") == 1 and expected.format(path=path) in err, err
+    code, out, err = run_cli(capsys, "train", "--dataset", path, option, value, "--epochs", "1", "--quiet")
+    assert code == 2 and out == "" and err.count("\n") == 1 and expected.format(path=path) in err, err
 
 
 def test_sweep_and_summary_take_a_file(tmp_path, capsys, monkeypatch):
@@ -299,6 +316,183 @@ def test_resume_a_run_on_a_file_given_by_a_relative_path(tmp_path, capsys, monke
     code, out, err = run_cli(capsys, "train", "--resume", "run", "--dataset", "t.csv", "--epochs", "2", "--quiet")
     assert code == 0 and "test accuracy" in out, err
     assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]["loss"]) == 2
+
+
+# --- Parquet -----------------------------------------------------------------------------------------------------
+
+
+def write_parquet(path, columns: dict):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_parquet_is_read_as_the_same_csv_is(tmp_path):
+    import pyarrow as pa
+
+    x, y = blobs()
+    x = np.round(x * 4) / 4  # exact in a CSV's text as in float32
+    names = np.array(["x", "y", "z"])[y]
+    csv_ds = data.load_dataset(write_table(tmp_path / "t.csv", x, names))
+    columns = {f"f{j}": x[:, j] for j in range(4)}
+    pq_ds = data.load_dataset(write_parquet(tmp_path / "t.parquet", {**columns, "label": names}))
+    dictionary = {**columns, "label": pa.array(names).dictionary_encode()}  # pandas' category
+    for ds in (pq_ds, data.load_dataset(write_parquet(tmp_path / "d.parquet", dictionary))):
+        assert ds.class_names == csv_ds.class_names == ("x", "y", "z") and ds.digest is not None
+        np.testing.assert_array_equal(ds.encoded_train, csv_ds.encoded_train)
+        np.testing.assert_array_equal(ds.y_test, csv_ds.y_test)
+    kind = data.load_dataset(write_parquet(tmp_path / "k.parquet", {"kind": y + 1, **columns}), label_column="kind")
+    assert kind.class_names == ("1", "2", "3") and kind.input_dim == 4
+
+
+def test_a_parquet_file_names_its_features_and_label_column_as_a_csv_file_does(tmp_path):
+    x, y = blobs()
+    path = write_parquet(tmp_path / "t.parquet", {"b": x[:, 1], "kind": y, "a": x[:, 0], "d": x[:, 3]})
+    ds = data.load_dataset(path, label_column="kind")
+    assert ds.feature_names == ("b", "a", "d") and ds.label_column == "kind" and ds.digest is not None
+    assert ds.describe()["feature_names"] == ["b", "a", "d"] and ds.describe()["label_column"] == "kind"
+    rows = rows_file(tmp_path / "new.csv", "a,kind,d,b\n1,?,3,2\n")  # new rows, read by the parquet file's names
+    assert data.read_rows(rows, ds.feature_names, width=3, ignore=ds.label_column).tolist() == [[2, 1, 3]]
+
+
+def test_train_and_evaluate_a_parquet_file_from_the_command_line(tmp_path, capsys):
+    x, y = blobs()
+    path = write_parquet(tmp_path / "t.parquet", {"a": x[:, 0], "b": x[:, 1] > 1, "c": y.astype(np.int8), "k": y})
+    code, out, err = run_cli(
+        capsys, "train", "--dataset", path, "--label-column", "k", "--epochs", "2", "--output", tmp_path / "run"
+    )
+    assert code == 0 and f"{path}: 48 train, 12 test, 3 features, 3 classes; 2 epochs" in out, err
+    code, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == 12, err
+
+
+def parquet(**columns):
+    return lambda path: write_parquet(path, columns)
+
+
+def duplicated(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_arrays([pa.array(X[:, 0]), pa.array(X[:, 1]), pa.array(Y)], ["a", "a", "y"]), path)
+
+
+NULL = [None if i == 4 else float(v) for i, v in enumerate(X[:, 1])]
+BAD_PARQUET = {
+    "garbage.parquet": (text("not parquet"), "garbage.parquet: not a Parquet file (Parquet magic bytes not found"),
+    "words.parquet": (
+        parquet(a=X[:, 0], b=X[:, 1].astype(str), y=Y),
+        "words.parquet: column 'b' is of type string; features must be numbers",
+    ),
+    "null.parquet": (
+        parquet(a=X[:, 0], b=NULL, y=Y),
+        "null.parquet: row 4, column 'b': a missing value (null); features must be numbers",
+    ),
+    "inf.parquet": (
+        parquet(a=np.where(np.arange(15) == 6, np.inf, X[:, 0]), y=Y),
+        "inf.parquet: row 6, column 'a': inf is not finite; features must be finite numbers",
+    ),
+    "null_label.parquet": (
+        parquet(a=X[:, 0], y=[None if i == 2 else "p" for i in range(15)]),
+        "null_label.parquet: row 2, column 'y': a missing value (null); the label is missing",
+    ),
+    "empty_label.parquet": (
+        parquet(a=X[:, 0], y=["" if i == 3 else "p" for i in range(15)]),
+        "empty_label.parquet: row 3, column 'y': the label is empty",
+    ),
+    "nested.parquet": (
+        parquet(a=X[:, 0], y=[[1, 2]] * 15),
+        "nested.parquet: the label column 'y' is of type list<",
+    ),
+    "one_class.parquet": (parquet(a=X[:, 0], y=np.zeros(15, int)), "one_class.parquet: the labels hold one class"),
+    "empty.parquet": (parquet(a=X[:0, 0], y=Y[:0]), "empty.parquet: holds no rows"),
+    "one_column.parquet": (parquet(y=Y), "one_column.parquet: the header has one column ('y')"),
+    "duplicated.parquet": (duplicated, "duplicated.parquet: column 'a' appears more than once"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_PARQUET)
+def test_a_bad_parquet_file_is_one_line_naming_row_and_column(tmp_path, capsys, name):
+    make, expected = BAD_PARQUET[name]
+    path = tmp_path / name
+    make(path)
+    code, out, err = run_cli(capsys, "train", "--dataset", path, "--epochs", "1", "--quiet")
+    assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err
+
+
+def test_a_parquet_file_larger_than_memory_is_refused_from_its_footer(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    path = write_parquet(tmp_path / "big.parquet", {"a": X[:, 0], "y": Y})
+    read = []
+    monkeypatch.setattr(pq.ParquetFile, "read", lambda self, *a, **k: read.append(1))
+    monkeypatch.setattr(memory, "available_memory", lambda: 100)
+    with pytest.raises(UserInputError, match=rf"^{path}: its columns as float32, then split needs .* than the 100 B"):
+        data.load_dataset(path)
+    assert not read
+
+
+def test_without_pyarrow_parquet_names_the_extra(tmp_path, monkeypatch):
+    path = write_parquet(tmp_path / "t.parquet", {"a": X[:, 0], "y": Y})
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(UserInputError, match=r"needs pyarrow, which is not installed: pip install 'mlpjax\[parquet\]'"):
+        data.load_dataset(path)
+
+
+# --- --test-split ---------------------------------------------------------------------------------------------
+
+
+def test_test_split_chooses_the_fraction_split_off_and_the_run_keeps_it(tmp_path, capsys):
+    x, y = blobs()
+    path = write_table(tmp_path / "t.csv", x, y)
+    np.savez(tmp_path / "xy.npz", x=x, y=y)
+    for name in (path, tmp_path / "xy.npz"):
+        ds = data.load_dataset(name, test_split=0.5)
+        assert (len(ds.y_train), len(ds.y_test)) == (30, 30) and np.bincount(ds.y_test).tolist() == [10, 10, 10]
+    assert len(data.load_dataset("iris", test_split=0.5).y_test) == 75
+    code, out, err = run_cli(
+        capsys, "train", "--dataset", path, "--test-split", "0.25", "--epochs", "1", "--output", tmp_path / "run"
+    )
+    assert code == 0 and f"{path}: 45 train, 15 test" in out, err
+    code, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")  # the same 15 test rows
+    assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == 15, err
+
+
+# --- a changed file ---------------------------------------------------------------------------------------------
+
+
+def test_a_run_records_the_files_digest_and_refuses_it_changed(tmp_path, capsys):
+    x, y = blobs()
+    path = write_table(tmp_path / "t.csv", x, y)
+    code, _, err = run_cli(capsys, "train", "--dataset", path, "--epochs", "1", "--output", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    digest = json.loads((tmp_path / "run" / "metrics.json").read_text())["dataset"]["digest"]
+    assert digest == {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size, "files": 1}
+    before = path.read_bytes()
+    path.write_bytes(before + b"1,2,3,4,0\n")  # a row added
+    for argv in (["train", "--resume", tmp_path / "run", "--epochs", "2", "--quiet"], ["evaluate", tmp_path / "run"]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert f"{path}: changed since the model in {tmp_path / 'run'} was trained on it (then " in err
+        assert f"SHA-256 {digest['sha256'][:12]}; now " in err and "put the data back as it was" in err
+    path.write_bytes(before)  # put back: resumes
+    code, out, err = run_cli(capsys, "train", "--resume", tmp_path / "run", "--epochs", "2", "--quiet")
+    assert code == 0, err
+
+
+def test_a_sweep_records_the_files_digest_and_refuses_it_changed(tmp_path, capsys):
+    x, y = blobs()
+    path = write_table(tmp_path / "t.csv", x, y)
+    sweep = ["sweep", "--dataset", path, "--seed", "0,1", "--epochs", "1", "--hidden", "4", "--quiet"]
+    code, _, err = run_cli(capsys, *sweep, "--output", tmp_path / "sweep")
+    assert code == 0, err
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["dataset_digest"]["bytes"] == path.stat().st_size
+    path.write_text(path.read_text() + "1,2,3,4,1\n")
+    code, out, err = run_cli(capsys, "sweep", "--resume", tmp_path / "sweep", "--quiet")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{path}: changed since the sweep in {tmp_path / 'sweep'} was trained on it" in err
 
 
 # --- the names a table gives its features, and new rows read by them (issue 23, item 3) ---------------------------

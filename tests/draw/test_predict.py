@@ -97,8 +97,10 @@ def test_every_mode_reads_as_the_same_grey_digit(tmp_path, mode, fmt):
 
 
 def test_a_mode_without_grey_conversion_names_the_file(tmp_path, monkeypatch):
-    with pytest.raises(UserInputError, match="an image of mode La, which has no conversion to grey"):
-        predict._grey_source(Image.new("La", (4, 4)))
+    from mlpjax.data import images
+
+    with pytest.raises(UserInputError, match="an image of mode La, which has no conversion to grey; save it as"):
+        images.grey(Image.new("La", (4, 4)))
 
 
 def test_nan_in_a_float_image_is_refused(tmp_path):

@@ -72,7 +72,13 @@ def test_grid_lists_every_training_field_and_all_but_seed_lr_dropout_group_apart
     from mlpjax.core.config import TrainConfig
 
     assert set(sweep.LISTED) == set(TrainConfig.flat_fields()) - set(sweep.ONE_PER_SWEEP)
-    assert set(sweep.ONE_PER_SWEEP) == {"dataset", "data_dir", "label_column"}  # one dataset for every model
+    assert set(sweep.ONE_PER_SWEEP) == {
+        "dataset",
+        "data_dir",
+        "label_column",
+        "test_split",
+        "image_size",
+    }  # one dataset
     more = sweep.grid(
         BASE,
         {
