@@ -1,10 +1,15 @@
-"""A sweep's folder: its plan and a checkpoint of every group after each epoch, so that it can be resumed.
+"""A sweep's folder: its plan and a checkpoint of every group after its epochs, so that it can be resumed.
 
 ``DIR`` (``mlpjax sweep --output DIR``) holds::
 
-    DIR/sweep.json        the plan: the strategy and every model's flat config (written before training)
+    DIR/sweep.json        the plan: the strategy, every model's flat config and ``save_every`` (written before
+                          training)
     DIR/groups/<g>/<e>/   vmap: group g's stacked state after epoch e (an Orbax CheckpointManager, last 2 kept)
     DIR/runs/<i>/         sequential: model i's run directory (mlpjax.runs.run: checkpoints/, metrics.json)
+
+Either saves as ``mlpjax train --output`` does: every ``save_every``-th epoch, the first and the last
+(:func:`mlpjax.training.loop.saves`); a resumed sweep trains the epochs after the last saved one again, to the
+same numbers.
 
 As in :mod:`mlpjax.runs.checkpoint`, each group epoch is two Orbax items: ``state``, the stacked arrays
 (:func:`mlpjax.sweep.stack.stack_arrays`: step, params, opt_state with the learning rates, key, dropout_rate) and
@@ -53,16 +58,22 @@ MAX_PLAN_BYTES = 256 * 2**20  # a plan is about 600 bytes a model
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What a sweep trains: its models and the strategy (``"vmap"`` or ``"sequential"``, resolved)."""
+    """What a sweep trains: its models and the strategy (``"vmap"`` or ``"sequential"``, resolved), and how often
+    its checkpoints are saved (``save_every`` epochs, a positive int)."""
 
     configs: list[TrainConfig]
     strategy: str
+    save_every: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "save_every", check_int("save_every", self.save_every))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "strategy": self.strategy,
+            "save_every": self.save_every,
             "configs": [c.to_dict() for c in self.configs],
         }
 
@@ -100,7 +111,7 @@ def load_plan(directory: str | os.PathLike) -> Plan:
             f"{path}: the plan is invalid (expected a strategy, vmap or sequential, and a non-empty list of configs)"
         )
     try:
-        return Plan([TrainConfig.from_dict(c) for c in configs], strategy)
+        return Plan([TrainConfig.from_dict(c) for c in configs], strategy, d.get("save_every", 1))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
         # UserInputError is a ValueError: its message is kept
         raise UserInputError(f"{path}: the plan is invalid ({orbax_io.short_error(e)})") from None
@@ -144,10 +155,16 @@ class SweepCheckpoints:
                 raise FieldError("output", f"{{field}} {e}") from None
         return cls(directory, plan)
 
+    @property
+    def save_every(self) -> int:
+        """Epochs between two saves (the plan's)."""
+        return self.plan.save_every
+
     def group_saver(self, g: int) -> Callable[[int, GroupStart], None]:
-        """``on_epoch_end`` of group ``g``: saves where it could start again (its stacked state, histories and each
-        model's best weights where early stopping keeps them) as epoch ``epoch``; a failure is
-        :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs kept)."""
+        """``save`` of group ``g`` (:func:`mlpjax.sweep.train.train_group_vmap`): saves where it could start again
+        (its stacked state, histories and each model's best weights where early stopping keeps them) as epoch
+        ``epoch``; a failure is :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs
+        kept)."""
 
         def save(epoch: int, start: GroupStart) -> None:
             state, best = start.state, start.best or [None] * len(start.histories)
@@ -251,7 +268,12 @@ class SweepCheckpoints:
         def fit(config: TrainConfig, dataset, *, log=None, on_epoch_end=None):
             folder = self.directory / RUNS / str(i)
             saved = folder.is_dir() and checkpoint.holds_run(folder) is not None
-            one = run.resume(folder) if saved else run.start(folder, config, keep=KEEP)
+            every = self.save_every
+            one = (
+                run.resume(folder, save_every=every)
+                if saved
+                else run.start(folder, config, keep=KEEP, save_every=every)
+            )
             if one.config != run.absolute_paths(config):  # the run records the dataset's paths absolute
                 one.close()
                 raise UserInputError(f"{folder}: holds another model than the sweep's plan")

@@ -40,6 +40,7 @@ TRAIN_FLAGS = [
     "--metrics",
     "--output",
     "--keep",
+    "--save-every",
     "--resume",
     "--devices",
     "--model-parallel",
@@ -188,6 +189,7 @@ SWEEP_FLAGS = [
     "--metrics",
     "--strategy",
     "--output",
+    "--save-every",
     "--resume",
     "--devices",
 ]  # every training flag of train, and the sweep's own
