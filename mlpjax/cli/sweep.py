@@ -9,6 +9,7 @@ from collections.abc import Callable
 from mlpjax.cli.flags import (
     add_config_flags,
     flag,
+    integer,
     positive_int,
     progress_bars,
     refuse_idle_plateau,
@@ -42,7 +43,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--output",
         metavar="DIR",
         help="results.json, summary.md, curves.png, TensorBoard's HParams data (DIR/tensorboard) and a "
-        "checkpoint of every group after each epoch in DIR",
+        "checkpoint of every group after each epoch (or every --save-every N) in DIR",
+    )
+    p.add_argument(
+        "--save-every",
+        type=integer,
+        metavar="N",
+        help="with --output or --resume: save each group's (each model's, one after another) checkpoint every N "
+        "epochs, and the first and the last; a resumed sweep trains the epochs after the last one saved again, "
+        "to the same numbers (default: 1; with --resume, the saved sweep's)",
     )
     p.add_argument(
         "--overwrite",
@@ -98,12 +107,20 @@ def run(args: argparse.Namespace) -> int:
                 f"{plan.strategy}, whose checkpoints the other strategy cannot continue; drop "
                 "--strategy, or start a new sweep with another --output"
             )
+        if args.save_every is not None:  # which epochs are saved from now on: the numbers do not depend on it
+            plan = dataclasses.replace(plan, save_every=args.save_every)
         output = args.resume
     else:
         base = {k: getattr(args, k) for k in sweep.ONE_PER_SWEEP if getattr(args, k) is not None}
         lists = {k: getattr(args, k) for k in sweep.LISTED if getattr(args, k) is not None}
         refuse_idle_plateau(lists, True in lists.get("reduce_lr_on_plateau", ()))
-        plan = sweep_checkpoint.Plan(sweep.grid(base, lists), sweep.resolve_strategy(args.strategy or "auto"))
+        if args.save_every is not None and not args.output:
+            raise UserInputError("--save-every needs --output DIR (or --resume DIR)")
+        plan = sweep_checkpoint.Plan(
+            sweep.grid(base, lists),
+            sweep.resolve_strategy(args.strategy or "auto"),
+            1 if args.save_every is None else args.save_every,
+        )
         data.check_data_dir(plan.configs[0].dataset, args.data_dir)  # one dataset for every model
         output = args.output
     mesh = None

@@ -6,6 +6,7 @@ import argparse
 
 from mlpjax.cli.flags import (
     add_config_flags,
+    flag,
     given_train_flags,
     integer,
     progress_bars,
@@ -20,7 +21,7 @@ HELP = "train the MLP and report test accuracy"
 DESCRIPTION = (
     "Train the MLP (by default the tutorial's: MNIST, 784-512-10, relu, dropout 0.2, Adam, batch 128) "
     "and report the test loss, the test accuracy and the prediction for test sample 9. With --output "
-    "DIR, every epoch is saved into DIR and --resume DIR continues it."
+    "DIR, the epochs are saved into DIR (every one, or every --save-every N) and --resume DIR continues it."
 )
 
 
@@ -29,9 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output",
         metavar="DIR",
-        help="save a checkpoint every epoch into DIR/checkpoints, and the history into DIR/metrics.json "
-        "and DIR/history.csv, TensorBoard logs into DIR/tensorboard/ and the learning curves "
-        "into DIR/learning_curves.png",
+        help="save a checkpoint every epoch (or --save-every N) into DIR/checkpoints, and after every epoch the "
+        "history into DIR/metrics.json and DIR/history.csv, TensorBoard logs into DIR/tensorboard/ and the "
+        "learning curves into DIR/learning_curves.png",
     )
     p.add_argument(
         "--overwrite",
@@ -40,7 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "write); without it such a DIR is refused",
     )
     p.add_argument("--keep", type=integer, metavar="N", help="checkpoints to keep, the most recent (default: 3)")
-    p.add_argument("--save-best", action="store_true", help="also keep the epoch of lowest val_loss in DIR/best")
+    p.add_argument(
+        "--save-every",
+        type=integer,
+        metavar="N",
+        help="save a checkpoint every N epochs, and the first and the last (early stopping's, or the one before "
+        "a divergence); a resumed run trains the epochs after its last checkpoint again, to the same numbers "
+        "(default: 1; with --resume, the saved run's)",
+    )
+    p.add_argument(
+        "--save-best",
+        action="store_true",
+        help="also keep the epoch of lowest val_loss in DIR/best, saved when it is reached whatever --save-every",
+    )
     p.add_argument(
         "--resume",
         metavar="DIR",
@@ -80,11 +93,19 @@ def checkpoint_run(args: argparse.Namespace):
     from mlpjax.runs import run
 
     if not args.resume:
-        config = train_config_from_args(args)
-        return run.start(args.output, config, keep=args.keep, save_best=args.save_best, overwrite=args.overwrite)
+        return run.start(
+            args.output,
+            train_config_from_args(args),
+            keep=args.keep,
+            save_best=args.save_best,
+            save_every=1 if args.save_every is None else args.save_every,
+            overwrite=args.overwrite,
+        )
     refuse_output_beside_resume(args)
     # flags left out come from the checkpoint; those given must agree with it (or be resumable changes)
-    resumed = run.resume(args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best)
+    resumed = run.resume(
+        args.resume, given_train_flags(args), keep=args.keep, save_best=args.save_best, save_every=args.save_every
+    )
     try:
         refuse_idle_plateau(given_train_flags(args), resumed.config.reduce_lr_on_plateau)
     except UserInputError:
@@ -96,8 +117,12 @@ def checkpoint_run(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from mlpjax.training import distributed
 
-    if not (args.output or args.resume) and (args.keep or args.save_best):
-        raise UserInputError("--keep and --save-best need --output DIR (or --resume DIR)")
+    saving = [name for name in ("keep", "save_every", "save_best") if getattr(args, name) not in (None, False)]
+    if not (args.output or args.resume) and saving:
+        raise UserInputError(
+            f"{' and '.join(flag(name) for name in saving)} need{'s' if len(saving) == 1 else ''} "
+            "--output DIR (or --resume DIR)"
+        )
     if args.overwrite and (args.resume or not args.output):
         raise UserInputError(
             "--overwrite starts --output DIR afresh, replacing an earlier run there"

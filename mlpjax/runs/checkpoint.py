@@ -2,8 +2,11 @@
 
 A run directory ``DIR`` (``mlpjax train --output DIR``) holds::
 
-    DIR/checkpoints/<epoch>/   the last ``keep`` epochs (an Orbax CheckpointManager with ``max_to_keep``)
-    DIR/best/<epoch>/          with ``save_best``: the epoch of lowest val_loss so far (Keras' save_best_only)
+    DIR/checkpoints/<epoch>/   the last ``keep`` epochs saved: with ``save_every`` N the first, every N-th and
+                               the last (:func:`mlpjax.training.loop.saves`); an Orbax CheckpointManager with
+                               ``max_to_keep``
+    DIR/best/<epoch>/          with ``save_best``: the epoch of lowest val_loss so far (Keras' save_best_only),
+                               saved when it is reached, whatever ``save_every``
     DIR/metrics.json           the whole history, rewritten atomically after every epoch
 
 Each ``<epoch>/`` has two Orbax items: ``state``, the arrays of the :class:`~mlpjax.core.state.TrainState` (step,
@@ -68,6 +71,7 @@ class Checkpoint:
     keep: int
     save_best: bool
     dataset_digest: Digest | None = None  # of the files it was trained on (None: a dataset by name, an older run)
+    save_every: int = 1
 
     @property
     def classifier(self) -> model.Classifier:
@@ -153,6 +157,7 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
             history.update({k: [float(x) for x in v] for k, v in meta["history"].items() if k not in history})
             epoch = check_int("epoch", meta["epoch"])
             keep, save_best = check_int("keep", meta["keep"]), meta["save_best"]
+            save_every = check_int("save_every", meta.get("save_every", 1))  # 1: saved before it was recorded
             if not isinstance(save_best, bool):
                 raise FieldError("save_best", f"must be true or false, got {save_best!r}")
             digest = meta.get("dataset_digest")
@@ -181,6 +186,7 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
         keep=keep,
         save_best=save_best,
         dataset_digest=dataset_digest,
+        save_every=save_every,
     )
 
 
@@ -192,10 +198,13 @@ def load_model(directory: str | os.PathLike, best: bool = False) -> model.Classi
 class Writer:
     """Saves epochs into ``DIR/checkpoints`` (the last ``keep``) and, with ``save_best``, ``DIR/best``, through
     :class:`mlpjax.runs.orbax_io.EpochWriter` (its guards: one-line :class:`SaveError`, bounded metadata).
+    ``save_every`` is recorded in each epoch (a resumed run takes it); which epochs are saved is ``fit``'s
+    choice (:func:`mlpjax.training.loop.saves`).
 
-    Use as ``fit``'s ``on_epoch_end`` hook. Saves are synchronous: when it returns, the epoch is on disk.
-    With several processes (``jax.distributed``) every process calls :meth:`save` with the same state: Orbax's
-    save is collective (the processes meet at barriers) and process 0 alone writes, onto a shared filesystem.
+    Use :meth:`save` for the epochs ``fit`` saves, and with ``last=False`` after every epoch (the best is saved
+    when it is reached). Saves are synchronous: when one returns, the epoch is on disk. With several processes
+    (``jax.distributed``) every process calls them with the same state: Orbax's save is collective (the
+    processes meet at barriers) and process 0 alone writes, onto a shared filesystem.
     """
 
     def __init__(
@@ -207,20 +216,27 @@ class Writer:
         save_best: bool,
         best_val_loss: float = math.inf,
         dataset_digest: Digest | None = None,
+        save_every: int = 1,
     ):
         if keep < 1:
             raise FieldError("keep", f"must be at least 1, got {keep}")
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
         self.dataset_digest = dataset_digest
+        self.save_every = check_int("save_every", save_every)
         self.best_val_loss = best_val_loss
         self._epochs = orbax_io.EpochWriter(directory)  # creates nothing before the first save
 
     def save(self, epoch: int, state: TrainState, history: Mapping[str, list[float]], *, last: bool = True) -> None:
         """Save epoch ``epoch`` (1-based) and, if its val_loss is the lowest yet, also as the best.
 
-        ``last=False``: only consider it for the best (a resumed epoch, already among the last ones).
+        ``last=False``: only consider it for the best (an epoch that ``fit`` does not save, or a resumed one).
         Raises :class:`SaveError` if it cannot be written, after removing what it had begun to write.
         """
+        val_loss = history["val_loss"][-1]
+        into_best = self.save_best and val_loss < self.best_val_loss
+        into = {**({CHECKPOINTS: self.keep} if last else {}), **({BEST: 1} if into_best else {})}
+        if not into:
+            return
         meta = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -231,13 +247,10 @@ class Writer:
             "keep": self.keep,
             "save_best": self.save_best,
             **({"dataset_digest": self.dataset_digest.to_dict()} if self.dataset_digest is not None else {}),
+            "save_every": self.save_every,
         }
-        val_loss = history["val_loss"][-1]
-        best = self.save_best and val_loss < self.best_val_loss
-        into = {**({CHECKPOINTS: self.keep} if last else {}), **({BEST: 1} if best else {})}
-        if into:
-            self._epochs.save(epoch, state.arrays(), meta, into)
-        if best:
+        self._epochs.save(epoch, state.arrays(), meta, into)
+        if into_best:
             self.best_val_loss = val_loss
 
     def close(self) -> None:

@@ -9,7 +9,9 @@ In run directory ``DIR`` (``mlpjax train --output DIR``), after every epoch:
   step = the 1-based epoch, and, for image datasets whose pixels are the model's input, the first layer's
   weights of up to :data:`IMAGE_UNITS` of its units as grey images (``hidden_0/kernel``; ``output/kernel`` without
   hidden layers), each scaled to [0, 1].
-  A resumed run adds a new event file (named by its first epoch too); TensorBoard shows them as one run.
+  A resumed run adds a new event file (named by its first epoch too); TensorBoard shows them as one run. The
+  new file starts with a restart mark at its first epoch (tensorboardX's ``purge_step``): TensorBoard hides the
+  earlier files' events from that epoch on, those of epochs trained after the last checkpoint and trained again.
 * ``DIR/learning_curves.png``: loss and accuracy per epoch (and the learning rate when it changes), with the
   best epoch (lowest ``val_loss``) and the kept one (whose weights the run ends with) marked; redrawn and
   replaced atomically.
@@ -196,14 +198,18 @@ class RunLogs:
 
     def _write_events(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
         from tensorboardX import summary
-        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
 
+        now = time.time()
         if self.writer is None:
             folder = self.directory / TENSORBOARD
             folder.mkdir(exist_ok=True)
             # the suffix keeps a resume within the same second from overwriting the previous file
             self.writer = events_writer(folder, suffix=f".epoch{epoch}")
-        now = time.time()
+            if epoch > 1:  # a resumed run: TensorBoard drops what earlier files hold from this epoch on
+                self.writer.write_event(
+                    Event(wall_time=now, step=epoch, session_log=SessionLog(status=SessionLog.START))
+                )
         for key, values in history.items():
             self.writer.write_event(
                 Event(wall_time=now, step=epoch, summary=summary.scalar(key, float(values[epoch - 1])))

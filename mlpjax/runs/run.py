@@ -1,5 +1,6 @@
-"""Run directories: start a run into one or resume it, train it with a checkpoint every epoch and its
-``metrics.json``, and evaluate the model it saved. Saving and restoring themselves are :mod:`mlpjax.runs.checkpoint`'s.
+"""Run directories: start a run into one or resume it, train it with its checkpoints (every ``save_every``-th
+epoch, the first and the last) and its ``metrics.json`` (every epoch), and evaluate the model it saved. Saving
+and restoring themselves are :mod:`mlpjax.runs.checkpoint`'s.
 
 A run directory ``DIR`` holds ``checkpoints/<epoch>/``, ``best/<epoch>/`` and ``metrics.json`` (see
 ``docs/checkpoints.md``). Nothing is written before every setting has been checked.
@@ -34,7 +35,7 @@ from mlpjax import data as data_lib
 from mlpjax import files
 from mlpjax.core import metrics as metrics_lib
 from mlpjax.core.config import TrainConfig
-from mlpjax.errors import FieldError, UserInputError
+from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import checkpoint, logs, orbax_io
 from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
 from mlpjax.runs.lock import LOCK_NAME, RunLock, refuse_if_locked
@@ -51,8 +52,9 @@ RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size", "early_stopping")
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """A training run into ``directory``: fresh (``checkpoint`` None) or resumed from ``checkpoint``; the last
-    ``keep`` epochs are kept, and with ``save_best`` the best by val_loss."""
+    """A training run into ``directory``: fresh (``checkpoint`` None) or resumed from ``checkpoint``; an epoch
+    is saved every ``save_every`` (the first and the last too: :func:`mlpjax.training.loop.saves`), the last
+    ``keep`` saved are kept, and with ``save_best`` the best by val_loss, when it is reached."""
 
     directory: Path
     config: TrainConfig
@@ -60,6 +62,7 @@ class Run:
     save_best: bool
     checkpoint: Checkpoint | None = None
     lock: RunLock | None = None  # held for the run's life (None: a Run made by hand, unowned)
+    save_every: int = 1
 
     def close(self) -> None:
         """Give the directory up (:meth:`fit` does it when it ends; idempotent). A fresh run that saved no
@@ -82,7 +85,9 @@ class Run:
         log: Callable[[str], None] | None = None,
         mesh: jax.sharding.Mesh | None = None,
     ) -> FitResult:
-        """Train up to ``config.epochs`` epochs in all, saving each; metrics.json holds the whole history.
+        """Train up to ``config.epochs`` epochs in all, saving them as :class:`Run` says; metrics.json holds the
+        whole history after every epoch (it may be ahead of the last checkpoint: a resumed run takes the
+        checkpoint and rewrites it).
 
         ``mesh`` as for :func:`mlpjax.training.train.fit`. With several processes, every process calls this alike (the
         checkpoint saves are collective); only process 0 writes ``metrics.json``.
@@ -122,6 +127,7 @@ class Run:
             save_best=save_best,
             best_val_loss=math.inf if best is None else best.history["val_loss"][-1],
             dataset_digest=dataset.digest,
+            save_every=self.save_every,
         )
         run_logs = (
             logs.RunLogs(self.directory, dataset.image_shape, config.validation) if distributed.is_primary() else None
@@ -132,8 +138,11 @@ class Run:
             writer.save(ckpt.epoch, ckpt.state, ckpt.history, last=False)
         primary, earlier = distributed.is_primary(), self._earlier_epoch_seconds()
 
+        def save(epoch, resumed):  # the epochs fit saves (after each one, before on_epoch_end)
+            writer.save(epoch, resumed.state, resumed.history)
+
         def on_epoch_end(epoch, state, history):
-            writer.save(epoch, state, history)
+            writer.save(epoch, state, history, last=False)  # the best, when it is reached
             if run_logs is not None:
                 run_logs.epoch_end(epoch, state, history)
             if primary:
@@ -149,6 +158,8 @@ class Run:
                 quiet=quiet,
                 log=log,
                 on_epoch_end=on_epoch_end,
+                save=save,
+                save_every=self.save_every,
                 mesh=mesh,
                 resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else (best.epoch, best.state.params))
                 if ckpt
@@ -160,7 +171,7 @@ class Run:
             if ckpt is None and e.epoch == 1:
                 raise  # nothing was saved
             raise TrainingDiverged(
-                e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept as they were"
+                e.epoch, e.loss, note=f"; the checkpoints in {self.directory} are kept, the last of epoch {e.epoch - 1}"
             ) from None
         finally:
             failing = sys.exc_info()[0] is not None
@@ -299,15 +310,18 @@ def start(
     *,
     keep: int | None = None,
     save_best: bool = False,
+    save_every: int = 1,
     overwrite: bool = False,
 ) -> Run:
     """A fresh run into directory ``output``, which must not hold a run already unless ``overwrite``.
 
     Creates the directory, claims it (the Run holds its lock) and checks it can be written; a directory
-    without a complete epoch (an interrupted first save) is used again. ``overwrite``: an earlier run there
-    (not one in progress: its lock is held) is removed once the directory is claimed, what mlpjax wrote only
-    (:data:`RUN_ARTEFACTS`); a directory holding the user's own files is refused all the same.
+    without a complete epoch (an interrupted first save) is used again. ``save_every``: see :class:`Run`.
+    ``overwrite``: an earlier run there (not one in progress: its lock is held) is removed once the directory is
+    claimed, what mlpjax wrote only (:data:`RUN_ARTEFACTS`); a directory holding the user's own files is refused
+    all the same.
     """
+    save_every = check_int("save_every", save_every)
     directory = Path(output)
     if directory.exists() and not directory.is_dir():
         raise FieldError("output", f"{{field}} {directory}: exists and is not a directory")
@@ -330,6 +344,7 @@ def start(
         keep=checkpoint.DEFAULT_KEEP if keep is None else keep,
         save_best=save_best,
         lock=lock,
+        save_every=save_every,
     )
 
 
@@ -359,17 +374,24 @@ def resume(
     *,
     keep: int | None = None,
     save_best: bool = False,
+    save_every: int | None = None,
 ) -> Run:
-    """Continue run ``directory`` from its latest complete epoch.
+    """Continue run ``directory`` from its latest complete epoch (with ``save_every`` above 1, the epochs trained
+    after it were not saved: they are trained again, to the same numbers).
 
     ``changes``: flat TrainConfig fields to set (as :meth:`TrainConfig.replace` takes them). Only
     :data:`RESUMABLE_CHANGES` may differ from the saved config (``epochs`` is the total, at least the epochs
-    done); ``keep`` and ``save_best`` default to the saved ones. Raises before anything is written; then
-    claims the directory (refused while another run holds it) and checks it can still be written.
+    done); ``keep``, ``save_best`` and ``save_every`` default to the saved ones (another ``save_every``
+    changes only which epochs are saved). Raises before anything is written; then claims the directory
+    (refused while another run holds it) and checks it can still be written.
     """
     directory = Path(directory)
+    if save_every is not None:
+        save_every = check_int("save_every", save_every)
     refuse_if_locked(directory, "resume")  # before reading: a live run deletes its old epochs as it goes
     run = _resumed(directory, checkpoint.restore(directory), changes, keep=keep, save_best=save_best)
+    if save_every is not None:
+        run = dataclasses.replace(run, save_every=save_every)
     lock = _claim(directory, "resume")  # only once the checks pass: a refusal writes nothing
     if lock is not None and orbax_io.complete_steps(directory / CHECKPOINTS)[-1:] != [run.checkpoint.epoch]:  # type: ignore[union-attr]  # a resumed Run has its checkpoint
         lock.release(remove_created=True)  # another run saved an epoch while this one was being read
@@ -415,6 +437,7 @@ def _resumed(
         keep=ckpt.keep if keep is None else keep,
         save_best=save_best or ckpt.save_best,
         checkpoint=ckpt,
+        save_every=ckpt.save_every,
     )
 
 

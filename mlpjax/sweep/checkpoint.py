@@ -1,11 +1,16 @@
-"""A sweep's folder: its plan and a checkpoint of every group after each epoch, so that it can be resumed.
+"""A sweep's folder: its plan and a checkpoint of every group after its epochs, so that it can be resumed.
 
 ``DIR`` (``mlpjax sweep --output DIR``) holds::
 
-    DIR/sweep.json        the plan: the strategy, every model's flat config and the digest of the dataset's files
-                          (written before training; resuming after those files changed is refused)
+    DIR/sweep.json        the plan: the strategy, every model's flat config, ``save_every`` and the digest of
+                          the dataset's files (written before training; resuming after those files changed is
+                          refused)
     DIR/groups/<g>/<e>/   vmap: group g's stacked state after epoch e (an Orbax CheckpointManager, last 2 kept)
     DIR/runs/<i>/         sequential: model i's run directory (mlpjax.runs.run: checkpoints/, metrics.json)
+
+Either saves as ``mlpjax train --output`` does: every ``save_every``-th epoch, the first and the last
+(:func:`mlpjax.training.loop.saves`); a resumed sweep trains the epochs after the last saved one again, to the
+same numbers.
 
 As in :mod:`mlpjax.runs.checkpoint`, each group epoch is two Orbax items: ``state``, the stacked arrays
 (:func:`mlpjax.sweep.stack.stack_arrays`: step, params, opt_state with the learning rates, key, dropout_rate) and
@@ -56,18 +61,24 @@ MAX_PLAN_BYTES = 256 * 2**20  # a plan is about 600 bytes a model
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What a sweep trains: its models and the strategy (``"vmap"`` or ``"sequential"``, resolved); the digest of
-    the files its dataset was read from (None: a dataset by name)."""
+    """What a sweep trains: its models and the strategy (``"vmap"`` or ``"sequential"``, resolved), how often its
+    checkpoints are saved (``save_every`` epochs, a positive int), and the digest of the files its dataset was read
+    from (None: a dataset by name)."""
 
     configs: list[TrainConfig]
     strategy: str
+    save_every: int = 1
     dataset_digest: Digest | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "save_every", check_int("save_every", self.save_every))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "strategy": self.strategy,
+            "save_every": self.save_every,
             "configs": [c.to_dict() for c in self.configs],
             **({"dataset_digest": self.dataset_digest.to_dict()} if self.dataset_digest is not None else {}),
         }
@@ -110,7 +121,10 @@ def load_plan(directory: str | os.PathLike) -> Plan:
     try:
         digest = d.get("dataset_digest")
         return Plan(
-            [TrainConfig.from_dict(c) for c in configs], strategy, None if digest is None else Digest.from_dict(digest)
+            [TrainConfig.from_dict(c) for c in configs],
+            strategy,
+            d.get("save_every", 1),
+            None if digest is None else Digest.from_dict(digest),
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as e:
         # UserInputError is a ValueError: its message is kept
@@ -183,10 +197,16 @@ class SweepCheckpoints:
                 raise FieldError("output", f"{{field}} {e}") from None
         return cls(directory, plan)
 
+    @property
+    def save_every(self) -> int:
+        """Epochs between two saves (the plan's)."""
+        return self.plan.save_every
+
     def group_saver(self, g: int) -> Callable[[int, GroupStart], None]:
-        """``on_epoch_end`` of group ``g``: saves where it could start again (its stacked state, histories and each
-        model's best weights where early stopping keeps them) as epoch ``epoch``; a failure is
-        :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs kept)."""
+        """``save`` of group ``g`` (:func:`mlpjax.sweep.train.train_group_vmap`): saves where it could start again
+        (its stacked state, histories and each model's best weights where early stopping keeps them) as epoch
+        ``epoch``; a failure is :class:`~mlpjax.runs.orbax_io.SaveError` (one line; the group's earlier epochs
+        kept)."""
 
         def save(epoch: int, start: GroupStart) -> None:
             state, best = start.state, start.best or [None] * len(start.histories)
@@ -290,7 +310,12 @@ class SweepCheckpoints:
         def fit(config: TrainConfig, dataset, *, log=None, on_epoch_end=None):
             folder = self.directory / RUNS / str(i)
             saved = folder.is_dir() and checkpoint.holds_run(folder) is not None
-            one = run.resume(folder) if saved else run.start(folder, config, keep=KEEP)
+            every = self.save_every
+            one = (
+                run.resume(folder, save_every=every)
+                if saved
+                else run.start(folder, config, keep=KEEP, save_every=every)
+            )
             if one.config != run.absolute_paths(config):  # the run records the dataset's paths absolute
                 one.close()
                 raise UserInputError(f"{folder}: holds another model than the sweep's plan")

@@ -312,6 +312,8 @@ def train_group_vmap(
     mesh: Mesh | None = None,
     start: GroupStart | None = None,
     on_epoch_end: GroupHook | None = None,
+    save: GroupHook | None = None,
+    save_every: int = 1,
     log: Log | None = None,
     where: str = "group",
 ) -> tuple[list[ModelRun], GroupRun]:
@@ -321,7 +323,9 @@ def train_group_vmap(
     Model ``k`` consumes ``PRNGKey(configs[k].seed)`` as :func:`mlpjax.training.train.fit` would. ``mesh``: a 1-D
     :func:`mlpjax.sweep.stack.model_mesh`; the group is padded with copies of its last model to a multiple of its
     devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, start)`` after each
-    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it. A
+    epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it;
+    ``save(epoch, start)`` alike, before it, after the epochs to save as ``fit`` saves them (the first, every
+    ``save_every``-th, the last trained and the one before a divergence: :func:`mlpjax.training.loop.saves`). A
     model whose loss stops being finite is frozen and marked ``diverged``, its history ending with the epoch before,
     as ``fit`` would.
     """
@@ -370,13 +374,12 @@ def train_group_vmap(
                     log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
 
     def snapshot() -> GroupStart:
-        best = [
-            None
-            if m.calls.best_params is None or m.calls.early is None
-            else (m.calls.early.best_epoch, m.calls.best_params)
-            for m in members
-        ]
-        return GroupStart(program.real(), [m.history for m in members], best)
+        histories = [{k: list(v) for k, v in m.history.items()} for m in members]
+        return GroupStart(program.real(), histories, [m.calls.best() for m in members])
+
+    def saving(epoch: int) -> Callable[[], None]:  # taken now, written now or when the next epoch diverges
+        start = snapshot()
+        return lambda: save(epoch, start)  # type: ignore[misc]  # only made where save is given
 
     last = loop.run_epochs(
         program,
@@ -384,6 +387,8 @@ def train_group_vmap(
         plan.config.epochs,  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
         report=report,
         on_epoch_end=(None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())),
+        save=None if save is None else saving,
+        save_every=save_every,
     )
     loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
@@ -450,16 +455,13 @@ class SweepResult:
 ModelHook = Callable[[int, int, Any], None]  # (model index in the sweep, 1-based epoch, its params)
 
 
-def _group_hook(members: Sequence[int], saver: GroupHook | None, on_model_epoch: ModelHook | None) -> GroupHook | None:
-    if saver is None and on_model_epoch is None:
+def _group_hook(members: Sequence[int], on_model_epoch: ModelHook | None) -> GroupHook | None:
+    if on_model_epoch is None:
         return None
 
     def hook(epoch: int, start: GroupStart) -> None:
-        if saver:
-            saver(epoch, start)
-        if on_model_epoch:
-            for n, i in enumerate(members):
-                on_model_epoch(i, epoch, stack.member(start.state, n).params)
+        for n, i in enumerate(members):
+            on_model_epoch(i, epoch, stack.member(start.state, n).params)
 
     return hook
 
@@ -492,8 +494,9 @@ def run_sweep(
 
     ``dataset`` None: loaded by name from the first config (all must share it). ``mesh``: a model mesh for
     ``vmap``. ``hooks`` (e.g. :class:`mlpjax.sweep.checkpoint.SweepCheckpoints`): ``hooks.group_start(g,
-    configs)`` gives a :class:`GroupStart` or None, ``hooks.group_saver(g)`` an ``on_epoch_end`` or None,
-    ``hooks.fit_for(i)`` a ``fit`` for sequential model ``i`` or None. ``log`` gets one line per epoch.
+    configs)`` gives a :class:`GroupStart` or None, ``hooks.group_saver(g)`` a ``save`` or None (called every
+    ``hooks.save_every`` epochs, the first and the last: :func:`train_group_vmap`), ``hooks.fit_for(i)`` a ``fit``
+    for sequential model ``i`` or None. ``log`` gets one line per epoch.
     ``on_model_epoch(i, epoch, params)``: after each epoch of model ``i`` (host params), e.g. to evaluate more.
     A sweep that cannot fit in memory is refused before anything trains (:func:`check_sweep_memory`).
     """
@@ -516,7 +519,9 @@ def run_sweep(
                 log=log,
                 where=where,
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
-                on_epoch_end=_group_hook(members, hooks.group_saver(g) if hooks else None, on_model_epoch),
+                on_epoch_end=_group_hook(members, on_model_epoch),
+                save=hooks.group_saver(g) if hooks else None,
+                save_every=hooks.save_every if hooks else 1,
             )
             for i, r in zip(members, group_runs, strict=True):
                 runs[i] = r

@@ -10,6 +10,11 @@ learning-rate scale goes back to the program. A stopped or diverged model is fro
 others go on. After the last epoch a model whose early stopping stopped gets its best weights back
 (:func:`restore_best`) and each model's test figures follow one rule (:func:`test_figures`). So every
 :class:`~mlpjax.core.config.TrainConfig` field means the same whatever trains it.
+
+Checkpoints follow one rule too (:func:`saves`): the first epoch, every ``save_every``-th and the last one trained
+(the planned last, or the one after which no model is still training: early stopping stopped them all), and,
+when the next epoch diverges for every model still training, the epoch before it. What an epoch's save needs
+is taken when the epoch ends (host copies): the program goes on and donates its state.
 """
 
 from __future__ import annotations
@@ -114,6 +119,13 @@ class Callbacks:
     def restores(self) -> bool:
         """Early stopping stopped and has the best weights to restore."""
         return self.stopped and self.best_params is not None
+
+    def best(self) -> tuple[int, model.Params] | None:
+        """``(epoch, weights)`` of the best epoch that early stopping keeps (None: it keeps none), as a resumed
+        run takes them back (:meth:`start`'s ``best``)."""
+        if self.early is None or self.best_params is None:
+            return None
+        return self.early.best_epoch, self.best_params
 
     def kept_epoch(self, done: int) -> int:
         """The 1-based epoch whose weights a model of ``done`` epochs keeps: the best one when restored."""
@@ -246,6 +258,15 @@ def start_history(saved: History, config: TrainConfig, steps_per_epoch: int, num
 
 
 Report = Callable[[int, list["Epoch | None"], list[bool]], None]  # (epoch, each model's Epoch or None, rescaled)
+# after an epoch: take what saving it needs (host copies) and give back the function that writes it
+Save = Callable[[int], Callable[[], None]]
+
+
+def saves(epoch: int, save_every: int, last: bool) -> bool:
+    """Whether 1-based ``epoch`` is saved: the first (a run folder holds a run from its first epoch on), every
+    ``save_every``-th, and the ``last`` one trained. (The epoch before a divergence is saved too:
+    :func:`run_epochs`.)"""
+    return epoch == 1 or epoch % save_every == 0 or last
 
 
 def run_epochs(
@@ -255,11 +276,17 @@ def run_epochs(
     *,
     report: Report | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    save: Save | None = None,
+    save_every: int = 1,
 ) -> list[Epoch | None]:
     """Train ``members`` through 1-based epoch ``epochs``, from the epoch after the longest history (module
-    docstring). ``report(epoch, done, rescaled)`` and then ``on_epoch_end(epoch)`` after every epoch that
-    recorded at least one model. Returns each model's last Epoch of this call (None: none recorded)."""
+    docstring). ``report(epoch, done, rescaled)``, then the save of the epoch where it is one that
+    :func:`saves` (``save(epoch)()``), then ``on_epoch_end(epoch)`` after every epoch that recorded at least one
+    model. An epoch not saved is held (``save(epoch)``, not yet called) until the next epoch ends: when that one
+    diverges for every model still training, the held one is written, so that the last epoch recorded is on
+    disk however the loop ends. Returns each model's last Epoch of this call (None: none recorded)."""
     last: list[Epoch | None] = [None] * len(members)
+    held: Callable[[], None] | None = None  # the write of the last epoch recorded, where it was not saved
     for epoch in range(max(m.done for m in members) + 1, epochs + 1):
         active = [m.active for m in members]
         if not any(active):
@@ -290,8 +317,17 @@ def run_epochs(
             program.set_scales(scales)
         if report:
             report(epoch, done, rescaled)
+        if save is not None:
+            write = save(epoch)
+            held = None
+            if saves(epoch, save_every, epoch == epochs or not any(m.active for m in members)):
+                write()
+            else:
+                held = write
         if on_epoch_end:
             on_epoch_end(epoch)
+    if held is not None:  # the next epoch diverged for every model still training: keep the one before it
+        held()
     return last
 
 

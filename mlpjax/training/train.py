@@ -27,7 +27,7 @@ from mlpjax.core import model, schedules
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, create_train_state
 from mlpjax.data import split
-from mlpjax.errors import FieldError, UserInputError
+from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.training import loop as loop_lib
 from mlpjax.training.budget import check_training, effective_batch_size
 from mlpjax.training.compiled import EpochRunner, Evaluator, layout_for, prepare_epoch, prepare_evaluate
@@ -36,6 +36,7 @@ from mlpjax.training.rows import Rows
 from mlpjax.training.steps import ProgressFn
 
 EpochHook = Callable[[int, TrainState, History], None]
+SaveHook = Callable[[int, "Resumed"], None]  # (1-based epoch, where a run resumed after it starts)
 
 
 class TrainingDiverged(FieldError):
@@ -276,6 +277,8 @@ def fit(
     *,
     resume_from: Resumed | None = None,
     on_epoch_end: EpochHook | None = None,
+    save: SaveHook | None = None,
+    save_every: int = 1,
     log: Callable[[str], None] | None = None,
     quiet: bool = True,
     mesh: jax.sharding.Mesh | None = None,
@@ -291,17 +294,22 @@ def fit(
     ``config.reduce_lr_on_plateau`` the learning rate is cut on plateaus of val_loss (:mod:`mlpjax.core.callbacks`).
 
     ``dataset`` None: loaded by name from ``config``. ``resume_from``: continue after its epochs.
-    ``on_epoch_end(epoch, state, history)`` runs after each epoch (1-based ``epoch``), e.g. to save a
-    checkpoint; ``log`` receives one line per epoch; ``quiet=False`` draws a progress bar. Raises
-    :class:`TrainingDiverged` if the loss is not finite. A ``batch_size`` above the training set's size is
-    capped at it (``FitResult.config`` holds the batch used); a config whose memory cannot fit the machine is
-    refused before anything is allocated (:func:`mlpjax.training.budget.check_training`).
+    ``on_epoch_end(epoch, state, history)`` runs after each epoch (1-based ``epoch``), e.g. to write logs;
+    ``save(epoch, resumed)`` after the epochs to save (the first, every ``save_every``-th, the last trained, and
+    the one before a divergence: :func:`mlpjax.training.loop.saves`), before ``on_epoch_end``, with the
+    :class:`Resumed` that continues from that epoch (host copies of the state and the history, and the best
+    weights that early stopping keeps), e.g. to write a checkpoint; ``log`` receives one line per epoch;
+    ``quiet=False`` draws a progress bar. Raises :class:`TrainingDiverged` if the loss is not finite. A
+    ``batch_size`` above the training set's size is capped at it (``FitResult.config`` holds the batch used); a
+    config whose memory cannot fit the machine is refused before anything is allocated
+    (:func:`mlpjax.training.budget.check_training`).
 
     ``mesh`` (from :func:`mlpjax.training.mesh.make_mesh`; None: one device): data-parallel over its ``data`` axis and
     tensor-parallel over its ``model`` axis, if any, on one process or several (after
     :func:`mlpjax.training.distributed.initialize`, each calling ``fit`` alike). The states handed to ``on_epoch_end``
     and returned are this process's single-device copies; with several processes there is no progress bar.
     """
+    save_every = check_int("save_every", save_every)
     plan = make_plan(config, dataset or config.load_dataset())
     state, member = _start(plan, resume_from)
     loop, state = _compile(plan, state, quiet=quiet, mesh=mesh)
@@ -314,6 +322,12 @@ def fit(
             for line in epoch_lines(member, done[0], rescaled[0]):
                 log(line)
 
+    def saving(epoch: int) -> Callable[[], None]:  # taken now, written now or when the next epoch diverges
+        resumed = Resumed(
+            jax.device_get(program.local()), {k: list(v) for k, v in member.history.items()}, member.calls.best()
+        )
+        return lambda: save(epoch, resumed)  # type: ignore[misc]  # only made where save is given
+
     last = loop_lib.run_epochs(
         program,
         [member],
@@ -322,6 +336,8 @@ def fit(
         on_epoch_end=(
             None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, program.local(), member.history)
         ),
+        save=None if save is None else saving,
+        save_every=save_every,
     )
     if member.diverged is not None:
         raise TrainingDiverged(member.diverged, member.diverged_loss)

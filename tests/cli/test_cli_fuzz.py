@@ -40,6 +40,7 @@ TRAIN_FLAGS = [
     "--metrics",
     "--output",
     "--keep",
+    "--save-every",
     "--resume",
     "--devices",
     "--model-parallel",
@@ -191,6 +192,7 @@ SWEEP_FLAGS = [
     "--metrics",
     "--strategy",
     "--output",
+    "--save-every",
     "--resume",
     "--devices",
 ]  # every training flag of train, and the sweep's own

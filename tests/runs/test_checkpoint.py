@@ -15,15 +15,16 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tensorboard_events
 from PIL import Image
 
 import mlpjax
 from mlpjax import cli
 from mlpjax.core import model
+from mlpjax.core.config import TrainConfig
 from mlpjax.draw import predict
 from mlpjax.errors import UserInputError
-from mlpjax.runs import checkpoint
+from mlpjax.runs import checkpoint, run
 from mlpjax.runs.lock import LOCK_NAME
 from mlpjax.training import result
 
@@ -386,3 +387,77 @@ def test_the_writer_writes_only_metadata_its_reader_accepts(base_run, tmp_path, 
     monkeypatch.setattr(orbax_io, "MAX_METADATA_BYTES", size - 1)
     with pytest.raises(UserInputError, match="of metadata; an mlpjax checkpoint's is at most"):
         checkpoint.restore(tmp_path / "exact")
+
+
+class Killed(Exception):
+    """Stands for a kill: raised from the per-epoch log as an epoch ends, before it is saved."""
+
+
+def killed_at(epoch: int):
+    """A ``log`` for Run.fit that kills the run as epoch ``epoch`` ends (before its save and its metrics)."""
+
+    def log(line: str) -> None:
+        if line.startswith(f"epoch {epoch}/"):
+            raise Killed
+
+    return log
+
+
+def test_save_every_saves_its_epochs_and_a_run_killed_between_them_resumes_to_the_same_numbers(tmp_path, capsys):
+    once = tmp_path / "once"
+    assert run_cli(capsys, "train", *FLAGS, "--epochs", 7, "--save-every", 3, "--keep", 5, "--output", once)[0] == 0
+    assert steps(once / "checkpoints") == [1, 3, 6, 7]  # the first, every third and the last
+    saved = checkpoint.restore(once)
+    assert saved.save_every == 3 and saved.keep == 5
+    killed = tmp_path / "killed"
+    with pytest.raises(Killed):
+        run.start(killed, saved.config, keep=5, save_best=True, save_every=3).fit(log=killed_at(5))
+    assert steps(killed / "checkpoints") == [1, 3]  # epoch 4 was trained, not saved
+    assert len(json.loads((killed / "metrics.json").read_text())["history"]["loss"]) == 4
+    # resumed from epoch 3 with another --save-every: epochs 4 and 5 trained again, to the same numbers
+    code, out, err = run_cli(capsys, "train", "--resume", killed, "--save-every", 2, "--quiet")
+    assert code == 0 and "from epoch 3" in out, err
+    assert steps(killed / "checkpoints") == [1, 3, 4, 6, 7] and checkpoint.restore(killed).save_every == 2
+    assert arrays_equal(checkpoint.restore(killed).state.arrays(), saved.state.arrays())
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (once, killed))
+    assert mb["history"] == ma["history"] and mb["test_accuracy"] == ma["test_accuracy"]
+    assert steps(killed / "best") == steps(once / "best")
+    # TensorBoard: the resumed event file marks a restart at epoch 4, hiding the killed run's epoch 4
+    assert [e.step for e in tensorboard_events(killed / "tensorboard") if e.HasField("session_log")] == [4]
+
+
+def test_early_stopping_resumed_from_before_a_best_saved_since_ends_as_one_run(tmp_path, digits):
+    """With --save-every, DIR/best may hold an epoch after the last checkpoint (the best is saved when it is
+    reached): a run killed then and resumed still stops and restores as the uninterrupted run."""
+    config = TrainConfig(dataset="digits", model=model.ModelConfig(hidden=(16,)), lr=0.03, early_stopping=2, epochs=20)
+    once = run.start(tmp_path / "once", config).fit(digits)
+    losses, stop = once.history["val_loss"], len(once.history["val_loss"])
+    assert stop < config.epochs  # early stopping stopped it
+    # a checkpoint k whose best epoch so far is an earlier one, and a new best j after k (before 2k is saved)
+    k, j = next(
+        (k, j)
+        for k in range(2, stop)
+        for j in range(k + 1, min(stop, 2 * k))
+        if min(losses[: k - 1]) < losses[k - 1] and losses[j - 1] < min(losses[:k])
+    )
+    killed = tmp_path / "killed"
+    with pytest.raises(Killed):
+        run.start(killed, config, save_every=k).fit(digits, log=killed_at(j + 1))
+    assert steps(killed / "checkpoints") == [1, k] and steps(killed / "best") == [j]  # best is ahead
+    again = run.resume(killed).fit(digits)
+    assert again.history == once.history and again.test_metrics == once.test_metrics
+    assert again.callbacks == once.callbacks and again.kept_epoch == once.kept_epoch
+    assert arrays_equal(again.state.params, once.state.params)
+    assert steps(killed / "best") == steps(tmp_path / "once" / "best")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "x"])
+def test_a_bad_save_every_is_one_line_and_writes_nothing(tmp_path, capsys, value):
+    code, out, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--save-every", value, "--output", tmp_path / "r")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--save-every" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_save_every_without_an_output_is_refused(capsys):
+    code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--save-every", 2)
+    assert code == 2 and "--save-every and --save-best need --output DIR" in err, err

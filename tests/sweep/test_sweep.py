@@ -700,3 +700,52 @@ def test_a_sweep_onto_a_read_only_disk_is_one_line_naming_the_flag(small_disk, c
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
     code, _, err = run_cli(capsys, "sweep", *FULL_SWEEP, "--output", disk / "sweep")
     assert_one_line(code, err, f"--output {disk / 'sweep'}", "read-only file system")
+
+
+def steps(root) -> list[int]:
+    return orbax_io.complete_steps(root)
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_sweep_save_every_saves_its_epochs_changes_no_number_and_resumes_exactly(tmp_path, capsys, strategy):
+    args = ("sweep", "--dataset", "digits", "--epochs", "5", "--batch-size", "32", "--hidden", "16")
+    args += ("--seed", "0,1", "--dropout", "0.2", "--strategy", strategy, "--quiet")
+    every, once = tmp_path / "every", tmp_path / "once"
+    assert run_cli(capsys, *args, "--output", every)[0] == 0
+    assert run_cli(capsys, *args, "--save-every", "3", "--output", once)[0] == 0
+    assert json.loads((once / "sweep.json").read_text())["save_every"] == 3
+    # saved: epochs 1, 3 and 5; kept: the last 2 of each group (vmap) or model (sequential)
+    folders = (
+        [once / "groups" / "0"] if strategy == "vmap" else [once / "runs" / str(i) / "checkpoints" for i in (0, 1)]
+    )
+    assert all(steps(f) == [3, 5] for f in folders)
+    first = json.loads((once / "results.json").read_text())
+    assert [r["history"] for r in first["runs"]] == [
+        r["history"] for r in json.loads((every / "results.json").read_text())["runs"]
+    ]  # bit for bit: saving changes no number
+    # as if killed during epoch 5: the last saved epoch is 3, epoch 4 is trained again
+    for f in folders:
+        shutil.rmtree(f / "5")
+    (once / "results.json").unlink()
+    code, stdout, err = run_cli(capsys, "sweep", "--resume", once, "--save-every", "1")
+    assert code == 0, err
+    assert all(steps(f) == [4, 5] for f in folders)  # another --save-every on resume: every epoch from then on
+    again = json.loads((once / "results.json").read_text())
+    assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+    assert [r["test_accuracy"] for r in again["runs"]] == [r["test_accuracy"] for r in first["runs"]]
+
+
+@pytest.mark.parametrize(
+    "argv, shown",
+    [
+        (("--save-every", "0", "--output", "OUT"), "--save-every must be at least 1, got 0"),
+        (("--save-every", "-1", "--output", "OUT"), "--save-every must be at least 1, got -1"),
+        (("--save-every", "2.5", "--output", "OUT"), "--save-every: expected an integer, got '2.5'"),
+        (("--save-every", "2"), "--save-every needs --output DIR (or --resume DIR)"),
+    ],
+)
+def test_a_bad_sweep_save_every_is_one_line_and_writes_nothing(tmp_path, capsys, argv, shown):
+    argv = tuple(str(tmp_path / "out") if a == "OUT" else a for a in argv)
+    code, out, err = run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and shown in err, err
+    assert not (tmp_path / "out").exists()

@@ -124,3 +124,30 @@ def test_fit_refuses_a_dataset_other_than_the_configs(digits):
     ):
         train.make_plan(small_config(dataset="quadrants", epochs=1), renamed)
     assert train.make_plan(small_config(), toy_dataset()).dataset.name == "toy"  # the user's own data trains
+
+
+def test_save_every_saves_the_epochs_it_says_and_changes_no_number(digits):
+    """``save`` gets the first, every N-th and the last epoch, each a Resumed that continues exactly; the
+    numbers are the same whatever N, or without saving."""
+    config = small_config(epochs=7, hidden=(16,), dropout=0.2)  # dropout: the resumed PRNG stream matters
+    plain = train.fit(config, digits)
+    runs = {}
+    for every in (1, 3):
+        saved: dict[int, train.Resumed] = {}
+        runs[every] = train.fit(config, digits, save=saved.__setitem__, save_every=every)
+        assert list(saved) == ([1, 2, 3, 4, 5, 6, 7] if every == 1 else [1, 3, 6, 7])
+        for epoch, resumed in saved.items():
+            assert len(resumed.history["loss"]) == epoch and resumed.history["loss"] == plain.history["loss"][:epoch]
+            assert int(resumed.state.step) == epoch * 43  # ceil(1347 / 32) steps an epoch
+        rest = train.fit(config, digits, resume_from=saved[3])  # a host copy taken then: later epochs left it be
+        assert rest.history == plain.history
+        jax.tree_util.tree_map(np.testing.assert_array_equal, rest.state.params, plain.state.params)
+    for result in runs.values():
+        assert result.history == plain.history and result.test_metrics == plain.test_metrics
+        jax.tree_util.tree_map(np.testing.assert_array_equal, result.state.params, plain.state.params)
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, "3", True])
+def test_save_every_must_be_a_positive_integer(every):
+    with pytest.raises(FieldError, match="^save_every must be"):
+        train.fit(small_config(), toy_dataset(), save=lambda *a: None, save_every=every)
