@@ -1,18 +1,20 @@
-"""The same model trained by a minimal hand-written JAX loop, PyTorch (eager) and Keras 3 (on TensorFlow, and on
-JAX), for the benchmark.
+"""The same model trained by a minimal hand-written JAX loop, Flax NNX as its tutorial writes it, PyTorch (eager,
+and through ``torch.compile``) and Keras 3 (on TensorFlow, and on JAX), for the benchmark.
 
 Each builds the tutorial's network — Dense(512, relu) -> Dropout(0.2) -> Dense(10, softmax) with Glorot-uniform
 kernels and zero biases — train it with Adam (lr 1e-3, eps 1e-7) on categorical cross-entropy with shuffled
 batches of 128 (the last partial batch kept), and hand back two callables: ``epoch()`` trains one epoch and
 ``accuracy()`` returns the test accuracy. PyTorch and Keras are not dependencies of mlpjax: install the ``bench``
 extra. The JAX loop is what a person would write by hand (plain matmuls, integer labels, no metrics): the bar
-mlpjax's own epoch must beat.
+mlpjax's own epoch must beat. :data:`RUNNERS` is the registry: every name ``mlpjax bench --against`` accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -32,17 +34,18 @@ class Spec:
     threads: int | None = None
 
 
-def available() -> dict[str, bool]:
-    """Which baseline frameworks can be imported."""
+def unavailable() -> dict[str, str]:
+    """Why each baseline that cannot run here cannot (a module it imports is missing, or torch.compile has no C++
+    compiler), by name; the others are absent."""
     import importlib.util
 
-    keras = importlib.util.find_spec("keras") is not None
-    return {
-        "jax": True,
-        "torch": importlib.util.find_spec("torch") is not None,
-        "keras": keras and importlib.util.find_spec("tensorflow") is not None,
-        "keras_jax": keras,
-    }
+    reasons = {}
+    for name, baseline in RUNNERS.items():
+        if not all(importlib.util.find_spec(module) is not None for module in baseline.needs):
+            reasons[name] = "not installed (pip install -e '.[bench]')"
+        elif baseline.compiler and not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")):
+            reasons[name] = "torch.compile needs a C++ compiler on CPU (g++, clang++ or $CXX); none found"
+    return reasons
 
 
 def keras_backend_taken(backend: str) -> str | None:
@@ -121,7 +124,21 @@ def jax_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Ru
 
 def torch_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
     """PyTorch eager training on CPU tensors; ``threads`` defaults to the machine's cores."""
-    spec = spec or Spec()
+    return _torch_training(x_train, y_train, x_test, y_test, spec or Spec(), compile_mode=None)
+
+
+def torch_compile_runner(
+    x_train, y_train, x_test, y_test, spec: Spec | None = None, *, mode: str = "default"
+) -> Runner:
+    """The PyTorch training of :func:`torch_runner` through ``torch.compile(model, mode=mode)``, as PyTorch's
+    tutorial writes it: the model compiled (by Inductor, to C++ on CPU), the loss, backward and Adam step left as
+    they are. The first epoch compiles (the full batch, then the last partial one); later epochs reuse both.
+    ``mode="reduce-overhead"`` adds CUDA graphs, which do not apply on CPU. Accuracy is taken by the same model,
+    uncompiled."""
+    return _torch_training(x_train, y_train, x_test, y_test, spec or Spec(), compile_mode=mode)
+
+
+def _torch_training(x_train, y_train, x_test, y_test, spec: Spec, compile_mode: str | None) -> Runner:
     hidden, dropout, batch_size, seed, threads = spec.hidden, spec.dropout, spec.batch_size, spec.seed, spec.threads
     import torch
 
@@ -138,6 +155,7 @@ def torch_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> 
             torch.nn.init.xavier_uniform_(layer.weight)
             torch.nn.init.zeros_(layer.bias)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    forward = net if compile_mode is None else torch.compile(net, mode=compile_mode)
     x, y = torch.from_numpy(np.ascontiguousarray(x_train)), torch.from_numpy(y_train.astype(np.int64))
     xt, yt = torch.from_numpy(np.ascontiguousarray(x_test)), torch.from_numpy(y_test.astype(np.int64))
 
@@ -147,13 +165,72 @@ def torch_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> 
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            torch.nn.functional.cross_entropy(forward(x[idx]), y[idx]).backward()
             optimizer.step()
 
     def accuracy() -> float:
         net.eval()
         with torch.no_grad():
             return float((net(xt).argmax(-1) == yt).float().mean())
+
+    return epoch, accuracy
+
+
+def flax_nnx_runner(x_train, y_train, x_test, y_test, spec: Spec | None = None) -> Runner:
+    """Flax NNX as its MNIST tutorial writes it: an ``nnx.Module`` of ``nnx.Linear`` and ``nnx.Dropout`` layers,
+    ``nnx.Optimizer(model, optax.adam(...), wrt=nnx.Param)``, and an ``@nnx.jit`` ``train_step`` (``nnx.grad``
+    then ``optimizer.update(model, grads)``) called from a Python loop over shuffled NumPy batches (the last partial
+    batch kept: a second compilation, in the first epoch). No training metrics (the tutorial keeps an
+    ``nnx.MultiMetric`` and so takes ``nnx.value_and_grad``; the other baselines keep none either). ``threads`` is
+    ignored (XLA uses every core)."""
+    spec = spec or Spec()
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    class MLP(nnx.Module):
+        def __init__(self, dims: tuple[int, ...], rate: float, *, rngs: nnx.Rngs):
+            glorot = nnx.initializers.glorot_uniform()
+            self.layers = nnx.List(
+                [nnx.Linear(i, o, kernel_init=glorot, rngs=rngs) for i, o in zip(dims[:-1], dims[1:], strict=True)]
+            )
+            self.dropout = nnx.Dropout(rate, rngs=rngs)
+
+        def __call__(self, x):
+            for layer in self.layers[:-1]:
+                x = self.dropout(nnx.relu(layer(x)))
+            return self.layers[-1](x)
+
+    model = MLP((x_train.shape[1], *spec.hidden, int(y_train.max()) + 1), spec.dropout, rngs=nnx.Rngs(spec.seed))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-3, eps=1e-7), wrt=nnx.Param)
+
+    def loss_fn(model: MLP, images, labels):
+        return optax.softmax_cross_entropy_with_integer_labels(model(images), labels).mean()
+
+    @nnx.jit
+    def train_step(model: MLP, optimizer: nnx.Optimizer, images, labels):
+        grads = nnx.grad(loss_fn)(model, images, labels)
+        optimizer.update(model, grads)
+
+    @nnx.jit
+    def predict(model: MLP, images):
+        return model(images).argmax(-1)
+
+    rng = np.random.default_rng(spec.seed)
+    x, y = np.ascontiguousarray(x_train, np.float32), y_train.astype(np.int32)
+
+    def epoch():
+        model.train()
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), spec.batch_size):
+            idx = order[start : start + spec.batch_size]
+            train_step(model, optimizer, x[idx], y[idx])
+        jax.block_until_ready(nnx.state(model))
+
+    def accuracy() -> float:
+        model.eval()
+        return float((predict(model, np.asarray(x_test, np.float32)) == jnp.asarray(y_test)).mean())
 
     return epoch, accuracy
 
@@ -207,5 +284,38 @@ def _keras_fit(x_train, y_train, x_test, y_test, spec: Spec, steps_per_execution
     return epoch, accuracy
 
 
-RUNNERS = {"jax": jax_runner, "torch": torch_runner, "keras": keras_runner, "keras_jax": keras_jax_runner}
-KERAS_BACKENDS = {"keras": "tensorflow", "keras_jax": "jax"}
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """One entry of :data:`RUNNERS`: ``build(x_train, y_train, x_test, y_test, spec)`` returns ``(epoch,
+    accuracy)``; ``about`` is its description in ``mlpjax bench --help``; ``needs`` the modules it imports (it is
+    skipped where one is missing); ``compiler``: it needs a C++ compiler (torch.compile on CPU);
+    ``keras_backend``: the Keras backend it runs on (one per process)."""
+
+    build: Callable[..., Runner]
+    about: str
+    needs: tuple[str, ...] = ()
+    compiler: bool = False
+    keras_backend: str | None = None
+
+
+RUNNERS: dict[str, Baseline] = {
+    "jax": Baseline(jax_runner, "a minimal hand-written loop: one jitted lax.scan an epoch"),
+    "flax_nnx": Baseline(flax_nnx_runner, "Flax NNX as its MNIST tutorial writes it: an nnx.jit step per batch"),
+    "torch": Baseline(torch_runner, "PyTorch, eager", needs=("torch",)),
+    "torch_compile": Baseline(
+        functools.partial(torch_compile_runner, mode="default"),
+        "PyTorch, torch.compile(model)",
+        needs=("torch",),
+        compiler=True,
+    ),
+    "torch_compile_ro": Baseline(
+        functools.partial(torch_compile_runner, mode="reduce-overhead"),
+        "PyTorch, torch.compile(model, mode='reduce-overhead')",
+        needs=("torch",),
+        compiler=True,
+    ),
+    "keras": Baseline(keras_runner, "Keras 3 on TensorFlow", needs=("keras", "tensorflow"), keras_backend="tensorflow"),
+    "keras_jax": Baseline(
+        keras_jax_runner, "Keras 3 on JAX, one compiled call an epoch", needs=("keras",), keras_backend="jax"
+    ),
+}

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import data as data_lib
+from mlpjax.bench import baselines
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, create_train_state
@@ -39,7 +40,7 @@ class BenchConfig:
     """What ``mlpjax bench`` measures; ``quick`` shrinks every budget for a smoke test."""
 
     quick: bool = False
-    against: tuple[str, ...] = ("jax", "torch", "keras", "keras_jax")
+    against: tuple[str, ...] = tuple(baselines.RUNNERS)  # every baseline, each where installed
     batch_size: int = 128
     hidden: tuple[int, ...] = (512,)
     data_dir: str | None = None
@@ -50,11 +51,9 @@ class BenchConfig:
     models: bool = True  # models per second by K (mlpjax.sweep.train's strategies)
 
     def __post_init__(self):
-        from mlpjax.bench.baselines import RUNNERS
-
         for name in self.against:
-            if name not in RUNNERS:
-                raise FieldError("against", f"{{field}} {name!r}: valid baselines are {', '.join(RUNNERS)}")
+            if name not in baselines.RUNNERS:
+                raise FieldError("against", f"{{field}} {name!r}: valid baselines are {', '.join(baselines.RUNNERS)}")
         check_int("rounds", self.rounds)
         check_int("batch_size", self.batch_size)
 
@@ -254,7 +253,7 @@ if kind == "mlpjax":
     train.fit(config.TrainConfig(dataset="mnist", epochs=1), ds)
 else:
     from mlpjax.bench import baselines
-    epoch, accuracy = baselines.RUNNERS[kind](ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+    epoch, accuracy = baselines.RUNNERS[kind].build(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     epoch(); accuracy()
 try:
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -438,8 +437,6 @@ def check_bench_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
 
 def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Every measurement of ``mlpjax bench``, as one JSON-able dict."""
-    from mlpjax.bench import baselines
-
     ds, source = load_bench_data(config.data_dir, config.quick)
     check_bench_memory(config, ds)
     dims = config.train_config().model_config(ds.input_dim, ds.num_classes).widths()
@@ -461,21 +458,21 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     runners: dict[str, tuple] = {}
     epoch, accuracy, info = mlpjax_runner(ds, config)
     runners["mlpjax"] = (epoch, accuracy)
-    available = baselines.available()
+    unavailable = baselines.unavailable()
     skipped = {}
     for name in config.against:
-        if not available[name]:
-            skipped[name] = "not installed (pip install -e '.[bench]')"
+        if name in unavailable:
+            skipped[name] = unavailable[name]
             continue
-        backend = baselines.KERAS_BACKENDS.get(name)
+        backend = baselines.RUNNERS[name].keras_backend
         taken = baselines.keras_backend_taken(backend) if backend else None
         if taken:
             skipped[name] = f"Keras runs on {taken} in this process (time it alone: --against {name})"
             continue
         log(f"building the {name} baseline ...")
         spec = baselines.Spec(hidden=config.hidden, batch_size=config.batch_size, seed=config.seed)
-        runners[name] = baselines.RUNNERS[name](ds.x_train, ds.y_train, ds.x_test, ds.y_test, spec)
-    for name, (epoch_fn, _) in runners.items():  # one untimed epoch each: warm caches, graph tracing
+        runners[name] = baselines.RUNNERS[name].build(ds.x_train, ds.y_train, ds.x_test, ds.y_test, spec)
+    for name, (epoch_fn, _) in runners.items():  # one untimed epoch each: compiling, warm caches, graph tracing
         log(f"warm-up epoch: {name}")
         epoch_fn()
 
@@ -545,19 +542,22 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"one step: {m['step_gflop']:.3f} GFLOP counted, {m['xla_step_gflop']:.3f} by XLA's cost analysis; "
         f"an epoch {m['epoch_gflop']:.1f} GFLOP",
-        "",
-        f"{'framework':<10} {'epoch s':>8} {'examples/s':>11} {'GFLOP/s':>8} {'of ceiling':>10} "
-        f"{'test acc':>8} {'x mlpjax':>8}",
     ]
     rows = {"mlpjax": m, **report["baselines"]}
+    w = max(len(name) for name in ["framework", *rows, *report.get("baselines_skipped", {})])
+    lines += [
+        "",
+        f"{'framework':<{w}} {'epoch s':>8} {'examples/s':>11} {'GFLOP/s':>8} {'of ceiling':>10} "
+        f"{'test acc':>8} {'x mlpjax':>8}",
+    ]
     for name, r in rows.items():
         ratio = report["ratios"].get(f"{name}_over_mlpjax", 1.0)
         lines.append(
-            f"{name:<10} {r['epoch_seconds']:8.3f} {r['examples_per_second']:11.0f} {r['gflops']:8.1f} "
+            f"{name:<{w}} {r['epoch_seconds']:8.3f} {r['examples_per_second']:11.0f} {r['gflops']:8.1f} "
             f"{r['fraction_of_ceiling']:10.1%} {r['test_accuracy']:8.4f} {ratio:8.2f}"
         )
     for name, why in report.get("baselines_skipped", {}).items():
-        lines.append(f"{name:<10} skipped: {why}")
+        lines.append(f"{name:<{w}} skipped: {why}")
     lines += [
         "",
         f"mlpjax compile {m['compile_seconds']:.2f} s; compiles during the timed epochs: {m['compiles_during_epochs']}",

@@ -8,27 +8,29 @@ import sys
 from mlpjax.cli.flags import positive_int
 
 NAME = "bench"
-HELP = "training speed against the matmul ceiling, PyTorch and Keras"
+HELP = "training speed against the matmul ceiling, Flax NNX, PyTorch and Keras"
 DESCRIPTION = (
     "Time the training of the tutorial's model against XLA's float32 matmul ceiling, a minimal "
-    "hand-written JAX loop, PyTorch and Keras (those installed), then a batch-size and width sweep, "
-    "peak memory, and models per second by the sweep's strategies. Progress goes to stderr."
+    "hand-written JAX loop, Flax NNX, PyTorch (eager and compiled) and Keras (those installed), then a "
+    "batch-size and width sweep, peak memory, and models per second by the sweep's strategies. "
+    "Progress goes to stderr."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mlpjax.bench import BenchConfig
+    from mlpjax.bench.baselines import RUNNERS
 
     default = BenchConfig()
+    names = "; ".join(f"{name} ({baseline.about})" for name, baseline in RUNNERS.items())
+    every = "all of them" if default.against == tuple(RUNNERS) else ",".join(default.against)
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--against",
         default=",".join(default.against),
         metavar="NAMES",
-        help="comma-separated baselines, run when installed: jax (a minimal hand-written loop), torch, "
-        "keras (on TensorFlow), keras_jax (on JAX, one compiled call per epoch); '' for none "
-        f"(default: {','.join(default.against)})",
+        help=f"comma-separated baselines, run when installed: {names}; '' for none (default: {every})",
     )
     p.add_argument(
         "--batch-size",

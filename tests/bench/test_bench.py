@@ -52,23 +52,103 @@ def test_peak_memory_is_measured_in_a_fresh_process():
     assert peak is not None and 100 < peak < 4096  # MiB; the real figure is benchmarked, not tested
 
 
-def test_baselines_run_when_installed():
-    pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
+def _tiny_problem():
+    """300 points of 20 features, labelled by whether the first exceeds one half (a linear rule)."""
     import numpy as np
-
-    from mlpjax.bench import baselines
 
     rng = np.random.default_rng(0)
     x = rng.random((300, 20), np.float32)
-    y = (x[:, 0] > 0.5).astype(np.int32)
-    epoch, accuracy = baselines.torch_runner(x, y, x, y, baselines.Spec(hidden=(16,), batch_size=32))
-    for _ in range(20):
+    return x, (x[:, 0] > 0.5).astype(np.int32)
+
+
+def _train_tiny(name: str, epochs: int = 20):
+    """Build baseline ``name`` on the tiny problem (batches of 32: the last one partial) and train ``epochs``
+    epochs; returns the ``(epoch, accuracy)`` pair, trained."""
+    from mlpjax.bench import baselines
+
+    x, y = _tiny_problem()
+    epoch, accuracy = baselines.RUNNERS[name].build(x, y, x, y, baselines.Spec(hidden=(16,), batch_size=32))
+    for _ in range(epochs):
         epoch()
+    return epoch, accuracy
+
+
+def test_baselines_run_when_installed():
+    pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
+    _, accuracy = _train_tiny("torch")
     assert accuracy() > 0.8
 
 
+def test_flax_nnx_learns_and_compiles_nothing_after_its_first_epoch():
+    with bench.CompileCounter() as first:
+        epoch, accuracy = _train_tiny("flax_nnx", epochs=1)
+    assert first.count >= 2  # the step at the full batch and at the partial last one
+    with bench.CompileCounter() as later:
+        for _ in range(19):
+            epoch()
+    assert later.count == 0  # the bench's one untimed epoch is enough to leave compiling out of its timing
+    assert accuracy() > 0.8
+
+
+@pytest.mark.slow  # Inductor compiles C++: tens of seconds
+@pytest.mark.parametrize("name", ["torch_compile", "torch_compile_ro"])
+def test_torch_compile_learns_and_compiles_nothing_after_its_first_epoch(name):
+    pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
+    from torch._dynamo.utils import counters
+
+    from mlpjax.bench import baselines
+
+    if name in baselines.unavailable():
+        pytest.skip(baselines.unavailable()[name])
+    epoch, accuracy = _train_tiny(name, epochs=1)
+    compiled = counters["stats"]["unique_graphs"]
+    assert compiled > 0  # the model went through torch.compile
+    for _ in range(19):
+        epoch()
+    assert counters["stats"]["unique_graphs"] == compiled
+    assert accuracy() > 0.8
+
+
+def test_baselines_missing_a_package_or_a_compiler_are_skipped_with_the_reason(monkeypatch):
+    import importlib.util
+
+    from mlpjax.bench import baselines
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    missing = baselines.unavailable()
+    for name in ("torch", "torch_compile", "torch_compile_ro"):
+        assert missing[name] == "not installed (pip install -e '.[bench]')"
+    assert "jax" not in missing and "flax_nnx" not in missing  # JAX and Flax are dependencies
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.setattr(baselines.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    missing = baselines.unavailable()
+    assert set(missing) == {"torch_compile", "torch_compile_ro"}
+    assert missing["torch_compile"].startswith("torch.compile needs a C++ compiler")
+
+
+def test_every_baseline_is_accepted_listed_in_the_help_and_run_by_default(capsys, monkeypatch):
+    from mlpjax.bench import baselines
+
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse's width: no line wrapped inside a description
+
+    names = list(baselines.RUNNERS)
+    assert {"jax", "flax_nnx", "torch", "torch_compile", "torch_compile_ro", "keras", "keras_jax"} <= set(names)
+    assert bench.BenchConfig(against=tuple(names)).against == bench.BenchConfig().against == tuple(names)
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, baseline in baselines.RUNNERS.items():
+        assert f"{name} ({' '.join(baseline.about.split())})" in text
+
+
 def test_unknown_baseline_is_refused():
-    with pytest.raises(UserInputError, match="^against 'jax2': valid baselines are jax, torch, keras, keras_jax"):
+    with pytest.raises(
+        UserInputError,
+        match="^against 'jax2': valid baselines are jax, flax_nnx, torch, torch_compile, torch_compile_ro, keras, "
+        "keras_jax$",
+    ):
         bench.BenchConfig(against=("jax2",))
 
 
