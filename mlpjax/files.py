@@ -154,6 +154,12 @@ def first_names(folder: str | os.PathLike, limit: int) -> list[str] | None:
         raise UserInputError(f"{folder}: cannot be read ({e.strerror or e})") from None
 
 
+def temporary_of(name: str, target: str) -> bool:
+    """Whether the file name ``name`` is one of the temporary files :func:`write_atomic` makes beside a file
+    named ``target`` (``.TARGET.XXXXXXXX.tmp``): what a process killed while it wrote ``target`` leaves."""
+    return name.startswith(f".{target}.") and name.endswith(".tmp")
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, replace: bool = True) -> Path:
     """Make the file ``path`` (its folders created) with ``write(tmp)``, which writes a temporary file beside it
     with the mode ``open()`` would give (:func:`new_file_mode`); the finished file then takes the name ``path``

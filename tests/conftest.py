@@ -3,10 +3,13 @@ processes under a memory limit for the fuzz tests."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -259,7 +262,19 @@ def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
         assert last.startswith("mlpjax ") and ": error: " in last, proc.stderr
 
 
-class LimitedWorker:
+class ChildProcess:
+    """Owns one child process, :attr:`proc` (None until it is started); :meth:`close` ends it."""
+
+    proc: subprocess.Popen | None = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class LimitedWorker(ChildProcess):
     """``tests/workers/input_worker.py`` in a child process with an address-space limit: :meth:`ask` sends it one
     request and returns its reply (``outcome`` "ok", "user" or "crash"). A worker that dies or does not answer
     within ``timeout`` seconds fails the asking test, and a fresh one serves the next request. With ``headroom``
@@ -329,12 +344,6 @@ class LimitedWorker:
             buffer += chunk
         return next(line for line in buffer.decode().splitlines() if line.startswith("REPLY "))
 
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
 
 @pytest.fixture(scope="session")
 def cli_worker(tmp_path_factory):
@@ -380,3 +389,252 @@ def tensorboard_events(folder: Path) -> list:
             at += 12 + length + 4
         assert at == len(data), f"{path}: a truncated record"
     return found
+
+
+# -- kills at every instant: a command killed after the k-th path it creates, then resumed or started again ---
+
+
+def tree_paths(root: Path) -> list[str]:
+    """Every path under ``root`` (folders and files), relative and sorted, as :func:`os.walk` sees it now (a
+    folder that vanishes while it is walked is passed over)."""
+    found = []
+    for folder, dirs, names in os.walk(root):
+        rel = os.path.relpath(folder, root)
+        found += [os.path.normpath(os.path.join(rel, n)) for n in dirs + names]
+    return sorted(found)
+
+
+class PathWatcher:
+    """Watches folder ``root`` on a thread, polling it every 2 ms or so: :attr:`seen` is every path that
+    appeared under it (temporary ones included, and ``root`` itself as ``"."``), in the order they were first
+    seen (those of one poll sorted). ``then()`` is called on the watching thread as soon as ``after`` paths have
+    been seen (an int) or one that ``after`` (a regular expression) matches has."""
+
+    def __init__(self, root: Path, after: int | str | None = None, then=None):
+        import threading
+
+        self.root, self.after, self.then = root, after, then
+        self.seen: list[str] = []
+        self.fired = False
+        self._known: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="path-watcher", daemon=True)
+
+    def _poll(self) -> None:
+        new = [p for p in (["."] if os.path.isdir(self.root) else []) + tree_paths(self.root) if p not in self._known]
+        self._known.update(new)
+        self.seen += new
+        if self.after is None or self.fired:
+            return
+        if len(self.seen) >= self.after if isinstance(self.after, int) else any(re.search(self.after, p) for p in new):
+            self.fired = True
+            self.then()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._poll()
+            time.sleep(0.002)
+
+    def __enter__(self) -> PathWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._poll()  # what the end left
+
+
+class CliForker(ChildProcess):
+    """``tests/workers/cli_forker.py`` in a child process: :meth:`run` starts an ``mlpjax`` command as a forked
+    child of it, which runs as ``python -m mlpjax.cli ARGV`` would but without its seconds of imports."""
+
+    def _reply(self, word: str, timeout: float) -> int:
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith(f"{word} "):
+            self.close()
+            raise AssertionError(f"cli_forker: {'no reply' if not ready else repr(line)} instead of {word}")
+        return int(line.split()[1])
+
+    def run(self, argv, stderr: Path, started, timeout: float = 300) -> int:
+        """Run ``mlpjax ARGV`` (its stderr into the file ``stderr``): ``started(pid)`` is called before the
+        command begins; returns its exit status (``-signal`` when killed). One that has not ended within
+        ``timeout`` seconds is killed."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "workers" / "cli_forker.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=child_env(),
+            )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"argv": [str(a) for a in argv], "stderr": str(stderr)}) + "\n")
+        self.proc.stdin.flush()
+        pid = self._reply("PID", 120)
+        try:
+            started(pid)
+        finally:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        try:
+            return self._reply("EXIT", timeout)
+        except AssertionError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            raise
+
+
+@pytest.fixture(scope="session")
+def cli_forker():
+    """One :class:`CliForker` for the session's kill tests."""
+    forker = CliForker()
+    yield forker
+    forker.close()
+
+
+def kill_after(forker: CliForker, argv, root: Path, after: int | str, sig: int = signal.SIGKILL):
+    """``mlpjax ARGV`` (started by ``forker``) with ``root`` watched (:class:`PathWatcher`) from before it
+    starts; ``sig`` is sent to it as soon as ``after`` paths, or one matching ``after``, have appeared under
+    ``root``. Returns its exit status (``-sig`` when killed), its stderr, whether the signal was sent, and the
+    paths seen."""
+    with tempfile.TemporaryDirectory() as folder:
+        stderr, watcher = Path(folder) / "stderr", None
+
+        def started(pid: int) -> None:
+            nonlocal watcher
+            watcher = PathWatcher(root, after, lambda: os.kill(pid, sig)).__enter__()
+
+        try:
+            code = forker.run(argv, stderr, started)
+        finally:
+            if watcher is not None:
+                watcher.__exit__()
+        assert watcher is not None
+        return code, stderr.read_text(errors="replace") if stderr.exists() else "", watcher.fired, watcher.seen
+
+
+def kill_instants(n: int) -> list[int]:
+    """The instants the slow kill tests stop a command at, of the ``n`` paths it creates: ``$MLPJAX_KILL_INSTANTS``
+    of them spread over the run (default 12; ``all``: after every path)."""
+    count = os.environ.get("MLPJAX_KILL_INSTANTS", "12")
+    return spread(n, None if count == "all" else int(count))
+
+
+def spread(n: int, count: int | None) -> list[int]:
+    """``count`` instants evenly spread over ``1..n``, the first and last included (None, or ``count >= n``: all
+    of them)."""
+    if count is None or count >= n:
+        return list(range(1, n + 1))
+    return sorted({round(1 + i * (n - 1) / (count - 1)) for i in range(count)})
+
+
+def same_numbers(got, want) -> str | None:
+    """None where ``got`` and ``want`` (JSON values) are equal value by value (NaN equal to NaN), else the first
+    place where they differ."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        if sorted(got) != sorted(want):
+            return f"keys {sorted(got)} != {sorted(want)}"
+        return next((f"[{k!r}]{d}" for k in want if (d := same_numbers(got[k], want[k])) is not None), None)
+    if isinstance(want, list) and isinstance(got, list):
+        if len(got) != len(want):
+            return f": {len(got)} values, expected {len(want)}: {got} != {want}"
+        return next(
+            (
+                f"[{i}]{d}"
+                for i, (g, w) in enumerate(zip(got, want, strict=True))
+                if (d := same_numbers(g, w)) is not None
+            ),
+            None,
+        )
+    same = got == want or (isinstance(got, float) and isinstance(want, float) and got != got and want != want)
+    return None if same else f": {got!r} != {want!r}"
+
+
+STARTS_AGAIN = re.compile(r"can be started again")  # a refused --resume of a folder that is no run
+
+
+def resumes_or_starts_again(capsys, argv, directory: Path, resume_argv, numbers, want) -> str:
+    """What an interrupted ``mlpjax ARGV`` into ``directory`` must allow: ``mlpjax RESUME_ARGV`` ends as the
+    uninterrupted command did, with ``numbers(directory)`` equal to ``want`` value by value ("resumed"), or it
+    refuses in one line saying that the folder can be started again, and then ``mlpjax ARGV`` itself does
+    ("started again"). Anything else (both refused, a traceback, other numbers) raises an AssertionError that
+    shows what ``directory`` held."""
+    import traceback
+
+    listing = "\n  ".join(tree_paths(directory)) if directory.is_dir() else "(no folder)"
+
+    def attempt(what, command):
+        try:
+            code, _, err = run_cli(capsys, *command)
+        except Exception:
+            raise AssertionError(f"{what} raised:\n{traceback.format_exc()}\nthe folder held:\n  {listing}") from None
+        if code == 0:
+            differs = same_numbers(numbers(directory), want)
+            assert differs is None, f"{what} gave other numbers: {differs}\nthe folder held:\n  {listing}"
+        return code, err
+
+    code, err = attempt("--resume", resume_argv)
+    if code == 0:
+        return "resumed"
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and STARTS_AGAIN.search(lines[0]), (
+        f"--resume refused, not as a folder that can be started again: status {code}, {err}\n"
+        f"the folder held:\n  {listing}"
+    )
+    code, err = attempt("the same command again", argv)
+    assert code == 0, f"--resume refused ({lines[0]}) and the same command too: {err}\nthe folder held:\n  {listing}"
+    return "started again"
+
+
+def kill_at_instants(
+    capsys, forker: CliForker, tmp_path: Path, argv, resume_argv, numbers, instants, sig=signal.SIGKILL
+):
+    """Run ``mlpjax ARGV --output DIR`` once whole (in this process) to learn the paths it creates and its
+    numbers (``numbers(DIR)``); then, for each of ``instants`` (a list, or a function of the number of paths
+    that returns one: an int k, right after the k-th path; a regular expression, right after the first path it
+    matches; "last", after the last path), run it again (forked by ``forker``), send it ``sig`` at that instant, and
+    require :func:`resumes_or_starts_again` of the folder it leaves (``resume_argv(DIR)``). SIGINT must end the
+    command with the one line ``interrupted`` and status 130. Returns how each instant ended, ``{k: outcome}``;
+    fails after the last instant, showing the first failures, if any failed."""
+    import shutil
+
+    reference = tmp_path / "whole"
+    with PathWatcher(reference) as watcher:
+        code, _, err = run_cli(capsys, *argv, "--output", reference)
+    assert code == 0, err
+    want, paths = numbers(reference), watcher.seen
+    failures: list[str] = []
+    outcomes: dict[int | str, str] = {}
+    for n, k in enumerate(instants(len(paths)) if callable(instants) else instants):
+        k = len(paths) if k == "last" else k
+        directory = tmp_path / f"killed-{n}"
+        code, err, sent, seen = kill_after(forker, [*argv, "--output", directory], directory, k, sig)
+        where = f"{'killed' if sig == signal.SIGKILL else 'interrupted'} "
+        if isinstance(k, int):
+            where += f"after path {k} of {len(paths)} ({paths[k - 1]} when run whole; "
+            where += f"{seen[k - 1] if len(seen) >= k else 'never'} this time)"
+        else:
+            assert any(re.search(k, p) for p in paths), f"no path matches {k!r} in a whole run: {paths}"
+            where += f"after {next((p for p in seen if re.search(k, p)), 'no path')} (the first that matches {k!r})"
+        try:
+            if not sent:
+                assert code == 0, f"it failed before: {err}"
+            elif sig == signal.SIGINT:  # the CLI ends at once: one line, 130 (unless it was ending anyway)
+                assert code in (0, 130) and "Traceback" not in err, f"status {code}: {err}"
+                assert code == 0 or err.strip().splitlines()[-1] == "interrupted", err
+            else:
+                assert code in (0, -sig), f"status {code}: {err}"
+            outcomes[k] = resumes_or_starts_again(
+                capsys, [*argv, "--output", directory], directory, resume_argv(directory), numbers, want
+            )
+            outcomes[k] += " (it had ended)" if not sent or code == 0 else ""
+        except AssertionError as e:
+            failures.append(f"{where}: {e}")
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not failures, f"{len(failures)} of {len(outcomes) + len(failures)} instants failed:\n" + "\n\n".join(
+        failures[:3]
+    )
+    return outcomes

@@ -40,13 +40,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from mlpjax import plugins
+from mlpjax import files, plugins
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, abstract_state
 from mlpjax.data.digest import Digest
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import orbax_io
+from mlpjax.runs.lock import claim_files
 from mlpjax.training.result import HISTORY_KEYS
 
 FORMAT = "mlpjax-checkpoint"
@@ -89,14 +90,21 @@ def _check_run_dir(directory: Path) -> None:
         )
 
 
+STARTS_AGAIN = "a run interrupted before its first epoch was saved can be started again with the same output directory"
+
+
 def _latest_step(root: Path, what: str) -> int:
     steps = orbax_io.complete_steps(root)
     if not steps:
-        raise UserInputError(
-            f"{root}: holds no complete {what} (a run interrupted before its first epoch was "
-            "saved can be started again with the same output directory)"
-        )
+        raise UserInputError(f"{root}: holds no complete {what} ({STARTS_AGAIN})")
     return steps[-1]
+
+
+def _claimed_only(directory: Path) -> bool:
+    """Whether ``directory`` holds nothing but what claiming it for a run writes (a run stopped before its first
+    save began): its lock file, a write probe, or nothing."""
+    names = files.first_names(directory, 64) or []
+    return len(claim_files(names)) == len(names)
 
 
 def holds_run(directory: Path) -> Path | None:
@@ -124,6 +132,8 @@ def restore(directory: str | os.PathLike, *, best: bool = False) -> Checkpoint:
             raise FieldError(
                 "save_best", f"has no best checkpoint ({root} is missing); train with {{field}}", where=directory
             )
+        if not best and _claimed_only(directory):
+            raise UserInputError(f"{directory}: holds no checkpoint ({STARTS_AGAIN})")
         raise UserInputError(
             f"{directory}: not an mlpjax checkpoint directory (no {CHECKPOINTS}/ inside); "
             "a run directory is made by training with an output directory"

@@ -27,6 +27,7 @@ from pathlib import Path
 from mlpjax.errors import FieldError
 
 LOCK_NAME = ".mlpjax-lock"
+PROBE_PREFIX = ".mlpjax-probe-"  # the file that proves a claimed directory writable (removed at once)
 # never through a link: a lock file planted as a link to another file must not get that file truncated
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _ATTEMPTS = 5  # claims of a lock file that its last owner keeps removing, before giving up
@@ -35,6 +36,12 @@ try:  # POSIX; elsewhere runs are not locked
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]  # runs are then not locked
+
+
+def claim_files(names: list[str]) -> set[str]:
+    """Those of ``names`` that claiming a run directory writes: its lock file and a write probe (left by a
+    kill at that moment)."""
+    return {n for n in names if n == LOCK_NAME or n.startswith(PROBE_PREFIX)}
 
 
 class RunLocked(FieldError):

@@ -38,7 +38,7 @@ from mlpjax.core.config import TrainConfig
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import checkpoint, logs, orbax_io
 from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
-from mlpjax.runs.lock import LOCK_NAME, RunLock, refuse_if_locked
+from mlpjax.runs.lock import PROBE_PREFIX, RunLock, claim_files, refuse_if_locked
 from mlpjax.training import distributed
 from mlpjax.training.compiled import prepare_evaluate
 from mlpjax.training.result import FitResult, progress_record
@@ -191,8 +191,10 @@ class Run:
         return result
 
     def _best(self) -> Checkpoint | None:
-        """The resumed run's best epoch (DIR/best), where it keeps one."""
-        if self.checkpoint is not None and (self.directory / BEST).is_dir():
+        """The resumed run's best epoch (DIR/best), where it keeps one. A run killed between its first epoch's
+        checkpoint and its first best save has a ``best/`` without a complete epoch: none (the resumed epoch is
+        then saved as the best)."""
+        if self.checkpoint is not None and orbax_io.complete_steps(self.directory / BEST):
             return checkpoint.restore(self.directory, best=True)
         return None
 
@@ -245,20 +247,24 @@ def _refuse_a_run(directory: Path) -> None:
         )
 
 
-def refuse_foreign_files(directory: Path, field: str = "output", ours: tuple[str, ...] = ()) -> None:
+def refuse_foreign_files(
+    directory: Path, field: str = "output", ours: tuple[str, ...] = (), written: tuple[str, ...] = ()
+) -> None:
     """Refuse an existing folder ``directory`` that holds what mlpjax did not write: a new output folder is new,
     empty, or (names in ``ours``) one that mlpjax began. Files of mlpjax's own names may still be the user's, so
     names alone are not enough: a folder counts as begun by mlpjax only when it holds one of ``ours``, and then
-    nothing in it is replaced that is not mlpjax's. At most 64 entries are looked at (a huge folder is refused
-    as fast as a small one)."""
+    nothing in it is replaced that is not mlpjax's. What a kill leaves of mlpjax's own writing counts for
+    nothing: the lock file, a write probe, and the temporary files of the files named in ``written``
+    (:func:`mlpjax.files.temporary_of`). At most 64 entries are looked at (a huge folder is refused as fast as a
+    small one)."""
     try:
         names = files.first_names(directory, 64)
     except UserInputError as e:
         raise FieldError(field, f"{{field}} {e}") from None
     if names is None:
         return  # new, or a file in the way: the writability checks that follow say which
-    mine = {LOCK_NAME} | {n for n in names if n.startswith(".mlpjax-probe-")}
-    foreign = [n for n in names if n not in mine]
+    left = claim_files(names) | {n for n in names for w in written if files.temporary_of(n, w)}
+    foreign = [n for n in names if n not in left]
     if foreign and not any(n in ours for n in foreign):
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise FieldError(
@@ -274,7 +280,7 @@ def _prove_writable(directory: Path, field: str) -> None:
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".mlpjax-probe-")
+        fd, name = tempfile.mkstemp(dir=directory, prefix=PROBE_PREFIX)
         try:
             os.write(fd, b"mlpjax")
             os.fsync(fd)

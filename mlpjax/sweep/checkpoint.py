@@ -91,6 +91,11 @@ def load_plan(directory: str | os.PathLike) -> Plan:
     unread), at most :data:`MAX_PLAN_BYTES`, its structure checked before it is used."""
     path = Path(directory) / PLAN
     if not os.path.lexists(path):
+        if _plan_leftovers(Path(directory)) is not None:  # empty, or the plan's temporary files alone
+            raise UserInputError(
+                f"{directory}: holds no {PLAN} (a sweep interrupted before its plan was saved can be started "
+                "again with the same output folder)"
+            )
         raise UserInputError(f"{directory}: not a sweep folder (no {PLAN}); start one with an output folder")
     with files.open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
@@ -150,6 +155,14 @@ def remove_sweep(directory: Path) -> None:
             ) from None
 
 
+def _plan_leftovers(directory: Path) -> list[str] | None:
+    """The temporary files that a plan's interrupted writing left in folder ``directory``, if it holds nothing
+    else (among its first 64 entries); None where it holds more, or does not exist."""
+    names = files.first_names(directory, 64)
+    leftovers = [n for n in names or [] if files.temporary_of(n, PLAN)]
+    return leftovers if names is not None and len(leftovers) == len(names) else None
+
+
 @dataclasses.dataclass
 class SweepCheckpoints:
     """The hooks :func:`mlpjax.sweep.train.run_sweep` calls to save every epoch into ``directory`` and resume."""
@@ -180,8 +193,8 @@ class SweepCheckpoints:
                     f"{{resume}} {directory} or choose another {{field}}",
                     also=("resume",),
                 )
-            if not replaced:
-                refuse_foreign_files(directory, ours=(GROUPS, RUNS))  # nothing of the user's is replaced
+            if not replaced:  # nothing of the user's is replaced; a plan whose writing a kill stopped is written again
+                refuse_foreign_files(directory, ours=(GROUPS, RUNS), written=(PLAN,))
             text = json.dumps(plan.to_dict(), indent=2) + "\n"
             if len(text.encode()) > MAX_PLAN_BYTES:  # what a sweep writes, it must read back (load_plan)
                 raise UserInputError(
@@ -195,6 +208,9 @@ class SweepCheckpoints:
                 files.write_text(directory / PLAN, text, replace=False)
             except UserInputError as e:
                 raise FieldError("output", f"{{field}} {e}") from None
+            for name in files.first_names(directory, 64) or []:  # once the plan is in place, none can be needed
+                if files.temporary_of(name, PLAN):
+                    (directory / name).unlink(missing_ok=True)
         return cls(directory, plan)
 
     @property

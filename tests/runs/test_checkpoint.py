@@ -304,13 +304,16 @@ def test_a_corrupted_checkpoint_is_one_clear_error_and_nothing_is_overwritten(ru
 
 
 def test_not_a_checkpoint_directory(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty").mkdir()  # as a kill before the first save leaves it (with the lock file, or not yet)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("hello")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("hello")
     (tmp_path / "other" / "checkpoints").mkdir()
     (tmp_path / "file").write_text("x")
     cases = {
-        "empty": "not an mlpjax checkpoint directory",
+        "empty": "holds no checkpoint (a run interrupted before its first epoch was saved can be started again",
+        "notes": "not an mlpjax checkpoint directory",
         "other": "holds no complete checkpoint",
         "file": "not a directory",
         "missing": "no such directory",

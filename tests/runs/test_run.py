@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, small_config
+from conftest import REPO, kill_at_instants, kill_instants, run_cli, small_config
 
 from mlpjax import memory
 from mlpjax.errors import FieldError, UserInputError
@@ -478,6 +478,70 @@ def test_ctrl_c_during_the_first_save_leaves_a_directory_that_starts_again(tmp_p
     fresh = run.start(directory, small_config(epochs=1))
     fresh.fit()
     assert checkpoint.restore(directory).epoch == 1
+
+
+def test_a_run_killed_before_its_first_save_began_starts_again(tmp_path, capsys):
+    """What a kill between the claim and the first save leaves: the lock file (and a write probe)."""
+    directory = tmp_path / "run"
+    RunLock(directory).release()
+    (directory / ".mlpjax-probe-x1y2z3").write_bytes(b"mlpjax")
+    code, _, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    one_line_error(code, err, f"{directory}: holds no checkpoint", "started again with the same output directory")
+    assert run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)[0] == 0
+    assert checkpoint.restore(directory).epoch == 1
+
+
+def test_a_run_killed_between_its_first_checkpoint_and_best_resumes(tmp_path, capsys):
+    """Found by the kill test: killed after epoch 1's checkpoint and before its first best save (``best/``
+    made, empty; no metrics.json), --resume and --output were both refused. The resumed epoch is the best."""
+    whole, directory = tmp_path / "whole", tmp_path / "run"
+    flags = [*FLAGS, "--epochs", 2, "--validation-split", 0.2, "--early-stopping", 1]
+    assert run_cli(capsys, "train", *flags, "--output", whole)[0] == 0
+    shutil.copytree(whole / "checkpoints" / "1", directory / "checkpoints" / "1")
+    (directory / "best").mkdir()
+    code, _, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    assert code == 0, err
+    assert train_numbers(directory) == train_numbers(whole)
+    assert orbax_io.complete_steps(directory / "best") == orbax_io.complete_steps(whole / "best")
+
+
+# A run killed or interrupted at any instant resumes, or starts again with the same command, to the numbers of a
+# run never stopped (conftest.kill_at_instants): early stopping stops it after epoch 2, keeping epoch 1's weights.
+STOPPED = ["train", "--dataset", "digits", "--hidden", "16", "--lr", "0.1", "--batch-size", "32", "--epochs", "3"]
+STOPPED += ["--validation-split", "0.2", "--early-stopping", "1", "--save-best", "--quiet"]
+
+
+def train_numbers(directory: Path) -> dict:
+    record = json.loads((directory / "metrics.json").read_text())
+    return {k: record[k] for k in ("history", "test_metrics", "kept_epoch", "epochs_done")}
+
+
+def resume_train(directory: Path) -> list:
+    return ["train", "--resume", directory, "--quiet"]
+
+
+@pytest.mark.parametrize(
+    "sig, instants",
+    [
+        # epoch 1 whole, its best save not begun; in the second epoch's save (at the latest, once it is whole)
+        pytest.param(signal.SIGKILL, [r"^checkpoints/1$", r"^checkpoints/2(\.orbax-checkpoint-tmp)?$"], id="kill"),
+        # in the first save (at the latest, once it is whole); once the first best is saved
+        pytest.param(signal.SIGINT, [r"^checkpoints/1(\.orbax-checkpoint-tmp)?$", r"^best/1$"], id="ctrl-c"),
+    ],
+)
+def test_a_run_stopped_at_an_instant_resumes_or_starts_again(capsys, cli_forker, tmp_path, sig, instants):
+    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, STOPPED, resume_train, train_numbers, instants, sig)
+    assert not [o for o in outcomes.values() if "ended" in o], outcomes  # each stopped before the end
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_any_path_it_creates_resumes_or_starts_again(capsys, cli_forker, tmp_path):
+    """``MLPJAX_KILL_INSTANTS=all``: after every path (about 180 instants)."""
+    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, STOPPED, resume_train, train_numbers, kill_instants)
+    print(
+        f"{len(outcomes)} instants: {sum('resumed' in o for o in outcomes.values())} resumed, "
+        f"{sum('started again' in o for o in outcomes.values())} started again"
+    )
 
 
 # -- 7. empty step directories -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import kill_at_instants, kill_instants, run_cli
 
 from mlpjax import memory, sweep
 from mlpjax.core import model
@@ -301,7 +301,10 @@ def test_resume_of_a_sequential_sweep(tmp_path, capsys):
 
 
 def test_load_plan_refuses_a_folder_without_one(tmp_path):
-    with pytest.raises(Exception, match="not a sweep folder"):
+    with pytest.raises(UserInputError, match="holds no sweep.json .* can be started again"):
+        sweep_checkpoint.load_plan(tmp_path)  # empty: as a sweep killed before it wrote its plan leaves it
+    (tmp_path / "notes.txt").write_text("the user's")
+    with pytest.raises(UserInputError, match="not a sweep folder"):
         sweep_checkpoint.load_plan(tmp_path)
 
 
@@ -580,6 +583,72 @@ def test_a_sequential_model_stopped_in_its_first_save_starts_again_on_resume(tmp
     again = json.loads((out / "results.json").read_text())
     assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
     assert not list((out / "runs" / "1" / "checkpoints").glob("*tmp*"))
+
+
+def test_a_sweep_killed_while_it_wrote_its_plan_starts_again(tmp_path, capsys):
+    """Found by the kill test: a kill in the plan's write left its temporary file, which --output took for the
+    user's file and --resume for no sweep: both refused."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / ".sweep.json.k1ll3d__.tmp").write_text('{"format": "mlpjax-sw')
+    code, _, err = run_cli(capsys, "sweep", "--resume", out)
+    assert code == 2 and "can be started again with the same output folder" in err, err
+    flags = (*SMALL[:2], "--epochs", "1", *SMALL[4:], "--seed", "0,1", "--strategy", "sequential", "--quiet")
+    code, _, err = run_cli(capsys, "sweep", *flags, "--output", out)
+    assert code == 0, err
+    assert not list(out.glob(".sweep.json.*"))  # the leftover is removed once the plan is in place
+
+
+# A sweep killed at any instant resumes, or starts again with the same command, to the numbers of a sweep never
+# stopped (conftest.kill_at_instants). vmap: 4 models, two of which stop early at epoch 2 (their best weights kept
+# in the group's checkpoints); sequential: 2 models, each a run folder.
+KILLED_SWEEPS = {
+    "vmap": ["--epochs", "3", "--seed", "0,1", "--lr", "0.03,0.1", "--validation-split", "0.2"]
+    + ["--early-stopping", "1", "--strategy", "vmap"],
+    "sequential": ["--epochs", "2", "--seed", "0,1", "--lr", "0.03", "--strategy", "sequential"],
+}
+
+
+def killed_sweep(strategy: str) -> list[str]:
+    return ["sweep", "--dataset", "digits", "--hidden", "16", "--batch-size", "32", *KILLED_SWEEPS[strategy], "--quiet"]
+
+
+def sweep_numbers(directory) -> list[dict]:
+    runs = json.loads((directory / "results.json").read_text())["runs"]
+    return [{k: r[k] for k in ("history", "test_metrics", "kept_epoch", "diverged")} for r in runs]
+
+
+def resume_sweep(directory) -> list:
+    return ["sweep", "--resume", directory, "--quiet"]
+
+
+@pytest.mark.parametrize(
+    "strategy, instants",
+    [
+        # the first epoch whole; the report in writing
+        pytest.param("vmap", [r"^groups/0/1$", r"^results\.json$"], id="vmap"),
+        # model 2 in its first save (at the latest, once it is whole); the report in writing
+        pytest.param(
+            "sequential", [r"^runs/1/checkpoints/1(\.orbax-checkpoint-tmp)?$", r"^results\.json$"], id="sequential"
+        ),
+    ],
+)
+def test_a_sweep_killed_at_an_instant_resumes_or_starts_again(capsys, cli_forker, tmp_path, strategy, instants):
+    argv = killed_sweep(strategy)
+    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, argv, resume_sweep, sweep_numbers, instants)
+    assert not [o for o in outcomes.values() if "ended" in o], outcomes  # each killed before the end
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_sweep_killed_after_any_path_it_creates_resumes_or_starts_again(capsys, cli_forker, tmp_path, strategy):
+    """``MLPJAX_KILL_INSTANTS=all``: after every path (about 170 instants vmapped, 260 sequential)."""
+    argv = killed_sweep(strategy)
+    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, argv, resume_sweep, sweep_numbers, kill_instants)
+    print(
+        f"{strategy}: {len(outcomes)} instants: {sum('resumed' in o for o in outcomes.values())} resumed, "
+        f"{sum('started again' in o for o in outcomes.values())} started again"
+    )
 
 
 # -- a full disk (a real, small tmpfs): one line, exit 2, no temporary files; the folder resumes --------------
