@@ -9,7 +9,6 @@ from mlpjax.cli.flags import (
     flag,
     given_train_flags,
     integer,
-    progress_bars,
     refuse_idle_plateau,
     refuse_output_beside_resume,
     train_config_from_args,
@@ -159,7 +158,6 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
         run.check_data(dataset)  # a resumed run's files unchanged, before anything is said
     mesh_lib.check_widths(mesh, config.model_config(dataset.input_dim, dataset.num_classes).split_widths())
     log = None if args.quiet else say
-    quiet = not progress_bars(args)
     say(
         f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
         f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
@@ -178,9 +176,9 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     if run and run.checkpoint:
         say(f"resuming {run.directory} from epoch {run.checkpoint.epoch}")
     if run:
-        result = run.fit(dataset, quiet=quiet, log=log, mesh=mesh)
+        result = run.fit(dataset, log=log, mesh=mesh)
     else:
-        result = train.fit(config, dataset, quiet=quiet, log=log, mesh=mesh)
+        result = train.fit(config, dataset, log=log, mesh=mesh)
     say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.y_test) > 9:
         sample = predict.predict_one(

@@ -21,9 +21,11 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 import weakref
 from pathlib import Path
 
+from mlpjax import files
 from mlpjax.errors import FieldError
 
 LOCK_NAME = ".mlpjax-lock"
@@ -84,7 +86,8 @@ class RunLock:
             try:
                 fd, made = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o666), [self.path]
             except FileExistsError:
-                fd, made = os.open(self.path, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o666), []
+                fd, made = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | _NO_FOLLOW, 0o666), []
+                _check_regular(fd, self.path, field)
         except OSError as e:
             raise FieldError(field, f"{{field}} {self.directory}: cannot be written ({_reason(e)})") from None
         folders = [p for p in self.created if p != self.path]  # made by an earlier attempt, still ours
@@ -148,10 +151,11 @@ def refuse_if_locked(directory: Path, field: str = "resume") -> None:
     a claimant that must read the directory before it claims it)."""
     if fcntl is None:  # pragma: no cover
         return
-    try:
-        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | _NO_FOLLOW)
+    try:  # not blocking: a named pipe there would wait for a writer forever
+        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | os.O_NONBLOCK | _NO_FOLLOW)
     except OSError:
         return  # no lock file: never owned, or not readable (the claim will say)
+    _check_regular(fd, Path(directory) / LOCK_NAME, field)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -159,6 +163,18 @@ def refuse_if_locked(directory: Path, field: str = "resume") -> None:
             raise _locked(field, Path(directory), _owner(fd)) from None
     finally:
         os.close(fd)
+
+
+def _check_regular(fd: int, path: Path, field: str) -> None:
+    """Close ``fd`` and raise a FieldError unless it is a regular file (a lock file replaced by a named pipe or a
+    device is no lock: it is never read or waited on)."""
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise FieldError(
+            field, f"{{field}} {path.parent}: {path.name} is {files.kind(mode)}, not mlpjax's lock file; remove it"
+        )
+    os.set_blocking(fd, True)
 
 
 def _locked(field: str, directory: Path, owner: str) -> RunLocked:

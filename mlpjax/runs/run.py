@@ -44,7 +44,7 @@ from mlpjax.training.compiled import prepare_evaluate
 from mlpjax.training.result import FitResult, progress_record
 from mlpjax.training.rows import Rows
 from mlpjax.training.steps import summarize
-from mlpjax.training.train import Resumed, TrainingDiverged, fit, trained_config
+from mlpjax.training.train import Resumed, Saving, TrainingDiverged, fit, trained_config
 
 # Settings that may change when resuming; every other TrainConfig field is part of the saved architecture/objective.
 RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size", "early_stopping")
@@ -81,7 +81,6 @@ class Run:
         self,
         dataset: data_lib.Dataset | None = None,
         *,
-        quiet: bool = True,
         log: Callable[[str], None] | None = None,
         mesh: jax.sharding.Mesh | None = None,
     ) -> FitResult:
@@ -93,7 +92,7 @@ class Run:
         checkpoint saves are collective); only process 0 writes ``metrics.json``.
         """
         try:
-            return self._fit(dataset, quiet=quiet, log=log, mesh=mesh)
+            return self._fit(dataset, log=log, mesh=mesh)
         finally:
             self.close()
 
@@ -105,7 +104,7 @@ class Run:
                 dataset.name, self.checkpoint.dataset_digest, dataset.digest, f"the model in {self.directory}"
             )
 
-    def _fit(self, dataset, *, quiet, log, mesh) -> FitResult:
+    def _fit(self, dataset, *, log, mesh) -> FitResult:
         ckpt = self.checkpoint
         dataset = dataset or self.config.load_dataset()
         self.check_data(dataset)
@@ -155,11 +154,9 @@ class Run:
             result = fit(
                 config,
                 dataset,
-                quiet=quiet,
                 log=log,
                 on_epoch_end=on_epoch_end,
-                save=save,
-                save_every=self.save_every,
+                save=Saving(save, self.save_every),
                 mesh=mesh,
                 resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else (best.epoch, best.state.params))
                 if ckpt
@@ -202,10 +199,14 @@ class Run:
         """The seconds of the epochs already done, from ``metrics.json`` (as many as the checkpoint holds)."""
         if self.checkpoint is None:
             return []
-        try:
-            saved = json.loads((self.directory / METRICS).read_text()).get("epoch_seconds", [])
+        try:  # a regular file of bounded size only: a FIFO or a link to /dev/zero is not read (UserInputError)
+            with files.open_regular(self.directory / METRICS) as f:
+                text = f.read(orbax_io.MAX_METADATA_BYTES + 1)
+            if len(text) > orbax_io.MAX_METADATA_BYTES:
+                return []
+            saved = json.loads(text).get("epoch_seconds", [])
             seconds = [float(s) for s in saved][: self.checkpoint.epoch]
-        except (OSError, ValueError, TypeError, AttributeError):
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError):  # UserInputError is a ValueError
             seconds = []
         return seconds
 

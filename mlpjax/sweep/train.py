@@ -295,11 +295,16 @@ class _Group:
         )
 
 
-def _epoch_line(where: str, epoch: int, epochs: int, done: Sequence[loop.Epoch | None], seconds: float) -> str:
+def _prefixed(log: Log, where: str, line: str) -> None:
+    """``log`` of ``line`` after ``where`` (which group or model it is about)."""
+    log(f"{where} {line}")
+
+
+def _epoch_line(epoch: int, epochs: int, done: Sequence[loop.Epoch | None], seconds: float) -> str:
     ran = [d for d in done if d is not None]
     val = [d.val["accuracy"] for d in ran]
     return (
-        f"{where} epoch {epoch}/{epochs}: loss {np.mean([d.train['loss'] for d in ran]):.4f} "
+        f"epoch {epoch}/{epochs}: loss {np.mean([d.train['loss'] for d in ran]):.4f} "
         f"(mean of {len(ran)}{'' if len(ran) == len(done) else f' still training of {len(done)}'}) "
         f"val_accuracy {np.mean(val):.4f} (min {min(val):.4f}, max {max(val):.4f}) ({seconds:.2f} s)"
     )
@@ -312,10 +317,8 @@ def train_group_vmap(
     mesh: Mesh | None = None,
     start: GroupStart | None = None,
     on_epoch_end: GroupHook | None = None,
-    save: GroupHook | None = None,
-    save_every: int = 1,
+    save: train.Saving | None = None,
     log: Log | None = None,
-    where: str = "group",
 ) -> tuple[list[ModelRun], GroupRun]:
     """Train the group ``configs`` (one :func:`group_key`) as one vmapped program for ``configs[0].epochs``,
     through the epoch loop that ``fit`` runs (:mod:`mlpjax.training.loop`): every TrainConfig field honoured.
@@ -324,8 +327,9 @@ def train_group_vmap(
     :func:`mlpjax.sweep.stack.model_mesh`; the group is padded with copies of its last model to a multiple of its
     devices (their results dropped). ``start``: continue from it; ``on_epoch_end(epoch, start)`` after each
     epoch, ``start`` a :class:`GroupStart` of the ``K`` real models (host arrays) that would continue from it;
-    ``save(epoch, start)`` alike, before it, after the epochs to save as ``fit`` saves them (the first, every
-    ``save_every``-th, the last trained and the one before a divergence: :func:`mlpjax.training.loop.saves`). A
+    ``save.hook(epoch, start)`` (:class:`mlpjax.training.train.Saving`) alike, before it, after the epochs to save
+    as ``fit`` saves them (the first, every ``save.every``-th, the last trained and the one before a divergence:
+    :func:`mlpjax.training.loop.saves`). A
     model whose loss stops being finite is frozen and marked ``diverged``, its history ending with the epoch before,
     as ``fit`` would.
     """
@@ -363,15 +367,15 @@ def train_group_vmap(
     def report(epoch: int, done: list[loop.Epoch | None], rescaled: list[bool]) -> None:
         epoch_seconds.append(next(d.seconds for d in done if d is not None))
         if log:
-            log(_epoch_line(where, epoch, plan.config.epochs, done, epoch_seconds[-1]))  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
+            log(_epoch_line(epoch, plan.config.epochs, done, epoch_seconds[-1]))  # type: ignore[arg-type]  # TrainConfig.__post_init__ fills epochs: never None
             for i, m in enumerate(members):
                 if rescaled[i]:
                     log(
-                        f"{where} model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
+                        f"model {i + 1}: val_loss has not improved for {m.config.plateau_patience} epochs: "
                         f"learning rate x{m.calls.scale:g}"
                     )
                 if done[i] is not None and m.calls.stopped:
-                    log(f"{where} model {i + 1}: stopped early after epoch {epoch}")
+                    log(f"model {i + 1}: stopped early after epoch {epoch}")
 
     def snapshot() -> GroupStart:
         histories = [{k: list(v) for k, v in m.history.items()} for m in members]
@@ -379,7 +383,7 @@ def train_group_vmap(
 
     def saving(epoch: int) -> Callable[[], None]:  # taken now, written now or when the next epoch diverges
         start = snapshot()
-        return lambda: save(epoch, start)  # type: ignore[misc]  # only made where save is given
+        return lambda: save.hook(epoch, start)  # type: ignore[union-attr]  # only made where save is given
 
     last = loop.run_epochs(
         program,
@@ -388,9 +392,9 @@ def train_group_vmap(
         report=report,
         on_epoch_end=(None if on_epoch_end is None else lambda epoch: on_epoch_end(epoch, snapshot())),
         save=None if save is None else saving,
-        save_every=save_every,
+        save_every=1 if save is None else save.every,
     )
-    loop.restore_best(program, members, None if log is None else lambda i, line: log(f"{where} model {i + 1}: {line}"))
+    loop.restore_best(program, members, None if log is None else lambda i, line: log(f"model {i + 1}: {line}"))
     tests, test_seconds = loop.test_figures(program, members, last)
     runs = [
         ModelRun(c, m.history, t, m.diverged, m.calls.record(), m.kept_epoch)
@@ -516,12 +520,10 @@ def run_sweep(
                 [configs[i] for i in members],
                 dataset,
                 mesh=mesh,
-                log=log,
-                where=where,
+                log=None if log is None else functools.partial(_prefixed, log, where),
                 start=hooks.group_start(g, [configs[i] for i in members]) if hooks else None,
                 on_epoch_end=_group_hook(members, on_model_epoch),
-                save=hooks.group_saver(g) if hooks else None,
-                save_every=hooks.save_every if hooks else 1,
+                save=train.Saving(hooks.group_saver(g), hooks.save_every) if hooks else None,
             )
             for i, r in zip(members, group_runs, strict=True):
                 runs[i] = r

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -37,6 +38,15 @@ from mlpjax.training.steps import ProgressFn
 
 EpochHook = Callable[[int, TrainState, History], None]
 SaveHook = Callable[[int, "Resumed"], None]  # (1-based epoch, where a run resumed after it starts)
+
+
+class Saving(NamedTuple):
+    """What :func:`fit` (and a vmapped sweep's group) saves: ``hook(epoch, where_to_resume)`` after the first
+    epoch, every ``every``-th, the last one trained and the one before a divergence
+    (:func:`mlpjax.training.loop.saves`)."""
+
+    hook: Callable[[int, Any], None]
+    every: int = 1
 
 
 class TrainingDiverged(FieldError):
@@ -277,10 +287,8 @@ def fit(
     *,
     resume_from: Resumed | None = None,
     on_epoch_end: EpochHook | None = None,
-    save: SaveHook | None = None,
-    save_every: int = 1,
+    save: Saving | None = None,
     log: Callable[[str], None] | None = None,
-    quiet: bool = True,
     mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
     """Train ``config`` for ``config.epochs`` epochs in all, evaluating on the validation data after each.
@@ -295,11 +303,13 @@ def fit(
 
     ``dataset`` None: loaded by name from ``config``. ``resume_from``: continue after its epochs.
     ``on_epoch_end(epoch, state, history)`` runs after each epoch (1-based ``epoch``), e.g. to write logs;
-    ``save(epoch, resumed)`` after the epochs to save (the first, every ``save_every``-th, the last trained, and
+    ``save`` (:class:`Saving`): ``save.hook(epoch, resumed)`` after the epochs to save (the first, every
+    ``save.every``-th, the last trained, and
     the one before a divergence: :func:`mlpjax.training.loop.saves`), before ``on_epoch_end``, with the
     :class:`Resumed` that continues from that epoch (host copies of the state and the history, and the best
     weights that early stopping keeps), e.g. to write a checkpoint; ``log`` receives one line per epoch;
-    ``quiet=False`` draws a progress bar. Raises :class:`TrainingDiverged` if the loss is not finite. A
+    a progress bar is drawn where ``log`` is given and stderr is a terminal. Raises :class:`TrainingDiverged` if
+    the loss is not finite. A
     ``batch_size`` above the training set's size is capped at it (``FitResult.config`` holds the batch used); a
     config whose memory cannot fit the machine is refused before anything is allocated
     (:func:`mlpjax.training.budget.check_training`).
@@ -309,10 +319,11 @@ def fit(
     :func:`mlpjax.training.distributed.initialize`, each calling ``fit`` alike). The states handed to ``on_epoch_end``
     and returned are this process's single-device copies; with several processes there is no progress bar.
     """
-    save_every = check_int("save_every", save_every)
+    save_every = 1 if save is None else check_int("save_every", save.every)
     plan = make_plan(config, dataset or config.load_dataset())
     state, member = _start(plan, resume_from)
-    loop, state = _compile(plan, state, quiet=quiet, mesh=mesh)
+    # a progress bar where lines are logged to a terminal (as Keras' verbose fit): never into a file or a pipe
+    loop, state = _compile(plan, state, quiet=log is None or not sys.stderr.isatty(), mesh=mesh)
     program = _OneModel(loop, state)
     seconds: list[float] = []
 
@@ -326,7 +337,7 @@ def fit(
         resumed = Resumed(
             jax.device_get(program.local()), {k: list(v) for k, v in member.history.items()}, member.calls.best()
         )
-        return lambda: save(epoch, resumed)  # type: ignore[misc]  # only made where save is given
+        return lambda: save.hook(epoch, resumed)  # type: ignore[union-attr]  # only made where save is given
 
     last = loop_lib.run_epochs(
         program,

@@ -134,7 +134,7 @@ def test_save_every_saves_the_epochs_it_says_and_changes_no_number(digits):
     runs = {}
     for every in (1, 3):
         saved: dict[int, train.Resumed] = {}
-        runs[every] = train.fit(config, digits, save=saved.__setitem__, save_every=every)
+        runs[every] = train.fit(config, digits, save=train.Saving(saved.__setitem__, every))
         assert list(saved) == ([1, 2, 3, 4, 5, 6, 7] if every == 1 else [1, 3, 6, 7])
         for epoch, resumed in saved.items():
             assert len(resumed.history["loss"]) == epoch and resumed.history["loss"] == plain.history["loss"][:epoch]
@@ -150,4 +150,4 @@ def test_save_every_saves_the_epochs_it_says_and_changes_no_number(digits):
 @pytest.mark.parametrize("every", [0, -1, 1.5, "3", True])
 def test_save_every_must_be_a_positive_integer(every):
     with pytest.raises(FieldError, match="^save_every must be"):
-        train.fit(small_config(), toy_dataset(), save=lambda *a: None, save_every=every)
+        train.fit(small_config(), toy_dataset(), save=train.Saving(lambda *a: None, every))
