@@ -465,6 +465,8 @@ def _table(path: str, delimiter: str, what: str) -> Iterator[tuple[list[str], It
             yield header, rows()
         except csv.Error as e:
             raise UserInputError(f"{path}: line {reader.line_num}: {e}") from None
+        except OSError as e:  # a read that fails (/proc/self/mem is a "regular file" whose reads are EIO)
+            raise UserInputError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def _numbers(path: str, header: list[str], columns: list[int], line: int, row: list[str]) -> list[float]:
