@@ -165,3 +165,23 @@ def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(m
         bench.check_bench_memory(config, digits)
     assert e.value.field == "hidden" and f"trains up to {k} such models together" in str(e.value)
     bench.check_bench_memory(bench.BenchConfig(quick=True, hidden=(64,), models=False), digits)  # no table: it fits
+
+
+def test_startup_times_fresh_processes_with_the_cache_off_cold_and_warm(capsys, monkeypatch):
+    from mlpjax.bench import startup
+
+    monkeypatch.setattr(startup, "COMMANDS", {k: startup.COMMANDS[k] for k in ("evaluate DIR", "--version")})
+    assert cli.main(["bench", "--startup", "--rounds", "1", "--json"]) == 0
+    times = json.loads(capsys.readouterr().out)
+    assert {k: set(v["evaluate DIR"]) for k, v in times.items()} == {k: {"off", "cold", "warm"} for k in times}
+    assert all(len(s) == 1 and s[0] > 0 for kind in times.values() for by in kind.values() for s in by.values())
+    assert set(times["cpu"]["--version"]) == {"warm"}
+    table = startup.format_tables(times)
+    assert "| `mlpjax evaluate DIR` |" in table and table.count("| `mlpjax --version` |") == 2
+
+
+@pytest.mark.parametrize("flag", [["--quick"], ["--against", "jax"], ["--data-dir", "x"], ["--no-sweep"]])
+def test_startup_refuses_the_training_benchs_flags(capsys, flag):
+    assert cli.main(["bench", "--startup", *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag[0]}: does nothing with --startup" in err, err
