@@ -140,7 +140,7 @@ def scaled_dataset(dataset: Dataset, scaler: Scaler | None) -> Dataset:
         return dataset
     if scaler.width != dataset.input_dim:
         raise FieldError("scaler", f"scales {scaler.width} features; dataset {dataset.name!r} has {dataset.input_dim}")
-    scaled = {}
+    scaled: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         encoded = getattr(dataset, f"encoded_{split}")
         out = np.empty(encoded.shape, np.float32)
@@ -154,4 +154,6 @@ def scaled_dataset(dataset: Dataset, scaler: Scaler | None) -> Dataset:
                 )
             out[start : start + len(part)] = part
         scaled[f"encoded_{split}"] = out
-    return dataclasses.replace(dataset, pixel_levels=None, **scaled)
+    return dataclasses.replace(
+        dataset, pixel_levels=None, encoded_train=scaled["encoded_train"], encoded_test=scaled["encoded_test"]
+    )

@@ -190,7 +190,7 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
                 f"history; expected {step}; the checkpoint is inconsistent"
             )
         abstract = abstract_state(config, model_config)
-        wanted = abstract.arrays()
+        wanted: dict[str, Any] = dict(abstract.arrays())
         if config.normalize != "none":  # saved beside the state's arrays (Writer)
             width = jax.ShapeDtypeStruct((model_config.input_dim,), jnp.float32)
             wanted = {**wanted, SCALING: {"shift": width, "scale": width}}
@@ -231,12 +231,22 @@ def load_model(directory: str | os.PathLike, best: bool = False) -> model.Classi
     return restore(directory, best=best).classifier
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedOn:
+    """What a run's model was trained on, saved with its epochs: ``digest``, of the dataset's files (None: a dataset
+    by name), and ``scaler``, the feature scaling fitted on its rows trained on (``config.normalize``'s; None for
+    ``"none"``)."""
+
+    digest: Digest | None = None
+    scaler: Scaler | None = None
+
+
 class Writer:
     """Saves epochs into ``DIR/checkpoints`` (the last ``keep``) and, with ``save_best``, ``DIR/best``, through
     :class:`mlpjax.runs.orbax_io.EpochWriter` (its guards: one-line :class:`SaveError`, bounded metadata).
     ``save_every`` is recorded in each epoch (a resumed run takes it); which epochs are saved is ``fit``'s
-    choice (:func:`mlpjax.training.loop.saves`). ``scaler``: the run's feature scaling (``config.normalize``'s;
-    None for ``"none"``), saved with every epoch.
+    choice (:func:`mlpjax.training.loop.saves`). ``trained_on`` (:class:`TrainedOn`): the digest of the dataset's
+    files and the run's feature scaling, saved with every epoch.
 
     Use :meth:`save` for the epochs ``fit`` saves, and with ``last=False`` after every epoch (the best is saved
     when it is reached). Saves are synchronous: when one returns, the epoch is on disk. With several processes
@@ -252,14 +262,14 @@ class Writer:
         keep: int,
         save_best: bool,
         best_val_loss: float = math.inf,
-        dataset_digest: Digest | None = None,
+        trained_on: TrainedOn = TrainedOn(),
         save_every: int = 1,
-        scaler: Scaler | None = None,
     ):
         if keep < 1:
             raise FieldError("keep", f"must be at least 1, got {keep}")
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
-        self.dataset_digest, self.scaler = dataset_digest, scaler
+        self.dataset_digest, self.scaler = trained_on.digest, trained_on.scaler
+        scaler = self.scaler
         if (scaler.kind if scaler is not None else "none") != config.normalize:
             raise FieldError("scaler", f"must be the config's normalize {config.normalize!r} scaling, got {scaler!r}")
         self.save_every = check_int("save_every", save_every)

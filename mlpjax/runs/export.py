@@ -351,7 +351,7 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
         if kind == "Normalization":
             raise UserInputError(
                 f"{path}: layer {name!r} is a Normalization (a feature scaling); mlpjax imports no scaling "
-                "layer: remove it and give the scaled features, or train the model with mlpjax --normalize"
+                "layer: remove it and give the scaled features, or train the model in mlpjax with a normalize scaling"
             )
         if kind == "Dense":
             act = settings.get("activation")

@@ -128,9 +128,8 @@ class Run:
             keep=self.keep,
             save_best=save_best,
             best_val_loss=math.inf if best is None else best.history["val_loss"][-1],
-            dataset_digest=dataset.digest,
+            trained_on=checkpoint.TrainedOn(dataset.digest, scaler),
             save_every=self.save_every,
-            scaler=scaler,
         )
         run_logs = (
             logs.RunLogs(self.directory, dataset.image_shape, config.validation) if distributed.is_primary() else None

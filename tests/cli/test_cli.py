@@ -30,7 +30,10 @@ def test_nonsense_flags_exit_2_naming_the_flag(capsys, argv, flag):
         (["--loss", "xent"], "unknown loss 'xent'; valid: categorical_crossentropy"),
         (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, sigmoid, step, tanh"),
         (["--dataset", "cifar"], "unknown dataset 'cifar'"),
-        (["--normalize", "zscore"], "mlpjax train: error: --normalize 'zscore' is unknown; valid: none, minmax, standard"),
+        (
+            ["--normalize", "zscore"],
+            "mlpjax train: error: --normalize 'zscore' is unknown; valid: none, minmax, standard",
+        ),
     ],
 )
 def test_unknown_names_exit_2_with_the_valid_ones(capsys, argv, message):

@@ -260,7 +260,6 @@ def bare_model_on_scaled(run_dir, x) -> np.ndarray:
 def test_predict_csv_and_index_apply_a_normalized_runs_scaling(kind, tmp_path, capsys):
     """The rows of --csv and the test sample of --index are raw features: predict scales them as training did,
     giving the model's probabilities on the scaled rows."""
-    from mlpjax import cli
 
     x, y = blobs()
     x = x * np.array([1.0, 100.0, 0.01, 1000.0]) + 50  # features of other magnitudes: a scaling matters

@@ -288,7 +288,8 @@ def test_a_classifiers_scaler_must_fit_its_model_and_keep_values_finite():
     with pytest.raises(FieldError, match="scaler must be a mlpjax.data.scaling.Scaler or None"):
         model.Classifier(classifier.params, classifier.model_config, "standard")
     tiny = scaling.Scaler("minmax", np.zeros(4, np.float32), np.full(4, 1e-30, np.float32))
-    with pytest.raises(FieldError, match="x row 1, column 0 is .*, which the model.s minmax scaling takes beyond float32.s range"):
+    beyond = "x row 1, column 0 is .*, which the model.s minmax scaling takes beyond float32.s range"
+    with pytest.raises(FieldError, match=beyond):
         model.Classifier(classifier.params, classifier.model_config, tiny).predict_proba(
             np.array([[0, 0, 0, 0], [1e38, 0, 0, 0]], np.float32)
         )

@@ -514,7 +514,8 @@ def test_evaluate_and_load_model_apply_the_saved_scaling(normalized_run, capsys)
 
 
 def _write(directory: Path, config, state, scaler=None) -> None:
-    writer = checkpoint.Writer(directory, config, keep=1, save_best=False, scaler=scaler)
+    trained_on = checkpoint.TrainedOn(scaler=scaler)
+    writer = checkpoint.Writer(directory, config, keep=1, save_best=False, trained_on=trained_on)
     writer.save(1, state, {"loss": [1.0], "accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [0.5]})
     writer.close()
 

@@ -187,9 +187,7 @@ def test_normalize_trains_as_none_on_the_rows_scaled_beforehand():
     ds = toy_dataset()
     scaled = train.fit(small_config(normalize="standard", validation_split=0.25, epochs=3), ds)
     scaler = scaled.scaler
-    by_hand = train.fit(
-        small_config(validation_split=0.25, epochs=3), data.scaling.scaled_dataset(ds, scaler)
-    )
+    by_hand = train.fit(small_config(validation_split=0.25, epochs=3), data.scaling.scaled_dataset(ds, scaler))
     assert scaled.history == by_hand.history and scaled.test_metrics == by_hand.test_metrics
     assert scaled.record()["scaling"]["kind"] == "standard" and "scaling" not in by_hand.record()
     raw = scaled.classifier.predict_proba(ds.x_test)
