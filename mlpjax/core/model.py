@@ -414,7 +414,7 @@ class Classifier:
                         f"row {start + row}, column {column} is {rows[start + row].reshape(-1)[column]}, which the "
                         f"model's {self.scaler.kind} scaling takes beyond float32's range",
                     )
-            probs = _predict_proba_jit(self.params, jnp.asarray(part), model_config=self.model_config)
+            probs = _predict_proba_jit(self.params, part, model_config=self.model_config)  # numpy in: no copy program
             out[start : start + len(part)] = np.asarray(probs)
         return out[0] if single else out
 

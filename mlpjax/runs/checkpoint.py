@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import files, plugins
@@ -192,12 +191,12 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
         abstract = abstract_state(config, model_config)
         wanted: dict[str, Any] = dict(abstract.arrays())
         if config.normalize != "none":  # saved beside the state's arrays (Writer)
-            width = jax.ShapeDtypeStruct((model_config.input_dim,), jnp.float32)
+            width = jax.ShapeDtypeStruct((model_config.input_dim,), np.float32)
             wanted = {**wanted, SCALING: {"shift": width, "scale": width}}
         arrays = epoch_reader.arrays(wanted, f"the saved architecture ({model_config})")
     orbax_io.check_finite(path, (arrays["params"], arrays["opt_state"]))
     scaler = _scaler(path, config.normalize, arrays.pop(SCALING, None))
-    state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
+    state = abstract.replace(**jax.device_put(arrays))  # no per-leaf program (jnp.asarray compiles one a shape)
     return Checkpoint(
         path=path,
         epoch=epoch,
