@@ -11,7 +11,8 @@ NAME = "summary"
 HELP = "the model's layers, output shapes and parameters, as Keras' model.summary()"
 DESCRIPTION = (
     "Print Keras' model.summary() table (layer, output shape, parameters) for the architecture that "
-    "the flags choose, or for the model of a saved run: mlpjax summary DIR."
+    "the flags choose, or for the model of a saved run: mlpjax summary DIR (with the input scaling it was "
+    "trained with, if any: --normalize)."
 )
 
 
@@ -40,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
             )
         from mlpjax.runs import checkpoint
 
-        model_config = checkpoint.restore(args.directory).model_config
+        ckpt = checkpoint.restore(args.directory)
+        model_config, scaler = ckpt.model_config, ckpt.scaler
     else:
-        model_config = summary.model_config_for(train_config_from_args(args))
+        model_config, scaler = summary.model_config_for(train_config_from_args(args)), None
     print(summary.summary(model_config))
+    if scaler is not None:
+        print(
+            f" Input scaling: --normalize {scaler.kind}, (x - shift) / scale of the {scaler.width} features, fitted "
+            "on the training rows and saved with the model (not trained; Keras: a Normalization layer first)"
+        )
     return 0

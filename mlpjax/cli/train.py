@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     """``mlpjax train`` once its run directory, if any, is claimed (``run``): load, train, report."""
-    from mlpjax.core import model, summary
+    from mlpjax.core import summary
     from mlpjax.data import split
     from mlpjax.draw import predict
     from mlpjax.training import mesh as mesh_lib
@@ -171,6 +171,12 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
             f"validation: the last {n_val} training examples (--validation-split {config.validation_split:g}); "
             "the test set is evaluated once, at the end"
         )
+    if config.normalize != "none":
+        n_fit = len(split.split(dataset, config.validation_split)[0].y_train)
+        say(
+            f"scaling: --normalize {config.normalize}, fitted on the {n_fit} examples trained on (never on "
+            "validation or test examples) and saved with the model"
+        )
     if not args.quiet:
         say(summary.summary(config.model_config(dataset.input_dim, dataset.num_classes)))
     if run and run.checkpoint:
@@ -181,9 +187,7 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
         result = train.fit(config, dataset, log=log, mesh=mesh)
     say(f"test loss {result.test_metrics['loss']:.4f}, test accuracy {result.test_metrics['accuracy']:.4f}")
     if len(dataset.y_test) > 9:
-        sample = predict.predict_one(
-            model.Classifier(result.state.params, result.state.model_config), *dataset.test_example(9)
-        )
+        sample = predict.predict_one(result.classifier, *dataset.test_example(9))  # raw features, scaled inside
         say(f"test sample 9: {sample.describe(names=dataset.class_names)}")
     if run:
         say(

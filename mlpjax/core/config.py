@@ -15,6 +15,7 @@ from mlpjax.core import losses, optimizers, schedules
 from mlpjax.core import metrics as metrics_lib
 from mlpjax.core import model as model_lib
 from mlpjax.core.model import ModelConfig
+from mlpjax.data import scaling
 from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
@@ -200,6 +201,16 @@ class TrainConfig:
             default_text=lambda: "the first image's",
         ),
     )
+    normalize: str = dataclasses.field(
+        default="none",
+        metadata=_about(
+            "scale each feature, fitted on the rows trained on (after {validation_split}, never validation or test "
+            "rows) and saved with the model, which applies it to the raw features it predicts (docs/data.md)",
+            "name",
+            metavar="KIND",
+            choices=lambda: dict(scaling.KINDS),
+        ),
+    )
     epochs: int | None = dataclasses.field(
         default=None, metadata=_about("epochs in all", "int", metavar="N", default_text=_default_epochs)
     )
@@ -298,6 +309,7 @@ class TrainConfig:
         data.check_options(
             self.dataset, label_column=self.label_column, test_split=self.test_split, image_size=self.image_size
         )
+        scaling.check_kind(self.normalize)
         object.__setattr__(
             self, "epochs", check_int("epochs", spec.default_epochs if self.epochs is None else self.epochs)
         )

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from mlpjax.data.scaling import Scaler
 from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 Params = Mapping[str, Any]
@@ -341,10 +342,23 @@ PREDICT_BATCH = 4096  # rows a call of the compiled model in Classifier.predict_
 
 @dataclasses.dataclass(frozen=True)
 class Classifier:
-    """Trained params bound to their architecture, for prediction: what ``load_model`` returns."""
+    """Trained params bound to their architecture, for prediction: what ``load_model`` returns.
+
+    ``scaler``: the feature scaling the model was trained with (``TrainConfig.normalize``), applied to the raw
+    features given to :meth:`predict_proba`; None: features are used as given."""
 
     params: Params
     model_config: ModelConfig
+    scaler: Scaler | None = None
+
+    def __post_init__(self):
+        if self.scaler is not None:
+            if not isinstance(self.scaler, Scaler):
+                raise FieldError("scaler", f"must be a mlpjax.data.scaling.Scaler or None, got {self.scaler!r}")
+            if self.scaler.width != self.model_config.input_dim:
+                raise FieldError(
+                    "scaler", f"scales {self.scaler.width} features; the model takes {self.model_config.input_dim}"
+                )
 
     def predict_proba(self, x, *, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Class probabilities of ``x``: float32 ``(n, num_classes)``, each row the softmax of the inference-mode
@@ -358,10 +372,10 @@ class Classifier:
           through :func:`mlpjax.draw.predict.load_image` first);
         - ``(input_dim,)``: one row.
 
-        Features are used as given, as training used them (no run saves a scaling yet: when ``--normalize``
-        comes, its saved scaling is applied here, to each batch, so that the command line, which predicts
-        through this method, and Python agree). ``batch_size`` rows go through the model at a time, each
-        converted to float32 in turn: beyond ``x`` and the result, memory holds one batch, whatever ``n``.
+        Features are raw, as the training data holds them: the model's :attr:`scaler`, if any, is applied here,
+        to each batch, so that the command line, which predicts through this method, and Python agree.
+        ``batch_size`` rows go through the model at a time, each converted to float32 in turn: beyond ``x`` and
+        the result, memory holds one batch, whatever ``n``.
 
         A shape other than these, values that are not real numbers, NaN or infinity: a FieldError of ``x``
         naming the shape, or the row and column of the value.
@@ -390,6 +404,16 @@ class Classifier:
                 value = rows[start + row].reshape(-1)[column]
                 where = f"row {start + row}, column {column}"
                 raise FieldError("x", f"{where} is {value}; features must be finite (in float32)")
+            if self.scaler is not None:
+                part = self.scaler.apply(part)
+                bad = ~np.isfinite(part)
+                if bad.any():
+                    row, column = (int(i) for i in np.argwhere(bad)[0])
+                    raise FieldError(
+                        "x",
+                        f"row {start + row}, column {column} is {rows[start + row].reshape(-1)[column]}, which the "
+                        f"model's {self.scaler.kind} scaling takes beyond float32's range",
+                    )
             probs = _predict_proba_jit(self.params, part, model_config=self.model_config)  # numpy in: no copy program
             out[start : start + len(part)] = np.asarray(probs)
         return out[0] if single else out

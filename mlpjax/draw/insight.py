@@ -72,8 +72,12 @@ def inspect_recognition(classifier: Classifier, recognition: Recognition, top: i
     """:func:`inspect` for a drawing already recognised (its ``image`` is the model's input)."""
     config = classifier.model_config
     side = preprocess.MNIST_SIZE
-    x = jnp.asarray(recognition.image.reshape(-1), jnp.float32)
-    saliency, activations = _saliency_and_activations(classifier.params, x, model_config=config)
+    x, scaler = recognition.image.reshape(-1).astype(np.float32), classifier.scaler
+    if scaler is not None:  # a model trained with normalize sees the scaled pixels
+        x = scaler.apply(x)
+    saliency, activations = _saliency_and_activations(classifier.params, jnp.asarray(x), model_config=config)
+    if scaler is not None:  # d logit / d pixel through (pixel - shift) / scale
+        saliency = np.asarray(saliency, np.float32) / scaler.scale
     activations = np.asarray(activations, np.float32)
     units = np.argsort(-activations, kind="stable")[: max(0, top)]
     if config.hidden:

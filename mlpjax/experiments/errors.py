@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mlpjax import plots
-from mlpjax.core import metrics, model
+from mlpjax.core import metrics
 from mlpjax.core.config import TrainConfig
 from mlpjax.experiments import common
 
@@ -25,7 +25,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     ds = common.load_data(data_dir, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     result = common.fit(TrainConfig(dataset=ds.name, epochs=epochs, seed=seed), ds, log, "tutorial model")
-    probs = model.Classifier(result.state.params, result.state.model_config).predict_proba(ds.x_test)  # (N, C)
+    probs = result.classifier.predict_proba(ds.x_test)  # (N, C)
     predicted = probs.argmax(axis=1)
     names = list(ds.class_names) or [str(c) for c in range(ds.num_classes)]
     cm = np.asarray(metrics.confusion_matrix(jnp.asarray(ds.y_test), jnp.asarray(predicted), ds.num_classes)).astype(

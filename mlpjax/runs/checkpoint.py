@@ -10,7 +10,8 @@ A run directory ``DIR`` (``mlpjax train --output DIR``) holds::
     DIR/metrics.json           the whole history, rewritten atomically after every epoch
 
 Each ``<epoch>/`` has two Orbax items: ``state``, the arrays of the :class:`~mlpjax.core.state.TrainState` (step,
-params, opt_state, the raw uint32 PRNG key) written by ``StandardSave`` (tensorstore), and ``meta``, JSON
+params, opt_state, the raw uint32 PRNG key; for a run with ``normalize``, under ``scaling``, the float32 ``shift`` and
+``scale`` of its :class:`~mlpjax.data.scaling.Scaler`) written by ``StandardSave`` (tensorstore), and ``meta``, JSON
 (``JsonSave``): the training and model configs, the history so far, a SHA-256 of the state arrays and, for data
 read from the user's files, the digest of those files (:class:`mlpjax.data.Digest`). Loading
 reads the JSON first, rebuilds the abstract state from the configs and restores the arrays into it, so
@@ -36,14 +37,17 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import jax
+import numpy as np
 
 from mlpjax import files, plugins
 from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, abstract_state
 from mlpjax.data.digest import Digest
+from mlpjax.data.scaling import Scaler
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import orbax_io
 from mlpjax.runs.lock import claim_files
@@ -53,6 +57,7 @@ FORMAT = "mlpjax-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINTS, BEST, METRICS = "checkpoints", "best", "metrics.json"
 DEFAULT_KEEP = 3
+SCALING = "scaling"  # beside the state's arrays in an epoch's state item: the Scaler's shift and scale
 READ_ATTEMPTS = 5  # reads of the newest epoch while a live run rotates its epochs away (see restore)
 MAX_METADATA_BYTES = orbax_io.MAX_METADATA_BYTES  # the JSON of configs and history: what the writer may write
 SaveError = orbax_io.SaveError  # a save that failed: one line, the earlier epochs intact
@@ -72,10 +77,12 @@ class Checkpoint:
     save_best: bool
     dataset_digest: Digest | None = None  # of the files it was trained on (None: a dataset by name, an older run)
     save_every: int = 1
+    scaler: Scaler | None = None  # the feature scaling trained with (config.normalize; None: "none")
 
     @property
     def classifier(self) -> model.Classifier:
-        return model.Classifier(self.state.params, self.model_config)
+        """The saved model, its scaling (if any) applied to the raw features it is given."""
+        return model.Classifier(self.state.params, self.model_config, self.scaler)
 
 
 def _check_run_dir(directory: Path) -> None:
@@ -182,8 +189,13 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
                 f"history; expected {step}; the checkpoint is inconsistent"
             )
         abstract = abstract_state(config, model_config)
-        arrays = epoch_reader.arrays(abstract.arrays(), f"the saved architecture ({model_config})")
+        wanted: dict[str, Any] = dict(abstract.arrays())
+        if config.normalize != "none":  # saved beside the state's arrays (Writer)
+            width = jax.ShapeDtypeStruct((model_config.input_dim,), np.float32)
+            wanted = {**wanted, SCALING: {"shift": width, "scale": width}}
+        arrays = epoch_reader.arrays(wanted, f"the saved architecture ({model_config})")
     orbax_io.check_finite(path, (arrays["params"], arrays["opt_state"]))
+    scaler = _scaler(path, config.normalize, arrays.pop(SCALING, None))
     state = abstract.replace(**jax.device_put(arrays))  # no per-leaf program (jnp.asarray compiles one a shape)
     return Checkpoint(
         path=path,
@@ -196,7 +208,21 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
         save_best=save_best,
         dataset_digest=dataset_digest,
         save_every=save_every,
+        scaler=scaler,
     )
+
+
+def _scaler(path: Path, kind: str, arrays: Mapping[str, Any] | None) -> Scaler | None:
+    """The scaling saved at ``path`` (None for ``normalize`` ``"none"``, as every run saved before scalings were),
+    validated as a :class:`Scaler` is: finite, its scales positive; else a UserInputError naming the path."""
+    if arrays is None:
+        return None
+    try:
+        return Scaler(kind, np.asarray(arrays["shift"], np.float32), np.asarray(arrays["scale"], np.float32))
+    except FieldError as e:
+        raise UserInputError(
+            f"{path}: the saved feature scaling is invalid ({e}); the checkpoint was altered"
+        ) from None
 
 
 def load_model(directory: str | os.PathLike, best: bool = False) -> model.Classifier:
@@ -204,11 +230,22 @@ def load_model(directory: str | os.PathLike, best: bool = False) -> model.Classi
     return restore(directory, best=best).classifier
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedOn:
+    """What a run's model was trained on, saved with its epochs: ``digest``, of the dataset's files (None: a dataset
+    by name), and ``scaler``, the feature scaling fitted on its rows trained on (``config.normalize``'s; None for
+    ``"none"``)."""
+
+    digest: Digest | None = None
+    scaler: Scaler | None = None
+
+
 class Writer:
     """Saves epochs into ``DIR/checkpoints`` (the last ``keep``) and, with ``save_best``, ``DIR/best``, through
     :class:`mlpjax.runs.orbax_io.EpochWriter` (its guards: one-line :class:`SaveError`, bounded metadata).
     ``save_every`` is recorded in each epoch (a resumed run takes it); which epochs are saved is ``fit``'s
-    choice (:func:`mlpjax.training.loop.saves`).
+    choice (:func:`mlpjax.training.loop.saves`). ``trained_on`` (:class:`TrainedOn`): the digest of the dataset's
+    files and the run's feature scaling, saved with every epoch.
 
     Use :meth:`save` for the epochs ``fit`` saves, and with ``last=False`` after every epoch (the best is saved
     when it is reached). Saves are synchronous: when one returns, the epoch is on disk. With several processes
@@ -224,13 +261,16 @@ class Writer:
         keep: int,
         save_best: bool,
         best_val_loss: float = math.inf,
-        dataset_digest: Digest | None = None,
+        trained_on: TrainedOn = TrainedOn(),
         save_every: int = 1,
     ):
         if keep < 1:
             raise FieldError("keep", f"must be at least 1, got {keep}")
         self.directory, self.config, self.keep, self.save_best = directory, config, keep, save_best
-        self.dataset_digest = dataset_digest
+        self.dataset_digest, self.scaler = trained_on.digest, trained_on.scaler
+        scaler = self.scaler
+        if (scaler.kind if scaler is not None else "none") != config.normalize:
+            raise FieldError("scaler", f"must be the config's normalize {config.normalize!r} scaling, got {scaler!r}")
         self.save_every = check_int("save_every", save_every)
         self.best_val_loss = best_val_loss
         self._epochs = orbax_io.EpochWriter(directory)  # creates nothing before the first save
@@ -258,7 +298,8 @@ class Writer:
             **({"dataset_digest": self.dataset_digest.to_dict()} if self.dataset_digest is not None else {}),
             "save_every": self.save_every,
         }
-        self._epochs.save(epoch, state.arrays(), meta, into)
+        arrays = state.arrays() if self.scaler is None else {**state.arrays(), SCALING: self.scaler.arrays()}
+        self._epochs.save(epoch, arrays, meta, into)
         if into_best:
             self.best_val_loss = val_loss
 

@@ -3,7 +3,9 @@ MLP brought in as an mlpjax run.
 
 Every format computes what :meth:`mlpjax.core.model.Classifier.predict_proba` computes: class probabilities
 ``(batch, num_classes)`` float32 for inputs ``(batch, input_dim)`` float32, any batch size (dropout is inactive
-at inference, as in Keras). The optional packages (``pip install "mlpjax[export]"``) are imported only by the
+at inference, as in Keras). A model trained with ``normalize`` takes the raw features in every format: its
+scaling ``(x - shift) / scale`` comes first (npz: two arrays the JSON names; ONNX: Sub and Div nodes; Keras: a
+``Normalization`` layer). The optional packages (``pip install "mlpjax[export]"``) are imported only by the
 format that needs them; a missing one is a UserInputError saying what to install. Each writer makes a new
 file (an existing one is never replaced). Loading a ``.keras`` file keeps Keras' safe mode on: no code in a
 model file is run. Round-trip differences are measured in docs/export.md.
@@ -26,6 +28,8 @@ from mlpjax.core import model
 from mlpjax.errors import FieldError, UserInputError
 
 NPZ_FORMAT, NPZ_VERSION = "mlpjax-npz", 1
+SCALING_ENTRIES = {"shift": "scaling.shift", "scale": "scaling.scale"}  # an npz's arrays of a model's scaling
+KERAS_SCALING = "scaling"  # the name of the Normalization layer that a Keras export starts with
 ARCHITECTURE = "architecture.json"  # the npz entry holding the architecture as JSON text
 ONNX_OPSET = 17  # Softmax over the last axis (opset 13+); every onnxruntime since 1.11 runs it
 ONNX_IR_VERSION = 8  # the IR version of opset 17, so that older runtimes load the file too
@@ -104,6 +108,7 @@ def architecture(classifier: model.Classifier) -> dict:
         }
         for name, _, _ in _arrays(classifier)
     ]
+    scaler = classifier.scaler
     return {
         "format": NPZ_FORMAT,
         "version": NPZ_VERSION,
@@ -112,19 +117,25 @@ def architecture(classifier: model.Classifier) -> dict:
         "activation": m.activation,
         "dropout": m.dropout,
         "num_classes": m.num_classes,
+        **({} if scaler is None else {"scaling": {"kind": scaler.kind, **SCALING_ENTRIES}}),
         "layers": layers,
-        "computes": "x (batch, input_dim) float32; each layer: x = activation(x @ kernel + bias); "
-        "dropout only in training",
+        "computes": "x (batch, input_dim) float32"
+        + ("" if scaler is None else "; first x = (x - scaling.shift) / scaling.scale (the raw features scaled)")
+        + "; each layer: x = activation(x @ kernel + bias); dropout only in training",
     }
 
 
 def export_npz(classifier: model.Classifier, out: str | os.PathLike) -> Path:
-    """``out`` (a new file): one float32 array per ``LAYER.kernel`` and ``LAYER.bias`` and, under
+    """``out`` (a new file): one float32 array per ``LAYER.kernel`` and ``LAYER.bias`` (and, for a model trained
+    with ``normalize``, ``scaling.shift`` and ``scaling.scale``, named in the JSON's ``scaling``) and, under
     ``architecture.json``, the :func:`architecture` as a NumPy string; ``np.load(out)`` reads it all without
     pickle."""
     entries = {}
     for name, kernel, bias in _arrays(classifier):
         entries[f"{name}.kernel"], entries[f"{name}.bias"] = kernel, bias
+    if classifier.scaler is not None:
+        for key, entry in SCALING_ENTRIES.items():
+            entries[entry] = classifier.scaler.arrays()[key]
     entries[ARCHITECTURE] = np.array(json.dumps(architecture(classifier)))
 
     def write(tmp: Path) -> None:
@@ -148,6 +159,8 @@ def npz_predict_proba(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
     with np.load(path, allow_pickle=False) as z:
         arch = json.loads(str(z[ARCHITECTURE]))
         x = np.asarray(x, np.float32)
+        if "scaling" in arch:  # a model trained with normalize: the raw features scaled first
+            x = (x - z[arch["scaling"]["shift"]]) / z[arch["scaling"]["scale"]]
         for layer in arch["layers"]:
             x = x @ z[layer["kernel"]] + z[layer["bias"]]
             if layer["activation"] != "softmax":
@@ -167,11 +180,22 @@ def _keras():
 
 def keras_model(classifier: model.Classifier):
     """The tutorial's ``keras.Sequential``: ``Dense(h, activation) -> Dropout(rate)`` per hidden layer, then
-    ``Dense(num_classes, softmax)``, with the trained weights (layer names as mlpjax's)."""
+    ``Dense(num_classes, softmax)``, with the trained weights (layer names as mlpjax's). A model trained with
+    ``normalize`` starts with ``Normalization`` (named ``scaling``: mean ``shift``, variance ``scale ** 2``), so
+    that the Keras model takes the raw features too; one whose scale falls below Keras' epsilon (1e-7, which
+    ``Normalization`` divides by at least) is refused in one line."""
     _refuse_activation(classifier, KERAS_ACTIVATIONS, "Keras")
     keras = _keras()
-    m = classifier.model_config
+    m, scaler = classifier.model_config, classifier.scaler
     layers = [keras.Input((m.input_dim,), name="x")]
+    if scaler is not None:
+        if scaler.scale.min() < keras.config.epsilon():
+            raise UserInputError(
+                f"the model's {scaler.kind} scaling divides feature {int(scaler.scale.argmin())} by "
+                f"{scaler.scale.min():g}, below the {keras.config.epsilon():g} that Keras' Normalization divides by "
+                "at least; export this model as onnx or npz"
+            )
+        layers.append(keras.layers.Normalization(name=KERAS_SCALING))
     for i, width in enumerate(m.hidden):
         layers.append(keras.layers.Dense(width, activation=KERAS_ACTIVATIONS[m.activation], name=f"hidden_{i}"))
         if m.dropout > 0:
@@ -180,6 +204,10 @@ def keras_model(classifier: model.Classifier):
     net = keras.Sequential(layers, name="mlpjax")
     for name, kernel, bias in _arrays(classifier):
         net.get_layer(name).set_weights([kernel, bias])
+    if scaler is not None:  # its adapted state: mean, variance and the count of rows (not used in a call)
+        norm = net.get_layer(KERAS_SCALING)
+        norm.set_weights([scaler.shift, np.square(scaler.scale), np.zeros((), np.int32)])
+        norm.finalize_state()  # the mean and variance that a call uses, from those weights (as adapt() ends)
     return net
 
 
@@ -206,12 +234,20 @@ def export_keras(classifier: model.Classifier, out: str | os.PathLike) -> Path:
 def onnx_model(classifier: model.Classifier):
     """An ONNX ``ModelProto`` (opset :data:`ONNX_OPSET`): input ``x`` ``(batch, input_dim)`` float32, output
     ``probabilities`` ``(batch, num_classes)``; ``batch`` is symbolic (any size). Built node by node with the
-    ``onnx`` package's helpers (MatMul, Add, the activation, Softmax), the weights as initializers."""
+    ``onnx`` package's helpers (MatMul, Add, the activation, Softmax; for a model trained with ``normalize``, Sub
+    and Div of its scaling first), the weights as initializers."""
     onnx = _needs("onnx", "the ONNX format")
     from onnx import TensorProto, helper, numpy_helper
 
-    m = classifier.model_config
+    m, scaler = classifier.model_config, classifier.scaler
     nodes, inits, current = [], [], "x"
+    if scaler is not None:  # the raw features scaled first, as predict_proba does: (x - shift) / scale
+        inits += [numpy_helper.from_array(a, f"scaling.{key}") for key, a in scaler.arrays().items()]
+        nodes += [
+            helper.make_node("Sub", ["x", "scaling.shift"], ["scaling.centred"]),
+            helper.make_node("Div", ["scaling.centred", "scaling.scale"], ["scaling.out"]),
+        ]
+        current = "scaling.out"
     for name, kernel, bias in _arrays(classifier):
         inits += [numpy_helper.from_array(kernel, f"{name}.kernel"), numpy_helper.from_array(bias, f"{name}.bias")]
         nodes += [
@@ -312,6 +348,11 @@ def keras_architecture(config: dict, path: Path) -> tuple[list[str], str, float]
         name = settings.get("name", "?")
         if kind == "InputLayer":
             continue
+        if kind == "Normalization":
+            raise UserInputError(
+                f"{path}: layer {name!r} is a Normalization (a feature scaling); mlpjax imports no scaling "
+                "layer: remove it and give the scaled features, or train the model in mlpjax with a normalize scaling"
+            )
         if kind == "Dense":
             act = settings.get("activation")
             if not settings.get("use_bias", True) or settings.get("lora_rank"):

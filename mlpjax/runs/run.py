@@ -35,6 +35,7 @@ from mlpjax import data as data_lib
 from mlpjax import files
 from mlpjax.core import metrics as metrics_lib
 from mlpjax.core.config import TrainConfig
+from mlpjax.data import scaling
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.runs import checkpoint, logs, orbax_io
 from mlpjax.runs.checkpoint import BEST, CHECKPOINTS, METRICS, Checkpoint, SaveError
@@ -44,7 +45,7 @@ from mlpjax.training.compiled import prepare_evaluate
 from mlpjax.training.result import FitResult, progress_record
 from mlpjax.training.rows import Rows
 from mlpjax.training.steps import summarize
-from mlpjax.training.train import Resumed, Saving, TrainingDiverged, fit, trained_config
+from mlpjax.training.train import Resumed, Saving, TrainingDiverged, fit, fit_scaler, trained_config
 
 # Settings that may change when resuming; every other TrainConfig field is part of the saved architecture/objective.
 RESUMABLE_CHANGES = ("epochs", "data_dir", "lr", "batch_size", "early_stopping")
@@ -116,6 +117,8 @@ class Run:
                 f"{ckpt.model_config.num_classes} classes) does not fit dataset "
                 f"{dataset.name!r} ({dataset.input_dim} features, {dataset.num_classes} classes)"
             )
+        # the scaling: fitted on the rows trained on, as fit fits it; a resumed run keeps the one it saved
+        scaler = ckpt.scaler if ckpt is not None else fit_scaler(config, dataset)
         # early stopping keeps the best epoch in DIR/best: a resumed run restores its weights from there
         save_best = self.save_best or config.early_stopping is not None
         best = self._best()
@@ -125,7 +128,7 @@ class Run:
             keep=self.keep,
             save_best=save_best,
             best_val_loss=math.inf if best is None else best.history["val_loss"][-1],
-            dataset_digest=dataset.digest,
+            trained_on=checkpoint.TrainedOn(dataset.digest, scaler),
             save_every=self.save_every,
         )
         run_logs = (
@@ -158,7 +161,9 @@ class Run:
                 on_epoch_end=on_epoch_end,
                 save=Saving(save, self.save_every),
                 mesh=mesh,
-                resume_from=Resumed(ckpt.state, ckpt.history, None if best is None else (best.epoch, best.state.params))
+                resume_from=Resumed(
+                    ckpt.state, ckpt.history, None if best is None else (best.epoch, best.state.params), ckpt.scaler
+                )
                 if ckpt
                 else None,
             )
@@ -489,11 +494,14 @@ def evaluate(
     """Test loss and metrics of a saved model: ``checkpoint``, ``epoch``, ``dataset``, ``test_loss``,
     ``test_accuracy``, ``test_metrics`` (:func:`mlpjax.training.steps.summarize`'s), ``confusion``
     (``(C, C)`` counts as lists, row: true class), ``per_class`` (precision, recall, support lists) and
-    ``class_names``."""
+    ``class_names``. The test rows are scaled by the run's saved scaling (``normalize``), as training scaled them."""
     ckpt = checkpoint.restore(directory, best=best)
     ds = dataset_for(ckpt, dataset, data_dir)
     evaluator = prepare_evaluate(
-        ckpt.state.params, Rows.from_dataset(ds, "test"), model_config=ckpt.model_config, loss_name=ckpt.config.loss
+        ckpt.state.params,
+        Rows.from_dataset(scaling.scaled_dataset(ds.head(0), ckpt.scaler), "test"),  # the run's scaling, if any
+        model_config=ckpt.model_config,
+        loss_name=ckpt.config.loss,
     )
     sums = evaluator.sums(ckpt.state.params)
     metrics, confusion = summarize(sums), np.asarray(sums["confusion"])

@@ -41,7 +41,8 @@ def effective_batch_size(batch_size: int, train_examples: int) -> int:
 def training_bytes(config, model_config, dataset, batch_size: int | None = None) -> dict[str, int]:
     """The estimate of :func:`check_training`, in parts: ``state`` (params and optimizer state), ``step``
     (gradients, updates), ``activations`` (of a training batch of ``batch_size``, by default the config's,
-    and an evaluation batch) and ``data`` (the rows placed on the device and the epoch's batch indices)."""
+    and an evaluation batch) and ``data`` (the rows placed on the device and the epoch's batch indices; with
+    ``config.normalize``, the scaled float32 copy of the rows too, on the host and on the device)."""
     from mlpjax.core.state import abstract_state
 
     state = abstract_state(config, model_config)
@@ -50,6 +51,8 @@ def training_bytes(config, model_config, dataset, batch_size: int | None = None)
     batch = effective_batch_size(config.batch_size if batch_size is None else batch_size, n_train)
     per_example = model_config.activation_units() * 4 * ACTIVATION_COPIES
     rows = sum(np.asarray(a).nbytes for a in (dataset.encoded_train, dataset.encoded_test)) + 4 * (n_train + n_test)
+    if config.normalize != "none":  # scaled float32 rows, on the host and on the device
+        rows += 2 * 4 * (n_train + n_test) * dataset.input_dim
     return {
         "state": tree_bytes(state),
         "step": STEP_PARAM_COPIES * params,

@@ -8,8 +8,10 @@ from typing import Any
 
 import jax
 
+from mlpjax.core import model
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState
+from mlpjax.data.scaling import Scaler
 from mlpjax.versions import library_versions
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # in every history; also "lr", "val_<metric>"
@@ -39,6 +41,12 @@ class FitResult:
     processes: int = 1
     kept_epoch: int | None = None  # the 1-based epoch whose weights ``state`` holds (early stopping restores one)
     callbacks: dict[str, Any] = dataclasses.field(default_factory=dict)  # early_stopping, reduce_lr_on_plateau
+    scaler: Scaler | None = None  # the feature scaling trained with (config.normalize; None: "none")
+
+    @property
+    def classifier(self) -> model.Classifier:
+        """The trained model, for prediction on raw features (the scaling, if any, applied inside)."""
+        return model.Classifier(self.state.params, self.state.model_config, self.scaler)
 
     def record(self, earlier_epoch_seconds: Sequence[float] = ()) -> dict[str, Any]:
         """The JSON-able record written to ``metrics.json`` (``epoch_seconds`` of every epoch: earlier ones
@@ -59,6 +67,7 @@ class FitResult:
             "config": self.config.to_dict(),
             "model": dataclasses.asdict(self.state.model_config),
             "dataset": self.dataset,
+            **({"scaling": self.scaler.describe()} if self.scaler is not None else {}),
             "versions": library_versions(),
         }
 

@@ -27,7 +27,7 @@ from mlpjax import data as data_lib
 from mlpjax.core import model, schedules
 from mlpjax.core.config import TrainConfig
 from mlpjax.core.state import TrainState, create_train_state
-from mlpjax.data import split
+from mlpjax.data import scaling, split
 from mlpjax.errors import FieldError, UserInputError, check_int
 from mlpjax.training import loop as loop_lib
 from mlpjax.training.budget import check_training, effective_batch_size
@@ -63,6 +63,10 @@ class TrainingDiverged(FieldError):
 class Resumed:
     """Where a resumed run starts: the state after ``len(history["loss"])`` epochs and their history.
 
+    ``scaler``: the feature scaling the run trained with (``config.normalize``), as saved; None where
+    ``normalize`` is ``"none"``, or to fit it again on the rows trained on, which gives the same scaling on the
+    same data.
+
     ``best``: ``(epoch, params)`` of the epoch of lowest val_loss so far (1-based), for early stopping to restore
     (e.g. from the run's ``best/`` checkpoint); None, or another epoch than the history's best, and early stopping
     counts its patience from the resumed epoch on."""
@@ -70,12 +74,14 @@ class Resumed:
     state: TrainState
     history: History
     best: tuple[int, model.Params] | None = None
+    scaler: scaling.Scaler | None = None  # the scaling the run trained with (None: fitted again, as fit fits it)
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What one model trains, worked out before anything is allocated: the config as trained (the batch capped),
-    the model, the dataset with its training and validation sides, and the optimizer steps per epoch."""
+    the model, the dataset with its training and validation sides, and the optimizer steps per epoch; with
+    ``config.normalize``, the scaler fitted on the rows trained on and the three datasets scaled by it."""
 
     config: TrainConfig
     model_config: model.ModelConfig
@@ -83,6 +89,7 @@ class Plan:
     train: data_lib.Dataset  # the rows trained on, in its train split
     val: data_lib.Dataset  # the rows of val_*, in its test split
     steps_per_epoch: int
+    scaler: scaling.Scaler | None = None
 
 
 def check_dataset(config: TrainConfig, dataset: data_lib.Dataset) -> None:
@@ -108,10 +115,17 @@ def check_dataset(config: TrainConfig, dataset: data_lib.Dataset) -> None:
         )
 
 
-def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: bool = True) -> Plan:
+def make_plan(
+    config: TrainConfig,
+    dataset: data_lib.Dataset,
+    *,
+    check_memory: bool = True,
+    scaler: scaling.Scaler | None = None,
+) -> Plan:
     """The plan of ``config`` on ``dataset`` (checked by :func:`check_dataset`; the validation rows split off
     once); with ``check_memory``, a config whose training cannot fit the machine is refused
-    (:func:`mlpjax.training.budget.check_training`)."""
+    (:func:`mlpjax.training.budget.check_training`). With ``config.normalize``, the features are scaled by
+    ``scaler`` (None: :func:`fit_scaler`'s, fitted on the rows trained on); ``"none"`` leaves ``dataset`` as it is."""
     if not isinstance(config, TrainConfig):
         raise FieldError("config", f"must be a TrainConfig, got {type(config).__name__}")
     check_dataset(config, dataset)
@@ -119,7 +133,13 @@ def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: b
     model_config = config.model_config(dataset.input_dim, dataset.num_classes)
     if check_memory:
         check_training(config, model_config, dataset)  # before anything is allocated
-    config = config.replace(batch_size=effective_batch_size(config.batch_size, len(train_ds.y_train)))
+    if scaler is not None and scaler.kind != config.normalize:
+        raise FieldError("normalize", f"{{field}} is {config.normalize!r} but the scaler given is {scaler.kind!r}")
+    if config.normalize != "none":
+        scaler = scaler or scaling.fit_on_training_rows(train_ds, config.normalize)
+        dataset = scaling.scaled_dataset(dataset, scaler)
+        train_ds, val_ds = split.split(dataset, config.validation_split)
+    config = trained_config(config, dataset)
     return Plan(
         config,
         model_config,
@@ -127,7 +147,15 @@ def make_plan(config: TrainConfig, dataset: data_lib.Dataset, *, check_memory: b
         train_ds,
         val_ds,
         steps_per_epoch=math.ceil(len(train_ds.y_train) / config.batch_size),
+        scaler=scaler if config.normalize != "none" else None,
     )
+
+
+def fit_scaler(config: TrainConfig, dataset: data_lib.Dataset) -> scaling.Scaler | None:
+    """The scaling ``fit`` trains ``config`` on ``dataset`` with: ``config.normalize`` fitted on the rows trained
+    on, those left after the validation split (never the validation or test rows); None for ``"none"``."""
+    train_ds, _ = split.split(dataset, config.validation_split)
+    return scaling.fit_on_training_rows(train_ds, config.normalize)
 
 
 def _start(plan: Plan, resumed: Resumed | None) -> tuple[TrainState, loop_lib.Member]:
@@ -278,7 +306,8 @@ def epoch_lines(member: loop_lib.Member, done: loop_lib.Epoch, rescaled: bool) -
 def trained_config(config: TrainConfig, dataset: data_lib.Dataset) -> TrainConfig:
     """``config`` as it trains on ``dataset``: a batch larger than the rows trained on (those left by the
     validation split) is those rows, as in Keras; :class:`FitResult` records the batch used."""
-    return make_plan(config, dataset, check_memory=False).config
+    trained_rows = len(split.split(dataset, config.validation_split)[0].y_train)
+    return config.replace(batch_size=effective_batch_size(config.batch_size, trained_rows))
 
 
 def fit(
@@ -301,6 +330,11 @@ def fit(
     val_loss and the weights of the best epoch are restored (Keras' ``restore_best_weights=True``); with
     ``config.reduce_lr_on_plateau`` the learning rate is cut on plateaus of val_loss (:mod:`mlpjax.core.callbacks`).
 
+    ``config.normalize`` other than ``"none"``: every feature is scaled by a :class:`~mlpjax.data.scaling.Scaler`
+    fitted on the rows trained on (after the validation split; the validation and test rows are scaled by it,
+    never fitted on), or by ``resume_from.scaler``; ``FitResult.scaler`` holds it, and ``FitResult.classifier``
+    applies it to raw features. ``"none"`` trains on the features as they are, through the same program.
+
     ``dataset`` None: loaded by name from ``config``. ``resume_from``: continue after its epochs.
     ``on_epoch_end(epoch, state, history)`` runs after each epoch (1-based ``epoch``), e.g. to write logs;
     ``save`` (:class:`Saving`): ``save.hook(epoch, resumed)`` after the epochs to save (the first, every
@@ -320,7 +354,7 @@ def fit(
     and returned are this process's single-device copies; with several processes there is no progress bar.
     """
     save_every = 1 if save is None else check_int("save_every", save.every)
-    plan = make_plan(config, dataset or config.load_dataset())
+    plan = make_plan(config, dataset or config.load_dataset(), scaler=resume_from.scaler if resume_from else None)
     state, member = _start(plan, resume_from)
     # a progress bar where lines are logged to a terminal (as Keras' verbose fit): never into a file or a pipe
     loop, state = _compile(plan, state, quiet=log is None or not sys.stderr.isatty(), mesh=mesh)
@@ -335,7 +369,10 @@ def fit(
 
     def saving(epoch: int) -> Callable[[], None]:  # taken now, written now or when the next epoch diverges
         resumed = Resumed(
-            jax.device_get(program.local()), {k: list(v) for k, v in member.history.items()}, member.calls.best()
+            jax.device_get(program.local()),
+            {k: list(v) for k, v in member.history.items()},
+            member.calls.best(),
+            plan.scaler,
         )
         return lambda: save.hook(epoch, resumed)  # type: ignore[union-attr]  # only made where save is given
 
@@ -366,4 +403,5 @@ def fit(
         processes=loop.processes,
         kept_epoch=member.kept_epoch,
         callbacks=member.calls.record(),
+        scaler=plan.scaler,
     )

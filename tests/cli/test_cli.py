@@ -30,6 +30,10 @@ def test_nonsense_flags_exit_2_naming_the_flag(capsys, argv, flag):
         (["--loss", "xent"], "unknown loss 'xent'; valid: categorical_crossentropy"),
         (["--activation", "gelu"], "unknown activation 'gelu'; valid: relu, sigmoid, step, tanh"),
         (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (
+            ["--normalize", "zscore"],
+            "mlpjax train: error: --normalize 'zscore' is unknown; valid: none, minmax, standard",
+        ),
     ],
 )
 def test_unknown_names_exit_2_with_the_valid_ones(capsys, argv, message):
@@ -149,6 +153,7 @@ SWEEP_VALUES = {
     "label_column": (None, [None]),
     "test_split": (None, [None]),
     "image_size": (None, [None]),
+    "normalize": ("none,standard", ["none", "standard"]),
     "epochs": ("1,2", [1, 2]),
     "batch_size": ("2,4", [2, 4]),
     "hidden": ("4,3x2", [(4,), (3, 2)]),
@@ -403,3 +408,17 @@ def test_a_learning_rate_float32_cannot_hold_is_one_line(capsys):
         == "mlpjax train: error: --lr must be a positive number that float32 "
         "holds (from 1.4e-45 to 3.403e+38), got 1e+308\n"
     ), err
+
+
+def test_summary_of_a_normalized_run_says_its_scaling(capsys, tmp_path):
+    argv = ["--dataset", "iris", "--epochs", "1", "--hidden", "8", "--quiet", "--output"]
+    assert run_cli(capsys, "train", *argv, tmp_path / "plain")[0] == 0
+    assert run_cli(capsys, "train", *argv, tmp_path / "scaled", "--normalize", "minmax")[0] == 0
+    code, plain, _ = run_cli(capsys, "summary", tmp_path / "plain")
+    assert code == 0 and "scaling" not in plain
+    code, scaled, _ = run_cli(capsys, "summary", tmp_path / "scaled")
+    assert code == 0 and scaled.startswith(plain)
+    assert scaled[len(plain) :] == (
+        " Input scaling: --normalize minmax, (x - shift) / scale of the 4 features, fitted on the training rows and "
+        "saved with the model (not trained; Keras: a Normalization layer first)\n"
+    )

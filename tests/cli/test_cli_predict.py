@@ -245,3 +245,48 @@ def test_a_closed_pipe_ends_predict_quietly(table_run, tmp_path):
     proc.stdout.close()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 141 and b"Traceback" not in err and b"Exception ignored" not in err, err.decode()
+
+
+def bare_model_on_scaled(run_dir, x) -> np.ndarray:
+    """The probabilities of ``run_dir``'s params, without its scaling, on ``x`` scaled by hand."""
+    from mlpjax.core import model
+
+    loaded = mlpjax.load_model(run_dir)
+    assert loaded.scaler is not None
+    return model.Classifier(loaded.params, loaded.model_config).predict_proba(loaded.scaler.apply(x))
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standard"])
+def test_predict_csv_and_index_apply_a_normalized_runs_scaling(kind, tmp_path, capsys):
+    """The rows of --csv and the test sample of --index are raw features: predict scales them as training did,
+    giving the model's probabilities on the scaled rows."""
+
+    x, y = blobs()
+    x = x * np.array([1.0, 100.0, 0.01, 1000.0]) + 50  # features of other magnitudes: a scaling matters
+    table = write_table(tmp_path / "animals.csv", x, np.array(NAMES)[y], header=["a", "b", "c", "d", "animal"])
+    argv = ["train", "--dataset", str(table), "--epochs", "3", "--hidden", "16", "--quiet", "--normalize", kind]
+    assert run_cli(capsys, *argv, "--output", tmp_path / "run")[0] == 0
+    rows = x[[0, 25, 50]].astype(np.float32)
+    code, out, err = run_cli(capsys, "predict", tmp_path / "run", "--csv", new_rows(tmp_path / "r.csv", rows), "--json")
+    assert code == 0, err
+    got = [[r["probabilities"][n] for n in NAMES] for r in json.loads(out)["predictions"]]
+    np.testing.assert_allclose(got, bare_model_on_scaled(tmp_path / "run", rows), rtol=1e-6)
+    code, out, err = run_cli(capsys, "predict", tmp_path / "run", "--index", "2", "--json")
+    assert code == 0, err
+    [record] = json.loads(out)["predictions"]
+    sample = mlpjax.load_dataset(str(table)).x_test[2]
+    want = bare_model_on_scaled(tmp_path / "run", sample[None])[0]
+    np.testing.assert_allclose([record["probabilities"][n] for n in NAMES], want, rtol=1e-6)
+
+
+def test_predict_image_applies_a_normalized_image_runs_scaling(tmp_path, capsys):
+    """Images with --normalize (allowed: the pixels train as float32): --image prepares the file as for any
+    image model, then the model scales it."""
+    argv = ["train", "--dataset", "digits", "--epochs", "2", "--hidden", "16", "--quiet", "--normalize", "standard"]
+    assert run_cli(capsys, *argv, "--output", tmp_path / "run")[0] == 0
+    images = [bar_image(tmp_path / f"bar{i}.png", left) for i, left in enumerate((4, 20))]
+    expected = bare_model_on_scaled(tmp_path / "run", np.stack([predict.load_image(p, 64) for p in images]))
+    code, out, err = run_cli(capsys, "predict", tmp_path / "run", "--image", *images, "--json")
+    assert code == 0, err
+    got = [[r["probabilities"][str(c)] for c in range(10)] for r in json.loads(out)["predictions"]]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -43,6 +43,7 @@ def test_config_round_trips_through_a_flat_dict():
         "label_column",
         "test_split",
         "image_size",
+        "normalize",
         "epochs",
         "batch_size",
         "hidden",
@@ -112,6 +113,8 @@ def test_every_flat_field_is_described_with_train_configs_default():
         ("lr_schedule", ["cosine"], r"lr_schedule \['cosine'\] is unknown; valid: constant"),
         ("data_dir", 5, "data_dir must be a folder path .str or os.PathLike., got 5"),
         ("data_dir", ["a"], "data_dir must be a folder path"),
+        ("normalize", None, "normalize None is unknown; valid: none, minmax, standard"),
+        ("normalize", "Standard", "normalize 'Standard' is unknown; valid: none, minmax, standard"),
     ],
 )
 def test_a_field_of_the_wrong_type_is_a_field_error(field, value, message):

@@ -254,3 +254,42 @@ def test_hidden_outputs_are_what_the_next_layer_reads():
     np.testing.assert_allclose(h1, jnp.tanh(h0 @ params["hidden_1"]["kernel"] + params["hidden_1"]["bias"]), atol=1e-6)
     logits = h1 @ params["output"]["kernel"] + params["output"]["bias"]
     np.testing.assert_allclose(model.apply(params, x, model_config=config), logits, atol=1e-6)
+
+
+def _scaled_classifier(width=4, classes=3):
+    from mlpjax.data import scaling
+
+    config = model.ModelConfig(input_dim=width, hidden=(8,), num_classes=classes)
+    params = model.init(jax.random.PRNGKey(0), config)
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(50, width)) * [1, 10, 100, 1000][:width]).astype(np.float32)
+    return model.Classifier(params, config, scaling.fit_scaler(x, "standard")), x
+
+
+def test_a_classifier_with_a_scaler_takes_raw_rows():
+    """Raw rows in: the probabilities of the same params on the rows scaled by hand, for rows, one row and
+    images, whatever the batch size."""
+    classifier, x = _scaled_classifier()
+    bare = model.Classifier(classifier.params, classifier.model_config)
+    want = bare.predict_proba(classifier.scaler.apply(x))
+    np.testing.assert_array_equal(classifier.predict_proba(x), want)
+    np.testing.assert_array_equal(classifier.predict_proba(x, batch_size=7), want)
+    np.testing.assert_array_equal(classifier.predict_proba(x[3]), bare.predict_proba(classifier.scaler.apply(x[3])))
+    np.testing.assert_array_equal(classifier.predict_proba(x.reshape(50, 2, 2)), want)
+    assert not np.allclose(bare.predict_proba(x), want, atol=1e-3)
+
+
+def test_a_classifiers_scaler_must_fit_its_model_and_keep_values_finite():
+    from mlpjax.data import scaling
+
+    classifier, x = _scaled_classifier()
+    with pytest.raises(FieldError, match="scaler scales 3 features; the model takes 4"):
+        model.Classifier(classifier.params, classifier.model_config, scaling.fit_scaler(x[:, :3], "minmax"))
+    with pytest.raises(FieldError, match="scaler must be a mlpjax.data.scaling.Scaler or None"):
+        model.Classifier(classifier.params, classifier.model_config, "standard")
+    tiny = scaling.Scaler("minmax", np.zeros(4, np.float32), np.full(4, 1e-30, np.float32))
+    beyond = "x row 1, column 0 is .*, which the model.s minmax scaling takes beyond float32.s range"
+    with pytest.raises(FieldError, match=beyond):
+        model.Classifier(classifier.params, classifier.model_config, tiny).predict_proba(
+            np.array([[0, 0, 0, 0], [1e38, 0, 0, 0]], np.float32)
+        )

@@ -297,14 +297,49 @@ def test_quick_tabular_puts_scikit_learn_on_the_same_split(quick):
     record = quick["tabular"]
     r = record["results"]["iris"]
     assert list(record["results"]) == list(tabular.QUICK_TABLES) and r["seeds"] == [0, 1]
-    accuracy = r["test_accuracy"]
-    assert set(accuracy) == set(tabular.METHODS) and len(accuracy["mlpjax"]) == 2
-    assert all(0.0 <= a <= 1.0 for values in accuracy.values() for a in values)
-    # the same split for every method: the logistic regression, refitted here on mlpjax's split, agrees
+    assert list(r["features"]) == list(tabular.SCALINGS) == ["standard", "none"]
     iris = data.load_dataset("iris")
-    refit = LogisticRegression(max_iter=5000).fit(iris.x_train, iris.y_train)
-    assert accuracy["sklearn LogisticRegression"] == [float(np.mean(refit.predict(iris.x_test) == iris.y_test))]
-    assert r["epochs"] == tabular.QUICK_EPOCHS and all(s > 0 for s in r["seconds_per_model"].values())
+    for normalize, features in r["features"].items():
+        accuracy = features["test_accuracy"]
+        assert set(accuracy) == set(tabular.METHODS) and len(accuracy["mlpjax"]) == 2
+        assert all(0.0 <= a <= 1.0 for values in accuracy.values() for a in values)
+        # the same split for every method: the logistic regression, refitted here on mlpjax's split, agrees
+        refit = tabular.scaled(LogisticRegression(max_iter=5000), normalize).fit(iris.x_train, iris.y_train)
+        assert accuracy["sklearn LogisticRegression"] == [float(np.mean(refit.predict(iris.x_test) == iris.y_test))]
+        assert all(s > 0 for s in features["seconds_per_model"].values())
+    assert r["epochs"] == tabular.QUICK_EPOCHS
+
+
+def test_tabular_gives_every_method_the_same_features(tmp_path, monkeypatch):
+    """Standardized: mlpjax trains with normalize "standard" (each seed's accuracy is fit's of that config, which
+    fits scikit-learn's StandardScaler: tests/data/test_scaling.py) and scikit-learn's estimators sit behind a
+    StandardScaler fitted on the same training rows; raw: neither scales. The logistic regression, refitted here
+    on each, agrees."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlpjax import data
+    from mlpjax.core.config import TrainConfig
+    from mlpjax.experiments import tabular
+    from mlpjax.training import train
+
+    monkeypatch.setattr(tabular, "QUICK_EPOCHS", 3)
+    report = tabular.run(tmp_path, quick=True, data_dir=None, seed=0, log=lambda line: None)
+    iris = data.load_dataset("iris")
+    r = report.results["iris"]
+    assert [row[:3] for row in report.tables[0].rows] == [
+        ["iris", k, m] for k in ("standard", "none") for m in tabular.METHODS
+    ]
+    for normalize, estimators in (("standard", ["standardscaler", "logisticregression"]), ("none", [])):
+        accuracy = r["features"][normalize]["test_accuracy"]
+        alone = [train.fit(TrainConfig(dataset="iris", epochs=3, seed=s, normalize=normalize), iris) for s in (0, 1)]
+        assert accuracy["mlpjax"] == [f.test_metrics["accuracy"] for f in alone]
+        assert (alone[0].scaler is not None) == (normalize == "standard")
+        refit = tabular.scaled(LogisticRegression(max_iter=5000), normalize).fit(iris.x_train, iris.y_train)
+        assert [name for name, _ in getattr(refit, "steps", [])] == estimators
+        assert accuracy["sklearn LogisticRegression"] == [float(np.mean(refit.predict(iris.x_test) == iris.y_test))]
+    scalings = r["features"]
+    assert scalings["standard"]["test_accuracy"]["mlpjax"] != scalings["none"]["test_accuracy"]["mlpjax"]  # 3 epochs
+    assert (tmp_path / "accuracy.png").exists()
 
 
 def test_nudged_state_moves_the_weight_of_largest_gradient_by_one_ulp(digits):

@@ -464,3 +464,93 @@ def test_a_bad_save_every_is_one_line_and_writes_nothing(tmp_path, capsys, value
 def test_save_every_without_an_output_is_refused(capsys):
     code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--save-every", 2)
     assert code == 2 and "--save-every and --save-best need --output DIR" in err, err
+
+
+NORMALIZED = ["--dataset", "iris", "--hidden", "16", "--normalize", "standard", "--validation-split", "0.2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def normalized_run(tmp_path_factory) -> Path:
+    """6 epochs of iris with --normalize standard and a validation split."""
+    directory = tmp_path_factory.mktemp("normalized") / "run"
+    assert cli.main(["train", *NORMALIZED, "--epochs", "6", "--output", str(directory)]) == 0
+    return directory
+
+
+def test_a_normalized_run_saves_its_scaling_and_resumes_to_the_same_numbers(normalized_run, tmp_path, capsys):
+    """Interrupted after 3 epochs and resumed to 6: the history, the test figures and the weights of one run of
+    6; every checkpoint holds the scaling fitted on the rows trained on."""
+    half = tmp_path / "half"
+    assert run_cli(capsys, "train", *NORMALIZED, "--epochs", "3", "--output", half)[0] == 0
+    assert run_cli(capsys, "train", "--resume", half, "--epochs", "6", "--quiet")[0] == 0
+    whole_record, half_record = (json.loads((d / "metrics.json").read_text()) for d in (normalized_run, half))
+    for key in ("history", "test_loss", "test_accuracy", "scaling"):
+        assert half_record[key] == whole_record[key], key
+    assert whole_record["config"]["normalize"] == "standard" and whole_record["scaling"]["kind"] == "standard"
+    whole, resumed = checkpoint.restore(normalized_run), checkpoint.restore(half)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, whole.state.params, resumed.state.params)
+    from mlpjax.training import train
+
+    fitted = train.fit_scaler(whole.config, whole.config.load_dataset())
+    assert whole.scaler.same_as(fitted) and resumed.scaler.same_as(fitted)
+    code, _, err = run_cli(capsys, "train", "--resume", half, "--epochs", "7", "--normalize", "minmax")
+    assert code == 2 and "--normalize minmax contradicts the checkpoint (normalize 'standard')" in err
+
+
+def test_evaluate_and_load_model_apply_the_saved_scaling(normalized_run, capsys):
+    """evaluate gives the test figures training recorded; the loaded model takes raw rows and gives the
+    probabilities of its params on the scaled rows."""
+    record = json.loads((normalized_run / "metrics.json").read_text())
+    code, out, _ = run_cli(capsys, "evaluate", normalized_run, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["test_accuracy"] == record["test_accuracy"]
+    assert report["test_loss"] == pytest.approx(record["test_loss"], rel=1e-6)
+    loaded = mlpjax.load_model(normalized_run)
+    x = mlpjax.load_dataset("iris").x_test
+    bare = model.Classifier(loaded.params, loaded.model_config)  # no scaling: the scaled rows by hand
+    np.testing.assert_array_equal(loaded.predict_proba(x), bare.predict_proba(loaded.scaler.apply(x)))
+    assert not np.allclose(loaded.predict_proba(x), bare.predict_proba(x), atol=1e-3)
+
+
+def _write(directory: Path, config, state, scaler=None) -> None:
+    trained_on = checkpoint.TrainedOn(scaler=scaler)
+    writer = checkpoint.Writer(directory, config, keep=1, save_best=False, trained_on=trained_on)
+    writer.save(1, state, {"loss": [1.0], "accuracy": [0.5], "val_loss": [1.0], "val_accuracy": [0.5]})
+    writer.close()
+
+
+def test_a_run_saved_before_scalings_were_recorded_loads_as_none(digits, tmp_path, monkeypatch):
+    """A checkpoint whose config has no normalize (every run before it existed): normalize "none", no scaler,
+    and the model predicts the raw features as it did."""
+    from conftest import small_config, state_for
+
+    config = small_config(epochs=1)
+    state = state_for(config, digits)
+    old = TrainConfig.to_dict
+    monkeypatch.setattr(TrainConfig, "to_dict", lambda self: {k: v for k, v in old(self).items() if k != "normalize"})
+    _write(tmp_path / "old", config, state)
+    monkeypatch.undo()
+    ckpt = checkpoint.restore(tmp_path / "old")
+    assert ckpt.config.normalize == "none" and ckpt.scaler is None and ckpt.classifier.scaler is None
+    np.testing.assert_array_equal(
+        ckpt.classifier.predict_proba(digits.x_test[:5]),
+        model.Classifier(state.params, state.model_config).predict_proba(digits.x_test[:5]),
+    )
+
+
+def test_a_saved_scaling_that_divides_by_zero_is_refused_in_one_line(digits, tmp_path, capsys):
+    """Arrays with a matching checksum but a scale of 0 (a crafted checkpoint): refused as any altered one."""
+    import types
+
+    from conftest import small_config, state_for
+
+    config = small_config(epochs=1, normalize="minmax")
+    d = digits.input_dim
+    crafted = types.SimpleNamespace(
+        kind="minmax", arrays=lambda: {"shift": np.zeros(d, np.float32), "scale": np.zeros(d, np.float32)}
+    )
+    _write(tmp_path / "run", config, state_for(config, digits), crafted)
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "the saved feature scaling is invalid (scale must be positive; feature 0 is not)" in err

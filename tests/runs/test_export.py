@@ -326,3 +326,38 @@ def test_export_and_import_with_a_random_value_for_any_flag(command, tiny_run_an
         fuzz.assert_one_clean_line(code, err, flag, value)
 
     check()
+
+
+@pytest.fixture(scope="module")
+def normalized_digits_run(tmp_path_factory):
+    """digits trained with --normalize standard: its features are scaled pixels."""
+    return trained_run(tmp_path_factory.mktemp("export-normalized") / "run", "digits", normalize="standard")
+
+
+def test_every_format_of_a_normalized_run_takes_the_raw_features(normalized_digits_run, digits, capsys, tmp_path):
+    """npz, ONNX and Keras exports of a run trained with --normalize take the raw features and give mlpjax's
+    probabilities to 1e-5 (npz: the scaling's arrays named in the JSON; Keras: a Normalization layer first);
+    importing the Keras file back is refused in one line naming that layer."""
+    from mlpjax.runs import checkpoint, export
+
+    classifier = checkpoint.load_model(normalized_digits_run)
+    expected = classifier.predict_proba(digits.x_test)
+    out = {fmt: tmp_path / f"model.{fmt}" for fmt in ("npz", "onnx", "keras")}
+    for fmt, path in out.items():
+        code, _, err = run_cli(capsys, "export", normalized_digits_run, "--format", fmt, "--out", path)
+        assert code == 0, err
+    with np.load(out["npz"], allow_pickle=False) as z:
+        arch = json.loads(str(z[export.ARCHITECTURE]))
+        assert arch["scaling"] == {"kind": "standard", "shift": "scaling.shift", "scale": "scaling.scale"}
+        np.testing.assert_array_equal(z["scaling.scale"], classifier.scaler.scale)
+        assert "(x - scaling.shift) / scaling.scale" in arch["computes"]
+    np.testing.assert_allclose(export.npz_predict_proba(out["npz"], digits.x_test), expected, atol=TOL, rtol=0)
+    np.testing.assert_allclose(_onnx_probabilities(out["onnx"], digits.x_test), expected, atol=TOL, rtol=0)
+    keras = needs("keras")
+    net = keras.saving.load_model(out["keras"], safe_mode=True)
+    assert [type(layer).__name__ for layer in net.layers] == ["Normalization", "Dense", "Dropout", "Dense"]
+    np.testing.assert_allclose(np.asarray(net.predict(digits.x_test, verbose=0)), expected, atol=TOL, rtol=0)
+    code, _, err = run_cli(capsys, "import-keras", out["keras"], "--output", tmp_path / "back")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "layer 'scaling' is a Normalization (a feature scaling); mlpjax imports no scaling layer" in err
+    assert not (tmp_path / "back").exists()

@@ -818,3 +818,52 @@ def test_a_bad_sweep_save_every_is_one_line_and_writes_nothing(tmp_path, capsys,
     code, out, err = run_cli(capsys, "sweep", *SMALL, "--seed", "0,1", *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and shown in err, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_models_of_another_normalize_train_in_their_own_group_on_their_own_data(digits, strategy):
+    """normalize changes the data a model trains on: models that differ in it never share a vmapped group, and
+    each gives the history ``fit`` gives it alone (the scaling fitted on its own rows trained on)."""
+    configs = sweep.grid(
+        {**BASE, "epochs": 1, "validation_split": 0.2},
+        {"normalize": ["none", "standard", "minmax"], "seed": [0, 1]},
+    )
+    result = sweep.run_sweep(configs, digits, strategy=strategy)
+    assert [configs[i].normalize for i in range(3)] == ["none", "standard", "minmax"]  # seed 0, then seed 1
+    assert [g.members for g in result.groups] == [[0, 3], [1, 4], [2, 5]]
+    for run, config in zip(result.runs, configs, strict=True):
+        assert_same_history(run.history, train.fit(config, digits).history)
+    assert result.runs[0].history != result.runs[1].history != result.runs[2].history
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_sweep_over_normalize_resumes_to_its_numbers(tmp_path, capsys, strategy):
+    """``sweep --normalize none,minmax,standard`` with either strategy: killed after its first epoch, it resumes
+    to the numbers of the uninterrupted sweep (the scaling fitted again on the same rows, or read from the run);
+    a sequential sweep's runs carry their scaling, as ``train``'s do."""
+    from mlpjax.runs import checkpoint
+
+    args = ("sweep", "--dataset", "digits", "--epochs", "2", "--batch-size", "64", "--hidden", "16", "--quiet")
+    out = tmp_path / "sweep"
+    argv = (*args, "--normalize", "none,minmax,standard", "--strategy", strategy, "--output", out)
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    first = json.loads((out / "results.json").read_text())
+    assert [r["config"]["normalize"] for r in first["runs"]] == ["none", "minmax", "standard"]
+    assert len({str(r["history"]) for r in first["runs"]}) == 3
+    folders = (
+        [out / "groups" / str(g) for g in range(3)]
+        if strategy == "vmap"
+        else [out / "runs" / str(i) / "checkpoints" for i in range(3)]
+    )
+    for f in folders:
+        shutil.rmtree(f / "2")  # as if killed during epoch 2
+    (out / "results.json").unlink()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out)
+    assert code == 0, err
+    again = json.loads((out / "results.json").read_text())
+    assert [r["history"] for r in again["runs"]] == [r["history"] for r in first["runs"]]
+    assert [r["test_accuracy"] for r in again["runs"]] == [r["test_accuracy"] for r in first["runs"]]
+    if strategy == "sequential":
+        kinds = [checkpoint.load_model(out / "runs" / str(i)).scaler for i in range(3)]
+        assert kinds[0] is None and [s.kind for s in kinds[1:] if s] == ["minmax", "standard"]

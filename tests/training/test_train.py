@@ -151,3 +151,78 @@ def test_save_every_saves_the_epochs_it_says_and_changes_no_number(digits):
 def test_save_every_must_be_a_positive_integer(every):
     with pytest.raises(FieldError, match="^save_every must be"):
         train.fit(small_config(), toy_dataset(), save=train.Saving(lambda *a: None, every))
+
+
+def _with_rows(ds, train_rows=None, test_rows=None):
+    """``ds`` with some of its training rows (by index) and test rows set to extreme values."""
+    import dataclasses
+
+    x_train, x_test = ds.encoded_train.copy(), ds.encoded_test.copy()
+    if train_rows is not None:
+        x_train[train_rows] = 1e6
+    if test_rows is not None:
+        x_test[test_rows] = -1e6
+    return dataclasses.replace(ds, encoded_train=x_train, encoded_test=x_test)
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standard"])
+def test_the_scaling_is_fitted_on_the_rows_trained_on_only(kind):
+    """Validation rows (the last of the training split) and test rows set to extreme values leave the fitted
+    scaling as it was; a row trained on changes it."""
+    ds = toy_dataset()
+    config = small_config(normalize=kind, validation_split=0.2)  # 56 rows trained on, 14 validate
+    plan = train.make_plan(config, ds)
+    assert plan.scaler.same_as(data.scaling.fit_scaler(ds.x_train[:56], kind))
+    assert train.fit_scaler(config, _with_rows(ds, train_rows=slice(56, None), test_rows=slice(None))).same_as(
+        plan.scaler
+    )
+    assert not train.fit_scaler(config, _with_rows(ds, train_rows=[55])).same_as(plan.scaler)
+    np.testing.assert_array_equal(plan.val.encoded_test, plan.scaler.apply(ds.x_train[56:]))
+    np.testing.assert_array_equal(plan.dataset.encoded_test, plan.scaler.apply(ds.x_test))
+
+
+def test_normalize_trains_as_none_on_the_rows_scaled_beforehand():
+    """fit with normalize is fit with none on the data scaled by the same scaler, bit for bit; the result's
+    classifier takes the raw rows and gives the probabilities of the model on the scaled ones."""
+    ds = toy_dataset()
+    scaled = train.fit(small_config(normalize="standard", validation_split=0.25, epochs=3), ds)
+    scaler = scaled.scaler
+    by_hand = train.fit(small_config(validation_split=0.25, epochs=3), data.scaling.scaled_dataset(ds, scaler))
+    assert scaled.history == by_hand.history and scaled.test_metrics == by_hand.test_metrics
+    assert scaled.record()["scaling"]["kind"] == "standard" and "scaling" not in by_hand.record()
+    raw = scaled.classifier.predict_proba(ds.x_test)
+    np.testing.assert_array_equal(raw, by_hand.classifier.predict_proba(scaler.apply(ds.x_test)))
+
+
+def test_normalize_none_trains_on_the_dataset_as_it_is(digits):
+    """none: the plan's rows are the dataset's own arrays (no copy, no scaling op anywhere), images kept as uint8."""
+    plan = train.make_plan(small_config(validation_split=0.1), digits)
+    assert plan.scaler is None and plan.dataset is digits
+    assert np.shares_memory(plan.train.encoded_train, digits.encoded_train)
+    assert plan.train.pixel_levels == digits.pixel_levels
+    assert plan.train.encoded_train.dtype == np.uint8
+
+
+def test_images_with_normalize_train_on_float32_features(digits):
+    """Allowed: the scaled pixels are float32 (4 bytes a feature), counted in the memory estimate."""
+    from mlpjax.training import budget
+
+    config = small_config(normalize="minmax")
+    plan = train.make_plan(config, digits)
+    assert plan.train.pixel_levels is None and plan.train.encoded_train.dtype == np.float32
+    model_config = config.model_config(digits.input_dim, digits.num_classes)
+    none = budget.training_bytes(small_config(), model_config, digits)["data"]
+    n = len(digits.y_train) + len(digits.y_test)
+    assert budget.training_bytes(config, model_config, digits)["data"] == none + 8 * n * digits.input_dim
+    assert train.fit(config, digits).test_metrics["accuracy"] > 0.5
+
+
+def test_a_resumed_fit_keeps_the_scaler_it_is_given():
+    ds = toy_dataset()
+    config = small_config(normalize="minmax", epochs=2)
+    first = train.fit(config.replace(epochs=1), ds)
+    whole = train.fit(config, ds)
+    resumed = train.fit(config, ds, resume_from=train.Resumed(first.state, first.history, scaler=first.scaler))
+    assert resumed.history == whole.history and resumed.scaler.same_as(whole.scaler)
+    with pytest.raises(FieldError, match="normalize is 'standard' but the scaler given is 'minmax'"):
+        train.make_plan(config.replace(normalize="standard"), ds, scaler=first.scaler)
