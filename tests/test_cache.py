@@ -177,22 +177,25 @@ IMPORTED = """
 import sys
 from mlpjax import cli
 code = cli.main(sys.argv[1:])
-print(sorted({m.split(".")[0] for m in sys.modules} & {"matplotlib", "tensorflow_datasets", "keras", "onnx"}))
+heavy = {"matplotlib", "sklearn", "scipy", "tensorflow_datasets", "keras", "onnx"}
+print(sorted({m.split(".")[0] for m in sys.modules} & heavy))
 sys.exit(code)
 """
 
 
 def test_evaluate_and_predict_import_no_drawing_library(tmp_path):
-    """Start-up is most of a warm ``evaluate`` (docs/speed.md): the commands that draw nothing import no
-    matplotlib (nor tensorflow-datasets, Keras or ONNX)."""
+    """Start-up is most of a warm ``evaluate`` (docs/speed.md): evaluate, predict (its PNG is Pillow's) and
+    summary import no matplotlib, and of a digits run no scikit-learn or scipy (the digits are read from
+    scikit-learn's file, split by mlpjax.data.stratified), nor tensorflow-datasets, Keras or ONNX."""
     from mlpjax import cli
 
     run = tmp_path / "run"
     assert (
-        cli.main(["train", "--dataset", "quadrants", "--epochs", "1", "--hidden", "4", "--quiet", "--output", str(run)])
+        cli.main(["train", "--dataset", "digits", "--epochs", "1", "--hidden", "4", "--quiet", "--output", str(run)])
         == 0
     )
-    for argv in (["evaluate", run], ["predict", run, "--index", "0"], ["summary", run]):
+    png = tmp_path / "p.png"
+    for argv in (["evaluate", run], ["predict", run, "--index", "0", "--out", png], ["summary", run]):
         proc = subprocess.run(
             [sys.executable, "-c", IMPORTED, *map(str, argv)],
             capture_output=True,
@@ -203,3 +206,4 @@ def test_evaluate_and_predict_import_no_drawing_library(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.splitlines()[-1] == "[]", (argv, proc.stdout[-500:])
+    assert png.read_bytes().startswith(b"\x89PNG")

@@ -390,7 +390,7 @@ class Classifier:
                 value = rows[start + row].reshape(-1)[column]
                 where = f"row {start + row}, column {column}"
                 raise FieldError("x", f"{where} is {value}; features must be finite (in float32)")
-            probs = _predict_proba_jit(self.params, jnp.asarray(part), model_config=self.model_config)
+            probs = _predict_proba_jit(self.params, part, model_config=self.model_config)  # numpy in: no copy program
             out[start : start + len(part)] = np.asarray(probs)
         return out[0] if single else out
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import hashlib
+import importlib.util
 import logging
 import os
 import socket
@@ -30,6 +32,7 @@ from mlpjax import files
 from mlpjax.data import images, tables, tfds_sets
 from mlpjax.data.digest import Digest, file_digest
 from mlpjax.data.idx import read_idx
+from mlpjax.data.stratified import stratified_indices
 from mlpjax.errors import FieldError, UserInputError, check_int
 
 DATA_DIR_ENV = "MLPJAX_DATA_DIR"
@@ -425,18 +428,29 @@ def class_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
     return y.astype(np.int32)
 
 
-def load_digits() -> Dataset:
-    """scikit-learn's 8x8 digits (1797 images, values 0-16 scaled to [0, 1]), stratified 75/25 split, seed 0."""
-    from sklearn.datasets import load_digits as sk_digits
-    from sklearn.model_selection import train_test_split
+def _sklearn_data_file(name: str) -> Path:
+    """The path of scikit-learn's bundled data file ``sklearn/datasets/data/NAME``, found without importing
+    scikit-learn (whose import, scipy's included, is a second of a small command's start-up)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserInputError("dataset 'digits' is scikit-learn's: install scikit-learn (pip install scikit-learn)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+    if not path.is_file():
+        raise UserInputError(f"dataset 'digits': scikit-learn's data file {path} is missing; reinstall scikit-learn")
+    return path
 
-    bunch = sk_digits()
-    x = bunch.data.astype(np.uint8)  # levels 0-16
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, bunch.target, test_size=0.25, stratify=bunch.target, random_state=0
-    )
+
+def load_digits() -> Dataset:
+    """scikit-learn's 8x8 digits (1797 images, values 0-16 scaled to [0, 1]), stratified 75/25 split, seed 0.
+    Read from scikit-learn's bundled ``digits.csv.gz`` as ``sklearn.datasets.load_digits`` reads it, and split as
+    ``train_test_split(test_size=0.25, stratify=y, random_state=0)`` splits it (:mod:`mlpjax.data.stratified`),
+    without importing scikit-learn."""
+    with gzip.open(_sklearn_data_file("digits.csv.gz"), "rt", encoding="utf-8") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float64)
+    x, y = table[:, :-1].astype(np.uint8), table[:, -1].astype(int)  # levels 0-16
+    train, test = stratified_indices(y, 0.25, seed=0)
     return make_dataset(
-        "digits", (x_train, y_train), (x_test, y_test), num_classes=10, image_shape=(8, 8), pixel_levels=16
+        "digits", (x[train], y[train]), (x[test], y[test]), num_classes=10, image_shape=(8, 8), pixel_levels=16
     )
 
 

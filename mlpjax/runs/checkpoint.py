@@ -38,7 +38,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
 from mlpjax import files, plugins
 from mlpjax.core import model
@@ -185,7 +184,7 @@ def _restore_step(root: Path, step: int) -> Checkpoint:
         abstract = abstract_state(config, model_config)
         arrays = epoch_reader.arrays(abstract.arrays(), f"the saved architecture ({model_config})")
     orbax_io.check_finite(path, (arrays["params"], arrays["opt_state"]))
-    state = abstract.replace(**jax.tree_util.tree_map(jnp.asarray, arrays))
+    state = abstract.replace(**jax.device_put(arrays))  # no per-leaf program (jnp.asarray compiles one a shape)
     return Checkpoint(
         path=path,
         epoch=epoch,

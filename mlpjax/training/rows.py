@@ -57,7 +57,7 @@ class Rows:
         floats that are multiples of ``1 / pixel_levels`` (checked exact), kept as uint8 levels."""
         if pixel_levels is not None:
             x = data.to_levels(np.asarray(x), pixel_levels)
-        put = jnp.asarray if layout is None else layout.put_rows
+        put = jax.device_put if layout is None else layout.put_rows  # jnp.asarray would compile a program
         return cls(put(x), put(np.asarray(y)), len(y), pixel_levels, layout)
 
     @classmethod

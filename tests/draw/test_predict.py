@@ -300,3 +300,18 @@ def test_predict_image_out_draws_the_input_the_model_saw(digits_run, tmp_path, c
     first = out.read_bytes()
     assert cli.main(["predict", str(digits_run), "--image", str(image), "--out", str(out)]) == 2
     assert f"--out {out}: already exists" in capsys.readouterr().err and out.read_bytes() == first
+
+
+def test_the_png_shows_the_image_pixel_for_pixel_under_its_title():
+    """predict's PNG (Pillow, no matplotlib): each pixel a block of the image's grey level, white on black, below
+    the title's lines."""
+    image = np.eye(8) * np.linspace(0.25, 1.0, 8)
+    drawn = np.asarray(predict.picture(image, "predicted 1\ntrue 1", scale=10).convert("L"), np.int32)
+    dark = drawn < 250  # the image is one 80 x 80 block of non-white pixels; text has no such long runs
+    runs = np.array([np.convolve(row, np.ones(80), "valid").max() for row in dark])
+    top = int(np.flatnonzero(runs == 80)[0])
+    left = int(np.flatnonzero(np.convolve(dark[top], np.ones(80), "valid") == 80)[0])
+    block = drawn[top : top + 80, left : left + 80].reshape(8, 10, 8, 10)
+    assert (block == block[:, :1, :, :1]).all()  # each pixel one flat 10 x 10 block
+    np.testing.assert_allclose(block[:, 0, :, 0], np.round(image * 255), atol=1)
+    assert (drawn[:top] < 128).any() and (drawn[:top, :4] == 255).all()  # the title: black text on white
