@@ -101,8 +101,6 @@ def child(reader: str, path: str) -> dict:
             table.column(cols).to_numpy()  # the labels
             return x.shape
     else:
-        import sklearn.model_selection  # noqa: F401  # imported by the split: an import, not the read
-
         from mlpjax.data import tables
 
         fast = reader == "mlpjax"

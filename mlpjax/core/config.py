@@ -18,7 +18,14 @@ from mlpjax.core.model import ModelConfig
 from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
-DATA_FIELDS = ("dataset", "data_dir", "label_column", "test_split", "image_size", "nan")  # the fields that choose the data
+DATA_FIELDS = (
+    "dataset",
+    "data_dir",
+    "label_column",
+    "test_split",
+    "image_size",
+    "nan",
+)  # the fields that choose the data
 SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
 
 

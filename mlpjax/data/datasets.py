@@ -209,6 +209,13 @@ class Dataset:
             y_test=self.y_test[:n_test],
         )
 
+    def dropped_note(self) -> str:
+        """What :attr:`dropped_rows` says, as the commands print it ("": none dropped)."""
+        if not self.dropped_rows:
+            return ""
+        rows = "row" if self.dropped_rows == 1 else "rows"
+        return f"{self.dropped_rows} {rows} holding a NaN, an infinity or a missing value dropped (nan drop)"
+
     def describe(self) -> dict[str, object]:
         """Shapes and sizes (and the class names, feature names, label column and digest, where there are), as
         printed and written to metrics.json."""

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlpjax import files, memory
+from mlpjax.data.stratified import stratified_indices
 from mlpjax.errors import FieldError, UserInputError, check_number
 
 if TYPE_CHECKING:
@@ -332,9 +333,10 @@ def stratified_split(
     path: str, x: np.ndarray, y: np.ndarray, names: tuple[str, ...], test_size: float = TEST_SPLIT
 ) -> tuple[tuple, tuple]:
     """``(x_train, y_train), (x_test, y_test)``: ``test_size`` of the rows split off, stratified, seed
-    :data:`SPLIT_SEED`. Each class needs at least 2 rows, and the test side a row of every class."""
-    from sklearn.model_selection import train_test_split
-
+    :data:`SPLIT_SEED`, as scikit-learn's ``train_test_split(x, y, test_size=test_size, stratify=y,
+    random_state=SPLIT_SEED)`` splits them (:func:`mlpjax.data.stratified.stratified_indices`: the same rows in the
+    same order). Each class needs at least 2 rows, and the test side a row of every class. The features are
+    copied once: both sides are views of one array, the training rows then the test rows."""
     counts = np.bincount(y)
     thin = int(np.argmin(np.where(counts > 0, counts, len(y) + 1)))
     if counts[thin] < 2:
@@ -343,15 +345,14 @@ def stratified_split(
             f"stratified {test_size:.0%} test set needs at least 2 rows of each class"
         )
     try:
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=test_size, stratify=y, random_state=SPLIT_SEED
-        )
+        train, test = stratified_indices(y, test_size, SPLIT_SEED)
     except ValueError as e:
         raise UserInputError(
             f"{path}: {len(y)} rows of {int((counts > 0).sum())} classes cannot be split into a "
             f"stratified {test_size:.0%} test set ({e})"
         ) from None
-    return (x_train, y_train), (x_test, y_test)
+    rows = x.take(np.concatenate([train, test]), axis=0)  # one copy of the features for both sides
+    return (rows[: len(train)], y[train]), (rows[len(train) :], y[test])
 
 
 # --- csv / tsv --------------------------------------------------------------------------------------------------
@@ -415,9 +416,12 @@ def _read_exact(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
         seen: dict[str, int] = {}
         dropped = 0
         for line, row in rows:
-            numbers = _numbers(path, header, feature_cols, line, row, empty_is_nan=drop)
+            numbers = array("f", _numbers(path, header, feature_cols, line, row, empty_is_nan=drop))
             cell = row[label].strip()
-            if drop and (_is_missing(cell) or not all(map(math.isfinite, array("f", numbers)))):
+            finite = all(map(math.isfinite, numbers))  # as float32: beyond its range is infinite
+            if not (finite or drop):
+                raise _not_finite(path, header, feature_cols, line, numbers)
+            if drop and (not finite or _is_missing(cell)):
                 dropped += 1
                 continue
             values.extend(numbers)
@@ -425,7 +429,7 @@ def _read_exact(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
                 raise UserInputError(f"{path}: line {line}, column {label + 1} ({header[label]!r}): the label is empty")
             label_codes.append(seen.setdefault(cell, len(seen)))
             lines.append(line)
-    x = _finite(path, header, feature_cols, values, lines, dropped)
+    x = _rows(path, len(feature_cols), values, lines, dropped)
     codes, names = _table_labels(
         path, header[label], seen, np.frombuffer(label_codes, np.int32), np.frombuffer(lines, np.int64)
     )
@@ -443,7 +447,6 @@ def _is_missing(label: str) -> bool:
 
 
 ARROW_CHUNK = 1 << 23  # bytes of a file without quotes that pyarrow parses at a time (by its threads)
-_POOL = lambda pa: pa.system_memory_pool()
 
 
 def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | None, drop: bool) -> _TableRead | None:
@@ -537,10 +540,10 @@ class _Differs(Exception):
     """pyarrow reads the file otherwise than the csv module (its header)."""
 
 
-def _arrow_batches(raw: io.FileIO, header: list[str], parse, convert, quoted: bool, chunk: int = ARROW_CHUNK):
+def _arrow_batches(raw: io.FileIO, header: list[str], parse, convert, quoted: bool):
     """The record batches of the CSV file ``raw`` (its columns ``header``), read by pyarrow.
 
-    A file without quote characters is cut at line ends into chunks of about ``chunk`` bytes, each parsed by
+    A file without quote characters is cut at line ends into chunks of about :data:`ARROW_CHUNK` bytes, each parsed by
     ``pyarrow.csv.read_csv`` (on its threads): memory holds one chunk and its table. A quoted field may hold a line
     end, so a file with quotes is read by pyarrow's streaming reader instead (which reads further ahead: tens of
     MB more). :class:`_Differs` where pyarrow reads another header.
@@ -563,7 +566,7 @@ def _arrow_batches(raw: io.FileIO, header: list[str], parse, convert, quoted: bo
     named = pacsv.ReadOptions(column_names=header)
     rest, first = b"", True
     while True:
-        block = raw.read(chunk)
+        block = raw.read(ARROW_CHUNK)
         data, rest = (rest + block, b"") if not block else _at_line_end(rest + block)
         if data:
             table = pacsv.read_csv(
@@ -571,7 +574,7 @@ def _arrow_batches(raw: io.FileIO, header: list[str], parse, convert, quoted: bo
                 read_options=None if first else named,
                 parse_options=parse,
                 convert_options=convert,
-                memory_pool=_POOL(pa),
+                memory_pool=pa.system_memory_pool(),  # frees to the system as it goes (RSS bounded)
             )
             if first and table.schema.names != header:
                 raise _Differs
@@ -601,12 +604,12 @@ def _header_cells(path: str, raw: io.FileIO, delimiter: str) -> list[str] | None
         buffered.detach()  # leaves raw open
 
 
-def _scan(raw: io.FileIO, chunk: int = ARROW_CHUNK) -> tuple[bool, bool]:
+def _scan(raw: io.FileIO) -> tuple[bool, bool]:
     """Whether the file ``raw`` holds a carriage return not followed by a line feed, and whether it holds a quote
     character: read a chunk at a time, at memory speed."""
     raw.seek(0)
     lone = quoted = after_return = False
-    while block := raw.read(chunk):
+    while block := raw.read(ARROW_CHUNK):
         if after_return and not block.startswith(b"\n"):
             lone = True
         returns = block.count(b"\r")
@@ -669,9 +672,12 @@ def read_rows(path: str | os.PathLike, feature_names: Sequence[str], *, width: i
         values: array = array("f")
         lines: array = array("q")
         for line, row in rows:
-            values.extend(_numbers(path, header, order, line, row))
+            numbers = array("f", _numbers(path, header, order, line, row))
+            if not all(map(math.isfinite, numbers)):
+                raise _not_finite(path, header, order, line, numbers)
+            values.extend(numbers)
             lines.append(line)
-    return _finite(path, header, order, values, lines)
+    return _rows(path, len(order), values, lines)
 
 
 def _columns(path: str, header: list[str], names: tuple[str, ...], width: int, ignore: str) -> list[int]:
@@ -761,32 +767,33 @@ def _numbers(
         return [float(row[j]) for j in columns]
     except ValueError:
         j = next(j for j in columns if not (_is_number(row[j]) or (empty_is_nan and not row[j])))
+        what = "an empty cell (a missing value)" if not row[j].strip() else f"{row[j]!r} is not a number"
         raise UserInputError(
-            f"{path}: line {line}, column {j + 1} ({header[j]!r}): {row[j]!r} is not a number; features must be numeric"
+            f"{path}: line {line}, column {j + 1} ({header[j]!r}): {what}; features must be numeric"
         ) from None
 
 
-def _finite(
-    path: str, header: list[str], columns: list[int], values: array, lines: array, dropped: int = 0
-) -> np.ndarray:
-    """The ``values`` of ``columns`` read from ``lines`` as float32 ``(rows, columns)``; no rows (``dropped``: the
-    rows left out for a NaN or infinity), or a value that is not finite, refused (naming its line and column)."""
+def _not_finite(path: str, header: list[str], columns: list[int], line: int, numbers: array) -> UserInputError:
+    """The error of a row (line ``line``, its cells ``columns`` as float32 ``numbers``) holding a value that is not
+    finite, naming the first one's line and column."""
+    i = next(i for i, v in enumerate(numbers) if not math.isfinite(v))
+    j = columns[i]
+    return UserInputError(
+        f"{path}: line {line}, column {j + 1} ({header[j]!r}): {numbers[i]} is not finite; "
+        "features must be finite numbers"
+    )
+
+
+def _rows(path: str, width: int, values: array, lines: array, dropped: int = 0) -> np.ndarray:
+    """The ``values`` read from ``lines`` as float32 ``(rows, width)``; no rows refused (``dropped``: the rows
+    left out for a NaN, an infinity or a missing value)."""
     if not lines:
         if dropped:
             raise UserInputError(
                 f"{path}: every one of its {dropped} rows holds a NaN, an infinity or a missing value (dropped)"
             )
         raise UserInputError(f"{path}: holds a header but no rows")
-    x = np.frombuffer(values, np.float32).reshape(len(lines), len(columns))
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row_i, col_i = (int(i) for i in np.argwhere(bad)[0])
-        j = columns[col_i]
-        raise UserInputError(
-            f"{path}: line {lines[row_i]}, column {j + 1} ({header[j]!r}): {x[row_i, col_i]} is "
-            "not finite; features must be finite numbers"
-        )
-    return x
+    return np.frombuffer(values, np.float32).reshape(len(lines), width)
 
 
 def _utf8_lines(path: str, lines: Iterable[bytes]) -> Iterator[str]:
