@@ -351,7 +351,10 @@ def stratified_split(
             f"{path}: {len(y)} rows of {int((counts > 0).sum())} classes cannot be split into a "
             f"stratified {test_size:.0%} test set ({e})"
         ) from None
-    rows = x.take(np.concatenate([train, test]), axis=0)  # one copy of the features for both sides
+    memory.release_freed()  # the split's and the reader's freed arrays, before the copy
+    rows = np.empty((len(train) + len(test), *x.shape[1:]), x.dtype)  # one copy of the features for both sides
+    np.take(x, train, axis=0, out=rows[: len(train)], mode="clip")  # "raise" would buffer a copy
+    np.take(x, test, axis=0, out=rows[len(train) :], mode="clip")
     return (rows[: len(train)], y[train]), (rows[len(train) :], y[test])
 
 
@@ -446,7 +449,7 @@ def _is_missing(label: str) -> bool:
         return False
 
 
-ARROW_CHUNK = 1 << 23  # bytes of a file without quotes that pyarrow parses at a time (by its threads)
+ARROW_CHUNK = 1 << 20  # bytes of a file without quotes that pyarrow parses at a time (by its threads)
 
 
 def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | None, drop: bool) -> _TableRead | None:
@@ -502,7 +505,7 @@ def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
                     column = batch.column(j)
                     if column.null_count and not drop:
                         return None
-                    x[:, i] = column.to_numpy(zero_copy_only=False)  # a null: NaN
+                    x[:, i] = _float64_values(column)  # a null: NaN
             labels = batch.column(label)
             if len(labels) and pc.max(pc.binary_length(labels)).as_py() > csv.field_size_limit():
                 return None  # the csv module refuses the field
@@ -513,7 +516,7 @@ def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
                     seen_raw[v] = len(seen_raw)
                     missing.append(_is_missing(v.strip()) if drop else not v.strip())
                 numbers.append(seen_raw[v])
-            codes = np.asarray(numbers, np.int32)[encoded.indices.to_numpy(zero_copy_only=False)]
+            codes = np.asarray(numbers, np.int32)[_buffer_values(encoded.indices, np.dtype(np.int32))]
             unknown = ~np.isfinite(x).all(axis=1) | np.asarray(missing, bool)[codes]
             if unknown.any() and not drop:
                 return None
@@ -534,6 +537,23 @@ def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
     except UserInputError:
         return None
     return header, label, feature_cols, x, codes, names, dropped
+
+
+def _buffer_values(column, dtype: np.dtype) -> np.ndarray:
+    """The values of the pyarrow array ``column`` of fixed-width type ``dtype`` as a numpy view of its data buffer
+    (a null's value is whatever the buffer holds). pyarrow's own ``to_numpy`` imports pandas where it is
+    installed: a second and tens of MB for every command that reads a CSV file."""
+    return np.frombuffer(column.buffers()[1], dtype, count=len(column), offset=column.offset * dtype.itemsize)
+
+
+def _float64_values(column) -> np.ndarray:
+    """The float64 pyarrow array ``column`` as numpy, a null NaN (:func:`_buffer_values`)."""
+    values = _buffer_values(column, np.dtype(np.float64))
+    if not column.null_count:
+        return values
+    bits = np.frombuffer(column.buffers()[0], np.uint8)
+    valid = np.unpackbits(bits, bitorder="little")[column.offset : column.offset + len(column)].astype(bool)
+    return np.where(valid, values, np.nan)
 
 
 class _Differs(Exception):

@@ -3,6 +3,9 @@ and Python's csv module row by row give the same features, classes, split and er
 CSV, TSV, Parquet and npz files, from Python and the command line."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,3 +255,42 @@ def test_train_nan_drop_says_the_count_and_evaluate_reads_the_file_as_trained(tm
 def test_a_nan_that_cannot_apply_is_one_line(capsys, argv, expected):
     code, out, err = run_cli(capsys, "train", *argv, "--epochs", "1", "--quiet")
     assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err
+
+
+MEMORY_CHILD = """
+import sys
+from pathlib import Path
+
+import pyarrow.compute, pyarrow.csv  # noqa: F401  # imports are not the read
+
+from mlpjax.data import tables
+
+def status(field):
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+Path("/proc/self/clear_refs").write_text("5")  # VmHWM reset to VmRSS
+before = status("VmRSS")
+loaded = tables.load_table(sys.argv[1])
+print(status("VmHWM") - before, len(loaded.train[0]) + len(loaded.test[0]), "pandas" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+def test_a_large_csv_file_peaks_at_twice_its_features_and_imports_no_pandas(tmp_path):
+    """The features once as read, once split (scikit-learn's train_test_split and pandas.read_csv take three to
+    five times): 300,000 rows of 30 features (34 MiB as float32), and a fixed allowance for pyarrow's code and
+    buffers (docs/data.md measures a million rows)."""
+    rows, cols = 300_000, 30
+    rng = np.random.default_rng(0)
+    block = "".join(
+        ",".join(f"{v:.6f}" for v in row) + f",{i % 10}\n" for i, row in enumerate(rng.normal(size=(1000, cols)))
+    )
+    path = tmp_path / "big.csv"
+    path.write_text(",".join([*(f"f{j}" for j in range(cols)), "label"]) + "\n" + block * (rows // 1000))
+    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    added, n, pandas = proc.stdout.split()
+    features = rows * cols * 4
+    assert int(n) == rows and pandas == "False"
+    assert int(added) <= 2 * features + 24 * 2**20, f"{int(added) / features:.2f} x the features"
