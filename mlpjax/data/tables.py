@@ -378,11 +378,11 @@ def load_table(
     """A CSV (or TSV) file with a header row: numeric features and a label column (default: the last one).
 
     Its size is checked first (every value takes at least two characters, so the features take at most twice the
-    file's bytes as float32, and splitting them copies them once). Then it is read by pyarrow's CSV reader where
-    pyarrow is installed (``fast``; :func:`_read_arrow`), a block at a time into float32; a file that reader
-    cannot take as it is (any error, a NaN, a lone carriage return, ...) and every file without pyarrow is read
-    by Python's csv module, row by row, the exact parser whose errors name the line: both give the same numbers,
-    classes and errors. A ragged row, a non-numeric or non-finite feature, an empty label is refused, naming the
+    file's bytes as float32, and splitting them copies them once). A file of :data:`ARROW_MIN_BYTES` or more is
+    read by pyarrow's CSV reader where pyarrow is installed (``fast``; :func:`_read_arrow`), a block at a time into
+    float32; a smaller file (read sooner than pyarrow is imported), a file that reader cannot take as it is (any
+    error, a NaN, a lone carriage return, ...) and every file without pyarrow is read by Python's csv module, row
+    by row, the exact parser whose errors name the line: both give the same numbers, classes and errors. A ragged row, a non-numeric or non-finite feature, an empty label is refused, naming the
     line and column; ``nan`` :data:`NAN_DROP` drops the rows holding a NaN, an infinity (as float32) or an empty
     cell in a feature, or an empty (or non-finite) label, instead, and :attr:`Loaded.dropped_rows` counts them.
     """
@@ -390,7 +390,8 @@ def load_table(
     with files.open_regular(path) as raw:
         memory.check_allocation(path, 4 * os.fstat(raw.fileno()).st_size, "its values as float32, then split")
         try:
-            read = _read_arrow(path, raw, delimiter, label_column, drop) if fast else None
+            big = os.fstat(raw.fileno()).st_size >= ARROW_MIN_BYTES
+            read = _read_arrow(path, raw, delimiter, label_column, drop) if fast and big else None
             if read is None:
                 raw.seek(0)
                 read = _read_exact(path, raw, delimiter, label_column, drop)
@@ -450,6 +451,7 @@ def _is_missing(label: str) -> bool:
 
 
 ARROW_CHUNK = 1 << 20  # bytes of a file without quotes that pyarrow parses at a time (by its threads)
+ARROW_MIN_BYTES = 1 << 20  # a smaller file is read by the csv module sooner than pyarrow is imported (0.1-0.3 s)
 
 
 def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | None, drop: bool) -> _TableRead | None:

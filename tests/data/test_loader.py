@@ -18,6 +18,12 @@ from mlpjax.errors import FieldError, UserInputError
 pytest.importorskip("pyarrow")
 
 
+@pytest.fixture(autouse=True)
+def pyarrow_for_every_size(monkeypatch):
+    """pyarrow's reader for the small files here too (by default it reads files of 1 MiB or more)."""
+    monkeypatch.setattr(tables, "ARROW_MIN_BYTES", 0)
+
+
 def read(path, fast, **options):
     return tables.load_table(str(path), tables.delimiter_of(str(path)), fast=fast, **options)
 
@@ -294,3 +300,10 @@ def test_a_large_csv_file_peaks_at_twice_its_features_and_imports_no_pandas(tmp_
     features = rows * cols * 4
     assert int(n) == rows and pandas == "False"
     assert int(added) <= 2 * features + 24 * 2**20, f"{int(added) / features:.2f} x the features"
+
+
+def test_a_small_csv_file_is_read_without_importing_pyarrow(tmp_path):
+    path = write_table(tmp_path / "t.csv", *blobs())
+    code = f"import sys; from mlpjax import data; data.load_dataset({str(path)!r}); print('pyarrow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.split() == ["False"], proc.stderr
