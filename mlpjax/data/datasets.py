@@ -214,7 +214,7 @@ class Dataset:
         if not self.dropped_rows:
             return ""
         rows = "row" if self.dropped_rows == 1 else "rows"
-        return f"{self.dropped_rows} {rows} holding a NaN, an infinity or a missing value dropped (nan drop)"
+        return f"{self.dropped_rows} {rows} holding a NaN, an infinity or a missing value dropped"
 
     def describe(self) -> dict[str, object]:
         """Shapes and sizes (and the class names, feature names, label column and digest, where there are), as

@@ -382,9 +382,10 @@ def load_table(
     read by pyarrow's CSV reader where pyarrow is installed (``fast``; :func:`_read_arrow`), a block at a time into
     float32; a smaller file (read sooner than pyarrow is imported), a file that reader cannot take as it is (any
     error, a NaN, a lone carriage return, ...) and every file without pyarrow is read by Python's csv module, row
-    by row, the exact parser whose errors name the line: both give the same numbers, classes and errors. A ragged row, a non-numeric or non-finite feature, an empty label is refused, naming the
-    line and column; ``nan`` :data:`NAN_DROP` drops the rows holding a NaN, an infinity (as float32) or an empty
-    cell in a feature, or an empty (or non-finite) label, instead, and :attr:`Loaded.dropped_rows` counts them.
+    by row, the exact parser whose errors name the line: both give the same numbers, classes and errors. A ragged
+    row, a non-numeric or non-finite feature, an empty label is refused, naming the line and column; ``nan``
+    :data:`NAN_DROP` drops the rows holding a NaN, an infinity (as float32) or an empty cell in a feature, or an
+    empty (or non-finite) label, instead, and :attr:`Loaded.dropped_rows` counts them.
     """
     drop = check_nan(nan) == NAN_DROP
     with files.open_regular(path) as raw:

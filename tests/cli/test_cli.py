@@ -149,6 +149,7 @@ SWEEP_VALUES = {
     "label_column": (None, [None]),
     "test_split": (None, [None]),
     "image_size": (None, [None]),
+    "nan": ("error", ["error"]),  # drop needs a file: quadrants is none
     "epochs": ("1,2", [1, 2]),
     "batch_size": ("2,4", [2, 4]),
     "hidden": ("4,3x2", [(4,), (3, 2)]),

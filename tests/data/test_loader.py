@@ -245,10 +245,21 @@ def test_train_nan_drop_says_the_count_and_evaluate_reads_the_file_as_trained(tm
     code, out, err = run_cli(capsys, *argv, "--nan", "drop", "--output", "run")
     assert code == 0, err
     assert "t.csv: 19 train, 5 test, 2 features, 3 classes; 1 epochs; 6 rows holding a NaN" in out
+    assert "a missing value dropped (--nan drop)" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["dataset"]["dropped_rows"] == 6
     code, out, err = run_cli(capsys, "evaluate", "run", "--json")
     assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == 5, err
+
+
+def test_sweep_nan_drop_says_the_count(tmp_path, capsys, monkeypatch):
+    full, _ = table_with(BROKEN)
+    (tmp_path / "t.csv").write_text(full)
+    monkeypatch.chdir(tmp_path)
+    argv = ("sweep", "--dataset", "t.csv", "--nan", "drop", "--seed", "0,1", "--epochs", "1", "--hidden", "8")
+    code, out, err = run_cli(capsys, *argv, "--quiet")
+    assert code == 0, err
+    assert "; 6 rows holding a NaN, an infinity or a missing value dropped (--nan drop)" in out
 
 
 @pytest.mark.parametrize(
