@@ -497,7 +497,7 @@ def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
     dropped = 0
     convert = pacsv.ConvertOptions(
         column_types=types, null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=True
-    )
+    )  # an empty label, quoted or not, is "" (a missing one); an empty feature, quoted or not, a null (NaN)
     try:
         for batch in _arrow_batches(raw, raw_header, pacsv.ParseOptions(delimiter=delimiter), convert, quoted):
             if n + batch.num_rows > room:  # rows of empty cells (1 byte a column), as for drop
@@ -510,8 +510,8 @@ def _read_arrow(path: str, raw: io.FileIO, delimiter: str, label_column: str | N
                         return None
                     x[:, i] = _float64_values(column)  # a null: NaN
             labels = batch.column(label)
-            if len(labels) and pc.max(pc.binary_length(labels)).as_py() > csv.field_size_limit():
-                return None  # the csv module refuses the field
+            if labels.null_count or (len(labels) and pc.max(pc.binary_length(labels)).as_py() > csv.field_size_limit()):
+                return None  # no null is expected; a field the csv module refuses
             encoded = pc.dictionary_encode(labels)
             numbers = []
             for v in encoded.dictionary.to_pylist():

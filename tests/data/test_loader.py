@@ -105,6 +105,8 @@ BAD = {
     "one_class.csv": "a,y\n1,x\n2,x\n3,x\n",
     "fraction.csv": "a,y\n1,0\n2,1.5\n",
     "repeated_header.csv": "a,a,y\n1,2,x\n3,4,y\n",
+    "quoted_empty_label.csv": 'a,b,y\n1,2,x\n3,4,""\n',
+    "quoted_empty_feature.csv": 'a,b,y\n1,2,x\n3,"",y\n',
 }
 
 
@@ -144,6 +146,8 @@ BROKEN = {  # line (1: the header) -> the row that replaces a clean one
     11: "5,1e39,q",  # beyond float32: infinite
     14: "6,1,",  # an empty label
     17: "7,NaN,p",
+    20: '8,2,""',  # a quoted empty label
+    23: '"",3,q',  # a quoted empty feature
 }
 
 
@@ -244,10 +248,10 @@ def test_train_nan_drop_says_the_count_and_evaluate_reads_the_file_as_trained(tm
     assert code == 2 and out == "" and err.count("\n") == 1 and "t.csv: line 3, column 1 ('a')" in err, err
     code, out, err = run_cli(capsys, *argv, "--nan", "drop", "--output", "run")
     assert code == 0, err
-    assert "t.csv: 19 train, 5 test, 2 features, 3 classes; 1 epochs; 6 rows holding a NaN" in out
+    assert "t.csv: 17 train, 5 test, 2 features, 3 classes; 1 epochs; 8 rows holding a NaN" in out
     assert "a missing value dropped (--nan drop)" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["dataset"]["dropped_rows"] == 6
+    assert metrics["dataset"]["dropped_rows"] == 8
     code, out, err = run_cli(capsys, "evaluate", "run", "--json")
     assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == 5, err
 
@@ -259,7 +263,7 @@ def test_sweep_nan_drop_says_the_count(tmp_path, capsys, monkeypatch):
     argv = ("sweep", "--dataset", "t.csv", "--nan", "drop", "--seed", "0,1", "--epochs", "1", "--hidden", "8")
     code, out, err = run_cli(capsys, *argv, "--quiet")
     assert code == 0, err
-    assert "; 6 rows holding a NaN, an infinity or a missing value dropped (--nan drop)" in out
+    assert "; 8 rows holding a NaN, an infinity or a missing value dropped (--nan drop)" in out
 
 
 @pytest.mark.parametrize(
