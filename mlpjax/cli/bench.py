@@ -25,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     names = "; ".join(f"{name} ({baseline.about})" for name, baseline in RUNNERS.items())
     every = "all of them" if default.against == tuple(RUNNERS) else ",".join(default.against)
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
+    p.add_argument(
+        "--startup",
+        action="store_true",
+        help="only the start-up table instead: cold and warm seconds of fresh train, evaluate, predict, backprop, "
+        "--version and --help processes with the compilation cache off, empty and filled (--rounds of each, "
+        "interleaved; trains a digits model in a temporary folder first)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--against",
@@ -75,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mlpjax import bench
 
+    log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
+    if args.startup:
+        from mlpjax.bench import startup
+
+        _refuse_with_startup(args)
+        times = startup.measure(args.rounds, log)
+        print(json.dumps(times, indent=2) if args.json else startup.format_tables(times))
+        return 0
     config = bench.BenchConfig(
         quick=args.quick,
         against=tuple(a for a in args.against.split(",") if a),
@@ -87,6 +102,30 @@ def run(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
         models=not args.no_models,
     )
-    report = bench.run(config, log=(lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr)))
+    report = bench.run(config, log=log)
     print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
     return 0
+
+
+def _refuse_with_startup(args: argparse.Namespace) -> None:
+    """``--startup`` times fresh processes only: a flag of the training bench beside it would do nothing."""
+    from mlpjax.bench import BenchConfig
+    from mlpjax.errors import UserInputError
+
+    default = BenchConfig()
+    given = {
+        "--quick": args.quick,
+        "--against": args.against != ",".join(default.against),
+        "--batch-size": args.batch_size != default.batch_size,
+        "--hidden": tuple(args.hidden) != default.hidden,
+        "--dataset": args.dataset is not None,
+        "--data-dir": args.data_dir is not None,
+        "--no-sweep": args.no_sweep,
+        "--no-memory": args.no_memory,
+        "--no-models": args.no_models,
+    }
+    for flag, used in given.items():
+        if used:
+            raise UserInputError(
+                f"{flag}: does nothing with --startup, which times fresh processes only (--rounds, --json)"
+            )

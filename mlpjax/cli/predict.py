@@ -25,7 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--index", type=int, metavar="N", help="test sample N; draws it to a PNG (see --out)")
     what.add_argument(
-        "--image", nargs="+", metavar="FILE", help="images of digits, any size, either polarity; several at once"
+        "--image",
+        nargs="+",
+        metavar="FILE",
+        help="image files, any size; several at once. For an mnist or digits model, digits of either polarity "
+        "prepared as MNIST was; for an image folder's model, read as its images were",
     )
     what.add_argument(
         "--csv",
@@ -97,16 +101,18 @@ def _images(args: argparse.Namespace, ckpt, table: bool) -> int:
     x = np.empty((len(args.image), ckpt.model_config.input_dim), np.float32)
     for i, image in enumerate(args.image):
         with flag_error("--image"):
-            x[i] = predict.load_image(image, ckpt.model_config.input_dim)
+            if about.drawn_digits:
+                x[i] = predict.load_image(image, ckpt.model_config.input_dim)
+            else:  # an image folder's (or tfds set's) model: read as its images were
+                x[i] = predict.load_image_as_read(image, about.image_shape)
     probs = ckpt.classifier.predict_proba(x)
     inputs = [{"input": image} for image in args.image]
     write = None
     if table:
         write = functools.partial(predictions.write_table, args.out, "image", args.image, probs, about.class_names)
     elif args.out is not None:  # one image: draw it as the model sees it
-        side = predict.input_side(ckpt.model_config.input_dim)
         title = predict.prediction(probs[0]).describe(names=about.class_names)
-        write = functools.partial(predict.save_png, x[0].reshape(side, side), title, args.out)
+        write = functools.partial(predict.save_png, x[0].reshape(about.image_shape), title, args.out)
     _report(args, ckpt, about, inputs, probs, write, table=table)
     return 0
 

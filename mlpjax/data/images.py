@@ -2,6 +2,7 @@
 
     DIR/cat/001.png
     DIR/cat/002.jpg
+    DIR/cat/kittens/001.png   (folders inside a class folder are walked too, as Keras walks them)
     DIR/dog/001.png
 
 The class names are the subfolders' names, sorted; each image is read as grey levels (:func:`read_grey`: the
@@ -14,8 +15,10 @@ Bounded: at most :data:`MAX_ENTRIES` entries are listed (a folder of a million f
 that many, not after listing them all); each image's width x height is read from its header and checked
 before its pixels are decoded (a decompression bomb is refused); the images' size as 8-bit levels is checked
 against the memory there is before the second image is decoded. Names starting with ``.`` (hidden files and
-folders) are passed over. Anything else in the folder (a file beside the class folders, a folder inside a class
-folder, a file without an image suffix, a class folder without images) is refused in one line naming it.
+folders) are passed over. A class's images are the image files anywhere under its folder, in sorted order of
+their paths; links to folders inside a class folder are not followed (Keras' default), and refused rather than
+silently passed over. Anything else (a file beside the class folders, a file without an image suffix, a class
+folder without images) is refused in one line naming it.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def check_image_size(value) -> tuple[int, int] | None:
 
 def list_images(root: str) -> tuple[tuple[str, ...], list[tuple[str, int]]]:
     """The class names (the subfolders of ``root``, sorted) and every image as ``(path relative to root, class)``,
-    sorted by class, then name. See the module's notes for what is passed over and what is refused."""
+    sorted by class, then path. See the module's notes for what is passed over and what is refused."""
     files.check_folder(root)
     seen = 0
 
@@ -106,22 +109,32 @@ def list_images(root: str) -> tuple[tuple[str, ...], list[tuple[str, int]]]:
             f"{root}: holds {found}; an image folder holds one subfolder of images per class, at least two "
             "(DIR/CLASS/IMAGE.png)"
         )
-    images = []
+    images: list[tuple[str, int]] = []
     for c, name in enumerate(classes):
-        count = 0
-        for entry in entries(os.path.join(root, name)):
-            if entry.is_dir():
-                raise UserInputError(
-                    f"{entry.path}: a folder inside class folder {name!r}; a class folder holds image files only"
-                )
-            if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
-                raise UserInputError(
-                    f"{entry.path}: not an image file (by its name); a class folder holds image files only: "
-                    + ", ".join(IMAGE_SUFFIXES)
-                )
-            images.append((f"{name}/{entry.name}", c))
-            count += 1
-        if not count:
+        first = len(images)
+        stack = [name]  # folders of this class still to list, relative to root; depth-first, in sorted order
+        while stack:
+            folder = stack.pop()
+            inner = []
+            for entry in entries(os.path.join(root, folder)):
+                relative = f"{folder}/{entry.name}"
+                if entry.is_symlink() and entry.is_dir():
+                    raise UserInputError(
+                        f"{entry.path}: a link to a folder inside class folder {name!r}; links to folders are not "
+                        "followed there (they may loop): put the images themselves in the folder"
+                    )
+                if entry.is_dir():
+                    inner.append(relative)
+                elif Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+                    raise UserInputError(
+                        f"{entry.path}: not an image file (by its name); a class folder holds image files (and "
+                        "folders of them) only: " + ", ".join(IMAGE_SUFFIXES)
+                    )
+                else:
+                    images.append((relative, c))
+            stack.extend(reversed(inner))
+        images[first:] = sorted(images[first:])
+        if len(images) == first:
             raise UserInputError(f"{os.path.join(root, name)}: class folder {name!r} holds no image")
     return tuple(classes), images
 

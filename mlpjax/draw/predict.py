@@ -94,6 +94,17 @@ def load_image(path: str | os.PathLike, input_dim: int) -> np.ndarray:
     return digit.reshape(-1)
 
 
+def load_image_as_read(path: str | os.PathLike, image_shape: tuple[int, int]) -> np.ndarray:
+    """An image file as a model trained on an image folder (or a ``tfds:`` set) takes it: ``(H * W,)`` float32,
+    read exactly as that data's images were (:func:`mlpjax.data.images.read_grey`, resized to ``image_shape``
+    ``(H, W)`` by :func:`~mlpjax.data.images.levels`, the 8-bit levels' values); no inversion, cropping or
+    centring. Every bad file raises UserInputError naming it."""
+    from mlpjax import data
+    from mlpjax.data.images import levels, read_grey
+
+    return data.features(levels(read_grey(path), (int(image_shape[0]), int(image_shape[1]))), 255)
+
+
 def picture(image: np.ndarray, title: str, scale: int = 0) -> PIL.Image.Image:
     """``image`` ``(H, W)`` in [0, 1] as white on black, each pixel a ``scale`` x ``scale`` block (0: about 160
     pixels a side), under ``title``'s lines in black on white: an RGB :class:`PIL.Image.Image`. Pillow only (no

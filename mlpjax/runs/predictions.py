@@ -27,13 +27,16 @@ class TrainedOn:
     """What a saved model was trained on, as prediction needs it: the ``dataset``'s name, its ``class_names`` (one
     per class: the class numbers where the data names none), ``image_shape`` ``(H, W)`` (None: rows of
     features), and for a table its ``feature_names`` (one per input, in the model's order) and ``label_column``
-    (else ``()`` and ``""``)."""
+    (else ``()`` and ``""``). ``drawn_digits``: the images are a registered dataset's (mnist, digits, ...), so an
+    image file is prepared as MNIST was (inverted where needed, cropped, centred); otherwise (an image folder, a
+    ``tfds:`` set) as the training images were read: made grey and resized, nothing else."""
 
     dataset: str
     class_names: tuple[str, ...]
     image_shape: tuple[int, int] | None = None
     feature_names: tuple[str, ...] = ()
     label_column: str = ""
+    drawn_digits: bool = False
 
 
 def trained_on(ckpt: Checkpoint, dataset: str | None = None, data_dir: str | os.PathLike | None = None) -> TrainedOn:
@@ -47,7 +50,7 @@ def trained_on(ckpt: Checkpoint, dataset: str | None = None, data_dir: str | os.
     if spec is not None and spec.image_shape is not None and spec.shape is not None:
         data_lib.check_data_dir(name, data_dir)
         check_fits(ckpt, name, spec.shape)
-        return TrainedOn(name, spec.class_names or numbers, spec.image_shape)
+        return TrainedOn(name, spec.class_names or numbers, spec.image_shape, drawn_digits=True)
     ds = dataset_for(ckpt, dataset, data_dir)
     return TrainedOn(ds.name, ds.class_names or numbers, ds.image_shape, ds.feature_names, ds.label_column)
 

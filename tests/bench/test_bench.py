@@ -186,3 +186,25 @@ def test_bench_peak_memory_of_a_file_is_measured_in_a_fresh_process(tmp_path):
 
     path = write_table(tmp_path / "t.csv", *blobs())
     assert 0 < bench.peak_memory_mib("mlpjax", None, True, str(path)) < 8192
+
+
+def test_startup_times_fresh_processes_with_the_cache_off_cold_and_warm(capsys, monkeypatch):
+    from mlpjax.bench import startup
+
+    monkeypatch.setattr(startup, "COMMANDS", {k: startup.COMMANDS[k] for k in ("evaluate DIR", "--version")})
+    assert cli.main(["bench", "--startup", "--rounds", "1", "--json"]) == 0
+    times = json.loads(capsys.readouterr().out)
+    assert {k: set(v["evaluate DIR"]) for k, v in times.items()} == {k: {"off", "cold", "warm"} for k in times}
+    assert all(len(s) == 1 and s[0] > 0 for kind in times.values() for by in kind.values() for s in by.values())
+    assert set(times["cpu"]["--version"]) == {"warm"}
+    table = startup.format_tables(times)
+    assert "| `mlpjax evaluate DIR` |" in table and table.count("| `mlpjax --version` |") == 2
+
+
+@pytest.mark.parametrize(
+    "flag", [["--quick"], ["--against", "jax"], ["--data-dir", "x"], ["--dataset", "t.csv"], ["--no-sweep"]]
+)
+def test_startup_refuses_the_training_benchs_flags(capsys, flag):
+    assert cli.main(["bench", "--startup", *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag[0]}: does nothing with --startup" in err, err

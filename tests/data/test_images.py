@@ -2,6 +2,7 @@
 trained on, resumed and evaluated (refused once an image changed); every bad folder refused in one line, exit 2."""
 
 import json
+import os
 import struct
 import zlib
 
@@ -119,7 +120,7 @@ BAD = {
     "empty_class": (lambda r: remove(r / "column"), "{root}/column: class folder 'column' holds no image"),
     "not_an_image_name": (
         lambda r: (r / "bar" / "notes.txt").write_text("x"),
-        "{root}/bar/notes.txt: not an image file (by its name); a class folder holds image files only",
+        "{root}/bar/notes.txt: not an image file (by its name); a class folder holds image files (and folders",
     ),
     "not_an_image": (
         lambda r: (r / "bar" / "zz.png").write_bytes(b"not a png"),
@@ -133,9 +134,13 @@ BAD = {
         lambda r: (r / "README.txt").write_text("x"),
         "{root}/README.txt: a file beside the class folders; an image folder holds one subfolder of images per class",
     ),
-    "nested": (
-        lambda r: (r / "bar" / "more").mkdir(),
-        "{root}/bar/more: a folder inside class folder 'bar'; a class folder holds image files only",
+    "link_to_folder": (
+        lambda r: (r / "bar" / "loop").symlink_to(r / "bar", target_is_directory=True),
+        "{root}/bar/loop: a link to a folder inside class folder 'bar'; links to folders are not followed there",
+    ),
+    "not_an_image_name_deeper": (
+        lambda r: (r / "bar" / "more").mkdir() or (r / "bar" / "more" / "notes.txt").write_text("x"),
+        "{root}/bar/more/notes.txt: not an image file (by its name)",
     ),
     "one_class": (
         lambda r: [remove(r / c) or (r / c).rmdir() for c in CLASSES[1:]],
@@ -192,6 +197,34 @@ def test_a_folder_of_too_many_files_is_refused_after_listing_the_limit(tmp_path,
     assert len(listed) == 3  # the root, bar, column: stopped inside column, diagonal never listed
 
 
+def test_folders_inside_a_class_folder_are_walked_as_keras_walks_them(tmp_path):
+    """Images in folders at any depth under a class folder belong to that class (Keras'
+    image_dataset_from_directory does the same); empty inner folders add nothing; the order is by path."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 on JAX: no TensorFlow needed
+    pytest.importorskip("keras")
+    from keras.src.utils import dataset_utils, image_dataset_utils  # image_dataset_from_directory's own indexing
+
+    root = image_folder(tmp_path / "shapes", per_class=6)
+    for c in ("bar", "column"):
+        deep = root / c / "more" / "deeper"
+        deep.mkdir(parents=True)
+        for f in sorted((root / c).glob("00[0-2].*")):
+            f.rename(deep / f.name)
+    (root / "diagonal" / "empty").mkdir()
+    classes, found = images.list_images(str(root))
+    assert classes == CLASSES and len(found) == 18
+    assert found[:6] == sorted(found[:6]) and ("bar/more/deeper/000.bmp", 0) in found
+    ds = data.load_dataset(root, test_split=1 / 3)
+    assert np.bincount(ds.y_train).tolist() == [4, 4, 4]
+    # (image_dataset_from_directory itself returns a tf.data set, which needs TensorFlow)
+    paths, labels, names = dataset_utils.index_directory(
+        str(root), "inferred", formats=image_dataset_utils.ALLOWLIST_FORMATS, shuffle=False
+    )
+    assert tuple(names) == classes
+    listed = sorted(zip(paths, labels.tolist(), strict=True))
+    assert listed == sorted((str(root / f), c) for f, c in found)  # the same files, each in its class
+
+
 def test_a_folder_larger_than_memory_is_refused_before_its_images_are_decoded(tmp_path, monkeypatch):
     root = image_folder(tmp_path / "shapes")
     decoded = []
@@ -216,3 +249,29 @@ def test_a_bad_image_size_is_a_field_error(value):
     with pytest.raises(FieldError, match=r"image_size must be a side N or HxW") as e:
         images.check_image_size(value)
     assert e.value.field == "image_size"
+
+
+def test_predict_reads_an_image_as_the_folders_images_were_read(tmp_path, capsys):
+    """A folder's model takes an image file as its training images were read (grey, resized; not MNIST's
+    inversion, cropping and centring): the probabilities equal those of the image's own row of the dataset."""
+    import mlpjax
+
+    root = image_folder(tmp_path / "shapes")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--dataset", root, "--image-size", "6x8", "--hidden", "16", "--epochs", "2",
+                           "--output", run, "--quiet")  # fmt: skip
+    assert code == 0, err
+    files = [root / "bar" / "001.png", root / "diagonal" / "004.bmp", root / "column" / "007.png"]
+    code, out, err = run_cli(capsys, "predict", run, "--image", *files, "--json")
+    assert code == 0, err
+    got = np.array([[r["probabilities"][c] for c in CLASSES] for r in json.loads(out)["predictions"]], np.float32)
+    ds = data.load_dataset(root, image_size="6x8")
+    rows = np.concatenate([ds.encoded_train, ds.encoded_test])
+    picked = []
+    for f in files:  # the dataset's row of this very file (the same greys, resized the same way)
+        want = images.levels(np.asarray(Image.open(f).convert("L"), np.float32) / 255, (6, 8))
+        picked.append(rows[np.flatnonzero((rows == want).all(1))[0]])
+    expected = mlpjax.load_model(run).predict_proba(data.features(np.stack(picked), 255))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    code, out, err = run_cli(capsys, "predict", run, "--image", files[0], "--out", tmp_path / "seen.png")
+    assert code == 0 and (tmp_path / "seen.png").is_file(), err  # the 6x8 image as the model sees it
