@@ -99,3 +99,16 @@ def device_memory() -> int | None:
 def free_memory() -> int:
     """Bytes a run may use: the host's available memory, or the first accelerator's free memory if less."""
     return min(m for m in (available_memory(), device_memory()) if m is not None)
+
+
+def release_freed() -> None:
+    """Give the heap memory this process has freed back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing), so that a large allocation that follows adds to what is in use, not to what malloc kept: glibc
+    keeps freed blocks of up to 32 MB in its heap once it has freed one that size."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the C library this process runs on
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)

@@ -44,6 +44,7 @@ class BenchConfig:
     batch_size: int = 128
     hidden: tuple[int, ...] = (512,)
     data_dir: str | None = None
+    dataset: str | None = None  # a dataset by name, or a file or folder (None: MNIST, else random data of its shape)
     rounds: int = 3  # timed epochs per framework (median), run interleaved
     sweep: bool = True
     memory: bool = True
@@ -56,11 +57,14 @@ class BenchConfig:
                 raise FieldError("against", f"{{field}} {name!r}: valid baselines are {', '.join(baselines.RUNNERS)}")
         check_int("rounds", self.rounds)
         check_int("batch_size", self.batch_size)
+        if self.dataset is not None:
+            data_lib.check_data_dir(self.dataset, self.data_dir)  # an unknown name or kind of file refused too
 
     def train_config(self, *, hidden: tuple[int, ...] | None = None, batch_size: int | None = None) -> TrainConfig:
-        """The timed model as a one-epoch MNIST TrainConfig (``hidden``, ``batch_size``: the bench's unless given)."""
+        """The timed model as a one-epoch TrainConfig of the bench's dataset (``hidden``, ``batch_size``: the bench's
+        unless given)."""
         return TrainConfig(
-            dataset="mnist",
+            dataset=self.dataset or "mnist",
             epochs=1,
             batch_size=batch_size or self.batch_size,
             model=model.ModelConfig(hidden=hidden or self.hidden),
@@ -75,10 +79,13 @@ def step_flops(batch_size: int, dims: tuple[int, ...]) -> int:
     return 2 * batch_size * (2 * macs + sum(i * o for i, o in layers[1:]))
 
 
-def load_bench_data(data_dir: str | None, quick: bool) -> tuple[data_lib.Dataset, str]:
-    """Real MNIST when found (``data_dir`` or ``$MLPJAX_DATA_DIR``), else random data of MNIST's shape."""
+def load_bench_data(data_dir: str | None, quick: bool, dataset: str | None = None) -> tuple[data_lib.Dataset, str]:
+    """``dataset`` (a name, a file or a folder: :func:`mlpjax.data.load_dataset`, ``data_dir`` its IDX folder);
+    else real MNIST when found (``data_dir`` or ``$MLPJAX_DATA_DIR``), else random data of MNIST's shape."""
     folder = data_dir or os.environ.get(data_lib.DATA_DIR_ENV)
-    if folder:
+    if dataset is not None:
+        ds, source = data_lib.load_dataset(dataset, data_dir), dataset
+    elif folder:
         ds, source = data_lib.load_dataset("mnist", folder), "mnist"
     else:
         rng = np.random.default_rng(0)
@@ -245,12 +252,12 @@ def predict_latency(classifier: model.Classifier, x_test: np.ndarray, quick: boo
 _MEMORY_CHILD = """
 import json, resource, sys
 from mlpjax.bench.benchmark import load_bench_data
-kind, data_dir, quick = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
-ds, _ = load_bench_data(data_dir, quick)
+kind, data_dir, quick, dataset = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1", sys.argv[4] or None
+ds, _ = load_bench_data(data_dir, quick, dataset)
 if kind == "mlpjax":
     from mlpjax.core import config
     from mlpjax.training import train
-    train.fit(config.TrainConfig(dataset="mnist", epochs=1), ds)
+    train.fit(config.TrainConfig(dataset=dataset or "mnist", epochs=1), ds)
 else:
     from mlpjax.bench import baselines
     epoch, accuracy = baselines.RUNNERS[kind].build(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
@@ -263,10 +270,11 @@ print(json.dumps({"peak_mib": hwm / 1024}))
 """
 
 
-def peak_memory_mib(kind: str, data_dir: str | None, quick: bool) -> float | None:
-    """Peak resident memory (MiB) of a fresh process that loads the data and trains one epoch with ``kind``."""
+def peak_memory_mib(kind: str, data_dir: str | None, quick: bool, dataset: str | None = None) -> float | None:
+    """Peak resident memory (MiB) of a fresh process that loads the data (:func:`load_bench_data`) and trains one
+    epoch with ``kind``."""
     proc = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD, kind, data_dir or "", "1" if quick else "0"],
+        [sys.executable, "-c", _MEMORY_CHILD, kind, data_dir or "", "1" if quick else "0", dataset or ""],
         capture_output=True,
         text=True,
         timeout=900,
@@ -437,7 +445,7 @@ def check_bench_memory(config: BenchConfig, ds: data_lib.Dataset) -> None:
 
 def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Every measurement of ``mlpjax bench``, as one JSON-able dict."""
-    ds, source = load_bench_data(config.data_dir, config.quick)
+    ds, source = load_bench_data(config.data_dir, config.quick, config.dataset)
     check_bench_memory(config, ds)
     dims = config.train_config().model_config(ds.input_dim, ds.num_classes).widths()
     report: dict[str, Any] = {
@@ -508,7 +516,7 @@ def run(config: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dic
     if config.memory:
         log("peak memory (fresh processes) ...")
         report["peak_memory_mib"] = {
-            kind: peak_memory_mib(kind, config.data_dir, config.quick) for kind in ["mlpjax", *results]
+            kind: peak_memory_mib(kind, config.data_dir, config.quick, config.dataset) for kind in ["mlpjax", *results]
         }
     log("device counts ...")
     report["device_scaling"] = device_scaling(ds, config)

@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"hidden layer sizes of the timed model (default: {' '.join(map(str, default.hidden))})",
     )
+    p.add_argument(
+        "--dataset",
+        metavar="NAME|FILE",
+        help="the data the model trains on: a dataset by name, a file FILE.npz, FILE.csv, FILE.tsv, FILE.parquet "
+        "or a folder of images DIR/ (default: MNIST from --data-dir, else random data of MNIST's shape)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="real MNIST (default: $MLPJAX_DATA_DIR, else random data)")
     p.add_argument(
         "--rounds",
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         hidden=tuple(args.hidden),
         data_dir=args.data_dir,
+        dataset=args.dataset,
         rounds=args.rounds,
         sweep=not args.no_sweep,
         memory=not args.no_memory,
@@ -111,6 +118,7 @@ def _refuse_with_startup(args: argparse.Namespace) -> None:
         "--against": args.against != ",".join(default.against),
         "--batch-size": args.batch_size != default.batch_size,
         "--hidden": tuple(args.hidden) != default.hidden,
+        "--dataset": args.dataset is not None,
         "--data-dir": args.data_dir is not None,
         "--no-sweep": args.no_sweep,
         "--no-memory": args.no_memory,

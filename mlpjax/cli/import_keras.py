@@ -21,10 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, metavar="DIR", help="the new run directory")
     p.add_argument(
         "--dataset",
-        metavar="NAME",
+        metavar="NAME|FILE",
         help="the dataset its commands test on: "
         + ", ".join(DATASETS)
-        + " (default: the first with the model's input width and classes)",
+        + ", or a file FILE.npz, FILE.csv, FILE.tsv, FILE.parquet or a folder of images DIR/ of the model's "
+        "input width and classes (default: the first dataset by name with the model's input width and classes)",
     )
 
 

@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(plan.configs)} models in {len(found)} group(s), strategy {plan.strategy}"
         + (f", model axis over {mesh.size} devices" if mesh is not None else "")
+        + (f"; {dataset.dropped_note()} (--nan drop)" if dataset.dropped_rows else "")
     )
     bar = _sweep_bar(plan, found) if progress_bars(args) else None
     log: Callable[[str], None] | None = None if args.quiet else print

@@ -161,6 +161,7 @@ def train_and_report(args: argparse.Namespace, run, mesh, say) -> int:
     say(
         f"{dataset.name}: {len(dataset.y_train)} train, {len(dataset.y_test)} test, "
         f"{dataset.input_dim} features, {dataset.num_classes} classes; {config.epochs} epochs"
+        + (f"; {dataset.dropped_note()} (--nan drop)" if dataset.dropped_rows else "")
         + (f"; {mesh_lib.describe(mesh)}" if mesh is not None else "")
     )
     if config.validation == "test":

@@ -19,7 +19,14 @@ from mlpjax.data import scaling
 from mlpjax.errors import FieldError, check_int, check_name, check_number
 
 MODEL_FIELDS = ModelConfig.chosen_fields()  # ModelConfig's fields that a TrainConfig chooses: hidden, activation, ...
-DATA_FIELDS = ("dataset", "data_dir", "label_column", "test_split", "image_size")  # the fields that choose the data
+DATA_FIELDS = (
+    "dataset",
+    "data_dir",
+    "label_column",
+    "test_split",
+    "image_size",
+    "nan",
+)  # the fields that choose the data
 SEED_RANGE = (-(2**63), 2**63)  # what a PRNG seed can hold (int64)
 
 
@@ -211,6 +218,17 @@ class TrainConfig:
             choices=lambda: dict(scaling.KINDS),
         ),
     )
+    nan: str = dataclasses.field(
+        default="error",
+        metadata=_about(
+            "with a file as {dataset}: what a NaN, an infinity or a missing value (an empty CSV cell, a Parquet null) "
+            "does: error "
+            "refuses the file, naming the row and column; drop drops the rows holding one and says how many",
+            "name",
+            metavar="WHAT",
+            choices=lambda: _names(data.tables.NAN_CHOICES),
+        ),
+    )
     epochs: int | None = dataclasses.field(
         default=None, metadata=_about("epochs in all", "int", metavar="N", default_text=_default_epochs)
     )
@@ -307,7 +325,11 @@ class TrainConfig:
             )
         object.__setattr__(self, "image_size", data.check_image_size(self.image_size))
         data.check_options(
-            self.dataset, label_column=self.label_column, test_split=self.test_split, image_size=self.image_size
+            self.dataset,
+            label_column=self.label_column,
+            test_split=self.test_split,
+            image_size=self.image_size,
+            nan=self.nan,
         )
         scaling.check_kind(self.normalize)
         object.__setattr__(
@@ -354,6 +376,7 @@ class TrainConfig:
             label_column=self.label_column,
             test_split=self.test_split,
             image_size=self.image_size,
+            nan=self.nan,
         )
 
     def model_config(self, input_dim: int, num_classes: int) -> ModelConfig:

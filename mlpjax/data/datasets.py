@@ -87,6 +87,7 @@ class Dataset:
     float32's memory; else the float32 features themselves. ``x_*`` decodes them on first use and keeps the
     result; training reads ``encoded_*`` (see :class:`mlpjax.training.rows.Rows`) and never builds it.
     ``digest``: of the file or folder the data was read from (None: a dataset by name, or data made in Python).
+    ``dropped_rows``: the rows of the file left out for a NaN or a missing value (``nan="drop"``).
     """
 
     name: str
@@ -101,6 +102,7 @@ class Dataset:
     feature_names: tuple[str, ...] = ()  # where the source names them (a table's header): one per feature
     label_column: str = ""  # the table column the labels came from ("": none)
     digest: Digest | None = None
+    dropped_rows: int = 0
 
     def __post_init__(self):
         """Everything above checked, however the Dataset is built: a :class:`FieldError` naming the field."""
@@ -108,6 +110,7 @@ class Dataset:
             raise FieldError("name", f"must be a non-empty string (the dataset's name), got {self.name!r}")
         where = f"dataset {self.name!r}"
         check_int("num_classes", self.num_classes)
+        check_int("dropped_rows", self.dropped_rows, 0)
         if self.pixel_levels is not None:
             check_int("pixel_levels", self.pixel_levels, 1, 255)
         if self.digest is not None and not isinstance(self.digest, Digest):
@@ -206,6 +209,13 @@ class Dataset:
             y_test=self.y_test[:n_test],
         )
 
+    def dropped_note(self) -> str:
+        """What :attr:`dropped_rows` says, as the commands print it ("": none dropped)."""
+        if not self.dropped_rows:
+            return ""
+        rows = "row" if self.dropped_rows == 1 else "rows"
+        return f"{self.dropped_rows} {rows} holding a NaN, an infinity or a missing value dropped"
+
     def describe(self) -> dict[str, object]:
         """Shapes and sizes (and the class names, feature names, label column and digest, where there are), as
         printed and written to metrics.json."""
@@ -220,6 +230,7 @@ class Dataset:
             **({"feature_names": list(self.feature_names)} if self.feature_names else {}),
             **({"label_column": self.label_column} if self.label_column else {}),
             **({"digest": self.digest.to_dict()} if self.digest is not None else {}),
+            **({"dropped_rows": self.dropped_rows} if self.dropped_rows else {}),
         }
 
 
@@ -582,18 +593,24 @@ def load_table_dataset(name: str, test_split: float | None = None) -> Dataset:
 
 
 def load_file(
-    path: str | os.PathLike, label_column: str | None = None, *, test_split: float | None = None, image_size=None
+    path: str | os.PathLike,
+    label_column: str | None = None,
+    *,
+    test_split: float | None = None,
+    image_size=None,
+    nan: str = tables.NAN_ERROR,
 ) -> Dataset:
     """The dataset in file or folder ``path`` (``FILE.npz``, ``FILE.csv``, ``FILE.tsv``, ``FILE.parquet``:
     :mod:`mlpjax.data.tables`; a folder of images ``DIR/``: :mod:`mlpjax.data.images`), named by its path as
     given, with the :class:`Digest` of its bytes; ``label_column``: a table's column of labels (None: its last);
     ``test_split``: the fraction of the rows split off where the file has no test rows (None: 20 %);
-    ``image_size``: an image folder's ``(H, W)`` (None: its first image's)."""
+    ``image_size``: an image folder's ``(H, W)`` (None: its first image's); ``nan``: ``"error"`` refuses a NaN or
+    a missing value in a file, ``"drop"`` drops the rows holding one (:attr:`Dataset.dropped_rows`)."""
     name = os.fspath(path)
-    check_options(name, label_column=label_column, test_split=test_split, image_size=image_size)
+    check_options(name, label_column=label_column, test_split=test_split, image_size=image_size, nan=nan)
     if tables.is_folder_name(name):
         return _loaded(name, images.load_image_folder(name, image_size, test_split), source=name)
-    loaded = tables.load_file(name, label_column, test_split)
+    loaded = tables.load_file(name, label_column, test_split, nan)
     return _loaded(name, dataclasses.replace(loaded, digest=file_digest(name)), source=name)
 
 
@@ -615,6 +632,7 @@ def _loaded(name: str, loaded: tables.Loaded, source: str = "") -> Dataset:
         feature_names=loaded.feature_names,
         label_column=loaded.label_column,
         digest=loaded.digest,
+        dropped_rows=loaded.dropped_rows,
     )
 
 
@@ -727,13 +745,25 @@ def get_spec(name: str | os.PathLike) -> DatasetSpec:
 
 
 def check_options(
-    name: str, *, label_column: str | None = None, test_split: float | None = None, image_size=None
+    name: str,
+    *,
+    label_column: str | None = None,
+    test_split: float | None = None,
+    image_size=None,
+    nan: str = tables.NAN_ERROR,
 ) -> None:
-    """Refuse a ``label_column``, ``test_split`` or ``image_size`` that cannot apply to dataset ``name`` (a
-    FieldError of that field): a label column needs a table, a test split data without test rows of its own, an
+    """Refuse a ``label_column``, ``test_split``, ``image_size`` or ``nan`` that cannot apply to dataset ``name``
+    (a FieldError of that field): a label column needs a table, a test split data without test rows of its own, an
     image size an image folder or ``tfds:NAME`` (whether a file or tfds set has test rows, or images, its
-    loader says)."""
+    loader says), ``nan="drop"`` a file (npz, CSV, TSV, Parquet: images and datasets by name hold no NaN)."""
     spec = get_spec(name)
+    if tables.check_nan(nan) == tables.NAN_DROP and not (is_path(name) and not tables.is_folder_name(name)):
+        raise FieldError(
+            "nan",
+            f"{{field}} {nan} needs a file (FILE.npz, FILE.csv, FILE.tsv, FILE.parquet) as {{dataset}}, got "
+            f"{name!r}, which holds no NaN; drop {{field}}",
+            also=("dataset",),
+        )
     if label_column is not None:
         tables.check_label_column(name, label_column)
     if test_split is not None:
@@ -768,17 +798,20 @@ def load_dataset(
     label_column: str | None = None,
     test_split: float | None = None,
     image_size=None,
+    nan: str = tables.NAN_ERROR,
 ) -> Dataset:
     """Load dataset ``name`` (a registered name, ``tfds:NAME[:CONFIG]``, a file or a folder: :func:`get_spec`); for
     the IDX datasets ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds); for a CSV, TSV or Parquet file, its
     ``label_column`` (None: the last); ``test_split``: the fraction split off as test rows where the data has none
     (None: 20 %); ``image_size``: ``(H, W)`` (or ``N``, ``"HxW"``) the images of a folder or a tfds set are resized
-    to (None: the first one's). Options that cannot apply are refused (:func:`check_options`)."""
+    to (None: the first one's); ``nan``: ``"error"`` (a NaN or a missing value in a file is refused, naming its row
+    and column) or ``"drop"`` (the rows holding one are dropped and counted: :attr:`Dataset.dropped_rows`). Options
+    that cannot apply are refused (:func:`check_options`)."""
     name = os.fspath(name)
-    check_options(name, label_column=label_column, test_split=test_split, image_size=image_size)
+    check_options(name, label_column=label_column, test_split=test_split, image_size=image_size, nan=nan)
     folder = None if data_dir is None else os.fspath(data_dir)
     if is_path(name):
-        return load_file(name, label_column, test_split=test_split, image_size=image_size)
+        return load_file(name, label_column, test_split=test_split, image_size=image_size, nan=nan)
     if tfds_sets.is_tfds_name(name):
         return load_tfds_set(name, image_size, test_split)
     spec = get_spec(name)

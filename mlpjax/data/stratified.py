@@ -54,10 +54,11 @@ def stratified_indices(y: np.ndarray, test_size: float, seed: int) -> tuple[np.n
     rng = np.random.RandomState(seed)
     n_i = _approximate_mode(class_counts, n_train, rng)
     t_i = _approximate_mode(class_counts - n_i, n_test, rng)
-    train: list[int] = []
-    test: list[int] = []
+    train: list[np.ndarray] = []
+    test: list[np.ndarray] = []
     for i in range(len(classes)):
         rows = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
-        train.extend(rows[: n_i[i]])
-        test.extend(rows[n_i[i] : n_i[i] + t_i[i]])
-    return rng.permutation(train), rng.permutation(test)
+        train.append(rows[: n_i[i]])
+        test.append(rows[n_i[i] : n_i[i] + t_i[i]])
+    # arrays, not lists of numbers: the same permutations, without a Python object a row
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))

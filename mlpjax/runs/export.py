@@ -411,6 +411,9 @@ def _dataset_for_shape(input_dim: int, num_classes: int, dataset: str | None, pa
 
     if dataset is not None:
         shape = data.get_spec(dataset).shape
+        if shape is None and data.is_path(dataset):  # a file or folder: its shape is known once it is read
+            found = data.load_dataset(dataset)
+            shape = (found.input_dim, found.num_classes)
         if shape is not None and shape != (input_dim, num_classes):
             raise FieldError(
                 "dataset",
@@ -431,8 +434,9 @@ def _dataset_for_shape(input_dim: int, num_classes: int, dataset: str | None, pa
 def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset: str | None = None) -> Path:
     """Make the run directory ``output`` (new, as training would make it) from the Keras model file ``path``:
     one checkpoint (epoch 1, its history NaN: Keras' training is not known) holding the Keras weights, a fresh
-    optimizer state, and ``imported.json`` naming the source. ``dataset``: the dataset its commands test on
-    (default: the first registered one of the model's input width and class count, e.g. mnist for 784 -> 10).
+    optimizer state, and ``imported.json`` naming the source. ``dataset``: the dataset its commands test on, a
+    registered name or a file or folder (read here, to check its shape; its path recorded absolute) (default: the
+    first registered one of the model's input width and class count, e.g. mnist for 784 -> 10).
 
     The layers are checked from the file's config.json before Keras reads the file; Keras then loads it in
     safe mode (no code in the file runs). Returns ``output``."""
@@ -471,7 +475,9 @@ def import_keras(path: str | os.PathLike, output: str | os.PathLike, *, dataset:
     state = state.replace(params=jax.tree_util.tree_map(jax.numpy.asarray, params), opt_state=state.tx.init(params))
     claimed = run_lib.start(output, config)
     try:
-        writer = checkpoint.Writer(claimed.directory, config, keep=checkpoint.DEFAULT_KEEP, save_best=False)
+        writer = checkpoint.Writer(
+            claimed.directory, claimed.config, keep=checkpoint.DEFAULT_KEEP, save_best=False
+        )  # its config as the run claimed it: a dataset file's path absolute
         try:
             writer.save(1, state, {key: [float("nan")] for key in HISTORY_KEYS})
         finally:

@@ -465,7 +465,9 @@ def dataset_for(
     folder = data_dir if data_dir is not None else (ckpt.config.data_dir if same else None)
     c = ckpt.config
     options: dict[str, Any] = (
-        {"label_column": c.label_column, "test_split": c.test_split, "image_size": c.image_size} if same else {}
+        {"label_column": c.label_column, "test_split": c.test_split, "image_size": c.image_size, "nan": c.nan}
+        if same
+        else {}
     )
     ds = data_lib.load_dataset(name, folder, **options)
     if same:

@@ -167,6 +167,27 @@ def test_a_width_whose_models_table_cannot_fit_is_refused_before_anything_runs(m
     bench.check_bench_memory(bench.BenchConfig(quick=True, hidden=(64,), models=False), digits)  # no table: it fits
 
 
+def test_bench_trains_on_a_file_given_by_dataset(capsys, tmp_path):
+    from conftest import blobs, run_cli, write_table
+
+    path = write_table(tmp_path / "t.csv", *blobs())
+    argv = ["bench", "--quick", "--json", "--against", "", "--no-sweep", "--no-memory", "--no-models", "--rounds", "1"]
+    assert cli.main([*argv, "--dataset", str(path), "--hidden", "8", "--batch-size", "16"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"] == str(path) and report["train_examples"] == 48
+    assert report["mlpjax"]["step_gflop"] == pytest.approx(bench.step_flops(16, (4, 8, 3)) / 1e9)
+    assert 0 <= report["mlpjax"]["test_accuracy"] <= 1
+    code, out, err = run_cli(capsys, *argv, "--dataset", path, "--data-dir", tmp_path)  # before anything is timed
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--data-dir" in err and "is not read" in err, err
+
+
+def test_bench_peak_memory_of_a_file_is_measured_in_a_fresh_process(tmp_path):
+    from conftest import blobs, write_table
+
+    path = write_table(tmp_path / "t.csv", *blobs())
+    assert 0 < bench.peak_memory_mib("mlpjax", None, True, str(path)) < 8192
+
+
 def test_startup_times_fresh_processes_with_the_cache_off_cold_and_warm(capsys, monkeypatch):
     from mlpjax.bench import startup
 
@@ -180,7 +201,9 @@ def test_startup_times_fresh_processes_with_the_cache_off_cold_and_warm(capsys, 
     assert "| `mlpjax evaluate DIR` |" in table and table.count("| `mlpjax --version` |") == 2
 
 
-@pytest.mark.parametrize("flag", [["--quick"], ["--against", "jax"], ["--data-dir", "x"], ["--no-sweep"]])
+@pytest.mark.parametrize(
+    "flag", [["--quick"], ["--against", "jax"], ["--data-dir", "x"], ["--dataset", "t.csv"], ["--no-sweep"]]
+)
 def test_startup_refuses_the_training_benchs_flags(capsys, flag):
     assert cli.main(["bench", "--startup", *flag]) == 2
     err = capsys.readouterr().err

@@ -154,6 +154,7 @@ SWEEP_VALUES = {
     "test_split": (None, [None]),
     "image_size": (None, [None]),
     "normalize": ("none,standard", ["none", "standard"]),
+    "nan": ("error", ["error"]),  # drop needs a file: quadrants is none
     "epochs": ("1,2", [1, 2]),
     "batch_size": ("2,4", [2, 4]),
     "hidden": ("4,3x2", [(4,), (3, 2)]),

@@ -261,6 +261,29 @@ def test_import_keras_refuses_a_dataset_of_another_shape(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_import_keras_takes_a_file_of_the_models_shape(capsys, tmp_path, monkeypatch):
+    keras = needs("keras")
+    from conftest import blobs, write_table
+
+    from mlpjax.runs import checkpoint
+
+    tutorial_keras(keras, input_dim=4).save(tmp_path / "m.keras")  # 4 features, 10 classes
+    x, y = blobs(n_per_class=5, classes=10)
+    write_table(tmp_path / "ten.csv", x, y)
+    write_table(tmp_path / "three.csv", *blobs())
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "import-keras", "m.keras", "--output", "bad", "--dataset", "three.csv")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--dataset three.csv has 4 features and 3 classes; the model in m.keras takes 4 and 10" in err
+    assert not (tmp_path / "bad").exists()
+    code, out, err = run_cli(capsys, "import-keras", "m.keras", "--output", "run", "--dataset", "ten.csv")
+    assert code == 0, err
+    assert checkpoint.restore(tmp_path / "run").config.dataset == str(tmp_path / "ten.csv")  # recorded absolute
+    monkeypatch.chdir(tmp_path.parent)
+    code, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == 10, err
+
+
 # --- random values for every flag ---------------------------------------------------------------------------------
 
 EXPORT_FLAGS = ["DIR", "--format", "--out"]
