@@ -28,6 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out", default=DEFAULT_OUT, metavar="DIR", help=f"results go to DIR/NAME/ (default: {DEFAULT_OUT})"
     )
     p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (default: $MLPJAX_DATA_DIR)")
+    p.add_argument(
+        "--dataset",
+        metavar="NAME|FILE|DIR",
+        help="train on this data instead of MNIST, whole (quick or not): a name, a CSV/TSV/Parquet/npz file, a "
+        "folder of images or tfds:NAME, as train's --dataset (docs/data.md); quadrants and tabular keep their "
+        "own data (with all, they are left out)",
+    )
+    p.add_argument("--test-split", type=float, metavar="F", help="with --dataset: as train's --test-split")
+    p.add_argument("--image-size", metavar="HxW", help="with --dataset: as train's --image-size")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of every run (default: 0)")
     p.add_argument(
         "--overwrite",
@@ -39,18 +48,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlpjax import experiments, files
-    from mlpjax.errors import check_name
+    from mlpjax.errors import UserInputError, check_name
+    from mlpjax.experiments import common
 
     found = experiments.discover()
     check_name("experiment", args.name, (*found, "all"))
     names = list(found) if args.name == "all" else [args.name]
+    if args.dataset is None and (args.test_split is not None or args.image_size is not None):
+        raise UserInputError(
+            f"{'--test-split' if args.test_split is not None else '--image-size'}: applies with --dataset only"
+        )
+    if args.dataset is not None and args.name == "all":
+        left_out = [n for n in names if experiments.own_data(n)]
+        names = [n for n in names if n not in left_out]
+        print(f"{', '.join(left_out)}: trained on their own data, left out with --dataset")
+    source = common.DataChoice(args.dataset, args.data_dir, args.test_split, args.image_size)
     experiments.check_seed(names, args.seed)
+    for name in names:
+        experiments.check_source(name, source)
     for name in names:  # before any experiment runs: `all` is refused whole, not after hours
         experiments.check_results_folder(Path(args.out) / name, args.overwrite)
     with flag_error("--out"):
         files.make_folder(args.out)
     for name in names:
         experiments.run_experiment(
-            name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed, overwrite=args.overwrite
+            name, args.out, quick=args.quick, source=source, seed=args.seed, overwrite=args.overwrite
         )
     return 0

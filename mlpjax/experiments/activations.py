@@ -38,9 +38,9 @@ def relative_change(before: model.Params, after: model.Params) -> dict[str, floa
     }
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: every activation starts from the same ``seed`` (same initial weights, order, masks)."""
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     fns = {name: model.ACTIVATIONS[name] for name in ACTIVATIONS}
     plots.activation_functions(

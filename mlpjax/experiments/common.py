@@ -77,12 +77,29 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_data(data_dir: str | None, quick: bool, *, slice_quick: bool = True) -> data.Dataset:
-    """MNIST from ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds) for a full run.
+@dataclasses.dataclass(frozen=True)
+class DataChoice:
+    """What an experiment trains on. ``dataset``: None for the tutorial's MNIST (digits for a quick run without
+    an MNIST folder), else anything :func:`mlpjax.data.load_dataset` takes (a name, a CSV/TSV/Parquet/npz file,
+    a folder of images, ``tfds:NAME``), loaded whole, quick or not, with ``test_split`` and ``image_size``
+    (None: their defaults). ``data_dir``: the folder of the MNIST IDX files (default ``$MLPJAX_DATA_DIR``)."""
 
-    ``quick``: the first :data:`QUICK_MNIST` images of MNIST where a data folder is given (``slice_quick``;
-    the whole set otherwise), else scikit-learn's digits, which need no download.
+    dataset: str | None = None
+    data_dir: str | None = None
+    test_split: float | None = None
+    image_size: Any = None
+
+
+def load_data(choice: DataChoice, quick: bool, *, slice_quick: bool = True) -> data.Dataset:
+    """The data of ``choice``: MNIST from its ``data_dir`` (else ``$MLPJAX_DATA_DIR``, else tfds) for a full run,
+    or the ``dataset`` it names (whole).
+
+    ``quick`` (MNIST only): the first :data:`QUICK_MNIST` images of MNIST where a data folder is given
+    (``slice_quick``; the whole set otherwise), else scikit-learn's digits, which need no download.
     """
+    data_dir = choice.data_dir
+    if choice.dataset is not None:
+        return data.load_dataset(choice.dataset, data_dir, test_split=choice.test_split, image_size=choice.image_size)
     if quick and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
         return data.load_dataset("digits")
     full = data.load_dataset("mnist", data_dir)

@@ -54,14 +54,14 @@ def first_above(drift: Sequence[float], tolerance: float = TOLERANCE) -> int | N
     return next((e + 1 for e, d in enumerate(drift) if d > tolerance), None)
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: seeds ``seed, seed + 1, ...``, each trained three ways from ``PRNGKey(seed)``: one by one
     (``--strategy sequential``: the numbers of ``mlpjax train``, bit for bit), all seeds as one vmapped program
     (``--strategy vmap``), and one by one again from the same initial weights but one weight nudged by one ulp
     (:func:`nudged_state`). The same shuffles and dropout masks in all three."""
     from mlpjax import sweep
 
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     seeds = list(range(seed, seed + (QUICK_SEEDS if quick else FULL_SEEDS)))
     configs = [TrainConfig(dataset=ds.name, epochs=epochs, seed=s) for s in seeds]

@@ -18,7 +18,7 @@ RATES = (0.0, 0.2, 0.5)
 FULL_EPOCHS = 20
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: every rate starts from ``seed`` (same initial weights and batch order); the rates train
     together through the sweep engine (:func:`common.train_many`), each with the numbers of its own run.
 
@@ -26,7 +26,7 @@ def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: com
     network knows; the gap is therefore measured with the training set evaluated after each epoch in inference
     mode (no dropout), like the test set.
     """
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     per_rate: dict[str, dict[str, Any]] = {}
     curves = {}

@@ -18,14 +18,14 @@ SEEDS = max(FULL_SEEDS, QUICK_SEEDS)  # the seeds from --seed on that it trains 
 TUTORIAL = {2: "0.9716", 10: "about 0.98"}
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: runs with seeds ``seed, seed + 1, ...`` (initial weights, shuffling, dropout masks), trained
     together through the sweep engine (:func:`common.train_many`): the numbers of one run per seed.
 
     Epoch ``e`` of a 10-epoch run is the same as the last epoch of an ``e``-epoch run with that seed (the
     shuffle and dropout keys depend only on the epoch and step), so one run per seed gives both numbers.
     """
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     seeds = list(range(seed, seed + (QUICK_SEEDS if quick else FULL_SEEDS)))
     marks = [1, epochs] if quick else [2, epochs]  # the epochs whose test accuracy is tabulated

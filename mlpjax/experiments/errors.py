@@ -20,9 +20,9 @@ FULL_EPOCHS = 2  # the tutorial's model
 SHOWN = 20
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: ``seed`` (initial weights, batch order, dropout masks); predictions are deterministic."""
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     result = common.fit(TrainConfig(dataset=ds.name, epochs=epochs, seed=seed), ds, log, "tutorial model")
     probs = result.classifier.predict_proba(ds.x_test)  # (N, C)

@@ -17,13 +17,13 @@ SHORT = {"categorical_crossentropy": "cross-entropy", "mse": "mse"}
 FULL_EPOCHS = 10
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: every run starts from ``seed`` (same initial weights, batch order and dropout masks).
 
     Each run's own ``val_loss`` is in its own units, so the test set is also scored with cross-entropy
     after every epoch for all runs, and the probability mse is reported for all.
     """
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     runs: dict[str, dict[str, dict]] = {opt: {} for opt in OPTIMIZER_NAMES}
     curves = {}

@@ -17,9 +17,9 @@ ORDER = 50  # the place of its question in the tutorial
 FULL_EPOCHS = 5
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: every optimizer starts from ``seed`` (same initial weights, batch order and dropout masks)."""
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     epochs = common.epochs_for(quick, FULL_EPOCHS)
     per_opt: dict[str, dict[str, Any]] = {}
     histories = {}

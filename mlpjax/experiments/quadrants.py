@@ -16,6 +16,7 @@ from mlpjax.experiments import common
 
 QUESTION = "Does a 2-50-4 network learn the four quadrants, and which class does it give (2, 2)?"
 ORDER = 20  # the place of its question in the tutorial
+OWN_DATA = True  # trains on the four quadrants' points only: a dataset given to it is refused
 QUERY = (2.0, 2.0)
 
 
@@ -24,9 +25,11 @@ def hidden_layer(params: model.Params, x: np.ndarray, model_config: model.ModelC
     return np.asarray(model.hidden_outputs(params, jnp.asarray(x), model_config=model_config)[0])
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: ``seed`` (initial weights; one full batch per epoch, so shuffling does not matter).
-    The quick run is the full run: four points train in about a second once compiled."""
+    The quick run is the full run: four points train in about a second once compiled. ``source`` is not used
+    (:data:`OWN_DATA`)."""
+    del source
     ds = data.load_dataset("quadrants")
     config = TrainConfig(
         dataset="quadrants",

@@ -14,9 +14,9 @@ ORDER = 10  # the place of its question in the tutorial
 COUNT = 20
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """No training and no randomness (``seed`` unused): the dataset is read in file order."""
-    ds = common.load_data(data_dir, quick, slice_quick=False)
+    ds = common.load_data(source, quick, slice_quick=False)
     shape = ds.image_shape or (1, ds.input_dim)
     labels = [int(v) for v in ds.y_train[:COUNT]]
     # the float32 features of the images shown, not of all of them (x_train would be 180 MB for MNIST)

@@ -19,11 +19,11 @@ QUICK = {"epochs": 2, "seeds": 2, "stop_epochs": 6, "patience": 1, "short_platea
 SEEDS = max(FULL["seeds"], QUICK["seeds"])  # the seeds from --seed on that it trains (checked before it starts)
 
 
-def run(out_dir: Path, *, quick: bool, data_dir: str | None, seed: int, log: common.Log) -> common.Report:
+def run(out_dir: Path, *, quick: bool, source: common.DataChoice, seed: int, log: common.Log) -> common.Report:
     """Randomness: seeds ``seed, seed + 1, ...`` for the fixed-epoch runs; the early-stopping runs use ``seed``.
     Every run holds out the last 10 % of the training rows (Keras' ``validation_split=0.1``): ``val_*`` is
     measured on them, and the test set is evaluated once, on the weights kept."""
-    ds = common.load_data(data_dir, quick)
+    ds = common.load_data(source, quick)
     budget = QUICK if quick else FULL
     seeds = list(range(seed, seed + budget["seeds"]))
     fixed = []

@@ -118,13 +118,40 @@ def test_an_experiment_run_again_keeps_the_earlier_results_unless_overwrite_is_g
 
 def test_quick_data_falls_back_to_digits_without_a_data_folder(monkeypatch):
     monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
-    ds = common.load_data(None, quick=True)
+    ds = common.load_data(common.DataChoice(), quick=True)
     assert ds.name == "digits" and ds.x_train.shape[1] == 64
+
+
+def test_an_experiment_trains_on_the_users_file_whole(tmp_path, capsys):
+    """--dataset FILE: the experiment trains on the file (all its rows, quick or not), not on MNIST or digits."""
+    from mlpjax import data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)
+    np.savez(tmp_path / "three.npz", x=x, y=y)
+    argv = ["experiment", "dropout", "--quick", "--dataset", str(tmp_path / "three.npz"), "--out", str(tmp_path)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "dropout" / "results.json").read_text())
+    ds = data.load_dataset(tmp_path / "three.npz")
+    assert record["dataset"] == common.jsonable(common.describe(ds)), record["dataset"]
+    assert record["dataset"]["x_train"] == [72, 5] and record["dataset"]["num_classes"] == 3
+
+
+@pytest.mark.parametrize("name", ["quadrants", "tabular"])
+def test_a_dataset_for_an_experiment_with_data_of_its_own_is_one_line(tmp_path, capsys, name):
+    code = cli.main(["experiment", name, "--quick", "--dataset", "iris", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--dataset: the {name} experiment trains on its own data only; --dataset iris applies to the others" in err
+    assert not (tmp_path / name).exists()
+    with pytest.raises(UserInputError, match=f"the {name} experiment trains on its own data only"):
+        run_experiment(name, tmp_path, quick=True, source=common.DataChoice("iris"), log=None)
 
 
 @pytest.mark.mnist
 def test_quick_data_is_a_slice_of_mnist_with_a_data_folder(mnist_path, mnist):
-    ds = common.load_data(str(mnist_path), quick=True)
+    ds = common.load_data(common.DataChoice(data_dir=str(mnist_path)), quick=True)
     n_train, n_test = common.QUICK_MNIST
     assert ds.x_train.shape == (n_train, 784) and ds.x_test.shape == (n_test, 784)
     np.testing.assert_array_equal(ds.y_train, mnist.y_train[:n_train])
@@ -133,7 +160,7 @@ def test_quick_data_is_a_slice_of_mnist_with_a_data_folder(mnist_path, mnist):
 
 @pytest.mark.mnist
 def test_samples_on_real_mnist(mnist_path, mnist, tmp_path):
-    record = run_experiment("samples", tmp_path, data_dir=mnist_path, log=None)
+    record = run_experiment("samples", tmp_path, source=common.DataChoice(data_dir=mnist_path), log=None)
     r = record["results"]
     assert r["shapes"] == {"x_train": [60000, 784], "y_train": [60000], "x_test": [10000, 784], "y_test": [10000]}
     assert r["image_shape"] == [28, 28] and r["pixel_range"] == [0.0, 1.0]
@@ -323,7 +350,7 @@ def test_tabular_gives_every_method_the_same_features(tmp_path, monkeypatch):
     from mlpjax.training import train
 
     monkeypatch.setattr(tabular, "QUICK_EPOCHS", 3)
-    report = tabular.run(tmp_path, quick=True, data_dir=None, seed=0, log=lambda line: None)
+    report = tabular.run(tmp_path, quick=True, source=common.DataChoice(), seed=0, log=lambda line: None)
     iris = data.load_dataset("iris")
     r = report.results["iris"]
     assert [row[:3] for row in report.tables[0].rows] == [
