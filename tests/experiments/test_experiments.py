@@ -143,7 +143,7 @@ def test_a_dataset_for_an_experiment_with_data_of_its_own_is_one_line(tmp_path, 
     code = cli.main(["experiment", name, "--quick", "--dataset", "iris", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    assert f"--dataset: the {name} experiment trains on its own data only; --dataset iris applies to the others" in err
+    assert f"error: the {name} experiment trains on its own data only; --dataset iris applies to the others" in err
     assert not (tmp_path / name).exists()
     with pytest.raises(UserInputError, match=f"the {name} experiment trains on its own data only"):
         run_experiment(name, tmp_path, quick=True, source=common.DataChoice("iris"), log=None)
