@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,8 @@ class Run:
         def on_epoch_end(epoch, state, history):
             writer.save(epoch, state, history, last=False)  # the best, when it is reached
             if run_logs is not None:
-                run_logs.epoch_end(epoch, state, history)
+                with _kept_if_it_fails():
+                    run_logs.epoch_end(epoch, state, history)
             if primary:
                 _write_metrics(
                     self.directory,
@@ -163,7 +164,9 @@ class Run:
                 else None,
             )
             if run_logs is not None:
-                run_logs.finish(result.kept_epoch)  # the figure marks the epoch whose weights are kept
+                with _kept_if_it_fails():
+                    # the figure marks the epoch whose weights are kept
+                    run_logs.finish(result.kept_epoch, result.history)
         except TrainingDiverged as e:
             if ckpt is None and e.epoch == 1:
                 raise  # nothing was saved
@@ -175,7 +178,7 @@ class Run:
             writer.close()
             if run_logs is not None:
                 # after a failure (a full disk) the logs' last write may fail too: the first failure is said
-                with contextlib.suppress(Exception) if failing else contextlib.nullcontext():
+                with contextlib.suppress(Exception) if failing else _kept_if_it_fails():
                     run_logs.close()
         if primary:
             record = {
@@ -219,11 +222,21 @@ def _holds_anything_saved(directory: Path) -> bool:
         return True
 
 
-def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
+@contextlib.contextmanager
+def _kept_if_it_fails() -> Iterator[None]:
+    """Within it, a file that cannot be written (``metrics.json``, the logs, the learning curves: a full disk) is a
+    :class:`SaveError` that says what was kept: the checkpoints saved so far."""
     try:
-        files.write_json(directory / METRICS, record)
+        yield
+    except SaveError:
+        raise
     except UserInputError as e:
         raise SaveError(f"{e}; the checkpoints saved so far are intact") from None
+
+
+def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
+    with _kept_if_it_fails():
+        files.write_json(directory / METRICS, record)
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:

@@ -505,6 +505,20 @@ def test_a_run_killed_between_its_first_checkpoint_and_best_resumes(tmp_path, ca
     assert orbax_io.complete_steps(directory / "best") == orbax_io.complete_steps(whole / "best")
 
 
+def test_a_run_stopped_after_its_last_checkpoint_writes_its_logs_when_resumed(trained, tmp_path, capsys):
+    """Found by the full-disk test: a run whose last epoch was saved and whose logs were not (a kill, or a disk
+    that filled while the figure was drawn) resumed with no epoch left to train, and said it wrote history.csv and
+    learning_curves.png without writing them (or left the figure of an earlier epoch)."""
+    directory = copy_of(trained, tmp_path)
+    (directory / "history.csv").write_text("epoch,loss\n0,1.0\n")  # an earlier epoch's
+    (directory / "learning_curves.png").unlink()
+    code, out, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    assert code == 0, err
+    assert "resuming" in out and "learning_curves.png" in out
+    assert (directory / "history.csv").read_text() == (trained / "history.csv").read_text()
+    assert (directory / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # A run killed or interrupted at any instant resumes, or starts again with the same command, to the numbers of a
 # run never stopped (conftest.kill_at_instants): early stopping stops it after epoch 2, keeping epoch 1's weights.
 STOPPED = ["train", "--dataset", "digits", "--hidden", "16", "--lr", "0.1", "--batch-size", "32", "--epochs", "3"]

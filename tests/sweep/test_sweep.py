@@ -3,6 +3,7 @@ alone."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -755,13 +756,101 @@ def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(small_disk,
     assert orbax_io.complete_steps(out / "checkpoints")[-1:] in ([1], [2])
 
     grow()
+    resumes_as_if_never_stopped(capsys, out, tmp_path / "whole")
+
+
+def resumes_as_if_never_stopped(capsys, out, whole) -> None:
+    """``train --resume out`` succeeds, leaves no temporary file and ends with the history, ``history.csv`` and
+    a learning-curves figure of the same run never stopped (trained into ``whole``)."""
     code, _, err = run_cli(capsys, "train", "--resume", out, "--quiet")
     assert code == 0, err
     assert not leftovers(out), leftovers(out)
-    whole = tmp_path / "whole"
     assert run_cli(capsys, "train", *FULL_TRAIN, "--output", whole)[0] == 0
     history = [json.loads((d / "metrics.json").read_text())["history"] for d in (out, whole)]
     assert history[0] == history[1]
+    assert (out / "history.csv").read_text() == (whole / "history.csv").read_text()
+    assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def fill(disk) -> None:
+    """Take every free block of the tmpfs ``disk`` (its file ``filler``): from now on, writes there fail with
+    ENOSPC, until the filler is removed."""
+    try:
+        with open(disk / "filler", "ab") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+
+
+def fill_when_called(monkeypatch, disk, module, name: str, when=lambda *args, **kwargs: True) -> None:
+    """The first call of ``module.name`` for which ``when(*args, **kwargs)`` holds fills ``disk`` first: the disk
+    becomes full just as that file is written."""
+    original, filled = getattr(module, name), list[bool]()
+
+    def filling(*args, **kwargs):
+        if not filled and when(*args, **kwargs):
+            filled.append(True)
+            fill(disk)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, filling)
+
+
+@pytest.mark.parametrize("drawn", ["epoch 1", "last"])
+def test_a_disk_that_fills_while_the_learning_curves_are_drawn_is_one_line_and_the_run_resumes(
+    small_disk, tmp_path, capsys, monkeypatch, drawn
+):
+    """The figure is drawn on a thread. Its failure at epoch 1 is said at the next epoch's end (or the next save's
+    failure, or the CSV's, is said first); the last figure's failure (the one marking the kept epoch, drawn after
+    everything else was written) is said when the run ends. Either is one line saying the checkpoints are kept."""
+    from mlpjax.runs import logs
+
+    disk, grow = small_disk
+    grow()  # room for the whole run: the disk fills only when the figure is drawn
+    out = disk / "run"
+
+    def when(history, *args, kept_epoch=None, **kwargs):
+        return len(history["loss"]) == 1 if drawn == "epoch 1" else kept_epoch is not None
+
+    fill_when_called(monkeypatch, disk, logs, "learning_curves", when)
+    code, _, err = run_cli(capsys, "train", *FULL_TRAIN, "--output", out)
+    assert_one_line(code, err, "space left on", "intact")  # (a save's line: "the earlier epochs are intact")
+    if drawn == "last":
+        assert f"{out / 'learning_curves.png'}: cannot write" in err, err
+        assert err.rstrip().endswith("; the checkpoints saved so far are intact"), err
+    assert not leftovers(out), leftovers(out)  # .learning_curves.png.XXXX.tmp among them
+    assert orbax_io.complete_steps(out / "checkpoints")
+
+    monkeypatch.undo()
+    (disk / "filler").unlink()
+    resumes_as_if_never_stopped(capsys, out, tmp_path / "whole")
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_disk_that_fills_while_a_sweeps_curves_are_drawn_is_one_line_and_the_sweep_resumes(
+    small_disk, capsys, monkeypatch, strategy
+):
+    from mlpjax import plots
+
+    disk, grow = small_disk
+    grow()  # room for the whole sweep: the disk fills only when its curves.png is drawn
+    out = disk / "sweep"
+    fill_when_called(monkeypatch, disk, plots, "training_curves")
+    code, _, err = run_cli(capsys, "sweep", *FULL_SWEEP, "--strategy", strategy, "--output", out)
+    assert_one_line(code, err, f"{out / 'curves.png'}: cannot write: no space left on", "checkpoints are intact")
+    assert not leftovers(out), leftovers(out)
+    assert not (out / "curves.png").exists() and not (out / "tensorboard").exists()
+    kept = sweep_results(out)  # results.json, written before curves.png, is kept
+
+    monkeypatch.undo()
+    (disk / "filler").unlink()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out, "--quiet")
+    assert code == 0, err
+    assert not leftovers(out), leftovers(out)
+    assert sweep_results(out) == kept
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "tensorboard").is_dir()
 
 
 def test_a_sweep_onto_a_read_only_disk_is_one_line_naming_the_flag(small_disk, capsys):
