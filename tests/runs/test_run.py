@@ -415,6 +415,22 @@ def test_a_full_disk_while_tensorboard_is_written_is_an_error_at_once_not_a_hang
     assert time.monotonic() - start < 30
 
 
+def test_a_png_that_a_full_disk_cannot_hold_is_one_line_and_leaves_no_temporary_file(trained, small_disk, capsys):
+    """``evaluate --confusion`` and ``predict --out`` (matplotlib's PNG, written into a temporary file and linked
+    into place) on a disk with no block left: one line naming the flag and the file, nothing left on the disk."""
+    with open(small_disk / "filler", "wb") as f, pytest.raises(OSError):  # every page of the disk taken
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    for argv, flag, png in [
+        (["evaluate", trained], "--confusion", small_disk / "cm.png"),
+        (["predict", trained, "--index", "3"], "--out", small_disk / "three.png"),
+    ]:
+        code, _, err = run_cli(capsys, *argv, flag, png)
+        one_line_error(code, err, f"{flag} {png}: cannot write: no space left on the device")
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
 # -- 6. interruptions ----------------------------------------------------------------------------------------
 
 
