@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -158,6 +159,24 @@ def temporary_of(name: str, target: str) -> bool:
     """Whether the file name ``name`` is one of the temporary files :func:`write_atomic` makes beside a file
     named ``target`` (``.TARGET.XXXXXXXX.tmp``): what a process killed while it wrote ``target`` leaves."""
     return name.startswith(f".{target}.") and name.endswith(".tmp")
+
+
+def remove_temporaries(folder: str | os.PathLike, targets: tuple[str, ...], limit: int = 4096) -> list[str]:
+    """Remove from ``folder`` the temporary files (or folders) of the names ``targets`` that an interrupted writer
+    left (:func:`temporary_of`: ``.TARGET.XXXXXXXX.tmp``), among its first ``limit`` entries; their names. Only
+    the owner of ``folder`` may call it (a writer at work there would lose its file). What cannot be removed
+    stays, unsaid: it holds nothing that is needed."""
+    removed = []
+    for name in first_names(folder, limit) or []:
+        if any(temporary_of(name, target) for target in targets):
+            path = Path(folder) / name
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(name)
+    return removed
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, replace: bool = True) -> Path:

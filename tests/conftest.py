@@ -553,6 +553,17 @@ def same_numbers(got, want) -> str | None:
     return None if same else f": {got!r} != {want!r}"
 
 
+def leftovers(folder: Path) -> list[str]:
+    """What an interrupted or failed write may leave under ``folder`` (relative paths): Orbax's
+    ``*.orbax-checkpoint-tmp*`` folders, ``files.write_atomic``'s ``.NAME.XXXXXXXX.tmp`` files, a sweep's
+    ``.tensorboard.*.tmp/`` (every name with ``tmp`` in it) and a run's write probe ``.mlpjax-probe-*``."""
+    return sorted(
+        str(p.relative_to(folder))
+        for p in Path(folder).rglob("*")
+        if "tmp" in p.name or p.name.startswith(".mlpjax-probe-")
+    )
+
+
 STARTS_AGAIN = re.compile(r"can be started again")  # a refused --resume of a folder that is no run
 
 
@@ -574,6 +585,8 @@ def resumes_or_starts_again(capsys, argv, directory: Path, resume_argv, numbers,
         if code == 0:
             differs = same_numbers(numbers(directory), want)
             assert differs is None, f"{what} gave other numbers: {differs}\nthe folder held:\n  {listing}"
+            left = leftovers(directory)
+            assert not left, f"{what} left what the kill left: {left}\nthe folder held:\n  {listing}"
         return code, err
 
     code, err = attempt("--resume", resume_argv)

@@ -316,7 +316,29 @@ def _claim(directory: Path, field: str) -> RunLock | None:
         if lock is not None:
             lock.release(remove_created=True)
         raise
+    if lock is not None:
+        remove_leftovers(directory)
     return lock
+
+
+# The files of a run directory that are written atomically (mlpjax.files.write_atomic): a kill in their writing
+# leaves a temporary file beside them
+WRITTEN_ATOMICALLY = (METRICS, logs.CSV, logs.CURVES)
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Remove what a run killed (or failed) at any instant left in ``directory`` of its own unfinished writing, so
+    that the run that claims it next (its owner: call it holding the lock) ends with nothing of it: the temporary
+    files of :data:`WRITTEN_ATOMICALLY` (``.metrics.json.XXXXXXXX.tmp``, ...), a probe of :func:`_prove_writable`,
+    and Orbax's temporary folders in ``checkpoints/`` and ``best/`` (``1.orbax-checkpoint-tmp-...``; a half-made
+    numbered epoch is set aside by the next save, :func:`mlpjax.runs.orbax_io.set_aside_incomplete_steps`)."""
+    files.remove_temporaries(directory, WRITTEN_ATOMICALLY)
+    for name in files.first_names(directory, 4096) or []:
+        if name.startswith(PROBE_PREFIX):
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
+    for sub in (CHECKPOINTS, BEST):
+        orbax_io.remove_partial(directory / sub, tries=1, settled=1)
 
 
 # What a run writes into its directory, removed by ``start(..., overwrite=True)`` in this order: the checkpoints

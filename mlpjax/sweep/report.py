@@ -118,6 +118,8 @@ def write(output: str | os.PathLike, result: SweepResult, extra: dict[str, Any] 
 def _write(folder: Path, result: SweepResult, extra: dict[str, Any] | None) -> dict[str, Path]:
     from mlpjax.sweep import hparams  # imports tensorboardX when used
 
+    # what an earlier writing of the report, killed, left: its temporary files and TensorBoard's staging folders
+    files.remove_temporaries(folder, (RESULTS, SUMMARY, CURVES, hparams.TENSORBOARD))
     files.write_json(folder / RESULTS, {**result.record(), **(extra or {})})
     files.write_text(folder / SUMMARY, summary_markdown(result))
     curves = {

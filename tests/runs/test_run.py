@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, kill_at_instants, kill_instants, run_cli, small_config
+from conftest import REPO, kill_at_instants, kill_instants, leftovers, run_cli, small_config
 
 from mlpjax import memory
 from mlpjax.errors import FieldError, UserInputError
@@ -76,6 +76,7 @@ def test_a_run_directory_with_glob_characters_saves_loads_and_resumes(tmp_path, 
     directory = tmp_path / "exp[1]*?{a,b}"
     assert run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)[0] == 0
     assert checkpoint.restore(directory).epoch == 1
+    assert not leftovers(directory), leftovers(directory)  # the probe a kill left is removed
     code, out, err = run_cli(capsys, "evaluate", directory)
     assert code == 0 and "epoch 1" in out, err
     code, out, err = run_cli(capsys, "train", "--resume", directory, "--epochs", 2, "--quiet")
@@ -494,6 +495,7 @@ def test_ctrl_c_during_the_first_save_leaves_a_directory_that_starts_again(tmp_p
     fresh = run.start(directory, small_config(epochs=1))
     fresh.fit()
     assert checkpoint.restore(directory).epoch == 1
+    assert not leftovers(directory), leftovers(directory)
 
 
 def test_a_run_killed_before_its_first_save_began_starts_again(tmp_path, capsys):
@@ -519,6 +521,33 @@ def test_a_run_killed_between_its_first_checkpoint_and_best_resumes(tmp_path, ca
     assert code == 0, err
     assert train_numbers(directory) == train_numbers(whole)
     assert orbax_io.complete_steps(directory / "best") == orbax_io.complete_steps(whole / "best")
+
+
+def test_what_a_kill_leaves_of_unfinished_writing_is_removed_by_the_resumed_run(trained, tmp_path, capsys):
+    """A kill leaves the temporary files of the writes it stopped (files.write_atomic's, Orbax's folders, a write
+    probe): the resumed run removes them all (it owns the folder), keeps a set-aside epoch (``N.incomplete``,
+    which may hold something) and ends with the numbers of the run never stopped."""
+    directory = copy_of(trained, tmp_path)
+    before = json.loads((directory / "metrics.json").read_text())
+    planted = [
+        ".metrics.json.k1ll3d__.tmp",
+        ".history.csv.k1ll3d__.tmp",
+        ".learning_curves.png.k1ll3d__.tmp",
+        ".mlpjax-probe-k1ll3d__",
+        "checkpoints/3.orbax-checkpoint-tmp-1733580000/state/x",
+        "best/1.orbax-checkpoint-tmp-1733580001/state/x",
+    ]
+    for name in planted:
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(b"half")
+    (directory / "checkpoints" / "9.incomplete").mkdir()
+    assert leftovers(directory)
+    code, _, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    assert code == 0, err
+    assert not leftovers(directory), leftovers(directory)
+    assert (directory / "checkpoints" / "9.incomplete").is_dir()
+    after = json.loads((directory / "metrics.json").read_text())
+    assert after["history"] == before["history"] and after["test_metrics"] == before["test_metrics"]
 
 
 def test_a_run_stopped_after_its_last_checkpoint_writes_its_logs_when_resumed(trained, tmp_path, capsys):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import kill_at_instants, kill_instants, run_cli
+from conftest import kill_at_instants, kill_instants, leftovers, run_cli
 
 from mlpjax import memory, sweep
 from mlpjax.core import model
@@ -652,6 +652,35 @@ def test_a_sweep_killed_after_any_path_it_creates_resumes_or_starts_again(capsys
     )
 
 
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_what_a_kill_leaves_of_unfinished_writing_is_removed_by_the_resumed_sweep(capsys, tmp_path, strategy):
+    """The temporary files and folders a kill leaves (the report's, TensorBoard's staging folders, a group's or a
+    model's Orbax folders, a model's logs) are removed by ``sweep --resume``, which ends with the same numbers."""
+    out = tmp_path / "sweep"
+    code, _, err = run_cli(capsys, *killed_sweep(strategy), "--output", out)
+    assert code == 0, err
+    want = sweep_numbers(out)
+    planted = [
+        ".results.json.k1ll3d__.tmp",
+        ".summary.md.k1ll3d__.tmp",
+        ".curves.png.k1ll3d__.tmp",
+        ".tensorboard.k1ll3d__.tmp/events",
+        ".tensorboard.old.k1ll3d__.tmp/tensorboard/events",
+    ]
+    planted += (
+        ["groups/0/4.orbax-checkpoint-tmp-1733580000/state/x"]
+        if strategy == "vmap"
+        else ["runs/0/.metrics.json.k1ll3d__.tmp", "runs/1/checkpoints/3.orbax-checkpoint-tmp-1733580000/state/x"]
+    )
+    for name in planted:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"half")
+    code, _, err = run_cli(capsys, *resume_sweep(out))
+    assert code == 0, err
+    assert not leftovers(out), leftovers(out)
+    assert sweep_numbers(out) == want
+
+
 # -- a full disk (a real, small tmpfs): one line, exit 2, no temporary files; the folder resumes --------------
 # The tmpfs is mounted as root and always unmounted; the tests are skipped where mounting is not permitted. Sizes
 # (digits, hidden 128, 3 epochs): a vmapped group of 2 models takes about 260 KiB an epoch, one model's run about
@@ -710,12 +739,6 @@ def assert_one_line(code: int, err: str, *needles: str) -> None:
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     for needle in needles:
         assert needle in err, err
-
-
-def leftovers(folder):
-    """What a failed write may leave: Orbax's ``*.orbax-checkpoint-tmp*`` folders, ``*.tmp`` files and the
-    temporary files of atomic writers (every name with ``tmp`` in it)."""
-    return [p for p in folder.rglob("*") if "tmp" in p.name]
 
 
 def sweep_results(folder) -> list[dict]:
