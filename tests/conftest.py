@@ -394,6 +394,27 @@ def tensorboard_events(folder: Path) -> list:
 # -- kills at every instant: a command killed after the k-th path it creates, then resumed or started again ---
 
 
+def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``predicate()`` holds (AssertionError after ``timeout`` s, or once ``proc`` has ended)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended with {proc.returncode}: {proc.communicate()[1][-2000:]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def sigint_blocked(pid: int) -> bool:
+    """Whether process ``pid`` has blocked SIGINT (mlpjax.cli.interrupt's watcher is in place): from /proc. A child
+    between its fork and its exec blocks every signal (subprocess does): SIGTERM blocked too is not the watcher."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1))) and not mask & (1 << (signal.SIGTERM - 1))
+
+
 def tree_paths(root: Path) -> list[str]:
     """Every path under ``root`` (folders and files), relative and sorted, as :func:`os.walk` sees it now (a
     folder that vanishes while it is walked is passed over)."""

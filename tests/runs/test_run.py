@@ -15,7 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, kill_at_instants, kill_instants, leftovers, run_cli, small_config
+from conftest import (
+    REPO,
+    kill_at_instants,
+    kill_instants,
+    leftovers,
+    run_cli,
+    sigint_blocked,
+    small_config,
+    wait_for,
+)
 
 from mlpjax import memory
 from mlpjax.errors import FieldError, UserInputError
@@ -44,15 +53,6 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     for needle in needles:
         assert needle in err, err
-
-
-def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process ended with {proc.returncode}: {proc.communicate()[1][-2000:]}")
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -445,16 +445,6 @@ def test_a_run_interrupted_in_its_first_save_can_be_started_again(trained, tmp_p
     code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)
     assert code == 0, err
     assert checkpoint.restore(directory).epoch == 1 and not partial.exists()
-
-
-def sigint_blocked(pid: int) -> bool:
-    """Whether process ``pid`` has blocked SIGINT (mlpjax.cli.interrupt's watcher is in place): from /proc."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
-    return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
 @pytest.mark.slow

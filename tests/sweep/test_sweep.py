@@ -7,13 +7,17 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import kill_at_instants, kill_instants, leftovers, run_cli
+from conftest import REPO, kill_at_instants, kill_instants, leftovers, run_cli, sigint_blocked, wait_for
 
 from mlpjax import memory, sweep
 from mlpjax.core import model
@@ -624,20 +628,59 @@ def resume_sweep(directory) -> list:
 
 
 @pytest.mark.parametrize(
-    "strategy, instants",
+    "strategy, instants, sig",
     [
         # the first epoch whole; the report in writing
-        pytest.param("vmap", [r"^groups/0/1$", r"^results\.json$"], id="vmap"),
+        pytest.param("vmap", [r"^groups/0/1$", r"^results\.json$"], signal.SIGKILL, id="vmap"),
         # model 2 in its first save (at the latest, once it is whole); the report in writing
         pytest.param(
-            "sequential", [r"^runs/1/checkpoints/1(\.orbax-checkpoint-tmp)?$", r"^results\.json$"], id="sequential"
+            "sequential",
+            [r"^runs/1/checkpoints/1(\.orbax-checkpoint-tmp)?$", r"^results\.json$"],
+            signal.SIGKILL,
+            id="sequential",
         ),
+        # Ctrl-C: one line "interrupted", status 130, at once (in the first epoch's save; in model 2's first)
+        pytest.param("vmap", [r"^groups/0/1(\.orbax-checkpoint-tmp)?"], signal.SIGINT, id="vmap-ctrl-c"),
+        pytest.param("sequential", [r"^runs/1/checkpoints$"], signal.SIGINT, id="sequential-ctrl-c"),
     ],
 )
-def test_a_sweep_killed_at_an_instant_resumes_or_starts_again(capsys, cli_forker, tmp_path, strategy, instants):
+def test_a_sweep_killed_at_an_instant_resumes_or_starts_again(capsys, cli_forker, tmp_path, strategy, instants, sig):
     argv = killed_sweep(strategy)
-    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, argv, resume_sweep, sweep_numbers, instants)
-    assert not [o for o in outcomes.values() if "ended" in o], outcomes  # each killed before the end
+    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, argv, resume_sweep, sweep_numbers, instants, sig)
+    assert not [o for o in outcomes.values() if "ended" in o], outcomes  # each stopped before the end
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_ctrl_c_ends_a_sweep_at_once_with_one_line(tmp_path, strategy):
+    """``mlpjax sweep`` is among the commands that Ctrl-C ends at once (SIGINT is waited for by a thread, not
+    raised where the main thread happens to be: in a compiled epoch or an Orbax save): in the middle of training
+    wide models, one line, status 130, within seconds, leaving its plan and its complete epochs (a folder that
+    resumes: test_a_sweep_killed_at_an_instant_resumes_or_starts_again[*-ctrl-c])."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to see when the process is ready")
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--dataset", "digits", "--hidden", "1024", "--epochs", "100000", "--seed", "0,1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpjax.cli", *argv, "--strategy", strategy, "--quiet", "--output", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: sigint_blocked(proc.pid), timeout=60, proc=proc)  # before: never (a KeyboardInterrupt)
+        first = out / ("groups/0" if strategy == "vmap" else "runs/0/checkpoints")
+        wait_for(lambda: orbax_io.complete_steps(first), proc=proc)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - sent < 5, err  # about a second, on a busy machine
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["interrupted"], err
+    assert not list(out.glob("*.json.*"))  # (the plan was whole before training began)
+    assert (out / "sweep.json").is_file() and orbax_io.complete_steps(first)
 
 
 @pytest.mark.slow
