@@ -40,6 +40,7 @@ MNIST = next(
     None,
 )
 DIGITS = ["--dataset", "digits", "--hidden", "16", "--quiet"]
+WIDE = ["--dataset", "digits", "--hidden", "128", "--batch-size", "64", "--epochs", "3", "--quiet"]  # 360 KiB: 1 epoch
 
 
 @dataclasses.dataclass
@@ -217,21 +218,10 @@ CASES = [
         lambda c: leftovers(c.s / "D"),
     ),
     # 2. a full disk
+    Case("2", ["train", *WIDE, "--output", "{S}/disk/run"], setup_full_disk_run, disk_left),
     Case(
         "2",
-        [
-            "train",
-            *DIGITS[:2],
-            "--hidden",
-            "128",
-            "--batch-size",
-            "64",
-            "--epochs",
-            "3",
-            "--quiet",
-            "--output",
-            "{S}/disk/run",
-        ],
+        ["sweep", *WIDE, "--seed", "0,1", "--strategy", "vmap", "--output", "{S}/disk/sw"],
         setup_full_disk_run,
         disk_left,
     ),
