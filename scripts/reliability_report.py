@@ -95,7 +95,7 @@ def leftovers(folder: Path) -> str:
 
 @dataclasses.dataclass
 class Case:
-    item: str
+    item: str  # "N: what the folder or the flags hold" (N: the item of issue 26)
     argv: list[str]  # {S}: the scratch folder; ["-c", CODE]: python itself
     setup: Callable[[Ctx], object] | None = None
     check: Callable[[Ctx], str] | None = None
@@ -204,36 +204,51 @@ def lr_values(n: int) -> str:
 
 CASES = [
     # 1. a kill at the wrong moment
-    Case("1", ["train", "--resume", "{S}/D", "--quiet"], setup_best_gap),
     Case(
-        "1",
+        "1: killed between epoch 1's checkpoint and its first best save (checkpoints/1, an empty best/)",
+        ["train", "--resume", "{S}/D", "--quiet"],
+        setup_best_gap,
+    ),
+    Case(
+        "1: a sequential sweep killed in model 2's first save (runs/1 holds an Orbax temporary folder)",
         ["sweep", "--resume", "{S}/SW", "--quiet"],
         setup_sweep_killed_in_first_save,
         lambda c: leftovers(c.s / "SW"),
     ),
     Case(
-        "1",
+        "1: a finished run holding what kills leave (.metrics.json.*.tmp, an Orbax temporary folder, ...)",
         ["train", "--resume", "{S}/D", "--epochs", "3", "--quiet"],
         setup_kill_leftovers,
         lambda c: leftovers(c.s / "D"),
     ),
     # 2. a full disk
-    Case("2", ["train", *WIDE, "--output", "{S}/disk/run"], setup_full_disk_run, disk_left),
+    Case("2: a 360 KiB disk", ["train", *WIDE, "--output", "{S}/disk/run"], setup_full_disk_run, disk_left),
     Case(
-        "2",
+        "2: a 360 KiB disk",
         ["sweep", *WIDE, "--seed", "0,1", "--strategy", "vmap", "--output", "{S}/disk/sw"],
         setup_full_disk_run,
         disk_left,
     ),
-    Case("2", ["evaluate", "{S}/run", "--confusion", "{S}/disk/cm.png"], setup_full_disk_png, disk_left),
-    Case("2", ["train", "--resume", "{S}/run", "--epochs", "3", "--quiet"], setup_history_folder),
-    # 3. the user's files
-    Case("3", ["train", *DIGITS, "--epochs", "1", "--output", "{S}/U"], setup_user_files, user_files_kept),
-    # 4. files mlpjax reads itself
-    Case("4", ["sweep", "--resume", "{S}/SW", "--quiet"], setup_plan(lambda p: p.symlink_to("/dev/zero"))),
-    Case("4", ["sweep", "--resume", "{S}/SW", "--quiet"], setup_plan(os.mkfifo)),
+    Case("2: a full disk", ["evaluate", "{S}/run", "--confusion", "{S}/disk/cm.png"], setup_full_disk_png, disk_left),
     Case(
-        "4",
+        "2: history.csv is a folder", ["train", "--resume", "{S}/run", "--epochs", "3", "--quiet"], setup_history_folder
+    ),
+    # 3. the user's files
+    Case(
+        "3: the folder holds the user's history.csv and learning_curves.png",
+        ["train", *DIGITS, "--epochs", "1", "--output", "{S}/U"],
+        setup_user_files,
+        user_files_kept,
+    ),
+    # 4. files mlpjax reads itself
+    Case(
+        "4: sweep.json is a link to /dev/zero",
+        ["sweep", "--resume", "{S}/SW", "--quiet"],
+        setup_plan(lambda p: p.symlink_to("/dev/zero")),
+    ),
+    Case("4: sweep.json is a FIFO", ["sweep", "--resume", "{S}/SW", "--quiet"], setup_plan(os.mkfifo)),
+    Case(
+        "4: sweep.json's configs are [1]",
         ["sweep", "--resume", "{S}/SW", "--quiet"],
         setup_plan(
             lambda p: p.write_text(
@@ -242,22 +257,31 @@ CASES = [
         ),
     ),
     # 5. a sweep's product
-    Case("5", ["sweep", *DIGITS[:2], "--seed", many(5010), "--lr", lr_values(1000), "--output", "{S}/p"]),
+    Case(
+        "5: 5,010,000 models",
+        ["sweep", *DIGITS[:2], "--seed", many(5010), "--lr", lr_values(1000), "--output", "{S}/p"],
+    ),
     # 6. sweep --output in a bad place
     Case(
-        "6", ["sweep", *DIGITS, "--epochs", "1", "--output", "{S}/file/sw"], lambda c: (c.s / "file").write_text("mine")
+        "6: --output under a file",
+        ["sweep", *DIGITS, "--epochs", "1", "--output", "{S}/file/sw"],
+        lambda c: (c.s / "file").write_text("mine"),
     ),
     # 7. no network
-    Case("7", ["train", "--dataset", "mnist", "--epochs", "1", "--quiet", "--output", "{S}/m"]),
     Case(
-        "7",
+        "7: no MNIST on disk, no network",
+        ["train", "--dataset", "mnist", "--epochs", "1", "--quiet", "--output", "{S}/m"],
+        env={"MLPJAX_DATA_DIR": None},
+    ),
+    Case(
+        "7: $MLPJAX_DATA_DIR names an MNIST folder",
         ["train", "--dataset", "fashion_mnist", "--hidden", "8", "--epochs", "1", "--quiet", "--output", "{S}/f"],
         env={"MLPJAX_DATA_DIR": MNIST},
         needs_mnist=True,
     ),
     # 8. Ctrl-C (draw needs a display: here, a sweep in the middle of training)
     Case(
-        "8",
+        "8: Ctrl-C once model 1's first epoch is saved",
         [
             "sweep",
             *DIGITS[:2],
@@ -274,19 +298,38 @@ CASES = [
         interrupt_when="c/runs/0/checkpoints/1",
     ),
     # 9. flags that do nothing
-    Case("9", ["predict", "{S}/run", "--image", "{S}/digit.png", "--out", "{S}/F.png"], setup_image, image_out_written),
-    Case("9", ["sweep", "--resume", "{S}/SW", "--strategy", "vmap", "--quiet"], finished_sweep),
     Case(
-        "9",
+        "9: --out beside --image",
+        ["predict", "{S}/run", "--image", "{S}/digit.png", "--out", "{S}/F.png"],
+        setup_image,
+        image_out_written,
+    ),
+    Case(
+        "9: --strategy vmap resuming a sequential sweep",
+        ["sweep", "--resume", "{S}/SW", "--strategy", "vmap", "--quiet"],
+        finished_sweep,
+    ),
+    Case(
+        "9: --plateau-factor without --reduce-lr-on-plateau",
         ["train", "--dataset", "quadrants", "--epochs", "1", "--plateau-factor", "0.5", "--quiet", "--output", "{S}/q"],
     ),
     # 10. extra lines around the one line
-    Case("10", ["predict", "{S}/run", "--image", "{S}/digit.tiff"], lambda c: setup_image(c, "F")),
-    Case("10", ["train", "--dataset", "quadrants", "--epochs", "1", "--lr", "1e308", "--quiet", "--output", "{S}/q"]),
-    Case("10", ["train", "--epochs", "x"]),
+    Case(
+        "10: a float TIFF of finite ±3.4e38",
+        ["predict", "{S}/run", "--image", "{S}/digit.tiff"],
+        lambda c: setup_image(c, "F"),
+    ),
+    Case(
+        "10: --lr 1e308",
+        ["train", "--dataset", "quadrants", "--epochs", "1", "--lr", "1e308", "--quiet", "--output", "{S}/q"],
+    ),
+    Case("10: a bad value: argparse's usage block", ["train", "--epochs", "x"]),
     # 11. the Python API
-    Case("11", ["-c", "import mlpjax; print(repr(mlpjax.TrainConfig(data_dir=b'x').data_dir))"]),
-    Case("11", ["-c", "import mlpjax; mlpjax.TrainConfig(metrics=None)"]),
+    Case(
+        "11: TrainConfig(data_dir=b'x')",
+        ["-c", "import mlpjax; print(repr(mlpjax.TrainConfig(data_dir=b'x').data_dir))"],
+    ),
+    Case("11: TrainConfig(metrics=None)", ["-c", "import mlpjax; mlpjax.TrainConfig(metrics=None)"]),
 ]
 
 
@@ -305,6 +348,7 @@ def measure(ctx: Ctx, case: Case, timeout: float) -> Outcome:
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a shell's background job ignores it, and so would the child
 
     out, err = ctx.s / ".stdout", ctx.s / ".stderr"
     with open(out, "wb") as o, open(err, "wb") as e:
@@ -395,7 +439,7 @@ def main() -> None:
     print(f"| item | command | before ({label(args.before)}) | after ({label(args.after)}) |")
     print("|---|---|---|---|")
     for case in CASES:
-        if only and case.item not in only:
+        if only and case.item.split(":")[0] not in only:
             continue
         before, after = (run_case(case, tree.resolve(), args.timeout) for tree in (args.before, args.after))
         print(f"| {case.item} | {shown(case)} | {cell(before)} | {cell(after)} |", flush=True)
