@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -160,6 +161,24 @@ def temporary_of(name: str, target: str) -> bool:
     return name.startswith(f".{target}.") and name.endswith(".tmp")
 
 
+def remove_temporaries(folder: str | os.PathLike, targets: tuple[str, ...], limit: int = 4096) -> list[str]:
+    """Remove from ``folder`` the temporary files (or folders) of the names ``targets`` that an interrupted writer
+    left (:func:`temporary_of`: ``.TARGET.XXXXXXXX.tmp``), among its first ``limit`` entries; their names. Only
+    the owner of ``folder`` may call it (a writer at work there would lose its file). What cannot be removed
+    stays, unsaid: it holds nothing that is needed."""
+    removed = []
+    for name in first_names(folder, limit) or []:
+        if any(temporary_of(name, target) for target in targets):
+            path = Path(folder) / name
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(name)
+    return removed
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, replace: bool = True) -> Path:
     """Make the file ``path`` (its folders created) with ``write(tmp)``, which writes a temporary file beside it
     with the mode ``open()`` would give (:func:`new_file_mode`); the finished file then takes the name ``path``
@@ -181,7 +200,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, re
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             os.close(fd)
             os.chmod(tmp, new_file_mode())  # mkstemp makes 0600: give the file the mode open() would
-            write(Path(tmp))
+            _write_naming(path, Path(tmp), write)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             if replace:
@@ -192,6 +211,17 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, re
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _write_naming(path: Path, tmp: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)``, where a UserInputError that names ``tmp`` (a writer that writes atomically itself, such as
+    :func:`mlpjax.plots.save`) names ``path`` instead: the user never hears of the temporary file."""
+    try:
+        write(tmp)
+    except UserInputError as e:
+        if type(e) is not UserInputError or str(tmp) not in str(e):
+            raise
+        raise UserInputError(str(e).replace(str(tmp), str(path))) from None
 
 
 def write_new(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:

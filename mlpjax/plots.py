@@ -22,6 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import Formatter, MaxNLocator
 
+from mlpjax import files
+
 History = Mapping[str, Sequence[float]]
 DPI = 100
 _COLORS = colormaps["tab10"].colors  # type: ignore[attr-defined]  # tab10 is a ListedColormap
@@ -56,11 +58,10 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG to ``path`` (folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
-    return path
+    """Write ``fig`` as PNG to ``path`` (folders created) and return the path: atomically
+    (:func:`mlpjax.files.write_atomic`), so that a full disk is a UserInputError naming ``path``, an earlier file
+    there stays whole and no temporary file remains."""
+    return files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
 def _as_runs(runs: Mapping[str, History | Sequence[History]]) -> dict[str, list[History]]:

@@ -394,6 +394,27 @@ def tensorboard_events(folder: Path) -> list:
 # -- kills at every instant: a command killed after the k-th path it creates, then resumed or started again ---
 
 
+def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``predicate()`` holds (AssertionError after ``timeout`` s, or once ``proc`` has ended)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended with {proc.returncode}: {proc.communicate()[1][-2000:]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def sigint_blocked(pid: int) -> bool:
+    """Whether process ``pid`` has blocked SIGINT (mlpjax.cli.interrupt's watcher is in place): from /proc. A child
+    between its fork and its exec blocks every signal (subprocess does): SIGTERM blocked too is not the watcher."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1))) and not mask & (1 << (signal.SIGTERM - 1))
+
+
 def tree_paths(root: Path) -> list[str]:
     """Every path under ``root`` (folders and files), relative and sorted, as :func:`os.walk` sees it now (a
     folder that vanishes while it is walked is passed over)."""
@@ -553,6 +574,17 @@ def same_numbers(got, want) -> str | None:
     return None if same else f": {got!r} != {want!r}"
 
 
+def leftovers(folder: Path) -> list[str]:
+    """What an interrupted or failed write may leave under ``folder`` (relative paths): Orbax's
+    ``*.orbax-checkpoint-tmp*`` folders, ``files.write_atomic``'s ``.NAME.XXXXXXXX.tmp`` files, a sweep's
+    ``.tensorboard.*.tmp/`` (every name with ``tmp`` in it) and a run's write probe ``.mlpjax-probe-*``."""
+    return sorted(
+        str(p.relative_to(folder))
+        for p in Path(folder).rglob("*")
+        if "tmp" in p.name or p.name.startswith(".mlpjax-probe-")
+    )
+
+
 STARTS_AGAIN = re.compile(r"can be started again")  # a refused --resume of a folder that is no run
 
 
@@ -574,6 +606,8 @@ def resumes_or_starts_again(capsys, argv, directory: Path, resume_argv, numbers,
         if code == 0:
             differs = same_numbers(numbers(directory), want)
             assert differs is None, f"{what} gave other numbers: {differs}\nthe folder held:\n  {listing}"
+            left = leftovers(directory)
+            assert not left, f"{what} left what the kill left: {left}\nthe folder held:\n  {listing}"
         return code, err
 
     code, err = attempt("--resume", resume_argv)

@@ -15,7 +15,8 @@ COMMAND_LINE = "cli"  # the one wing that speaks flags
 # The wings from the bottom up: a module may import its own wing and the wings of the layers below it, never above.
 LAYERS = (
     ("errors",),
-    ("memory", "files", "plots", "versions", "cache"),
+    ("memory", "files", "versions", "cache"),
+    ("plots",),  # writes its figures through files (atomically)
     ("data",),
     ("core",),
     ("training",),

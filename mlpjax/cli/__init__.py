@@ -37,7 +37,7 @@ from mlpjax.errors import UserInputError
 COMMANDS = (train, sweep, evaluate, summary, predict, export, import_keras, backprop, basics, draw, bench, experiment)
 # Commands that start no child process: Ctrl-C ends them at once (mlpjax.cli.interrupt); the others (experiment,
 # bench) get a KeyboardInterrupt, so that their children are interrupted with them.
-EXIT_AT_ONCE = ("train", "evaluate", "predict", "backprop")
+EXIT_AT_ONCE = ("train", "sweep", "evaluate", "predict", "backprop")
 # Commands that build or load a model: they load the installed plugins and take --plugin MODULE (docs/plugins.md)
 PLUGIN_COMMANDS = ("train", "sweep", "evaluate", "summary", "predict", "export", "draw")
 PLUGIN_HELP = (

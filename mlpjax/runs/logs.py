@@ -102,7 +102,7 @@ def learning_curves(
         log_panels=("learning rate",),
         marks=marks(history, kept_epoch),
     )
-    return files.write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=plots.DPI))
+    return plots.save(figure, path)
 
 
 class _Redrawer:
@@ -118,6 +118,10 @@ class _Redrawer:
         self.thread.start()
 
     def submit(self, history: Mapping[str, Sequence[float]]) -> None:
+        """Have ``history`` drawn next; first re-raise the error of an earlier drawing (a full disk), so that a
+        run stops at the epoch after the one whose figure failed rather than at its end."""
+        if self.error is not None:
+            raise self.error
         with self.cond:
             self.pending = {k: list(v) for k, v in history.items()}
             self.cond.notify()
@@ -177,15 +181,23 @@ class RunLogs:
             kept_epoch=self.kept_epoch,
         )
 
-    def finish(self, kept_epoch: int | None) -> None:
-        """The run ended keeping the weights of 1-based ``kept_epoch`` (early stopping restores the best): the
-        figure is drawn once more, marking it."""
+    def finish(self, kept_epoch: int | None, history: Mapping[str, Sequence[float]] | None = None) -> None:
+        """The run ended with ``history`` (None: the last one of :meth:`epoch_end`), keeping the weights of
+        1-based ``kept_epoch`` (early stopping restores the best): the CSV is written and the figure drawn once
+        more, marking it. A resumed run that had no epoch left to train (its last epoch saved, then a kill or a
+        full disk before its logs were written) writes them here."""
         self.kept_epoch = kept_epoch
-        if self.redrawer is not None and self.history is not None:
-            self.redrawer.submit(self.history)
+        history = self.history if history is None else history
+        if history is None:
+            return
+        files.write_text(self.directory / CSV, csv_text(history))
+        self.redrawer = self.redrawer or _Redrawer(self._draw)
+        self.history = history
+        self.redrawer.submit(history)
 
     def epoch_end(self, epoch: int, state, history: Mapping[str, Sequence[float]]) -> None:
-        """After 1-based ``epoch``: rewrite the CSV, add the epoch's TensorBoard events, redraw the figure."""
+        """After 1-based ``epoch``: rewrite the CSV, add the epoch's TensorBoard events, redraw the figure (an
+        earlier figure that could not be written raises its error here: a UserInputError naming the file)."""
         files.write_text(self.directory / CSV, csv_text(history))
         self._tensorboard(epoch, state, history)
         self.redrawer = self.redrawer or _Redrawer(self._draw)

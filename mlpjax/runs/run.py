@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,8 @@ class Run:
         def on_epoch_end(epoch, state, history):
             writer.save(epoch, state, history, last=False)  # the best, when it is reached
             if run_logs is not None:
-                run_logs.epoch_end(epoch, state, history)
+                with _kept_if_it_fails():
+                    run_logs.epoch_end(epoch, state, history)
             if primary:
                 _write_metrics(
                     self.directory,
@@ -168,7 +169,9 @@ class Run:
                 else None,
             )
             if run_logs is not None:
-                run_logs.finish(result.kept_epoch)  # the figure marks the epoch whose weights are kept
+                with _kept_if_it_fails():
+                    # the figure marks the epoch whose weights are kept
+                    run_logs.finish(result.kept_epoch, result.history)
         except TrainingDiverged as e:
             if ckpt is None and e.epoch == 1:
                 raise  # nothing was saved
@@ -180,7 +183,7 @@ class Run:
             writer.close()
             if run_logs is not None:
                 # after a failure (a full disk) the logs' last write may fail too: the first failure is said
-                with contextlib.suppress(Exception) if failing else contextlib.nullcontext():
+                with contextlib.suppress(Exception) if failing else _kept_if_it_fails():
                     run_logs.close()
         if primary:
             record = {
@@ -224,11 +227,21 @@ def _holds_anything_saved(directory: Path) -> bool:
         return True
 
 
-def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
+@contextlib.contextmanager
+def _kept_if_it_fails() -> Iterator[None]:
+    """Within it, a file that cannot be written (``metrics.json``, the logs, the learning curves: a full disk) is a
+    :class:`SaveError` that says what was kept: the checkpoints saved so far."""
     try:
-        files.write_json(directory / METRICS, record)
+        yield
+    except SaveError:
+        raise
     except UserInputError as e:
         raise SaveError(f"{e}; the checkpoints saved so far are intact") from None
+
+
+def _write_metrics(directory: Path, record: Mapping[str, Any]) -> None:
+    with _kept_if_it_fails():
+        files.write_json(directory / METRICS, record)
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
@@ -308,7 +321,29 @@ def _claim(directory: Path, field: str) -> RunLock | None:
         if lock is not None:
             lock.release(remove_created=True)
         raise
+    if lock is not None:
+        remove_leftovers(directory)
     return lock
+
+
+# The files of a run directory that are written atomically (mlpjax.files.write_atomic): a kill in their writing
+# leaves a temporary file beside them
+WRITTEN_ATOMICALLY = (METRICS, logs.CSV, logs.CURVES)
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Remove what a run killed (or failed) at any instant left in ``directory`` of its own unfinished writing, so
+    that the run that claims it next (its owner: call it holding the lock) ends with nothing of it: the temporary
+    files of :data:`WRITTEN_ATOMICALLY` (``.metrics.json.XXXXXXXX.tmp``, ...), a probe of :func:`_prove_writable`,
+    and Orbax's temporary folders in ``checkpoints/`` and ``best/`` (``1.orbax-checkpoint-tmp-...``; a half-made
+    numbered epoch is set aside by the next save, :func:`mlpjax.runs.orbax_io.set_aside_incomplete_steps`)."""
+    files.remove_temporaries(directory, WRITTEN_ATOMICALLY)
+    for name in files.first_names(directory, 4096) or []:
+        if name.startswith(PROBE_PREFIX):
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
+    for sub in (CHECKPOINTS, BEST):
+        orbax_io.remove_partial(directory / sub, tries=1, settled=1)
 
 
 # What a run writes into its directory, removed by ``start(..., overwrite=True)`` in this order: the checkpoints

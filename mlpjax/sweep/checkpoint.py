@@ -208,9 +208,9 @@ class SweepCheckpoints:
                 files.write_text(directory / PLAN, text, replace=False)
             except UserInputError as e:
                 raise FieldError("output", f"{{field}} {e}") from None
-            for name in files.first_names(directory, 64) or []:  # once the plan is in place, none can be needed
-                if files.temporary_of(name, PLAN):
-                    (directory / name).unlink(missing_ok=True)
+            files.remove_temporaries(directory, (PLAN,))  # once the plan is in place, none can be needed
+        for g in files.first_names(directory / GROUPS, 100_000) or []:  # what a kill in a group's save left
+            orbax_io.remove_partial(directory / GROUPS / g, tries=1, settled=1)
         return cls(directory, plan)
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlpjax import files, plots
+from mlpjax.errors import UserInputError
 from mlpjax.sweep.train import LISTED, ModelRun, SweepResult
 
 RESULTS, SUMMARY, CURVES = "results.json", "summary.md", "curves.png"
@@ -101,10 +102,24 @@ def summary_markdown(result: SweepResult) -> str:
 
 def write(output: str | os.PathLike, result: SweepResult, extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``results.json``, ``summary.md``, ``curves.png`` and, last, ``tensorboard/``
-    (:func:`mlpjax.sweep.hparams.write`) into ``output``; their paths by name."""
+    (:func:`mlpjax.sweep.hparams.write`) into ``output``; their paths by name.
+
+    Each file is written atomically: one that cannot be written (a full disk) is a UserInputError naming it and
+    saying what is kept (the models' checkpoints, so that the resumed sweep writes the report again, and the files
+    written before it); no temporary file remains."""
+    try:
+        return _write(Path(output), result, extra)
+    except UserInputError as e:
+        raise UserInputError(
+            f"{e}; the models' checkpoints are intact and a resumed sweep writes its report again"
+        ) from None
+
+
+def _write(folder: Path, result: SweepResult, extra: dict[str, Any] | None) -> dict[str, Path]:
     from mlpjax.sweep import hparams  # imports tensorboardX when used
 
-    folder = Path(output)
+    # what an earlier writing of the report, killed, left: its temporary files and TensorBoard's staging folders
+    files.remove_temporaries(folder, (RESULTS, SUMMARY, CURVES, hparams.TENSORBOARD))
     files.write_json(folder / RESULTS, {**result.record(), **(extra or {})})
     files.write_text(folder / SUMMARY, summary_markdown(result))
     curves = {

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, kill_at_instants, kill_instants, run_cli, small_config
+from conftest import (
+    REPO,
+    kill_at_instants,
+    kill_instants,
+    leftovers,
+    run_cli,
+    sigint_blocked,
+    small_config,
+    wait_for,
+)
 
 from mlpjax import memory
 from mlpjax.errors import FieldError, UserInputError
@@ -46,15 +55,6 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
         assert needle in err, err
 
 
-def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process ended with {proc.returncode}: {proc.communicate()[1][-2000:]}")
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A 2-epoch digits run; tests copy it (:func:`copy_of`) before changing anything."""
@@ -76,6 +76,7 @@ def test_a_run_directory_with_glob_characters_saves_loads_and_resumes(tmp_path, 
     directory = tmp_path / "exp[1]*?{a,b}"
     assert run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)[0] == 0
     assert checkpoint.restore(directory).epoch == 1
+    assert not leftovers(directory), leftovers(directory)  # the probe a kill left is removed
     code, out, err = run_cli(capsys, "evaluate", directory)
     assert code == 0 and "epoch 1" in out, err
     code, out, err = run_cli(capsys, "train", "--resume", directory, "--epochs", 2, "--quiet")
@@ -415,6 +416,22 @@ def test_a_full_disk_while_tensorboard_is_written_is_an_error_at_once_not_a_hang
     assert time.monotonic() - start < 30
 
 
+def test_a_png_that_a_full_disk_cannot_hold_is_one_line_and_leaves_no_temporary_file(trained, small_disk, capsys):
+    """``evaluate --confusion`` and ``predict --out`` (matplotlib's PNG, written into a temporary file and linked
+    into place) on a disk with no block left: one line naming the flag and the file, nothing left on the disk."""
+    with open(small_disk / "filler", "wb") as f, pytest.raises(OSError):  # every page of the disk taken
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    for argv, flag, png in [
+        (["evaluate", trained], "--confusion", small_disk / "cm.png"),
+        (["predict", trained, "--index", "3"], "--out", small_disk / "three.png"),
+    ]:
+        code, _, err = run_cli(capsys, *argv, flag, png)
+        one_line_error(code, err, f"{flag} {png}: cannot write: no space left on the device")
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
 # -- 6. interruptions ----------------------------------------------------------------------------------------
 
 
@@ -428,16 +445,6 @@ def test_a_run_interrupted_in_its_first_save_can_be_started_again(trained, tmp_p
     code, _, err = run_cli(capsys, "train", *FLAGS, "--epochs", 1, "--output", directory)
     assert code == 0, err
     assert checkpoint.restore(directory).epoch == 1 and not partial.exists()
-
-
-def sigint_blocked(pid: int) -> bool:
-    """Whether process ``pid`` has blocked SIGINT (mlpjax.cli.interrupt's watcher is in place): from /proc."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
-    return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
 @pytest.mark.slow
@@ -478,6 +485,7 @@ def test_ctrl_c_during_the_first_save_leaves_a_directory_that_starts_again(tmp_p
     fresh = run.start(directory, small_config(epochs=1))
     fresh.fit()
     assert checkpoint.restore(directory).epoch == 1
+    assert not leftovers(directory), leftovers(directory)
 
 
 def test_a_run_killed_before_its_first_save_began_starts_again(tmp_path, capsys):
@@ -503,6 +511,47 @@ def test_a_run_killed_between_its_first_checkpoint_and_best_resumes(tmp_path, ca
     assert code == 0, err
     assert train_numbers(directory) == train_numbers(whole)
     assert orbax_io.complete_steps(directory / "best") == orbax_io.complete_steps(whole / "best")
+
+
+def test_what_a_kill_leaves_of_unfinished_writing_is_removed_by_the_resumed_run(trained, tmp_path, capsys):
+    """A kill leaves the temporary files of the writes it stopped (files.write_atomic's, Orbax's folders, a write
+    probe): the resumed run removes them all (it owns the folder), keeps a set-aside epoch (``N.incomplete``,
+    which may hold something) and ends with the numbers of the run never stopped."""
+    directory = copy_of(trained, tmp_path)
+    before = json.loads((directory / "metrics.json").read_text())
+    planted = [
+        ".metrics.json.k1ll3d__.tmp",
+        ".history.csv.k1ll3d__.tmp",
+        ".learning_curves.png.k1ll3d__.tmp",
+        ".mlpjax-probe-k1ll3d__",
+        "checkpoints/3.orbax-checkpoint-tmp-1733580000/state/x",
+        "best/1.orbax-checkpoint-tmp-1733580001/state/x",
+    ]
+    for name in planted:
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(b"half")
+    (directory / "checkpoints" / "9.incomplete").mkdir()
+    assert leftovers(directory)
+    code, _, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    assert code == 0, err
+    assert not leftovers(directory), leftovers(directory)
+    assert (directory / "checkpoints" / "9.incomplete").is_dir()
+    after = json.loads((directory / "metrics.json").read_text())
+    assert after["history"] == before["history"] and after["test_metrics"] == before["test_metrics"]
+
+
+def test_a_run_stopped_after_its_last_checkpoint_writes_its_logs_when_resumed(trained, tmp_path, capsys):
+    """Found by the full-disk test: a run whose last epoch was saved and whose logs were not (a kill, or a disk
+    that filled while the figure was drawn) resumed with no epoch left to train, and said it wrote history.csv and
+    learning_curves.png without writing them (or left the figure of an earlier epoch)."""
+    directory = copy_of(trained, tmp_path)
+    (directory / "history.csv").write_text("epoch,loss\n0,1.0\n")  # an earlier epoch's
+    (directory / "learning_curves.png").unlink()
+    code, out, err = run_cli(capsys, "train", "--resume", directory, "--quiet")
+    assert code == 0, err
+    assert "resuming" in out and "learning_curves.png" in out
+    assert (directory / "history.csv").read_text() == (trained / "history.csv").read_text()
+    assert (directory / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # A run killed or interrupted at any instant resumes, or starts again with the same command, to the numbers of a

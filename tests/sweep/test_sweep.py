@@ -3,16 +3,21 @@ alone."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import kill_at_instants, kill_instants, run_cli
+from conftest import REPO, kill_at_instants, kill_instants, leftovers, run_cli, sigint_blocked, wait_for
 
 from mlpjax import memory, sweep
 from mlpjax.core import model
@@ -623,20 +628,59 @@ def resume_sweep(directory) -> list:
 
 
 @pytest.mark.parametrize(
-    "strategy, instants",
+    "strategy, instants, sig",
     [
         # the first epoch whole; the report in writing
-        pytest.param("vmap", [r"^groups/0/1$", r"^results\.json$"], id="vmap"),
+        pytest.param("vmap", [r"^groups/0/1$", r"^results\.json$"], signal.SIGKILL, id="vmap"),
         # model 2 in its first save (at the latest, once it is whole); the report in writing
         pytest.param(
-            "sequential", [r"^runs/1/checkpoints/1(\.orbax-checkpoint-tmp)?$", r"^results\.json$"], id="sequential"
+            "sequential",
+            [r"^runs/1/checkpoints/1(\.orbax-checkpoint-tmp)?$", r"^results\.json$"],
+            signal.SIGKILL,
+            id="sequential",
         ),
+        # Ctrl-C: one line "interrupted", status 130, at once (in the first epoch's save; in model 2's first)
+        pytest.param("vmap", [r"^groups/0/1(\.orbax-checkpoint-tmp)?"], signal.SIGINT, id="vmap-ctrl-c"),
+        pytest.param("sequential", [r"^runs/1/checkpoints$"], signal.SIGINT, id="sequential-ctrl-c"),
     ],
 )
-def test_a_sweep_killed_at_an_instant_resumes_or_starts_again(capsys, cli_forker, tmp_path, strategy, instants):
+def test_a_sweep_killed_at_an_instant_resumes_or_starts_again(capsys, cli_forker, tmp_path, strategy, instants, sig):
     argv = killed_sweep(strategy)
-    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, argv, resume_sweep, sweep_numbers, instants)
-    assert not [o for o in outcomes.values() if "ended" in o], outcomes  # each killed before the end
+    outcomes = kill_at_instants(capsys, cli_forker, tmp_path, argv, resume_sweep, sweep_numbers, instants, sig)
+    assert not [o for o in outcomes.values() if "ended" in o], outcomes  # each stopped before the end
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_ctrl_c_ends_a_sweep_at_once_with_one_line(tmp_path, strategy):
+    """``mlpjax sweep`` is among the commands that Ctrl-C ends at once (SIGINT is waited for by a thread, not
+    raised where the main thread happens to be: in a compiled epoch or an Orbax save): in the middle of training
+    wide models, one line, status 130, within seconds, leaving its plan and its complete epochs (a folder that
+    resumes: test_a_sweep_killed_at_an_instant_resumes_or_starts_again[*-ctrl-c])."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to see when the process is ready")
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--dataset", "digits", "--hidden", "1024", "--epochs", "100000", "--seed", "0,1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpjax.cli", *argv, "--strategy", strategy, "--quiet", "--output", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: sigint_blocked(proc.pid), timeout=60, proc=proc)  # before: never (a KeyboardInterrupt)
+        first = out / ("groups/0" if strategy == "vmap" else "runs/0/checkpoints")
+        wait_for(lambda: orbax_io.complete_steps(first), proc=proc)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - sent < 5, err  # about a second, on a busy machine
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["interrupted"], err
+    assert not list(out.glob("*.json.*"))  # (the plan was whole before training began)
+    assert (out / "sweep.json").is_file() and orbax_io.complete_steps(first)
 
 
 @pytest.mark.slow
@@ -649,6 +693,35 @@ def test_a_sweep_killed_after_any_path_it_creates_resumes_or_starts_again(capsys
         f"{strategy}: {len(outcomes)} instants: {sum('resumed' in o for o in outcomes.values())} resumed, "
         f"{sum('started again' in o for o in outcomes.values())} started again"
     )
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_what_a_kill_leaves_of_unfinished_writing_is_removed_by_the_resumed_sweep(capsys, tmp_path, strategy):
+    """The temporary files and folders a kill leaves (the report's, TensorBoard's staging folders, a group's or a
+    model's Orbax folders, a model's logs) are removed by ``sweep --resume``, which ends with the same numbers."""
+    out = tmp_path / "sweep"
+    code, _, err = run_cli(capsys, *killed_sweep(strategy), "--output", out)
+    assert code == 0, err
+    want = sweep_numbers(out)
+    planted = [
+        ".results.json.k1ll3d__.tmp",
+        ".summary.md.k1ll3d__.tmp",
+        ".curves.png.k1ll3d__.tmp",
+        ".tensorboard.k1ll3d__.tmp/events",
+        ".tensorboard.old.k1ll3d__.tmp/tensorboard/events",
+    ]
+    planted += (
+        ["groups/0/4.orbax-checkpoint-tmp-1733580000/state/x"]
+        if strategy == "vmap"
+        else ["runs/0/.metrics.json.k1ll3d__.tmp", "runs/1/checkpoints/3.orbax-checkpoint-tmp-1733580000/state/x"]
+    )
+    for name in planted:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"half")
+    code, _, err = run_cli(capsys, *resume_sweep(out))
+    assert code == 0, err
+    assert not leftovers(out), leftovers(out)
+    assert sweep_numbers(out) == want
 
 
 # -- a full disk (a real, small tmpfs): one line, exit 2, no temporary files; the folder resumes --------------
@@ -711,12 +784,6 @@ def assert_one_line(code: int, err: str, *needles: str) -> None:
         assert needle in err, err
 
 
-def leftovers(folder):
-    """What a failed write may leave: Orbax's ``*.orbax-checkpoint-tmp*`` folders, ``*.tmp`` files and the
-    temporary files of atomic writers (every name with ``tmp`` in it)."""
-    return [p for p in folder.rglob("*") if "tmp" in p.name]
-
-
 def sweep_results(folder) -> list[dict]:
     """Each model's config, history and final figures from a sweep's results.json."""
     runs = json.loads((folder / "results.json").read_text())["runs"]
@@ -755,13 +822,101 @@ def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(small_disk,
     assert orbax_io.complete_steps(out / "checkpoints")[-1:] in ([1], [2])
 
     grow()
+    resumes_as_if_never_stopped(capsys, out, tmp_path / "whole")
+
+
+def resumes_as_if_never_stopped(capsys, out, whole) -> None:
+    """``train --resume out`` succeeds, leaves no temporary file and ends with the history, ``history.csv`` and
+    a learning-curves figure of the same run never stopped (trained into ``whole``)."""
     code, _, err = run_cli(capsys, "train", "--resume", out, "--quiet")
     assert code == 0, err
     assert not leftovers(out), leftovers(out)
-    whole = tmp_path / "whole"
     assert run_cli(capsys, "train", *FULL_TRAIN, "--output", whole)[0] == 0
     history = [json.loads((d / "metrics.json").read_text())["history"] for d in (out, whole)]
     assert history[0] == history[1]
+    assert (out / "history.csv").read_text() == (whole / "history.csv").read_text()
+    assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def fill(disk) -> None:
+    """Take every free block of the tmpfs ``disk`` (its file ``filler``): from now on, writes there fail with
+    ENOSPC, until the filler is removed."""
+    try:
+        with open(disk / "filler", "ab") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+
+
+def fill_when_called(monkeypatch, disk, module, name: str, when=lambda *args, **kwargs: True) -> None:
+    """The first call of ``module.name`` for which ``when(*args, **kwargs)`` holds fills ``disk`` first: the disk
+    becomes full just as that file is written."""
+    original, filled = getattr(module, name), list[bool]()
+
+    def filling(*args, **kwargs):
+        if not filled and when(*args, **kwargs):
+            filled.append(True)
+            fill(disk)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, filling)
+
+
+@pytest.mark.parametrize("drawn", ["epoch 1", "last"])
+def test_a_disk_that_fills_while_the_learning_curves_are_drawn_is_one_line_and_the_run_resumes(
+    small_disk, tmp_path, capsys, monkeypatch, drawn
+):
+    """The figure is drawn on a thread. Its failure at epoch 1 is said at the next epoch's end (or the next save's
+    failure, or the CSV's, is said first); the last figure's failure (the one marking the kept epoch, drawn after
+    everything else was written) is said when the run ends. Either is one line saying the checkpoints are kept."""
+    from mlpjax.runs import logs
+
+    disk, grow = small_disk
+    grow()  # room for the whole run: the disk fills only when the figure is drawn
+    out = disk / "run"
+
+    def when(history, *args, kept_epoch=None, **kwargs):
+        return len(history["loss"]) == 1 if drawn == "epoch 1" else kept_epoch is not None
+
+    fill_when_called(monkeypatch, disk, logs, "learning_curves", when)
+    code, _, err = run_cli(capsys, "train", *FULL_TRAIN, "--output", out)
+    assert_one_line(code, err, "space left on", "intact")  # (a save's line: "the earlier epochs are intact")
+    if drawn == "last":
+        assert f"{out / 'learning_curves.png'}: cannot write" in err, err
+        assert err.rstrip().endswith("; the checkpoints saved so far are intact"), err
+    assert not leftovers(out), leftovers(out)  # .learning_curves.png.XXXX.tmp among them
+    assert orbax_io.complete_steps(out / "checkpoints")
+
+    monkeypatch.undo()
+    (disk / "filler").unlink()
+    resumes_as_if_never_stopped(capsys, out, tmp_path / "whole")
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+def test_a_disk_that_fills_while_a_sweeps_curves_are_drawn_is_one_line_and_the_sweep_resumes(
+    small_disk, capsys, monkeypatch, strategy
+):
+    from mlpjax import plots
+
+    disk, grow = small_disk
+    grow()  # room for the whole sweep: the disk fills only when its curves.png is drawn
+    out = disk / "sweep"
+    fill_when_called(monkeypatch, disk, plots, "training_curves")
+    code, _, err = run_cli(capsys, "sweep", *FULL_SWEEP, "--strategy", strategy, "--output", out)
+    assert_one_line(code, err, f"{out / 'curves.png'}: cannot write: no space left on", "checkpoints are intact")
+    assert not leftovers(out), leftovers(out)
+    assert not (out / "curves.png").exists() and not (out / "tensorboard").exists()
+    kept = sweep_results(out)  # results.json, written before curves.png, is kept
+
+    monkeypatch.undo()
+    (disk / "filler").unlink()
+    code, _, err = run_cli(capsys, "sweep", "--resume", out, "--quiet")
+    assert code == 0, err
+    assert not leftovers(out), leftovers(out)
+    assert sweep_results(out) == kept
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "tensorboard").is_dir()
 
 
 def test_a_sweep_onto_a_read_only_disk_is_one_line_naming_the_flag(small_disk, capsys):
