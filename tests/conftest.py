@@ -672,3 +672,27 @@ def kill_at_instants(
         failures[:3]
     )
     return outcomes
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs at ``tmp_path/full`` with every block taken (writes there fail with ENOSPC); unmounted
+    afterwards. Skipped where a tmpfs cannot be mounted (mounting needs root)."""
+    disk = tmp_path / "full"
+    disk.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("a full disk is a small tmpfs, and mounting one needs root")
+    try:
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        yield disk
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -422,3 +423,27 @@ def test_script_in_experiments_folder_runs_its_experiment(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "samples" / "results.json").read_text())["experiment"] == "samples"
+
+
+def test_an_experiment_on_a_full_disk_is_one_line_and_keeps_the_earlier_results(tmp_path, full_disk, capsys):
+    import shutil
+
+    first = ["experiment", "samples", "--quick", "--out", str(tmp_path / "res")]
+    assert cli.main(first) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    code = cli.main(["experiment", "samples", "--quick", "--out", str(full_disk / "res")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no space left on the device" in err, err
+    assert not [p for p in full_disk.rglob("*") if p.is_file() and p.name != "filler"]  # nothing half-written
+    # the same full disk under earlier results: they are kept whole (each file replaced atomically or not at all)
+    (full_disk / "filler").unlink()
+    shutil.rmtree(full_disk / "res")
+    shutil.copytree(tmp_path / "res", full_disk / "res")
+    before = {p.name: p.read_bytes() for p in (full_disk / "res" / "samples").iterdir()}
+    with contextlib.suppress(OSError), open(full_disk / "filler", "wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+    code = cli.main(["experiment", "samples", "--quick", "--out", str(full_disk / "res"), "--overwrite"])
+    assert code == 2 and "no space left on the device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (full_disk / "res" / "samples").iterdir()} == before

@@ -384,3 +384,14 @@ def test_every_format_of_a_normalized_run_takes_the_raw_features(normalized_digi
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "layer 'scaling' is a Normalization (a feature scaling); mlpjax imports no scaling layer" in err
     assert not (tmp_path / "back").exists()
+
+
+@pytest.mark.parametrize("fmt", ["npz", "onnx", "keras"])
+def test_an_export_to_a_full_disk_is_one_line_and_leaves_nothing(digits_run, full_disk, capsys, fmt):
+    if fmt != "npz":
+        needs(fmt)
+    out = full_disk / f"model.{fmt}"
+    code, _, err = run_cli(capsys, "export", digits_run, "--format", fmt, "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"--out {out}: cannot write: no space left on the device" in err, err
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # no partial or temporary file
