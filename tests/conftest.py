@@ -674,25 +674,39 @@ def kill_at_instants(
     return outcomes
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 256 KiB tmpfs at ``tmp_path/full`` with every block taken (writes there fail with ENOSPC); unmounted
-    afterwards. Skipped where a tmpfs cannot be mounted (mounting needs root)."""
-    disk = tmp_path / "full"
-    disk.mkdir()
+def mount_small_tmpfs(disk: Path, size: str) -> None:
+    """Mount a tmpfs of ``size`` (``"2m"``) at the folder ``disk``; skip the test where that cannot be done (it
+    needs root)."""
     if (
         os.geteuid() != 0
         or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True
         ).returncode
     ):
-        pytest.skip("a full disk is a small tmpfs, and mounting one needs root")
+        pytest.skip("needs root to mount a small tmpfs")
+
+
+def unmount(disk: Path) -> None:
+    if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill_disk(disk: Path) -> None:
+    """Take every free block of the tmpfs ``disk`` (its file ``filler``): writes there fail with ENOSPC."""
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs at ``tmp_path/full`` with every block taken (:func:`fill_disk`); unmounted afterwards."""
+    disk = tmp_path / "full"
+    disk.mkdir()
+    mount_small_tmpfs(disk, "256k")
     try:
-        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
+        fill_disk(disk)
         yield disk
     finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        unmount(disk)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_png
+from conftest import assert_png, fill_disk
 
 from mlpjax import cli
 from mlpjax.core import optimizers
@@ -440,10 +439,7 @@ def test_an_experiment_on_a_full_disk_is_one_line_and_keeps_the_earlier_results(
     shutil.rmtree(full_disk / "res")
     shutil.copytree(tmp_path / "res", full_disk / "res")
     before = {p.name: p.read_bytes() for p in (full_disk / "res" / "samples").iterdir()}
-    with contextlib.suppress(OSError), open(full_disk / "filler", "wb") as f:
-        while True:
-            f.write(b"\0" * 4096)
-            f.flush()
+    fill_disk(full_disk)
     code = cli.main(["experiment", "samples", "--quick", "--out", str(full_disk / "res"), "--overwrite"])
     assert code == 2 and "no space left on the device" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (full_disk / "res" / "samples").iterdir()} == before

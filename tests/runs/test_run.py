@@ -20,9 +20,11 @@ from conftest import (
     kill_at_instants,
     kill_instants,
     leftovers,
+    mount_small_tmpfs,
     run_cli,
     sigint_blocked,
     small_config,
+    unmount,
     wait_for,
 )
 
@@ -363,16 +365,9 @@ def small_disk(tmp_path):
     """A 2 MB tmpfs (as root), unmounted afterwards; skipped where it cannot be mounted."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if (
-        os.geteuid() != 0
-        or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-        ).returncode
-        != 0
-    ):
-        pytest.skip("needs root to mount a small tmpfs")
+    mount_small_tmpfs(mount, "2m")
     yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    unmount(mount)
 
 
 def test_a_read_only_output_is_refused_before_training(small_disk, capsys):
