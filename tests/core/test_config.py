@@ -44,6 +44,7 @@ def test_config_round_trips_through_a_flat_dict():
         "test_split",
         "image_size",
         "normalize",
+        "nan",
         "epochs",
         "batch_size",
         "hidden",

@@ -83,6 +83,7 @@ def test_grid_lists_every_training_field_and_all_but_seed_lr_dropout_group_apart
         "label_column",
         "test_split",
         "image_size",
+        "nan",
     }  # one dataset
     more = sweep.grid(
         BASE,
@@ -387,12 +388,12 @@ def test_experiments_epochs_and_dropout_train_through_the_sweep(tmp_path, monkey
     monkeypatch.setattr(common, "STRATEGY", strategy)
     monkeypatch.delenv("MLPJAX_DATA_DIR", raising=False)
     rtol = RTOL if strategy == "vmap" else 0
-    report = epochs.run(tmp_path / "epochs", quick=True, data_dir=None, seed=0, log=lambda s: None)
+    report = epochs.run(tmp_path / "epochs", quick=True, source=common.DataChoice(), seed=0, log=lambda s: None)
     assert report.timing["strategy"] == strategy and report.results["seeds"] == [0, 1]
     for run in report.results["runs"]:
         want = train.fit(TrainConfig(dataset="digits", epochs=2, seed=run["seed"]), digits)
         assert_same_history(run["history"], want.history, rtol)
-    report = dropout.run(tmp_path / "dropout", quick=True, data_dir=None, seed=0, log=lambda s: None)
+    report = dropout.run(tmp_path / "dropout", quick=True, source=common.DataChoice(), seed=0, log=lambda s: None)
     for rate, r in report.results["rates"].items():
         config = TrainConfig(dataset="digits", epochs=2, seed=0, model=model.ModelConfig(dropout=float(rate)))
         on_train = common.EpochEvaluator(config, digits, digits.x_train, digits.y_train)
