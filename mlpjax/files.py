@@ -200,7 +200,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, re
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             os.close(fd)
             os.chmod(tmp, new_file_mode())  # mkstemp makes 0600: give the file the mode open() would
-            _write_naming(path, Path(tmp), write)
+            write(Path(tmp))
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             if replace:
@@ -211,17 +211,6 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object], *, re
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return path
-
-
-def _write_naming(path: Path, tmp: Path, write: Callable[[Path], object]) -> None:
-    """``write(tmp)``, where a UserInputError that names ``tmp`` (a writer that writes atomically itself, such as
-    :func:`mlpjax.plots.save`) names ``path`` instead: the user never hears of the temporary file."""
-    try:
-        write(tmp)
-    except UserInputError as e:
-        if type(e) is not UserInputError or str(tmp) not in str(e):
-            raise
-        raise UserInputError(str(e).replace(str(tmp), str(path))) from None
 
 
 def write_new(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:

@@ -57,11 +57,11 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: str | os.PathLike) -> Path:
+def save(fig: Figure, path: str | os.PathLike, *, replace: bool = True) -> Path:
     """Write ``fig`` as PNG to ``path`` (folders created) and return the path: atomically
     (:func:`mlpjax.files.write_atomic`), so that a full disk is a UserInputError naming ``path``, an earlier file
-    there stays whole and no temporary file remains."""
-    return files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    there stays whole and no temporary file remains; ``replace`` False: an existing ``path`` is refused."""
+    return files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI), replace=replace)
 
 
 def _as_runs(runs: Mapping[str, History | Sequence[History]]) -> dict[str, list[History]]:
@@ -258,10 +258,16 @@ def decision_regions(
 
 
 def confusion_matrix(
-    cm: np.ndarray, path: str | os.PathLike, *, class_names: Sequence[str] = (), title: str = ""
+    cm: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    class_names: Sequence[str] = (),
+    title: str = "",
+    replace: bool = True,
 ) -> Path:
     """A ``(C, C)`` confusion matrix (row: true class, column: predicted), counts written in every non-empty
-    cell; the colour scale is logarithmic so that the few errors show beside the large diagonal."""
+    cell; the colour scale is logarithmic so that the few errors show beside the large diagonal. Saved by
+    :func:`save` (``replace`` False: an existing ``path`` is refused)."""
     cm = np.asarray(cm)
     c = cm.shape[0]
     names = list(class_names) or [str(i) for i in range(c)]
@@ -295,7 +301,7 @@ def confusion_matrix(
     fig.colorbar(image, ax=ax, label="count (log scale)", shrink=0.8)
     if title:
         ax.set_title(title)
-    return save(fig, path)
+    return save(fig, path, replace=replace)
 
 
 def activation_functions(

@@ -43,12 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
         title = f"{report['dataset']} test, epoch {report['epoch']}"
         with flag_error("--confusion"):
-            files.write_new(
-                args.confusion,
-                lambda tmp: plots.confusion_matrix(
-                    np.asarray(report["confusion"]), tmp, class_names=report["class_names"], title=title
-                ),
-            )
+            cm = np.asarray(report["confusion"])
+            plots.confusion_matrix(cm, args.confusion, class_names=report["class_names"], title=title, replace=False)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
