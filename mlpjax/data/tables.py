@@ -388,16 +388,11 @@ def load_table(
     empty (or non-finite) label, instead, and :attr:`Loaded.dropped_rows` counts them.
     """
     drop = check_nan(nan) == NAN_DROP
-    with files.open_regular(path) as raw:
-        memory.check_allocation(path, 4 * os.fstat(raw.fileno()).st_size, "its values as float32, then split")
-        try:
-            big = os.fstat(raw.fileno()).st_size >= ARROW_MIN_BYTES
-            read = _read_arrow(path, raw, delimiter, label_column, drop) if fast and big else None
-            if read is None:
-                raw.seek(0)
-                read = _read_exact(path, raw, delimiter, label_column, drop)
-        except OSError as e:  # a read that fails (/proc/self/mem is a "regular file" whose reads are EIO)
-            raise UserInputError(f"{path}: cannot be read ({e.strerror or e})") from None
+    with _open_table(path, "its values as float32, then split") as (raw, size):
+        read = _read_arrow(path, raw, delimiter, label_column, drop) if fast and size >= ARROW_MIN_BYTES else None
+        if read is None:
+            raw.seek(0)
+            read = _read_exact(path, raw, delimiter, label_column, drop)
     header, label, feature_cols, x, codes, names, dropped = read
     train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
     features = tuple(header[j] for j in feature_cols)
@@ -743,12 +738,20 @@ def _listed(names: tuple[str, ...]) -> str:
 def _table(path: str, delimiter: str, what: str) -> Iterator[tuple[list[str], Iterator[tuple[int, list[str]]]]]:
     """The header (its cells stripped) and the rows ``(line, cells)`` of the table file ``path`` (:func:`_reading`):
     a regular file whose size, four bytes a byte (``what``: for what), fits in the memory there is."""
+    with _open_table(path, what) as (raw, _), _reading(path, raw, delimiter) as table:
+        yield table
+
+
+@contextlib.contextmanager
+def _open_table(path: str, what: str) -> Iterator[tuple[io.FileIO, int]]:
+    """The table file ``path`` open, and its size in bytes: a regular file whose size, four bytes a byte
+    (``what``: for what), fits in the memory there is; a read that fails inside is one UserInputError."""
     with files.open_regular(path) as raw:
+        size = os.fstat(raw.fileno()).st_size
         # a value takes at least 2 bytes ("0,"), as float32 4: twice the file at most, and a copy of it once
-        memory.check_allocation(path, 4 * os.fstat(raw.fileno()).st_size, what)
+        memory.check_allocation(path, 4 * size, what)
         try:
-            with _reading(path, raw, delimiter) as table:
-                yield table
+            yield raw, size
         except OSError as e:  # a read that fails (/proc/self/mem is a "regular file" whose reads are EIO)
             raise UserInputError(f"{path}: cannot be read ({e.strerror or e})") from None
 
