@@ -173,6 +173,34 @@ def test_version_and_help_compile_nothing(tmp_path, argv):
     assert _entries(folder) == set()
 
 
+TOP_LEVEL = """
+import sys
+from mlpjax import cli
+try:
+    cli.main(sys.argv[1:])
+except SystemExit as e:
+    print("exit", e.code)
+print(sorted({m.split(".")[0] for m in sys.modules} & {"jax", "flax", "optax", "numpy"}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "imported"),
+    [(["--help"], 0, "[]"), (["tran"], 2, "[]"), (["train", "--help"], 0, "['flax', 'jax', 'numpy', 'optax']")],
+)
+def test_only_the_chosen_command_builds_its_flags(argv, status, imported):
+    """``mlpjax --help`` (and a misspelt command's one-line error) builds no command's flags, whose choices come
+    from the registries, and so imports neither JAX nor NumPy; ``mlpjax train --help`` builds train's."""
+    proc = subprocess.run(
+        [sys.executable, "-c", TOP_LEVEL, *argv], capture_output=True, text=True, env=_env(), timeout=300, check=False
+    )
+    assert proc.stdout.splitlines()[-2:] == [f"exit {status}", imported], proc.stdout[-800:] + proc.stderr[-800:]
+    if argv == ["--help"]:
+        assert "predict a test sample" in proc.stdout
+    if argv == ["train", "--help"]:
+        assert "--optimizer" in proc.stdout
+
+
 IMPORTED = """
 import sys
 from mlpjax import cli

@@ -6,7 +6,8 @@ command: ``off`` (``--no-cache``), ``cold`` (an empty cache folder, which it fil
 again; ``--version`` and ``--help``, which compile nothing, once, warm), the commands interleaved round by round
 so that a slow moment of a shared machine falls on all of them. Wall seconds, and CPU seconds (user + system of
 the process and its children: the steadier figure on a shared machine). Writes only under a temporary folder,
-removed afterwards; trains one digits model there first (offline, seed 0).
+removed afterwards; trains one digits model there first (offline, seed 0). :data:`FLOOR`, a process that imports
+JAX and runs one operation, is timed beside them: no command that imports JAX starts faster.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ COMMANDS = {
     "--version": ["--version"],
     "--help": ["--help"],
 }
+FLOOR = "python: import jax, one op"  # timed once a round, as --version and --help are
+FLOOR_CODE = "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()"
+ONCE = ("--version", "--help", FLOOR)  # what compiles nothing: timed warm only
 
 
 def _children_cpu() -> float:
@@ -41,9 +45,11 @@ def _children_cpu() -> float:
 
 
 def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """``mlpjax ARGV`` in a fresh process: its wall and CPU seconds; a failure is a UserInputError with its end."""
+    """``mlpjax ARGV`` (``python ARGV`` if it begins with ``-c``) in a fresh process: its wall and CPU seconds; a
+    failure is a UserInputError with its end."""
     start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run([sys.executable, "-m", "mlpjax.cli", *argv], env=env, capture_output=True, text=True)
+    python = [sys.executable, *argv] if argv[:1] == ["-c"] else [sys.executable, "-m", "mlpjax.cli", *argv]
+    proc = subprocess.run(python, env=env, capture_output=True, text=True)
     seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
@@ -63,20 +69,22 @@ def _environment() -> dict[str, str]:
 
 def measure(rounds: int = 2, log: Callable[[str], None] = lambda s: None) -> dict[str, dict[str, dict[str, list]]]:
     """Times :data:`COMMANDS` ``rounds`` times each way: ``{"wall" | "cpu": {command: {mode: [seconds, ...]}}}``
-    (modes :data:`MODES`; ``--version`` and ``--help`` warm only). Deterministic inputs; the seconds are not."""
+    (modes :data:`MODES`; ``--version``, ``--help`` and :data:`FLOOR` warm only). Deterministic inputs; the
+    seconds are not."""
     work = Path(tempfile.mkdtemp(prefix="mlpjax-startup-"))
     env = _environment()
     try:
         model = str(work / "model")
         _timed(["train", "--dataset", "digits", "--epochs", "2", "--output", model, "--quiet", "--no-cache"], env)
-        modes = {name: MODES if name[0] != "-" else ("warm",) for name in COMMANDS}
+        commands = {**COMMANDS, FLOOR: ["-c", FLOOR_CODE]}
+        modes = {name: ("warm",) if name in ONCE else MODES for name in commands}
         out: dict[str, dict[str, dict[str, list]]] = {
-            kind: {name: {m: [] for m in modes[name]} for name in COMMANDS} for kind in ("wall", "cpu")
+            kind: {name: {m: [] for m in modes[name]} for name in commands} for kind in ("wall", "cpu")
         }
         count = 0
         for r in range(rounds):
-            for name, argv in COMMANDS.items():
-                folder = work / f"cache-{r}-{len(out['wall'][name]['warm'])}-{list(COMMANDS).index(name)}"
+            for name, argv in commands.items():
+                folder = work / f"cache-{r}-{len(out['wall'][name]['warm'])}-{list(commands).index(name)}"
                 for mode in modes[name]:
                     count += 1
                     filled = [a.format(model=model, out=work / f"p{count}.png") for a in argv]
@@ -84,12 +92,16 @@ def measure(rounds: int = 2, log: Callable[[str], None] = lambda s: None) -> dic
                     out["wall"][name][mode].append(wall)
                     out["cpu"][name][mode].append(cpu)
                 log(
-                    f"round {r + 1}: mlpjax {name}: "
+                    f"round {r + 1}: {_label(name)}: "
                     + ", ".join(f"{m} {out['wall'][name][m][-1]:.2f} s" for m in modes[name])
                 )
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _label(name: str) -> str:
+    return f"`mlpjax {name}`" if name != FLOOR else f"{FLOOR} (`python -c '{FLOOR_CODE}'`)"
 
 
 def format_tables(times: dict[str, dict[str, dict[str, list]]]) -> str:
@@ -107,6 +119,6 @@ def format_tables(times: dict[str, dict[str, dict[str, list]]]) -> str:
                 if "cold" in by_mode
                 else ""
             )
-            lines.append(f"| `mlpjax {name}` | " + " | ".join(cells) + f" | {ratio} |")
+            lines.append(f"| {_label(name)} | " + " | ".join(cells) + f" | {ratio} |")
         lines.append("")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from mlpjax.cli.flags import flag, one_line
 from mlpjax.errors import UserInputError
 
 COMMANDS = (train, sweep, evaluate, summary, predict, export, import_keras, backprop, basics, draw, bench, experiment)
+NAMES = frozenset(command.NAME for command in COMMANDS)
 # Commands that start no child process: Ctrl-C ends them at once (mlpjax.cli.interrupt); the others (experiment,
 # bench) get a KeyboardInterrupt, so that their children are interrupted with them.
 EXIT_AT_ONCE = ("train", "sweep", "evaluate", "predict", "backprop")
@@ -73,8 +74,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)}; {self.prog} --help lists what it takes\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command of :data:`COMMANDS`; ``args.func`` is the chosen command's ``run``."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command of :data:`COMMANDS`; ``args.func`` is the chosen command's ``run``.
+
+    ``only``: the one command whose flags are added (its ``add_arguments`` imports the registries, and so JAX);
+    the others get their name and help line alone, which is all ``mlpjax --help`` shows. ``""``: none; the
+    default None: all.
+    """
     parser = OneLineParser(prog="mlpjax", description=DESCRIPTION)
     parser.add_argument(
         "--version",
@@ -85,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION)
-        command.add_arguments(p)
+        if only is None or only == command.NAME:
+            command.add_arguments(p)
         p.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS, help=cache.NO_CACHE_HELP)
         if command.NAME in PLUGIN_COMMANDS:
             p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=PLUGIN_HELP)
@@ -163,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
             command = named
             plugins.load_plugins(*modules)  # the installed ones, then --plugin's, before the flags are built
-        args, unknown = build_parser().parse_known_args(argv)
+        chosen = named if named in NAMES else ""  # --help, --version or a misspelt command: no flags built
+        args, unknown = build_parser(chosen).parse_known_args(argv)
         command = args.command
         _refuse_unknown(command, unknown)
         _refuse_nul(args)

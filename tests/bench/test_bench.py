@@ -191,14 +191,18 @@ def test_bench_peak_memory_of_a_file_is_measured_in_a_fresh_process(tmp_path):
 def test_startup_times_fresh_processes_with_the_cache_off_cold_and_warm(capsys, monkeypatch):
     from mlpjax.bench import startup
 
-    monkeypatch.setattr(startup, "COMMANDS", {k: startup.COMMANDS[k] for k in ("evaluate DIR", "--version")})
+    monkeypatch.setattr(
+        startup, "COMMANDS", {k: startup.COMMANDS[k] for k in ("predict DIR --index 9", "evaluate DIR", "--version")}
+    )
     assert cli.main(["bench", "--startup", "--rounds", "1", "--json"]) == 0
     times = json.loads(capsys.readouterr().out)
-    assert {k: set(v["evaluate DIR"]) for k, v in times.items()} == {k: {"off", "cold", "warm"} for k in times}
+    for name in ("predict DIR --index 9", "evaluate DIR"):
+        assert {k: set(v[name]) for k, v in times.items()} == {k: {"off", "cold", "warm"} for k in times}
     assert all(len(s) == 1 and s[0] > 0 for kind in times.values() for by in kind.values() for s in by.values())
-    assert set(times["cpu"]["--version"]) == {"warm"}
+    assert set(times["cpu"]["--version"]) == set(times["cpu"][startup.FLOOR]) == {"warm"}
     table = startup.format_tables(times)
     assert "| `mlpjax evaluate DIR` |" in table and table.count("| `mlpjax --version` |") == 2
+    assert table.count(f"| {startup.FLOOR} (`python -c 'import jax") == 2
 
 
 @pytest.mark.parametrize(
