@@ -3,7 +3,8 @@
 Each command is a module of this package with the same small protocol: ``NAME`` (the command), ``HELP`` (one
 line for ``mlpjax --help``), ``DESCRIPTION`` (the paragraph of ``mlpjax NAME --help``), ``add_arguments(parser)``
 and ``run(args) -> int`` (the exit status). :data:`COMMANDS` lists them: a new command is a new module and a line
-there. Shared flags and parsers are in :mod:`mlpjax.cli.flags`. Bad input (a UserInputError) is one line and exit
+there; only the chosen command's ``add_arguments`` runs (:func:`build_parser`), so ``mlpjax --help`` imports no
+JAX. Shared flags and parsers are in :mod:`mlpjax.cli.flags`. Bad input (a UserInputError) is one line and exit
 status 2; Ctrl-C one line and 130 (:mod:`mlpjax.cli.interrupt`). The commands of :data:`PLUGIN_COMMANDS` load the
 plugins (:mod:`mlpjax.plugins`: the installed ones and ``--plugin MODULE``) before their parser is built.
 """
