@@ -83,6 +83,17 @@ def check_nan(nan: str) -> str:
     return nan
 
 
+def _num_classes(codes: np.ndarray, names: tuple[str, ...]) -> int:
+    """The classes of a file's labels: one per class name, else (numeric labels) the largest class number + 1."""
+    return len(names) or int(codes.max()) + 1
+
+
+def _every_row_dropped(path: str, rows: int) -> UserInputError:
+    """The error of a table (``nan`` :data:`NAN_DROP`) whose ``rows`` rows all held a NaN, an infinity or a
+    missing value."""
+    return UserInputError(f"{path}: every one of its {rows} rows holds a NaN, an infinity or a missing value (dropped)")
+
+
 def is_file_name(name: str) -> bool:
     """Whether dataset ``name`` names a file or a folder rather than a dataset by name: it has a suffix or a
     folder in it, or is a folder (the caller tells registered names and ``tfds:NAME`` apart first)."""
@@ -234,8 +245,7 @@ def load_npz(path: str, test_split: float | None = None, nan: str = NAN_ERROR) -
                 f"{path}: class {_class_word(names, absent[0])} is in y_test but not in y_train; "
                 "the model cannot learn a class it never sees"
             )
-    num_classes = len(names) or int(codes.max()) + 1
-    return Loaded(train, test, num_classes, names, image_shape, dropped_rows=dropped)  # type: ignore[arg-type]
+    return Loaded(train, test, _num_classes(codes, names), names, image_shape, dropped_rows=dropped)  # type: ignore[arg-type]
 
 
 def _check_npz_headers(path: str, headers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
@@ -396,9 +406,7 @@ def load_table(
     header, label, feature_cols, x, codes, names, dropped = read
     train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
     features = tuple(header[j] for j in feature_cols)
-    return Loaded(
-        train, test, len(names) or int(codes.max()) + 1, names, None, features, header[label], dropped_rows=dropped
-    )
+    return Loaded(train, test, _num_classes(codes, names), names, None, features, header[label], dropped_rows=dropped)
 
 
 _TableRead = tuple[list[str], int, list[int], np.ndarray, np.ndarray, tuple[str, ...], int]
@@ -815,9 +823,7 @@ def _rows(path: str, width: int, values: array, lines: array, dropped: int = 0) 
     left out for a NaN, an infinity or a missing value)."""
     if not lines:
         if dropped:
-            raise UserInputError(
-                f"{path}: every one of its {dropped} rows holds a NaN, an infinity or a missing value (dropped)"
-            )
+            raise _every_row_dropped(path, dropped)
         raise UserInputError(f"{path}: holds a header but no rows")
     return np.frombuffer(values, np.float32).reshape(len(lines), width)
 
@@ -936,9 +942,7 @@ def load_parquet(
         )
         dropped = int(missing.sum())
         if dropped == rows:
-            raise UserInputError(
-                f"{path}: every one of its {rows} rows holds a NaN, an infinity or a missing value (dropped)"
-            )
+            raise _every_row_dropped(path, rows)
         if dropped:
             x, y, index = x[~missing], y[~missing], index[~missing]
     bad = ~np.isfinite(x)
@@ -955,8 +959,9 @@ def load_parquet(
     codes, names = encode_labels(path, f"column {header[label]!r}", y)
     train, test = stratified_split(path, x, codes, names, check_test_split(test_split))
     feature_names = tuple(header[j] for j in features)
-    num_classes = len(names) or int(codes.max()) + 1
-    return Loaded(train, test, num_classes, names, None, feature_names, header[label], dropped_rows=dropped)
+    return Loaded(
+        train, test, _num_classes(codes, names), names, None, feature_names, header[label], dropped_rows=dropped
+    )
 
 
 def _parquet_column(path: str, parquet, name: str, rows: int, why: str, drop: bool) -> tuple[np.ndarray, np.ndarray]:
