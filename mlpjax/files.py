@@ -161,14 +161,17 @@ def temporary_of(name: str, target: str) -> bool:
     return name.startswith(f".{target}.") and name.endswith(".tmp")
 
 
-def remove_temporaries(folder: str | os.PathLike, targets: tuple[str, ...], limit: int = 4096) -> list[str]:
+def remove_temporaries(
+    folder: str | os.PathLike, targets: tuple[str, ...], limit: int = 4096, *, prefixes: tuple[str, ...] = ()
+) -> list[str]:
     """Remove from ``folder`` the temporary files (or folders) of the names ``targets`` that an interrupted writer
-    left (:func:`temporary_of`: ``.TARGET.XXXXXXXX.tmp``), among its first ``limit`` entries; their names. Only
-    the owner of ``folder`` may call it (a writer at work there would lose its file). What cannot be removed
-    stays, unsaid: it holds nothing that is needed."""
+    left (:func:`temporary_of`: ``.TARGET.XXXXXXXX.tmp``), and those whose names begin with one of ``prefixes``
+    (another writer's temporary names), among its first ``limit`` entries; their names. Only the owner of
+    ``folder`` may call it (a writer at work there would lose its file). What cannot be removed stays, unsaid: it
+    holds nothing that is needed."""
     removed = []
     for name in first_names(folder, limit) or []:
-        if any(temporary_of(name, target) for target in targets):
+        if name.startswith(prefixes) or any(temporary_of(name, target) for target in targets):
             path = Path(folder) / name
             with contextlib.suppress(OSError):
                 if path.is_dir() and not path.is_symlink():

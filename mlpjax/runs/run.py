@@ -337,11 +337,7 @@ def remove_leftovers(directory: Path) -> None:
     files of :data:`WRITTEN_ATOMICALLY` (``.metrics.json.XXXXXXXX.tmp``, ...), a probe of :func:`_prove_writable`,
     and Orbax's temporary folders in ``checkpoints/`` and ``best/`` (``1.orbax-checkpoint-tmp-...``; a half-made
     numbered epoch is set aside by the next save, :func:`mlpjax.runs.orbax_io.set_aside_incomplete_steps`)."""
-    files.remove_temporaries(directory, WRITTEN_ATOMICALLY)
-    for name in files.first_names(directory, 4096) or []:
-        if name.startswith(PROBE_PREFIX):
-            with contextlib.suppress(OSError):
-                (directory / name).unlink()
+    files.remove_temporaries(directory, WRITTEN_ATOMICALLY, prefixes=(PROBE_PREFIX,))
     for sub in (CHECKPOINTS, BEST):
         orbax_io.remove_partial(directory / sub, tries=1, settled=1)
 
